@@ -1,0 +1,137 @@
+using System.Runtime.InteropServices;
+
+namespace CalicoBpf.Interop;
+
+/// <summary>bpf(2) commands used by the core (include/uapi/linux/bpf.h).</summary>
+internal enum BpfCommand
+{
+    MapCreate = 0,
+    MapLookupElem = 1,
+    MapUpdateElem = 2,
+    MapDeleteElem = 3,
+    MapGetNextKey = 4,
+    ObjPin = 6,
+    ObjGet = 7,
+    MapGetFdById = 14,
+    ObjGetInfoByFd = 15,
+    MapLookupBatch = 24,
+}
+
+/// <summary>Typed attribute blocks for each bpf(2) command, laid out as the kernel's union bpf_attr.</summary>
+internal static unsafe class BpfSyscall
+{
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    internal struct MapCreateAttr
+    {
+        [FieldOffset(0)] public uint MapType;
+        [FieldOffset(4)] public uint KeySize;
+        [FieldOffset(8)] public uint ValueSize;
+        [FieldOffset(12)] public uint MaxEntries;
+        [FieldOffset(16)] public uint MapFlags;
+        [FieldOffset(20)] public uint InnerMapFd;
+        [FieldOffset(24)] public uint NumaNode;
+        [FieldOffset(28)] public fixed byte MapName[16];
+        [FieldOffset(44)] public uint MapIfIndex;
+        [FieldOffset(48)] public uint BtfFd;
+        [FieldOffset(52)] public uint BtfKeyTypeId;
+        [FieldOffset(56)] public uint BtfValueTypeId;
+        [FieldOffset(60)] public uint BtfVmlinuxValueTypeId;
+        [FieldOffset(64)] public ulong MapExtra;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 32)]
+    internal struct ElemAttr
+    {
+        [FieldOffset(0)] public uint MapFd;
+        [FieldOffset(8)] public ulong Key;
+        [FieldOffset(16)] public ulong ValueOrNextKey;
+        [FieldOffset(24)] public ulong Flags;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 56)]
+    internal struct BatchAttr
+    {
+        [FieldOffset(0)] public ulong InBatch;
+        [FieldOffset(8)] public ulong OutBatch;
+        [FieldOffset(16)] public ulong Keys;
+        [FieldOffset(24)] public ulong Values;
+        [FieldOffset(32)] public uint Count;
+        [FieldOffset(36)] public uint MapFd;
+        [FieldOffset(40)] public ulong ElemFlags;
+        [FieldOffset(48)] public ulong Flags;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 16)]
+    internal struct ObjAttr
+    {
+        [FieldOffset(0)] public ulong PathName;
+        [FieldOffset(8)] public uint BpfFd;
+        [FieldOffset(12)] public uint FileFlags;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 16)]
+    internal struct InfoAttr
+    {
+        [FieldOffset(0)] public uint BpfFd;
+        [FieldOffset(4)] public uint InfoLen;
+        [FieldOffset(8)] public ulong Info;
+    }
+
+    /// <summary>struct bpf_map_info as far as the core reads it (the kernel copies what fits).</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 104)]
+    internal struct MapInfo
+    {
+        [FieldOffset(0)] public uint Type;
+        [FieldOffset(4)] public uint Id;
+        [FieldOffset(8)] public uint KeySize;
+        [FieldOffset(12)] public uint ValueSize;
+        [FieldOffset(16)] public uint MaxEntries;
+        [FieldOffset(20)] public uint MapFlags;
+        [FieldOffset(24)] public fixed byte Name[16];
+        [FieldOffset(40)] public uint IfIndex;
+        [FieldOffset(64)] public uint BtfId;
+    }
+
+    internal const uint BPF_F_RDONLY = 1 << 3;
+    internal const uint BPF_F_WRONLY = 1 << 4;
+    internal const uint BPF_F_NO_PREALLOC = 1;
+
+    private static readonly long SysBpf = RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 321,
+        Architecture.Arm64 => 280,
+        _ => -1,
+    };
+
+    /// <summary>Calls bpf(2); returns the non-negative result or -errno.</summary>
+    internal static long Call<T>(BpfCommand cmd, ref T attr)
+        where T : unmanaged
+    {
+        if (SysBpf < 0)
+        {
+            throw new BpfEnvironmentException(
+                $"bpf(2) is only wired up for x86_64 and arm64; this process runs on {RuntimeInformation.ProcessArchitecture}.",
+                BpfEnvironmentProblem.UnsupportedArchitecture);
+        }
+
+        fixed (T* p = &attr)
+        {
+            while (true)
+            {
+                long rc = Libc.syscall(SysBpf, (long)cmd, (long)p, sizeof(T));
+                if (rc >= 0)
+                {
+                    return rc;
+                }
+
+                int errno = Libc.LastErrno;
+                if (errno == Errno.EINTR || (errno == Errno.EAGAIN && cmd == BpfCommand.MapCreate))
+                {
+                    continue;
+                }
+
+                return -errno;
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using System.Runtime.InteropServices;
+
+namespace CalicoBpf.Interop;
+
+/// <summary>Facts about the running kernel and process the readers need: CPUs, clocks, privileges, bpffs.</summary>
+public static unsafe class KernelInfo
+{
+    /// <summary>statfs f_type of a bpffs mount.</summary>
+    public const long BpfFsMagic = 0xCAFE4A11;
+
+    private static readonly Lazy<int> PossibleCpus = new(() => ParseCpuList(File.ReadAllText("/sys/devices/system/cpu/possible")));
+
+    /// <summary>Possible CPUs (not online ones): per-CPU maps return one value per possible CPU.</summary>
+    public static int PossibleCpuCount => PossibleCpus.Value;
+
+    /// <summary>Counts the CPUs in a kernel CPU list such as "0-3,8-11".</summary>
+    public static int ParseCpuList(string text)
+    {
+        int count = 0;
+        foreach (string part in text.Trim().Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int dash = part.IndexOf('-');
+            if (dash < 0)
+            {
+                _ = int.Parse(part, System.Globalization.CultureInfo.InvariantCulture);
+                count++;
+            }
+            else
+            {
+                int lo = int.Parse(part.AsSpan(0, dash), provider: System.Globalization.CultureInfo.InvariantCulture);
+                int hi = int.Parse(part.AsSpan(dash + 1), provider: System.Globalization.CultureInfo.InvariantCulture);
+                if (hi < lo)
+                {
+                    throw new FormatException($"CPU range '{part}' runs backwards.");
+                }
+
+                count += hi - lo + 1;
+            }
+        }
+
+        if (count == 0)
+        {
+            throw new FormatException($"'{text.Trim()}' lists no CPU.");
+        }
+
+        return count;
+    }
+
+    /// <summary>CLOCK_MONOTONIC in nanoseconds: the clock bpf_ktime_get_ns() reads.</summary>
+    public static ulong MonotonicNanoseconds()
+    {
+        EnsureLinux();
+        Libc.Timespec ts;
+        if (Libc.clock_gettime(Libc.CLOCK_MONOTONIC, &ts) != 0)
+        {
+            throw BpfException.FromErrno(Libc.LastErrno, "clock_gettime(CLOCK_MONOTONIC)", null);
+        }
+
+        return (ulong)ts.Seconds * 1_000_000_000UL + (ulong)ts.Nanoseconds;
+    }
+
+    /// <summary>Samples the monotonic clock and wall time together, to turn map timestamps into UTC.</summary>
+    public static ClockSample SampleClocks()
+    {
+        ulong mono = MonotonicNanoseconds();
+        return new ClockSample(mono, DateTime.UtcNow);
+    }
+
+    public static bool IsLinux => RuntimeInformation.IsOSPlatform(OSPlatform.Linux);
+
+    public static bool IsRoot => IsLinux && Libc.geteuid() == 0;
+
+    public static void EnsureLinux()
+    {
+        if (!IsLinux)
+        {
+            throw new BpfEnvironmentException(
+                $"Reading BPF maps locally needs Linux; this is {RuntimeInformation.OSDescription}. Use -Node to read a remote node through Kubernetes.",
+                BpfEnvironmentProblem.NotLinux);
+        }
+    }
+
+    /// <summary>True when <paramref name="path"/> lies on a mounted bpffs.</summary>
+    public static bool IsOnBpfFs(string path)
+    {
+        EnsureLinux();
+        byte* buf = stackalloc byte[256];
+        if (Libc.statfs(path, buf) != 0)
+        {
+            return false;
+        }
+
+        return *(long*)buf == BpfFsMagic;
+    }
+
+    /// <summary>Mounts a fresh bpffs instance (used by fixtures and the demo for a private pin area).</summary>
+    public static void MountBpfFs(string target)
+    {
+        EnsureLinux();
+        Directory.CreateDirectory(target);
+        if (Libc.mount("bpf", target, "bpf", 0, 0) != 0)
+        {
+            throw BpfException.FromErrno(Libc.LastErrno, "mount -t bpf", target);
+        }
+    }
+
+    /// <summary>Unmounts a bpffs instance; its pins go with it.</summary>
+    public static void Unmount(string target)
+    {
+        EnsureLinux();
+        if (Libc.umount2(target, Libc.MNT_DETACH) != 0)
+        {
+            throw BpfException.FromErrno(Libc.LastErrno, "umount", target);
+        }
+    }
+}
+
+/// <summary>The monotonic clock and UTC wall time sampled at one moment on one node.</summary>
+public readonly record struct ClockSample(ulong MonotonicNanoseconds, DateTime UtcNow)
+{
+    /// <summary>Age of a bpf_ktime_get_ns() timestamp; small negatives (clock skew between reads) become zero.</summary>
+    public TimeSpan AgeOf(ulong timestamp) =>
+        timestamp >= MonotonicNanoseconds ? TimeSpan.Zero : TimeSpan.FromTicks((long)((MonotonicNanoseconds - timestamp) / 100));
+
+    /// <summary>Wall-clock time (UTC) of a bpf_ktime_get_ns() timestamp.</summary>
+    public DateTime WallTimeOf(ulong timestamp) => UtcNow - AgeOf(timestamp);
+}

@@ -1,0 +1,268 @@
+using System.Buffers.Binary;
+using System.Net;
+using CalicoBpf.Interop;
+
+namespace CalicoBpf.Maps;
+
+/// <summary>
+/// Decodes conntrack entries from raw map bytes and encodes them back. The same decoder serves
+/// bytes from the local kernel and from a remote node's bpftool dump.
+/// </summary>
+public sealed class ConntrackCodec
+{
+    private readonly ConntrackLayout _layout;
+    private readonly string _node;
+    private readonly string _mapName;
+    private readonly ClockSample _clock;
+
+    public ConntrackCodec(ConntrackLayout layout, string node, string mapName, ClockSample clock)
+    {
+        _layout = layout;
+        _node = node;
+        _mapName = mapName;
+        _clock = clock;
+    }
+
+    public ConntrackLayout Layout => _layout;
+
+    public ConntrackEntry Decode(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        ConntrackLayout l = _layout;
+        if (key.Length != l.KeySize || value.Length < l.ValueSize)
+        {
+            throw new CalicoMapLayoutException(
+                $"A {_mapName} entry has a {key.Length}-byte key and a {value.Length}-byte value; the layout expects {l.KeySize} and {l.ValueSize}.",
+                _mapName, key.Length, value.Length);
+        }
+
+        value = value[..l.ValueSize];
+        var protocol = (IpProtocol)key[0];
+        IPAddress addrA = l.ReadAddress(key, l.AddressAOffset);
+        IPAddress addrB = l.ReadAddress(key, l.AddressBOffset);
+        int portA = ConntrackLayout.ReadU16(key, l.PortAOffset);
+        int portB = ConntrackLayout.ReadU16(key, l.PortBOffset);
+        var ctKey = new ConntrackKey(protocol, addrA, portA, addrB, portB);
+
+        ulong ts0 = ConntrackLayout.ReadU64(value, 0);
+        ulong lastSeen = ConntrackLayout.ReadU64(value, 8);
+        var type = (ConntrackType)value[16];
+        var flags = (ConntrackFlags)(ConntrackLayout.ReadFlags(value) & l.FlagMask);
+        bool ba = (flags & ConntrackFlags.BA) != 0;
+
+        ConntrackLeg legA = ConntrackLeg.Empty;
+        ConntrackLeg legB = ConntrackLeg.Empty;
+        IPAddress? service = null;
+        int? servicePort = null;
+        IPAddress? tunnel = null;
+        IPAddress? origSource = null;
+        int? origSourcePort = null;
+        int? natSourcePort = null;
+        ConntrackKey? reverseKey = null;
+
+        if (type == ConntrackType.NatForward)
+        {
+            reverseKey = DecodeKey(value.Slice(l.ReverseKeyOffset, l.KeySize));
+            int nsp = ConntrackLayout.ReadU16(value, l.NatSourcePortOffset);
+            natSourcePort = nsp == 0 ? null : nsp;
+        }
+        else
+        {
+            legA = DecodeLeg(value.Slice(l.LegAOffset, l.LegSize));
+            legB = DecodeLeg(value.Slice(l.LegBOffset, l.LegSize));
+            if (type == ConntrackType.NatReverse)
+            {
+                service = l.ReadAddress(value, l.OriginalDestinationOffset);
+                servicePort = ConntrackLayout.ReadU16(value, l.OriginalPortOffset);
+                tunnel = NonZero(l.ReadAddress(value, l.TunnelOffset));
+                origSource = NonZero(l.ReadAddress(value, l.OriginalSourceAddressOffset));
+                int osp = ConntrackLayout.ReadU16(value, l.OriginalSourcePortOffset);
+                origSourcePort = osp == 0 ? null : osp;
+            }
+        }
+
+        (IPAddress src, int sport, IPAddress dst, int dport) = ba ? (addrB, portB, addrA, portA) : (addrA, portA, addrB, portB);
+        if (type == ConntrackType.NatForward)
+        {
+            // The forward entry is keyed by the pre-DNAT tuple: its destination is the service.
+            service = dst;
+            servicePort = dport;
+        }
+
+        return new ConntrackEntry
+        {
+            Node = _node,
+            Protocol = protocol,
+            Type = type,
+            SourceAddress = src,
+            SourcePort = sport,
+            DestinationAddress = dst,
+            DestinationPort = dport,
+            ServiceAddress = service,
+            ServicePort = servicePort,
+            TunnelAddress = tunnel,
+            OriginalSourceAddress = origSource,
+            OriginalSourcePort = origSourcePort,
+            NatSourcePort = natSourcePort,
+            ReverseKey = reverseKey,
+            Flags = flags,
+            LastSeenNanoseconds = lastSeen,
+            LastSeen = _clock.WallTimeOf(lastSeen),
+            Age = _clock.AgeOf(lastSeen),
+            ResetSeenNanoseconds = l.Legacy ? 0 : ts0,
+            ResetSeen = !l.Legacy && ts0 != 0 ? _clock.WallTimeOf(ts0) : null,
+            CreatedNanoseconds = l.Legacy ? ts0 : 0,
+            Created = l.Legacy && ts0 != 0 ? _clock.WallTimeOf(ts0) : null,
+            Forward = ba ? legB : legA,
+            Reverse = ba ? legA : legB,
+            Key = ctKey,
+            MapName = _mapName,
+            MapVersion = l.Version,
+            RawKey = key.ToArray(),
+            RawValue = value.ToArray(),
+        };
+    }
+
+    private ConntrackKey DecodeKey(ReadOnlySpan<byte> key)
+    {
+        ConntrackLayout l = _layout;
+        return new ConntrackKey((IpProtocol)key[0], l.ReadAddress(key, l.AddressAOffset), ConntrackLayout.ReadU16(key, l.PortAOffset),
+            l.ReadAddress(key, l.AddressBOffset), ConntrackLayout.ReadU16(key, l.PortBOffset));
+    }
+
+    private ConntrackLeg DecodeLeg(ReadOnlySpan<byte> leg)
+    {
+        // Version 2 legs: seqno @0, bits @4, ifindex @8. Later: bytes @0, packets @8, seqno @12, bits @16, ifindex @20.
+        int b = _layout.Legacy ? 0 : 12;
+        uint bits = ConntrackLayout.ReadU32(leg, b + 4);
+        return new ConntrackLeg
+        {
+            Bytes = _layout.Legacy ? 0 : ConntrackLayout.ReadU64(leg, 0),
+            Packets = _layout.Legacy ? 0 : ConntrackLayout.ReadU32(leg, 8),
+            SequenceNumber = BinaryPrimitives.ReadUInt32BigEndian(leg[b..]),
+            SynSeen = (bits & 0x1) != 0,
+            AckSeen = (bits & 0x2) != 0,
+            FinSeen = (bits & 0x4) != 0,
+            RstSeen = (bits & 0x8) != 0,
+            Approved = (bits & 0x10) != 0,
+            Opener = (bits & 0x20) != 0,
+            Workload = !_layout.Legacy && (bits & 0x40) != 0,
+            IfIndex = (int)ConntrackLayout.ReadU32(leg, b + 8),
+        };
+    }
+
+    private static IPAddress? NonZero(IPAddress address)
+    {
+        Span<byte> b = stackalloc byte[16];
+        address.TryWriteBytes(b, out int n);
+        return b[..n].IndexOfAnyExcept((byte)0) < 0 ? null : address;
+    }
+
+    /// <summary>
+    /// Encodes an entry with the dataplane's A/B rule: A is the side that sorts first (addresses
+    /// compared as little-endian u32 words, then ports); the B-A flag is set when the opener is B.
+    /// Used by fixtures, the demo and tests; never on a real node's maps.
+    /// </summary>
+    public static void Encode(ConntrackLayout l, ConntrackEntry e, Span<byte> key, Span<byte> value)
+    {
+        if (key.Length != l.KeySize || value.Length != l.ValueSize)
+        {
+            throw new ArgumentException($"Buffers must be {l.KeySize} and {l.ValueSize} bytes.");
+        }
+
+        key.Clear();
+        value.Clear();
+        bool openerIsA = SortsFirst(e.SourceAddress, e.SourcePort, e.DestinationAddress, e.DestinationPort);
+        WriteKey(l, key, e.Protocol, openerIsA ? e.SourceAddress : e.DestinationAddress, openerIsA ? e.SourcePort : e.DestinationPort,
+            openerIsA ? e.DestinationAddress : e.SourceAddress, openerIsA ? e.DestinationPort : e.SourcePort);
+
+        ConntrackFlags flags = (e.Flags & ~ConntrackFlags.BA) | (openerIsA ? ConntrackFlags.None : ConntrackFlags.BA);
+        BinaryPrimitives.WriteUInt64LittleEndian(value, l.Legacy ? e.CreatedNanoseconds : e.ResetSeenNanoseconds);
+        BinaryPrimitives.WriteUInt64LittleEndian(value[8..], e.LastSeenNanoseconds);
+        value[16] = (byte)e.Type;
+        ConntrackLayout.WriteFlags(value, (uint)flags & l.FlagMask);
+
+        if (e.Type == ConntrackType.NatForward)
+        {
+            ConntrackKey rk = e.ReverseKey ?? throw new ArgumentException("A NatForward entry needs its ReverseKey.", nameof(e));
+            WriteKey(l, value.Slice(l.ReverseKeyOffset, l.KeySize), rk.Protocol, rk.AddressA, rk.PortA, rk.AddressB, rk.PortB);
+            BinaryPrimitives.WriteUInt16LittleEndian(value[l.NatSourcePortOffset..], (ushort)(e.NatSourcePort ?? 0));
+            return;
+        }
+
+        EncodeLeg(l, value.Slice(l.LegAOffset, l.LegSize), openerIsA ? e.Forward : e.Reverse);
+        EncodeLeg(l, value.Slice(l.LegBOffset, l.LegSize), openerIsA ? e.Reverse : e.Forward);
+        if (e.Type == ConntrackType.NatReverse)
+        {
+            WriteAddress(l, value, l.TunnelOffset, e.TunnelAddress);
+            WriteAddress(l, value, l.OriginalDestinationOffset, e.ServiceAddress);
+            BinaryPrimitives.WriteUInt16LittleEndian(value[l.OriginalPortOffset..], (ushort)(e.ServicePort ?? 0));
+            BinaryPrimitives.WriteUInt16LittleEndian(value[l.OriginalSourcePortOffset..], (ushort)(e.OriginalSourcePort ?? 0));
+            WriteAddress(l, value, l.OriginalSourceAddressOffset, e.OriginalSourceAddress);
+        }
+    }
+
+    /// <summary>Writes a key in the map's byte layout, sides as given.</summary>
+    public static void WriteKey(ConntrackLayout l, Span<byte> key, IpProtocol protocol, IPAddress a, int portA, IPAddress b, int portB)
+    {
+        key.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(key, (byte)protocol);
+        WriteAddress(l, key, l.AddressAOffset, a);
+        WriteAddress(l, key, l.AddressBOffset, b);
+        BinaryPrimitives.WriteUInt16LittleEndian(key[l.PortAOffset..], (ushort)portA);
+        BinaryPrimitives.WriteUInt16LittleEndian(key[l.PortBOffset..], (ushort)portB);
+    }
+
+    /// <summary>The dataplane's ordering: addresses as little-endian u32 words, word by word, then ports.</summary>
+    public static bool SortsFirst(IPAddress src, int srcPort, IPAddress dst, int dstPort)
+    {
+        Span<byte> s = stackalloc byte[16];
+        Span<byte> d = stackalloc byte[16];
+        src.TryWriteBytes(s, out int n);
+        dst.TryWriteBytes(d, out int m);
+        if (n != m)
+        {
+            throw new ArgumentException("Source and destination must be of one address family.");
+        }
+
+        for (int w = 0; w < n; w += 4)
+        {
+            uint sw = BinaryPrimitives.ReadUInt32LittleEndian(s[w..]);
+            uint dw = BinaryPrimitives.ReadUInt32LittleEndian(d[w..]);
+            if (sw != dw)
+            {
+                return sw < dw;
+            }
+        }
+
+        return srcPort < dstPort;
+    }
+
+    private static void EncodeLeg(ConntrackLayout l, Span<byte> leg, ConntrackLeg v)
+    {
+        int b = l.Legacy ? 0 : 12;
+        if (!l.Legacy)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(leg, v.Bytes);
+            BinaryPrimitives.WriteUInt32LittleEndian(leg[8..], v.Packets);
+        }
+
+        BinaryPrimitives.WriteUInt32BigEndian(leg[b..], v.SequenceNumber);
+        uint bits = (v.SynSeen ? 0x1u : 0) | (v.AckSeen ? 0x2u : 0) | (v.FinSeen ? 0x4u : 0) | (v.RstSeen ? 0x8u : 0)
+            | (v.Approved ? 0x10u : 0) | (v.Opener ? 0x20u : 0) | (!l.Legacy && v.Workload ? 0x40u : 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(leg[(b + 4)..], bits);
+        BinaryPrimitives.WriteUInt32LittleEndian(leg[(b + 8)..], (uint)v.IfIndex);
+    }
+
+    private static void WriteAddress(ConntrackLayout l, Span<byte> data, int offset, IPAddress? address)
+    {
+        if (address is null)
+        {
+            return;
+        }
+
+        if (!address.TryWriteBytes(data.Slice(offset, l.AddressLength), out int written) || written != l.AddressLength)
+        {
+            throw new ArgumentException($"{address} does not fit a {(l.IPv6 ? "IPv6" : "IPv4")} conntrack map.");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+using CalicoBpf.Interop;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Maps;
+
+/// <summary>What Get-BpfConntrack asks for. Empty sets mean "any". Checked on raw bytes before decoding where possible.</summary>
+public sealed class ConntrackQuery
+{
+    public bool IPv6 { get; init; }
+    public IReadOnlyCollection<IpProtocol>? Protocols { get; init; }
+    /// <summary>Matches the source, destination or service address.</summary>
+    public IReadOnlyList<AddressPrefix>? Addresses { get; init; }
+    /// <summary>Matches the source, destination or service port.</summary>
+    public IReadOnlyCollection<int>? Ports { get; init; }
+    public IReadOnlyCollection<ConntrackType>? Types { get; init; }
+    public IReadOnlyCollection<TcpState>? States { get; init; }
+    /// <summary>Only entries whose last packet is older than this.</summary>
+    public TimeSpan? OlderThan { get; init; }
+
+    internal bool MatchesRaw(ConntrackLayout l, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ClockSample clock)
+    {
+        if (Protocols is { Count: > 0 } && !Protocols.Contains((IpProtocol)key[0]))
+        {
+            return false;
+        }
+
+        var type = (ConntrackType)value[16];
+        if (Types is { Count: > 0 } && !Types.Contains(type))
+        {
+            return false;
+        }
+
+        if (OlderThan is { } older && clock.AgeOf(ConntrackLayout.ReadU64(value, 8)) <= older)
+        {
+            return false;
+        }
+
+        if (Addresses is { Count: > 0 })
+        {
+            ReadOnlySpan<byte> a = key.Slice(l.AddressAOffset, l.AddressLength);
+            ReadOnlySpan<byte> b = key.Slice(l.AddressBOffset, l.AddressLength);
+            bool any = false;
+            foreach (AddressPrefix p in Addresses)
+            {
+                if (p.Matches(a) || p.Matches(b)
+                    || (type == ConntrackType.NatReverse && p.Matches(value.Slice(l.OriginalDestinationOffset, l.AddressLength))))
+                {
+                    any = true;
+                    break;
+                }
+            }
+
+            if (!any)
+            {
+                return false;
+            }
+        }
+
+        if (Ports is { Count: > 0 })
+        {
+            int pa = ConntrackLayout.ReadU16(key, l.PortAOffset);
+            int pb = ConntrackLayout.ReadU16(key, l.PortBOffset);
+            bool service = type == ConntrackType.NatReverse && Ports.Contains(ConntrackLayout.ReadU16(value, l.OriginalPortOffset));
+            if (!Ports.Contains(pa) && !Ports.Contains(pb) && !service)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    internal bool MatchesDecoded(ConntrackEntry e) => States is not { Count: > 0 } || States.Contains(e.State);
+}
+
+/// <summary>Streams a node's conntrack table through the version-aware decoder.</summary>
+public static class ConntrackReader
+{
+    /// <summary>Finds the live conntrack map of the family (highest version, no _old pin).</summary>
+    public static CalicoMapName FindMap(INodeDataplane node, bool ipv6)
+    {
+        string baseName = ipv6 ? MapCatalog.ConntrackV6 : MapCatalog.ConntrackV4;
+        return MapCatalog.FindLatest(node.ListMaps(), baseName)
+            ?? throw new BpfObjectNotFoundException(
+                $"No {(ipv6 ? "IPv6" : "IPv4")} conntrack map ({baseName}<version>) is pinned in {node.PinDirectory} on {node.Node}." +
+                (ipv6 ? " IPv6 is probably not enabled in Calico on this node (FelixConfiguration bpfEnabled with an IPv6 pool); drop -IPv6." : string.Empty),
+                Errno.ENOENT, System.IO.Path.Combine(node.PinDirectory, baseName));
+    }
+
+    public static IEnumerable<ConntrackEntry> Read(INodeDataplane node, ConntrackQuery query, IEngineReporter? reporter = null,
+        CancellationToken cancellationToken = default)
+    {
+        reporter ??= NullReporter.Instance;
+        CalicoMapName pin = FindMap(node, query.IPv6);
+        using IMapReader reader = node.OpenMap(pin.PinName);
+        BpfMapDescriptor d = reader.Descriptor;
+        ConntrackLayout layout = ConntrackLayout.For(pin.PinName, pin.Version, d.KeySize, d.ValueSize);
+        if (pin.Version > 4)
+        {
+            reporter.Warning($"{pin.PinName} is conntrack version {pin.Version}, newer than the versions CalicoBpf knows (2 to 4). Its sizes match version 4, so it is decoded as version 4; update CalicoBpf.");
+        }
+
+        reporter.Verbose($"Reading {pin.PinName} ({d.Type}, {d.KeySize}/{d.ValueSize} bytes, max {d.MaxEntries}) on {node.Node}.");
+        ClockSample clock = node.SampleClock();
+        var codec = new ConntrackCodec(layout, node.Node, pin.PinName, clock);
+        foreach (RawEntryBatch batch in reader.ReadEntries(cancellationToken))
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                ReadOnlySpan<byte> key = batch.Key(i);
+                ReadOnlySpan<byte> value = batch.Value(i);
+                if (!query.MatchesRaw(layout, key, value, clock))
+                {
+                    continue;
+                }
+
+                ConntrackEntry entry = codec.Decode(key, value);
+                if (query.MatchesDecoded(entry))
+                {
+                    yield return entry;
+                }
+            }
+        }
+    }
+}

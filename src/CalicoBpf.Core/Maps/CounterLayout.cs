@@ -1,0 +1,105 @@
+using System.Buffers.Binary;
+
+namespace CalicoBpf.Maps;
+
+/// <summary>One counter index of cali_counters (reference section 3.1; the list is append-only).</summary>
+public sealed record CounterDefinition(int Index, string Id, CounterCategory Category, string Caption, bool Printed = true);
+
+/// <summary>
+/// cali_counters: key (ifindex u32, hook u32), per-CPU value of N u64 counters, N = value_size / 8.
+/// Hooks: 0 TC ingress, 1 TC egress, 2 XDP.
+/// </summary>
+public static class CounterLayout
+{
+    public const int KeySize = 8;
+    public const int HookIngress = 0;
+    public const int HookEgress = 1;
+    public const int HookXdp = 2;
+
+    public static readonly IReadOnlyList<CounterDefinition> Definitions = new CounterDefinition[]
+    {
+        new(0, "TotalPackets", CounterCategory.Total, "packets"),
+        new(1, "AcceptedByFailsafe", CounterCategory.Accepted, "by failsafe"),
+        new(2, "AcceptedByPolicy", CounterCategory.Accepted, "by policy"),
+        new(3, "AcceptedByAnotherProgram", CounterCategory.Accepted, "by another program"),
+        new(4, "DroppedByPolicy", CounterCategory.Dropped, "by policy"),
+        new(5, "DroppedShortPacket", CounterCategory.Dropped, "too short packets"),
+        new(6, "DroppedFailedCSUM", CounterCategory.Dropped, "incorrect checksum"),
+        new(7, "DroppedIPOptions", CounterCategory.Dropped, "packets with unsupported IP options"),
+        new(8, "DroppedIPMalformed", CounterCategory.Dropped, "malformed IP packets"),
+        new(9, "DroppedFailedEncap", CounterCategory.Dropped, "failed encapsulation"),
+        new(10, "DroppedFailedDecap", CounterCategory.Dropped, "failed decapsulation"),
+        new(11, "DroppedUnauthSource", CounterCategory.Dropped, "packets with unknown source"),
+        new(12, "DroppedUnknownRoute", CounterCategory.Dropped, "packets with unknown route"),
+        new(13, "DroppedBlackholeRoute", CounterCategory.Dropped, "packets hitting blackhole route"),
+        new(14, "SourceCollisionHit", CounterCategory.Other, "packets hitting NAT source collision"),
+        new(15, "SourceCollisionResolutionFailed", CounterCategory.Dropped, "NAT source collision resolution failed"),
+        new(16, "ConntrackCreateFailed", CounterCategory.Dropped, "failed to create conntrack"),
+        new(17, "Redirect", CounterCategory.Redirect, "plain"),
+        new(18, "RedirectNeigh", CounterCategory.Redirect, "neigh"),
+        new(19, "RedirectPeer", CounterCategory.Redirect, "peer"),
+        new(20, "DroppedFragWait", CounterCategory.Dropped, "fragment of yet incomplete packet"),
+        new(21, "DroppedFragReorder", CounterCategory.Dropped, "fragment out of order within host"),
+        new(22, "DroppedFragUnsupported", CounterCategory.Dropped, "fragments not supported"),
+        new(23, "DroppedQoS", CounterCategory.Dropped, "QoS control limit"),
+        new(24, "Reserved1", CounterCategory.Other, "reserved", Printed: false),
+        new(25, "DroppedMaglevNoBackend", CounterCategory.Dropped, "Maglev lookup found no backends for service IP"),
+        new(26, "DroppedNoHostIP", CounterCategory.Dropped, "VXLAN encap when host IP unknown"),
+    };
+
+    /// <summary>The definition of an index; indices past the table are a newer Calico's counters.</summary>
+    public static CounterDefinition Define(int index) => index < Definitions.Count
+        ? Definitions[index]
+        : new CounterDefinition(index, "Counter" + index, CounterCategory.Unknown, "counter " + index);
+
+    /// <summary>Checks a counters map's sizes and returns its counter count.</summary>
+    public static int CounterCount(string mapName, int keySize, int valueSize)
+    {
+        if (keySize != KeySize || valueSize <= 0 || valueSize % 8 != 0)
+        {
+            throw new CalicoMapLayoutException(
+                $"{mapName} has {keySize}-byte keys and {valueSize}-byte values; a Calico counters map has 8-byte keys (ifindex, hook) and values of N x 8 bytes. Update CalicoBpf for this Calico release.",
+                mapName, keySize, valueSize);
+        }
+
+        return valueSize / 8;
+    }
+
+    public static (int IfIndex, int Hook) DecodeKey(ReadOnlySpan<byte> key) =>
+        ((int)BinaryPrimitives.ReadUInt32LittleEndian(key), (int)BinaryPrimitives.ReadUInt32LittleEndian(key[4..]));
+
+    public static void EncodeKey(Span<byte> key, int ifIndex, int hook)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(key, (uint)ifIndex);
+        BinaryPrimitives.WriteUInt32LittleEndian(key[4..], (uint)hook);
+    }
+
+    /// <summary>Adds every CPU's copy of each counter (full 64 bits, unlike calico-bpf's 32-bit quirk) into <paramref name="sums"/>.</summary>
+    public static void SumCpus(ReadOnlySpan<byte> value, int counters, int cpus, int slot, Span<ulong> sums)
+    {
+        for (int cpu = 0; cpu < cpus; cpu++)
+        {
+            ReadOnlySpan<byte> copy = value.Slice(cpu * slot, counters * 8);
+            for (int i = 0; i < counters; i++)
+            {
+                sums[i] += BinaryPrimitives.ReadUInt64LittleEndian(copy[(i * 8)..]);
+            }
+        }
+    }
+
+    /// <summary>Encodes per-CPU counter values (fixtures and the demo): values[cpu][index].</summary>
+    public static byte[] EncodeValue(int counters, int cpus, Func<int, int, ulong> valueOf)
+    {
+        int slot = (counters * 8 + 7) & ~7;
+        byte[] value = new byte[slot * cpus];
+        for (int cpu = 0; cpu < cpus; cpu++)
+        {
+            for (int i = 0; i < counters; i++)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(cpu * slot + i * 8), valueOf(cpu, i));
+            }
+        }
+
+        return value;
+    }
+}

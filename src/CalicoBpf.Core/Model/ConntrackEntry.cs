@@ -1,0 +1,92 @@
+using System.Net;
+
+namespace CalicoBpf;
+
+/// <summary>The 5-tuple a conntrack entry is keyed by, in the map's A/B order.</summary>
+public sealed record ConntrackKey(IpProtocol Protocol, IPAddress AddressA, int PortA, IPAddress AddressB, int PortB)
+{
+    public override string ToString() =>
+        $"{ConntrackText.Protocol(Protocol)} {ConntrackText.Endpoint(AddressA, PortA)} <-> {ConntrackText.Endpoint(AddressB, PortB)}";
+}
+
+/// <summary>One direction of a connection (struct calico_ct_leg).</summary>
+public sealed record ConntrackLeg
+{
+    public static readonly ConntrackLeg Empty = new();
+
+    public ulong Bytes { get; init; }
+    public uint Packets { get; init; }
+    /// <summary>TCP sequence number, decoded from network order.</summary>
+    public uint SequenceNumber { get; init; }
+    public bool SynSeen { get; init; }
+    public bool AckSeen { get; init; }
+    public bool FinSeen { get; init; }
+    public bool RstSeen { get; init; }
+    /// <summary>Policy allowed this direction.</summary>
+    public bool Approved { get; init; }
+    /// <summary>This leg's packet created the entry.</summary>
+    public bool Opener { get; init; }
+    /// <summary>The leg was created by a workload-side program.</summary>
+    public bool Workload { get; init; }
+    /// <summary>Ingress ifindex for traffic towards the host; 0 for traffic from the host.</summary>
+    public int IfIndex { get; init; }
+}
+
+/// <summary>
+/// One entry of Calico's conntrack map, seen from the connection's opener: Source is who opened
+/// the connection (after the B-A flag), Forward is the opener's direction.
+/// </summary>
+public sealed class ConntrackEntry
+{
+    public string Node { get; init; } = string.Empty;
+    public IpProtocol Protocol { get; init; }
+    public ConntrackType Type { get; init; }
+    public IPAddress SourceAddress { get; init; } = IPAddress.Any;
+    public int SourcePort { get; init; }
+    public IPAddress DestinationAddress { get; init; } = IPAddress.Any;
+    public int DestinationPort { get; init; }
+    /// <summary>The pre-DNAT destination (service VIP) of a NAT entry; null for Normal entries.</summary>
+    public IPAddress? ServiceAddress { get; init; }
+    public int? ServicePort { get; init; }
+    /// <summary>NatReverse: the remote node service traffic is tunnelled to or from; null if none.</summary>
+    public IPAddress? TunnelAddress { get; init; }
+    /// <summary>NatReverse: the source before SNAT; null if the source was not changed.</summary>
+    public IPAddress? OriginalSourceAddress { get; init; }
+    /// <summary>NatReverse: the source port before host source-port collision resolution; null if unchanged.</summary>
+    public int? OriginalSourcePort { get; init; }
+    /// <summary>NatForward: the rewritten source port; null if unchanged.</summary>
+    public int? NatSourcePort { get; init; }
+    /// <summary>NatForward: the key of the matching NatReverse entry.</summary>
+    public ConntrackKey? ReverseKey { get; init; }
+    public ConntrackFlags Flags { get; init; }
+    public DateTime LastSeen { get; init; }
+    public TimeSpan Age { get; init; }
+    /// <summary>Raw last_seen: CLOCK_MONOTONIC nanoseconds on the node.</summary>
+    public ulong LastSeenNanoseconds { get; init; }
+    /// <summary>When a TCP RST was first seen (versions 3 and 4); null if none.</summary>
+    public DateTime? ResetSeen { get; init; }
+    public ulong ResetSeenNanoseconds { get; init; }
+    /// <summary>Version 2 only: when the entry was created.</summary>
+    public DateTime? Created { get; init; }
+    public ulong CreatedNanoseconds { get; init; }
+    public ConntrackLeg Forward { get; init; } = ConntrackLeg.Empty;
+    public ConntrackLeg Reverse { get; init; } = ConntrackLeg.Empty;
+    public ConntrackKey Key { get; init; } = new(IpProtocol.HopByHop, IPAddress.Any, 0, IPAddress.Any, 0);
+    public string MapName { get; init; } = string.Empty;
+    public int MapVersion { get; init; }
+    public byte[] RawKey { get; init; } = Array.Empty<byte>();
+    public byte[] RawValue { get; init; } = Array.Empty<byte>();
+
+    public ulong BytesForward => Forward.Bytes;
+    public uint PacketsForward => Forward.Packets;
+    public ulong BytesReverse => Reverse.Bytes;
+    public uint PacketsReverse => Reverse.Packets;
+
+    /// <summary>The TCP state, derived from the legs as calico-bpf does; None for non-TCP and NatForward.</summary>
+    public TcpState State => ConntrackText.DeriveState(Protocol, Type, Flags, Forward, Reverse);
+
+    /// <summary>The flag names calico-bpf prints (nat-out, B-A, ...).</summary>
+    public string[] FlagNames => ConntrackText.FlagNames(Flags);
+
+    public override string ToString() => ConntrackText.Describe(this);
+}

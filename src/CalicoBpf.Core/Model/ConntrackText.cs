@@ -1,0 +1,202 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace CalicoBpf;
+
+/// <summary>Text forms shared by the objects and views: protocol names, endpoints, flag names, states.</summary>
+public static class ConntrackText
+{
+    private static readonly (ConntrackFlags Flag, string Name)[] FlagTable =
+    {
+        (ConntrackFlags.NatOut, "nat-out"),
+        (ConntrackFlags.DsrForward, "fwd-dsr"),
+        (ConntrackFlags.NodePortForward, "np-fwd"),
+        (ConntrackFlags.SkipFib, "skip-fib"),
+        (ConntrackFlags.Reserved10, "reserved-0x10"),
+        (ConntrackFlags.Reserved20, "reserved-0x20"),
+        (ConntrackFlags.ExternalLocal, "ext-local"),
+        (ConntrackFlags.ViaNatInterface, "via-nat-iface"),
+        (ConntrackFlags.BA, "B-A"),
+        (ConntrackFlags.HostPsnat, "host-psnat"),
+        (ConntrackFlags.ServiceSelf, "svc-self"),
+        (ConntrackFlags.NodePortLoop, "np-loop"),
+        (ConntrackFlags.NodePortRemote, "np-remote"),
+        (ConntrackFlags.NoDsr, "no-dsr"),
+        (ConntrackFlags.SkipRedirectPeer, "no-redir-peer"),
+        (ConntrackFlags.SetDscp, "dscp"),
+        (ConntrackFlags.Maglev, "maglev"),
+        (ConntrackFlags.SendReset, "send-rst"),
+        (ConntrackFlags.ConnLimitIngress, "connlimit-in"),
+        (ConntrackFlags.ConnLimitIngressRejected, "connlimit-in-rej"),
+        (ConntrackFlags.ConnLimitEgress, "connlimit-out"),
+        (ConntrackFlags.ConnLimitDecremented, "connlimit-dec"),
+    };
+
+    /// <summary>Protocol as calico-bpf prints it: TCP, UDP, ICMP, ICMP6, else Proto-n.</summary>
+    public static string Protocol(IpProtocol protocol) => protocol switch
+    {
+        IpProtocol.Tcp => "TCP",
+        IpProtocol.Udp => "UDP",
+        IpProtocol.Icmp => "ICMP",
+        IpProtocol.IcmpV6 => "ICMP6",
+        _ => "Proto-" + (byte)protocol,
+    };
+
+    /// <summary>addr:port, IPv6 without brackets as calico-bpf's text dump prints it.</summary>
+    public static string Endpoint(IPAddress address, int port) => address + ":" + port;
+
+    /// <summary>The calico-bpf names of the set flag bits; unnamed bits as 0x hex.</summary>
+    public static string[] FlagNames(ConntrackFlags flags)
+    {
+        if (flags == ConntrackFlags.None)
+        {
+            return Array.Empty<string>();
+        }
+
+        var names = new List<string>();
+        uint rest = (uint)flags;
+        foreach ((ConntrackFlags flag, string name) in FlagTable)
+        {
+            if ((rest & (uint)flag) != 0)
+            {
+                names.Add(name);
+                rest &= ~(uint)flag;
+            }
+        }
+
+        for (int bit = 0; rest != 0 && bit < 32; bit++)
+        {
+            uint v = 1u << bit;
+            if ((rest & v) != 0)
+            {
+                names.Add("0x" + v.ToString("x", System.Globalization.CultureInfo.InvariantCulture));
+                rest &= ~v;
+            }
+        }
+
+        return names.ToArray();
+    }
+
+    /// <summary>calico-bpf's TCP state rule (reference 2.1.5), evaluated on the entry's own legs.</summary>
+    public static TcpState DeriveState(IpProtocol protocol, ConntrackType type, ConntrackFlags flags, ConntrackLeg a, ConntrackLeg b)
+    {
+        if (protocol != IpProtocol.Tcp || type == ConntrackType.NatForward)
+        {
+            return TcpState.None;
+        }
+
+        if (((flags & ConntrackFlags.DsrForward) != 0 && (a.FinSeen || b.FinSeen)) || (a.FinSeen && b.FinSeen))
+        {
+            return TcpState.Closed;
+        }
+
+        if (a.RstSeen || b.RstSeen)
+        {
+            return TcpState.Reset;
+        }
+
+        if (a.SynSeen && a.AckSeen && b.SynSeen && b.AckSeen)
+        {
+            return TcpState.Established;
+        }
+
+        return TcpState.SynSent;
+    }
+
+    /// <summary>A one-line description in the shape of calico-bpf conntrack dump.</summary>
+    public static string Describe(ConntrackEntry e)
+    {
+        var sb = new StringBuilder();
+        sb.Append(Protocol(e.Protocol)).Append(' ').Append(Endpoint(e.SourceAddress, e.SourcePort)).Append(" -> ");
+        if (e.Type == ConntrackType.NatReverse && e.ServiceAddress is not null)
+        {
+            sb.Append(Endpoint(e.ServiceAddress, e.ServicePort ?? 0)).Append(" -> ");
+        }
+
+        sb.Append(Endpoint(e.DestinationAddress, e.DestinationPort));
+        if (e.Type == ConntrackType.NatForward)
+        {
+            sb.Append(" (nat-forward)");
+        }
+
+        if (e.TunnelAddress is not null)
+        {
+            sb.Append(" external client, service forwarded to/from ").Append(e.TunnelAddress);
+        }
+
+        sb.Append("  Active ago ").Append(GoDuration(e.Age));
+        if (e.State != TcpState.None)
+        {
+            sb.Append(' ').Append(StateText(e.State));
+        }
+
+        return sb.ToString();
+    }
+
+    public static string StateText(TcpState state) => state switch
+    {
+        TcpState.SynSent => "SYN-SENT",
+        TcpState.Established => "ESTABLISHED",
+        TcpState.Closed => "CLOSED",
+        TcpState.Reset => "RESET",
+        _ => string.Empty,
+    };
+
+    /// <summary>Go's time.Duration text, as calico-bpf prints ages (1.5s, 2m3.2s, 1h0m0s, 850ms).</summary>
+    public static string GoDuration(TimeSpan span)
+    {
+        long ns = span.Ticks * 100;
+        if (ns == 0)
+        {
+            return "0s";
+        }
+
+        var sb = new StringBuilder();
+        if (ns < 0)
+        {
+            sb.Append('-');
+            ns = -ns;
+        }
+
+        if (ns < 1_000_000_000)
+        {
+            (long unit, string suffix) = ns < 1_000 ? (1L, "ns") : ns < 1_000_000 ? (1_000L, "µs") : (1_000_000L, "ms");
+            sb.Append(Fraction(ns, unit)).Append(suffix);
+            return sb.ToString();
+        }
+
+        long hours = ns / 3_600_000_000_000;
+        ns -= hours * 3_600_000_000_000;
+        long minutes = ns / 60_000_000_000;
+        ns -= minutes * 60_000_000_000;
+        if (hours > 0)
+        {
+            sb.Append(hours).Append('h');
+        }
+
+        if (hours > 0 || minutes > 0)
+        {
+            sb.Append(minutes).Append('m');
+        }
+
+        sb.Append(Fraction(ns, 1_000_000_000)).Append('s');
+        return sb.ToString();
+    }
+
+    private static string Fraction(long value, long unit)
+    {
+        long whole = value / unit;
+        long frac = value % unit;
+        if (frac == 0)
+        {
+            return whole.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        int digits = unit switch { 1_000 => 3, 1_000_000 => 6, 1_000_000_000 => 9, _ => 0 };
+        string f = frac.ToString(System.Globalization.CultureInfo.InvariantCulture).PadLeft(digits, '0').TrimEnd('0');
+        return whole.ToString(System.Globalization.CultureInfo.InvariantCulture) + "." + f;
+    }
+
+    internal static bool IsIPv6(IPAddress address) => address.AddressFamily == AddressFamily.InterNetworkV6;
+}

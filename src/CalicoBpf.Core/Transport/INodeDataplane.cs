@@ -1,0 +1,59 @@
+using CalicoBpf.Interop;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Transport;
+
+/// <summary>
+/// Where a node's dataplane bytes come from: the local kernel, or (later) a node reached through
+/// Kubernetes. Every implementation hands the same raw bytes to the same decoders.
+/// </summary>
+public interface INodeDataplane
+{
+    /// <summary>The node name stamped on every object read from it.</summary>
+    string Node { get; }
+
+    /// <summary>Where the maps are pinned, for messages.</summary>
+    string PinDirectory { get; }
+
+    /// <summary>Every Calico pin on the node.</summary>
+    IReadOnlyList<CalicoMapName> ListMaps();
+
+    /// <summary>Opens one pinned map for reading.</summary>
+    IMapReader OpenMap(string pinName);
+
+    /// <summary>The node's monotonic clock and wall time, sampled together.</summary>
+    ClockSample SampleClock();
+
+    /// <summary>The node's network interfaces by ifindex (the namespace calico-node runs in).</summary>
+    IReadOnlyDictionary<int, NetworkLink> ListLinks();
+}
+
+/// <summary>One open map on a node.</summary>
+public interface IMapReader : IDisposable
+{
+    BpfMapDescriptor Descriptor { get; }
+
+    /// <summary>Streams the entries in batches; the batch object is reused.</summary>
+    IEnumerable<RawEntryBatch> ReadEntries(CancellationToken cancellationToken);
+
+    /// <summary>Counts the entries; null when the map type cannot be counted.</summary>
+    long? CountEntries(CancellationToken cancellationToken);
+}
+
+/// <summary>How the engine tells the caller about things worth knowing that are not errors.</summary>
+public interface IEngineReporter
+{
+    void Warning(string message);
+
+    void Verbose(string message);
+}
+
+/// <summary>A reporter that drops everything (tests, benchmarks).</summary>
+public sealed class NullReporter : IEngineReporter
+{
+    public static readonly NullReporter Instance = new();
+
+    public void Warning(string message) { }
+
+    public void Verbose(string message) { }
+}

@@ -1,0 +1,93 @@
+using CalicoBpf.Interop;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Transport;
+
+/// <summary>The dataplane of the machine this process runs on, read through bpf(2) and rtnetlink.</summary>
+public sealed class LocalDataplane : INodeDataplane
+{
+    public LocalDataplane(string? pinDirectory = null, string? nodeName = null)
+    {
+        PinDirectory = string.IsNullOrEmpty(pinDirectory) ? MapCatalog.DefaultPinDirectory : pinDirectory;
+        Node = string.IsNullOrEmpty(nodeName) ? LocalNodeName() : nodeName;
+    }
+
+    public string Node { get; }
+
+    public string PinDirectory { get; }
+
+    /// <summary>Calico names a node after NODENAME when set, else the host name.</summary>
+    public static string LocalNodeName()
+    {
+        string? env = Environment.GetEnvironmentVariable("NODENAME");
+        return string.IsNullOrWhiteSpace(env) ? System.Net.Dns.GetHostName() : env.Trim();
+    }
+
+    /// <summary>
+    /// Checks, in order, that maps can be read here at all: Linux, root, the pin directory, a bpffs
+    /// under it, Calico maps in it. Throws one <see cref="BpfEnvironmentException"/> naming what is missing.
+    /// </summary>
+    public IReadOnlyList<CalicoMapName> EnsureReadable()
+    {
+        KernelInfo.EnsureLinux();
+        if (!KernelInfo.IsRoot)
+        {
+            throw new BpfEnvironmentException(
+                "Reading Calico's BPF maps needs root (CAP_BPF and CAP_SYS_ADMIN). Run pwsh as root (sudo pwsh), or use -Node to read a node through Kubernetes.",
+                BpfEnvironmentProblem.NotRoot);
+        }
+
+        if (!Directory.Exists(PinDirectory))
+        {
+            string why = Directory.Exists("/sys/fs/bpf") && KernelInfo.IsOnBpfFs("/sys/fs/bpf")
+                ? "bpffs is mounted but Calico has pinned nothing there: calico-node is not running in eBPF mode on this node (check bpfEnabled and the calico-node log)."
+                : "no bpffs is mounted at /sys/fs/bpf: this node does not run Calico's eBPF dataplane.";
+            throw new BpfEnvironmentException(
+                $"The pin directory {PinDirectory} does not exist; {why} Use -PinPath for maps pinned elsewhere, or -Node to read another node.",
+                BpfEnvironmentProblem.NoBpfFs, PinDirectory);
+        }
+
+        if (!KernelInfo.IsOnBpfFs(PinDirectory))
+        {
+            throw new BpfEnvironmentException(
+                $"{PinDirectory} is not on a bpffs mount, so it cannot hold pinned BPF maps. Mount one (mount -t bpf bpf /sys/fs/bpf) or point -PinPath at a bpffs directory.",
+                BpfEnvironmentProblem.NoBpfFs, PinDirectory);
+        }
+
+        IReadOnlyList<CalicoMapName> pins = MapCatalog.ListPins(PinDirectory);
+        if (pins.Count == 0)
+        {
+            throw new BpfEnvironmentException(
+                $"No Calico BPF maps are pinned in {PinDirectory}. Is calico-node running in eBPF mode on this node (FelixConfiguration bpfEnabled: true)? Use -Node to read a remote node.",
+                BpfEnvironmentProblem.NoCalicoMaps, PinDirectory);
+        }
+
+        return pins;
+    }
+
+    public IReadOnlyList<CalicoMapName> ListMaps() => EnsureReadable();
+
+    public IMapReader OpenMap(string pinName) =>
+        new LocalMapReader(BpfMap.OpenPinned(Path.Combine(PinDirectory, pinName)));
+
+    public ClockSample SampleClock() => KernelInfo.SampleClocks();
+
+    public IReadOnlyDictionary<int, NetworkLink> ListLinks() => NetLink.ListLinks();
+
+    private sealed class LocalMapReader : IMapReader
+    {
+        private readonly BpfMap _map;
+
+        public LocalMapReader(BpfMap map) => _map = map;
+
+        public BpfMapDescriptor Descriptor => _map.Descriptor;
+
+        public IEnumerable<RawEntryBatch> ReadEntries(CancellationToken cancellationToken) =>
+            _map.ReadEntries(4096, MapReadMode.Auto, cancellationToken);
+
+        public long? CountEntries(CancellationToken cancellationToken) =>
+            _map.Descriptor.Type.IsIterable() ? _map.CountEntries(cancellationToken) : null;
+
+        public void Dispose() => _map.Dispose();
+    }
+}
