@@ -1,0 +1,30 @@
+@{
+    RootModule           = 'CalicoBpf.dll'
+    # Stamped by build.ps1 from Directory.Build.props (CalicoBpfVersion): edit the version there.
+    ModuleVersion        = '0.1.0'
+    GUID                 = '6f4b7d1e-2c1a-4c1e-9a57-3e1f0b9c2d40'
+    Author               = 'CalicoBpf contributors'
+    CompanyName          = 'CalicoBpf'
+    Copyright            = '(c) CalicoBpf contributors. Apache-2.0.'
+    Description          = "Calico eBPF dataplane troubleshooting with objects: decode Calico's BPF maps (conntrack, counters, ...) on a node into rich .NET objects."
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('CalicoBpf.Format.ps1xml')
+    TypesToProcess       = @('CalicoBpf.Types.ps1xml')
+    CmdletsToExport      = @(
+        'Get-BpfConntrack'
+        'Get-BpfCounter'
+        'Get-BpfMap'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags         = @('Calico', 'eBPF', 'BPF', 'Kubernetes', 'Networking', 'Linux', 'PSEdition_Core')
+            LicenseUri   = 'https://www.apache.org/licenses/LICENSE-2.0'
+            ProjectUri   = 'https://github.com/calicobpf/CalicoBpf'
+            ReleaseNotes = 'Foundation: Get-BpfMap, Get-BpfConntrack, Get-BpfCounter on the local node.'
+        }
+    }
+}

@@ -1,0 +1,195 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Builds, tests, demonstrates, benchmarks and packages CalicoBpf.
+.DESCRIPTION
+    One entry point for every task. From a fresh clone with only the .NET SDK:
+        dotnet tool restore; dotnet pwsh ./build.ps1 demo
+        dotnet tool restore; dotnet pwsh ./build.ps1 test
+    Tasks:
+        build    an importable module in out/CalicoBpf (manifest, DLLs, formats, types, en-US help)
+        test     xunit and Pester; the last line is "N passed, N failed"
+        demo     seeds a simulated node's dataplane into real maps and runs the main job against it
+        bench    the benchmarks of docs/performance.md
+        package  out/CalicoBpf.<version>.nupkg, installable with Install-PSResource
+        clean    removes out/ and the build folders
+.PARAMETER Task
+    One or more of build, test, demo, bench, package, clean. Default: build.
+.PARAMETER Configuration
+    Release (default) or Debug.
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('build', 'test', 'demo', 'bench', 'package', 'clean')]
+    [string[]] $Task = @('build'),
+
+    [ValidateSet('Release', 'Debug')]
+    [string] $Configuration = 'Release',
+
+    # bench: conntrack entries to fill (the goal is stated for 512000).
+    [int] $BenchEntries = 512000
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$root = $PSScriptRoot
+$out = Join-Path $root 'out'
+$moduleOut = Join-Path $out 'CalicoBpf'
+
+function Get-ModuleVersion {
+    $props = [xml](Get-Content -Raw (Join-Path $root 'Directory.Build.props'))
+    return ($props.Project.PropertyGroup | Where-Object { $_['CalicoBpfVersion'] } | Select-Object -First 1).CalicoBpfVersion
+}
+
+function Invoke-Native {
+    param([string] $File, [string[]] $Arguments, [switch] $AllowFailure)
+    & $File @Arguments
+    if ($LASTEXITCODE -ne 0 -and -not $AllowFailure) {
+        throw "$File $($Arguments -join ' ') failed with exit code $LASTEXITCODE."
+    }
+}
+
+function Invoke-Build {
+    $version = Get-ModuleVersion
+    Write-Host "Building CalicoBpf $version ($Configuration)"
+    Invoke-Native dotnet @('build', (Join-Path $root 'src/CalicoBpf/CalicoBpf.csproj'), '-c', $Configuration, '--nologo', '-v', 'q', '-clp:ErrorsOnly')
+    $bin = Join-Path $root "src/CalicoBpf/bin/$Configuration/net8.0"
+
+    if (Test-Path $moduleOut) { Remove-Item -Recurse -Force $moduleOut }
+    $lib = New-Item -ItemType Directory -Force (Join-Path $moduleOut 'lib')
+    # The cmdlet assembly sits in the module root (default load context); the engine and every
+    # third-party assembly go to lib/ for the module's private AssemblyLoadContext.
+    Copy-Item (Join-Path $bin 'CalicoBpf.dll'), (Join-Path $bin 'CalicoBpf.pdb') $moduleOut
+    Get-ChildItem $bin -File | Where-Object { $_.Name -notlike 'CalicoBpf.dll' -and $_.Name -notlike 'CalicoBpf.pdb' -and $_.Name -notlike 'CalicoBpf.deps.json' -and $_.Extension -in '.dll', '.pdb' } |
+        Copy-Item -Destination $lib
+    Copy-Item (Join-Path $root 'src/CalicoBpf/Formats/*.ps1xml') $moduleOut
+
+    $manifest = Get-Content -Raw (Join-Path $root 'CalicoBpf.psd1')
+    $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
+    Set-Content -Path (Join-Path $moduleOut 'CalicoBpf.psd1') -Value $manifest -NoNewline
+
+    # Help: markdown in PlatyPS's schema -> MAML. PlatyPS when it is installed, our converter otherwise.
+    $helpOut = New-Item -ItemType Directory -Force (Join-Path $moduleOut 'en-US')
+    $pwsh = Join-Path $PSHOME 'pwsh'
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'build/ConvertTo-Maml.ps1'),
+        '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-Source', (Join-Path $root 'en-US'), '-Destination', $helpOut)
+    Write-Host "Module laid out in $moduleOut"
+}
+
+function Get-ToolPackage([string] $Id, [string] $Version) {
+    $cache = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+    $dir = Join-Path $cache "$($Id.ToLowerInvariant())/$Version"
+    if (-not (Test-Path $dir)) {
+        Invoke-Native dotnet @('restore', (Join-Path $root 'tests/tools/Tools.csproj'), '--nologo', '-v', 'q')
+    }
+    return $dir
+}
+
+function Invoke-Test {
+    Invoke-Build
+    $results = Join-Path $out 'TestResults'
+    if (Test-Path $results) { Remove-Item -Recurse -Force $results }
+    $null = New-Item -ItemType Directory -Force $results
+
+    Write-Host 'xunit: CalicoBpf.Core.Tests'
+    Invoke-Native dotnet @('test', (Join-Path $root 'tests/CalicoBpf.Core.Tests/CalicoBpf.Core.Tests.csproj'), '-c', $Configuration, '--nologo',
+        '--logger', 'trx;LogFileName=xunit.trx', '--results-directory', $results) -AllowFailure
+    $xPassed = 0; $xFailed = 0; $xSkipped = 0
+    $trx = Join-Path $results 'xunit.trx'
+    if (Test-Path $trx) {
+        $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+        $xPassed = [int]$counters.passed
+        $xFailed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+        $xSkipped = [int]$counters.notExecuted
+    } else {
+        Write-Warning 'xunit produced no results file: counting it as one failure.'
+        $xFailed = 1
+    }
+
+    Write-Host 'Pester: tests/Pester'
+    $pester = Join-Path (Get-ToolPackage 'Pester' '5.7.1') 'tools/Pester.psd1'
+    $yamlOld = Join-Path (Get-ToolPackage 'YamlDotNet' '11.2.1') 'lib/netstandard2.0/YamlDotNet.dll'
+    $pwsh = Join-Path $PSHOME 'pwsh'
+    $pesterResult = Join-Path $results 'pester.xml'
+    $env:CALICOBPF_MODULE = Join-Path $moduleOut 'CalicoBpf.psd1'
+    $env:CALICOBPF_OLD_YAMLDOTNET = $yamlOld
+    $script = @"
+Import-Module '$pester' -MinimumVersion 5.7.1
+`$c = New-PesterConfiguration
+`$c.Run.Path = '$(Join-Path $root 'tests/Pester')'
+`$c.Run.Exit = `$false
+`$c.Output.Verbosity = 'Detailed'
+`$c.TestResult.Enabled = `$true
+`$c.TestResult.OutputFormat = 'NUnitXml'
+`$c.TestResult.OutputPath = '$pesterResult'
+Invoke-Pester -Configuration `$c
+"@
+    & $pwsh -NoProfile -NonInteractive -Command $script
+    $pPassed = 0; $pFailed = 0; $pSkipped = 0
+    if (Test-Path $pesterResult) {
+        $r = ([xml](Get-Content -Raw $pesterResult).'test-results')
+        $pFailed = [int]$r.failures + [int]$r.errors + [int]$r.invalid
+        $pSkipped = [int]$r.skipped + [int]$r.ignored + [int]$r.'not-run' + [int]$r.inconclusive
+        $pPassed = [int]$r.total - $pFailed - [int]$r.'not-run' - [int]$r.inconclusive - [int]$r.ignored - [int]$r.skipped
+    } else {
+        Write-Warning 'Pester produced no results file: counting it as one failure.'
+        $pFailed = 1
+    }
+
+    $passed = $xPassed + $pPassed
+    $failed = $xFailed + $pFailed
+    $skipped = $xSkipped + $pSkipped
+    Write-Host "xunit: $xPassed passed, $xFailed failed, $xSkipped skipped; Pester: $pPassed passed, $pFailed failed, $pSkipped skipped"
+    Write-Host "$passed passed, $failed failed, $skipped skipped"
+    if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    $pwsh = Join-Path $PSHOME 'pwsh'
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-Demo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'))
+}
+
+function Invoke-Bench {
+    Invoke-Build
+    $pwsh = Join-Path $PSHOME 'pwsh'
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Invoke-Benchmark.ps1'),
+        '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-Entries', $BenchEntries)
+}
+
+function Invoke-Package {
+    Invoke-Build
+    $version = Get-ModuleVersion
+    $repo = Join-Path $out 'repo'
+    if (Test-Path $repo) { Remove-Item -Recurse -Force $repo }
+    $null = New-Item -ItemType Directory $repo
+    $repoName = "CalicoBpfBuild$PID"
+    Register-PSResourceRepository -Name $repoName -Uri $repo -Trusted
+    try {
+        Publish-PSResource -Path $moduleOut -Repository $repoName -SkipDependenciesCheck
+    } finally {
+        Unregister-PSResourceRepository -Name $repoName
+    }
+    $nupkg = Get-ChildItem $repo -Filter '*.nupkg' | Select-Object -First 1
+    Move-Item $nupkg.FullName (Join-Path $out $nupkg.Name) -Force
+    Remove-Item -Recurse -Force $repo
+    Write-Host "Package: $(Join-Path $out $nupkg.Name) (CalicoBpf $version)"
+}
+
+function Invoke-Clean {
+    foreach ($p in @($out) + (Get-ChildItem $root -Recurse -Directory -Include bin, obj | Where-Object FullName -notlike '*/.git/*').FullName) {
+        if ($p -and (Test-Path $p)) { Remove-Item -Recurse -Force $p }
+    }
+}
+
+foreach ($t in $Task) {
+    switch ($t) {
+        'build' { Invoke-Build }
+        'test' { Invoke-Test }
+        'demo' { Invoke-Demo }
+        'bench' { Invoke-Bench }
+        'package' { Invoke-Package }
+        'clean' { Invoke-Clean }
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Runs inside the demo node's network namespace: seeds the maps, then runs the main job.
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] [string] $Scenario,
+    [Parameter(Mandatory)] [string] $PinPath
+)
+
+$ErrorActionPreference = 'Stop'
+Import-Module $ModulePath
+# The engine's simulation API is public but not a cmdlet; make sure its assembly is loaded.
+$null = Get-Command Get-BpfConntrack -Syntax
+
+$node = [CalicoBpf.Simulation.NodeScenario]::Load($Scenario)
+# Calico names a node after NODENAME (else the host name); so does CalicoBpf.
+$env:NODENAME = $node.Node
+if ([Console]::IsOutputRedirected) { $PSStyle.OutputRendering = 'PlainText' }
+$links = [System.Collections.Generic.Dictionary[string, int]]::new()
+foreach ($l in [CalicoBpf.Interop.NetLink]::ListLinks().Values) { $links[$l.Name] = $l.IfIndex }
+$dataplane = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($PinPath)
+try {
+    $node.Seed($dataplane, $links)
+}
+finally {
+    $dataplane.Dispose()
+}
+$PSDefaultParameterValues['*-Bpf*:PinPath'] = $PinPath
+
+function Show([string] $Title, [scriptblock] $Command) {
+    Write-Host ''
+    Write-Host "PS> $($Command.ToString().Trim())" -ForegroundColor Cyan
+    & $Command | Out-String -Width 120 -Stream | Where-Object { $_.Trim() } | Write-Host
+}
+
+Write-Host "Simulated Calico eBPF node '$($node.Node)': real BPF maps pinned in $PinPath, interfaces in network namespace $(ip netns identify $PID)."
+Show 'maps' { Get-BpfMap | Where-Object Entries -gt 0 }
+Show 'how full' { Get-BpfMap cali_v4_ct* | Select-Object Name, Entries, MaxEntries, FillPercent }
+Show 'drops' { Get-BpfCounter | Where-Object { $_.Category -eq 'Dropped' -and ($_.Ingress -gt 0 -or $_.Egress -gt 0) } }
+Show 'drops by interface' { Get-BpfCounter -Interface eth0 | Where-Object Category -in 'Dropped', 'Total' }
+Show 'conntrack by state' { Get-BpfConntrack -Protocol TCP | Group-Object State -NoElement | Sort-Object Count -Descending }
+Show 'service connections' { Get-BpfConntrack -Type NatReverse | Sort-Object Age | Select-Object -First 6 }
+Show 'old UDP flows' { Get-BpfConntrack -Protocol UDP -OlderThan 00:01:00 | Measure-Object | Select-Object Count }

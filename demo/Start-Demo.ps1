@@ -1,0 +1,45 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    The README's demo: a simulated Calico eBPF node on this machine, and the main job run against it.
+.DESCRIPTION
+    Creates a network namespace with a node's interfaces (eth0, a workload veth, vxlan.calico) and
+    a private bpffs, seeds real BPF maps with Calico's exact names, types and sizes from
+    demo-node.yaml (conntrack of every type and protocol, counters with drops), then runs
+    Get-BpfMap, the dropped counters and conntrack by state inside that namespace. Everything it
+    creates is removed at the end, also on failure. Needs root (real maps, real namespaces).
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [string] $Scenario = (Join-Path $PSScriptRoot 'demo-node.yaml')
+)
+
+$ErrorActionPreference = 'Stop'
+if (-not $IsLinux) { throw 'The demo builds a real eBPF dataplane and needs Linux.' }
+if ((id -u) -ne '0') { throw 'The demo creates BPF maps and a network namespace: run it as root (sudo).' }
+
+$ns = "calicobpf-demo-$PID"
+$work = Join-Path ([IO.Path]::GetTempPath()) $ns
+$bpffs = Join-Path $work 'bpffs'
+$pwsh = Join-Path $PSHOME 'pwsh'
+try {
+    & ip netns add $ns
+    if ($LASTEXITCODE) { throw "ip netns add $ns failed." }
+    & ip -n $ns link add eth0 type veth peer name eth1
+    & ip -n $ns link add cali7f3a1b2c9d0 type veth peer name caliab12cd34ef5
+    & ip -n $ns link add vxlan.calico type vxlan id 4096 dstport 4789
+    foreach ($l in 'lo', 'eth0', 'eth1', 'cali7f3a1b2c9d0', 'caliab12cd34ef5', 'vxlan.calico') { & ip -n $ns link set $l up }
+    $null = New-Item -ItemType Directory -Force $bpffs
+    & mount -t bpf bpf $bpffs
+    if ($LASTEXITCODE) { throw "mount -t bpf $bpffs failed." }
+
+    & ip netns exec $ns $pwsh -NoProfile -NonInteractive -File (Join-Path $PSScriptRoot 'Invoke-DemoNode.ps1') `
+        -ModulePath $ModulePath -Scenario $Scenario -PinPath (Join-Path $bpffs 'tc/globals')
+    if ($LASTEXITCODE) { throw "The demo node failed (exit code $LASTEXITCODE)." }
+}
+finally {
+    if (Test-Path $bpffs) { & umount $bpffs 2>$null }
+    if (Test-Path $work) { Remove-Item -Recurse -Force $work }
+    & ip netns del $ns 2>$null
+}

@@ -1,0 +1,111 @@
+using System.Management.Automation;
+using CalicoBpf.Interop;
+using CalicoBpf.Maps;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>
+/// What every dataplane cmdlet shares: the pin directory, cancellation wired to Ctrl+C, the
+/// engine's warnings and verbose messages, and one mapping from engine exceptions to error records.
+/// </summary>
+public abstract class BpfCmdletBase : PSCmdlet
+{
+    private readonly CancellationTokenSource _stop = new();
+    private Reporter? _reporter;
+
+    /// <summary>The bpffs directory where Calico pins its maps.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string PinPath { get; set; } = MapCatalog.DefaultPinDirectory;
+
+    protected CancellationToken CancelToken => _stop.Token;
+
+    protected INodeDataplane OpenLocalNode()
+    {
+        string path = PinPath == MapCatalog.DefaultPinDirectory ? PinPath : GetUnresolvedProviderPathFromPSPath(PinPath);
+        return new LocalDataplane(path);
+    }
+
+    protected override void StopProcessing() => _stop.Cancel();
+
+    protected override void EndProcessing() => _stop.Dispose();
+
+    /// <summary>
+    /// The engine's warnings and verbose messages, written on the pipeline thread. (A separate
+    /// object, not an interface on the cmdlet: PowerShell scans cmdlet types before the module's
+    /// load context is set up, so they must not name engine types in their hierarchy.)
+    /// </summary>
+    private protected IEngineReporter Reporter => _reporter ??= new Reporter(this);
+
+    /// <summary>Runs the cmdlet's work; turns engine failures into one clear error record.</summary>
+    protected void Run(Action work, object? target)
+    {
+        try
+        {
+            work();
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Ctrl+C: PowerShell stops the pipeline itself.
+        }
+        catch (PipelineStoppedException)
+        {
+            throw;
+        }
+        catch (Exception ex) when (ToErrorRecord(ex, target) is { } record)
+        {
+            ThrowTerminatingError(record);
+        }
+    }
+
+    /// <summary>The error record for an engine exception: a stable id, a real category, the map or path as target.</summary>
+    internal static ErrorRecord? ToErrorRecord(Exception ex, object? target) => ex switch
+    {
+        BpfEnvironmentException e => new ErrorRecord(e, e.Problem switch
+        {
+            BpfEnvironmentProblem.NotRoot => "NotRoot",
+            BpfEnvironmentProblem.NotLinux => "NotLinux",
+            BpfEnvironmentProblem.NoBpfFs => "NoBpfFs",
+            BpfEnvironmentProblem.NoCalicoMaps => "NoCalicoMaps",
+            _ => "UnsupportedPlatform",
+        }, e.Problem switch
+        {
+            BpfEnvironmentProblem.NotRoot => ErrorCategory.PermissionDenied,
+            BpfEnvironmentProblem.NoCalicoMaps => ErrorCategory.ObjectNotFound,
+            BpfEnvironmentProblem.NoBpfFs => ErrorCategory.ResourceUnavailable,
+            _ => ErrorCategory.NotImplemented,
+        }, e.Target ?? target),
+        CalicoMapLayoutException e => new ErrorRecord(e, "UnknownMapLayout", ErrorCategory.InvalidData, e.MapName),
+        BpfObjectNotFoundException e => new ErrorRecord(e, "MapNotFound", ErrorCategory.ObjectNotFound, e.Target ?? target),
+        BpfPermissionDeniedException e => new ErrorRecord(e, "PermissionDenied", ErrorCategory.PermissionDenied, e.Target ?? target),
+        BpfNotSupportedException e => new ErrorRecord(e, "NotSupported", ErrorCategory.NotImplemented, e.Target ?? target),
+        BpfException e => new ErrorRecord(e, "BpfCallFailed", ErrorCategory.ReadError, e.Target ?? target),
+        UnauthorizedAccessException e => new ErrorRecord(e, "PermissionDenied", ErrorCategory.PermissionDenied, target),
+        IOException e => new ErrorRecord(e, "PinDirectoryUnreadable", ErrorCategory.ReadError, target),
+        _ => null,
+    };
+
+    /// <summary>A wildcard filter over names; null when no pattern was given.</summary>
+    protected static Func<string, bool>? WildcardFilter(string[]? patterns)
+    {
+        if (patterns is not { Length: > 0 })
+        {
+            return null;
+        }
+
+        WildcardPattern[] compiled = patterns.Select(p => new WildcardPattern(p, WildcardOptions.IgnoreCase)).ToArray();
+        return name => compiled.Any(w => w.IsMatch(name));
+    }
+}
+
+internal sealed class Reporter : IEngineReporter
+{
+    private readonly Cmdlet _cmdlet;
+
+    public Reporter(Cmdlet cmdlet) => _cmdlet = cmdlet;
+
+    public void Warning(string message) => _cmdlet.WriteWarning(message);
+
+    public void Verbose(string message) => _cmdlet.WriteVerbose(message);
+}

@@ -1,0 +1,33 @@
+using System.Management.Automation;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>Reads Calico's per-interface packet counters (what calico-bpf counters dump shows).</summary>
+[Cmdlet(VerbsCommon.Get, "BpfCounter")]
+[OutputType(typeof(BpfCounter))]
+public sealed class GetBpfCounterCommand : BpfCmdletBase
+{
+    /// <summary>Interface names, wildcards allowed.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Interface { get; set; }
+
+    protected override void ProcessRecord() => Run(() =>
+    {
+        bool any = false;
+        foreach (BpfCounter counter in CounterReader.Read(OpenLocalNode(), WildcardFilter(Interface), Reporter, CancelToken))
+        {
+            any = true;
+            WriteObject(counter);
+        }
+
+        if (!any && Interface is { Length: > 0 } && !Interface.Any(WildcardPattern.ContainsWildcardCharacters))
+        {
+            WriteError(new ErrorRecord(
+                new ItemNotFoundException($"Calico keeps no counters for interface {string.Join(", ", Interface)}: no Calico program is attached there. Run Get-BpfCounter without -Interface to list the interfaces it counts."),
+                "InterfaceNotFound", ErrorCategory.ObjectNotFound, Interface));
+        }
+    }, PinPath);
+}

@@ -1,0 +1,36 @@
+using System.Management.Automation;
+using System.Reflection;
+using System.Runtime.Loader;
+
+namespace CalicoBpf;
+
+/// <summary>
+/// Assembly loading for the module. The engine (lib/CalicoBpf.Core.dll) loads into the default
+/// context, so its types ([CalicoBpf.ConntrackEntry], [CalicoBpf.TcpState], ...) are visible to
+/// PowerShell like any other. Third-party assemblies never load there: CalicoBpf.Core loads
+/// CalicoBpf.Adapters and its dependencies (YamlDotNet, later KubernetesClient) from lib/ into its
+/// private context (CalicoBpf.Isolation.DependencyLoadContext), so another module's version of the
+/// same library is never touched.
+/// </summary>
+public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssemblyCleanup
+{
+    private const string EngineName = "CalicoBpf.Core";
+
+    private static readonly string LibDirectory =
+        Path.Combine(Path.GetDirectoryName(typeof(ModuleInitializer).Assembly.Location)!, "lib");
+
+    public void OnImport() => AssemblyLoadContext.Default.Resolving += Resolve;
+
+    public void OnRemove(PSModuleInfo psModuleInfo) => AssemblyLoadContext.Default.Resolving -= Resolve;
+
+    private static Assembly? Resolve(AssemblyLoadContext context, AssemblyName name)
+    {
+        if (name.Name != EngineName)
+        {
+            return null;
+        }
+
+        string path = Path.Combine(LibDirectory, EngineName + ".dll");
+        return File.Exists(path) ? context.LoadFromAssemblyPath(path) : null;
+    }
+}
