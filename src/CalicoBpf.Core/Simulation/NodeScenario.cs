@@ -159,6 +159,8 @@ public sealed class NodeScenario
                 SourcePort = clientPort,
                 DestinationAddress = vip,
                 DestinationPort = vipPort,
+                ServiceAddress = vip,
+                ServicePort = vipPort,
                 Flags = flags,
                 LastSeenNanoseconds = seen,
                 ReverseKey = clientIsA
