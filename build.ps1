@@ -128,7 +128,7 @@ Invoke-Pester -Configuration `$c
     & $pwsh -NoProfile -NonInteractive -Command $script
     $pPassed = 0; $pFailed = 0; $pSkipped = 0
     if (Test-Path $pesterResult) {
-        $r = ([xml](Get-Content -Raw $pesterResult).'test-results')
+        $r = ([xml](Get-Content -Raw $pesterResult)).'test-results'
         $pFailed = [int]$r.failures + [int]$r.errors + [int]$r.invalid
         $pSkipped = [int]$r.skipped + [int]$r.ignored + [int]$r.'not-run' + [int]$r.inconclusive
         $pPassed = [int]$r.total - $pFailed - [int]$r.'not-run' - [int]$r.inconclusive - [int]$r.ignored - [int]$r.skipped

@@ -12,8 +12,6 @@ param(
 
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath
-# The engine's simulation API is public but not a cmdlet; make sure its assembly is loaded.
-$null = Get-Command Get-BpfConntrack -Syntax
 
 $node = [CalicoBpf.Simulation.NodeScenario]::Load($Scenario)
 # Calico names a node after NODENAME (else the host name); so does CalicoBpf.

@@ -19,7 +19,13 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
     private static readonly string LibDirectory =
         Path.Combine(Path.GetDirectoryName(typeof(ModuleInitializer).Assembly.Location)!, "lib");
 
-    public void OnImport() => AssemblyLoadContext.Default.Resolving += Resolve;
+    public void OnImport()
+    {
+        AssemblyLoadContext.Default.Resolving += Resolve;
+
+        // Load the engine now, so that its type names work in scripts right after Import-Module.
+        AssemblyLoadContext.Default.LoadFromAssemblyName(new AssemblyName(EngineName));
+    }
 
     public void OnRemove(PSModuleInfo psModuleInfo) => AssemblyLoadContext.Default.Resolving -= Resolve;
 

@@ -77,6 +77,15 @@ public sealed class ConntrackEntry
     public byte[] RawKey { get; init; } = Array.Empty<byte>();
     public byte[] RawValue { get; init; } = Array.Empty<byte>();
 
+    /// <summary>The opener as host:port (IPv6 in brackets), as calico-bpf's JSON prints it.</summary>
+    public string Source => ConntrackText.HostPort(SourceAddress, SourcePort);
+
+    /// <summary>The responder as host:port: the backend of a NatReverse entry, the service of a NatForward entry.</summary>
+    public string Destination => ConntrackText.HostPort(DestinationAddress, DestinationPort);
+
+    /// <summary>The service (pre-DNAT destination) as host:port; empty for Normal entries.</summary>
+    public string Service => ServiceAddress is null ? string.Empty : ConntrackText.HostPort(ServiceAddress, ServicePort ?? 0);
+
     public ulong BytesForward => Forward.Bytes;
     public uint PacketsForward => Forward.Packets;
     public ulong BytesReverse => Reverse.Bytes;

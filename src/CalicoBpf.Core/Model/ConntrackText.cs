@@ -46,6 +46,10 @@ public static class ConntrackText
     /// <summary>addr:port, IPv6 without brackets as calico-bpf's text dump prints it.</summary>
     public static string Endpoint(IPAddress address, int port) => address + ":" + port;
 
+    /// <summary>host:port with IPv6 in brackets ([fd00::1]:443), as calico-bpf's JSON prints endpoints.</summary>
+    public static string HostPort(IPAddress address, int port) =>
+        IsIPv6(address) ? "[" + address + "]:" + port : address + ":" + port;
+
     /// <summary>The calico-bpf names of the set flag bits; unnamed bits as 0x hex.</summary>
     public static string[] FlagNames(ConntrackFlags flags)
     {

@@ -1,0 +1,229 @@
+# The three cmdlets on real BPF maps in a private bpffs, seeded through Core's encoders.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $manifestPath = Get-ModuleUnderTest
+    Import-Module $manifestPath -Force
+    $fs = $null
+    if (Test-KernelAvailable) {
+        $fs = New-TestBpfFs
+        $scenario = [CalicoBpf.Simulation.NodeScenario]::Parse(@'
+node: pester-node
+randomSeed: 5
+conntrack: { tcp: 60, udp: 20, icmp: 4, services: 15, nodePorts: 6 }
+interfaces:
+  - name: lo
+    ingress: { TotalPackets: 5000, AcceptedByPolicy: 4900, DroppedByPolicy: 77, DroppedIPMalformed: 2 }
+    egress: { TotalPackets: 4000, AcceptedByPolicy: 4000 }
+'@)
+        $links = [System.Collections.Generic.Dictionary[string, int]]::new()
+        $links['lo'] = 1
+        $sim = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($fs.PinPath)
+        try {
+            $scenario.Seed($sim, $links)
+            # An interface that has gone away since Felix attached to it.
+            $gone = [System.Collections.Generic.Dictionary[int, uint64]]::new()
+            $gone[5] = 9
+            $sim.WriteCounters($sim.Map('cali_counters6'), 4242, 0, $gone)
+        } finally { $sim.Dispose() }
+        $expected = 60 + 20 + 4 + 2 * (15 + 6)
+        $PSDefaultParameterValues['*-Bpf*:PinPath'] = $fs.PinPath
+    }
+}
+
+AfterAll {
+    $PSDefaultParameterValues.Remove('*-Bpf*:PinPath')
+    Remove-TestBpfFs $fs
+}
+
+Describe 'Get-BpfMap' -Skip:(-not $kernel) {
+    It 'lists Calico maps with sizes and fill' {
+        $maps = Get-BpfMap
+        $maps | Should -Not -BeNullOrEmpty
+        $maps[0] | Should -BeOfType ([CalicoBpf.BpfMapInfo])
+        $ct = $maps | Where-Object Name -eq 'cali_v4_ct4'
+        $ct.Entries | Should -Be $expected
+        $ct.MaxEntries | Should -Be 512000
+        $ct.Node | Should -Be ($env:NODENAME ? $env:NODENAME : [System.Net.Dns]::GetHostName()) -Because 'Node is NODENAME or the host name'
+        $ct.FillPercent | Should -Be ([math]::Round(100 * $expected / 512000, 1))
+    }
+
+    It 'filters by pin or base name with wildcards' {
+        (Get-BpfMap cali_v4_ct*).Name | Should -Be @('cali_v4_ct4')
+        (Get-BpfMap cali_counters).Name | Should -Be @('cali_counters6')
+        Get-BpfMap -NoCount cali_v4_ct4 | ForEach-Object Entries | Should -BeNullOrEmpty
+    }
+
+    It 'reports a missing map by name as a non-terminating error' {
+        $r = Get-BpfMap cali_nothing -ErrorVariable err -ErrorAction SilentlyContinue
+        $r | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'MapNotFound,*'
+        $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+    }
+}
+
+Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
+    BeforeAll { $all = @(Get-BpfConntrack) }
+
+    It 'returns every entry as a ConntrackEntry' {
+        $all.Count | Should -Be $expected
+        $all[0] | Should -BeOfType ([CalicoBpf.ConntrackEntry])
+        ($all | Group-Object Type -NoElement | Sort-Object Name | ForEach-Object { "$($_.Name)=$($_.Count)" }) -join ' ' |
+            Should -Be "NatForward=21 NatReverse=21 Normal=84"
+    }
+
+    It 'applies <Filter> while reading exactly as Where-Object would' -ForEach @(
+        @{ Filter = '-Protocol Udp'; Params = @{ Protocol = 'Udp' }; Where = { $_.Protocol -eq 'Udp' } }
+        @{ Filter = '-Type NatReverse'; Params = @{ Type = 'NatReverse' }; Where = { $_.Type -eq 'NatReverse' } }
+        @{ Filter = '-State Established,Reset'; Params = @{ State = 'Established', 'Reset' }; Where = { $_.State -in 'Established', 'Reset' } }
+        @{ Filter = '-Port 8080'; Params = @{ Port = 8080 }; Where = { $_.SourcePort -eq 8080 -or $_.DestinationPort -eq 8080 -or ($_.Type -eq 'NatReverse' -and $_.ServicePort -eq 8080) } }
+    ) {
+        $want = @($all | Where-Object $Where | ForEach-Object { "$($_.Protocol) $($_.Source) $($_.Destination) $($_.Type)" } | Sort-Object)
+        $got = @(Get-BpfConntrack @Params | ForEach-Object { "$($_.Protocol) $($_.Source) $($_.Destination) $($_.Type)" } | Sort-Object)
+        $want.Count | Should -BeGreaterThan 0
+        $got | Should -Be $want
+    }
+
+    It 'applies -OlderThan while reading' {
+        # Ages grow while the test runs: take a threshold in the middle of the widest gap between ages.
+        $ages = $all.Age | Sort-Object
+        $gap = 1..($ages.Count - 1) | Sort-Object { ($ages[$_] - $ages[$_ - 1]).Ticks } -Descending | Select-Object -First 1
+        $threshold = $ages[$gap - 1] + [timespan]::FromTicks(($ages[$gap] - $ages[$gap - 1]).Ticks / 2)
+        $want = @($all | Where-Object Age -gt $threshold | ForEach-Object { "$($_.Source) $($_.Type)" } | Sort-Object)
+        @(Get-BpfConntrack -OlderThan $threshold | ForEach-Object { "$($_.Source) $($_.Type)" } | Sort-Object) | Should -Be $want
+        $want.Count | Should -BeGreaterThan 0
+    }
+
+    It 'matches -Address against source, destination and service' {
+        $one = ($all | Where-Object Type -eq 'NatReverse' | Select-Object -First 1)
+        $hits = @(Get-BpfConntrack -Address "$($one.ServiceAddress)")
+        $hits.Source | Should -Contain $one.Source
+        @(Get-BpfConntrack -Address 10.65.0.0/16).Count | Should -BeGreaterThan 0
+    }
+
+    It 'pipes into Group-Object, Sort-Object and ConvertTo-Json' {
+        $states = Get-BpfConntrack -Protocol Tcp -Type Normal, NatReverse | Group-Object State -NoElement
+        ($states | Measure-Object Count -Sum).Sum | Should -Be @($all | Where-Object { $_.Protocol -eq 'Tcp' -and $_.Type -ne 'NatForward' }).Count
+        $json = Get-BpfConntrack -Type NatReverse | Sort-Object Age | Select-Object -First 2 Source, Service, Destination, State, LastSeen |
+            ConvertTo-Json -EnumsAsStrings | ConvertFrom-Json
+        $json[0].Source | Should -Match '^\d+\.\d+\.\d+\.\d+:\d+$'
+        $json[0].Service | Should -Match ':\d+$'
+    }
+
+    It 'renders its default table' {
+        $text = Get-BpfConntrack -Type NatReverse | Select-Object -First 3 | Out-String -Width 150
+        $text | Should -Match 'Proto\s+Source\s+Service\s+Destination\s+Type\s+State\s+Active ago'
+        $text | Should -Match 'NatReverse'
+    }
+
+    It 'rejects a bad address with <Id>' -ForEach @(
+        @{ Address = 'pod-a'; Id = 'InvalidAddress' }
+        @{ Address = 'fd00::1'; Id = 'AddressFamilyMismatch' }
+    ) {
+        { Get-BpfConntrack -Address $Address -ErrorAction Stop } | Should -Throw -ErrorId "$Id,CalicoBpf.Commands.GetBpfConntrackCommand"
+    }
+
+    It 'says the IPv6 table is absent, naming the map' {
+        { Get-BpfConntrack -IPv6 -PinPath $fs.PinPath -ErrorAction Stop } | Should -Not -Throw
+        $err = $null
+        try { Remove-Item (Join-Path $fs.PinPath 'cali_v6_ct4') -ErrorAction Stop; Get-BpfConntrack -IPv6 -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'MapNotFound,CalicoBpf.Commands.GetBpfConntrackCommand'
+        $err.Exception.Message | Should -Match 'cali_v6_ct'
+    }
+
+    It 'stops a dump when the pipeline is stopped (Ctrl+C)' {
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$manifestPath'; Get-BpfConntrack -PinPath '$($fs.PinPath)' | ForEach-Object { Start-Sleep -Milliseconds 20; `$_ }")
+            $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
+            $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            while ($output.Count -lt 3 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
+            $output.Count | Should -BeGreaterOrEqual 3 -Because ($ps.InvocationStateInfo.Reason | Out-String)
+            $ps.Stop()
+            $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+            $output.Count | Should -BeLessThan $expected
+        } finally { $ps.Dispose() }
+    }
+}
+
+Describe 'Get-BpfCounter' -Skip:(-not $kernel) {
+    It 'answers "which interfaces drop packets, and why"' {
+        $drops = @(Get-BpfCounter | Where-Object { $_.Category -eq 'Dropped' -and $_.Ingress -gt 0 })
+        ($drops | ForEach-Object { "$($_.Interface):$($_.Name)=$($_.Ingress)" } | Sort-Object) -join ';' |
+            Should -Be 'ifindex 4242:too short packets=9;lo:by policy=77;lo:malformed IP packets=2'
+    }
+
+    It 'gives one row per counter, N/A where no program is attached' {
+        $lo = @(Get-BpfCounter -Interface lo)
+        $lo.Count | Should -Be 26
+        $lo[0] | Should -BeOfType ([CalicoBpf.BpfCounter])
+        ($lo | Where-Object Id -eq 'TotalPackets').Egress | Should -Be 4000
+        ($lo | Where-Object Id -eq 'TotalPackets').Xdp | Should -BeNullOrEmpty
+        $text = $lo | Out-String -Width 150
+        $text | Should -Match 'CATEGORY\s+TYPE\s+INGRESS\s+EGRESS\s+XDP'
+        $text | Should -Match 'N/A'
+    }
+
+    It 'takes Interface from the pipeline by property name, with wildcards' {
+        (@([pscustomobject]@{ Interface = 'l*' } | Get-BpfCounter).Interface | Sort-Object -Unique) | Should -Be 'lo'
+    }
+
+    It 'says when an interface has no counters' {
+        $null = Get-BpfCounter -Interface eth42 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'InterfaceNotFound,*'
+    }
+}
+
+Describe 'Clear errors in the wrong places' -Skip:(-not $kernel) {
+    It 'names a missing pin directory (NoBpfFs)' {
+        { Get-BpfMap -PinPath '/nonexistent/calicobpf' -ErrorAction Stop } | Should -Throw -ErrorId 'NoBpfFs,CalicoBpf.Commands.GetBpfMapCommand'
+    }
+
+    It 'names a directory that is not bpffs (NoBpfFs)' {
+        { Get-BpfCounter -PinPath $TestDrive -ErrorAction Stop } | Should -Throw -ErrorId 'NoBpfFs,CalicoBpf.Commands.GetBpfCounterCommand'
+    }
+
+    It 'says when no Calico map is pinned (NoCalicoMaps)' {
+        $empty = New-TestBpfFs
+        try {
+            $err = $null
+            try { Get-BpfConntrack -PinPath $empty.PinPath -ErrorAction Stop } catch { $err = $_ }
+            $err.FullyQualifiedErrorId | Should -Be 'NoCalicoMaps,CalicoBpf.Commands.GetBpfConntrackCommand'
+            $err.Exception.Message | Should -Match 'eBPF mode'
+        } finally { Remove-TestBpfFs $empty }
+    }
+
+    It 'names the map and its sizes when they match no layout (UnknownMapLayout)' {
+        $odd = New-TestBpfFs
+        try {
+            $m = [CalicoBpf.Interop.BpfMap]::Create('LruHash', 16, 96, 64, 'cali_v4_ct4', 0)
+            try { $m.Pin((Join-Path $odd.PinPath 'cali_v4_ct4')) } finally { $m.Dispose() }
+            $err = $null
+            try { Get-BpfConntrack -PinPath $odd.PinPath -ErrorAction Stop } catch { $err = $_ }
+            $err.FullyQualifiedErrorId | Should -Be 'UnknownMapLayout,CalicoBpf.Commands.GetBpfConntrackCommand'
+            $err.CategoryInfo.Category | Should -Be 'InvalidData'
+            $err.Exception.Message | Should -Match 'cali_v4_ct4.*16-byte keys and 96-byte values'
+        } finally { Remove-TestBpfFs $odd }
+    }
+
+    It 'turns a kernel refusal (EACCES on a pin) into PermissionDenied, not a crash' {
+        $setpriv = Get-Command setpriv -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+        if (-not $setpriv) { Set-ItResult -Skipped -Because 'setpriv (util-linux) is not installed'; return }
+        $locked = New-TestBpfFs
+        try {
+            $m = [CalicoBpf.Interop.BpfMap]::Create('LruHash', 16, 88, 64, 'cali_v4_ct4', 0)
+            try { $m.Pin((Join-Path $locked.PinPath 'cali_v4_ct4')) } finally { $m.Dispose() }
+            & chmod 000 (Join-Path $locked.PinPath 'cali_v4_ct4')
+            # Root without CAP_DAC_OVERRIDE is refused by the pin's file mode, as a non-root user would be.
+            $script = "Import-Module '$manifestPath'; try { Get-BpfConntrack -PinPath '$($locked.PinPath)' -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId; `$_.Exception.Message }"
+            $out = & $setpriv.Source --inh-caps=-all --bounding-set=-all (Get-PwshPath) -NoProfile -NonInteractive -Command $script 2>&1
+            ($out | Select-Object -First 1) | Should -Be 'PermissionDenied,CalicoBpf.Commands.GetBpfConntrackCommand'
+            ($out | Out-String) | Should -Match 'cali_v4_ct4.*Permission denied.*Run as root'
+        } finally { Remove-TestBpfFs $locked }
+    }
+}

@@ -1,0 +1,83 @@
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $manifestPath = Get-ModuleUnderTest
+    Import-Module $manifestPath -Force
+    $script:cmdlets = @(Get-Command -Module CalicoBpf -CommandType Cmdlet | ForEach-Object { @{ Name = $_.Name } })
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $manifestPath = Get-ModuleUnderTest
+    $moduleDir = Split-Path $manifestPath
+    Import-Module $manifestPath -Force
+    $common = [System.Management.Automation.Cmdlet]::CommonParameters + [System.Management.Automation.Cmdlet]::OptionalCommonParameters
+}
+
+Describe 'The module manifest and layout' {
+    It 'is a valid manifest for PowerShell 7.4+ Core' {
+        $m = Test-ModuleManifest $manifestPath
+        $m.PowerShellVersion | Should -Be ([version]'7.4')
+        $m.CompatiblePSEditions | Should -Be @('Core')
+        $m.RootModule | Should -Be 'CalicoBpf.dll'
+    }
+
+    It 'exports exactly the cmdlets its manifest lists' {
+        $listed = (Import-PowerShellDataFile $manifestPath).CmdletsToExport | Sort-Object
+        $listed | Should -Not -Contain '*'
+        (Get-Command -Module CalicoBpf).Name | Sort-Object | Should -Be $listed
+    }
+
+    It 'keeps the engine and third-party assemblies in lib/ and ships no PowerShell assembly' {
+        (Get-ChildItem $moduleDir -Filter *.dll).Name | Should -Be @('CalicoBpf.dll')
+        $lib = (Get-ChildItem (Join-Path $moduleDir 'lib') -Filter *.dll).Name
+        $lib | Should -Contain 'CalicoBpf.Core.dll'
+        $lib | Should -Contain 'CalicoBpf.Adapters.dll'
+        $lib | Should -Contain 'YamlDotNet.dll'
+        Get-ChildItem $moduleDir -Recurse -Filter 'System.Management.Automation.dll' | Should -BeNullOrEmpty
+    }
+
+    It 'makes its types usable by name right after import' {
+        [CalicoBpf.TcpState]::Established | Should -Be 'Established'
+        [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext([CalicoBpf.ConntrackEntry].Assembly).Name | Should -Be 'Default'
+    }
+}
+
+Describe '<Name>' -ForEach $cmdlets {
+    BeforeAll {
+        $command = Get-Command $Name
+        $help = Get-Help $Name -Full
+    }
+
+    It 'declares its output type and has a default view for it' {
+        $command.OutputType.Type | Should -Not -BeNullOrEmpty
+        foreach ($t in $command.OutputType.Type) {
+            Get-FormatData -TypeName $t.FullName | Should -Not -BeNullOrEmpty -Because "$($t.FullName) needs a default view"
+        }
+    }
+
+    It 'has a synopsis and a description' {
+        $help.Synopsis | Should -Not -BeNullOrEmpty
+        $help.Synopsis | Should -Not -Match "^\s*$Name\s*\["   # not the syntax PowerShell makes up without help
+        ($help.Description.Text -join "`n") | Should -Match '\w{4,}'
+    }
+
+    It 'describes every parameter' {
+        foreach ($p in $command.Parameters.Keys | Where-Object { $_ -notin $common }) {
+            $doc = $help.Parameters.Parameter | Where-Object Name -eq $p
+            ($doc.Description.Text -join ' ') | Should -Match '\w{4,}' -Because "-$p needs help"
+        }
+    }
+
+    It 'has two or more examples with code, shown by Get-Help -Examples' {
+        $examples = @($help.Examples.Example)
+        $examples.Count | Should -BeGreaterOrEqual 2
+        foreach ($e in $examples) { $e.Code | Should -Match $Name }
+        (Get-Help $Name -Examples | Out-String) | Should -Match ([regex]::Escape($examples[0].Code.Split("`n")[0]))
+    }
+}
+
+Describe 'about_CalicoBpf' {
+    It 'is installed as a help topic' {
+        (Get-Help about_CalicoBpf | Out-String) | Should -Match 'Get-BpfConntrack'
+    }
+}
