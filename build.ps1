@@ -87,7 +87,7 @@ function Get-ToolPackage([string] $Id, [string] $Version) {
 }
 
 function Invoke-Test {
-    Invoke-Build
+    Invoke-Package   # builds the module too; the Pester suite installs the package it writes
     $results = Join-Path $out 'TestResults'
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     $null = New-Item -ItemType Directory -Force $results
@@ -109,11 +109,13 @@ function Invoke-Test {
 
     Write-Host 'Pester: tests/Pester'
     $pester = Join-Path (Get-ToolPackage 'Pester' '5.7.1') 'tools/Pester.psd1'
-    $yamlOld = Join-Path (Get-ToolPackage 'YamlDotNet' '11.2.1') 'lib/netstandard2.0/YamlDotNet.dll'
+    # The isolation tests load other YamlDotNet versions before the module.
+    $null = Get-ToolPackage 'YamlDotNet' '11.2.1'
+    $null = Get-ToolPackage 'YamlDotNet' '18.1.0'
     $pwsh = Join-Path $PSHOME 'pwsh'
     $pesterResult = Join-Path $results 'pester.xml'
     $env:CALICOBPF_MODULE = Join-Path $moduleOut 'CalicoBpf.psd1'
-    $env:CALICOBPF_OLD_YAMLDOTNET = $yamlOld
+    $env:CALICOBPF_PACKAGE = Join-Path $out "CalicoBpf.$(Get-ModuleVersion).nupkg"
     $script = @"
 Import-Module '$pester' -MinimumVersion 5.7.1
 `$c = New-PesterConfiguration

@@ -120,8 +120,12 @@ foreach ($cmd in $commands) {
     $w.WriteStartElement('maml', 'description', $ns.maml); Write-Paras $w $top['DESCRIPTION']; $w.WriteEndElement()
 
     $described = @{}
+    $defaults = @{}
     foreach ($key in $paramDocs.Keys) {
-        if ($key -like '-*') { $described[$key.Substring(1)] = ($paramDocs[$key] -split '```yaml')[0].Trim() }
+        if ($key -notlike '-*') { continue }
+        $described[$key.Substring(1)] = ($paramDocs[$key] -split '```yaml')[0].Trim()
+        $dm = [regex]::Match($paramDocs[$key], '(?m)^Default value:\s*(.*?)\s*$')
+        $defaults[$key.Substring(1)] = if ($dm.Success -and $dm.Groups[1].Value) { $dm.Groups[1].Value } else { 'None' }
     }
     $parameters = $cmd.Parameters.Values | Where-Object { $_.Name -notin $common } | Sort-Object Name
     foreach ($p in $parameters) {
@@ -155,7 +159,7 @@ foreach ($cmd in $commands) {
             $w.WriteEndElement()
         }
         $w.WriteStartElement('dev', 'type', $ns.dev); $w.WriteElementString('maml', 'name', $ns.maml, $typeName); $w.WriteEndElement()
-        $w.WriteElementString('dev', 'defaultValue', $ns.dev, 'None')
+        $w.WriteElementString('dev', 'defaultValue', $ns.dev, $defaults[$Parameter.Name])
         $w.WriteEndElement()
     }
 

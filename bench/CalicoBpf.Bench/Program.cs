@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using CalicoBpf;
+using CalicoBpf.Interop;
+using CalicoBpf.Maps;
+using CalicoBpf.Simulation;
+using CalicoBpf.Transport;
+
+// bench fill <pinDir> <entries>   creates cali_v4_ct4 (Calico's type and sizes) and fills it
+// bench core <pinDir> <repeats>   times Core: raw batched enumeration, and enumeration + decoding
+if (args.Length < 3)
+{
+    Console.Error.WriteLine("usage: CalicoBpf.Bench fill|core <pinDir> <n>");
+    return 2;
+}
+
+string pinDir = args[1];
+int n = int.Parse(args[2], CultureInfo.InvariantCulture);
+switch (args[0])
+{
+    case "fill":
+        return Fill(pinDir, n);
+    case "core":
+        return Core(pinDir, n);
+    default:
+        Console.Error.WriteLine($"unknown command {args[0]}");
+        return 2;
+}
+
+static int Fill(string pinDir, int entries)
+{
+    using SimulatedDataplane sim = SimulatedDataplane.Claim(pinDir);
+    MapSpec spec = MapSpecs.Conntrack(4, ipv6: false);
+    BpfMap map = sim.CreateMap(spec, Math.Max(spec.MaxEntries, entries));
+    ConntrackLayout layout = ConntrackLayout.For(spec.PinName, 4, spec.KeySize, spec.ValueSize);
+    ulong now = KernelInfo.MonotonicNanoseconds();
+    var sw = Stopwatch.StartNew();
+    sim.WriteConntrack(map, layout, Generate(entries, now));
+    long count = map.CountEntries();
+    Console.WriteLine($"{count} {sw.Elapsed.TotalMilliseconds:F0}");
+    return 0;
+}
+
+static IEnumerable<ConntrackEntry> Generate(int entries, ulong now)
+{
+    var backend = IPAddress.Parse("10.65.200.9");
+    var service = IPAddress.Parse("10.96.0.10");
+    var leg = new ConntrackLeg { Bytes = 1500, Packets = 10, SynSeen = true, AckSeen = true, Approved = true, Opener = true, IfIndex = 7 };
+    var back = new ConntrackLeg { Bytes = 9000, Packets = 8, SynSeen = true, AckSeen = true, Approved = true };
+    for (int i = 0; i < entries; i++)
+    {
+        // A unique client per entry: 10.(64+i/65536).(i/256%256).(i%256).
+        var client = new IPAddress(new byte[] { 10, (byte)(64 + (i >> 16)), (byte)(i >> 8), (byte)i });
+        int kind = i % 10;
+        yield return new ConntrackEntry
+        {
+            Protocol = kind == 9 ? IpProtocol.Udp : IpProtocol.Tcp,
+            Type = kind switch { 7 => ConntrackType.NatForward, 8 => ConntrackType.NatReverse, _ => ConntrackType.Normal },
+            SourceAddress = client,
+            SourcePort = 40000 + (i % 20000),
+            DestinationAddress = kind == 7 ? service : backend,
+            DestinationPort = kind == 7 ? 53 : 8080,
+            ServiceAddress = kind is 7 or 8 ? service : null,
+            ServicePort = kind is 7 or 8 ? 53 : null,
+            ReverseKey = kind == 7 ? new ConntrackKey(IpProtocol.Tcp, client, 40000 + (i % 20000), backend, 8080) : null,
+            LastSeenNanoseconds = now - (ulong)(i % 3600) * 1_000_000_000UL % Math.Max(now, 1),
+            Forward = kind == 7 ? ConntrackLeg.Empty : leg,
+            Reverse = kind == 7 ? ConntrackLeg.Empty : back,
+        };
+    }
+}
+
+static int Core(string pinDir, int repeats)
+{
+    var node = new LocalDataplane(pinDir, "bench");
+    for (int r = 0; r < repeats; r++)
+    {
+        long allocBefore = GC.GetTotalAllocatedBytes(precise: true);
+        var sw = Stopwatch.StartNew();
+        long raw = 0;
+        using (IMapReader reader = node.OpenMap("cali_v4_ct4"))
+        {
+            foreach (RawEntryBatch b in reader.ReadEntries(CancellationToken.None))
+            {
+                raw += b.Count;
+            }
+        }
+
+        double rawMs = sw.Elapsed.TotalMilliseconds;
+        long rawAlloc = GC.GetTotalAllocatedBytes(precise: true) - allocBefore;
+
+        sw.Restart();
+        long decoded = 0;
+        ulong bytes = 0;
+        foreach (ConntrackEntry e in ConntrackReader.Read(node, new ConntrackQuery()))
+        {
+            decoded++;
+            bytes += e.BytesForward;
+        }
+
+        double decodeMs = sw.Elapsed.TotalMilliseconds;
+        GC.KeepAlive(bytes);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{raw} {rawMs:F1} {decoded} {decodeMs:F1} {rawAlloc}"));
+    }
+
+    return 0;
+}

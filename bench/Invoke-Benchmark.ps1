@@ -1,0 +1,143 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    The foundation benchmark: one 512,000-entry cali_v4_ct4 map, read five ways in one run.
+.DESCRIPTION
+    Fills a real cali_v4_ct4 map (Calico's type and sizes) in a private bpffs, then times, on the
+    same map in the same run:
+      - CalicoBpf.Core enumeration (batched bpf(2) reads), and enumeration plus decoding;
+      - a C reference loop with BPF_MAP_LOOKUP_BATCH (bench/c/ct_batch.c, same batch size);
+      - (Get-BpfConntrack | Measure-Object).Count in a fresh pwsh, with the process's memory growth;
+      - bpftool -j map dump pinned ... > /dev/null.
+    Each is run several times; medians are reported, and the goals are checked as ratios:
+    the cmdlet beats bpftool, Core is within 2x of the C loop, memory grows by less than 150 MB.
+    Installs bpftool and a C compiler from Debian when missing. Needs root.
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [int] $Entries = 512000,
+    [int] $Repeats = 5
+)
+
+$ErrorActionPreference = 'Stop'
+if (-not $IsLinux -or (id -u) -ne '0') { throw 'The benchmark creates real BPF maps: run it as root on Linux.' }
+$root = Split-Path $PSScriptRoot
+$work = Join-Path $root 'out/bench'
+$null = New-Item -ItemType Directory -Force $work
+
+$missing = @()
+if (-not (Get-Command bpftool -ErrorAction SilentlyContinue)) { $missing += 'bpftool' }
+if (-not (Get-Command cc -ErrorAction SilentlyContinue) -or -not (Test-Path /usr/include/linux/bpf.h)) { $missing += 'gcc', 'libc6-dev', 'linux-libc-dev' }
+if ($missing) {
+    Write-Host "Installing $($missing -join ', ') from Debian"
+    $env:DEBIAN_FRONTEND = 'noninteractive'
+    & apt-get update -qq | Out-Null
+    & apt-get install -y -qq @missing | Out-Null
+    if ($LASTEXITCODE) { throw "apt-get install $($missing -join ' ') failed." }
+}
+
+$cLoop = Join-Path $work 'ct_batch'
+& cc -O2 -o $cLoop (Join-Path $PSScriptRoot 'c/ct_batch.c')
+if ($LASTEXITCODE) { throw 'Compiling bench/c/ct_batch.c failed.' }
+& dotnet build (Join-Path $PSScriptRoot 'CalicoBpf.Bench/CalicoBpf.Bench.csproj') -c Release --nologo -v q -clp:ErrorsOnly
+if ($LASTEXITCODE) { throw 'Building bench/CalicoBpf.Bench failed.' }
+$helper = Join-Path $PSScriptRoot 'CalicoBpf.Bench/bin/Release/net8.0/CalicoBpf.Bench'
+
+function Median([double[]] $Values) {
+    $s = $Values | Sort-Object
+    if ($s.Count % 2) { return $s[[int][math]::Floor($s.Count / 2)] }
+    return ($s[$s.Count / 2 - 1] + $s[$s.Count / 2]) / 2
+}
+
+$bpffs = Join-Path ([IO.Path]::GetTempPath()) "calicobpf-bench-$PID"
+$null = New-Item -ItemType Directory -Force $bpffs
+& mount -t bpf bpf $bpffs
+if ($LASTEXITCODE) { throw "mount -t bpf $bpffs failed." }
+try {
+    $pins = Join-Path $bpffs 'tc/globals'
+    $pin = Join-Path $pins 'cali_v4_ct4'
+    Write-Host "Filling cali_v4_ct4 with $Entries entries"
+    $fill = (& $helper fill $pins $Entries) -split ' '
+    $count = [long]$fill[0]
+
+    Write-Host 'Core (in-process, batched bpf(2))'
+    $core = & $helper core $pins $Repeats | ForEach-Object { $f = $_ -split ' '; [pscustomobject]@{ RawMs = [double]$f[1]; DecodeMs = [double]$f[3]; Count = [long]$f[0]; Decoded = [long]$f[2] } }
+    if (($core | Where-Object { $_.Count -ne $count -or $_.Decoded -ne $count })) { throw 'Core did not read every entry.' }
+
+    Write-Host 'C reference loop (BPF_MAP_LOOKUP_BATCH)'
+    $c = 1..$Repeats | ForEach-Object { $f = (& $cLoop $pin) -split ' '; if ([long]$f[0] -ne $count) { throw 'The C loop did not read every entry.' }; [double]$f[1] / 1e6 }
+
+    Write-Host 'bpftool -j map dump pinned ... > /dev/null'
+    $bpftool = 1..([math]::Min($Repeats, 3)) | ForEach-Object {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        & /bin/sh -c "bpftool -j map dump pinned '$pin' > /dev/null"
+        if ($LASTEXITCODE) { throw 'bpftool failed.' }
+        $sw.Elapsed.TotalMilliseconds
+    }
+
+    Write-Host '(Get-BpfConntrack | Measure-Object).Count in a fresh pwsh'
+    $script = @"
+Import-Module '$ModulePath'
+function Mem { `$s = Get-Content /proc/self/status; @{ Rss = [long]((`$s -match '^VmRSS')[0] -replace '\D',''); Hwm = [long]((`$s -match '^VmHWM')[0] -replace '\D','') } }
+`$null = Get-BpfConntrack -PinPath '$pins' -Protocol Icmp
+[GC]::Collect()
+`$before = Mem
+`$times = foreach (`$i in 1..$Repeats) {
+    `$sw = [Diagnostics.Stopwatch]::StartNew()
+    `$n = (Get-BpfConntrack -PinPath '$pins' | Measure-Object).Count
+    if (`$n -ne $count) { throw "counted `$n" }
+    `$sw.Elapsed.TotalMilliseconds
+    if (`$i -eq 1) { `$first = Mem }
+}
+"`$(`$times -join ',') `$(`$before.Rss) `$(`$first.Hwm)"
+"@
+    $line = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script | Select-Object -Last 1
+    $parts = $line -split ' '
+    $cmdlet = [double[]]($parts[0] -split ',')
+    $growthMb = ([long]$parts[2] - [long]$parts[1]) / 1024
+
+    $r = [ordered]@{
+        Entries              = $count
+        CoreRawMs            = Median $core.RawMs
+        CoreDecodeMs         = Median $core.DecodeMs
+        CLoopMs              = Median $c
+        CmdletFirstMs        = $cmdlet[0]
+        CmdletMedianMs       = Median $cmdlet
+        BpftoolMs            = Median $bpftool
+        MemoryGrowthMb       = [math]::Round($growthMb, 1)
+    }
+    $r.CoreVsC = [math]::Round($r.CoreRawMs / $r.CLoopMs, 2)
+    $r.CmdletVsBpftool = [math]::Round($r.CmdletMedianMs / $r.BpftoolMs, 2)
+
+    $machine = "$((Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1).Line -replace '.*:\s*', ''), $([Environment]::ProcessorCount) cores, $([math]::Round([long]((Get-Content /proc/meminfo -TotalCount 1) -replace '\D', '') / 1MB)) GiB, kernel $(uname -r)"
+    $report = @"
+Date: $((Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm')) UTC
+Machine: $machine
+Entries: $($r.Entries) in cali_v4_ct4 (LRU_HASH, 16/88 bytes); medians of $Repeats runs (bpftool: $([math]::Min($Repeats, 3)))
+
+| measurement | time |
+|---|---|
+| Core enumeration (batched bpf(2), 4096 per batch) | $([math]::Round($r.CoreRawMs)) ms |
+| Core enumeration + decoding into ConntrackEntry | $([math]::Round($r.CoreDecodeMs)) ms |
+| C loop, BPF_MAP_LOOKUP_BATCH (bench/c/ct_batch.c) | $([math]::Round($r.CLoopMs)) ms |
+| (Get-BpfConntrack \| Measure-Object).Count, first run in a fresh pwsh | $([math]::Round($r.CmdletFirstMs)) ms |
+| (Get-BpfConntrack \| Measure-Object).Count, median | $([math]::Round($r.CmdletMedianMs)) ms |
+| bpftool -j map dump pinned ... > /dev/null | $([math]::Round($r.BpftoolMs)) ms |
+| pwsh memory growth while streaming all entries (VmHWM - VmRSS before) | $($r.MemoryGrowthMb) MB |
+
+| goal | ratio | met |
+|---|---|---|
+| the cmdlet beats bpftool | cmdlet / bpftool = $($r.CmdletVsBpftool) | $(if ($r.CmdletVsBpftool -lt 1) { 'yes' } else { 'NO' }) |
+| Core within 2x of the C loop | Core / C = $($r.CoreVsC) | $(if ($r.CoreVsC -le 2) { 'yes' } else { 'NO' }) |
+| memory grows by less than 150 MB | $($r.MemoryGrowthMb) MB | $(if ($r.MemoryGrowthMb -lt 150) { 'yes' } else { 'NO' }) |
+"@
+    Set-Content -Path (Join-Path $work 'results.md') -Value $report
+    Write-Host ''
+    Write-Host $report
+    Write-Host "Written to $(Join-Path $work 'results.md'); copy it into docs/performance.md."
+}
+finally {
+    & umount $bpffs
+    Remove-Item -Recurse -Force $bpffs -ErrorAction SilentlyContinue
+}
