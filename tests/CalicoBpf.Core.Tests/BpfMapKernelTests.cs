@@ -119,3 +119,70 @@ public class BpfMapKernelTests
         Assert.Equal(1, batches);
     }
 }
+
+public class BpfMapChurnTests
+{
+    [SkippableFact]
+    public void Key_by_key_restarts_safely_when_the_previous_key_vanishes()
+    {
+        using var fs = new BpfFsScope();
+        using BpfMap map = fs.CreatePinned(BpfMapType.Hash, 8, 8, 2000, "cali_churn");
+        for (long i = 0; i < 1000; i++)
+        {
+            map.Update(BitConverter.GetBytes(i), BitConverter.GetBytes(i));
+        }
+
+        var read = new List<long>();
+        var deletedUnread = new HashSet<long>();
+        bool churned = false;
+        foreach (RawEntryBatch b in map.ReadEntries(10, MapReadMode.KeyByKey))
+        {
+            for (int i = 0; i < b.Count; i++)
+            {
+                read.Add(BitConverter.ToInt64(b.Key(i)));
+            }
+
+            if (!churned)
+            {
+                // The key the walk continues from disappears (the kernel then restarts from the first
+                // key), and so do a few keys not read yet.
+                churned = true;
+                Assert.True(map.Delete(BitConverter.GetBytes(read[^1])));
+                foreach (long k in Enumerable.Range(0, 1000).Select(x => (long)x).Except(read).Take(5))
+                {
+                    Assert.True(map.Delete(BitConverter.GetBytes(k)));
+                    deletedUnread.Add(k);
+                }
+            }
+        }
+
+        Assert.Equal(read.Count, read.Distinct().Count());
+        Assert.Equal(Enumerable.Range(0, 1000).Select(x => (long)x).Except(deletedUnread).OrderBy(x => x), read.OrderBy(x => x));
+    }
+
+    [SkippableFact]
+    public void Batch_buffer_grows_when_a_bucket_holds_more_than_it()
+    {
+        using var fs = new BpfFsScope();
+        using BpfMap map = fs.CreatePinned(BpfMapType.Hash, 8, 8, 4096, "cali_grow");
+        for (long i = 0; i < 3000; i++)
+        {
+            map.Update(BitConverter.GetBytes(i), BitConverter.GetBytes(i));
+        }
+
+        // With room for one entry, any bucket holding two makes the kernel answer ENOSPC.
+        var seen = new HashSet<long>();
+        int maxCapacity = 0;
+        foreach (RawEntryBatch b in map.ReadEntries(1, MapReadMode.Batch))
+        {
+            maxCapacity = Math.Max(maxCapacity, b.Capacity);
+            for (int i = 0; i < b.Count; i++)
+            {
+                Assert.True(seen.Add(BitConverter.ToInt64(b.Key(i))));
+            }
+        }
+
+        Assert.Equal(3000, seen.Count);
+        Assert.True(maxCapacity > 1, "the buffer never grew");
+    }
+}

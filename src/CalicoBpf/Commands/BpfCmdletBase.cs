@@ -86,6 +86,27 @@ public abstract class BpfCmdletBase : PSCmdlet
         _ => null,
     };
 
+    /// <summary>
+    /// Writes each item as it comes. When the user named things without wildcards and nothing
+    /// came back, says so with one non-terminating error (wildcards that match nothing stay silent,
+    /// as in Get-ChildItem).
+    /// </summary>
+    protected void WriteEach<T>(IEnumerable<T> items, string[]? names, string errorId, Func<string, string> notFound)
+    {
+        bool any = false;
+        foreach (T item in items)
+        {
+            any = true;
+            WriteObject(item);
+        }
+
+        if (!any && names is { Length: > 0 } && !names.Any(WildcardPattern.ContainsWildcardCharacters))
+        {
+            string list = string.Join(", ", names);
+            WriteError(new ErrorRecord(new ItemNotFoundException(notFound(list)), errorId, ErrorCategory.ObjectNotFound, names));
+        }
+    }
+
     /// <summary>A wildcard filter over names; null when no pattern was given.</summary>
     protected static Func<string, bool>? WildcardFilter(string[]? patterns)
     {

@@ -15,19 +15,7 @@ public sealed class GetBpfCounterCommand : BpfCmdletBase
     public string[]? Interface { get; set; }
 
     protected override void ProcessRecord() => Run(() =>
-    {
-        bool any = false;
-        foreach (BpfCounter counter in CounterReader.Read(OpenLocalNode(), WildcardFilter(Interface), Reporter, CancelToken))
-        {
-            any = true;
-            WriteObject(counter);
-        }
-
-        if (!any && Interface is { Length: > 0 } && !Interface.Any(WildcardPattern.ContainsWildcardCharacters))
-        {
-            WriteError(new ErrorRecord(
-                new ItemNotFoundException($"Calico keeps no counters for interface {string.Join(", ", Interface)}: no Calico program is attached there. Run Get-BpfCounter without -Interface to list the interfaces it counts."),
-                "InterfaceNotFound", ErrorCategory.ObjectNotFound, Interface));
-        }
-    }, PinPath);
+        WriteEach(CounterReader.Read(OpenLocalNode(), WildcardFilter(Interface), Reporter, CancelToken), Interface, "InterfaceNotFound",
+            names => $"Calico keeps no counters for interface {names}: no Calico program is attached there. Run Get-BpfCounter without -Interface to list the interfaces it counts."),
+        PinPath);
 }

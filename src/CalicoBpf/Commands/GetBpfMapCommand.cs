@@ -21,19 +21,7 @@ public sealed class GetBpfMapCommand : BpfCmdletBase
     protected override void ProcessRecord() => Run(() =>
     {
         var node = OpenLocalNode();
-        Func<string, bool>? filter = WildcardFilter(Name);
-        bool any = false;
-        foreach (BpfMapInfo info in MapInventory.List(node, filter, !NoCount, Reporter, CancelToken))
-        {
-            any = true;
-            WriteObject(info);
-        }
-
-        if (!any && Name is { Length: > 0 } && !Name.Any(WildcardPattern.ContainsWildcardCharacters))
-        {
-            WriteError(new ErrorRecord(
-                new ItemNotFoundException($"No Calico map named {string.Join(", ", Name)} is pinned in {node.PinDirectory}. Run Get-BpfMap without -Name to see the maps there."),
-                "MapNotFound", ErrorCategory.ObjectNotFound, Name));
-        }
+        WriteEach(MapInventory.List(node, WildcardFilter(Name), !NoCount, Reporter, CancelToken), Name, "MapNotFound",
+            names => $"No Calico map named {names} is pinned in {node.PinDirectory}. Run Get-BpfMap without -Name to see the maps there.");
     }, PinPath);
 }
