@@ -211,6 +211,27 @@ Describe 'Clear errors in the wrong places' -Skip:(-not $kernel) {
         } finally { Remove-TestBpfFs $odd }
     }
 
+    It 'tells a non-root user to run as root (NotRoot)' {
+        $setpriv = Get-Command setpriv -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+        if (-not $setpriv) { Set-ItResult -Skipped -Because 'setpriv (util-linux) is not installed'; return }
+        # pwsh and the module may sit under /root; give the unprivileged user its own readable copies.
+        $copy = Join-Path ([IO.Path]::GetTempPath()) "calicobpf-nobody-$PID"
+        try {
+            $null = New-Item -ItemType Directory $copy
+            Copy-Item -Recurse $PSHOME (Join-Path $copy 'pwsh')
+            Copy-Item -Recurse (Split-Path $manifestPath) (Join-Path $copy 'CalicoBpf')
+            & chmod -R a+rX $copy
+            $script = "Import-Module '$copy/CalicoBpf/CalicoBpf.psd1'; try { Get-BpfMap -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category; `$_.Exception.Message }"
+            $env:HOME, $home0 = $copy, $env:HOME
+            try {
+                $out = & $setpriv.Source --reuid=65534 --regid=65534 --clear-groups (Join-Path $copy 'pwsh/pwsh') -NoProfile -NonInteractive -Command $script 2>&1
+            } finally { $env:HOME = $home0 }
+            $out[0] | Should -Be 'NotRoot,CalicoBpf.Commands.GetBpfMapCommand'
+            $out[1] | Should -Be 'PermissionDenied'
+            $out[2] | Should -Match 'needs root.*sudo pwsh'
+        } finally { Remove-Item -Recurse -Force $copy -ErrorAction SilentlyContinue }
+    }
+
     It 'turns a kernel refusal (EACCES on a pin) into PermissionDenied, not a crash' {
         $setpriv = Get-Command setpriv -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
         if (-not $setpriv) { Set-ItResult -Skipped -Because 'setpriv (util-linux) is not installed'; return }

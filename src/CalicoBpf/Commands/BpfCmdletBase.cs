@@ -29,8 +29,6 @@ public abstract class BpfCmdletBase : PSCmdlet
 
     protected override void StopProcessing() => _stop.Cancel();
 
-    protected override void EndProcessing() => _stop.Dispose();
-
     /// <summary>
     /// The engine's warnings and verbose messages, written on the pipeline thread. (A separate
     /// object, not an interface on the cmdlet: PowerShell scans cmdlet types before the module's
