@@ -81,4 +81,5 @@ public enum BpfEnvironmentProblem
     NoBpfFs,
     NoCalicoMaps,
     UnsupportedArchitecture,
+    NoTraceFs,
 }

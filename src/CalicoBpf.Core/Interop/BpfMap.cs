@@ -475,7 +475,7 @@ public enum MapReadMode
     KeyByKey,
 }
 
-internal sealed class ByteArrayComparer : IEqualityComparer<byte[]>
+public sealed class ByteArrayComparer : IEqualityComparer<byte[]>
 {
     public static readonly ByteArrayComparer Instance = new();
 

@@ -16,6 +16,28 @@ internal static unsafe class Libc
     [DllImport(Lib, SetLastError = true)]
     internal static extern int close(int fd);
 
+    [DllImport(Lib, SetLastError = true, EntryPoint = "open")]
+    internal static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport(Lib, SetLastError = true)]
+    internal static extern nint read(int fd, byte* buf, nint count);
+
+    [DllImport(Lib, SetLastError = true)]
+    internal static extern int poll(PollFd* fds, nuint nfds, int timeout);
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    internal const int O_RDONLY = 0;
+    internal const int O_NONBLOCK = 0x800;
+    internal const int O_CLOEXEC = 0x80000;
+    internal const short POLLIN = 1;
+
     [DllImport(Lib, SetLastError = true)]
     internal static extern int clock_gettime(int clockId, Timespec* ts);
 

@@ -29,6 +29,18 @@ public static unsafe class NetLink
     /// <summary>Every link of the current network namespace, by ifindex.</summary>
     public static IReadOnlyDictionary<int, NetworkLink> ListLinks()
     {
+        var links = new Dictionary<int, NetworkLink>();
+        Dump(RTM_GETLINK, IfInfoMsgLen, chunk => ParseLinkMessages(chunk, links));
+        return links;
+    }
+
+    /// <summary>
+    /// Sends one NLM_F_DUMP request of <paramref name="type"/> with a zeroed family header of
+    /// <paramref name="headerLength"/> bytes, and hands every recv() to <paramref name="parse"/>
+    /// until it reports NLMSG_DONE.
+    /// </summary>
+    internal static void Dump(ushort type, int headerLength, ChunkParser parse)
+    {
         KernelInfo.EnsureLinux();
         int fd = Libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         if (fd < 0)
@@ -38,21 +50,19 @@ public static unsafe class NetLink
 
         try
         {
-            Span<byte> request = stackalloc byte[NlMsgHdrLen + IfInfoMsgLen];
-            request.Clear();
+            byte[] request = new byte[NlMsgHdrLen + headerLength];
             BinaryPrimitives.WriteUInt32LittleEndian(request, (uint)request.Length);
-            BinaryPrimitives.WriteUInt16LittleEndian(request[4..], RTM_GETLINK);
-            BinaryPrimitives.WriteUInt16LittleEndian(request[6..], NLM_F_REQUEST | NLM_F_DUMP);
-            BinaryPrimitives.WriteUInt32LittleEndian(request[8..], 1);
+            BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), type);
+            BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), NLM_F_REQUEST | NLM_F_DUMP);
+            BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(8), 1);
             fixed (byte* p = request)
             {
                 if (Libc.send(fd, p, request.Length, 0) < 0)
                 {
-                    throw BpfException.FromErrno(Libc.LastErrno, "send(RTM_GETLINK)", null);
+                    throw BpfException.FromErrno(Libc.LastErrno, $"send(rtnetlink {type})", null);
                 }
             }
 
-            var links = new Dictionary<int, NetworkLink>();
             byte[] buffer = new byte[64 * 1024];
             while (true)
             {
@@ -70,12 +80,12 @@ public static unsafe class NetLink
                         continue;
                     }
 
-                    throw BpfException.FromErrno(errno, "recv(RTM_GETLINK)", null);
+                    throw BpfException.FromErrno(errno, $"recv(rtnetlink {type})", null);
                 }
 
-                if (ParseLinkMessages(buffer.AsSpan(0, (int)n), links))
+                if (parse(buffer.AsSpan(0, (int)n)))
                 {
-                    return links;
+                    return;
                 }
             }
         }
@@ -85,8 +95,11 @@ public static unsafe class NetLink
         }
     }
 
-    /// <summary>Parses one recv() worth of netlink messages. Returns true at NLMSG_DONE.</summary>
-    internal static bool ParseLinkMessages(ReadOnlySpan<byte> data, Dictionary<int, NetworkLink> links)
+    /// <summary>
+    /// Walks the messages of one recv(): calls <paramref name="onMessage"/> with each message of
+    /// <paramref name="wanted"/> type (its payload after the netlink header). True at NLMSG_DONE.
+    /// </summary>
+    internal static bool ForEachMessage(ReadOnlySpan<byte> data, ushort wanted, MessageHandler onMessage)
     {
         int offset = 0;
         while (offset + NlMsgHdrLen <= data.Length)
@@ -108,38 +121,12 @@ public static unsafe class NetLink
                 int error = BinaryPrimitives.ReadInt32LittleEndian(data[(offset + NlMsgHdrLen)..]);
                 if (error != 0)
                 {
-                    throw BpfException.FromErrno(-error, "rtnetlink RTM_GETLINK", null);
+                    throw BpfException.FromErrno(-error, "rtnetlink", null);
                 }
             }
-            else if (type == RTM_NEWLINK && length >= NlMsgHdrLen + IfInfoMsgLen)
+            else if (type == wanted)
             {
-                ReadOnlySpan<byte> msg = data.Slice(offset + NlMsgHdrLen, length - NlMsgHdrLen);
-                int ifIndex = BinaryPrimitives.ReadInt32LittleEndian(msg[4..]);
-                string? name = null;
-                int attr = IfInfoMsgLen;
-                while (attr + 4 <= msg.Length)
-                {
-                    int attrLen = BinaryPrimitives.ReadUInt16LittleEndian(msg[attr..]);
-                    int attrType = BinaryPrimitives.ReadUInt16LittleEndian(msg[(attr + 2)..]) & 0x3fff;
-                    if (attrLen < 4 || attr + attrLen > msg.Length)
-                    {
-                        break;
-                    }
-
-                    if (attrType == IFLA_IFNAME)
-                    {
-                        ReadOnlySpan<byte> raw = msg.Slice(attr + 4, attrLen - 4);
-                        int nul = raw.IndexOf((byte)0);
-                        name = Encoding.UTF8.GetString(nul < 0 ? raw : raw[..nul]);
-                    }
-
-                    attr += (attrLen + 3) & ~3;
-                }
-
-                if (name is not null)
-                {
-                    links[ifIndex] = new NetworkLink(ifIndex, name);
-                }
+                onMessage(data.Slice(offset + NlMsgHdrLen, length - NlMsgHdrLen));
             }
 
             offset += (length + 3) & ~3;
@@ -147,4 +134,58 @@ public static unsafe class NetLink
 
         return false;
     }
+
+    internal delegate void MessageHandler(ReadOnlySpan<byte> payload);
+
+    internal delegate bool ChunkParser(ReadOnlySpan<byte> chunk);
+
+    /// <summary>Calls <paramref name="onAttribute"/> for each rtattr (type without the nested/byte-order bits, and payload).</summary>
+    internal static void ForEachAttribute(ReadOnlySpan<byte> attributes, AttributeHandler onAttribute)
+    {
+        int attr = 0;
+        while (attr + 4 <= attributes.Length)
+        {
+            int attrLen = BinaryPrimitives.ReadUInt16LittleEndian(attributes[attr..]);
+            int attrType = BinaryPrimitives.ReadUInt16LittleEndian(attributes[(attr + 2)..]) & 0x3fff;
+            if (attrLen < 4 || attr + attrLen > attributes.Length)
+            {
+                return;
+            }
+
+            onAttribute(attrType, attributes.Slice(attr + 4, attrLen - 4));
+            attr += (attrLen + 3) & ~3;
+        }
+    }
+
+    internal delegate void AttributeHandler(int type, ReadOnlySpan<byte> payload);
+
+    internal static string ReadString(ReadOnlySpan<byte> raw)
+    {
+        int nul = raw.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(nul < 0 ? raw : raw[..nul]);
+    }
+
+    /// <summary>Parses one recv() worth of RTM_NEWLINK messages. Returns true at NLMSG_DONE.</summary>
+    internal static bool ParseLinkMessages(ReadOnlySpan<byte> data, Dictionary<int, NetworkLink> links) =>
+        ForEachMessage(data, RTM_NEWLINK, msg =>
+        {
+            if (msg.Length < IfInfoMsgLen)
+            {
+                return;
+            }
+
+            int ifIndex = BinaryPrimitives.ReadInt32LittleEndian(msg[4..]);
+            string? name = null;
+            ForEachAttribute(msg[IfInfoMsgLen..], (type, payload) =>
+            {
+                if (type == IFLA_IFNAME)
+                {
+                    name = ReadString(payload);
+                }
+            });
+            if (name is not null)
+            {
+                links[ifIndex] = new NetworkLink(ifIndex, name);
+            }
+        });
 }

@@ -79,12 +79,8 @@ public static class ConntrackReader
     /// <summary>Finds the live conntrack map of the family (highest version, no _old pin).</summary>
     public static CalicoMapName FindMap(INodeDataplane node, bool ipv6)
     {
-        string baseName = ipv6 ? MapCatalog.ConntrackV6 : MapCatalog.ConntrackV4;
-        return MapCatalog.FindLatest(node.ListMaps(), baseName)
-            ?? throw new BpfObjectNotFoundException(
-                $"No {(ipv6 ? "IPv6" : "IPv4")} conntrack map ({baseName}<version>) is pinned in {node.PinDirectory} on {node.Node}." +
-                (ipv6 ? " IPv6 is probably not enabled in Calico on this node (FelixConfiguration bpfEnabled with an IPv6 pool); drop -IPv6." : string.Empty),
-                Errno.ENOENT, System.IO.Path.Combine(node.PinDirectory, baseName));
+        return MapReading.Find(node, ipv6 ? MapCatalog.ConntrackV6 : MapCatalog.ConntrackV4, ipv6 ? "IPv6 conntrack" : "IPv4 conntrack",
+            ipv6 ? "IPv6 is probably not enabled in Calico on this node; drop -IPv6." : null);
     }
 
     public static IEnumerable<ConntrackEntry> Read(INodeDataplane node, ConntrackQuery query, IEngineReporter? reporter = null,

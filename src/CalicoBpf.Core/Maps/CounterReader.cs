@@ -10,10 +10,8 @@ public static class CounterReader
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         reporter ??= NullReporter.Instance;
-        CalicoMapName pin = MapCatalog.FindLatest(node.ListMaps(), MapCatalog.Counters)
-            ?? throw new BpfObjectNotFoundException(
-                $"No counters map (cali_counters<version>) is pinned in {node.PinDirectory} on {node.Node}. Calico releases before v3.26 kept counters per interface outside this directory; they are not supported.",
-                Errno.ENOENT, System.IO.Path.Combine(node.PinDirectory, MapCatalog.Counters));
+        CalicoMapName pin = MapReading.Find(node, MapCatalog.Counters, "counters",
+            "Calico releases before v3.26 kept counters per interface outside this directory; they are not supported.");
         IReadOnlyDictionary<int, NetworkLink> links = node.ListLinks();
 
         // The map holds at most three entries per interface; rows of one interface need all three hooks.

@@ -28,6 +28,7 @@ public static class MapSpecs
         new("cali_v4_nat_fe", 3, BpfMapType.LpmTrie, 16, 20, 65536, true),
         new("cali_v4_nat_be", 1, BpfMapType.Hash, 8, 8, 262144, true),
         new("cali_v4_nat_aff", 1, BpfMapType.LruHash, 16, 16, 65536, false),
+        new("cali_v4_mglv", 2, BpfMapType.Hash, 8, 8, 1009, true),
         new("cali_v4_routes", 1, BpfMapType.LpmTrie, 8, 8, 262144, true),
         new("cali_v4_ip_sets", 1, BpfMapType.LpmTrie, 20, 4, 1048576, true),
         new("cali_v4_arp", 2, BpfMapType.LruHash, 8, 12, 10000, false),

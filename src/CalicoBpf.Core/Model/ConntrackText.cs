@@ -202,5 +202,5 @@ public static class ConntrackText
         return whole.ToString(System.Globalization.CultureInfo.InvariantCulture) + "." + f;
     }
 
-    internal static bool IsIPv6(IPAddress address) => address.AddressFamily == AddressFamily.InterNetworkV6;
+    public static bool IsIPv6(IPAddress address) => address.AddressFamily == AddressFamily.InterNetworkV6;
 }

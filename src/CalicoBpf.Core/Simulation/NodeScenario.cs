@@ -21,6 +21,53 @@ public sealed class NodeScenario
     public int RandomSeed { get; set; } = 1;
     public ConntrackMix Conntrack { get; set; } = new();
     public List<InterfaceCounters> Interfaces { get; set; } = new();
+    public List<ServiceSpec> Services { get; set; } = new();
+    public List<RouteSpec> Routes { get; set; } = new();
+    public List<IpSetSpec> IpSets { get; set; } = new();
+    public List<ArpSpec> Arp { get; set; } = new();
+
+    /// <summary>A Kubernetes service as Felix programs it: frontends sharing one id, and its backends.</summary>
+    public sealed class ServiceSpec
+    {
+        public uint Id { get; set; }
+        public string Address { get; set; } = string.Empty;
+        public int Port { get; set; }
+        public string Protocol { get; set; } = "TCP";
+        /// <summary>Optional NodePort: adds the wildcard (255.255.255.255) frontend.</summary>
+        public int NodePort { get; set; }
+        public List<string> Backends { get; set; } = new();
+        public int LocalBackends { get; set; }
+        public uint AffinitySeconds { get; set; }
+        public bool ExternalLocal { get; set; }
+        /// <summary>LoadBalancerSourceRanges: one frontend per CIDR plus a drop entry.</summary>
+        public List<string> SourceRanges { get; set; } = new();
+        /// <summary>Backend ordinals Felix counts but that are absent (a broken service, for the demo).</summary>
+        public int MissingBackends { get; set; }
+    }
+
+    public sealed class RouteSpec
+    {
+        public string Cidr { get; set; } = string.Empty;
+        /// <summary>calico-bpf's words: local/remote, workload/host, in-pool, nat-out, tunneled, ...</summary>
+        public string Type { get; set; } = string.Empty;
+        public string? NextHop { get; set; }
+        public string? Interface { get; set; }
+    }
+
+    public sealed class IpSetSpec
+    {
+        public string Id { get; set; } = string.Empty;
+        /// <summary>CIDRs, or named-port members as addr:port/tcp.</summary>
+        public List<string> Members { get; set; } = new();
+    }
+
+    public sealed class ArpSpec
+    {
+        public string Address { get; set; } = string.Empty;
+        public string Interface { get; set; } = string.Empty;
+        public string SourceMac { get; set; } = string.Empty;
+        public string DestinationMac { get; set; } = string.Empty;
+    }
 
     public sealed class ConntrackMix
     {
@@ -194,6 +241,12 @@ public sealed class NodeScenario
             dataplane.CreateMap(MapSpecs.Conntrack(ConntrackVersion, ipv6: true));
         }
 
+        SeedServices(dataplane);
+        SeedRoutes(dataplane, links);
+        SeedIpSets(dataplane);
+        SeedArp(dataplane, links);
+        SeedInterfaceState(dataplane, links);
+
         MapSpec counterSpec = MapSpecs.Counters(CounterCount >= 26 ? 6 : CounterCount >= 25 ? 5 : CounterCount >= 17 ? 3 : 2, CounterCount);
         BpfMap counters = dataplane.CreateMap(counterSpec);
         foreach (InterfaceCounters iface in Interfaces)
@@ -210,6 +263,167 @@ public sealed class NodeScenario
                     dataplane.WriteCounters(counters, ifIndex, hook, ToIndexes(values));
                 }
             }
+        }
+    }
+
+    private static IpProtocol ParseProtocol(string text) => text.ToUpperInvariant() switch
+    {
+        "TCP" => IpProtocol.Tcp,
+        "UDP" => IpProtocol.Udp,
+        "SCTP" => IpProtocol.Sctp,
+        _ => byte.TryParse(text, out byte n) ? (IpProtocol)n : throw new FormatException($"Unknown protocol '{text}' (TCP, UDP, SCTP or a number)."),
+    };
+
+    private static (IPAddress Address, int Port) ParseEndpoint(string text)
+    {
+        int colon = text.LastIndexOf(':');
+        return (IPAddress.Parse(text[..colon].Trim('[', ']')), int.Parse(text[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private void SeedServices(SimulatedDataplane dp)
+    {
+        if (Services.Count == 0)
+        {
+            return;
+        }
+
+        BpfMap fe = dp.Map("cali_v4_nat_fe3");
+        BpfMap be = dp.Map("cali_v4_nat_be");
+        foreach (ServiceSpec svc in Services)
+        {
+            IpProtocol proto = ParseProtocol(svc.Protocol);
+            uint count = (uint)(svc.Backends.Count + svc.MissingBackends);
+            var flags = svc.ExternalLocal ? NatFrontendFlags.ExternalLocal : NatFrontendFlags.None;
+            byte[] value = NatMaps.EncodeFrontendValue(svc.Id, count, (uint)svc.LocalBackends, svc.AffinitySeconds, flags);
+            var address = IPAddress.Parse(svc.Address);
+            if (svc.SourceRanges.Count == 0)
+            {
+                fe.Update(NatMaps.EncodeFrontendKey(address, svc.Port, proto), value);
+            }
+            else
+            {
+                foreach (string range in svc.SourceRanges)
+                {
+                    fe.Update(NatMaps.EncodeFrontendKey(address, svc.Port, proto, AddressPrefix.Parse(range)), value);
+                }
+
+                fe.Update(NatMaps.EncodeFrontendKey(address, svc.Port, proto),
+                    NatMaps.EncodeFrontendValue(svc.Id, NatMaps.DropCount, 0, 0, NatFrontendFlags.None));
+            }
+
+            if (svc.NodePort > 0)
+            {
+                fe.Update(NatMaps.EncodeFrontendKey(IPAddress.Broadcast, svc.NodePort, proto), value);
+            }
+
+            for (int i = 0; i < svc.Backends.Count; i++)
+            {
+                (IPAddress a, int p) = ParseEndpoint(svc.Backends[i]);
+                be.Update(NatMaps.EncodeIdOrdinal(svc.Id, i), NatMaps.EncodeDestination(a, p));
+            }
+
+            if (svc.AffinitySeconds > 0 && svc.Backends.Count > 0)
+            {
+                (IPAddress a, int p) = ParseEndpoint(svc.Backends[0]);
+                (byte[] k, byte[] v) = NatMaps.EncodeAffinity(address, svc.Port, proto, IPAddress.Parse("10.65.3.7"), a, p, KernelInfo.MonotonicNanoseconds() - 42_000_000_000);
+                dp.Map("cali_v4_nat_aff").Update(k, v);
+            }
+        }
+    }
+
+    private static RouteFlags ParseRouteWords(string words)
+    {
+        RouteFlags f = RouteFlags.None;
+        foreach (string w in words.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            f |= w switch
+            {
+                "local" => RouteFlags.Local,
+                "remote" => RouteFlags.None,
+                "workload" => RouteFlags.Workload,
+                "host" => RouteFlags.Host,
+                "in-pool" => RouteFlags.InPool,
+                "nat-out" => RouteFlags.NatOut,
+                "same-subnet" => RouteFlags.SameSubnet,
+                "tunneled" => RouteFlags.Tunneled,
+                "no-dsr" => RouteFlags.NoDsr,
+                "blackhole-drop" => RouteFlags.BlackholeDrop,
+                "blackhole-reject" => RouteFlags.BlackholeReject,
+                "vxlan" => RouteFlags.Vxlan,
+                "skip-ingress-redir" => RouteFlags.SkipIngressRedirect,
+                _ => throw new FormatException($"Unknown route word '{w}'."),
+            };
+        }
+
+        return f;
+    }
+
+    private void SeedRoutes(SimulatedDataplane dp, IReadOnlyDictionary<string, int> links)
+    {
+        BpfMap map = dp.Map("cali_v4_routes");
+        foreach (RouteSpec r in Routes)
+        {
+            AddressPrefix prefix = AddressPrefix.Parse(r.Cidr);
+            int ifIndex = r.Interface is null ? 0 : links.TryGetValue(r.Interface, out int i) ? i
+                : throw new InvalidOperationException($"The scenario routes to interface {r.Interface}, which this node does not have.");
+            map.Update(RouteMap.EncodeKey(IPAddress.Parse(r.Cidr.Split('/')[0]), prefix.PrefixLength),
+                RouteMap.EncodeValue(ParseRouteWords(r.Type), prefix.IsIPv6, r.NextHop is null ? null : IPAddress.Parse(r.NextHop), ifIndex));
+        }
+    }
+
+    private void SeedIpSets(SimulatedDataplane dp)
+    {
+        BpfMap map = dp.Map("cali_v4_ip_sets");
+        byte[] one = BitConverter.GetBytes(1u);
+        foreach (IpSetSpec set in IpSets)
+        {
+            ulong id = IpSetMap.ParseSetId(set.Id);
+            foreach (string m in set.Members)
+            {
+                int slash = m.LastIndexOf('/');
+                if (m.Contains(':', StringComparison.Ordinal) && !m.Contains("::", StringComparison.Ordinal))
+                {
+                    (IPAddress a, int p) = ParseEndpoint(m[..slash]);
+                    map.Update(IpSetMap.EncodeKey(id, a, 32, p, ParseProtocol(m[(slash + 1)..])), one);
+                }
+                else
+                {
+                    AddressPrefix prefix = AddressPrefix.Parse(m);
+                    map.Update(IpSetMap.EncodeKey(id, IPAddress.Parse(m.Split('/')[0]), prefix.PrefixLength), one);
+                }
+            }
+        }
+    }
+
+    private void SeedArp(SimulatedDataplane dp, IReadOnlyDictionary<string, int> links)
+    {
+        BpfMap map = dp.Map("cali_v4_arp2");
+        foreach (ArpSpec a in Arp)
+        {
+            int ifIndex = links.TryGetValue(a.Interface, out int i) ? i
+                : throw new InvalidOperationException($"The scenario's ARP entry names interface {a.Interface}, which this node does not have.");
+            map.Update(ArpMap.EncodeKey(IPAddress.Parse(a.Address), ifIndex), ArpMap.EncodeValue(a.SourceMac, a.DestinationMac));
+        }
+    }
+
+    private void SeedInterfaceState(SimulatedDataplane dp, IReadOnlyDictionary<string, int> links)
+    {
+        BpfMap map = dp.Map("cali_iface4");
+        int program = 0;
+        foreach (InterfaceCounters iface in Interfaces)
+        {
+            if (!links.TryGetValue(iface.Name, out int ifIndex))
+            {
+                continue;
+            }
+
+            InterfaceStateFlags flags = iface.Name.StartsWith("cali", StringComparison.Ordinal)
+                ? InterfaceStateFlags.Workload | InterfaceStateFlags.V4Ready
+                : iface.Name.StartsWith("vxlan", StringComparison.Ordinal) ? InterfaceStateFlags.Vxlan | InterfaceStateFlags.V4Ready
+                : InterfaceStateFlags.Host | InterfaceStateFlags.V4Ready;
+            byte[] key = BitConverter.GetBytes((uint)ifIndex);
+            map.Update(key, InterfaceStateMap.EncodeValue(4, flags, iface.Name, -1, program, program + 1, -1, -1, -1, program + 2, program + 3));
+            program += 4;
         }
     }
 

@@ -21,11 +21,17 @@ public interface INodeDataplane
     /// <summary>Opens one pinned map for reading.</summary>
     IMapReader OpenMap(string pinName);
 
+    /// <summary>Opens one pinned map for changes (removing conntrack entries, resetting counters).</summary>
+    IMapWriter OpenMapForWrite(string pinName);
+
     /// <summary>The node's monotonic clock and wall time, sampled together.</summary>
     ClockSample SampleClock();
 
     /// <summary>The node's network interfaces by ifindex (the namespace calico-node runs in).</summary>
     IReadOnlyDictionary<int, NetworkLink> ListLinks();
+
+    /// <summary>The node's qdiscs with their counters (tc -s qdisc show).</summary>
+    IReadOnlyList<QdiscStatistic> ListQdiscs();
 }
 
 /// <summary>One open map on a node.</summary>
@@ -38,6 +44,19 @@ public interface IMapReader : IDisposable
 
     /// <summary>Counts the entries; null when the map type cannot be counted.</summary>
     long? CountEntries(CancellationToken cancellationToken);
+}
+
+/// <summary>One map opened for changes.</summary>
+public interface IMapWriter : IMapReader
+{
+    /// <summary>Deletes a key; false when it was already gone.</summary>
+    bool Delete(ReadOnlySpan<byte> key);
+
+    /// <summary>Overwrites an existing entry; false when the key is gone. Per-CPU values hold one copy per possible CPU.</summary>
+    bool UpdateExisting(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
+
+    /// <summary>Bytes of one entry's value as the writer takes it (per-CPU maps: every CPU's copy).</summary>
+    int ValueStride { get; }
 }
 
 /// <summary>How the engine tells the caller about things worth knowing that are not errors.</summary>

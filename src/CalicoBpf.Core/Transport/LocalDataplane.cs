@@ -70,11 +70,16 @@ public sealed class LocalDataplane : INodeDataplane
     public IMapReader OpenMap(string pinName) =>
         new LocalMapReader(BpfMap.OpenPinned(Path.Combine(PinDirectory, pinName)));
 
+    public IMapWriter OpenMapForWrite(string pinName) =>
+        new LocalMapReader(BpfMap.OpenPinned(Path.Combine(PinDirectory, pinName), writable: true));
+
     public ClockSample SampleClock() => KernelInfo.SampleClocks();
 
     public IReadOnlyDictionary<int, NetworkLink> ListLinks() => NetLink.ListLinks();
 
-    private sealed class LocalMapReader : IMapReader
+    public IReadOnlyList<QdiscStatistic> ListQdiscs() => TrafficControl.ListQdiscs(Node, NetLink.ListLinks());
+
+    private sealed class LocalMapReader : IMapWriter
     {
         private readonly BpfMap _map;
 
@@ -87,6 +92,23 @@ public sealed class LocalDataplane : INodeDataplane
 
         public long? CountEntries(CancellationToken cancellationToken) =>
             _map.Descriptor.Type.IsIterable() ? _map.CountEntries(cancellationToken) : null;
+
+        public int ValueStride => _map.Descriptor.ValueStride(KernelInfo.PossibleCpuCount);
+
+        public bool Delete(ReadOnlySpan<byte> key) => _map.Delete(key);
+
+        public bool UpdateExisting(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+        {
+            try
+            {
+                _map.Update(key, value, BpfUpdateFlags.Exist);
+                return true;
+            }
+            catch (BpfObjectNotFoundException)
+            {
+                return false;
+            }
+        }
 
         public void Dispose() => _map.Dispose();
     }

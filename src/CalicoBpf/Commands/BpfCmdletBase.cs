@@ -6,26 +6,33 @@ using CalicoBpf.Transport;
 namespace CalicoBpf.Commands;
 
 /// <summary>
-/// What every dataplane cmdlet shares: the pin directory, cancellation wired to Ctrl+C, the
-/// engine's warnings and verbose messages, and one mapping from engine exceptions to error records.
+/// What every dataplane cmdlet that reads maps shares on top of <see cref="CalicoBpfCmdletBase"/>:
+/// the pin directory.
 /// </summary>
-public abstract class BpfCmdletBase : PSCmdlet
+public abstract class BpfCmdletBase : CalicoBpfCmdletBase
 {
-    private readonly CancellationTokenSource _stop = new();
-    private Reporter? _reporter;
-
     /// <summary>The bpffs directory where Calico pins its maps.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string PinPath { get; set; } = MapCatalog.DefaultPinDirectory;
-
-    protected CancellationToken CancelToken => _stop.Token;
 
     protected INodeDataplane OpenLocalNode()
     {
         string path = PinPath == MapCatalog.DefaultPinDirectory ? PinPath : GetUnresolvedProviderPathFromPSPath(PinPath);
         return new LocalDataplane(path);
     }
+}
+
+/// <summary>
+/// What every CalicoBpf cmdlet shares: cancellation wired to Ctrl+C, the engine's warnings and
+/// verbose messages, and one mapping from engine exceptions to error records.
+/// </summary>
+public abstract class CalicoBpfCmdletBase : PSCmdlet
+{
+    private readonly CancellationTokenSource _stop = new();
+    private Reporter? _reporter;
+
+    protected CancellationToken CancelToken => _stop.Token;
 
     protected override void StopProcessing() => _stop.Cancel();
 
@@ -66,12 +73,13 @@ public abstract class BpfCmdletBase : PSCmdlet
             BpfEnvironmentProblem.NotLinux => "NotLinux",
             BpfEnvironmentProblem.NoBpfFs => "NoBpfFs",
             BpfEnvironmentProblem.NoCalicoMaps => "NoCalicoMaps",
+            BpfEnvironmentProblem.NoTraceFs => "NoTraceFs",
             _ => "UnsupportedPlatform",
         }, e.Problem switch
         {
             BpfEnvironmentProblem.NotRoot => ErrorCategory.PermissionDenied,
             BpfEnvironmentProblem.NoCalicoMaps => ErrorCategory.ObjectNotFound,
-            BpfEnvironmentProblem.NoBpfFs => ErrorCategory.ResourceUnavailable,
+            BpfEnvironmentProblem.NoBpfFs or BpfEnvironmentProblem.NoTraceFs => ErrorCategory.ResourceUnavailable,
             _ => ErrorCategory.NotImplemented,
         }, e.Target ?? target),
         CalicoMapLayoutException e => new ErrorRecord(e, "UnknownMapLayout", ErrorCategory.InvalidData, e.MapName),
@@ -103,6 +111,47 @@ public abstract class BpfCmdletBase : PSCmdlet
             string list = string.Join(", ", names);
             WriteError(new ErrorRecord(new ItemNotFoundException(notFound(list)), errorId, ErrorCategory.ObjectNotFound, names));
         }
+    }
+
+    /// <summary>
+    /// Parses -Address values (addresses or CIDRs) of the family being read. Bad input stops the
+    /// cmdlet with InvalidAddress or AddressFamilyMismatch before anything is read.
+    /// </summary>
+    protected bool TryParseAddresses(string[]? texts, bool ipv6, out List<AddressPrefix>? result)
+    {
+        result = null;
+        if (texts is null)
+        {
+            return true;
+        }
+
+        result = new List<AddressPrefix>();
+        foreach (string text in texts)
+        {
+            AddressPrefix prefix;
+            try
+            {
+                prefix = AddressPrefix.Parse(text);
+            }
+            catch (FormatException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, "InvalidAddress", ErrorCategory.InvalidArgument, text));
+                return false;
+            }
+
+            if (prefix.IsIPv6 != ipv6)
+            {
+                string hint = prefix.IsIPv6 ? "add -IPv6 to read the IPv6 maps" : "drop -IPv6 to read the IPv4 maps";
+                ThrowTerminatingError(new ErrorRecord(
+                    new ArgumentException($"-Address {text} is {(prefix.IsIPv6 ? "IPv6" : "IPv4")} but the {(ipv6 ? "IPv6" : "IPv4")} maps are being read: {hint}."),
+                    "AddressFamilyMismatch", ErrorCategory.InvalidArgument, text));
+                return false;
+            }
+
+            result.Add(prefix);
+        }
+
+        return true;
     }
 
     /// <summary>A wildcard filter over names; null when no pattern was given.</summary>

@@ -40,8 +40,7 @@ public sealed class GetBpfConntrackCommand : BpfCmdletBase
 
     protected override void ProcessRecord()
     {
-        List<AddressPrefix>? addresses = ParseAddresses();
-        if (addresses is null && Address is not null)
+        if (!TryParseAddresses(Address, IPv6, out List<AddressPrefix>? addresses))
         {
             return;
         }
@@ -63,40 +62,5 @@ public sealed class GetBpfConntrackCommand : BpfCmdletBase
                 WriteObject(entry);
             }
         }, PinPath);
-    }
-
-    private List<AddressPrefix>? ParseAddresses()
-    {
-        if (Address is null)
-        {
-            return null;
-        }
-
-        var result = new List<AddressPrefix>();
-        foreach (string text in Address)
-        {
-            AddressPrefix prefix;
-            try
-            {
-                prefix = AddressPrefix.Parse(text);
-            }
-            catch (FormatException ex)
-            {
-                ThrowTerminatingError(new ErrorRecord(ex, "InvalidAddress", ErrorCategory.InvalidArgument, text));
-                return null;
-            }
-
-            if (prefix.IsIPv6 != IPv6.IsPresent)
-            {
-                string hint = prefix.IsIPv6 ? "add -IPv6 to read the IPv6 table" : "drop -IPv6 to read the IPv4 table";
-                ThrowTerminatingError(new ErrorRecord(
-                    new ArgumentException($"-Address {text} is {(prefix.IsIPv6 ? "IPv6" : "IPv4")} but the {(IPv6 ? "IPv6" : "IPv4")} table is being read: {hint}."),
-                    "AddressFamilyMismatch", ErrorCategory.InvalidArgument, text));
-            }
-
-            result.Add(prefix);
-        }
-
-        return result;
     }
 }

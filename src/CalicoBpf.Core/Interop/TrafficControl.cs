@@ -1,0 +1,124 @@
+using System.Buffers.Binary;
+
+namespace CalicoBpf.Interop;
+
+/// <summary>
+/// Queueing disciplines and their statistics over rtnetlink (RTM_GETQDISC), what tc -s qdisc show
+/// prints, read without running tc. Layouts: include/uapi/linux/rtnetlink.h (tcmsg), pkt_sched.h,
+/// gen_stats.h (gnet_stats_basic, gnet_stats_queue).
+/// </summary>
+public static class TrafficControl
+{
+    private const ushort RTM_NEWQDISC = 36;
+    private const ushort RTM_GETQDISC = 38;
+    private const int TcMsgLen = 20;
+    private const int TCA_KIND = 1;
+    private const int TCA_STATS = 3;
+    private const int TCA_STATS2 = 7;
+    private const int TCA_STATS_BASIC = 1;
+    private const int TCA_STATS_QUEUE = 3;
+    private const int TCA_STATS_PKT64 = 8;
+
+    public const uint RootHandle = 0xFFFFFFFF;
+    public const uint IngressParent = 0xFFFFFFF1;
+
+    /// <summary>Every qdisc of the current network namespace with its counters.</summary>
+    public static IReadOnlyList<QdiscStatistic> ListQdiscs(string node, IReadOnlyDictionary<int, NetworkLink> links)
+    {
+        var result = new List<QdiscStatistic>();
+        NetLink.Dump(RTM_GETQDISC, TcMsgLen, chunk => NetLink.ForEachMessage(chunk, RTM_NEWQDISC, msg =>
+        {
+            QdiscStatistic? q = Parse(node, links, msg);
+            if (q is not null)
+            {
+                result.Add(q);
+            }
+        }));
+        return result;
+    }
+
+    internal static QdiscStatistic? Parse(string node, IReadOnlyDictionary<int, NetworkLink> links, ReadOnlySpan<byte> msg)
+    {
+        if (msg.Length < TcMsgLen)
+        {
+            return null;
+        }
+
+        int ifIndex = BinaryPrimitives.ReadInt32LittleEndian(msg[4..]);
+        uint handle = BinaryPrimitives.ReadUInt32LittleEndian(msg[8..]);
+        uint parent = BinaryPrimitives.ReadUInt32LittleEndian(msg[12..]);
+        string kind = string.Empty;
+        ulong bytes = 0, packets = 0;
+        uint drops = 0, overlimits = 0, requeues = 0, backlog = 0, qlen = 0;
+        bool haveStats2 = false;
+        ulong? packets64 = null;
+        NetLink.ForEachAttribute(msg[TcMsgLen..], (type, payload) =>
+        {
+            switch (type)
+            {
+                case TCA_KIND:
+                    kind = NetLink.ReadString(payload);
+                    break;
+                case TCA_STATS2:
+                    haveStats2 = true;
+                    NetLink.ForEachAttribute(payload, (st, sp) =>
+                    {
+                        if (st == TCA_STATS_BASIC && sp.Length >= 12)
+                        {
+                            bytes = BinaryPrimitives.ReadUInt64LittleEndian(sp);
+                            packets = BinaryPrimitives.ReadUInt32LittleEndian(sp[8..]);
+                        }
+                        else if (st == TCA_STATS_QUEUE && sp.Length >= 20)
+                        {
+                            qlen = BinaryPrimitives.ReadUInt32LittleEndian(sp);
+                            backlog = BinaryPrimitives.ReadUInt32LittleEndian(sp[4..]);
+                            drops = BinaryPrimitives.ReadUInt32LittleEndian(sp[8..]);
+                            requeues = BinaryPrimitives.ReadUInt32LittleEndian(sp[12..]);
+                            overlimits = BinaryPrimitives.ReadUInt32LittleEndian(sp[16..]);
+                        }
+                        else if (st == TCA_STATS_PKT64 && sp.Length >= 8)
+                        {
+                            packets64 = BinaryPrimitives.ReadUInt64LittleEndian(sp);
+                        }
+                    });
+                    break;
+                case TCA_STATS when !haveStats2 && payload.Length >= 36:
+                    // struct tc_stats: bytes u64, packets, drops, overlimits, bps, pps, qlen, backlog (u32 each).
+                    bytes = BinaryPrimitives.ReadUInt64LittleEndian(payload);
+                    packets = BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]);
+                    drops = BinaryPrimitives.ReadUInt32LittleEndian(payload[12..]);
+                    overlimits = BinaryPrimitives.ReadUInt32LittleEndian(payload[16..]);
+                    qlen = BinaryPrimitives.ReadUInt32LittleEndian(payload[28..]);
+                    backlog = BinaryPrimitives.ReadUInt32LittleEndian(payload[32..]);
+                    break;
+            }
+        });
+
+        return new QdiscStatistic
+        {
+            Node = node,
+            IfIndex = ifIndex,
+            Interface = links.TryGetValue(ifIndex, out NetworkLink? l) ? l.Name : "ifindex " + ifIndex,
+            Kind = kind,
+            Handle = FormatHandle(handle),
+            Parent = parent == RootHandle ? "root" : FormatHandle(parent, full: true),
+            Bytes = bytes,
+            Packets = packets64 ?? packets,
+            Drops = drops,
+            Overlimits = overlimits,
+            Requeues = requeues,
+            Backlog = backlog,
+            QueueLength = qlen,
+        };
+    }
+
+    /// <summary>tc's handle text: "ffff:" for a major-only handle, "ffff:fff1" with a minor.</summary>
+    public static string FormatHandle(uint handle, bool full = false)
+    {
+        uint major = handle >> 16;
+        uint minor = handle & 0xffff;
+        return minor == 0 && !full
+            ? major.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + ":"
+            : major.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + ":" + (minor == 0 ? string.Empty : minor.ToString("x", System.Globalization.CultureInfo.InvariantCulture));
+    }
+}

@@ -1,0 +1,149 @@
+using CalicoBpf.Interop;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Maps;
+
+/// <summary>How many conntrack entries a removal took out.</summary>
+public sealed class ConntrackRemoval
+{
+    public string Node { get; init; } = string.Empty;
+    public string MapName { get; init; } = string.Empty;
+    /// <summary>Entries deleted, NAT partners included.</summary>
+    public int Removed { get; init; }
+    /// <summary>Entries asked for that were already gone (expired or removed meanwhile).</summary>
+    public int AlreadyGone { get; init; }
+}
+
+/// <summary>
+/// Deletes conntrack entries from one map, always with their NAT partner: a NatForward entry takes its
+/// NatReverse entry with it and a NatReverse entry its NatForward entries, as the dataplane would
+/// otherwise keep a half that points nowhere. The index of NatForward entries is built on first need.
+/// </summary>
+public sealed class ConntrackRemover : IDisposable
+{
+    private readonly IMapWriter _map;
+    private readonly ConntrackLayout _layout;
+    private readonly CancellationToken _cancellationToken;
+    private Dictionary<byte[], List<byte[]>>? _forwardByReverse;
+
+    public ConntrackRemover(INodeDataplane node, CalicoMapName pin, CancellationToken cancellationToken = default)
+    {
+        Node = node.Node;
+        MapName = pin.PinName;
+        _map = node.OpenMapForWrite(pin.PinName);
+        _layout = ConntrackLayout.For(pin.PinName, pin.Version, _map.Descriptor.KeySize, _map.Descriptor.ValueSize);
+        _cancellationToken = cancellationToken;
+    }
+
+    public string Node { get; }
+
+    public string MapName { get; }
+
+    public int Removed { get; private set; }
+
+    public int AlreadyGone { get; private set; }
+
+    /// <summary>The keys a removal of this entry deletes: its own, and its NAT partners'.</summary>
+    public IReadOnlyList<byte[]> KeysFor(ConntrackEntry entry)
+    {
+        var keys = new List<byte[]> { entry.RawKey };
+        if (entry.Type == ConntrackType.NatForward && entry.ReverseKey is { } rk)
+        {
+            byte[] reverse = new byte[_layout.KeySize];
+            ConntrackCodec.WriteKey(_layout, reverse, rk.Protocol, rk.AddressA, rk.PortA, rk.AddressB, rk.PortB);
+            keys.Add(reverse);
+        }
+        else if (entry.Type == ConntrackType.NatReverse && ForwardIndex().TryGetValue(entry.RawKey, out List<byte[]>? forwards))
+        {
+            keys.AddRange(forwards);
+        }
+
+        return keys;
+    }
+
+    /// <summary>Deletes the entry and its NAT partners. Returns how many were deleted.</summary>
+    public int Remove(ConntrackEntry entry)
+    {
+        if (entry.RawKey.Length != _layout.KeySize)
+        {
+            throw new ArgumentException($"The entry's key has {entry.RawKey.Length} bytes; {MapName} takes {_layout.KeySize}. Was it read from another map?", nameof(entry));
+        }
+
+        int n = 0;
+        foreach (byte[] key in KeysFor(entry))
+        {
+            if (_map.Delete(key))
+            {
+                n++;
+            }
+            else if (ReferenceEquals(key, entry.RawKey))
+            {
+                AlreadyGone++;
+            }
+        }
+
+        Removed += n;
+        return n;
+    }
+
+    /// <summary>Deletes every entry (calico-bpf conntrack clean). Returns how many were deleted.</summary>
+    public int RemoveAll()
+    {
+        var keys = new List<byte[]>();
+        foreach (RawEntryBatch b in _map.ReadEntries(_cancellationToken))
+        {
+            for (int i = 0; i < b.Count; i++)
+            {
+                keys.Add(b.Key(i).ToArray());
+            }
+        }
+
+        int n = 0;
+        foreach (byte[] k in keys)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            if (_map.Delete(k))
+            {
+                n++;
+            }
+        }
+
+        Removed += n;
+        return n;
+    }
+
+    public ConntrackRemoval Result => new() { Node = Node, MapName = MapName, Removed = Removed, AlreadyGone = AlreadyGone };
+
+    private Dictionary<byte[], List<byte[]>> ForwardIndex()
+    {
+        if (_forwardByReverse is not null)
+        {
+            return _forwardByReverse;
+        }
+
+        var index = new Dictionary<byte[], List<byte[]>>(ByteArrayComparer.Instance);
+        foreach (RawEntryBatch b in _map.ReadEntries(_cancellationToken))
+        {
+            for (int i = 0; i < b.Count; i++)
+            {
+                ReadOnlySpan<byte> v = b.Value(i);
+                if ((ConntrackType)v[16] != ConntrackType.NatForward)
+                {
+                    continue;
+                }
+
+                byte[] reverse = v.Slice(_layout.ReverseKeyOffset, _layout.KeySize).ToArray();
+                if (!index.TryGetValue(reverse, out List<byte[]>? list))
+                {
+                    index[reverse] = list = new List<byte[]>(1);
+                }
+
+                list.Add(b.Key(i).ToArray());
+            }
+        }
+
+        return _forwardByReverse = index;
+    }
+
+    public void Dispose() => _map.Dispose();
+}

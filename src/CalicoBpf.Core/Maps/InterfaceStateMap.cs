@@ -1,0 +1,86 @@
+using System.Buffers.Binary;
+using System.Text;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Maps;
+
+/// <summary>Felix's interface state map, cali_iface (versions 2, 3, 4; reference section 2.10).</summary>
+public static class InterfaceStateMap
+{
+    public const string BaseName = "cali_iface";
+
+    private static readonly (InterfaceStateFlags Flag, string Name)[] Names =
+    {
+        (InterfaceStateFlags.Workload, "workload"),
+        (InterfaceStateFlags.V4Ready, "v4Ready"),
+        (InterfaceStateFlags.V6Ready, "v6Ready"),
+        (InterfaceStateFlags.Host, "host"),
+        (InterfaceStateFlags.Bond, "bond"),
+        (InterfaceStateFlags.BondSlave, "bondslave"),
+        (InterfaceStateFlags.Vxlan, "vxlan"),
+        (InterfaceStateFlags.Ipip, "ipip"),
+        (InterfaceStateFlags.WireGuard, "wg"),
+        (InterfaceStateFlags.L3, "l3"),
+        (InterfaceStateFlags.NotManaged, "notmanaged"),
+    };
+
+    /// <summary>calico-bpf's flag names; flags 0 print as "host".</summary>
+    public static string[] FlagNames(InterfaceStateFlags flags) =>
+        flags == InterfaceStateFlags.None ? new[] { "host" } : Names.Where(n => (flags & n.Flag) != 0).Select(n => n.Name).ToArray();
+
+    /// <summary>Value size of each version: 4 = 52, 3 = 40, 2 = 20.</summary>
+    public static int ValueSize(int version) => version >= 4 ? 52 : version == 3 ? 40 : 20;
+
+    public static byte[] EncodeValue(int version, InterfaceStateFlags flags, string name, params int[] programs)
+    {
+        byte[] v = new byte[ValueSize(version)];
+        BinaryPrimitives.WriteUInt32LittleEndian(v, (uint)flags);
+        Encoding.ASCII.GetBytes(name.Length > 15 ? name[..15] : name).CopyTo(v, 4);
+        for (int i = 0; i < (v.Length - 20) / 4; i++)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(v.AsSpan(20 + (i * 4)), i < programs.Length ? programs[i] : -1);
+        }
+
+        return v;
+    }
+
+    public static BpfInterfaceState Decode(string node, int version, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        var flags = (InterfaceStateFlags)BinaryPrimitives.ReadUInt32LittleEndian(value);
+        ReadOnlySpan<byte> name = value.Slice(4, 16);
+        int nul = name.IndexOf((byte)0);
+        bool v4 = value.Length >= 52;
+        return new BpfInterfaceState
+        {
+            Node = node,
+            IfIndex = (int)BinaryPrimitives.ReadUInt32LittleEndian(key),
+            Name = Encoding.ASCII.GetString(nul < 0 ? name : name[..nul]),
+            Flags = flags,
+            FlagNames = FlagNames(flags),
+            XdpPolicyV4 = At(value, 20),
+            IngressPolicyV4 = At(value, 24),
+            EgressPolicyV4 = At(value, 28),
+            XdpPolicyV6 = v4 ? At(value, 32) : null,
+            IngressPolicyV6 = v4 ? At(value, 36) : null,
+            EgressPolicyV6 = v4 ? At(value, 40) : null,
+            TcIngressFilter = v4 ? At(value, 44) : At(value, 32),
+            TcEgressFilter = v4 ? At(value, 48) : At(value, 36),
+            MapVersion = version,
+        };
+    }
+
+    private static int? At(ReadOnlySpan<byte> value, int offset) =>
+        value.Length >= offset + 4 ? BinaryPrimitives.ReadInt32LittleEndian(value[offset..]) : null;
+
+    public static IEnumerable<BpfInterfaceState> Read(INodeDataplane node, IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
+    {
+        CalicoMapName pin = MapReading.Find(node, BaseName, "interface state");
+        return MapReading.Decode<BpfInterfaceState>(node, pin, d =>
+        {
+            int expected = d.ValueSize is 52 or 40 or 20 ? d.ValueSize : ValueSize(pin.Version);
+            MapReading.ExpectSizes(pin, d, 4, expected, "4-byte keys and 52 (version 4), 40 (version 3) or 20-byte (version 2) values");
+            int version = d.ValueSize == 52 ? Math.Max(pin.Version, 4) : d.ValueSize == 40 ? 3 : 2;
+            return (key, value) => Decode(node.Node, version, key, value);
+        }, reporter, cancellationToken).OrderBy(s => s.IfIndex);
+    }
+}

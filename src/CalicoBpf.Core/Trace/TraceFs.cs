@@ -1,0 +1,137 @@
+using System.Text;
+using CalicoBpf.Interop;
+
+namespace CalicoBpf.Trace;
+
+/// <summary>
+/// The kernel trace buffer in tracefs, wherever it is mounted: a tracefs mount, or a debugfs mount's
+/// tracing/ directory. Snapshots read the trace file (consuming nothing); following reads trace_pipe
+/// (consuming what it reads), as tc exec bpf debug does.
+/// </summary>
+public static unsafe class TraceFs
+{
+    /// <summary>The tracing directory, or null when neither tracefs nor debugfs is mounted.</summary>
+    public static string? FindTracingDirectory(string mountsFile = "/proc/self/mounts")
+    {
+        string? debugfs = null;
+        foreach (string line in File.ReadLines(mountsFile))
+        {
+            string[] f = line.Split(' ');
+            if (f.Length < 3)
+            {
+                continue;
+            }
+
+            string path = f[1].Replace("\\040", " ", StringComparison.Ordinal);
+            if (f[2] == "tracefs" && File.Exists(Path.Combine(path, "trace_pipe")))
+            {
+                return path;
+            }
+
+            if (f[2] == "debugfs" && File.Exists(Path.Combine(path, "tracing", "trace_pipe")))
+            {
+                debugfs = Path.Combine(path, "tracing");
+            }
+        }
+
+        return debugfs;
+    }
+
+    public static string RequireTracingDirectory() => FindTracingDirectory()
+        ?? throw new BpfEnvironmentException(
+            "The kernel trace buffer is not reachable: neither tracefs nor debugfs is mounted. Mount it (mount -t tracefs nodev /sys/kernel/tracing) and try again.",
+            BpfEnvironmentProblem.NoTraceFs, "/sys/kernel/tracing");
+
+    /// <summary>The lines in the trace buffer now (comment lines skipped); reading consumes nothing.</summary>
+    public static IEnumerable<string> ReadSnapshot(string tracingDirectory, CancellationToken cancellationToken = default)
+    {
+        using var reader = new StreamReader(Path.Combine(tracingDirectory, "trace"), Encoding.UTF8);
+        string? line;
+        long n = 0;
+        while ((line = reader.ReadLine()) is not null)
+        {
+            if ((++n & 1023) == 0)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
+            if (line.Length > 0 && line[0] != '#')
+            {
+                yield return line;
+            }
+        }
+    }
+
+    /// <summary>Streams trace_pipe line by line until cancelled; checks the token at least every 200 ms.</summary>
+    public static IEnumerable<string> Follow(string tracingDirectory, CancellationToken cancellationToken)
+    {
+        string path = Path.Combine(tracingDirectory, "trace_pipe");
+        int fd = Libc.open(path, Libc.O_RDONLY | Libc.O_NONBLOCK | Libc.O_CLOEXEC);
+        if (fd < 0)
+        {
+            throw BpfException.FromErrno(Libc.LastErrno, "open", path);
+        }
+
+        try
+        {
+            byte[] buffer = new byte[64 * 1024];
+            var pending = new StringBuilder();
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                int count = ReadSome(fd, buffer, path);
+                if (count <= 0)
+                {
+                    continue;
+                }
+
+                pending.Append(Encoding.UTF8.GetString(buffer, 0, count));
+                string text = pending.ToString();
+                int last = text.LastIndexOf('\n');
+                if (last < 0)
+                {
+                    continue;
+                }
+
+                pending.Clear().Append(text, last + 1, text.Length - last - 1);
+                foreach (string line in text[..last].Split('\n'))
+                {
+                    if (line.Length > 0)
+                    {
+                        yield return line;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            Libc.close(fd);
+        }
+    }
+
+    private static int ReadSome(int fd, byte[] buffer, string path)
+    {
+        var pfd = new Libc.PollFd { Fd = fd, Events = Libc.POLLIN };
+        int ready = Libc.poll(&pfd, 1, 200);
+        if (ready <= 0)
+        {
+            return 0;
+        }
+
+        fixed (byte* p = buffer)
+        {
+            nint n = Libc.read(fd, p, buffer.Length);
+            if (n < 0)
+            {
+                int errno = Libc.LastErrno;
+                if (errno is Errno.EAGAIN or Errno.EINTR)
+                {
+                    return 0;
+                }
+
+                throw BpfException.FromErrno(errno, "read", path);
+            }
+
+            return (int)n;
+        }
+    }
+}

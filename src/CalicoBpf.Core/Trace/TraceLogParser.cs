@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using CalicoBpf.Interop;
+
+namespace CalicoBpf.Trace;
+
+/// <summary>
+/// Parses kernel trace lines (reference felix-bpf-config.md section 8). Both kernel formats are read:
+/// "comm-pid [cpu] flags ts: bpf_trace_printk: msg" and the older "... ts: 0: msg". A line of no known
+/// shape is returned with its raw text as the message, never an exception.
+/// </summary>
+public static partial class TraceLogParser
+{
+    [GeneratedRegex(@"^\s*(?<comm>.+?)-(?<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?<cpu>\d+)\]\s+(?:(?<flags>[^\s\[\]]+)\s+)?(?<ts>\d+\.\d+):\s+(?<event>[\w.]+):\s?(?<msg>.*)$", RegexOptions.CultureInvariant)]
+    private static partial Regex KernelLine();
+
+    [GeneratedRegex(@"^(?<v6>IPv6 )?(?:(?<special>CTLB-V46--------|CTLB-V6---------|CTLB------------|CT-CLEANER------)|(?<tag>[^\s:]{15})-(?<dir>[IEX])): (?<body>.*)$", RegexOptions.CultureInvariant)]
+    private static partial Regex CalicoTag();
+
+    [GeneratedRegex(@"Final result=(?<result>ALLOW|DENY) (?:rc (?<rc>-?\d+)|\((?<code>-?(?:0x[0-9a-fA-F]+|\d+))\))\.(?: Program execution time: (?<ns>\d+)ns)?", RegexOptions.CultureInvariant)]
+    private static partial Regex FinalResult();
+
+    /// <summary>Calico's drop and accept reasons (reasons.h, HEAD numbering).</summary>
+    private static readonly string[] Reasons =
+    {
+        "unknown", "accepted by failsafe", "accepted by policy", "bypass", "dropped by policy", "too short", "checksum fail",
+        "IP options", "malformed IP", "encap fail", "decap fail", "unauthorised source", "unknown route", "blackhole route",
+        "NAT source collision", "source-collision resolution failed", "CT create failed", "redirect", "redirect neigh",
+        "redirect peer", "fragment wait", "fragment reorder", "fragment unsupported", "dropped by QoS", "reserved",
+        "Maglev no backend", "no host IP (VXLAN encap)", "accepted by XDP", "WEP not ready", "NAT iface",
+    };
+
+    public static string? ReasonName(int code) => code >= 0 && code < Reasons.Length ? Reasons[code] : null;
+
+    public static TraceLogEntry Parse(string line, string node, ClockSample? clock = null)
+    {
+        Match k = KernelLine().Match(line);
+        if (!k.Success)
+        {
+            return new TraceLogEntry { Node = node, Message = line, RawLine = line };
+        }
+
+        double seconds = double.Parse(k.Groups["ts"].Value, CultureInfo.InvariantCulture);
+        TimeSpan ts = TimeSpan.FromTicks((long)(seconds * TimeSpan.TicksPerSecond));
+        string msg = k.Groups["msg"].Value;
+        Match t = CalicoTag().Match(msg);
+        string body = t.Success ? t.Groups["body"].Value : msg;
+        TraceDirection direction = TraceDirection.None;
+        string? iface = null;
+        string? tag = null;
+        if (t.Success && t.Groups["special"].Success)
+        {
+            tag = t.Groups["special"].Value;
+            direction = tag.StartsWith("CTLB", StringComparison.Ordinal) ? TraceDirection.ConnectTimeLoadBalancer : TraceDirection.ConntrackCleaner;
+        }
+        else if (t.Success)
+        {
+            tag = t.Groups["tag"].Value + "-" + t.Groups["dir"].Value;
+            iface = t.Groups["tag"].Value.TrimEnd('-');
+            direction = t.Groups["dir"].Value switch { "I" => TraceDirection.Ingress, "E" => TraceDirection.Egress, _ => TraceDirection.Xdp };
+        }
+
+        string? result = null;
+        int? code = null;
+        string? reason = null;
+        TimeSpan? exec = null;
+        Match f = FinalResult().Match(body);
+        if (f.Success)
+        {
+            result = f.Groups["result"].Value;
+            string raw = f.Groups["rc"].Success ? f.Groups["rc"].Value : f.Groups["code"].Value;
+            code = raw.StartsWith("0x", StringComparison.OrdinalIgnoreCase) || raw.StartsWith("-0x", StringComparison.OrdinalIgnoreCase)
+                ? (raw.StartsWith('-') ? -1 : 1) * int.Parse(raw.TrimStart('-')[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture)
+                : int.Parse(raw, CultureInfo.InvariantCulture);
+            reason = result == "DENY" && code is { } c ? ReasonName(c) : null;
+            if (f.Groups["ns"].Success)
+            {
+                exec = TimeSpan.FromTicks(long.Parse(f.Groups["ns"].Value, CultureInfo.InvariantCulture) / 100);
+            }
+        }
+
+        return new TraceLogEntry
+        {
+            Node = node,
+            Process = k.Groups["comm"].Value.Trim(),
+            Pid = int.Parse(k.Groups["pid"].Value, CultureInfo.InvariantCulture),
+            Cpu = int.Parse(k.Groups["cpu"].Value, CultureInfo.InvariantCulture),
+            Flags = k.Groups["flags"].Success ? k.Groups["flags"].Value : null,
+            Timestamp = ts,
+            Time = clock?.WallTimeOf((ulong)(seconds * 1e9)),
+            Tag = tag,
+            Interface = iface,
+            Direction = direction,
+            IPv6 = t.Success && t.Groups["v6"].Success,
+            Message = body,
+            Result = result,
+            Code = code,
+            Reason = reason,
+            ExecutionTime = exec,
+            RawLine = line,
+        };
+    }
+}

@@ -1,0 +1,62 @@
+using System.Management.Automation;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>Resets Calico's per-interface counters to zero (calico-bpf counters flush).</summary>
+[Cmdlet(VerbsCommon.Clear, "BpfCounter", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(void))]
+public sealed class ClearBpfCounterCommand : BpfCmdletBase
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Interface { get; set; }
+
+    protected override void ProcessRecord() => Run(() =>
+    {
+        using var counters = new CounterMaintenance(OpenLocalNode());
+        IReadOnlyList<CounterInterface> targets = counters.ListInterfaces(WildcardFilter(Interface), CancelToken);
+        if (targets.Count == 0 && Interface is { Length: > 0 } && !Interface.Any(WildcardPattern.ContainsWildcardCharacters))
+        {
+            WriteError(new ErrorRecord(
+                new ItemNotFoundException($"Calico keeps no counters for interface {string.Join(", ", Interface)}."),
+                "InterfaceNotFound", ErrorCategory.ObjectNotFound, Interface));
+        }
+
+        foreach (CounterInterface target in targets)
+        {
+            string hooks = string.Join(", ", target.Hooks.Select(h => h switch { 0 => "ingress", 1 => "egress", 2 => "xdp", _ => "hook " + h }));
+            if (ShouldProcess($"{target.Name} (ifindex {target.IfIndex}) in {counters.MapName}", $"Reset the {hooks} counters to zero"))
+            {
+                counters.Reset(target);
+            }
+        }
+    }, PinPath);
+}
+
+/// <summary>Removes every entry of Calico's tunnel neighbour table (calico-bpf arp clean); the dataplane learns them again.</summary>
+[Cmdlet(VerbsCommon.Clear, "BpfArp", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(void))]
+public sealed class ClearBpfArpCommand : BpfCmdletBase
+{
+    [Parameter]
+    public SwitchParameter IPv6 { get; set; }
+
+    protected override void ProcessRecord() => Run(() =>
+    {
+        var node = OpenLocalNode();
+        CalicoMapName pin = ArpMap.Find(node, IPv6);
+        long count;
+        using (var reader = node.OpenMap(pin.PinName))
+        {
+            count = reader.CountEntries(CancelToken) ?? 0;
+        }
+
+        if (ShouldProcess($"{pin.PinName} on {node.Node}", $"Remove all {count} neighbour entries"))
+        {
+            int removed = ArpMap.Clear(node, pin, CancelToken);
+            WriteVerbose($"Removed {removed} entries from {pin.PinName}.");
+        }
+    }, PinPath);
+}

@@ -1,0 +1,99 @@
+using System.Management.Automation;
+using System.Net;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>Calico's routing map (calico-bpf routes dump); -Address finds the route the dataplane uses.</summary>
+[Cmdlet(VerbsCommon.Get, "BpfRoute")]
+[OutputType(typeof(BpfRoute))]
+public sealed class GetBpfRouteCommand : BpfCmdletBase
+{
+    [Parameter]
+    public SwitchParameter IPv6 { get; set; }
+
+    /// <summary>Shows only the longest-prefix match for this address.</summary>
+    [Parameter(Position = 0)]
+    [ValidateNotNull]
+    public IPAddress? Address { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        bool ipv6 = IPv6 || (Address is not null && ConntrackText.IsIPv6(Address));
+        Run(() =>
+        {
+            WriteEach(RouteMap.Read(OpenLocalNode(), ipv6, Address, Reporter, CancelToken), Address is null ? null : new[] { Address.ToString() },
+                "NoRoute", a => $"No Calico route covers {a}: the dataplane has no route for it (packets to it are dropped as unknown route, or go to the host stack).");
+        }, PinPath);
+    }
+}
+
+/// <summary>Members of Calico's IP sets (calico-bpf ipsets dump).</summary>
+[Cmdlet(VerbsCommon.Get, "BpfIpSet")]
+[OutputType(typeof(BpfIpSetMember))]
+public sealed class GetBpfIpSetCommand : BpfCmdletBase
+{
+    [Parameter]
+    public SwitchParameter IPv6 { get; set; }
+
+    /// <summary>Set ids as calico-bpf prints them (0x...) or decimal.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [Alias("SetIdText")]
+    public string[]? SetId { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var ids = new HashSet<ulong>();
+        foreach (string text in SetId ?? Array.Empty<string>())
+        {
+            try
+            {
+                ids.Add(IpSetMap.ParseSetId(text));
+            }
+            catch (FormatException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, "InvalidSetId", ErrorCategory.InvalidArgument, text));
+            }
+        }
+
+        Run(() => WriteEach(IpSetMap.Read(OpenLocalNode(), IPv6, ids, Reporter, CancelToken), SetId, "IpSetNotFound",
+            s => $"No IP set {s} is in the dataplane. Run Get-BpfIpSet without -SetId to list the sets."), PinPath);
+    }
+}
+
+/// <summary>Calico's tunnel neighbour table (calico-bpf arp dump).</summary>
+[Cmdlet(VerbsCommon.Get, "BpfArp")]
+[OutputType(typeof(ArpEntry))]
+public sealed class GetBpfArpCommand : BpfCmdletBase
+{
+    [Parameter]
+    public SwitchParameter IPv6 { get; set; }
+
+    protected override void ProcessRecord() => Run(() =>
+    {
+        foreach (ArpEntry a in ArpMap.Read(OpenLocalNode(), IPv6, Reporter, CancelToken))
+        {
+            WriteObject(a);
+        }
+    }, PinPath);
+}
+
+/// <summary>Felix's interface state: which interfaces it manages and the programs it attached (calico-bpf ifstate dump).</summary>
+[Cmdlet(VerbsCommon.Get, "BpfInterface")]
+[OutputType(typeof(BpfInterfaceState))]
+public sealed class GetBpfInterfaceCommand : BpfCmdletBase
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    [Alias("Interface")]
+    public string[]? Name { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        Func<string, bool>? filter = WildcardFilter(Name);
+        Run(() => WriteEach(InterfaceStateMap.Read(OpenLocalNode(), Reporter, CancelToken).Where(s => filter is null || filter(s.Name)), Name,
+            "InterfaceNotFound", n => $"Felix manages no interface named {n}. Run Get-BpfInterface without -Name to list them."), PinPath);
+    }
+}
