@@ -12,9 +12,14 @@ internal enum BpfCommand
     MapGetNextKey = 4,
     ObjPin = 6,
     ObjGet = 7,
+    ProgLoad = 5,
+    ProgGetFdById = 13,
     MapGetFdById = 14,
     ObjGetInfoByFd = 15,
+    ProgQuery = 16,
     MapLookupBatch = 24,
+    LinkCreate = 28,
+    LinkDetach = 34,
 }
 
 /// <summary>Typed attribute blocks for each bpf(2) command, laid out as the kernel's union bpf_attr.</summary>
@@ -75,6 +80,72 @@ internal static unsafe class BpfSyscall
         [FieldOffset(0)] public uint BpfFd;
         [FieldOffset(4)] public uint InfoLen;
         [FieldOffset(8)] public ulong Info;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 40)]
+    internal struct QueryAttr
+    {
+        [FieldOffset(0)] public uint TargetFd;
+        [FieldOffset(4)] public uint AttachType;
+        [FieldOffset(8)] public uint QueryFlags;
+        [FieldOffset(12)] public uint AttachFlags;
+        [FieldOffset(16)] public ulong ProgIds;
+        [FieldOffset(24)] public uint ProgCount;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 12)]
+    internal struct GetByIdAttr
+    {
+        [FieldOffset(0)] public uint Id;
+        [FieldOffset(4)] public uint NextId;
+        [FieldOffset(8)] public uint OpenFlags;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    internal struct ProgLoadAttr
+    {
+        [FieldOffset(0)] public uint ProgType;
+        [FieldOffset(4)] public uint InsnCount;
+        [FieldOffset(8)] public ulong Insns;
+        [FieldOffset(16)] public ulong License;
+        [FieldOffset(24)] public uint LogLevel;
+        [FieldOffset(28)] public uint LogSize;
+        [FieldOffset(32)] public ulong LogBuf;
+        [FieldOffset(40)] public uint KernVersion;
+        [FieldOffset(44)] public uint ProgFlags;
+        [FieldOffset(48)] public fixed byte ProgName[16];
+        [FieldOffset(64)] public uint ProgIfIndex;
+        [FieldOffset(68)] public uint ExpectedAttachType;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 16)]
+    internal struct LinkCreateAttr
+    {
+        [FieldOffset(0)] public uint ProgFd;
+        [FieldOffset(4)] public uint TargetFd;
+        [FieldOffset(8)] public uint AttachType;
+        [FieldOffset(12)] public uint Flags;
+    }
+
+    /// <summary>struct bpf_prog_info as far as the core reads it.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 232)]
+    internal struct ProgInfo
+    {
+        [FieldOffset(0)] public uint Type;
+        [FieldOffset(4)] public uint Id;
+        [FieldOffset(8)] public fixed byte Tag[8];
+        [FieldOffset(40)] public ulong LoadTime;
+        [FieldOffset(48)] public uint CreatedByUid;
+        [FieldOffset(64)] public fixed byte Name[16];
+    }
+
+    /// <summary>struct bpf_link_info: type, id, prog_id.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 64)]
+    internal struct LinkInfo
+    {
+        [FieldOffset(0)] public uint Type;
+        [FieldOffset(4)] public uint Id;
+        [FieldOffset(8)] public uint ProgId;
     }
 
     /// <summary>struct bpf_map_info as far as the core reads it (the kernel copies what fits).</summary>

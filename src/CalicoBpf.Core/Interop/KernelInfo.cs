@@ -59,6 +59,19 @@ public static unsafe class KernelInfo
         return (ulong)ts.Seconds * 1_000_000_000UL + (ulong)ts.Nanoseconds;
     }
 
+    /// <summary>CLOCK_BOOTTIME in nanoseconds (program load times use it).</summary>
+    public static ulong BootTimeNanoseconds()
+    {
+        EnsureLinux();
+        Libc.Timespec ts;
+        if (Libc.clock_gettime(Libc.CLOCK_BOOTTIME, &ts) != 0)
+        {
+            throw BpfException.FromErrno(Libc.LastErrno, "clock_gettime(CLOCK_BOOTTIME)", null);
+        }
+
+        return (ulong)ts.Seconds * 1_000_000_000UL + (ulong)ts.Nanoseconds;
+    }
+
     /// <summary>Samples the monotonic clock and wall time together, to turn map timestamps into UTC.</summary>
     public static ClockSample SampleClocks()
     {

@@ -37,6 +37,10 @@ internal static unsafe class Libc
     internal const int O_NONBLOCK = 0x800;
     internal const int O_CLOEXEC = 0x80000;
     internal const short POLLIN = 1;
+    internal const int CLOCK_BOOTTIME = 7;
+
+    /// <summary>O_DIRECTORY differs between x86_64 (0200000) and arm64 (040000).</summary>
+    internal static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 0x4000 : 0x10000;
 
     [DllImport(Lib, SetLastError = true)]
     internal static extern int clock_gettime(int clockId, Timespec* ts);

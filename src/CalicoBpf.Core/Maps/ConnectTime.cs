@@ -1,0 +1,154 @@
+using CalicoBpf.Interop;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Maps;
+
+/// <summary>
+/// Calico's connect-time load balancer (reference section 4.12): cgroup v2 programs on the cgroup
+/// root (/run/calico/cgroup, or CALICO_CGROUP_PATH), held by links pinned in /sys/fs/bpf/ctlb, and
+/// the three program arrays cali_ctlb_conn/send/recv in the globals directory.
+/// </summary>
+public static class ConnectTime
+{
+    public const string DefaultLinkDirectory = "/sys/fs/bpf/ctlb";
+    public static readonly string[] ProgramArrays = { "cali_ctlb_conn", "cali_ctlb_send", "cali_ctlb_recv" };
+
+    public static bool IsCalicoName(string name) =>
+        name.StartsWith("cali_", StringComparison.Ordinal) || name.StartsWith("calico_", StringComparison.Ordinal);
+
+    /// <summary>The cgroup Calico attaches to: CALICO_CGROUP_PATH, /run/calico/cgroup, else the first cgroup2 mount.</summary>
+    public static string DefaultCgroup()
+    {
+        string? env = Environment.GetEnvironmentVariable("CALICO_CGROUP_PATH");
+        if (!string.IsNullOrEmpty(env))
+        {
+            return env;
+        }
+
+        if (Directory.Exists("/run/calico/cgroup"))
+        {
+            return "/run/calico/cgroup";
+        }
+
+        foreach (string line in File.ReadLines("/proc/self/mounts"))
+        {
+            string[] f = line.Split(' ');
+            if (f.Length >= 3 && f[2] == "cgroup2")
+            {
+                return f[1];
+            }
+        }
+
+        throw new BpfEnvironmentException("No cgroup v2 hierarchy is mounted, so no connect-time programs can be attached. Pass -CgroupPath if it is mounted somewhere unusual.",
+            BpfEnvironmentProblem.NoBpfFs, "/run/calico/cgroup");
+    }
+
+    /// <summary>Calico's link pins in the link directory (calico_* and cali_*), by program id.</summary>
+    public static Dictionary<uint, string> LinkPins(string linkDirectory)
+    {
+        var result = new Dictionary<uint, string>();
+        if (!Directory.Exists(linkDirectory))
+        {
+            return result;
+        }
+
+        foreach (string path in Directory.EnumerateFileSystemEntries(linkDirectory))
+        {
+            if (!IsCalicoName(Path.GetFileName(path)))
+            {
+                continue;
+            }
+
+            try
+            {
+                result[BpfPrograms.DescribeLink(path).ProgramId] = path;
+            }
+            catch (BpfException)
+            {
+                // Not a link (or gone): calico-bpf connect-time clean only detaches links.
+            }
+        }
+
+        return result;
+    }
+
+    public static IEnumerable<ConnectTimeProgram> List(string node, string cgroupPath, string linkDirectory, bool calicoOnly)
+    {
+        Dictionary<uint, string> links = LinkPins(linkDirectory);
+        ulong bootNow = KernelInfo.BootTimeNanoseconds();
+        DateTime utcNow = DateTime.UtcNow;
+        foreach (CgroupAttachType type in Enum.GetValues<CgroupAttachType>())
+        {
+            foreach (uint id in BpfPrograms.QueryCgroup(cgroupPath, type))
+            {
+                BpfProgramDescriptor p;
+                try
+                {
+                    p = BpfPrograms.Describe(id);
+                }
+                catch (BpfObjectNotFoundException)
+                {
+                    continue; // detached meanwhile
+                }
+
+                string? link = links.GetValueOrDefault(id);
+                bool calico = IsCalicoName(p.Name) || link is not null;
+                if (calicoOnly && !calico)
+                {
+                    continue;
+                }
+
+                yield return new ConnectTimeProgram
+                {
+                    Node = node,
+                    Cgroup = cgroupPath,
+                    AttachType = type,
+                    ProgramId = id,
+                    Name = p.Name,
+                    Tag = p.Tag,
+                    Loaded = p.LoadTimeNanoseconds > 0 && p.LoadTimeNanoseconds <= bootNow
+                        ? utcNow - TimeSpan.FromTicks((long)((bootNow - p.LoadTimeNanoseconds) / 100))
+                        : null,
+                    LinkPath = link,
+                    IsCalico = calico,
+                };
+            }
+        }
+    }
+
+    /// <summary>What connect-time clean would remove: the program arrays present and Calico's link pins.</summary>
+    public static (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) Plan(string pinDirectory, string linkDirectory)
+    {
+        var arrays = ProgramArrays.Select(n => Path.Combine(pinDirectory, n)).Where(File.Exists).ToList();
+        var links = Directory.Exists(linkDirectory)
+            ? Directory.EnumerateFileSystemEntries(linkDirectory).Where(p => IsCalicoName(Path.GetFileName(p))).OrderBy(p => p, StringComparer.Ordinal).ToList()
+            : new List<string>();
+        return (arrays, links);
+    }
+
+    /// <summary>Empties (index 0) and unpins one of the cali_ctlb_* program arrays.</summary>
+    public static void RemoveProgramArray(string path)
+    {
+        using (BpfMap map = BpfMap.OpenPinned(path, writable: true))
+        {
+            map.Delete(new byte[map.Descriptor.KeySize]);
+        }
+
+        File.Delete(path);
+    }
+
+    /// <summary>Detaches a link pin (when it is a link) and removes the pin.</summary>
+    public static void RemoveLink(string path)
+    {
+        try
+        {
+            BpfPrograms.DetachLink(path);
+        }
+        catch (BpfInvalidArgumentException)
+        {
+            // A Calico pin that is not a link: removing the pin is all calico-bpf does with it.
+        }
+
+        File.Delete(path);
+    }
+}

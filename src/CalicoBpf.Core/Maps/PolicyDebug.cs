@@ -1,0 +1,227 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using CalicoBpf.Interop;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Maps;
+
+/// <summary>
+/// Felix's policy debug info (BPFPolicyDebugEnabled, on by default): one JSON file per interface,
+/// hook and family in /var/run/calico/bpf/policy, holding the policy program's instructions with
+/// the comments Felix wrote while building it. The comments give tiers, policies, rules and their
+/// match ids; the rule counters map (cali_rule_ctrs) gives each rule's hits.
+/// </summary>
+public static partial class PolicyDebug
+{
+    public const string DefaultDirectory = "/var/run/calico/bpf/policy";
+    public const string RuleCounters = "cali_rule_ctrs";
+
+    [GeneratedRegex(@"^Start of tier ""?(?<n>.*?)""?$")]
+    private static partial Regex StartTier();
+
+    [GeneratedRegex(@"^End of tier ""?(?<n>.*?)""?$")]
+    private static partial Regex EndTier();
+
+    [GeneratedRegex(@"^Start of (?:policy|profile) ""?(?<n>.*?)""?$")]
+    private static partial Regex StartPolicy();
+
+    [GeneratedRegex(@"^End of (?:policy|profile)")]
+    private static partial Regex EndPolicy();
+
+    [GeneratedRegex(@"^Start of rule (?<r>.*)$")]
+    private static partial Regex StartRule();
+
+    [GeneratedRegex(@"Rule MatchID: (?<id>\d+)")]
+    private static partial Regex MatchIdComment();
+
+    [GeneratedRegex(@"action:\\?""(?<a>[\w-]+)\\?""")]
+    private static partial Regex RuleAction();
+
+    public static string FileName(string iface, PolicyHook hook, bool ipv6) =>
+        $"{iface}_{hook.ToString().ToLowerInvariant()}_v{(ipv6 ? 6 : 4)}.json";
+
+    /// <summary>Rules of one interface's hooks. Throws when Felix wrote nothing for the interface.</summary>
+    public static IEnumerable<BpfPolicyRule> Read(INodeDataplane node, string directory, string iface, IReadOnlyCollection<PolicyHook> hooks, bool ipv6,
+        IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
+    {
+        if (!Directory.Exists(directory))
+        {
+            throw new BpfObjectNotFoundException(
+                $"There is no policy debug info on {node.Node}: {directory} does not exist. Felix writes it when BPFPolicyDebugEnabled is true (the default); check the FelixConfiguration.",
+                Errno.ENOENT, directory);
+        }
+
+        var files = hooks.Select(h => (Hook: h, Path: Path.Combine(directory, FileName(iface, h, ipv6)))).Where(f => File.Exists(f.Path)).ToList();
+        if (files.Count == 0)
+        {
+            throw new BpfObjectNotFoundException(
+                $"Felix wrote no {(ipv6 ? "IPv6" : "IPv4")} policy debug info for {iface} ({string.Join(", ", hooks)}) in {directory}: the interface has no Calico policy program there, or its name is wrong (Get-BpfInterface lists them).",
+                Errno.ENOENT, Path.Combine(directory, FileName(iface, hooks.First(), ipv6)));
+        }
+
+        Dictionary<ulong, ulong> hits = ReadHitCounts(node, reporter, cancellationToken);
+        foreach ((PolicyHook hook, string path) in files)
+        {
+            foreach (BpfPolicyRule rule in Parse(File.ReadAllText(path), node.Node, iface, hook, ipv6, hits, reporter))
+            {
+                yield return rule;
+            }
+        }
+    }
+
+    /// <summary>Sum over CPUs of every rule counter, by match id; empty when the map is absent.</summary>
+    public static Dictionary<ulong, ulong> ReadHitCounts(INodeDataplane node, IEngineReporter? reporter, CancellationToken cancellationToken)
+    {
+        var hits = new Dictionary<ulong, ulong>();
+        CalicoMapName? pin = MapReading.TryFind(node, RuleCounters);
+        if (pin is null)
+        {
+            reporter?.Verbose($"No rule counters map ({RuleCounters}) on {node.Node}: hit counts stay empty.");
+            return hits;
+        }
+
+        using IMapReader reader = node.OpenMap(pin.PinName);
+        MapReading.ExpectSizes(pin, reader.Descriptor, 8, 8, "8-byte keys and 8-byte per-CPU values");
+        foreach (RawEntryBatch b in reader.ReadEntries(cancellationToken))
+        {
+            for (int i = 0; i < b.Count; i++)
+            {
+                ReadOnlySpan<byte> v = b.Value(i);
+                ulong sum = 0;
+                int cpus = b.PerCpu ? b.Cpus : 1;
+                for (int c = 0; c < cpus; c++)
+                {
+                    sum += BinaryPrimitives.ReadUInt64LittleEndian(v[(c * b.PerCpuSlot)..]);
+                }
+
+                hits[BinaryPrimitives.ReadUInt64LittleEndian(b.Key(i))] = sum;
+            }
+        }
+
+        return hits;
+    }
+
+    /// <summary>Turns one debug file's instruction comments into rules.</summary>
+    public static IEnumerable<BpfPolicyRule> Parse(string json, string node, string iface, PolicyHook hook, bool ipv6,
+        IReadOnlyDictionary<ulong, ulong> hits, IEngineReporter? reporter = null)
+    {
+        using JsonDocument doc = JsonDocument.Parse(json);
+        JsonElement root = doc.RootElement;
+        if (root.TryGetProperty("error", out JsonElement err) && err.ValueKind == JsonValueKind.String && err.GetString() is { Length: > 0 } e)
+        {
+            reporter?.Warning($"Felix recorded an error for the {hook} policy of {iface}: {e}");
+        }
+
+        var rules = new List<BpfPolicyRule>();
+        string tier = string.Empty, policy = string.Empty;
+        int index = 0;
+        RuleBuilder? current = null;
+
+        void Close()
+        {
+            if (current is not null)
+            {
+                rules.Add(current.Build(node, iface, hook, ipv6, tier, policy, hits));
+                current = null;
+            }
+        }
+
+        if (!root.TryGetProperty("policyInfo", out JsonElement info) || info.ValueKind != JsonValueKind.Array)
+        {
+            return rules;
+        }
+
+        foreach (JsonElement insn in info.EnumerateArray())
+        {
+            if (!insn.TryGetProperty("comments", out JsonElement comments) || comments.ValueKind != JsonValueKind.Array)
+            {
+                continue;
+            }
+
+            foreach (JsonElement c in comments.EnumerateArray())
+            {
+                string text = (c.GetString() ?? string.Empty).Trim();
+                Match m;
+                if ((m = StartTier().Match(text)).Success)
+                {
+                    Close();
+                    tier = m.Groups["n"].Value;
+                    policy = string.Empty;
+                    index = 0;
+                }
+                else if ((m = EndTier().Match(text)).Success)
+                {
+                    Close();
+                    policy = string.Empty;
+                    current = new RuleBuilder(index++, "end of tier " + m.Groups["n"].Value, isEndOfTier: true);
+                }
+                else if ((m = StartPolicy().Match(text)).Success)
+                {
+                    Close();
+                    policy = m.Groups["n"].Value;
+                    index = 0;
+                }
+                else if (EndPolicy().IsMatch(text))
+                {
+                    Close();
+                }
+                else if ((m = StartRule().Match(text)).Success)
+                {
+                    Close();
+                    current = new RuleBuilder(index++, m.Groups["r"].Value.Trim('"'), isEndOfTier: false);
+                }
+                else if ((m = MatchIdComment().Match(text)).Success && current is not null)
+                {
+                    current.MatchId = ulong.Parse(m.Groups["id"].Value, CultureInfo.InvariantCulture);
+                }
+                else if (current is not null && text.Length > 0)
+                {
+                    current.Matches.Add(text);
+                }
+            }
+        }
+
+        Close();
+        return rules;
+    }
+
+    private sealed class RuleBuilder
+    {
+        private readonly int _index;
+        private readonly string _rule;
+        private readonly bool _endOfTier;
+
+        public RuleBuilder(int index, string rule, bool isEndOfTier)
+        {
+            _index = index;
+            _rule = rule;
+            _endOfTier = isEndOfTier;
+        }
+
+        public ulong? MatchId { get; set; }
+
+        public List<string> Matches { get; } = new();
+
+        public BpfPolicyRule Build(string node, string iface, PolicyHook hook, bool ipv6, string tier, string policy, IReadOnlyDictionary<ulong, ulong> hits)
+        {
+            Match a = RuleAction().Match(_rule);
+            return new BpfPolicyRule
+            {
+                Node = node,
+                Interface = iface,
+                Hook = hook,
+                IPv6 = ipv6,
+                Tier = tier,
+                Policy = _endOfTier ? string.Empty : policy,
+                Index = _index,
+                Rule = _rule,
+                Action = a.Success ? a.Groups["a"].Value : _endOfTier ? "deny" : string.Empty,
+                Matches = Matches.ToArray(),
+                MatchId = MatchId,
+                HitCount = MatchId is { } id ? (hits.TryGetValue(id, out ulong h) ? h : 0) : null,
+            };
+        }
+    }
+}

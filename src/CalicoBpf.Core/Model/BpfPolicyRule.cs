@@ -1,0 +1,36 @@
+namespace CalicoBpf;
+
+/// <summary>Which program's policy: the TC hooks of an interface, or its XDP program.</summary>
+public enum PolicyHook
+{
+    Ingress,
+    Egress,
+    Xdp,
+}
+
+/// <summary>
+/// One rule of the policy program Felix attached to an interface hook, from Felix's policy debug
+/// info, with its hit count from the rule counters map (cali_rule_ctrs).
+/// </summary>
+public sealed class BpfPolicyRule
+{
+    public string Node { get; init; } = string.Empty;
+    public string Interface { get; init; } = string.Empty;
+    public PolicyHook Hook { get; init; }
+    public bool IPv6 { get; init; }
+    public string Tier { get; init; } = string.Empty;
+    /// <summary>The policy (or profile) name; empty for a tier's end-of-tier rule.</summary>
+    public string Policy { get; init; } = string.Empty;
+    /// <summary>Position of the rule in its policy (0-based).</summary>
+    public int Index { get; init; }
+    /// <summary>The rule as Felix printed it.</summary>
+    public string Rule { get; init; } = string.Empty;
+    /// <summary>allow, deny, pass, next-tier, log (as Felix names them).</summary>
+    public string Action { get; init; } = string.Empty;
+    /// <summary>The match conditions as the program checks them.</summary>
+    public string[] Matches { get; init; } = Array.Empty<string>();
+    /// <summary>The rule's id in the rule counters map; null when Felix recorded none.</summary>
+    public ulong? MatchId { get; init; }
+    /// <summary>Packets that hit the rule (summed over CPUs); null when the rule has no counter.</summary>
+    public ulong? HitCount { get; init; }
+}

@@ -1,0 +1,73 @@
+using System.Management.Automation;
+using CalicoBpf.Maps;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>Programs attached to the cgroup Calico's connect-time load balancer uses.</summary>
+[Cmdlet(VerbsCommon.Get, "BpfConnectTimeProgram")]
+[OutputType(typeof(ConnectTimeProgram))]
+public sealed class GetBpfConnectTimeProgramCommand : CalicoBpfCmdletBase
+{
+    /// <summary>The cgroup v2 directory; default CALICO_CGROUP_PATH, /run/calico/cgroup, or the cgroup2 mount.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CgroupPath { get; set; }
+
+    /// <summary>Where Calico pins the links (default /sys/fs/bpf/ctlb).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string LinkPath { get; set; } = ConnectTime.DefaultLinkDirectory;
+
+    /// <summary>Also list programs that are not Calico's.</summary>
+    [Parameter]
+    public SwitchParameter All { get; set; }
+
+    protected override void ProcessRecord() => Run(() =>
+    {
+        string cgroup = CgroupPath is null ? ConnectTime.DefaultCgroup() : GetUnresolvedProviderPathFromPSPath(CgroupPath);
+        foreach (ConnectTimeProgram p in ConnectTime.List(LocalDataplane.LocalNodeName(), cgroup, GetUnresolvedProviderPathFromPSPath(LinkPath), !All))
+        {
+            WriteObject(p);
+        }
+    }, CgroupPath);
+}
+
+/// <summary>
+/// Removes Calico's connect-time load balancer (calico-bpf connect-time clean): empties and unpins
+/// the cali_ctlb_* program arrays, detaches and unpins the links in /sys/fs/bpf/ctlb.
+/// </summary>
+[Cmdlet(VerbsCommon.Remove, "BpfConnectTimeProgram", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(void))]
+public sealed class RemoveBpfConnectTimeProgramCommand : BpfCmdletBase
+{
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string LinkPath { get; set; } = ConnectTime.DefaultLinkDirectory;
+
+    protected override void ProcessRecord() => Run(() =>
+    {
+        string pins = GetUnresolvedProviderPathFromPSPath(PinPath);
+        (IReadOnlyList<string> arrays, IReadOnlyList<string> links) = ConnectTime.Plan(pins, GetUnresolvedProviderPathFromPSPath(LinkPath));
+        if (arrays.Count == 0 && links.Count == 0)
+        {
+            WriteVerbose("No connect-time load balancer pins were found: nothing to remove.");
+        }
+
+        foreach (string array in arrays)
+        {
+            if (ShouldProcess(array, "Empty and unpin the connect-time program array"))
+            {
+                ConnectTime.RemoveProgramArray(array);
+            }
+        }
+
+        foreach (string link in links)
+        {
+            if (ShouldProcess(link, "Detach the connect-time load balancer link from its cgroup and unpin it (services then resolve per packet, not per connection)"))
+            {
+                ConnectTime.RemoveLink(link);
+            }
+        }
+    }, LinkPath);
+}
