@@ -12,9 +12,24 @@
     FormatsToProcess     = @('CalicoBpf.Format.ps1xml')
     TypesToProcess       = @('CalicoBpf.Types.ps1xml')
     CmdletsToExport      = @(
+        'Clear-BpfArp'
+        'Clear-BpfCounter'
+        'Get-BpfArp'
+        'Get-BpfConnectTimeProgram'
         'Get-BpfConntrack'
         'Get-BpfCounter'
+        'Get-BpfInterface'
+        'Get-BpfIpSet'
         'Get-BpfMap'
+        'Get-BpfNat'
+        'Get-BpfNatAffinity'
+        'Get-BpfNatMaglev'
+        'Get-BpfPolicy'
+        'Get-BpfQdiscStatistic'
+        'Get-BpfRoute'
+        'Get-BpfTraceLog'
+        'Remove-BpfConnectTimeProgram'
+        'Remove-BpfConntrack'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
@@ -24,7 +39,7 @@
             Tags         = @('Calico', 'eBPF', 'BPF', 'Kubernetes', 'Networking', 'Linux', 'PSEdition_Core')
             LicenseUri   = 'https://www.apache.org/licenses/LICENSE-2.0'
             ProjectUri   = 'https://github.com/calicobpf/CalicoBpf'
-            ReleaseNotes = 'Foundation: Get-BpfMap, Get-BpfConntrack, Get-BpfCounter on the local node.'
+            ReleaseNotes = 'The local dataplane: maps, conntrack, counters, NAT, routes, IP sets, ARP, interfaces, policy hits, qdisc drops, trace logs, connect-time programs, and the guarded changes.'
         }
     }
 }

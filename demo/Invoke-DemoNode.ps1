@@ -20,13 +20,15 @@ if ([Console]::IsOutputRedirected) { $PSStyle.OutputRendering = 'PlainText' }
 $links = [System.Collections.Generic.Dictionary[string, int]]::new()
 foreach ($l in [CalicoBpf.Interop.NetLink]::ListLinks().Values) { $links[$l.Name] = $l.IfIndex }
 $dataplane = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($PinPath)
+$policyDebug = Join-Path (Split-Path (Split-Path (Split-Path $PinPath))) 'policy'
 try {
-    $node.Seed($dataplane, $links)
+    $node.Seed($dataplane, $links, $policyDebug)
 }
 finally {
     $dataplane.Dispose()
 }
 $PSDefaultParameterValues['*-Bpf*:PinPath'] = $PinPath
+$PSDefaultParameterValues['Get-BpfPolicy:PolicyDebugPath'] = $policyDebug
 
 function Show([string] $Title, [scriptblock] $Command) {
     Write-Host ''
@@ -42,3 +44,18 @@ Show 'drops by interface' { Get-BpfCounter -Interface eth0 | Where-Object Catego
 Show 'conntrack by state' { Get-BpfConntrack -Protocol TCP | Group-Object State -NoElement | Sort-Object Count -Descending }
 Show 'service connections' { Get-BpfConntrack -Type NatReverse | Sort-Object Age | Select-Object -First 6 }
 Show 'old UDP flows' { Get-BpfConntrack -Protocol UDP -OlderThan 00:01:00 | Measure-Object | Select-Object Count }
+Show 'services' { Get-BpfNat }
+Show 'a service in detail' { Get-BpfNat 10.96.0.10 -Protocol Udp | Select-Object -ExpandProperty Backends }
+Show 'session affinity' { Get-BpfNatAffinity }
+Show 'maglev' { Get-BpfNatMaglev -ServiceId 9 | Group-Object { "$($_.BackendAddress):$($_.BackendPort)" } -NoElement }
+Show 'where does traffic to a pod go' { Get-BpfRoute -Address 10.65.2.17 }
+Show 'routes' { Get-BpfRoute }
+Show 'IP sets' { Get-BpfIpSet }
+Show 'tunnel neighbours' { Get-BpfArp }
+Show 'interfaces Felix manages' { Get-BpfInterface }
+Show 'policy hits' { Get-BpfPolicy cali7f3a1b2c9d0 }
+Show 'qdisc drops' { Get-BpfQdiscStatistic -Kind clsact }
+Show 'remove what a test left behind' { Get-BpfConntrack -Port 6379 -Type NatReverse | Select-Object -First 3 | Remove-BpfConntrack -WhatIf }
+Show 'and really remove them all' { Get-BpfConntrack -Port 6379 -Type NatReverse | Remove-BpfConntrack -Confirm:$false }
+Show 'reset counters before a reproduction' { Clear-BpfCounter -Interface eth0 -WhatIf }
+Show 'clean stale neighbours' { Clear-BpfArp -WhatIf }

@@ -16,8 +16,10 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
 {
     private const string EngineName = "CalicoBpf.Core";
 
-    private static readonly string LibDirectory =
-        Path.Combine(Path.GetDirectoryName(typeof(ModuleInitializer).Assembly.Location)!, "lib");
+    // The module layout keeps the engine in lib/; a build output folder keeps everything side by side.
+    private static readonly string LibDirectory = Directory.Exists(Path.Combine(ModuleDirectory, "lib")) ? Path.Combine(ModuleDirectory, "lib") : ModuleDirectory;
+
+    private static string ModuleDirectory => Path.GetDirectoryName(typeof(ModuleInitializer).Assembly.Location)!;
 
     public void OnImport()
     {

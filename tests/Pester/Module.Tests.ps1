@@ -50,7 +50,7 @@ Describe '<Name>' -ForEach $cmdlets {
 
     It 'declares its output type and has a default view for it' {
         $command.OutputType.Type | Should -Not -BeNullOrEmpty
-        foreach ($t in $command.OutputType.Type) {
+        foreach ($t in $command.OutputType.Type | Where-Object { $_ -ne [void] }) {
             Get-FormatData -TypeName $t.FullName | Should -Not -BeNullOrEmpty -Because "$($t.FullName) needs a default view"
         }
     }

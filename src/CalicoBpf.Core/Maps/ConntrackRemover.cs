@@ -10,7 +10,7 @@ public sealed class ConntrackRemoval
     public string MapName { get; init; } = string.Empty;
     /// <summary>Entries deleted, NAT partners included.</summary>
     public int Removed { get; init; }
-    /// <summary>Entries asked for that were already gone (expired or removed meanwhile).</summary>
+    /// <summary>Entries asked for that were already gone (expired or removed by someone else meanwhile).</summary>
     public int AlreadyGone { get; init; }
 }
 
@@ -25,6 +25,7 @@ public sealed class ConntrackRemover : IDisposable
     private readonly ConntrackLayout _layout;
     private readonly CancellationToken _cancellationToken;
     private Dictionary<byte[], List<byte[]>>? _forwardByReverse;
+    private readonly HashSet<byte[]> _deleted = new(ByteArrayComparer.Instance);
 
     public ConntrackRemover(INodeDataplane node, CalicoMapName pin, CancellationToken cancellationToken = default)
     {
@@ -75,9 +76,12 @@ public sealed class ConntrackRemover : IDisposable
             if (_map.Delete(key))
             {
                 n++;
+                _deleted.Add(key);
             }
-            else if (ReferenceEquals(key, entry.RawKey))
+            else if (ReferenceEquals(key, entry.RawKey) && !_deleted.Contains(key))
             {
+                // Gone before this removal asked for it (expired, or removed by someone else);
+                // a key this removal deleted as an earlier entry's NAT partner does not count.
                 AlreadyGone++;
             }
         }

@@ -170,7 +170,7 @@ public static partial class PolicyDebug
                 else if ((m = StartRule().Match(text)).Success)
                 {
                     Close();
-                    current = new RuleBuilder(index++, m.Groups["r"].Value.Trim('"'), isEndOfTier: false);
+                    current = new RuleBuilder(index++, Unquote(m.Groups["r"].Value), isEndOfTier: false);
                 }
                 else if ((m = MatchIdComment().Match(text)).Success && current is not null)
                 {
@@ -185,6 +185,18 @@ public static partial class PolicyDebug
 
         Close();
         return rules;
+    }
+
+    /// <summary>Undoes Go's %q quoting of a rule: the outer quotes, escaped quotes and backslashes.</summary>
+    internal static string Unquote(string text)
+    {
+        string t = text.Trim();
+        if (t.Length >= 2 && t[0] == '"' && t[^1] == '"')
+        {
+            t = t[1..^1].Replace("\\\"", "\"", StringComparison.Ordinal).Replace("\\\\", "\\", StringComparison.Ordinal);
+        }
+
+        return t;
     }
 
     private sealed class RuleBuilder

@@ -47,6 +47,8 @@ public sealed class TraceLogEntry
     public string? Reason { get; init; }
     /// <summary>Final result lines: the program's execution time.</summary>
     public TimeSpan? ExecutionTime { get; init; }
+    /// <summary>Final result lines: the program's execution time in nanoseconds, as printed.</summary>
+    public long? ExecutionNanoseconds { get; init; }
     public string RawLine { get; init; } = string.Empty;
 
     public override string ToString() => RawLine;

@@ -25,6 +25,7 @@ public sealed class NodeScenario
     public List<RouteSpec> Routes { get; set; } = new();
     public List<IpSetSpec> IpSets { get; set; } = new();
     public List<ArpSpec> Arp { get; set; } = new();
+    public List<PolicySpec> Policies { get; set; } = new();
 
     /// <summary>A Kubernetes service as Felix programs it: frontends sharing one id, and its backends.</summary>
     public sealed class ServiceSpec
@@ -43,6 +44,9 @@ public sealed class NodeScenario
         public List<string> SourceRanges { get; set; } = new();
         /// <summary>Backend ordinals Felix counts but that are absent (a broken service, for the demo).</summary>
         public int MissingBackends { get; set; }
+
+        /// <summary>Maglev lookup-table slots to seed (0: not a Maglev service).</summary>
+        public int MaglevSlots { get; set; }
     }
 
     public sealed class RouteSpec
@@ -219,7 +223,8 @@ public sealed class NodeScenario
 
     /// <summary>Creates the scenario's maps in a claimed pin directory and fills them.</summary>
     /// <param name="links">The node's interfaces by name (their ifindex keys the counters).</param>
-    public void Seed(SimulatedDataplane dataplane, IReadOnlyDictionary<string, int> links)
+    /// <param name="policyDebugDirectory">Where to write the policy debug files (Felix: /var/run/calico/bpf/policy); none when null.</param>
+    public void Seed(SimulatedDataplane dataplane, IReadOnlyDictionary<string, int> links, string? policyDebugDirectory = null)
     {
         foreach (MapSpec spec in MapSpecs.Current)
         {
@@ -246,6 +251,10 @@ public sealed class NodeScenario
         SeedIpSets(dataplane);
         SeedArp(dataplane, links);
         SeedInterfaceState(dataplane, links);
+        if (policyDebugDirectory is not null && Policies.Count > 0)
+        {
+            PolicySeeding.Write(Policies, policyDebugDirectory, dataplane.Map("cali_rule_ctrs2"));
+        }
 
         MapSpec counterSpec = MapSpecs.Counters(CounterCount >= 26 ? 6 : CounterCount >= 25 ? 5 : CounterCount >= 17 ? 3 : 2, CounterCount);
         BpfMap counters = dataplane.CreateMap(counterSpec);
@@ -293,7 +302,8 @@ public sealed class NodeScenario
         {
             IpProtocol proto = ParseProtocol(svc.Protocol);
             uint count = (uint)(svc.Backends.Count + svc.MissingBackends);
-            var flags = svc.ExternalLocal ? NatFrontendFlags.ExternalLocal : NatFrontendFlags.None;
+            var flags = (svc.ExternalLocal ? NatFrontendFlags.ExternalLocal : NatFrontendFlags.None)
+                | (svc.MaglevSlots > 0 ? NatFrontendFlags.Maglev : NatFrontendFlags.None);
             byte[] value = NatMaps.EncodeFrontendValue(svc.Id, count, (uint)svc.LocalBackends, svc.AffinitySeconds, flags);
             var address = IPAddress.Parse(svc.Address);
             if (svc.SourceRanges.Count == 0)
@@ -320,6 +330,13 @@ public sealed class NodeScenario
             {
                 (IPAddress a, int p) = ParseEndpoint(svc.Backends[i]);
                 be.Update(NatMaps.EncodeIdOrdinal(svc.Id, i), NatMaps.EncodeDestination(a, p));
+            }
+
+            for (int slot = 0; slot < svc.MaglevSlots && svc.Backends.Count > 0; slot++)
+            {
+                // A permutation-like spread: each backend owns about the same share of the table.
+                (IPAddress a, int p) = ParseEndpoint(svc.Backends[(slot * 7 + 3) % svc.Backends.Count]);
+                dp.Map("cali_v4_mglv2").Update(NatMaps.EncodeIdOrdinal(svc.Id, slot), NatMaps.EncodeDestination(a, p));
             }
 
             if (svc.AffinitySeconds > 0 && svc.Backends.Count > 0)

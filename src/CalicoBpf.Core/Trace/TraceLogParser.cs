@@ -64,6 +64,7 @@ public static partial class TraceLogParser
         int? code = null;
         string? reason = null;
         TimeSpan? exec = null;
+        long? execNs = null;
         Match f = FinalResult().Match(body);
         if (f.Success)
         {
@@ -75,7 +76,8 @@ public static partial class TraceLogParser
             reason = result == "DENY" && code is { } c ? ReasonName(c) : null;
             if (f.Groups["ns"].Success)
             {
-                exec = TimeSpan.FromTicks(long.Parse(f.Groups["ns"].Value, CultureInfo.InvariantCulture) / 100);
+                execNs = long.Parse(f.Groups["ns"].Value, CultureInfo.InvariantCulture);
+                exec = TimeSpan.FromTicks(execNs.Value / 100);
             }
         }
 
@@ -97,6 +99,7 @@ public static partial class TraceLogParser
             Code = code,
             Reason = reason,
             ExecutionTime = exec,
+            ExecutionNanoseconds = execNs,
             RawLine = line,
         };
     }
