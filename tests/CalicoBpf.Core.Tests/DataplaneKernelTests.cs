@@ -140,8 +140,8 @@ public sealed class DataplaneKernelTests
         var rules = PolicyDebug.Read(s.Node, s.PolicyDir, "lo", new[] { PolicyHook.Ingress, PolicyHook.Egress }, false).ToList();
         Assert.Equal(new ulong?[] { 42, 0, null }, rules.Select(r => r.HitCount));
         Assert.Equal(new[] { "allow", "deny", "deny" }, rules.Select(r => r.Action));
-        Assert.Contains("no", Assert.Throws<BpfObjectNotFoundException>(() => PolicyDebug.Read(s.Node, s.PolicyDir, "eth9", new[] { PolicyHook.Ingress }, false).ToList()).Message);
-        Assert.Contains("BPFPolicyDebugEnabled", Assert.Throws<BpfObjectNotFoundException>(() => PolicyDebug.Read(s.Node, "/nonexistent/policy", "lo", new[] { PolicyHook.Ingress }, false).ToList()).Message);
+        Assert.Contains("no", Assert.Throws<BpfEnvironmentException>(() => PolicyDebug.Read(s.Node, s.PolicyDir, "eth9", new[] { PolicyHook.Ingress }, false).ToList()).Message);
+        Assert.Contains("BPFPolicyDebugEnabled", Assert.Throws<BpfEnvironmentException>(() => PolicyDebug.Read(s.Node, "/nonexistent/policy", "lo", new[] { PolicyHook.Ingress }, false).ToList()).Message);
     }
 
     [SkippableFact]

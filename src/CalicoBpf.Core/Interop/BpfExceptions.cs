@@ -82,4 +82,5 @@ public enum BpfEnvironmentProblem
     NoCalicoMaps,
     UnsupportedArchitecture,
     NoTraceFs,
+    NoPolicyDebugInfo,
 }

@@ -48,17 +48,17 @@ public static partial class PolicyDebug
     {
         if (!Directory.Exists(directory))
         {
-            throw new BpfObjectNotFoundException(
+            throw new BpfEnvironmentException(
                 $"There is no policy debug info on {node.Node}: {directory} does not exist. Felix writes it when BPFPolicyDebugEnabled is true (the default); check the FelixConfiguration.",
-                Errno.ENOENT, directory);
+                BpfEnvironmentProblem.NoPolicyDebugInfo, directory);
         }
 
         var files = hooks.Select(h => (Hook: h, Path: Path.Combine(directory, FileName(iface, h, ipv6)))).Where(f => File.Exists(f.Path)).ToList();
         if (files.Count == 0)
         {
-            throw new BpfObjectNotFoundException(
+            throw new BpfEnvironmentException(
                 $"Felix wrote no {(ipv6 ? "IPv6" : "IPv4")} policy debug info for {iface} ({string.Join(", ", hooks)}) in {directory}: the interface has no Calico policy program there, or its name is wrong (Get-BpfInterface lists them).",
-                Errno.ENOENT, Path.Combine(directory, FileName(iface, hooks.First(), ipv6)));
+                BpfEnvironmentProblem.NoPolicyDebugInfo, Path.Combine(directory, FileName(iface, hooks.First(), ipv6)));
         }
 
         Dictionary<ulong, ulong> hits = ReadHitCounts(node, reporter, cancellationToken);

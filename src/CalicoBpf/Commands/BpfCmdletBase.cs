@@ -74,11 +74,12 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
             BpfEnvironmentProblem.NoBpfFs => "NoBpfFs",
             BpfEnvironmentProblem.NoCalicoMaps => "NoCalicoMaps",
             BpfEnvironmentProblem.NoTraceFs => "NoTraceFs",
+            BpfEnvironmentProblem.NoPolicyDebugInfo => "NoPolicyDebugInfo",
             _ => "UnsupportedPlatform",
         }, e.Problem switch
         {
             BpfEnvironmentProblem.NotRoot => ErrorCategory.PermissionDenied,
-            BpfEnvironmentProblem.NoCalicoMaps => ErrorCategory.ObjectNotFound,
+            BpfEnvironmentProblem.NoCalicoMaps or BpfEnvironmentProblem.NoPolicyDebugInfo => ErrorCategory.ObjectNotFound,
             BpfEnvironmentProblem.NoBpfFs or BpfEnvironmentProblem.NoTraceFs => ErrorCategory.ResourceUnavailable,
             _ => ErrorCategory.NotImplemented,
         }, e.Target ?? target),

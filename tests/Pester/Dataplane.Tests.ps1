@@ -1,0 +1,200 @@
+# The dataplane cmdlets beyond the foundation, on real maps; every change cmdlet's -WhatIf leaves the bytes identical.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $manifestPath = Get-ModuleUnderTest
+    Import-Module $manifestPath -Force
+    $fs = $null
+    if (Test-KernelAvailable) {
+        $fs = New-TestBpfFs
+        $policyDir = Join-Path $TestDrive 'policy'
+        $scenario = [CalicoBpf.Simulation.NodeScenario]::Parse(@'
+node: pester-dp
+conntrack: { tcp: 30, udp: 10, services: 10 }
+interfaces:
+  - name: lo
+    ingress: { TotalPackets: 100, DroppedByPolicy: 5 }
+    egress: { TotalPackets: 90 }
+services:
+  - { id: 1, address: 10.96.0.10, port: 53, protocol: UDP, backends: [10.65.0.5:53, 10.65.2.9:53], localBackends: 1 }
+  - { id: 2, address: 10.96.0.20, port: 80, protocol: TCP, backends: [10.65.0.8:8080], affinitySeconds: 600 }
+  - { id: 4, address: 10.96.0.30, port: 9090, protocol: TCP, backends: [10.65.1.20:9090], missingBackends: 1 }
+  - { id: 5, address: 10.96.0.40, port: 443, protocol: TCP, backends: [10.65.0.21:8443], maglevSlots: 7 }
+routes:
+  - { cidr: 10.65.0.0/16, type: remote workload in-pool, nextHop: 172.18.0.99 }
+  - { cidr: 10.65.2.0/26, type: remote workload in-pool tunneled, nextHop: 172.18.0.12 }
+ipSets:
+  - { id: "0x0000000000000007", members: [10.65.0.5/32, 10.65.2.0/24] }
+arp:
+  - { address: 172.18.0.11, interface: lo, sourceMac: "66:e2:1f:00:0a:01", destinationMac: "66:e2:1f:00:0b:02" }
+policies:
+  - interface: lo
+    hook: ingress
+    tiers:
+      - name: default
+        policies:
+          - name: default/allow-web
+            rules:
+              - { action: allow, protocol: TCP, ports: [80], matchId: 9001, hits: 42 }
+'@)
+        $links = [System.Collections.Generic.Dictionary[string, int]]::new()
+        $links['lo'] = 1
+        $sim = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($fs.PinPath)
+        try { $scenario.Seed($sim, $links, $policyDir) } finally { $sim.Dispose() }
+        $env:NODENAME = 'pester-dp'
+        $PSDefaultParameterValues['*-Bpf*:PinPath'] = $fs.PinPath
+        $PSDefaultParameterValues['Get-BpfPolicy:PolicyDebugPath'] = $policyDir
+    }
+
+    function Get-DataplaneHash {
+        # Every entry of every Calico map, key and value bytes, hashed: any change to any map shows.
+        $sb = [System.Text.StringBuilder]::new()
+        foreach ($pin in Get-ChildItem $fs.PinPath -Filter 'cali_*' | Sort-Object Name) {
+            $map = [CalicoBpf.Interop.BpfMap]::OpenPinned($pin.FullName, $false)
+            try {
+                if (-not [CalicoBpf.BpfMapTypeExtensions]::IsIterable($map.Descriptor.Type)) { continue }
+                $rows = foreach ($b in $map.ReadEntries(1024, 'Auto', [Threading.CancellationToken]::None)) {
+                    for ($i = 0; $i -lt $b.Count; $i++) {
+                        [Convert]::ToHexString($b.Keys, $i * $b.KeySize, $b.KeySize) + '=' + [Convert]::ToHexString($b.Values, $i * $b.ValueStride, $b.ValueStride)
+                    }
+                }
+                $null = $sb.Append($pin.Name).Append(':').AppendJoin(';', @($rows | Sort-Object)).Append("`n")
+            } finally { $map.Dispose() }
+        }
+        [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($sb.ToString())))
+    }
+}
+
+AfterAll {
+    $PSDefaultParameterValues.Remove('*-Bpf*:PinPath')
+    $PSDefaultParameterValues.Remove('Get-BpfPolicy:PolicyDebugPath')
+    Remove-Item Env:NODENAME -ErrorAction SilentlyContinue
+    Remove-TestBpfFs $fs
+}
+
+Describe 'Reading the rest of the dataplane' -Skip:(-not $kernel) {
+    It 'Get-BpfNat resolves backends and flags missing ones with a warning' {
+        $nat = @(Get-BpfNat -WarningVariable warn -WarningAction SilentlyContinue)
+        $nat.Count | Should -Be 4
+        $nat[0] | Should -BeOfType ([CalicoBpf.NatFrontend])
+        ($nat | Where-Object ServiceId -eq 1).Backends.Address.IPAddressToString | Should -Be @('10.65.0.5', '10.65.2.9')
+        ($nat | Where-Object ServiceId -eq 4).MissingBackendCount | Should -Be 1
+        "$warn" | Should -Match '10\.96\.0\.30:9090.*missing'
+        @(Get-BpfNat 10.96.0.10 -Protocol Udp).ServiceId | Should -Be 1
+        @(Get-BpfNat -Port 443).ServiceId | Should -Be 5
+        ($nat | Out-String -Width 150) | Should -Match 'Frontend\s+Proto\s+Source\s+Id\s+Count\s+Local\s+Backends'
+    }
+
+    It 'Get-BpfNatAffinity and Get-BpfNatMaglev' {
+        (Get-BpfNatAffinity).BackendAddress.IPAddressToString | Should -Be '10.65.0.8'
+        @(Get-BpfNat -ServiceId 5 | Get-BpfNatMaglev).Count | Should -Be 7
+    }
+
+    It 'Get-BpfRoute does a longest-prefix match with -Address' {
+        @(Get-BpfRoute).Count | Should -Be 2
+        (Get-BpfRoute 10.65.2.5).Cidr | Should -Be '10.65.2.0/26'
+        (Get-BpfRoute 10.65.9.5).Description | Should -Be 'remote workload in-pool nh 172.18.0.99'
+        $null = Get-BpfRoute 8.8.8.8 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'NoRoute,*'
+    }
+
+    It 'Get-BpfIpSet, Get-BpfArp and Get-BpfInterface' {
+        (Get-BpfIpSet 0x7).Member | Should -Be @('10.65.0.5/32', '10.65.2.0/24')
+        { Get-BpfIpSet 'set-a' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidSetId,CalicoBpf.Commands.GetBpfIpSetCommand'
+        (Get-BpfArp).Interface | Should -Be 'lo'
+        (Get-BpfInterface lo).FlagNames | Should -Contain 'host'
+    }
+
+    It 'Get-BpfPolicy gives rules with hit counts, and says when Felix wrote nothing' {
+        $rules = @(Get-BpfPolicy lo)
+        $rules[0].HitCount | Should -Be 42
+        $rules[0].Action | Should -Be 'allow'
+        { Get-BpfPolicy eth9 -ErrorAction Stop } | Should -Throw -ErrorId 'NoPolicyDebugInfo,CalicoBpf.Commands.GetBpfPolicyCommand'
+        { Get-BpfPolicy lo -PolicyDebugPath '/nonexistent/policy' -ErrorAction Stop } | Should -Throw -ErrorId 'NoPolicyDebugInfo,CalicoBpf.Commands.GetBpfPolicyCommand'
+    }
+}
+
+Describe 'Changes: -WhatIf leaves every map byte-identical, the real change removes exactly what it says' -Skip:(-not $kernel) {
+    It 'Remove-BpfConntrack from the pipeline, with its NAT partners' {
+        $victims = @(Get-BpfConntrack -Type NatReverse | Select-Object -First 3)
+        $before = Get-DataplaneHash
+        $victims | Remove-BpfConntrack -WhatIf
+        Get-DataplaneHash | Should -Be $before
+
+        $total = @(Get-BpfConntrack).Count
+        $result = $victims | Remove-BpfConntrack -Confirm:$false
+        $result | Should -BeOfType ([CalicoBpf.Maps.ConntrackRemoval])
+        $result.Removed | Should -Be 6
+        @(Get-BpfConntrack).Count | Should -Be ($total - 6)
+        $keys = $victims | ForEach-Object { $_.Key }
+        @(Get-BpfConntrack -Type NatForward | Where-Object { $keys -contains $_.ReverseKey }).Count | Should -Be 0
+    }
+
+    It 'Remove-BpfConntrack with filters removes exactly what Get-BpfConntrack returns' {
+        $want = @(Get-BpfConntrack -Protocol Udp -Type Normal)
+        $want.Count | Should -BeGreaterThan 0
+        $before = Get-DataplaneHash
+        Remove-BpfConntrack -Protocol Udp -Type Normal -WhatIf
+        Get-DataplaneHash | Should -Be $before
+        $others = @(Get-BpfConntrack).Count - $want.Count
+        (Remove-BpfConntrack -Protocol Udp -Type Normal -Confirm:$false).Removed | Should -Be $want.Count
+        @(Get-BpfConntrack).Count | Should -Be $others
+    }
+
+    It 'Remove-BpfConntrack needs a filter, refuses entries of another node, and -All empties the table' {
+        { Remove-BpfConntrack -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'NoFilter,CalicoBpf.Commands.RemoveBpfConntrackCommand'
+        $foreign = [CalicoBpf.ConntrackEntry]@{ Node = 'another-node'; MapName = 'cali_v4_ct4'; RawKey = [byte[]]::new(16) }
+        $foreign | Remove-BpfConntrack -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'WrongNode,*'
+        $before = Get-DataplaneHash
+        Remove-BpfConntrack -All -WhatIf
+        Get-DataplaneHash | Should -Be $before
+        Remove-BpfConntrack -All -Confirm:$false | Out-Null
+        @(Get-BpfConntrack).Count | Should -Be 0
+    }
+
+    It 'Clear-BpfCounter resets counters; -WhatIf does not' {
+        $before = Get-DataplaneHash
+        Clear-BpfCounter -WhatIf
+        Get-DataplaneHash | Should -Be $before
+        (Get-BpfCounter lo | Where-Object Id -eq 'DroppedByPolicy').Ingress | Should -Be 5
+        Clear-BpfCounter -Interface lo -Confirm:$false
+        (Get-BpfCounter lo | Where-Object Id -eq 'DroppedByPolicy').Ingress | Should -Be 0
+        (Get-BpfCounter lo | Where-Object Id -eq 'TotalPackets').Egress | Should -Be 0
+    }
+
+    It 'Clear-BpfArp empties the neighbour table; -WhatIf does not' {
+        $before = Get-DataplaneHash
+        Clear-BpfArp -WhatIf
+        Get-DataplaneHash | Should -Be $before
+        Clear-BpfArp -Confirm:$false
+        @(Get-BpfArp).Count | Should -Be 0
+    }
+
+    It 'Remove-BpfConnectTimeProgram -WhatIf keeps links and programs; the real one detaches them' {
+        $cgroupRoot = (Get-Content /proc/self/mounts | ForEach-Object { $f = $_ -split ' '; if ($f[2] -eq 'cgroup2') { $f[1] } } | Select-Object -First 1)
+        if (-not $cgroupRoot) { if ($env:CI -eq 'true') { throw 'no cgroup v2 mount' }; Set-ItResult -Skipped -Because 'no cgroup v2 hierarchy is mounted'; return }
+        $cgroup = Join-Path $cgroupRoot "calicobpf-pester-$PID"
+        $links = Join-Path $fs.Root 'ctlb'
+        $null = New-Item -ItemType Directory $cgroup, $links -Force
+        try {
+            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, 'Connect4', 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
+            $listed = @(Get-BpfConnectTimeProgram -CgroupPath $cgroup -LinkPath $links)
+            $listed.Count | Should -Be 1
+            $listed[0].AttachType | Should -Be 'Connect4'
+            Remove-BpfConnectTimeProgram -LinkPath $links -WhatIf
+            @(Get-BpfConnectTimeProgram -CgroupPath $cgroup -LinkPath $links).Count | Should -Be 1
+            (Get-ChildItem $links).Name | Should -Be 'calico_connect_v4'
+            Remove-BpfConnectTimeProgram -LinkPath $links -Confirm:$false
+            @(Get-BpfConnectTimeProgram -CgroupPath $cgroup -LinkPath $links -All).Count | Should -Be 0
+            Get-ChildItem $links | Should -BeNullOrEmpty
+        } finally {
+            Get-ChildItem $links -ErrorAction SilentlyContinue | Remove-Item -Force
+            if (Test-Path $cgroup) { [IO.Directory]::Delete($cgroup) }   # rmdir: a cgroup directory is never "empty" to Remove-Item
+        }
+    }
+}
