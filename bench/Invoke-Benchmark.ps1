@@ -107,6 +107,35 @@ function Mem { `$s = Get-Content /proc/self/status; @{ Rss = [long]((`$s -match 
         BpftoolMs            = Median $bpftool
         MemoryGrowthMb       = [math]::Round($growthMb, 1)
     }
+    Write-Host 'NAT and routes at their default sizes: Get-BpfNat / Get-BpfRoute against bpftool'
+    $natFill = (& $helper fill-nat $pins 65536) -split ' '
+    $routeFill = (& $helper fill-routes $pins 262144) -split ' '
+    $natRoutes = @"
+Import-Module '$ModulePath'
+`$null = Get-BpfNat -PinPath '$pins' -Port 1; `$null = Get-BpfRoute -PinPath '$pins' -Address 10.64.0.1
+foreach (`$i in 1..3) {
+    `$sw = [Diagnostics.Stopwatch]::StartNew(); `$n = (Get-BpfNat -PinPath '$pins' | Measure-Object).Count; "nat `$n `$(`$sw.Elapsed.TotalMilliseconds)"
+    `$sw.Restart(); `$n = (Get-BpfRoute -PinPath '$pins' | Measure-Object).Count; "routes `$n `$(`$sw.Elapsed.TotalMilliseconds)"
+    `$sw.Restart(); `$n = (Get-BpfRoute -PinPath '$pins' -Address 10.67.255.255 | Measure-Object).Count; "lookup `$n `$(`$sw.Elapsed.TotalMilliseconds)"
+}
+"@
+    $rows = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $natRoutes | ForEach-Object { $f = $_ -split ' '; [pscustomobject]@{ What = $f[0]; Count = [long]$f[1]; Ms = [double]$f[2] } }
+    function Time-Bpftool([string[]] $Maps) {
+        Median (1..3 | ForEach-Object {
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            foreach ($m in $Maps) { & /bin/sh -c "bpftool -j map dump pinned '$(Join-Path $pins $m)' > /dev/null"; if ($LASTEXITCODE) { throw "bpftool dump of $m failed." } }
+            $sw.Elapsed.TotalMilliseconds
+        })
+    }
+    $r.NatFrontends = [long]$natFill[0]
+    $r.NatBackends = [long]$natFill[1]
+    $r.Routes = [long]$routeFill[0]
+    $r.NatCmdletMs = Median ($rows | Where-Object What -eq 'nat').Ms
+    $r.NatBpftoolMs = Time-Bpftool @('cali_v4_nat_fe3', 'cali_v4_nat_be')
+    $r.RouteCmdletMs = Median ($rows | Where-Object What -eq 'routes').Ms
+    $r.RouteLookupMs = Median ($rows | Where-Object What -eq 'lookup').Ms
+    $r.RouteBpftoolMs = Time-Bpftool @('cali_v4_routes')
+
     $r.CoreVsC = [math]::Round($r.CoreRawMs / $r.CLoopMs, 2)
     $r.CmdletVsBpftool = [math]::Round($r.CmdletMedianMs / $r.BpftoolMs, 2)
 
@@ -131,6 +160,14 @@ Entries: $($r.Entries) in cali_v4_ct4 (LRU_HASH, 16/88 bytes); medians of $Repea
 | the cmdlet beats bpftool | cmdlet / bpftool = $($r.CmdletVsBpftool) | $(if ($r.CmdletVsBpftool -lt 1) { 'yes' } else { 'NO' }) |
 | Core within 2x of the C loop | Core / C = $($r.CoreVsC) | $(if ($r.CoreVsC -le 2) { 'yes' } else { 'NO' }) |
 | memory grows by less than 150 MB | $($r.MemoryGrowthMb) MB | $(if ($r.MemoryGrowthMb -lt 150) { 'yes' } else { 'NO' }) |
+
+NAT and routes at Calico's default sizes, full ($($r.NatFrontends) frontends with $($r.NatBackends) backends; $($r.Routes) routes; both LPM tries, read key by key as bpftool does):
+
+| measurement | time | bpftool | ratio |
+|---|---|---|---|
+| (Get-BpfNat \| Measure-Object).Count, frontends with resolved backends | $([math]::Round($r.NatCmdletMs)) ms | $([math]::Round($r.NatBpftoolMs)) ms (frontend + backend dumps) | $([math]::Round($r.NatCmdletMs / $r.NatBpftoolMs, 2)) |
+| (Get-BpfRoute \| Measure-Object).Count, sorted as calico-bpf sorts | $([math]::Round($r.RouteCmdletMs)) ms | $([math]::Round($r.RouteBpftoolMs)) ms | $([math]::Round($r.RouteCmdletMs / $r.RouteBpftoolMs, 2)) |
+| Get-BpfRoute -Address (longest-prefix match over the whole map) | $([math]::Round($r.RouteLookupMs)) ms | | |
 "@
     Set-Content -Path (Join-Path $work 'results.md') -Value $report
     Write-Host ''

@@ -7,8 +7,10 @@ using CalicoBpf.Maps;
 using CalicoBpf.Simulation;
 using CalicoBpf.Transport;
 
-// bench fill <pinDir> <entries>   creates cali_v4_ct4 (Calico's type and sizes) and fills it
-// bench core <pinDir> <repeats>   times Core: raw batched enumeration, and enumeration + decoding
+// bench fill <pinDir> <entries>          creates cali_v4_ct4 (Calico's type and sizes) and fills it
+// bench core <pinDir> <repeats>          times Core: raw batched enumeration, and enumeration + decoding
+// bench fill-nat <pinDir> <frontends>    fills cali_v4_nat_fe3 and cali_v4_nat_be (4 backends a frontend)
+// bench fill-routes <pinDir> <routes>    fills cali_v4_routes
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: CalicoBpf.Bench fill|core <pinDir> <n>");
@@ -23,6 +25,10 @@ switch (args[0])
         return Fill(pinDir, n);
     case "core":
         return Core(pinDir, n);
+    case "fill-nat":
+        return FillNat(pinDir, n);
+    case "fill-routes":
+        return FillRoutes(pinDir, n);
     default:
         Console.Error.WriteLine($"unknown command {args[0]}");
         return 2;
@@ -39,6 +45,46 @@ static int Fill(string pinDir, int entries)
     sim.WriteConntrack(map, layout, Generate(entries, now));
     long count = map.CountEntries();
     Console.WriteLine($"{count} {sw.Elapsed.TotalMilliseconds:F0}");
+    return 0;
+}
+
+static int FillNat(string pinDir, int frontends)
+{
+    using SimulatedDataplane sim = SimulatedDataplane.Claim(pinDir);
+    MapSpec feSpec = MapSpecs.Current.First(m => m.BaseName == "cali_v4_nat_fe");
+    MapSpec beSpec = MapSpecs.Current.First(m => m.BaseName == "cali_v4_nat_be");
+    BpfMap fe = sim.CreateMap(feSpec, Math.Max(feSpec.MaxEntries, frontends));
+    BpfMap be = sim.CreateMap(beSpec, Math.Max(beSpec.MaxEntries, frontends * 4));
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < frontends; i++)
+    {
+        uint id = (uint)i + 1;
+        var vip = new IPAddress(new byte[] { 10, 96, (byte)(i >> 8), (byte)i });
+        fe.Update(NatMaps.EncodeFrontendKey(vip, 80 + (i >> 16), IpProtocol.Tcp), NatMaps.EncodeFrontendValue(id, 4, 1, 0, NatFrontendFlags.None));
+        for (int o = 0; o < 4; o++)
+        {
+            var backend = new IPAddress(new byte[] { 10, (byte)(64 + o), (byte)(i >> 8), (byte)i });
+            be.Update(NatMaps.EncodeIdOrdinal(id, o), NatMaps.EncodeDestination(backend, 8080));
+        }
+    }
+
+    Console.WriteLine($"{fe.CountEntries()} {be.CountEntries()} {sw.Elapsed.TotalMilliseconds:F0}");
+    return 0;
+}
+
+static int FillRoutes(string pinDir, int routes)
+{
+    using SimulatedDataplane sim = SimulatedDataplane.Claim(pinDir);
+    MapSpec spec = MapSpecs.Current.First(m => m.BaseName == "cali_v4_routes");
+    BpfMap map = sim.CreateMap(spec, Math.Max(spec.MaxEntries, routes));
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < routes; i++)
+    {
+        var address = new IPAddress(new byte[] { 10, (byte)(64 + (i >> 16)), (byte)(i >> 8), (byte)i });
+        map.Update(RouteMap.EncodeKey(address, 32), RouteMap.EncodeValue(RouteFlags.Workload | RouteFlags.InPool, false, IPAddress.Parse("172.18.0.12")));
+    }
+
+    Console.WriteLine($"{map.CountEntries()} {sw.Elapsed.TotalMilliseconds:F0}");
     return 0;
 }
 

@@ -51,27 +51,26 @@ public sealed class AddressPrefix
     public static AddressPrefix From(IPAddress address) => Parse(address.ToString());
 
     /// <summary>True when the raw address bytes lie inside the prefix (other family: false).</summary>
-    public bool Matches(ReadOnlySpan<byte> address)
+    public bool Matches(ReadOnlySpan<byte> address) => address.Length == _bytes.Length && Covers(_bytes, PrefixLength, address);
+
+    /// <summary>True when the first <paramref name="prefixLength"/> bits of two equal-length addresses agree.</summary>
+    public static bool Covers(ReadOnlySpan<byte> network, int prefixLength, ReadOnlySpan<byte> address)
     {
-        if (address.Length != _bytes.Length)
+        prefixLength = Math.Clamp(prefixLength, 0, network.Length * 8);
+        int full = prefixLength / 8;
+        if (!address[..full].SequenceEqual(network[..full]))
         {
             return false;
         }
 
-        int full = PrefixLength / 8;
-        if (!address[..full].SequenceEqual(_bytes.AsSpan(0, full)))
-        {
-            return false;
-        }
-
-        int rest = PrefixLength % 8;
+        int rest = prefixLength % 8;
         if (rest == 0)
         {
             return true;
         }
 
         int mask = 0xff << (8 - rest) & 0xff;
-        return (address[full] & mask) == (_bytes[full] & mask);
+        return (address[full] & mask) == (network[full] & mask);
     }
 
     public bool Matches(IPAddress? address)

@@ -128,28 +128,23 @@ public static class RouteMap
         CalicoMapName pin = MapReading.Find(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 route" : "IPv4 route",
             ipv6 ? "IPv6 is probably not enabled in Calico on this node; drop -IPv6." : null);
         IReadOnlyDictionary<int, NetworkLink> links = node.ListLinks();
-        AddressPrefix? target = lookup is null ? null : AddressPrefix.From(lookup);
         byte[]? targetBytes = lookup?.GetAddressBytes();
         var rows = MapReading.Decode<RawEntry>(node, pin, d =>
         {
             MapReading.ExpectSizes(pin, d, KeySize(ipv6), KeySize(ipv6), $"{KeySize(ipv6)}-byte keys and values");
             return (key, value) =>
             {
-                if (targetBytes is not null)
+                if (targetBytes is not null
+                    && (targetBytes.Length != key.Length - 4 || !AddressPrefix.Covers(key[4..], (int)BinaryPrimitives.ReadUInt32LittleEndian(key), targetBytes)))
                 {
-                    int prefix = (int)BinaryPrimitives.ReadUInt32LittleEndian(key);
-                    AddressPrefix route = AddressPrefix.Parse(new IPAddress(key[4..]) + "/" + Math.Min(prefix, (ipv6 ? 128 : 32)));
-                    if (!route.Matches(targetBytes))
-                    {
-                        return null;
-                    }
+                    return null;
                 }
 
                 return new RawEntry(key.ToArray(), value.ToArray());
             };
         }, reporter, cancellationToken).ToList();
 
-        if (target is not null)
+        if (targetBytes is not null)
         {
             rows = rows.OrderByDescending(r => BinaryPrimitives.ReadUInt32LittleEndian(r.Key)).Take(1).ToList();
         }
