@@ -260,3 +260,54 @@ public sealed class DataplaneKernelTests
         }
     }
 }
+
+/// <summary>Older map versions, created with their release's names and sizes, read by the same readers.</summary>
+public sealed class OlderVersionKernelTests
+{
+    [SkippableFact]
+    public void Nat_frontend_version_2_and_interface_state_versions_3_and_2()
+    {
+        using var fs = new BpfFsScope();
+        using var sim = SimulatedDataplane.Claim(fs.PinDirectory);
+        BpfMap fe = sim.CreateMap(new MapSpec("cali_v4_nat_fe", 2, BpfMapType.LpmTrie, 16, 16, 64, true));
+        BpfMap be = sim.CreateMap(new MapSpec("cali_v4_nat_be", 1, BpfMapType.Hash, 8, 8, 64, true));
+        fe.Update(NatMaps.EncodeFrontendKey(IPAddress.Parse("10.96.0.10"), 53, IpProtocol.Udp), NatMaps.EncodeFrontendValue(7, 1, 1, 0, NatFrontendFlags.None, valueSize: 16));
+        be.Update(NatMaps.EncodeIdOrdinal(7, 0), NatMaps.EncodeDestination(IPAddress.Parse("10.65.0.5"), 53));
+        var node = new LocalDataplane(fs.PinDirectory, "old");
+        NatFrontend f = Assert.Single(NatMaps.ReadFrontends(node, new NatQuery()));
+        Assert.Equal(("cali_v4_nat_fe2", 7U, NatFrontendFlags.None), (f.MapName, f.ServiceId, f.Flags));
+        Assert.Equal(IPAddress.Parse("10.65.0.5"), Assert.Single(f.Backends).Address);
+
+        BpfMap iface3 = sim.CreateMap(new MapSpec("cali_iface", 3, BpfMapType.Hash, 4, 40, 16, true));
+        iface3.Update(BitConverter.GetBytes(3u), InterfaceStateMap.EncodeValue(3, InterfaceStateFlags.Workload, "cali3", -1, 11, 12, 13, 14));
+        BpfInterfaceState s3 = Assert.Single(InterfaceStateMap.Read(node));
+        Assert.Equal((3, 11, 14), (s3.MapVersion, s3.IngressPolicyV4!.Value, s3.TcEgressFilter!.Value));
+        Assert.Null(s3.XdpPolicyV6);
+
+        // A node that still has only the version 2 map (v3.26 and older).
+        File.Delete(Path.Combine(fs.PinDirectory, "cali_iface3"));
+        BpfMap iface2 = sim.CreateMap(new MapSpec("cali_iface", 2, BpfMapType.Hash, 4, 20, 16, true));
+        iface2.Update(BitConverter.GetBytes(9u), InterfaceStateMap.EncodeValue(2, InterfaceStateFlags.Workload | InterfaceStateFlags.V4Ready, "cali2"));
+        BpfInterfaceState s2 = Assert.Single(InterfaceStateMap.Read(node));
+        Assert.Equal(("cali2", 2), (s2.Name, s2.MapVersion));
+        Assert.Null(s2.IngressPolicyV4);
+    }
+
+    [SkippableTheory]
+    [InlineData(2, 14)]
+    [InlineData(3, 17)]
+    [InlineData(5, 25)]
+    [InlineData(6, 26)]
+    public void Counters_of_each_release_line(int version, int counters)
+    {
+        using var fs = new BpfFsScope();
+        using var sim = SimulatedDataplane.Claim(fs.PinDirectory);
+        BpfMap map = sim.CreateMap(MapSpecs.Counters(version, counters));
+        int last = counters - 1 == 24 ? 23 : counters - 1; // index 24 is Reserved1
+        sim.WriteCounters(map, 1, CounterLayout.HookIngress, new Dictionary<int, ulong> { [0] = 10, [last] = 3 });
+        List<BpfCounter> rows = CounterReader.Read(new LocalDataplane(fs.PinDirectory, "old")).ToList();
+        Assert.Equal(counters - (counters > 24 ? 1 : 0), rows.Count); // Reserved1 (index 24) is never printed
+        Assert.Equal(10UL, rows.Single(r => r.Index == 0).Ingress);
+        Assert.Equal(3UL, rows.Single(r => r.Index == last).Ingress);
+    }
+}
