@@ -16,6 +16,32 @@ public abstract class BpfCmdletBase : CalicoBpfCmdletBase
     [ValidateNotNullOrEmpty]
     public string PinPath { get; set; } = MapCatalog.DefaultPinDirectory;
 
+    /// <summary>
+    /// The conntrack filter that Get-BpfConntrack and Remove-BpfConntrack share. False when an
+    /// address was refused (the cmdlet has stopped with the error).
+    /// </summary>
+    protected bool TryBuildConntrackQuery(bool ipv6, IpProtocol[]? protocol, string[]? address, int[]? port, ConntrackType[]? type,
+        TcpState[]? state, TimeSpan olderThan, out ConntrackQuery query)
+    {
+        query = new ConntrackQuery();
+        if (!TryParseAddresses(address, ipv6, out List<AddressPrefix>? addresses))
+        {
+            return false;
+        }
+
+        query = new ConntrackQuery
+        {
+            IPv6 = ipv6,
+            Protocols = protocol,
+            Addresses = addresses,
+            Ports = port is null ? null : new HashSet<int>(port),
+            Types = type,
+            States = state,
+            OlderThan = MyInvocation.BoundParameters.ContainsKey("OlderThan") ? olderThan : null,
+        };
+        return true;
+    }
+
     protected INodeDataplane OpenLocalNode()
     {
         string path = PinPath == MapCatalog.DefaultPinDirectory ? PinPath : GetUnresolvedProviderPathFromPSPath(PinPath);

@@ -40,21 +40,11 @@ public sealed class GetBpfConntrackCommand : BpfCmdletBase
 
     protected override void ProcessRecord()
     {
-        if (!TryParseAddresses(Address, IPv6, out List<AddressPrefix>? addresses))
+        if (!TryBuildConntrackQuery(IPv6, Protocol, Address, Port, Type, State, OlderThan, out ConntrackQuery query))
         {
             return;
         }
 
-        var query = new ConntrackQuery
-        {
-            IPv6 = IPv6.IsPresent,
-            Protocols = Protocol,
-            Addresses = addresses,
-            Ports = Port is null ? null : new HashSet<int>(Port),
-            Types = Type,
-            States = State,
-            OlderThan = MyInvocation.BoundParameters.ContainsKey(nameof(OlderThan)) ? OlderThan : null,
-        };
         Run(() =>
         {
             foreach (ConntrackEntry entry in ConntrackReader.Read(OpenLocalNode(), query, Reporter, CancelToken))

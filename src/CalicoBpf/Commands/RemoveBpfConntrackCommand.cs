@@ -85,21 +85,11 @@ public sealed class RemoveBpfConntrackCommand : BpfCmdletBase
                 "NoFilter", ErrorCategory.InvalidArgument, null));
         }
 
-        if (!TryParseAddresses(Address, IPv6, out List<AddressPrefix>? addresses))
+        if (!TryBuildConntrackQuery(IPv6, Protocol, Address, Port, Type, State, OlderThan, out ConntrackQuery query))
         {
             return;
         }
 
-        var query = new ConntrackQuery
-        {
-            IPv6 = IPv6,
-            Protocols = Protocol,
-            Addresses = addresses,
-            Ports = Port is null ? null : new HashSet<int>(Port),
-            Types = Type,
-            States = State,
-            OlderThan = MyInvocation.BoundParameters.ContainsKey(nameof(OlderThan)) ? OlderThan : null,
-        };
         Run(() =>
         {
             // Read first, then delete: the table is not changed under its own iteration.
