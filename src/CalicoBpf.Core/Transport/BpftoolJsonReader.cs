@@ -1,0 +1,400 @@
+using System.Buffers;
+using System.Text.Json;
+using CalicoBpf.Interop;
+
+namespace CalicoBpf.Transport;
+
+/// <summary>
+/// Streams the output of bpftool -j map dump (reference section 5) into raw entry batches, parsing
+/// as the bytes arrive: a JSON array of {"key":[...],"value":[...]} or, for per-CPU maps,
+/// {"key":[...],"values":[{"cpu":n,"value":[...]}]}, bytes as "0x%02x" strings. "formatted"
+/// sections are skipped; entries whose lookup failed ({"value":{"error":...}}) are skipped.
+/// A whole-command error ({"error":"..."}) becomes a <see cref="BpfException"/>. Memory stays at
+/// one read buffer plus one batch, whatever the map's size.
+/// </summary>
+public sealed class BpftoolJsonReader
+{
+    private readonly Stream _stream;
+    private readonly BpfMapDescriptor _map;
+    private readonly int _cpus;
+    private readonly string _target;
+    private byte[] _buffer = new byte[64 * 1024];
+    private int _filled;
+    private bool _eof;
+    private JsonReaderState _state;
+    private bool _inArray;
+    private bool _done;
+
+    /// <param name="possibleCpus">The node's possible CPUs (per-CPU entries carry one value each).</param>
+    public BpftoolJsonReader(Stream stream, BpfMapDescriptor map, int possibleCpus, string target)
+    {
+        _stream = stream;
+        _map = map;
+        _cpus = possibleCpus;
+        _target = target;
+    }
+
+    /// <summary>Entries skipped because bpftool could not look them up (they vanished meanwhile).</summary>
+    public int Vanished { get; private set; }
+
+    public IEnumerable<RawEntryBatch> ReadBatches(int batchSize, CancellationToken cancellationToken)
+    {
+        var batch = new RawEntryBatch(_map.KeySize, _map.ValueSize, _map.ValueStride(_cpus), _cpus, _map.Type.IsPerCpu(), batchSize);
+        while (!_done)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            batch.Count = 0;
+            while (batch.Count < batch.Capacity && !_done)
+            {
+                if (!TryParseNextSafely(batch))
+                {
+                    if (_eof)
+                    {
+                        throw new BpfException($"bpftool's dump of {_target} ended in the middle of its JSON ({_filled} bytes left unparsed).", 0, _target);
+                    }
+
+                    Fill();
+                }
+            }
+
+            if (batch.Count > 0)
+            {
+                yield return batch;
+            }
+        }
+    }
+
+    private void Fill()
+    {
+        if (_filled == _buffer.Length)
+        {
+            Array.Resize(ref _buffer, _buffer.Length * 2);
+        }
+
+        int n = _stream.Read(_buffer, _filled, _buffer.Length - _filled);
+        if (n == 0)
+        {
+            _eof = true;
+        }
+
+        _filled += n;
+    }
+
+    private bool TryParseNextSafely(RawEntryBatch batch)
+    {
+        try
+        {
+            return TryParseNext(batch);
+        }
+        catch (JsonException ex)
+        {
+            throw new BpfException(
+                _eof ? $"bpftool's dump of {_target} ended in the middle of its JSON: {ex.Message}" : $"bpftool's dump of {_target} is not valid JSON: {ex.Message}",
+                0, _target, ex);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new BpfException($"bpftool's dump of {_target} has a value of the wrong kind: {ex.Message}", 0, _target, ex);
+        }
+    }
+
+    /// <summary>Parses the next array element into the batch. False when the buffer holds no complete element yet.</summary>
+    private bool TryParseNext(RawEntryBatch batch)
+    {
+        var reader = new Utf8JsonReader(_buffer.AsSpan(0, _filled), _eof, _state);
+        if (!_inArray)
+        {
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            if (reader.TokenType == JsonTokenType.StartObject)
+            {
+                ThrowCommandError();
+            }
+
+            if (reader.TokenType != JsonTokenType.StartArray)
+            {
+                throw new BpfException($"bpftool's dump of {_target} is not a JSON array (it starts with {reader.TokenType}).", 0, _target);
+            }
+
+            _inArray = true;
+            Consume(ref reader);
+        }
+
+        if (!reader.Read())
+        {
+            return false;
+        }
+
+        if (reader.TokenType == JsonTokenType.EndArray)
+        {
+            _done = true;
+            Consume(ref reader);
+            return true;
+        }
+
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new BpfException($"bpftool's dump of {_target} has a {reader.TokenType} where an entry should be.", 0, _target);
+        }
+
+        int index = batch.Count;
+        Span<byte> key = batch.Keys.AsSpan(index * _map.KeySize, _map.KeySize);
+        Span<byte> value = batch.Values.AsSpan(index * batch.ValueStride, batch.ValueStride);
+        bool haveKey = false, haveValue = false, vanished = false;
+        while (true)
+        {
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            if (reader.TokenType == JsonTokenType.EndObject)
+            {
+                break;
+            }
+
+            string? name = reader.GetString();
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            switch (name)
+            {
+                case "key":
+                    if (!ReadBytes(ref reader, key, "key", out bool keyComplete))
+                    {
+                        return false;
+                    }
+
+                    haveKey = keyComplete;
+                    break;
+                case "value" when reader.TokenType == JsonTokenType.StartObject:
+                    if (!reader.TrySkip())
+                    {
+                        return false;
+                    }
+
+                    vanished = true;
+                    break;
+                case "value":
+                    if (!ReadBytes(ref reader, value[.._map.ValueSize], "value", out bool valueComplete))
+                    {
+                        return false;
+                    }
+
+                    haveValue = valueComplete;
+                    break;
+                case "values":
+                    if (!ReadPerCpu(ref reader, value, batch.PerCpuSlot, out bool perCpuComplete))
+                    {
+                        return false;
+                    }
+
+                    haveValue = perCpuComplete;
+                    break;
+                default:
+                    if (!reader.TrySkip())
+                    {
+                        return false;
+                    }
+
+                    break;
+            }
+        }
+
+        Consume(ref reader);
+        if (vanished)
+        {
+            Vanished++;
+            return true;
+        }
+
+        if (!haveKey || !haveValue)
+        {
+            throw new BpfException($"An entry of bpftool's dump of {_target} has no {(haveKey ? "value" : "key")}.", 0, _target);
+        }
+
+        batch.Count = index + 1;
+        return true;
+    }
+
+    /// <summary>Reads ["0x06", ...] into <paramref name="target"/>. False when more input is needed.</summary>
+    private bool ReadBytes(ref Utf8JsonReader reader, Span<byte> target, string what, out bool complete)
+    {
+        complete = false;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            throw new BpfException($"bpftool's {what} in the dump of {_target} is a {reader.TokenType}, not an array of bytes.", 0, _target);
+        }
+
+        int i = 0;
+        while (true)
+        {
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            if (reader.TokenType == JsonTokenType.EndArray)
+            {
+                break;
+            }
+
+            if (i >= target.Length)
+            {
+                throw new BpfException($"A {what} in bpftool's dump of {_target} has more than the map's {target.Length} bytes.", 0, _target);
+            }
+
+            target[i++] = ParseHexByte(reader.ValueSpan, what);
+        }
+
+        if (i != target.Length)
+        {
+            throw new BpfException($"A {what} in bpftool's dump of {_target} has {i} bytes; the map's are {target.Length}.", 0, _target);
+        }
+
+        complete = true;
+        return true;
+    }
+
+    private bool ReadPerCpu(ref Utf8JsonReader reader, Span<byte> value, int slot, out bool complete)
+    {
+        complete = false;
+        value.Clear();
+        int seen = 0;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            throw new BpfException($"bpftool's per-CPU values in the dump of {_target} are not an array.", 0, _target);
+        }
+
+        while (true)
+        {
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            if (reader.TokenType == JsonTokenType.EndArray)
+            {
+                break;
+            }
+
+            int cpu = -1;
+            while (true)
+            {
+                if (!reader.Read())
+                {
+                    return false;
+                }
+
+                if (reader.TokenType == JsonTokenType.EndObject)
+                {
+                    break;
+                }
+
+                string? name = reader.GetString();
+                if (!reader.Read())
+                {
+                    return false;
+                }
+
+                if (name == "cpu")
+                {
+                    cpu = reader.GetInt32();
+                }
+                else if (name == "value")
+                {
+                    int at = cpu >= 0 ? cpu : seen;
+                    if (at >= _cpus)
+                    {
+                        throw new BpfException($"bpftool's dump of {_target} has a value for CPU {at}; the node has {_cpus} possible CPUs.", 0, _target);
+                    }
+
+                    if (!ReadBytes(ref reader, value.Slice(at * slot, _map.ValueSize), "per-CPU value", out _))
+                    {
+                        return false;
+                    }
+
+                    seen++;
+                }
+                else if (!reader.TrySkip())
+                {
+                    return false;
+                }
+            }
+        }
+
+        complete = true;
+        return true;
+    }
+
+    private byte ParseHexByte(ReadOnlySpan<byte> text, string what)
+    {
+        // "0x%02x": exactly four characters.
+        if (text.Length != 4 || text[0] != (byte)'0' || (text[1] | 0x20) != (byte)'x')
+        {
+            throw new BpfException($"A {what} byte in bpftool's dump of {_target} is '{System.Text.Encoding.UTF8.GetString(text)}', not 0x followed by two hex digits.", 0, _target);
+        }
+
+        return (byte)((Hex(text[2], what) << 4) | Hex(text[3], what));
+    }
+
+    private int Hex(byte c, string what) => c switch
+    {
+        >= (byte)'0' and <= (byte)'9' => c - '0',
+        >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
+        >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
+        _ => throw new BpfException($"A {what} byte in bpftool's dump of {_target} has the non-hex digit '{(char)c}'.", 0, _target),
+    };
+
+    /// <summary>The message of bpftool's {"error":"..."} output, or null when the text is not one.</summary>
+    public static string? ErrorMessage(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            var r = new Utf8JsonReader(json);
+            while (r.Read())
+            {
+                if (r.TokenType == JsonTokenType.PropertyName && r.CurrentDepth == 1 && r.ValueTextEquals("error") && r.Read() && r.TokenType == JsonTokenType.String)
+                {
+                    return r.GetString();
+                }
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return null;
+    }
+
+    /// <summary>Drops what the reader consumed from the buffer and remembers its state.</summary>
+    private void Consume(ref Utf8JsonReader reader)
+    {
+        int used = (int)reader.BytesConsumed;
+        _state = reader.CurrentState;
+        Buffer.BlockCopy(_buffer, used, _buffer, 0, _filled - used);
+        _filled -= used;
+        reader = new Utf8JsonReader(_buffer.AsSpan(0, _filled), _eof, _state);
+    }
+
+    private void ThrowCommandError()
+    {
+        // {"error":"..."}: bpftool failed as a whole (no map, no permission). It is small: read it all.
+        while (!_eof)
+        {
+            Fill();
+        }
+
+        string message = ErrorMessage(_buffer.AsSpan(0, _filled)) ?? "bpftool failed";
+        throw message.Contains("No such file", StringComparison.Ordinal)
+            ? new BpfObjectNotFoundException($"bpftool could not dump {_target}: {message}", Errno.ENOENT, _target)
+            : message.Contains("Operation not permitted", StringComparison.Ordinal) || message.Contains("Permission denied", StringComparison.Ordinal)
+                ? new BpfPermissionDeniedException($"bpftool could not dump {_target}: {message}", Errno.EPERM, _target)
+                : new BpfException($"bpftool could not dump {_target}: {message}", 0, _target);
+    }
+}

@@ -1,0 +1,387 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using CalicoBpf.Interop;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Transport;
+
+/// <summary>A command's run on a node: its stdout as a stream, and its outcome once read.</summary>
+public interface ICommandRun : IDisposable
+{
+    Stream StandardOutput { get; }
+
+    /// <summary>Waits for the command to end; throws <see cref="NodeCommandException"/> when it failed.</summary>
+    void Complete();
+}
+
+/// <summary>Runs commands on a node: locally as processes, or (later) in calico-node through Kubernetes exec.</summary>
+public interface ICommandRunner
+{
+    string Node { get; }
+
+    ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken);
+}
+
+/// <summary>A command on a node ended badly: non-zero exit, or a tool that is missing.</summary>
+public sealed class NodeCommandException : Exception
+{
+    public NodeCommandException(string node, IReadOnlyList<string> argv, int exitCode, string standardError)
+        : base($"'{string.Join(' ', argv)}' failed on {node} with exit code {exitCode}" + (string.IsNullOrWhiteSpace(standardError) ? "." : ": " + standardError.Trim()))
+    {
+        Node = node;
+        ExitCode = exitCode;
+        StandardError = standardError;
+    }
+
+    public string Node { get; }
+    public int ExitCode { get; }
+    public string StandardError { get; }
+}
+
+/// <summary>Runs commands as local processes (tests, and reading a node through its own tools).</summary>
+public sealed class LocalCommandRunner : ICommandRunner
+{
+    public LocalCommandRunner(string node) => Node = node;
+
+    public string Node { get; }
+
+    public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+    {
+        var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in argv.Skip(1))
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        Process p;
+        try
+        {
+            p = Process.Start(psi)!;
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new NodeCommandException(Node, argv, 127, $"{argv[0]} is not installed ({ex.Message})");
+        }
+
+        return new Run(Node, argv, p, cancellationToken);
+    }
+
+    private sealed class Run : ICommandRun
+    {
+        private readonly string _node;
+        private readonly IReadOnlyList<string> _argv;
+        private readonly Process _process;
+        private readonly Task<string> _stderr;
+        private readonly CancellationTokenRegistration _cancel;
+
+        public Run(string node, IReadOnlyList<string> argv, Process process, CancellationToken ct)
+        {
+            _node = node;
+            _argv = argv;
+            _process = process;
+            _stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+            _cancel = ct.Register(() =>
+            {
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                }
+            });
+        }
+
+        public Stream StandardOutput => _process.StandardOutput.BaseStream;
+
+        public void Complete()
+        {
+            _process.WaitForExit();
+            if (_process.ExitCode != 0)
+            {
+                throw new NodeCommandException(_node, _argv, _process.ExitCode, _stderr.Result);
+            }
+        }
+
+        public void Dispose()
+        {
+            _cancel.Dispose();
+            if (!_process.HasExited)
+            {
+                try
+                {
+                    _process.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                }
+            }
+
+            _process.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// A node read through the tools the calico-node image ships (bpftool, ip, tc, cat, sh) instead of
+/// system calls: the transport of remote nodes. Raw bytes from bpftool's JSON go to the same
+/// decoders as local mode, so an object read this way equals the local one field for field.
+/// </summary>
+public sealed class CommandDataplane : INodeDataplane
+{
+    private readonly ICommandRunner _runner;
+    private readonly CancellationToken _cancellationToken;
+    private int? _possibleCpus;
+
+    public CommandDataplane(ICommandRunner runner, string? pinDirectory = null, CancellationToken cancellationToken = default)
+    {
+        _runner = runner;
+        PinDirectory = string.IsNullOrEmpty(pinDirectory) ? MapCatalog.DefaultPinDirectory : pinDirectory;
+        _cancellationToken = cancellationToken;
+    }
+
+    public string Node => _runner.Node;
+
+    public string PinDirectory { get; }
+
+    /// <summary>Runs a command to the end and returns its stdout as text.</summary>
+    private string RunText(params string[] argv)
+    {
+        using ICommandRun run = _runner.Start(argv, _cancellationToken);
+        using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
+        string text = reader.ReadToEnd();
+        try
+        {
+            run.Complete();
+        }
+        catch (NodeCommandException ex) when (BpftoolJsonReader.ErrorMessage(Encoding.UTF8.GetBytes(text)) is { } error)
+        {
+            // bpftool -j reports its errors as {"error":"..."} on stdout.
+            throw new NodeCommandException(ex.Node, argv, ex.ExitCode, (ex.StandardError + " " + error).Trim());
+        }
+
+        return text;
+    }
+
+    public IReadOnlyList<CalicoMapName> ListMaps()
+    {
+        string listing;
+        try
+        {
+            listing = RunText("ls", "-1", PinDirectory);
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode != 127)
+        {
+            throw new BpfEnvironmentException(
+                $"The pin directory {PinDirectory} cannot be listed on {Node}: {ex.StandardError.Trim()} Is calico-node running in eBPF mode there?",
+                BpfEnvironmentProblem.NoBpfFs, PinDirectory, ex);
+        }
+
+        var pins = listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(MapCatalog.Parse).Where(p => p is not null).Select(p => p!).OrderBy(p => p.PinName, StringComparer.Ordinal).ToList();
+        if (pins.Count == 0)
+        {
+            throw new BpfEnvironmentException(
+                $"No Calico BPF maps are pinned in {PinDirectory} on {Node}. Is calico-node running in eBPF mode there (FelixConfiguration bpfEnabled: true)?",
+                BpfEnvironmentProblem.NoCalicoMaps, PinDirectory);
+        }
+
+        return pins;
+    }
+
+    /// <summary>Possible CPUs of the node (per-CPU values have one copy each).</summary>
+    public int PossibleCpus => _possibleCpus ??= KernelInfo.ParseCpuList(RunText("cat", "/sys/devices/system/cpu/possible"));
+
+    public IMapReader OpenMap(string pinName)
+    {
+        string path = PinDirectory + "/" + pinName;
+        string json;
+        try
+        {
+            json = RunText("bpftool", "-j", "map", "show", "pinned", path);
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode != 127)
+        {
+            throw BpftoolError(ex, path);
+        }
+
+        using JsonDocument doc = JsonDocument.Parse(json);
+        JsonElement m = doc.RootElement;
+        var descriptor = new BpfMapDescriptor(
+            m.GetProperty("id").GetUInt32(),
+            ParseType(m.GetProperty("type").GetString() ?? string.Empty),
+            m.GetProperty("bytes_key").GetInt32(),
+            m.GetProperty("bytes_value").GetInt32(),
+            m.GetProperty("max_entries").GetInt32(),
+            m.TryGetProperty("flags", out JsonElement f) ? f.GetUInt32() : 0,
+            m.TryGetProperty("name", out JsonElement n) ? n.GetString() ?? pinName : pinName);
+        return new BpftoolMapReader(this, path, descriptor);
+    }
+
+    public IMapWriter OpenMapForWrite(string pinName) =>
+        throw new NotSupportedException("Changing maps through node commands is not supported yet; run the change on the node itself.");
+
+    public ClockSample SampleClock()
+    {
+        // The realtime clock and CLOCK_MONOTONIC ("now at N nsecs" in /proc/timer_list) in one exec.
+        string text = RunText("sh", "-c", "date +%s%N; grep -m1 'now at' /proc/timer_list");
+        string[] lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        long realNs = long.Parse(lines[0].Trim(), CultureInfo.InvariantCulture);
+        string mono = lines[1].Trim().Split(' ')[2];
+        return new ClockSample(ulong.Parse(mono, CultureInfo.InvariantCulture), DateTime.UnixEpoch.AddTicks(realNs / 100));
+    }
+
+    public IReadOnlyDictionary<int, NetworkLink> ListLinks()
+    {
+        using JsonDocument doc = JsonDocument.Parse(RunText("ip", "-j", "link", "show"));
+        var links = new Dictionary<int, NetworkLink>();
+        foreach (JsonElement l in doc.RootElement.EnumerateArray())
+        {
+            int index = l.GetProperty("ifindex").GetInt32();
+            links[index] = new NetworkLink(index, l.GetProperty("ifname").GetString() ?? string.Empty);
+        }
+
+        return links;
+    }
+
+    public IReadOnlyList<QdiscStatistic> ListQdiscs()
+    {
+        IReadOnlyDictionary<int, NetworkLink> links = ListLinks();
+        var byName = links.Values.ToDictionary(l => l.Name, l => l.IfIndex);
+        using JsonDocument doc = JsonDocument.Parse(RunText("tc", "-s", "-j", "qdisc", "show"));
+        var result = new List<QdiscStatistic>();
+        foreach (JsonElement q in doc.RootElement.EnumerateArray())
+        {
+            string dev = q.GetProperty("dev").GetString() ?? string.Empty;
+            ulong U(string name) => q.TryGetProperty(name, out JsonElement v) ? v.GetUInt64() : 0;
+            string parent = q.TryGetProperty("parent", out JsonElement p) ? p.GetString() ?? string.Empty : q.TryGetProperty("root", out _) ? "root" : string.Empty;
+            result.Add(new QdiscStatistic
+            {
+                Node = Node,
+                Interface = dev,
+                IfIndex = byName.TryGetValue(dev, out int i) ? i : 0,
+                Kind = q.GetProperty("kind").GetString() ?? string.Empty,
+                Handle = q.GetProperty("handle").GetString() ?? string.Empty,
+                Parent = parent,
+                Bytes = U("bytes"),
+                Packets = U("packets"),
+                Drops = (uint)U("drops"),
+                Overlimits = (uint)U("overlimits"),
+                Requeues = (uint)U("requeues"),
+                Backlog = (uint)U("backlog"),
+                QueueLength = (uint)U("qlen"),
+            });
+        }
+
+        return result;
+    }
+
+    private static Exception BpftoolError(NodeCommandException ex, string path)
+    {
+        string text = ex.StandardError + ex.Message;
+        return text.Contains("No such file", StringComparison.Ordinal)
+            ? new BpfObjectNotFoundException($"{path} is not pinned on {ex.Node}.", Errno.ENOENT, path, ex)
+            : text.Contains("Operation not permitted", StringComparison.Ordinal) || text.Contains("Permission denied", StringComparison.Ordinal)
+                ? new BpfPermissionDeniedException($"bpftool was refused {path} on {ex.Node}: {ex.StandardError.Trim()}", Errno.EPERM, path, ex)
+                : new BpfException(ex.Message, 0, path, ex);
+    }
+
+    /// <summary>bpftool's type names (libbpf map_type_name) to the kernel's numbers.</summary>
+    public static BpfMapType ParseType(string name) => name switch
+    {
+        "hash" => BpfMapType.Hash,
+        "array" => BpfMapType.Array,
+        "prog_array" => BpfMapType.ProgramArray,
+        "perf_event_array" => BpfMapType.PerfEventArray,
+        "percpu_hash" => BpfMapType.PerCpuHash,
+        "percpu_array" => BpfMapType.PerCpuArray,
+        "stack_trace" => BpfMapType.StackTrace,
+        "cgroup_array" => BpfMapType.CgroupArray,
+        "lru_hash" => BpfMapType.LruHash,
+        "lru_percpu_hash" => BpfMapType.LruPerCpuHash,
+        "lpm_trie" => BpfMapType.LpmTrie,
+        "array_of_maps" => BpfMapType.ArrayOfMaps,
+        "hash_of_maps" => BpfMapType.HashOfMaps,
+        "devmap" => BpfMapType.DevMap,
+        "sockmap" => BpfMapType.SockMap,
+        "cpumap" => BpfMapType.CpuMap,
+        "xskmap" => BpfMapType.XskMap,
+        "sockhash" => BpfMapType.SockHash,
+        "queue" => BpfMapType.Queue,
+        "stack" => BpfMapType.Stack,
+        "devmap_hash" => BpfMapType.DevMapHash,
+        "struct_ops" => BpfMapType.StructOps,
+        "ringbuf" => BpfMapType.RingBuffer,
+        "bloom_filter" => BpfMapType.BloomFilter,
+        "user_ringbuf" => BpfMapType.UserRingBuffer,
+        "arena" => BpfMapType.Arena,
+        _ => BpfMapType.Unspecified,
+    };
+
+    private sealed class BpftoolMapReader : IMapReader
+    {
+        private readonly CommandDataplane _node;
+        private readonly string _path;
+
+        public BpftoolMapReader(CommandDataplane node, string path, BpfMapDescriptor descriptor)
+        {
+            _node = node;
+            _path = path;
+            Descriptor = descriptor;
+        }
+
+        public BpfMapDescriptor Descriptor { get; }
+
+        public IEnumerable<RawEntryBatch> ReadEntries(CancellationToken cancellationToken)
+        {
+            if (!Descriptor.Type.IsIterable())
+            {
+                throw new BpfNotSupportedException($"{_path} is a {Descriptor.Type} map; its entries cannot be dumped.", Errno.EOPNOTSUPP, _path);
+            }
+
+            int cpus = Descriptor.Type.IsPerCpu() ? _node.PossibleCpus : 1;
+            using ICommandRun run = _node._runner.Start(new[] { "bpftool", "-j", "map", "dump", "pinned", _path }, cancellationToken);
+            var reader = new BpftoolJsonReader(run.StandardOutput, Descriptor, cpus, _path);
+            foreach (RawEntryBatch b in reader.ReadBatches(4096, cancellationToken))
+            {
+                yield return b;
+            }
+
+            try
+            {
+                run.Complete();
+            }
+            catch (NodeCommandException ex) when (ex.ExitCode != 127)
+            {
+                throw BpftoolError(ex, _path);
+            }
+        }
+
+        public long? CountEntries(CancellationToken cancellationToken)
+        {
+            if (Descriptor.Type.IsArray())
+            {
+                return Descriptor.MaxEntries;
+            }
+
+            if (!Descriptor.Type.IsIterable())
+            {
+                return null;
+            }
+
+            long n = 0;
+            foreach (RawEntryBatch b in ReadEntries(cancellationToken))
+            {
+                n += b.Count;
+            }
+
+            return n;
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+}

@@ -1,0 +1,96 @@
+using System.Text;
+using CalicoBpf.Interop;
+using CalicoBpf.Transport;
+using Xunit;
+
+namespace CalicoBpf.Tests;
+
+/// <summary>bpftool's JSON dump format (reference section 5), fed in every chunking.</summary>
+public class BpftoolJsonTests
+{
+    /// <summary>A stream that hands out at most a few bytes per read, to exercise every refill point.</summary>
+    private sealed class Trickle : MemoryStream
+    {
+        private readonly int _chunk;
+
+        public Trickle(byte[] data, int chunk)
+            : base(data) => _chunk = chunk;
+
+        public override int Read(byte[] buffer, int offset, int count) => base.Read(buffer, offset, Math.Min(count, _chunk));
+    }
+
+    private static List<(byte[] Key, byte[] Value)> Parse(string json, BpfMapDescriptor map, int cpus, int chunk)
+    {
+        var reader = new BpftoolJsonReader(new Trickle(Encoding.UTF8.GetBytes(json), chunk), map, cpus, "test");
+        var result = new List<(byte[], byte[])>();
+        foreach (RawEntryBatch b in reader.ReadBatches(2, CancellationToken.None))
+        {
+            for (int i = 0; i < b.Count; i++)
+            {
+                result.Add((b.Key(i).ToArray(), b.Value(i).ToArray()));
+            }
+        }
+
+        return result;
+    }
+
+    private static readonly BpfMapDescriptor Hash = new(1, BpfMapType.Hash, 2, 3, 10, 0, "cali_t");
+    private static readonly BpfMapDescriptor PerCpu = new(2, BpfMapType.PerCpuHash, 2, 4, 10, 0, "cali_p");
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(7)]
+    [InlineData(4096)]
+    public void Entries_formatted_sections_and_vanished_entries(int chunk)
+    {
+        string json = """
+            [{"key":["0x01","0x02"],"value":["0x0a","0x0b","0x0c"],"formatted":{"key":{"a":1,"":[1,2]},"value":{"x":"0x1","":{"":3}}}},
+             {"key":["0x03","0x04"],"value":{"error":"No such file or directory"}},
+             {"key":["0xff","0xFE"],"value":["0x00","0x7f","0x80"]},
+             {"key":["0x05","0x06"],"value":["0x01","0x02","0x03"]}]
+
+            """;
+        var entries = Parse(json, Hash, 1, chunk);
+        Assert.Equal(3, entries.Count);
+        Assert.Equal(new byte[] { 1, 2 }, entries[0].Key);
+        Assert.Equal(new byte[] { 10, 11, 12 }, entries[0].Value);
+        Assert.Equal(new byte[] { 0xff, 0xfe }, entries[1].Key);
+        Assert.Equal(new byte[] { 0, 0x7f, 0x80 }, entries[1].Value);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(4096)]
+    public void Per_cpu_values_land_in_rounded_slots(int chunk)
+    {
+        string json = """[{"key":["0x01","0x00"],"values":[{"cpu":0,"value":["0x01","0x00","0x00","0x00"]},{"cpu":1,"value":["0x02","0x00","0x00","0x00"]},{"cpu":2,"value":["0x03","0x00","0x00","0x00"]}]}]""";
+        var e = Assert.Single(Parse(json, PerCpu, 3, chunk));
+        Assert.Equal(24, e.Value.Length); // 3 CPUs x 8-byte slots
+        Assert.Equal((1, 2, 3), (e.Value[0], e.Value[8], e.Value[16]));
+    }
+
+    [Fact]
+    public void Empty_map_and_command_errors()
+    {
+        Assert.Empty(Parse("[]\n", Hash, 1, 1));
+        var missing = Assert.Throws<BpfObjectNotFoundException>(() => Parse("""{"error":"bpf obj get (/sys/fs/bpf/tc/globals/cali_v4_ct4): No such file or directory"}""", Hash, 1, 3));
+        Assert.Contains("No such file", missing.Message);
+        Assert.Throws<BpfPermissionDeniedException>(() => Parse("""{"error":"can't get next key: Operation not permitted"}""", Hash, 1, 4096));
+    }
+
+    [Theory]
+    [InlineData("""[{"key":["0x01","0x02"],"value":["0x0a","0x0b"]}]""", "has 2 bytes")]
+    [InlineData("""[{"key":["0x01","0x02","0x03"],"value":["0x0a","0x0b","0x0c"]}]""", "more than")]
+    [InlineData("""[{"key":["0x1","0x02"],"value":["0x0a","0x0b","0x0c"]}]""", "not 0x followed")]
+    [InlineData("""[{"key":["0x01","0x0g"],"value":["0x0a","0x0b","0x0c"]}]""", "non-hex")]
+    [InlineData("""[{"key":["0x01","0x02"]}]""", "has no value")]
+    [InlineData("""[{"key":["0x01","0x02"],"value":["0x0a",""", "ended in the middle")]
+    [InlineData("""42""", "not a JSON array")]
+    public void Bad_input_is_a_clear_error(string json, string expected)
+    {
+        var ex = Assert.ThrowsAny<BpfException>(() => Parse(json, Hash, 1, 4));
+        Assert.Contains(expected, ex.Message);
+    }
+}

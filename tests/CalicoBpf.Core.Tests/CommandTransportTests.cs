@@ -1,0 +1,153 @@
+using CalicoBpf.Maps;
+using CalicoBpf.Simulation;
+using CalicoBpf.Tests.Support;
+using CalicoBpf.Transport;
+using Xunit;
+
+namespace CalicoBpf.Tests;
+
+/// <summary>
+/// The transport of remote nodes (bpftool, ip, tc, cat, sh) against the local one (bpf(2), rtnetlink)
+/// on the same real maps: every object must come out equal, field for field.
+/// </summary>
+public sealed class CommandTransportTests
+{
+    private static void RequireTools()
+    {
+        Kernel.Require();
+        bool have = File.Exists("/usr/sbin/bpftool") || File.Exists("/usr/bin/bpftool");
+        if (!have && Kernel.InCi)
+        {
+            throw new InvalidOperationException("bpftool is needed (.ci/run installs it).");
+        }
+
+        Skip.IfNot(have, "bpftool is not installed");
+    }
+
+    private static string Fields<T>(T item, params string[] skip) =>
+        string.Join("|", typeof(T).GetProperties().Where(p => !skip.Contains(p.Name)).OrderBy(p => p.Name)
+            .Select(p => p.Name + "=" + Show(p.GetValue(item))));
+
+    private static string Show(object? v) => v switch
+    {
+        null => "null",
+        byte[] b => Convert.ToHexString(b),
+        string s => s,
+        System.Collections.IEnumerable e => "[" + string.Join(",", e.Cast<object?>().Select(Show)) + "]",
+        _ => v.ToString() ?? string.Empty,
+    };
+
+    [SkippableFact]
+    public void Every_reader_gives_the_same_objects_over_bpftool_as_over_bpf_syscalls()
+    {
+        RequireTools();
+        using var fs = new BpfFsScope();
+        string policy = Directory.CreateTempSubdirectory("calicobpf-policy").FullName;
+        try
+        {
+            using (var sim = SimulatedDataplane.Claim(fs.PinDirectory))
+            {
+                NodeScenario.Parse("""
+                    conntrack: { tcp: 40, udp: 10, icmp: 3, services: 12, nodePorts: 4 }
+                    interfaces:
+                      - name: lo
+                        ingress: { TotalPackets: 100, DroppedByPolicy: 5 }
+                        xdp: { TotalPackets: 7 }
+                    services:
+                      - { id: 1, address: 10.96.0.10, port: 53, protocol: UDP, backends: [10.65.0.5:53], missingBackends: 1 }
+                      - { id: 2, address: 10.96.0.20, port: 80, protocol: TCP, backends: [10.65.0.8:8080], affinitySeconds: 60, maglevSlots: 5 }
+                    routes:
+                      - { cidr: 10.65.0.0/16, type: remote workload in-pool, nextHop: 172.18.0.99 }
+                      - { cidr: 10.65.0.7/32, type: local workload in-pool, interface: lo }
+                    ipSets:
+                      - { id: "0x07", members: [10.65.0.5/32, 10.65.0.4:8080/TCP] }
+                    arp:
+                      - { address: 172.18.0.11, interface: lo, sourceMac: "66:e2:1f:00:0a:01", destinationMac: "66:e2:1f:00:0b:02" }
+                    policies:
+                      - interface: lo
+                        hook: ingress
+                        tiers: [ { name: default, policies: [ { name: p, rules: [ { action: allow, matchId: 5, hits: 9 } ] } ] } ]
+                    """).Seed(sim, new Dictionary<string, int> { ["lo"] = 1 }, policy);
+            }
+
+            var local = new LocalDataplane(fs.PinDirectory, "n1");
+            var remote = new CommandDataplane(new LocalCommandRunner("n1"), fs.PinDirectory);
+
+            Assert.Equal(local.ListMaps().Select(m => m.PinName), remote.ListMaps().Select(m => m.PinName));
+            Assert.Equal(
+                MapInventory.List(local).Select(m => Fields(m)),
+                MapInventory.List(remote).Select(m => Fields(m)));
+
+            // Ages and wall times depend on when each transport sampled the clock; everything else must match.
+            string[] clockFields = { "Age", "LastSeen", "ResetSeen", "Created" };
+            Assert.Equal(
+                ConntrackReader.Read(local, new ConntrackQuery()).Select(e => Fields(e, clockFields)).OrderBy(x => x),
+                ConntrackReader.Read(remote, new ConntrackQuery()).Select(e => Fields(e, clockFields)).OrderBy(x => x));
+            Assert.Equal(CounterReader.Read(local).Select(c => Fields(c)), CounterReader.Read(remote).Select(c => Fields(c)));
+            Assert.Equal(NatMaps.ReadFrontends(local, new NatQuery()).Select(f => Fields(f)).OrderBy(x => x),
+                NatMaps.ReadFrontends(remote, new NatQuery()).Select(f => Fields(f)).OrderBy(x => x));
+            Assert.Equal(NatMaps.ReadMaglev(local, false).Select(m => Fields(m)).OrderBy(x => x), NatMaps.ReadMaglev(remote, false).Select(m => Fields(m)).OrderBy(x => x));
+            Assert.Equal(NatMaps.ReadAffinity(local, false).Select(a => Fields(a, "Age", "LastRefreshed")),
+                NatMaps.ReadAffinity(remote, false).Select(a => Fields(a, "Age", "LastRefreshed")));
+            Assert.Equal(RouteMap.Read(local, false).Select(r => Fields(r)), RouteMap.Read(remote, false).Select(r => Fields(r)));
+            Assert.Equal(IpSetMap.Read(local, false).Select(m => Fields(m)), IpSetMap.Read(remote, false).Select(m => Fields(m)));
+            Assert.Equal(ArpMap.Read(local, false).Select(a => Fields(a)), ArpMap.Read(remote, false).Select(a => Fields(a)));
+            Assert.Equal(InterfaceStateMap.Read(local).Select(s => Fields(s)), InterfaceStateMap.Read(remote).Select(s => Fields(s)));
+            Assert.Equal(PolicyDebug.ReadHitCounts(local, null, default), PolicyDebug.ReadHitCounts(remote, null, default));
+
+            // The node's clock as the remote transport samples it agrees with the local one.
+            var lc = local.SampleClock();
+            var rc = remote.SampleClock();
+            Assert.InRange((double)rc.MonotonicNanoseconds - lc.MonotonicNanoseconds, 0, 5e9);
+            Assert.InRange((rc.UtcNow - lc.UtcNow).TotalSeconds, -1, 5);
+        }
+        finally
+        {
+            Directory.Delete(policy, recursive: true);
+        }
+    }
+
+    [SkippableFact]
+    public void Links_and_qdiscs_over_ip_and_tc_equal_rtnetlink()
+    {
+        RequireTools();
+        using var ns = new NetnsScope();
+        ns.Ip("link", "add", "cbt0", "type", "veth", "peer", "name", "cbt1");
+        ns.Exec("tc", "qdisc", "add", "dev", "cbt0", "clsact");
+        var local = Interop.NetworkNamespace.Run(ns.Name, () => (Links: Interop.NetLink.ListLinks(), Qdiscs: new LocalDataplane(null, "n").ListQdiscs()));
+        var remote = new CommandDataplane(new NetnsRunner(ns.Name, "n"));
+        Assert.Equal(local.Links.OrderBy(l => l.Key).Select(l => l.Value), remote.ListLinks().OrderBy(l => l.Key).Select(l => l.Value));
+        Assert.Equal(local.Qdiscs.Select(q => Fields(q)).OrderBy(x => x), remote.ListQdiscs().Select(q => Fields(q)).OrderBy(x => x));
+    }
+
+    [SkippableFact]
+    public void Missing_pins_and_tools_are_clear_errors()
+    {
+        RequireTools();
+        using var fs = new BpfFsScope();
+        var remote = new CommandDataplane(new LocalCommandRunner("n1"), fs.PinDirectory);
+        Assert.Equal(Interop.BpfEnvironmentProblem.NoCalicoMaps, Assert.Throws<Interop.BpfEnvironmentException>(() => remote.ListMaps()).Problem);
+        Assert.Throws<Interop.BpfObjectNotFoundException>(() => remote.OpenMap("cali_v4_ct4"));
+        var noTool = Assert.Throws<NodeCommandException>(() => new LocalCommandRunner("n1").Start(new[] { "no-such-tool-here" }, default));
+        Assert.Equal(127, noTool.ExitCode);
+        Assert.Contains("not installed", noTool.Message);
+    }
+
+    /// <summary>Runs commands inside a test network namespace, as exec runs them inside calico-node.</summary>
+    private sealed class NetnsRunner : ICommandRunner
+    {
+        private readonly string _ns;
+        private readonly LocalCommandRunner _inner;
+
+        public NetnsRunner(string ns, string node)
+        {
+            _ns = ns;
+            _inner = new LocalCommandRunner(node);
+        }
+
+        public string Node => _inner.Node;
+
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken) =>
+            _inner.Start(new[] { "ip", "netns", "exec", _ns }.Concat(argv).ToList(), cancellationToken);
+    }
+}
