@@ -28,6 +28,7 @@
         'Get-BpfQdiscStatistic'
         'Get-BpfRoute'
         'Get-BpfTraceLog'
+        'Get-CalicoNode'
         'Remove-BpfConnectTimeProgram'
         'Remove-BpfConntrack'
     )

@@ -107,11 +107,15 @@ function Invoke-Test {
         $xFailed = 1
     }
 
+    # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites.
+    Invoke-Native dotnet @('build', (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj'), '-c', $Configuration, '--nologo', '-v', 'q', '-clp:ErrorsOnly')
+    $env:CALICOBPF_TESTCLUSTER = Join-Path $root "tests/CalicoBpf.TestCluster/bin/$Configuration/net8.0/CalicoBpf.TestCluster.dll"
+
     Write-Host 'Pester: tests/Pester'
     $pester = Join-Path (Get-ToolPackage 'Pester' '5.7.1') 'tools/Pester.psd1'
     # The isolation tests load other YamlDotNet versions before the module.
     $null = Get-ToolPackage 'YamlDotNet' '11.2.1'
-    $null = Get-ToolPackage 'YamlDotNet' '18.1.0'
+    $null = Get-ToolPackage 'YamlDotNet' '16.3.0'
     $pwsh = Join-Path $PSHOME 'pwsh'
     $pesterResult = Join-Path $results 'pester.xml'
     $env:CALICOBPF_MODULE = Join-Path $moduleOut 'CalicoBpf.psd1'

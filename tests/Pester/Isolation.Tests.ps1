@@ -8,7 +8,7 @@ BeforeAll {
 Describe 'Third-party assemblies load in the module''s private context' {
     It 'imports and parses YAML after another module loaded YamlDotNet <Version>' -ForEach @(
         @{ Version = '11.2.1'; Tfm = 'netstandard2.1'; Loaded = '11.0.0.0' }
-        @{ Version = '18.1.0'; Tfm = 'net8.0'; Loaded = '18.0.0.0' }
+        @{ Version = '16.3.0'; Tfm = 'net8.0'; Loaded = '16.0.0.0' }
     ) {
         $other = Join-Path $cache "yamldotnet/$Version/lib/$Tfm/YamlDotNet.dll"
         $other | Should -Exist -Because 'build.ps1 test restores tests/tools/Tools.csproj'
@@ -25,8 +25,8 @@ Import-Module '$manifestPath'
         $out = & $pwsh -NoProfile -NonInteractive -Command $script 2>&1
         $LASTEXITCODE | Should -Be 0 -Because ($out | Out-String)
         $line = $out | Select-Object -Last 1
-        $line | Should -Match 'node=n7;tcp=2;ours=16\.0\.0\.0'
+        $line | Should -Match 'node=n7;tcp=2;ours=18\.0\.0\.0'
         $line | Should -Match "$([regex]::Escape($Loaded))@Default"
-        $line | Should -Match '16\.0\.0\.0@CalicoBpf'
+        $line | Should -Match '18\.0\.0\.0@CalicoBpf'
     }
 }

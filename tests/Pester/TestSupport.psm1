@@ -33,3 +33,30 @@ function Remove-TestBpfFs($Fs) {
 function Get-PwshPath { Join-Path $PSHOME 'pwsh' }
 
 Export-ModuleMember -Function *
+
+function Start-TestCluster([string] $Scenario, [string] $Directory) {
+    # Starts the test cluster as its own process; Stop-TestCluster closes its stdin, and it removes
+    # every namespace, mount and map it created before it exits.
+    $dll = if ($env:CALICOBPF_TESTCLUSTER) { $env:CALICOBPF_TESTCLUSTER } else { Join-Path $PSScriptRoot '../CalicoBpf.TestCluster/bin/Release/net8.0/CalicoBpf.TestCluster.dll' }
+    if (-not (Test-Path $dll)) { throw "The test cluster is not built ($dll): run build.ps1 test." }
+    $kubeconfig = Join-Path $Directory 'kubeconfig'
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
+    foreach ($a in @($dll, '--scenario', $Scenario, '--kubeconfig', $kubeconfig)) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardInput = $true
+    $psi.RedirectStandardOutput = $true
+    $psi.UseShellExecute = $false
+    $process = [System.Diagnostics.Process]::Start($psi)
+    $line = $process.StandardOutput.ReadLine()
+    if ($line -notlike 'ready *') { $process.Kill(); throw "The test cluster did not start: $line" }
+    $readonly = Join-Path $Directory 'kubeconfig-readonly'
+    (Get-Content -Raw $kubeconfig) -replace 'token: admin-token', 'token: readonly-token' | Set-Content $readonly
+    [pscustomobject]@{ Process = $process; Url = $line.Substring(6); Kubeconfig = $kubeconfig; ReadonlyKubeconfig = $readonly; RunId = '{0:x}' -f $process.Id }
+}
+
+function Stop-TestCluster($Cluster) {
+    if ($null -eq $Cluster) { return }
+    $Cluster.Process.StandardInput.Close()
+    if (-not $Cluster.Process.WaitForExit(60000)) { $Cluster.Process.Kill() }
+}
+
+Export-ModuleMember -Function *

@@ -45,7 +45,8 @@ public sealed class DependencyLoadContext : AssemblyLoadContext
         return File.Exists(path) ? LoadFromAssemblyPath(path) : null;
     }
 
-    private T Create<T>(string typeName)
+    /// <summary>Creates an adapter of CalicoBpf.Adapters inside this context.</summary>
+    public T Create<T>(string typeName)
         where T : class
     {
         string path = Path.Combine(Directory, "CalicoBpf.Adapters.dll");

@@ -224,7 +224,13 @@ public static class NatMaps
                 }
             }
 
-            yield return DecodeFrontend(node.Node, fePin.PinName, v6, k, v, backends);
+            NatFrontend frontend = DecodeFrontend(node.Node, fePin.PinName, v6, k, v, backends);
+            if (frontend.MissingBackendCount > 0)
+            {
+                reporter?.Warning($"{frontend.Frontend} ({frontend.Protocol}, service id {frontend.ServiceId}) counts {frontend.BackendCount} backends but {frontend.MissingBackendCount} are missing from the backend map.");
+            }
+
+            yield return frontend;
         }
     }
 

@@ -175,7 +175,7 @@ public sealed class CommandDataplane : INodeDataplane
         catch (NodeCommandException ex) when (ex.ExitCode != 127)
         {
             throw new BpfEnvironmentException(
-                $"The pin directory {PinDirectory} cannot be listed on {Node}: {ex.StandardError.Trim()} Is calico-node running in eBPF mode there?",
+                $"The pin directory {PinDirectory} cannot be listed on {Node} ({ex.StandardError.Trim().TrimEnd('.')}). Is calico-node running in eBPF mode there? Its log says (kubectl logs, or Test-CalicoEbpf).",
                 BpfEnvironmentProblem.NoBpfFs, PinDirectory, ex);
         }
 

@@ -57,6 +57,7 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
 {
     private readonly CancellationTokenSource _stop = new();
     private Reporter? _reporter;
+    private readonly AsyncLocal<IEngineReporter?> _workerReporter = new();
 
     protected CancellationToken CancelToken => _stop.Token;
 
@@ -67,7 +68,10 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
     /// object, not an interface on the cmdlet: PowerShell scans cmdlet types before the module's
     /// load context is set up, so they must not name engine types in their hierarchy.)
     /// </summary>
-    private protected IEngineReporter Reporter => _reporter ??= new Reporter(this);
+    private protected IEngineReporter Reporter => _workerReporter.Value ?? (_reporter ??= new Reporter(this));
+
+    /// <summary>Routes the engine's messages of the calling worker (a node read in parallel) through <paramref name="reporter"/>.</summary>
+    private protected void UseWorkerReporter(IEngineReporter reporter) => _workerReporter.Value = reporter;
 
     /// <summary>Runs the cmdlet's work; turns engine failures into one clear error record.</summary>
     protected void Run(Action work, object? target)

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Decodes Calico's conntrack table into <see cref="ConntrackEntry"/> objects, filtering while it reads.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfConntrack")]
 [OutputType(typeof(ConntrackEntry))]
-public sealed class GetBpfConntrackCommand : BpfCmdletBase
+public sealed class GetBpfConntrackCommand : RemoteCmdletBase
 {
     /// <summary>Read the IPv6 table (cali_v6_ct*) instead of the IPv4 one.</summary>
     [Parameter]
@@ -45,12 +45,6 @@ public sealed class GetBpfConntrackCommand : BpfCmdletBase
             return;
         }
 
-        Run(() =>
-        {
-            foreach (ConntrackEntry entry in ConntrackReader.Read(OpenLocalNode(), query, Reporter, CancelToken))
-            {
-                WriteObject(entry);
-            }
-        }, PinPath);
+        ForEachNode(node => ConntrackReader.Read(node, query, Reporter, CancelToken));
     }
 }

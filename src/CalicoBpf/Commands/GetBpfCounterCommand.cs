@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Reads Calico's per-interface packet counters (what calico-bpf counters dump shows).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfCounter")]
 [OutputType(typeof(BpfCounter))]
-public sealed class GetBpfCounterCommand : BpfCmdletBase
+public sealed class GetBpfCounterCommand : RemoteCmdletBase
 {
     /// <summary>Interface names, wildcards allowed.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
@@ -14,8 +14,7 @@ public sealed class GetBpfCounterCommand : BpfCmdletBase
     [ValidateNotNullOrEmpty]
     public string[]? Interface { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
-        WriteEach(CounterReader.Read(OpenLocalNode(), WildcardFilter(Interface), Reporter, CancelToken), Interface, "InterfaceNotFound",
-            names => $"Calico keeps no counters for interface {names}: no Calico program is attached there. Run Get-BpfCounter without -Interface to list the interfaces it counts."),
-        PinPath);
+    protected override void ProcessRecord() =>
+        ReadEach(node => CounterReader.Read(node, WildcardFilter(Interface), Reporter, CancelToken), Interface, "InterfaceNotFound",
+            names => $"Calico keeps no counters for interface {names}: no Calico program is attached there. Run Get-BpfCounter without -Interface to list the interfaces it counts.");
 }

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Lists the Calico BPF maps pinned on the node, with sizes and how full each is.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfMap")]
 [OutputType(typeof(BpfMapInfo))]
-public sealed class GetBpfMapCommand : BpfCmdletBase
+public sealed class GetBpfMapCommand : RemoteCmdletBase
 {
     /// <summary>Pin names or base names, wildcards allowed.</summary>
     [Parameter(Position = 0)]
@@ -18,10 +18,7 @@ public sealed class GetBpfMapCommand : BpfCmdletBase
     [Parameter]
     public SwitchParameter NoCount { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
-    {
-        var node = OpenLocalNode();
-        WriteEach(MapInventory.List(node, WildcardFilter(Name), !NoCount, Reporter, CancelToken), Name, "MapNotFound",
-            names => $"No Calico map named {names} is pinned in {node.PinDirectory}. Run Get-BpfMap without -Name to see the maps there.");
-    }, PinPath);
+    protected override void ProcessRecord() =>
+        ReadEach(node => MapInventory.List(node, WildcardFilter(Name), !NoCount, Reporter, CancelToken), Name, "MapNotFound",
+            names => $"No Calico map named {names} is pinned in {PinPath}. Run Get-BpfMap without -Name to see the maps there.");
 }

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Service frontends of the NAT maps with their backends (calico-bpf nat dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfNat")]
 [OutputType(typeof(NatFrontend))]
-public sealed class GetBpfNatCommand : BpfCmdletBase
+public sealed class GetBpfNatCommand : RemoteCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
@@ -36,42 +36,25 @@ public sealed class GetBpfNatCommand : BpfCmdletBase
         }
 
         var query = new NatQuery { IPv6 = IPv6, Addresses = addresses, Ports = Port, Protocols = Protocol, ServiceIds = ServiceId };
-        Run(() =>
-        {
-            foreach (NatFrontend f in NatMaps.ReadFrontends(OpenLocalNode(), query, Reporter, CancelToken))
-            {
-                if (f.MissingBackendCount > 0)
-                {
-                    WriteWarning($"{f.Frontend} ({f.Protocol}, service id {f.ServiceId}) counts {f.BackendCount} backends but {f.MissingBackendCount} are missing from the backend map.");
-                }
-
-                WriteObject(f);
-            }
-        }, PinPath);
+        ForEachNode(node => NatMaps.ReadFrontends(node, query, Reporter, CancelToken));
     }
 }
 
 /// <summary>Session-affinity entries (calico-bpf nat aff).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfNatAffinity")]
 [OutputType(typeof(NatAffinity))]
-public sealed class GetBpfNatAffinityCommand : BpfCmdletBase
+public sealed class GetBpfNatAffinityCommand : RemoteCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
-    {
-        foreach (NatAffinity a in NatMaps.ReadAffinity(OpenLocalNode(), IPv6, Reporter, CancelToken))
-        {
-            WriteObject(a);
-        }
-    }, PinPath);
+    protected override void ProcessRecord() => ForEachNode(node => NatMaps.ReadAffinity(node, IPv6, Reporter, CancelToken));
 }
 
 /// <summary>Maglev lookup-table entries (calico-bpf nat maglev), where the node has the map.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfNatMaglev")]
 [OutputType(typeof(MaglevEntry))]
-public sealed class GetBpfNatMaglevCommand : BpfCmdletBase
+public sealed class GetBpfNatMaglevCommand : RemoteCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
@@ -79,11 +62,5 @@ public sealed class GetBpfNatMaglevCommand : BpfCmdletBase
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     public uint? ServiceId { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
-    {
-        foreach (MaglevEntry m in NatMaps.ReadMaglev(OpenLocalNode(), IPv6, ServiceId, Reporter, CancelToken))
-        {
-            WriteObject(m);
-        }
-    }, PinPath);
+    protected override void ProcessRecord() => ForEachNode(node => NatMaps.ReadMaglev(node, IPv6, ServiceId, Reporter, CancelToken));
 }

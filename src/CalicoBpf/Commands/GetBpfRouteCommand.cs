@@ -7,7 +7,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Calico's routing map (calico-bpf routes dump); -Address finds the route the dataplane uses.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfRoute")]
 [OutputType(typeof(BpfRoute))]
-public sealed class GetBpfRouteCommand : BpfCmdletBase
+public sealed class GetBpfRouteCommand : RemoteCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
@@ -20,18 +20,15 @@ public sealed class GetBpfRouteCommand : BpfCmdletBase
     protected override void ProcessRecord()
     {
         bool ipv6 = IPv6 || (Address is not null && ConntrackText.IsIPv6(Address));
-        Run(() =>
-        {
-            WriteEach(RouteMap.Read(OpenLocalNode(), ipv6, Address, Reporter, CancelToken), Address is null ? null : new[] { Address.ToString() },
-                "NoRoute", a => $"No Calico route covers {a}: the dataplane has no route for it (packets to it are dropped as unknown route, or go to the host stack).");
-        }, PinPath);
+        ReadEach(node => RouteMap.Read(node, ipv6, Address, Reporter, CancelToken), Address is null ? null : new[] { Address.ToString() },
+            "NoRoute", a => $"No Calico route covers {a}: the dataplane has no route for it (packets to it are dropped as unknown route, or go to the host stack).");
     }
 }
 
 /// <summary>Members of Calico's IP sets (calico-bpf ipsets dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfIpSet")]
 [OutputType(typeof(BpfIpSetMember))]
-public sealed class GetBpfIpSetCommand : BpfCmdletBase
+public sealed class GetBpfIpSetCommand : RemoteCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
@@ -57,32 +54,26 @@ public sealed class GetBpfIpSetCommand : BpfCmdletBase
             }
         }
 
-        Run(() => WriteEach(IpSetMap.Read(OpenLocalNode(), IPv6, ids, Reporter, CancelToken), SetId, "IpSetNotFound",
-            s => $"No IP set {s} is in the dataplane. Run Get-BpfIpSet without -SetId to list the sets."), PinPath);
+        ReadEach(node => IpSetMap.Read(node, IPv6, ids, Reporter, CancelToken), SetId, "IpSetNotFound",
+            s => $"No IP set {s} is in the dataplane. Run Get-BpfIpSet without -SetId to list the sets.");
     }
 }
 
 /// <summary>Calico's tunnel neighbour table (calico-bpf arp dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfArp")]
 [OutputType(typeof(ArpEntry))]
-public sealed class GetBpfArpCommand : BpfCmdletBase
+public sealed class GetBpfArpCommand : RemoteCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
-    {
-        foreach (ArpEntry a in ArpMap.Read(OpenLocalNode(), IPv6, Reporter, CancelToken))
-        {
-            WriteObject(a);
-        }
-    }, PinPath);
+    protected override void ProcessRecord() => ForEachNode(node => ArpMap.Read(node, IPv6, Reporter, CancelToken));
 }
 
 /// <summary>Felix's interface state: which interfaces it manages and the programs it attached (calico-bpf ifstate dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfInterface")]
 [OutputType(typeof(BpfInterfaceState))]
-public sealed class GetBpfInterfaceCommand : BpfCmdletBase
+public sealed class GetBpfInterfaceCommand : RemoteCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
@@ -93,7 +84,7 @@ public sealed class GetBpfInterfaceCommand : BpfCmdletBase
     protected override void ProcessRecord()
     {
         Func<string, bool>? filter = WildcardFilter(Name);
-        Run(() => WriteEach(InterfaceStateMap.Read(OpenLocalNode(), Reporter, CancelToken).Where(s => filter is null || filter(s.Name)), Name,
-            "InterfaceNotFound", n => $"Felix manages no interface named {n}. Run Get-BpfInterface without -Name to list them."), PinPath);
+        ReadEach(node => InterfaceStateMap.Read(node, Reporter, CancelToken).Where(s => filter is null || filter(s.Name)), Name,
+            "InterfaceNotFound", n => $"Felix manages no interface named {n}. Run Get-BpfInterface without -Name to list them.");
     }
 }

@@ -1,0 +1,226 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using CalicoBpf.Cluster;
+using CalicoBpf.Transport;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+
+namespace CalicoBpf.Adapters;
+
+/// <summary>The Kubernetes API through KubernetesClient (loaded in CalicoBpf's private load context).</summary>
+public sealed class KubernetesAdapter : IClusterAdapter
+{
+    public IClusterConnection Connect(string? kubeconfig, string? context)
+    {
+        KubernetesClientConfiguration config;
+        try
+        {
+            config = kubeconfig is not null
+                ? KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig, context)
+                : KubernetesClientConfiguration.IsInCluster()
+                    ? KubernetesClientConfiguration.InClusterConfig()
+                    : throw new ClusterException("No kubeconfig was found (-Kubeconfig, $KUBECONFIG, ~/.kube/config) and this is not a pod: there is no cluster to talk to.");
+        }
+        catch (Exception ex) when (ex is not ClusterException)
+        {
+            throw new ClusterException($"The kubeconfig {kubeconfig} cannot be used{(context is null ? string.Empty : $" with context {context}")}: {ex.Message}", null, ex);
+        }
+
+        return new Connection(new Kubernetes(config), config.CurrentContext ?? context ?? "in-cluster");
+    }
+
+    private sealed class Connection : IClusterConnection
+    {
+        private readonly Kubernetes _client;
+
+        public Connection(Kubernetes client, string context)
+        {
+            _client = client;
+            Context = context;
+        }
+
+        public string Context { get; }
+
+        public IReadOnlyList<CalicoNode> ListNodes(CancellationToken cancellationToken)
+        {
+            V1NodeList nodes = Call(() => _client.CoreV1.ListNodeAsync(cancellationToken: cancellationToken), "list nodes");
+            V1PodList pods = Call(() => _client.CoreV1.ListPodForAllNamespacesAsync(labelSelector: "k8s-app=calico-node", cancellationToken: cancellationToken), "list calico-node pods");
+            var podByNode = new Dictionary<string, V1Pod>(StringComparer.Ordinal);
+            foreach (V1Pod p in pods.Items.Where(p => p.Spec?.NodeName is not null))
+            {
+                // Prefer a running pod when a node has several (a rollout in progress).
+                if (!podByNode.TryGetValue(p.Spec.NodeName, out V1Pod? existing) || (existing.Status?.Phase != "Running" && p.Status?.Phase == "Running"))
+                {
+                    podByNode[p.Spec.NodeName] = p;
+                }
+            }
+
+            return nodes.Items.Select(n =>
+            {
+                podByNode.TryGetValue(n.Metadata.Name, out V1Pod? pod);
+                string image = pod?.Spec?.Containers?.FirstOrDefault(c => c.Name == "calico-node")?.Image ?? string.Empty;
+                int colon = image.LastIndexOf(':');
+                return new CalicoNode
+                {
+                    Node = n.Metadata.Name,
+                    Pod = pod?.Metadata?.Name ?? string.Empty,
+                    Namespace = pod?.Metadata?.NamespaceProperty ?? string.Empty,
+                    Ready = pod?.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == "calico-node")?.Ready ?? false,
+                    NodeReady = n.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") ?? false,
+                    KernelVersion = n.Status?.NodeInfo?.KernelVersion ?? string.Empty,
+                    OsImage = n.Status?.NodeInfo?.OsImage ?? string.Empty,
+                    ProviderId = n.Spec?.ProviderID ?? string.Empty,
+                    InternalIP = n.Status?.Addresses?.FirstOrDefault(a => a.Type == "InternalIP")?.Address ?? string.Empty,
+                    CalicoVersion = colon > image.LastIndexOf('/') && colon >= 0 ? image[(colon + 1)..] : string.Empty,
+                    OperatorManaged = pod?.Metadata?.NamespaceProperty == "calico-system",
+                    Context = Context,
+                };
+            }).OrderBy(n => n.Node, StringComparer.Ordinal).ToList();
+        }
+
+        public ICommandRunner ExecRunner(CalicoNode node) => node.HasCalicoNode
+            ? new ExecRunner(_client, node)
+            : throw new ClusterException($"Node {node.Node} runs no calico-node pod: there is no Calico dataplane to read there.");
+
+        private static T Call<T>(Func<Task<T>> call, string what)
+        {
+            try
+            {
+                return call().GetAwaiter().GetResult();
+            }
+            catch (HttpOperationException ex)
+            {
+                throw new ClusterException($"The cluster refused to {what}: {(int)ex.Response.StatusCode} {StatusMessage(ex.Response.Content)}", (int)ex.Response.StatusCode, ex);
+            }
+            catch (HttpRequestException ex)
+            {
+                throw new ClusterException($"The cluster cannot be reached to {what}: {ex.Message}", null, ex);
+            }
+        }
+    }
+
+    internal static string StatusMessage(string? body)
+    {
+        try
+        {
+            using JsonDocument doc = JsonDocument.Parse(body ?? string.Empty);
+            return doc.RootElement.TryGetProperty("message", out JsonElement m) ? m.GetString() ?? string.Empty : body ?? string.Empty;
+        }
+        catch (JsonException)
+        {
+            return body ?? string.Empty;
+        }
+    }
+
+    /// <summary>pods/exec into the calico-node container; stdout streams as it arrives.</summary>
+    private sealed class ExecRunner : ICommandRunner
+    {
+        private readonly Kubernetes _client;
+        private readonly CalicoNode _node;
+
+        public ExecRunner(Kubernetes client, CalicoNode node)
+        {
+            _client = client;
+            _node = node;
+        }
+
+        public string Node => _node.Node;
+
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+        {
+            IStreamDemuxer demux;
+            try
+            {
+                demux = _client.MuxedStreamNamespacedPodExecAsync(_node.Pod, _node.Namespace, argv.ToArray(), "calico-node",
+                    stderr: true, stdin: false, stdout: true, tty: false, cancellationToken: cancellationToken).GetAwaiter().GetResult();
+            }
+            catch (HttpOperationException ex)
+            {
+                throw new ClusterException($"The cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node}: {(int)ex.Response.StatusCode} {StatusMessage(ex.Response.Content)}", (int)ex.Response.StatusCode, ex);
+            }
+            catch (WebSocketException ex)
+            {
+                int? code = ex.Message.Contains("403", StringComparison.Ordinal) ? 403 : ex.Message.Contains("401", StringComparison.Ordinal) ? 401 : null;
+                throw new ClusterException($"exec into {_node.Namespace}/{_node.Pod} on {_node.Node} failed: {ex.Message}", code, ex);
+            }
+
+            return new Run(_node.Node, argv, demux, cancellationToken);
+        }
+    }
+
+    private sealed class Run : ICommandRun
+    {
+        private readonly string _node;
+        private readonly IReadOnlyList<string> _argv;
+        private readonly IStreamDemuxer _demux;
+        private readonly Task<string> _stderr;
+        private readonly Stream _status;
+        private readonly CancellationTokenRegistration _cancel;
+
+        public Run(string node, IReadOnlyList<string> argv, IStreamDemuxer demux, CancellationToken ct)
+        {
+            _node = node;
+            _argv = argv;
+            _demux = demux;
+            StandardOutput = demux.GetStream(ChannelIndex.StdOut, null);
+            Stream stderr = demux.GetStream(ChannelIndex.StdErr, null);
+            _status = demux.GetStream(ChannelIndex.Error, null);
+            _stderr = Task.Run(() => new StreamReader(stderr, Encoding.UTF8).ReadToEnd());
+            // Ctrl+C closes the exec session: the command on the node ends with it.
+            _cancel = ct.Register(() => demux.Dispose());
+            demux.Start();
+        }
+
+        public Stream StandardOutput { get; }
+
+        public void Complete()
+        {
+            string status = new StreamReader(_status, Encoding.UTF8).ReadToEnd();
+            string stderr = _stderr.Wait(TimeSpan.FromSeconds(5)) ? _stderr.Result : string.Empty;
+            int exit = ExitCode(status);
+            if (exit != 0)
+            {
+                throw new NodeCommandException(_node, _argv, exit, stderr.Length > 0 ? stderr : KubernetesAdapter.StatusMessage(status));
+            }
+        }
+
+        /// <summary>The exit code in the error channel's Status: 0 for Success, the ExitCode cause otherwise.</summary>
+        internal static int ExitCode(string status)
+        {
+            if (string.IsNullOrWhiteSpace(status))
+            {
+                return 0;
+            }
+
+            using JsonDocument doc = JsonDocument.Parse(status);
+            JsonElement root = doc.RootElement;
+            if (root.TryGetProperty("status", out JsonElement s) && s.GetString() == "Success")
+            {
+                return 0;
+            }
+
+            if (root.TryGetProperty("details", out JsonElement d) && d.TryGetProperty("causes", out JsonElement causes))
+            {
+                foreach (JsonElement c in causes.EnumerateArray())
+                {
+                    if (c.TryGetProperty("reason", out JsonElement r) && r.GetString() == "ExitCode"
+                        && int.TryParse(c.GetProperty("message").GetString(), out int code))
+                    {
+                        return code;
+                    }
+                }
+            }
+
+            return 126;
+        }
+
+        public void Dispose()
+        {
+            _cancel.Dispose();
+            _demux.Dispose();
+        }
+    }
+}

@@ -1,0 +1,27 @@
+namespace CalicoBpf;
+
+/// <summary>A cluster node as CalicoBpf sees it: the node, and the calico-node pod that runs on it.</summary>
+public sealed class CalicoNode
+{
+    /// <summary>The node's name; the Node property of every object read from it.</summary>
+    public string Node { get; init; } = string.Empty;
+    /// <summary>The calico-node pod on the node; empty when the node runs none.</summary>
+    public string Pod { get; init; } = string.Empty;
+    /// <summary>calico-system (operator installs) or kube-system (manifest installs), as found by the pod's label.</summary>
+    public string Namespace { get; init; } = string.Empty;
+    public bool HasCalicoNode => Pod.Length > 0;
+    /// <summary>The calico-node container is ready.</summary>
+    public bool Ready { get; init; }
+    public bool NodeReady { get; init; }
+    public string KernelVersion { get; init; } = string.Empty;
+    public string OsImage { get; init; } = string.Empty;
+    public string ProviderId { get; init; } = string.Empty;
+    public string InternalIP { get; init; } = string.Empty;
+    /// <summary>The Calico version from the calico-node image tag (v3.30.7).</summary>
+    public string CalicoVersion { get; init; } = string.Empty;
+    /// <summary>Installed by the Tigera operator (calico-system namespace).</summary>
+    public bool OperatorManaged { get; init; }
+    public string Context { get; init; } = string.Empty;
+
+    public override string ToString() => Node;
+}

@@ -1,0 +1,41 @@
+using System.Management.Automation;
+using CalicoBpf.Cluster;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>Lists the cluster's nodes with their calico-node pods; pipes into every -Node cmdlet.</summary>
+[Cmdlet(VerbsCommon.Get, "CalicoNode")]
+[OutputType(typeof(CalicoNode))]
+public sealed class GetCalicoNodeCommand : CalicoBpfCmdletBase
+{
+    [Parameter(Position = 0)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Name { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Kubeconfig { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Context { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        IReadOnlyList<CalicoNode> nodes;
+        try
+        {
+            nodes = ClusterConnections.Get(new ClusterTarget(Kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(Kubeconfig), Context)).ListNodes(CancelToken);
+        }
+        catch (ClusterException ex)
+        {
+            ThrowTerminatingError(new ErrorRecord(ex, ex.StatusCode == 403 ? "ClusterForbidden" : ex.StatusCode == 401 ? "ClusterUnauthorized" : "ClusterUnavailable",
+                ex.StatusCode is 401 or 403 ? ErrorCategory.PermissionDenied : ErrorCategory.ConnectionError, Kubeconfig));
+            return;
+        }
+
+        Func<string, bool>? filter = WildcardFilter(Name);
+        WriteEach(nodes.Where(n => filter is null || filter(n.Node)), Name, "NodeNotFound", n => $"The cluster has no node named {n}.");
+    }
+}

@@ -1,0 +1,262 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using CalicoBpf.Cluster;
+using CalicoBpf.Interop;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>
+/// Dataplane readers that work on the local node or, with -Node, on any node or every node of a
+/// cluster through the Kubernetes API. Nodes are read in parallel (-ThrottleLimit); objects are
+/// written on the pipeline thread as they arrive, each carrying its Node; a node that fails is one
+/// non-terminating error naming the node, and the others complete.
+/// </summary>
+public abstract class RemoteCmdletBase : BpfCmdletBase
+{
+    /// <summary>Node names, wildcards allowed; * is every node running calico-node. Without it: this machine.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Node { get; set; }
+
+    /// <summary>The kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then the in-cluster account.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Kubeconfig { get; set; }
+
+    /// <summary>The kubeconfig context; default its current context.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Context { get; set; }
+
+    /// <summary>How many nodes are read at once.</summary>
+    [Parameter]
+    [ValidateRange(1, 256)]
+    public int ThrottleLimit { get; set; } = 8;
+
+    /// <summary>
+    /// Local mode: no -Node, or -Node naming only this machine (objects read here carry its name, so
+    /// piping them into another cmdlet stays local) with no -Kubeconfig or -Context.
+    /// </summary>
+    private bool IsLocal => Node is null
+        || (Kubeconfig is null && Context is null && Node.All(n => string.Equals(n, LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase)));
+
+    /// <summary>As <see cref="ForEachNode{T}"/>; locally, names given without wildcards that match nothing are reported.</summary>
+    protected void ReadEach<T>(Func<INodeDataplane, IEnumerable<T>> read, string[]? names, string errorId, Func<string, string> notFound)
+    {
+        if (IsLocal)
+        {
+            Run(() => WriteEach(read(OpenLocalNode()), names, errorId, notFound), PinPath);
+        }
+        else
+        {
+            ForEachNode(read);
+        }
+    }
+
+    /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster.</summary>
+    protected void ForEachNode<T>(Func<INodeDataplane, IEnumerable<T>> read)
+    {
+        if (IsLocal)
+        {
+            Run(() =>
+            {
+                foreach (T item in read(OpenLocalNode()))
+                {
+                    WriteObject(item);
+                }
+            }, PinPath);
+            return;
+        }
+
+        IClusterConnection cluster;
+        List<CalicoNode> targets;
+        try
+        {
+            cluster = ClusterConnections.Get(new ClusterTarget(Kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(Kubeconfig), Context));
+            targets = SelectNodes(cluster.ListNodes(CancelToken));
+        }
+        catch (ClusterException ex)
+        {
+            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
+            return;
+        }
+
+        if (targets.Count == 0)
+        {
+            return;
+        }
+
+        var results = new BlockingCollection<object?>(boundedCapacity: 4096);
+        int done = 0;
+        using var throttle = new SemaphoreSlim(ThrottleLimit);
+        Task producer = Task.Run(async () =>
+        {
+            try
+            {
+                await Task.WhenAll(targets.Select(async node =>
+                {
+                    await throttle.WaitAsync(CancelToken);
+                    try
+                    {
+                        await Task.Run(() =>
+                        {
+                            UseWorkerReporter(new QueueReporter(results, node.Node, CancelToken));
+                            var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinPath, CancelToken);
+                            foreach (T item in read(dataplane))
+                            {
+                                results.Add(item, CancelToken);
+                            }
+                        }, CancelToken);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !CancelToken.IsCancellationRequested)
+                    {
+                        results.Add(new NodeFailure(node, ex), CancelToken);
+                    }
+                    finally
+                    {
+                        throttle.Release();
+                        Interlocked.Increment(ref done);
+                        results.Add(null, CancelToken);
+                    }
+                }));
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            finally
+            {
+                results.CompleteAdding();
+            }
+        });
+
+        var progress = new ProgressRecord(1, $"Reading {targets.Count} node(s)", "Starting");
+        try
+        {
+            foreach (object? o in results.GetConsumingEnumerable(CancelToken))
+            {
+                switch (o)
+                {
+                    case null:
+                        progress.PercentComplete = 100 * Volatile.Read(ref done) / targets.Count;
+                        progress.StatusDescription = $"{Volatile.Read(ref done)} of {targets.Count} nodes done";
+                        WriteProgress(progress);
+                        break;
+                    case NodeFailure f:
+                        WriteError(NodeError(f.Node, f.Error));
+                        break;
+                    case EngineMessage m when m.IsWarning:
+                        WriteWarning(m.Text);
+                        break;
+                    case EngineMessage m:
+                        WriteVerbose(m.Text);
+                        break;
+                    default:
+                        WriteObject(o);
+                        break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
+        }
+
+        producer.Wait(TimeSpan.FromSeconds(5));
+    }
+
+    /// <summary>The nodes -Node names: literal names must exist; * and other wildcards pick nodes that run calico-node.</summary>
+    private List<CalicoNode> SelectNodes(IReadOnlyList<CalicoNode> all)
+    {
+        var selected = new List<CalicoNode>();
+        foreach (string pattern in Node!)
+        {
+            if (WildcardPattern.ContainsWildcardCharacters(pattern))
+            {
+                var w = new WildcardPattern(pattern, WildcardOptions.IgnoreCase);
+                selected.AddRange(all.Where(n => n.HasCalicoNode && w.IsMatch(n.Node)));
+                continue;
+            }
+
+            CalicoNode? node = all.FirstOrDefault(n => string.Equals(n.Node, pattern, StringComparison.OrdinalIgnoreCase));
+            if (node is null)
+            {
+                WriteError(new ErrorRecord(new ItemNotFoundException($"The cluster has no node named {pattern}. Get-CalicoNode lists them."),
+                    "NodeNotFound", ErrorCategory.ObjectNotFound, pattern));
+            }
+            else if (!node.HasCalicoNode)
+            {
+                WriteError(new ErrorRecord(new ItemNotFoundException($"Node {pattern} runs no calico-node pod: there is no Calico dataplane to read there."),
+                    "NoCalicoNodePod", ErrorCategory.ObjectNotFound, pattern));
+            }
+            else
+            {
+                selected.Add(node);
+            }
+        }
+
+        return selected.DistinctBy(n => n.Node).ToList();
+    }
+
+    private static ErrorRecord ClusterError(ClusterException ex, string id, object? target) => new(ex, ex.StatusCode switch
+    {
+        401 => "ClusterUnauthorized",
+        403 => "ClusterForbidden",
+        404 => "ClusterNotFound",
+        _ => id,
+    }, ex.StatusCode switch
+    {
+        401 => ErrorCategory.AuthenticationError,
+        403 => ErrorCategory.PermissionDenied,
+        404 => ErrorCategory.ObjectNotFound,
+        _ => ErrorCategory.ConnectionError,
+    }, target);
+
+    private static ErrorRecord NodeError(CalicoNode node, Exception ex)
+    {
+        if (ex is AggregateException { InnerException: { } inner })
+        {
+            ex = inner;
+        }
+
+        ErrorRecord record = ex switch
+        {
+            ClusterException c => ClusterError(c, "NodeExecFailed", node.Node),
+            NodeCommandException c => new ErrorRecord(c, c.ExitCode == 127 ? "NodeToolMissing" : "NodeCommandFailed",
+                c.ExitCode == 127 ? ErrorCategory.NotInstalled : ErrorCategory.InvalidResult, node.Node),
+            _ => ToErrorRecord(ex, node.Node) is { } r
+                ? new ErrorRecord(r.Exception, r.FullyQualifiedErrorId, r.CategoryInfo.Category, node.Node) // the node is the target
+                : new ErrorRecord(ex, "NodeReadFailed", ErrorCategory.ReadError, node.Node),
+        };
+        record.ErrorDetails = new ErrorDetails(ex.Message.Contains(node.Node, StringComparison.Ordinal) ? ex.Message : $"{node.Node}: {ex.Message}");
+        return record;
+    }
+
+    private sealed record NodeFailure(CalicoNode Node, Exception Error);
+
+    private sealed record EngineMessage(bool IsWarning, string Text);
+
+    /// <summary>Workers may not write to the pipeline: their messages queue up and are written by the pipeline thread.</summary>
+    private sealed class QueueReporter : IEngineReporter
+    {
+        private readonly BlockingCollection<object?> _queue;
+        private readonly string _node;
+        private readonly CancellationToken _cancellationToken;
+
+        public QueueReporter(BlockingCollection<object?> queue, string node, CancellationToken cancellationToken)
+        {
+            _queue = queue;
+            _node = node;
+            _cancellationToken = cancellationToken;
+        }
+
+        public void Warning(string message) => _queue.Add(new EngineMessage(true, $"{_node}: {message}"), _cancellationToken);
+
+        public void Verbose(string message) => _queue.Add(new EngineMessage(false, $"{_node}: {message}"), _cancellationToken);
+    }
+}

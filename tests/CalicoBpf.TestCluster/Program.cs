@@ -1,0 +1,50 @@
+using System.Runtime.InteropServices;
+using CalicoBpf.TestCluster;
+
+// CalicoBpf.TestCluster --scenario FILE [--port N] [--kubeconfig FILE] [--token NAME] [--no-stdin]
+// Starts the test cluster, writes a kubeconfig, prints "ready <url>", and serves until stdin closes
+// (unless --no-stdin), SIGINT or SIGTERM; then removes every namespace, mount and map it created.
+string? scenarioPath = null, kubeconfigPath = null;
+string token = "admin-token";
+int port = 0;
+for (int i = 0; i < args.Length - 1; i++)
+{
+    switch (args[i])
+    {
+        case "--scenario": scenarioPath = args[++i]; break;
+        case "--port": port = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
+        case "--kubeconfig": kubeconfigPath = args[++i]; break;
+        case "--token": token = args[++i]; break;
+    }
+}
+
+if (scenarioPath is null)
+{
+    Console.Error.WriteLine("usage: CalicoBpf.TestCluster --scenario FILE [--port N] [--kubeconfig FILE] [--token NAME]");
+    return 2;
+}
+
+await using ApiServer server = await ApiServer.StartAsync(ClusterScenario.Load(scenarioPath), port);
+if (kubeconfigPath is not null)
+{
+    File.WriteAllText(kubeconfigPath, server.Kubeconfig(token));
+}
+
+Console.WriteLine("ready " + server.Url);
+var stop = new CancellationTokenSource();
+// SIGINT, SIGTERM or the end of stdin stop the server; the normal exit path then removes what it created.
+using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+if (!args.Contains("--no-stdin"))
+{
+    _ = Task.Run(() => { Console.In.ReadToEnd(); stop.Cancel(); });
+}
+try
+{
+    await Task.Delay(Timeout.Infinite, stop.Token);
+}
+catch (OperationCanceledException)
+{
+}
+
+return 0;

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using CalicoBpf.Interop;
+using CalicoBpf.Simulation;
+
+namespace CalicoBpf.TestCluster;
+
+/// <summary>
+/// One node, real below the API: a network namespace with the node's interfaces, a private bpffs
+/// holding real Calico maps, and commands run inside both, as exec into calico-node would run them.
+/// </summary>
+public sealed class SimulatedNode : IDisposable
+{
+    private SimulatedNode(ClusterScenario.NodeSpec spec, string netns, string root)
+    {
+        Spec = spec;
+        NetworkNamespace = netns;
+        Root = root;
+    }
+
+    public ClusterScenario.NodeSpec Spec { get; }
+    public string NetworkNamespace { get; }
+    public string Root { get; }
+    public string BpfFs => Path.Combine(Root, "bpffs");
+    public string PolicyDebug => Path.Combine(Root, "policy");
+
+    public static SimulatedNode Create(ClusterScenario.NodeSpec spec, string runId)
+    {
+        string netns = $"cbk-{runId}-{spec.Name}";
+        if (netns.Length > 60)
+        {
+            netns = netns[..60];
+        }
+
+        string root = Path.Combine(Path.GetTempPath(), netns);
+        var node = new SimulatedNode(spec, netns, root);
+        try
+        {
+            Run("ip", "netns", "add", netns);
+            Run("ip", "-n", netns, "link", "set", "lo", "up");
+            foreach (string iface in spec.Interfaces)
+            {
+                Run("ip", "-n", netns, "link", "add", iface, "type", "veth", "peer", "name", PeerName(iface));
+                Run("ip", "-n", netns, "link", "set", iface, "up");
+                Run("ip", "netns", "exec", netns, "tc", "qdisc", "add", "dev", iface, "clsact");
+            }
+
+            Directory.CreateDirectory(node.BpfFs);
+            KernelInfo.MountBpfFs(node.BpfFs);
+            if (spec.CalicoNode && !spec.BrokenBpf)
+            {
+                var links = NetworkNamespace_Links(netns);
+                using SimulatedDataplane dp = SimulatedDataplane.Claim(Path.Combine(node.BpfFs, "tc", "globals"));
+                spec.Dataplane.Seed(dp, links, node.PolicyDebug);
+            }
+
+            return node;
+        }
+        catch
+        {
+            node.Dispose();
+            throw;
+        }
+    }
+
+    private static string PeerName(string iface) => ("p" + iface.GetHashCode().ToString("x8"))[..9];
+
+    private static Dictionary<string, int> NetworkNamespace_Links(string netns) =>
+        Interop.NetworkNamespace.Run(netns, () => NetLink.ListLinks().Values.ToDictionary(l => l.Name, l => l.IfIndex));
+
+    /// <summary>
+    /// The command line that runs argv inside the node: its network namespace, and a mount namespace
+    /// where the node's bpffs is /sys/fs/bpf and its policy debug files are /var/run/calico/bpf/policy.
+    /// </summary>
+    public IReadOnlyList<string> Wrap(IReadOnlyList<string> argv)
+    {
+        // /run gets a private tmpfs first, so that nothing is created on the host's /run.
+        string script = $"mount --bind '{BpfFs}' /sys/fs/bpf && mount -t tmpfs node-run /run && " +
+            $"if [ -d '{PolicyDebug}' ]; then mkdir -p /run/calico/bpf/policy && mount --bind '{PolicyDebug}' /run/calico/bpf/policy; fi && exec \"$@\"";
+        return new[] { "ip", "netns", "exec", NetworkNamespace, "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "node-exec" }
+            .Concat(argv).ToList();
+    }
+
+    private static void Run(params string[] argv)
+    {
+        var psi = new ProcessStartInfo(argv[0]) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string a in argv.Skip(1))
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using Process p = Process.Start(psi)!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{string.Join(' ', argv)} failed: {err.Trim()}");
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (Directory.Exists(BpfFs))
+            {
+                try
+                {
+                    KernelInfo.Unmount(BpfFs);
+                }
+                catch (BpfException)
+                {
+                }
+            }
+
+            if (Directory.Exists(Root))
+            {
+                Directory.Delete(Root, recursive: true);
+            }
+        }
+        finally
+        {
+            try
+            {
+                Run("ip", "netns", "del", NetworkNamespace);
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        }
+    }
+}

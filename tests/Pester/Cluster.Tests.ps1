@@ -1,0 +1,110 @@
+# Cluster mode against the test cluster: a Kubernetes API server whose nodes are real below the API.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+    $script:kubectl = [bool](Get-Command kubectl -CommandType Application -ErrorAction SilentlyContinue)
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $manifestPath = Get-ModuleUnderTest
+    Import-Module $manifestPath -Force
+    $cluster = $null
+    if (Test-KernelAvailable) {
+        $cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot '../cluster/three-nodes.yaml') -Directory $TestDrive
+        $PSDefaultParameterValues['*:Kubeconfig'] = $cluster.Kubeconfig
+    }
+}
+
+AfterAll {
+    $PSDefaultParameterValues.Remove('*:Kubeconfig')
+    [CalicoBpf.Cluster.ClusterConnections]::Reset()
+    Stop-TestCluster $cluster
+}
+
+Describe 'The test cluster behaves like a real API server for kubectl' -Skip:(-not ($kernel -and $kubectl)) {
+    BeforeAll { $env:KUBECONFIG = $cluster.Kubeconfig }
+    AfterAll { Remove-Item Env:KUBECONFIG }
+
+    It 'kubectl get pods -A and get nodes' {
+        $pods = kubectl get pods -A -o json | ConvertFrom-Json
+        $LASTEXITCODE | Should -Be 0
+        ($pods.items | Where-Object { $_.metadata.labels.'k8s-app' -eq 'calico-node' }).Count | Should -Be 3
+        (kubectl get nodes -o name) | Should -Be @('node/node-a', 'node/node-b', 'node/node-c', 'node/node-d')
+    }
+
+    It 'kubectl logs and kubectl exec -- bpftool map show run against the simulated node' {
+        $pod = (kubectl get pods -n calico-system -o json | ConvertFrom-Json).items | Where-Object { $_.spec.nodeName -eq 'node-a' }
+        (kubectl logs -n calico-system $pod.metadata.name -c calico-node) | Should -Match 'BPF enabled, starting BPF endpoint manager'
+        $maps = kubectl exec -n calico-system $pod.metadata.name -c calico-node -- bpftool -j map show pinned /sys/fs/bpf/tc/globals/cali_v4_ct4 | ConvertFrom-Json
+        $maps.name | Should -Be 'cali_v4_ct4'
+        kubectl exec -n calico-system $pod.metadata.name -- sh -c 'exit 3' 2>$null
+        $LASTEXITCODE | Should -Be 3
+    }
+
+    It 'refuses exec to the read-only identity with 403, as RBAC does' {
+        $pod = (kubectl get pods -n calico-system -o name | Select-Object -First 1)
+        $out = kubectl --kubeconfig $cluster.ReadonlyKubeconfig exec -n calico-system $pod -- true 2>&1
+        $LASTEXITCODE | Should -Not -Be 0
+        "$out" | Should -Match 'forbidden.*pods/exec'
+    }
+}
+
+Describe 'Cluster mode' -Skip:(-not $kernel) {
+    It 'Get-CalicoNode finds every node and its calico-node pod by label' {
+        $nodes = @(Get-CalicoNode)
+        $nodes.Node | Should -Be @('node-a', 'node-b', 'node-c', 'node-d')
+        $a = $nodes | Where-Object Node -eq 'node-a'
+        $a | Should -BeOfType ([CalicoBpf.CalicoNode])
+        ($a.Namespace, $a.CalicoVersion, $a.OperatorManaged, $a.Ready, $a.KernelVersion) | Should -Be @('calico-system', 'v3.30.7', $true, $true, '6.8.0-1015-aws')
+        $a.ProviderId | Should -BeLike 'aws:///*'
+        ($nodes | Where-Object Node -eq 'node-d').HasCalicoNode | Should -BeFalse
+    }
+
+    It 'a remote object equals the local one field for field, except Node and the clock' {
+        $pins = "/tmp/cbk-$($cluster.RunId)-node-a/bpffs/tc/globals"
+        $pins | Should -Exist
+        $skip = 'Node', 'Age', 'LastSeen', 'ResetSeen', 'Created'
+        function Fields($o) { ($o.PSObject.Properties | Where-Object Name -notin $skip | Sort-Object Name | ForEach-Object { "$($_.Name)=$(if ($_.Value -is [byte[]]) { [Convert]::ToHexString($_.Value) } else { "$($_.Value)" })" }) -join '|' }
+        $remote = @(Get-BpfConntrack -Node node-a | ForEach-Object { Fields $_ } | Sort-Object)
+        $local = @(Get-BpfConntrack -PinPath $pins | ForEach-Object { Fields $_ } | Sort-Object)
+        $remote.Count | Should -Be 136
+        $remote | Should -Be $local
+        # Interface names come from the node's own network namespace (here the host's differ).
+        $skip += 'Interface'
+        (Get-BpfCounter -Node node-a | ForEach-Object { Fields $_ }) | Should -Be (Get-BpfCounter -PinPath $pins | ForEach-Object { Fields $_ })
+        (Get-BpfCounter -Node node-a).Interface | Sort-Object -Unique | Should -Be @('eth0', 'vxlan.calico')
+        (Get-BpfNat -Node node-a).Backends.Address.IPAddressToString | Should -Be @('10.65.0.5', '10.65.2.9')
+    }
+
+    It '-Node * reads every node running calico-node in parallel; a broken node is one error and the others complete' {
+        $objects = @(Get-BpfConntrack -Node * -ThrottleLimit 2 -ErrorVariable errs -ErrorAction SilentlyContinue)
+        ($objects | Group-Object Node -NoElement | ForEach-Object { "$($_.Name)=$($_.Count)" }) -join ' ' | Should -Be 'node-a=136 node-b=30'
+        $errs.Count | Should -Be 1
+        $errs[0].TargetObject | Should -Be 'node-c'
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'NoBpfFs,*'
+        "$($errs[0])" | Should -Match 'node-c.*eBPF mode'
+    }
+
+    It 'names missing nodes and nodes without calico-node' {
+        $null = Get-BpfCounter -Node node-d, node-x -ErrorVariable errs -ErrorAction SilentlyContinue
+        ($errs.FullyQualifiedErrorId | ForEach-Object { ($_ -split ',')[0] } | Sort-Object) | Should -Be @('NoCalicoNodePod', 'NodeNotFound')
+    }
+
+    It 'takes Node from the pipeline' {
+        (Get-CalicoNode node-b | Get-BpfMap cali_v4_ct4).Entries | Should -Be 30
+    }
+
+    It 'a read-only identity lists nodes but is refused exec, as one error per node' {
+        @(Get-CalicoNode -Kubeconfig $cluster.ReadonlyKubeconfig).Count | Should -Be 4
+        $null = Get-BpfMap -Node node-a, node-b -Kubeconfig $cluster.ReadonlyKubeconfig -ErrorVariable errs -ErrorAction SilentlyContinue
+        $errs.Count | Should -Be 2
+        $errs | ForEach-Object { $_.FullyQualifiedErrorId | Should -BeLike 'ClusterForbidden,*'; $_.CategoryInfo.Category | Should -Be 'PermissionDenied' }
+    }
+
+    It 'says clearly when the cluster cannot be reached' {
+        $bad = Join-Path $TestDrive 'unreachable'
+        (Get-Content -Raw $cluster.Kubeconfig) -replace [regex]::Escape($cluster.Url), 'https://127.0.0.1:9' | Set-Content $bad
+        { Get-BpfMap -Node * -Kubeconfig $bad -ErrorAction Stop } | Should -Throw -ErrorId 'ClusterUnavailable,CalicoBpf.Commands.GetBpfMapCommand'
+    }
+}
