@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using CalicoBpf.Cluster;
 using CalicoBpf.Interop;
 using CalicoBpf.Maps;
 using CalicoBpf.Transport;
@@ -184,6 +185,25 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
 
         return true;
     }
+
+    /// <summary>The cached connection for a kubeconfig (as given, or the default chain) and context.</summary>
+    private protected IClusterConnection ConnectCluster(string? kubeconfig, string? context) =>
+        ClusterConnections.Get(new ClusterTarget(kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(kubeconfig), context));
+
+    /// <summary>The error record of a refused or failed API call: 401, 403, 404 get their own ids and categories.</summary>
+    private protected static ErrorRecord ClusterError(ClusterException ex, string id, object? target) => new(ex, ex.StatusCode switch
+    {
+        401 => "ClusterUnauthorized",
+        403 => "ClusterForbidden",
+        404 => "ClusterNotFound",
+        _ => id,
+    }, ex.StatusCode switch
+    {
+        401 => ErrorCategory.AuthenticationError,
+        403 => ErrorCategory.PermissionDenied,
+        404 => ErrorCategory.ObjectNotFound,
+        _ => ErrorCategory.ConnectionError,
+    }, target);
 
     /// <summary>A wildcard filter over names; null when no pattern was given.</summary>
     protected static Func<string, bool>? WildcardFilter(string[]? patterns)

@@ -26,12 +26,11 @@ public sealed class GetCalicoNodeCommand : CalicoBpfCmdletBase
         IReadOnlyList<CalicoNode> nodes;
         try
         {
-            nodes = ClusterConnections.Get(new ClusterTarget(Kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(Kubeconfig), Context)).ListNodes(CancelToken);
+            nodes = ConnectCluster(Kubeconfig, Context).ListNodes(CancelToken);
         }
         catch (ClusterException ex)
         {
-            ThrowTerminatingError(new ErrorRecord(ex, ex.StatusCode == 403 ? "ClusterForbidden" : ex.StatusCode == 401 ? "ClusterUnauthorized" : "ClusterUnavailable",
-                ex.StatusCode is 401 or 403 ? ErrorCategory.PermissionDenied : ErrorCategory.ConnectionError, Kubeconfig));
+            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", Kubeconfig));
             return;
         }
 

@@ -74,7 +74,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
         List<CalicoNode> targets;
         try
         {
-            cluster = ClusterConnections.Get(new ClusterTarget(Kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(Kubeconfig), Context));
+            cluster = ConnectCluster(Kubeconfig, Context);
             targets = SelectNodes(cluster.ListNodes(CancelToken));
         }
         catch (ClusterException ex)
@@ -202,20 +202,6 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
 
         return selected.DistinctBy(n => n.Node).ToList();
     }
-
-    private static ErrorRecord ClusterError(ClusterException ex, string id, object? target) => new(ex, ex.StatusCode switch
-    {
-        401 => "ClusterUnauthorized",
-        403 => "ClusterForbidden",
-        404 => "ClusterNotFound",
-        _ => id,
-    }, ex.StatusCode switch
-    {
-        401 => ErrorCategory.AuthenticationError,
-        403 => ErrorCategory.PermissionDenied,
-        404 => ErrorCategory.ObjectNotFound,
-        _ => ErrorCategory.ConnectionError,
-    }, target);
 
     private static ErrorRecord NodeError(CalicoNode node, Exception ex)
     {
