@@ -18,6 +18,12 @@ public sealed class SimulatedNode : IDisposable
     }
 
     public ClusterScenario.NodeSpec Spec { get; }
+
+    /// <summary>
+    /// A process that holds the node's mount namespace (its bpffs at /sys/fs/bpf, a private /run)
+    /// inside its network namespace; commands enter both with nsenter, one spawn per exec.
+    /// </summary>
+    private Process? _holder;
     public string NetworkNamespace { get; }
     public string Root { get; }
     public string BpfFs => Path.Combine(Root, "bpffs");
@@ -53,6 +59,7 @@ public sealed class SimulatedNode : IDisposable
                 spec.Dataplane.Seed(dp, links, node.PolicyDebug);
             }
 
+            node.StartHolder();
             return node;
         }
         catch
@@ -62,23 +69,36 @@ public sealed class SimulatedNode : IDisposable
         }
     }
 
+    private void StartHolder()
+    {
+        // /run gets a private tmpfs first, so that nothing is created on the host's /run.
+        string script = $"mount --bind '{BpfFs}' /sys/fs/bpf && mount -t tmpfs node-run /run && " +
+            $"if [ -d '{PolicyDebug}' ]; then mkdir -p /run/calico/bpf/policy && mount --bind '{PolicyDebug}' /run/calico/bpf/policy; fi && echo ready && exec sleep infinity";
+        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in new[] { "netns", "exec", NetworkNamespace, "unshare", "--mount", "--propagation", "private", "sh", "-c", script })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        _holder = Process.Start(psi)!;
+        string? line = _holder.StandardOutput.ReadLine();
+        if (line != "ready")
+        {
+            throw new InvalidOperationException($"The namespace holder of node {Spec.Name} did not start: {_holder.StandardError.ReadToEnd().Trim()}");
+        }
+    }
+
+    /// <summary>The pid whose namespaces commands of this node enter (sleep, after sh exec'd into it).</summary>
+    private int HolderPid => _holder?.Id ?? throw new InvalidOperationException("The node has no namespace holder.");
+
     private static string PeerName(string iface) => ("p" + iface.GetHashCode().ToString("x8"))[..9];
 
     private static Dictionary<string, int> NetworkNamespace_Links(string netns) =>
         Interop.NetworkNamespace.Run(netns, () => NetLink.ListLinks().Values.ToDictionary(l => l.Name, l => l.IfIndex));
 
-    /// <summary>
-    /// The command line that runs argv inside the node: its network namespace, and a mount namespace
-    /// where the node's bpffs is /sys/fs/bpf and its policy debug files are /var/run/calico/bpf/policy.
-    /// </summary>
-    public IReadOnlyList<string> Wrap(IReadOnlyList<string> argv)
-    {
-        // /run gets a private tmpfs first, so that nothing is created on the host's /run.
-        string script = $"mount --bind '{BpfFs}' /sys/fs/bpf && mount -t tmpfs node-run /run && " +
-            $"if [ -d '{PolicyDebug}' ]; then mkdir -p /run/calico/bpf/policy && mount --bind '{PolicyDebug}' /run/calico/bpf/policy; fi && exec \"$@\"";
-        return new[] { "ip", "netns", "exec", NetworkNamespace, "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "node-exec" }
-            .Concat(argv).ToList();
-    }
+    /// <summary>The command line that runs argv inside the node's network and mount namespaces, as exec into calico-node would.</summary>
+    public IReadOnlyList<string> Wrap(IReadOnlyList<string> argv) =>
+        new[] { "nsenter", "-t", HolderPid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", "-n", "--" }.Concat(argv).ToList();
 
     private static void Run(params string[] argv)
     {
@@ -99,6 +119,13 @@ public sealed class SimulatedNode : IDisposable
 
     public void Dispose()
     {
+        if (_holder is { HasExited: false })
+        {
+            _holder.Kill(entireProcessTree: true);
+            _holder.WaitForExit();
+        }
+
+        _holder?.Dispose();
         try
         {
             if (Directory.Exists(BpfFs))

@@ -14,6 +14,8 @@ public sealed class NodeScenario
 {
     public string Node { get; set; } = "demo-node";
     public int ConntrackVersion { get; set; } = 4;
+    /// <summary>max_entries of the conntrack maps; null for Calico's default (512,000). Small fleets of simulated nodes use less.</summary>
+    public int? ConntrackMaxEntries { get; set; }
     public int CounterCount { get; set; } = 27;
     public string PodCidr { get; set; } = "10.65.0.0/16";
     public string ServiceCidr { get; set; } = "10.96.0.0/16";
@@ -237,13 +239,13 @@ public sealed class NodeScenario
         }
 
         MapSpec ctSpec = MapSpecs.Conntrack(ConntrackVersion, ipv6: false);
-        BpfMap ct = dataplane.CreateMap(ctSpec);
+        BpfMap ct = dataplane.CreateMap(ctSpec, ConntrackMaxEntries);
         ConntrackLayout layout = ConntrackLayout.For(ctSpec.PinName, ctSpec.Version, ctSpec.KeySize, ctSpec.ValueSize);
         dataplane.WriteConntrack(ct, layout, GenerateConntrack(KernelInfo.MonotonicNanoseconds()));
 
         if (ConntrackVersion >= 3)
         {
-            dataplane.CreateMap(MapSpecs.Conntrack(ConntrackVersion, ipv6: true));
+            dataplane.CreateMap(MapSpecs.Conntrack(ConntrackVersion, ipv6: true), ConntrackMaxEntries);
         }
 
         SeedServices(dataplane);

@@ -134,6 +134,10 @@ public sealed class CommandDataplane : INodeDataplane
     private readonly ICommandRunner _runner;
     private readonly CancellationToken _cancellationToken;
     private int? _possibleCpus;
+    private Probe? _probe;
+
+    /// <summary>What one exec learns about a node: its pins, possible CPUs and links.</summary>
+    private sealed record Probe(string[] Pins, bool PinDirectoryMissing, string PinError, int PossibleCpus, IReadOnlyDictionary<int, NetworkLink> Links);
 
     public CommandDataplane(ICommandRunner runner, string? pinDirectory = null, CancellationToken cancellationToken = default)
     {
@@ -165,21 +169,52 @@ public sealed class CommandDataplane : INodeDataplane
         return text;
     }
 
-    public IReadOnlyList<CalicoMapName> ListMaps()
+    /// <summary>
+    /// One exec instead of three: the pin directory's listing, the possible CPUs and the links
+    /// (each exec costs a round trip through the API server and a process on the node).
+    /// </summary>
+    private Probe NodeProbe()
     {
-        string listing;
-        try
+        if (_probe is not null)
         {
-            listing = RunText("ls", "-1", PinDirectory);
-        }
-        catch (NodeCommandException ex) when (ex.ExitCode != 127)
-        {
-            throw new BpfEnvironmentException(
-                $"The pin directory {PinDirectory} cannot be listed on {Node} ({ex.StandardError.Trim().TrimEnd('.')}). Is calico-node running in eBPF mode there? Its log says (kubectl logs, or Test-CalicoEbpf).",
-                BpfEnvironmentProblem.NoBpfFs, PinDirectory, ex);
+            return _probe;
         }
 
-        var pins = listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        string text = RunText("sh", "-c",
+            "ls -1 \"$1\" 2>&1; echo \"ls-exit $?\"; echo '@@'; cat /sys/devices/system/cpu/possible; echo '@@'; ip -j link show", "probe", PinDirectory);
+        string[] parts = text.Split("@@\n");
+        if (parts.Length < 3)
+        {
+            throw new BpfException($"Probing {Node} gave unexpected output: {text[..Math.Min(text.Length, 200)]}", 0, PinDirectory);
+        }
+
+        string[] lsLines = parts[0].Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        bool lsFailed = lsLines.Length == 0 || lsLines[^1] != "ls-exit 0";
+        var links = new Dictionary<int, NetworkLink>();
+        using (JsonDocument doc = JsonDocument.Parse(parts[2]))
+        {
+            foreach (JsonElement l in doc.RootElement.EnumerateArray())
+            {
+                int index = l.GetProperty("ifindex").GetInt32();
+                links[index] = new NetworkLink(index, l.GetProperty("ifname").GetString() ?? string.Empty);
+            }
+        }
+
+        return _probe = new Probe(lsFailed ? Array.Empty<string>() : lsLines[..^1], lsFailed, lsFailed ? string.Join(' ', lsLines[..^1]) : string.Empty,
+            KernelInfo.ParseCpuList(parts[1]), links);
+    }
+
+    public IReadOnlyList<CalicoMapName> ListMaps()
+    {
+        Probe probe = NodeProbe();
+        if (probe.PinDirectoryMissing)
+        {
+            throw new BpfEnvironmentException(
+                $"The pin directory {PinDirectory} cannot be listed on {Node} ({probe.PinError.Trim().TrimEnd('.')}). Is calico-node running in eBPF mode there? Its log says (kubectl logs, or Test-CalicoEbpf).",
+                BpfEnvironmentProblem.NoBpfFs, PinDirectory);
+        }
+
+        var pins = probe.Pins
             .Select(MapCatalog.Parse).Where(p => p is not null).Select(p => p!).OrderBy(p => p.PinName, StringComparer.Ordinal).ToList();
         if (pins.Count == 0)
         {
@@ -192,7 +227,7 @@ public sealed class CommandDataplane : INodeDataplane
     }
 
     /// <summary>Possible CPUs of the node (per-CPU values have one copy each).</summary>
-    public int PossibleCpus => _possibleCpus ??= KernelInfo.ParseCpuList(RunText("cat", "/sys/devices/system/cpu/possible"));
+    public int PossibleCpus => _possibleCpus ??= NodeProbe().PossibleCpus;
 
     public IMapReader OpenMap(string pinName)
     {
@@ -233,18 +268,7 @@ public sealed class CommandDataplane : INodeDataplane
         return new ClockSample(ulong.Parse(mono, CultureInfo.InvariantCulture), DateTime.UnixEpoch.AddTicks(realNs / 100));
     }
 
-    public IReadOnlyDictionary<int, NetworkLink> ListLinks()
-    {
-        using JsonDocument doc = JsonDocument.Parse(RunText("ip", "-j", "link", "show"));
-        var links = new Dictionary<int, NetworkLink>();
-        foreach (JsonElement l in doc.RootElement.EnumerateArray())
-        {
-            int index = l.GetProperty("ifindex").GetInt32();
-            links[index] = new NetworkLink(index, l.GetProperty("ifname").GetString() ?? string.Empty);
-        }
-
-        return links;
-    }
+    public IReadOnlyDictionary<int, NetworkLink> ListLinks() => NodeProbe().Links;
 
     public IReadOnlyList<QdiscStatistic> ListQdiscs()
     {
@@ -342,8 +366,15 @@ public sealed class CommandDataplane : INodeDataplane
             }
 
             int cpus = Descriptor.Type.IsPerCpu() ? _node.PossibleCpus : 1;
-            using ICommandRun run = _node._runner.Start(new[] { "bpftool", "-j", "map", "dump", "pinned", _path }, cancellationToken);
-            var reader = new BpftoolJsonReader(run.StandardOutput, Descriptor, cpus, _path);
+
+            // bpftool's JSON spells every byte as "0x00", (7 characters); gzip on the node shrinks it
+            // about twentyfold before it crosses the exec stream. A missing tool is exit code 127.
+            using ICommandRun run = _node._runner.Start(new[]
+            {
+                "sh", "-c", "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; bpftool -j map dump pinned \"$1\" | gzip -1", "dump", _path,
+            }, cancellationToken);
+            using var json = new System.IO.Compression.GZipStream(run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
+            var reader = new BpftoolJsonReader(json, Descriptor, cpus, _path);
             foreach (RawEntryBatch b in reader.ReadBatches(4096, cancellationToken))
             {
                 yield return b;
