@@ -154,7 +154,12 @@ Invoke-Pester -Configuration `$c
 function Invoke-Demo {
     Invoke-Build
     $pwsh = Join-Path $PSHOME 'pwsh'
+    # One node, locally...
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-Demo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'))
+    # ...then a small cluster through the Kubernetes API.
+    Invoke-Native dotnet @('build', (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj'), '-c', $Configuration, '--nologo', '-v', 'q', '-clp:ErrorsOnly')
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-ClusterDemo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'),
+        '-TestCluster', (Join-Path $root "tests/CalicoBpf.TestCluster/bin/$Configuration/net8.0/CalicoBpf.TestCluster.dll"))
 }
 
 function Invoke-Bench {

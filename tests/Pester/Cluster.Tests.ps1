@@ -11,7 +11,7 @@ BeforeAll {
     Import-Module $manifestPath -Force
     $cluster = $null
     if (Test-KernelAvailable) {
-        $cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot '../cluster/three-nodes.yaml') -Directory $TestDrive
+        $cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot '../../demo/cluster.yaml') -Directory $TestDrive
         $PSDefaultParameterValues['*:Kubeconfig'] = $cluster.Kubeconfig
     }
 }

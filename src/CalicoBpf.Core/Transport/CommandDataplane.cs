@@ -210,7 +210,7 @@ public sealed class CommandDataplane : INodeDataplane
         if (probe.PinDirectoryMissing)
         {
             throw new BpfEnvironmentException(
-                $"The pin directory {PinDirectory} cannot be listed on {Node} ({probe.PinError.Trim().TrimEnd('.')}). Is calico-node running in eBPF mode there? Its log says (kubectl logs, or Test-CalicoEbpf).",
+                $"The pin directory {PinDirectory} cannot be listed on {Node} ({probe.PinError.Trim().TrimEnd('.')}). calico-node is not running in eBPF mode there: Felix may have fallen back to iptables, and its log says why (kubectl logs on the calico-node pod).",
                 BpfEnvironmentProblem.NoBpfFs, PinDirectory);
         }
 
