@@ -102,6 +102,33 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $errs | ForEach-Object { $_.FullyQualifiedErrorId | Should -BeLike 'ClusterForbidden,*'; $_.CategoryInfo.Category | Should -Be 'PermissionDenied' }
     }
 
+    It 'Ctrl+C stops a remote dump and leaves no command running on the node' {
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$manifestPath'; Get-BpfConntrack -Node node-a -Kubeconfig '$($cluster.Kubeconfig)' | ForEach-Object { Start-Sleep -Milliseconds 50; `$_ }")
+            $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
+            $null = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            while ($output.Count -lt 2 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+            $output.Count | Should -BeGreaterOrEqual 2
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            $ps.Stop()
+            $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+            $output.Count | Should -BeLessThan 136
+            # The exec session closed with the pipeline, so the node's dump ended too.
+            $deadline = [DateTime]::UtcNow.AddSeconds(10)
+            while ((pgrep -f 'bpftool -j map dump pinned /sys/fs/bpf/tc/globals/cali_v4_ct4') -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+            @(pgrep -f 'bpftool -j map dump pinned /sys/fs/bpf/tc/globals/cali_v4_ct4').Count | Should -Be 0
+        } finally { $ps.Dispose() }
+    }
+
+    It 'stops reading every node when a downstream command has enough (Select-Object -First)' {
+        $first = @(Get-BpfConntrack -Node * -ThrottleLimit 1 -ErrorAction SilentlyContinue | Select-Object -First 3)
+        $first.Count | Should -Be 3
+        # The same cmdlet still works afterwards: no worker was left blocked on the queue.
+        @(Get-BpfMap -Node node-b cali_v4_ct4).Count | Should -Be 1
+    }
+
     It 'says clearly when the cluster cannot be reached' {
         $bad = Join-Path $TestDrive 'unreachable'
         (Get-Content -Raw $cluster.Kubeconfig) -replace [regex]::Escape($cluster.Url), 'https://127.0.0.1:9' | Set-Content $bad

@@ -88,6 +88,9 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
             return;
         }
 
+        // The workers stop when the pipeline stops, and also when a downstream command (Select-Object
+        // -First) ends it early: then nothing is left blocked on the queue or running on a node.
+        using var work = CancellationTokenSource.CreateLinkedTokenSource(CancelToken);
         var results = new BlockingCollection<object?>(boundedCapacity: 4096);
         int done = 0;
         using var throttle = new SemaphoreSlim(ThrottleLimit);
@@ -97,28 +100,31 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
             {
                 await Task.WhenAll(targets.Select(async node =>
                 {
-                    await throttle.WaitAsync(CancelToken);
+                    await throttle.WaitAsync(work.Token);
                     try
                     {
                         await Task.Run(() =>
                         {
-                            UseWorkerReporter(new QueueReporter(results, node.Node, CancelToken));
-                            var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinPath, CancelToken);
+                            UseWorkerReporter(new QueueReporter(results, node.Node, work.Token));
+                            var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinPath, work.Token);
                             foreach (T item in read(dataplane))
                             {
-                                results.Add(item, CancelToken);
+                                results.Add(item, work.Token);
                             }
-                        }, CancelToken);
+                        }, work.Token);
                     }
-                    catch (Exception ex) when (ex is not OperationCanceledException || !CancelToken.IsCancellationRequested)
+                    catch (Exception ex) when (ex is not OperationCanceledException || !work.Token.IsCancellationRequested)
                     {
-                        results.Add(new NodeFailure(node, ex), CancelToken);
+                        results.TryAdd(new NodeFailure(node, ex), Timeout.Infinite, work.Token);
                     }
                     finally
                     {
                         throttle.Release();
                         Interlocked.Increment(ref done);
-                        results.Add(null, CancelToken);
+                        if (!work.IsCancellationRequested)
+                        {
+                            results.TryAdd(null, Timeout.Infinite, work.Token);
+                        }
                     }
                 }));
             }
@@ -134,7 +140,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
         var progress = new ProgressRecord(1, $"Reading {targets.Count} node(s)", "Starting");
         try
         {
-            foreach (object? o in results.GetConsumingEnumerable(CancelToken))
+            foreach (object? o in results.GetConsumingEnumerable(work.Token))
             {
                 switch (o)
                 {
@@ -163,11 +169,19 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
         }
         finally
         {
+            work.Cancel();
             progress.RecordType = ProgressRecordType.Completed;
             WriteProgress(progress);
         }
 
-        producer.Wait(TimeSpan.FromSeconds(5));
+        try
+        {
+            producer.Wait(TimeSpan.FromSeconds(5));
+        }
+        catch (AggregateException)
+        {
+            // Cancelled workers: their nodes' exec sessions were closed with them.
+        }
     }
 
     /// <summary>The nodes -Node names: literal names must exist; * and other wildcards pick nodes that run calico-node.</summary>
