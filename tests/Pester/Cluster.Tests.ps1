@@ -135,3 +135,38 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         { Get-BpfMap -Node * -Kubeconfig $bad -ErrorAction Stop } | Should -Throw -ErrorId 'ClusterUnavailable,CalicoBpf.Commands.GetBpfMapCommand'
     }
 }
+
+Describe 'Changes on remote nodes' -Skip:(-not $kernel) {
+    BeforeAll {
+        function Pins([string] $Node) { "/tmp/cbk-$($cluster.RunId)-$Node/bpffs/tc/globals" }
+    }
+
+    It 'Remove-BpfConntrack -Node -WhatIf changes nothing; without it, exactly the matching entries go' {
+        $udp = @(Get-BpfConntrack -PinPath (Pins node-b) -Protocol Udp)
+        $udp.Count | Should -BeGreaterThan 0
+        $all = @(Get-BpfConntrack -PinPath (Pins node-b)).Count
+        Remove-BpfConntrack -Node node-b -Protocol Udp -WhatIf
+        @(Get-BpfConntrack -PinPath (Pins node-b)).Count | Should -Be $all
+        $result = Remove-BpfConntrack -Node node-b -Protocol Udp -Confirm:$false
+        $result.Node | Should -Be 'node-b'
+        $result.Removed | Should -Be $udp.Count
+        @(Get-BpfConntrack -PinPath (Pins node-b) -Protocol Udp).Count | Should -Be 0
+        @(Get-BpfConntrack -PinPath (Pins node-b)).Count | Should -Be ($all - $udp.Count)
+    }
+
+    It 'entries piped from another node are removed there, with their NAT partners' {
+        $victims = @(Get-BpfConntrack -Node node-a -Type NatReverse | Select-Object -First 2)
+        $before = @(Get-BpfConntrack -PinPath (Pins node-a)).Count
+        $result = $victims | Remove-BpfConntrack -Confirm:$false
+        $result.Removed | Should -Be 4
+        @(Get-BpfConntrack -PinPath (Pins node-a)).Count | Should -Be ($before - 4)
+    }
+
+    It 'Clear-BpfCounter -Node resets one node''s counters; -WhatIf does not' {
+        Clear-BpfCounter -Node node-a -Interface eth0 -WhatIf
+        (Get-BpfCounter -Node node-a eth0 | Where-Object Id -eq 'DroppedByPolicy').Ingress | Should -Be 412
+        Clear-BpfCounter -Node node-a -Interface eth0 -Confirm:$false
+        (Get-BpfCounter -Node node-a eth0 | Where-Object Id -eq 'DroppedByPolicy').Ingress | Should -Be 0
+        (Get-BpfCounter -Node node-a vxlan.calico | Where-Object Id -eq 'DroppedFailedDecap').Ingress | Should -Be 54
+    }
+}

@@ -74,6 +74,6 @@ public static class ArpMap
             }
         }
 
-        return keys.Count(k => map.Delete(k));
+        return map.DeleteMany(keys);
     }
 }

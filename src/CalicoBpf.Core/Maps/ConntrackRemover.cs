@@ -90,6 +90,31 @@ public sealed class ConntrackRemover : IDisposable
         return n;
     }
 
+    /// <summary>
+    /// Deletes many entries with their NAT partners in few round trips (a remote node). Returns how
+    /// many were deleted; entries already gone count in <see cref="AlreadyGone"/>.
+    /// </summary>
+    public int RemoveMany(IEnumerable<ConntrackEntry> entries)
+    {
+        var keys = new List<byte[]>();
+        var seen = new HashSet<byte[]>(ByteArrayComparer.Instance);
+        foreach (ConntrackEntry e in entries)
+        {
+            foreach (byte[] k in KeysFor(e))
+            {
+                if (seen.Add(k))
+                {
+                    keys.Add(k);
+                }
+            }
+        }
+
+        int n = _map.DeleteMany(keys);
+        Removed += n;
+        AlreadyGone += keys.Count - n;
+        return n;
+    }
+
     /// <summary>Deletes every entry (calico-bpf conntrack clean). Returns how many were deleted.</summary>
     public int RemoveAll()
     {
@@ -103,13 +128,10 @@ public sealed class ConntrackRemover : IDisposable
         }
 
         int n = 0;
-        foreach (byte[] k in keys)
+        foreach (byte[][] chunk in keys.Chunk(4096))
         {
             _cancellationToken.ThrowIfCancellationRequested();
-            if (_map.Delete(k))
-            {
-                n++;
-            }
+            n += _map.DeleteMany(chunk);
         }
 
         Removed += n;

@@ -151,7 +151,7 @@ public sealed class CommandDataplane : INodeDataplane
     public string PinDirectory { get; }
 
     /// <summary>Runs a command to the end and returns its stdout as text.</summary>
-    private string RunText(params string[] argv)
+    internal string RunText(params string[] argv)
     {
         using ICommandRun run = _runner.Start(argv, _cancellationToken);
         using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
@@ -255,8 +255,7 @@ public sealed class CommandDataplane : INodeDataplane
         return new BpftoolMapReader(this, path, descriptor);
     }
 
-    public IMapWriter OpenMapForWrite(string pinName) =>
-        throw new NotSupportedException("Changing maps through node commands is not supported yet; run the change on the node itself.");
+    public IMapWriter OpenMapForWrite(string pinName) => (BpftoolMapReader)OpenMap(pinName);
 
     public ClockSample SampleClock()
     {
@@ -344,8 +343,12 @@ public sealed class CommandDataplane : INodeDataplane
         _ => BpfMapType.Unspecified,
     };
 
-    private sealed class BpftoolMapReader : IMapReader
+    /// <summary>Reads with bpftool's dump; writes with bpftool map delete / update, many keys per exec.</summary>
+    private sealed class BpftoolMapReader : IMapWriter
     {
+        /// <summary>Keys per exec: one command line stays far below the kernel's argument limit.</summary>
+        private const int KeysPerExec = 500;
+
         private readonly CommandDataplane _node;
         private readonly string _path;
 
@@ -410,6 +413,51 @@ public sealed class CommandDataplane : INodeDataplane
 
             return n;
         }
+
+        public int ValueStride => Descriptor.ValueStride(Descriptor.Type.IsPerCpu() ? _node.PossibleCpus : 1);
+
+        public bool Delete(ReadOnlySpan<byte> key) => DeleteMany(new[] { key.ToArray() }) == 1;
+
+        public int DeleteMany(IReadOnlyList<byte[]> keys)
+        {
+            int deleted = 0;
+            foreach (byte[][] chunk in keys.Chunk(KeysPerExec))
+            {
+                // One exec deletes a chunk; a key that is already gone makes bpftool fail, which only means "gone".
+                var argv = new List<string>
+                {
+                    "sh", "-c", "p=$1; shift; n=0; for k in \"$@\"; do bpftool map delete pinned \"$p\" key hex $k 2>/dev/null && n=$((n+1)); done; echo $n",
+                    "delete", _path,
+                };
+                argv.AddRange(chunk.Select(Hex));
+                deleted += int.Parse(_node.RunText(argv.ToArray()).Trim(), CultureInfo.InvariantCulture);
+            }
+
+            return deleted;
+        }
+
+        public bool UpdateExisting(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+        {
+            // bpftool writes one value to every CPU of a per-CPU map: the first CPU's copy is the value.
+            ReadOnlySpan<byte> one = value[..Descriptor.ValueSize];
+            var argv = new List<string> { "bpftool", "map", "update", "pinned", _path, "key", "hex" };
+            argv.AddRange(Hex(key.ToArray()).Split(' '));
+            argv.Add("value");
+            argv.Add("hex");
+            argv.AddRange(Hex(one.ToArray()).Split(' '));
+            argv.Add("exist");
+            try
+            {
+                _node.RunText(argv.ToArray());
+                return true;
+            }
+            catch (NodeCommandException ex) when (ex.ExitCode != 127 && (ex.StandardError + ex.Message).Contains("No such file", StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+
+        private static string Hex(byte[] bytes) => string.Join(' ', bytes.Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
 
         public void Dispose()
         {

@@ -52,6 +52,9 @@ public interface IMapWriter : IMapReader
     /// <summary>Deletes a key; false when it was already gone.</summary>
     bool Delete(ReadOnlySpan<byte> key);
 
+    /// <summary>Deletes many keys at once (a remote node does it in few round trips). Returns how many were there.</summary>
+    int DeleteMany(IReadOnlyList<byte[]> keys);
+
     /// <summary>Overwrites an existing entry; false when the key is gone. Per-CPU values hold one copy per possible CPU.</summary>
     bool UpdateExisting(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
 

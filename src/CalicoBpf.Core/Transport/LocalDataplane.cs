@@ -97,6 +97,8 @@ public sealed class LocalDataplane : INodeDataplane
 
         public bool Delete(ReadOnlySpan<byte> key) => _map.Delete(key);
 
+        public int DeleteMany(IReadOnlyList<byte[]> keys) => keys.Count(k => _map.Delete(k));
+
         public bool UpdateExisting(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
         {
             try

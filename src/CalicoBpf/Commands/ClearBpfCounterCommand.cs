@@ -6,16 +6,16 @@ namespace CalicoBpf.Commands;
 /// <summary>Resets Calico's per-interface counters to zero (calico-bpf counters flush).</summary>
 [Cmdlet(VerbsCommon.Clear, "BpfCounter", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(void))]
-public sealed class ClearBpfCounterCommand : BpfCmdletBase
+public sealed class ClearBpfCounterCommand : RemoteCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[]? Interface { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
+    protected override void ProcessRecord() => ForEachNodeInTurn(node =>
     {
-        using var counters = new CounterMaintenance(OpenLocalNode());
+        using var counters = new CounterMaintenance(node);
         IReadOnlyList<CounterInterface> targets = counters.ListInterfaces(WildcardFilter(Interface), CancelToken);
         if (targets.Count == 0 && Interface is { Length: > 0 } && !Interface.Any(WildcardPattern.ContainsWildcardCharacters))
         {
@@ -27,25 +27,24 @@ public sealed class ClearBpfCounterCommand : BpfCmdletBase
         foreach (CounterInterface target in targets)
         {
             string hooks = string.Join(", ", target.Hooks.Select(h => h switch { 0 => "ingress", 1 => "egress", 2 => "xdp", _ => "hook " + h }));
-            if (ShouldProcess($"{target.Name} (ifindex {target.IfIndex}) in {counters.MapName}", $"Reset the {hooks} counters to zero"))
+            if (ShouldProcess($"{target.Name} (ifindex {target.IfIndex}) in {counters.MapName} on {node.Node}", $"Reset the {hooks} counters to zero"))
             {
                 counters.Reset(target);
             }
         }
-    }, PinPath);
+    });
 }
 
 /// <summary>Removes every entry of Calico's tunnel neighbour table (calico-bpf arp clean); the dataplane learns them again.</summary>
 [Cmdlet(VerbsCommon.Clear, "BpfArp", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(void))]
-public sealed class ClearBpfArpCommand : BpfCmdletBase
+public sealed class ClearBpfArpCommand : RemoteCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
+    protected override void ProcessRecord() => ForEachNodeInTurn(node =>
     {
-        var node = OpenLocalNode();
         CalicoMapName pin = ArpMap.Find(node, IPv6);
         long count;
         using (var reader = node.OpenMap(pin.PinName))
@@ -56,7 +55,7 @@ public sealed class ClearBpfArpCommand : BpfCmdletBase
         if (ShouldProcess($"{pin.PinName} on {node.Node}", $"Remove all {count} neighbour entries"))
         {
             int removed = ArpMap.Clear(node, pin, CancelToken);
-            WriteVerbose($"Removed {removed} entries from {pin.PinName}.");
+            WriteVerbose($"Removed {removed} entries from {pin.PinName} on {node.Node}.");
         }
-    }, PinPath);
+    });
 }

@@ -39,7 +39,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
     /// Local mode: no -Node, or -Node naming only this machine (objects read here carry its name, so
     /// piping them into another cmdlet stays local) with no -Kubeconfig or -Context.
     /// </summary>
-    private bool IsLocal => Node is null
+    private protected bool IsLocal => Node is null
         || (Kubeconfig is null && Context is null && Node.All(n => string.Equals(n, LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase)));
 
     /// <summary>As <see cref="ForEachNode{T}"/>; locally, names given without wildcards that match nothing are reported.</summary>
@@ -54,6 +54,50 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
             ForEachNode(read);
         }
     }
+
+    /// <summary>
+    /// For changes: runs <paramref name="change"/> on the local node, or on each selected node in
+    /// turn, on the pipeline thread, so that it can ask ShouldProcess for the node before any exec.
+    /// A node that fails is one error; the others go on.
+    /// </summary>
+    protected void ForEachNodeInTurn(Action<INodeDataplane> change)
+    {
+        if (IsLocal)
+        {
+            Run(() => change(OpenLocalNode()), PinPath);
+            return;
+        }
+
+        IClusterConnection cluster;
+        List<CalicoNode> targets;
+        try
+        {
+            cluster = ConnectCluster(Kubeconfig, Context);
+            targets = SelectNodes(cluster.ListNodes(CancelToken));
+        }
+        catch (ClusterException ex)
+        {
+            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
+            return;
+        }
+
+        foreach (CalicoNode node in targets)
+        {
+            CancelToken.ThrowIfCancellationRequested();
+            try
+            {
+                change(RemoteNode(cluster, node));
+            }
+            catch (Exception ex) when (ex is not PipelineStoppedException and not OperationCanceledException)
+            {
+                WriteError(NodeError(node, ex));
+            }
+        }
+    }
+
+    /// <summary>A node of the cluster as a dataplane (its tools over pods/exec).</summary>
+    private protected INodeDataplane RemoteNode(IClusterConnection cluster, CalicoNode node) =>
+        new CommandDataplane(cluster.ExecRunner(node), PinPath, CancelToken);
 
     /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster.</summary>
     protected void ForEachNode<T>(Func<INodeDataplane, IEnumerable<T>> read)
@@ -217,7 +261,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
         return selected.DistinctBy(n => n.Node).ToList();
     }
 
-    private static ErrorRecord NodeError(CalicoNode node, Exception ex)
+    private protected static ErrorRecord NodeError(CalicoNode node, Exception ex)
     {
         if (ex is AggregateException { InnerException: { } inner })
         {

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using CalicoBpf.Cluster;
 using CalicoBpf.Maps;
 using CalicoBpf.Transport;
 
@@ -6,20 +7,22 @@ namespace CalicoBpf.Commands;
 
 /// <summary>
 /// Removes conntrack entries: those piped in from Get-BpfConntrack, those matching the same filters,
-/// or all of them (-All, calico-bpf conntrack clean). A NAT entry always goes with its partner.
+/// or all of them (-All, calico-bpf conntrack clean), on this node or, with -Node, on nodes of a
+/// cluster. A NAT entry always goes with its partner.
 /// </summary>
 [Cmdlet(VerbsCommon.Remove, "BpfConntrack", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FilterSet)]
 [OutputType(typeof(ConntrackRemoval))]
-public sealed class RemoveBpfConntrackCommand : BpfCmdletBase
+public sealed class RemoveBpfConntrackCommand : RemoteCmdletBase
 {
     private const string FilterSet = "Filter";
     private const string InputSet = "InputObject";
     private const string AllSet = "All";
 
-    private readonly Dictionary<string, ConntrackRemover> _removers = new(StringComparer.Ordinal);
-    private INodeDataplane? _node;
+    private readonly Dictionary<string, ConntrackRemover> _localRemovers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<ConntrackEntry>> _remoteEntries = new(StringComparer.OrdinalIgnoreCase);
+    private INodeDataplane? _local;
 
-    /// <summary>Entries from Get-BpfConntrack.</summary>
+    /// <summary>Entries from Get-BpfConntrack (local, or read with -Node).</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = InputSet)]
     public ConntrackEntry[]? InputObject { get; set; }
 
@@ -63,12 +66,40 @@ public sealed class RemoveBpfConntrackCommand : BpfCmdletBase
                 {
                     foreach (ConntrackEntry e in InputObject ?? Array.Empty<ConntrackEntry>())
                     {
-                        RemoveOne(e);
+                        if (string.IsNullOrEmpty(e.Node) || string.Equals(e.Node, LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase))
+                        {
+                            RemoveLocal(e);
+                        }
+                        else
+                        {
+                            // Read on another node: removed there, one confirmation per node, at the end.
+                            if (!_remoteEntries.TryGetValue(e.Node, out List<ConntrackEntry>? list))
+                            {
+                                _remoteEntries[e.Node] = list = new List<ConntrackEntry>();
+                            }
+
+                            list.Add(e);
+                        }
                     }
                 }, PinPath);
                 break;
             case AllSet:
-                Run(RemoveAll, PinPath);
+                ForEachNodeInTurn(node =>
+                {
+                    CalicoMapName pin = ConntrackReader.FindMap(node, IPv6);
+                    long count;
+                    using (IMapReader reader = node.OpenMap(pin.PinName))
+                    {
+                        count = reader.CountEntries(CancelToken) ?? 0;
+                    }
+
+                    if (ShouldProcess($"{pin.PinName} on {node.Node}", $"Remove all {count} conntrack entries (existing connections lose their NAT and policy state)"))
+                    {
+                        using var remover = new ConntrackRemover(node, pin, CancelToken);
+                        remover.RemoveAll();
+                        WriteObject(remover.Result);
+                    }
+                });
                 break;
             default:
                 RemoveFiltered();
@@ -90,73 +121,67 @@ public sealed class RemoveBpfConntrackCommand : BpfCmdletBase
             return;
         }
 
-        Run(() =>
+        bool local = IsLocal;
+        ForEachNodeInTurn(node =>
         {
             // Read first, then delete: the table is not changed under its own iteration.
-            List<ConntrackEntry> matches = ConntrackReader.Read(Node(), query, Reporter, CancelToken).ToList();
-            foreach (ConntrackEntry e in matches)
+            List<ConntrackEntry> matches = ConntrackReader.Read(node, query, Reporter, CancelToken).ToList();
+            if (local)
             {
-                RemoveOne(e);
+                _local = node;
+                foreach (ConntrackEntry e in matches)
+                {
+                    RemoveLocal(e);
+                }
             }
-        }, PinPath);
+            else
+            {
+                RemoveOnNode(node, matches);
+            }
+        });
     }
 
-    private void RemoveOne(ConntrackEntry entry)
+    /// <summary>Local: one confirmation per entry, as the entries are few and each names a connection.</summary>
+    private void RemoveLocal(ConntrackEntry entry)
     {
-        if (!string.IsNullOrEmpty(entry.Node) && entry.Node != Node().Node)
+        _local ??= OpenLocalNode();
+        if (!_localRemovers.TryGetValue(entry.MapName, out ConntrackRemover? remover))
         {
-            WriteError(new ErrorRecord(
-                new InvalidOperationException($"This conntrack entry was read on node {entry.Node}, not on {Node().Node}; remove it on its own node."),
-                "WrongNode", ErrorCategory.InvalidArgument, entry));
-            return;
+            CalicoMapName pin = MapCatalog.Parse(entry.MapName) ?? throw new ArgumentException($"{entry.MapName} is not a Calico conntrack map.");
+            _localRemovers[entry.MapName] = remover = new ConntrackRemover(_local, pin, CancelToken);
         }
 
-        ConntrackRemover remover = RemoverFor(entry.MapName);
         string partner = entry.Type switch
         {
             ConntrackType.NatForward => " and its NatReverse entry",
             ConntrackType.NatReverse => " and its NatForward entries",
             _ => string.Empty,
         };
-        if (ShouldProcess($"{entry.MapName} on {entry.Node}", $"Remove conntrack entry {entry}{partner}"))
+        if (ShouldProcess($"{entry.MapName} on {_local.Node}", $"Remove conntrack entry {entry}{partner}"))
         {
             remover.Remove(entry);
         }
     }
 
-    private void RemoveAll()
+    /// <summary>A remote node: one confirmation for the node, then the deletions in few execs.</summary>
+    private void RemoveOnNode(INodeDataplane node, List<ConntrackEntry> entries)
     {
-        CalicoMapName pin = ConntrackReader.FindMap(Node(), IPv6);
-        ConntrackRemover remover = RemoverFor(pin.PinName);
-        long count;
-        using (var reader = Node().OpenMap(pin.PinName))
+        foreach (IGrouping<string, ConntrackEntry> byMap in entries.GroupBy(e => e.MapName))
         {
-            count = reader.CountEntries(CancelToken) ?? 0;
+            CalicoMapName pin = MapCatalog.Parse(byMap.Key) ?? throw new ArgumentException($"{byMap.Key} is not a Calico conntrack map.");
+            int n = byMap.Count();
+            if (ShouldProcess($"{pin.PinName} on {node.Node}", $"Remove {n} conntrack entr{(n == 1 ? "y" : "ies")} and their NAT partners"))
+            {
+                using var remover = new ConntrackRemover(node, pin, CancelToken);
+                remover.RemoveMany(byMap);
+                WriteObject(remover.Result);
+            }
         }
-
-        if (ShouldProcess($"{pin.PinName} on {Node().Node}", $"Remove all {count} conntrack entries (existing connections lose their NAT and policy state)"))
-        {
-            remover.RemoveAll();
-        }
-    }
-
-    private INodeDataplane Node() => _node ??= OpenLocalNode();
-
-    private ConntrackRemover RemoverFor(string mapName)
-    {
-        if (!_removers.TryGetValue(mapName, out ConntrackRemover? remover))
-        {
-            CalicoMapName pin = MapCatalog.Parse(mapName) ?? throw new ArgumentException($"{mapName} is not a Calico conntrack map.");
-            remover = new ConntrackRemover(Node(), pin, CancelToken);
-            _removers[mapName] = remover;
-        }
-
-        return remover;
     }
 
     protected override void EndProcessing()
     {
-        foreach (ConntrackRemover r in _removers.Values)
+        foreach (ConntrackRemover r in _localRemovers.Values)
         {
             if (r.Removed > 0 || r.AlreadyGone > 0)
             {
@@ -166,6 +191,43 @@ public sealed class RemoveBpfConntrackCommand : BpfCmdletBase
             r.Dispose();
         }
 
-        _removers.Clear();
+        _localRemovers.Clear();
+        if (_remoteEntries.Count == 0)
+        {
+            return;
+        }
+
+        IClusterConnection cluster;
+        IReadOnlyList<CalicoNode> nodes;
+        try
+        {
+            cluster = ConnectCluster(Kubeconfig, Context);
+            nodes = cluster.ListNodes(CancelToken);
+        }
+        catch (ClusterException ex)
+        {
+            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
+            return;
+        }
+
+        foreach ((string name, List<ConntrackEntry> entries) in _remoteEntries)
+        {
+            CalicoNode? node = nodes.FirstOrDefault(n => string.Equals(n.Node, name, StringComparison.OrdinalIgnoreCase) && n.HasCalicoNode);
+            if (node is null)
+            {
+                WriteError(new ErrorRecord(new ItemNotFoundException($"These conntrack entries were read on node {name}, which the cluster of this kubeconfig does not have (or which runs no calico-node)."),
+                    "NodeNotFound", ErrorCategory.ObjectNotFound, name));
+                continue;
+            }
+
+            try
+            {
+                RemoveOnNode(RemoteNode(cluster, node), entries);
+            }
+            catch (Exception ex) when (ex is not PipelineStoppedException and not OperationCanceledException)
+            {
+                WriteError(NodeError(node, ex));
+            }
+        }
     }
 }
