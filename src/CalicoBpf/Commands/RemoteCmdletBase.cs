@@ -68,18 +68,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
             return;
         }
 
-        IClusterConnection cluster;
-        List<CalicoNode> targets;
-        try
-        {
-            cluster = ConnectCluster(Kubeconfig, Context);
-            targets = SelectNodes(cluster.ListNodes(CancelToken));
-        }
-        catch (ClusterException ex)
-        {
-            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
-            return;
-        }
+        (IClusterConnection cluster, List<CalicoNode> targets) = ResolveNodes();
 
         foreach (CalicoNode node in targets)
         {
@@ -92,6 +81,21 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
             {
                 WriteError(NodeError(node, ex));
             }
+        }
+    }
+
+    /// <summary>The cluster and the nodes -Node selects; a cluster that cannot be reached stops the cmdlet.</summary>
+    private (IClusterConnection Cluster, List<CalicoNode> Targets) ResolveNodes()
+    {
+        try
+        {
+            IClusterConnection cluster = ConnectCluster(Kubeconfig, Context);
+            return (cluster, SelectNodes(cluster.ListNodes(CancelToken)));
+        }
+        catch (ClusterException ex)
+        {
+            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
+            throw; // not reached: ThrowTerminatingError throws
         }
     }
 
@@ -114,18 +118,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
             return;
         }
 
-        IClusterConnection cluster;
-        List<CalicoNode> targets;
-        try
-        {
-            cluster = ConnectCluster(Kubeconfig, Context);
-            targets = SelectNodes(cluster.ListNodes(CancelToken));
-        }
-        catch (ClusterException ex)
-        {
-            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
-            return;
-        }
+        (IClusterConnection cluster, List<CalicoNode> targets) = ResolveNodes();
 
         if (targets.Count == 0)
         {
