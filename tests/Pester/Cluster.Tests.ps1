@@ -91,6 +91,14 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         ($errs.FullyQualifiedErrorId | ForEach-Object { ($_ -split ',')[0] } | Sort-Object) | Should -Be @('NoCalicoNodePod', 'NodeNotFound')
     }
 
+    It 'reads a node''s qdiscs through tc in calico-node' {
+        $q = @(Get-BpfQdiscStatistic -Node node-a -Kind clsact)
+        ($q.Interface | Sort-Object) | Should -Be @('cali7f3a1b2c9d0', 'eth0', 'vxlan.calico')
+        $q[0] | Should -BeOfType ([CalicoBpf.QdiscStatistic])
+        $q[0].Node | Should -Be 'node-a'
+        $q[0].Parent | Should -Be 'ffff:fff1'
+    }
+
     It 'takes Node from the pipeline' {
         (Get-CalicoNode node-b | Get-BpfMap cali_v4_ct4).Entries | Should -Be 30
     }

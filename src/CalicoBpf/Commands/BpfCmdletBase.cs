@@ -17,37 +17,7 @@ public abstract class BpfCmdletBase : CalicoBpfCmdletBase
     [ValidateNotNullOrEmpty]
     public string PinPath { get; set; } = MapCatalog.DefaultPinDirectory;
 
-    /// <summary>
-    /// The conntrack filter that Get-BpfConntrack and Remove-BpfConntrack share. False when an
-    /// address was refused (the cmdlet has stopped with the error).
-    /// </summary>
-    protected bool TryBuildConntrackQuery(bool ipv6, IpProtocol[]? protocol, string[]? address, int[]? port, ConntrackType[]? type,
-        TcpState[]? state, TimeSpan olderThan, out ConntrackQuery query)
-    {
-        query = new ConntrackQuery();
-        if (!TryParseAddresses(address, ipv6, out List<AddressPrefix>? addresses))
-        {
-            return false;
-        }
-
-        query = new ConntrackQuery
-        {
-            IPv6 = ipv6,
-            Protocols = protocol,
-            Addresses = addresses,
-            Ports = port is null ? null : new HashSet<int>(port),
-            Types = type,
-            States = state,
-            OlderThan = MyInvocation.BoundParameters.ContainsKey("OlderThan") ? olderThan : null,
-        };
-        return true;
-    }
-
-    protected INodeDataplane OpenLocalNode()
-    {
-        string path = PinPath == MapCatalog.DefaultPinDirectory ? PinPath : GetUnresolvedProviderPathFromPSPath(PinPath);
-        return new LocalDataplane(path);
-    }
+    protected INodeDataplane OpenLocalNode() => new LocalDataplane(ResolvePinPath(PinPath));
 }
 
 /// <summary>
@@ -61,6 +31,10 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
     private readonly AsyncLocal<IEngineReporter?> _workerReporter = new();
 
     protected CancellationToken CancelToken => _stop.Token;
+
+    /// <summary>A -PinPath as a file-system path (PowerShell paths such as ~ or relative ones resolved).</summary>
+    protected string ResolvePinPath(string pinPath) =>
+        pinPath == MapCatalog.DefaultPinDirectory ? pinPath : GetUnresolvedProviderPathFromPSPath(pinPath);
 
     protected override void StopProcessing() => _stop.Cancel();
 
@@ -204,6 +178,32 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
         404 => ErrorCategory.ObjectNotFound,
         _ => ErrorCategory.ConnectionError,
     }, target);
+
+    /// <summary>
+    /// The conntrack filter that Get-BpfConntrack and Remove-BpfConntrack share. False when an
+    /// address was refused (the cmdlet has stopped with the error).
+    /// </summary>
+    protected bool TryBuildConntrackQuery(bool ipv6, IpProtocol[]? protocol, string[]? address, int[]? port, ConntrackType[]? type,
+        TcpState[]? state, TimeSpan olderThan, out ConntrackQuery query)
+    {
+        query = new ConntrackQuery();
+        if (!TryParseAddresses(address, ipv6, out List<AddressPrefix>? addresses))
+        {
+            return false;
+        }
+
+        query = new ConntrackQuery
+        {
+            IPv6 = ipv6,
+            Protocols = protocol,
+            Addresses = addresses,
+            Ports = port is null ? null : new HashSet<int>(port),
+            Types = type,
+            States = state,
+            OlderThan = MyInvocation.BoundParameters.ContainsKey("OlderThan") ? olderThan : null,
+        };
+        return true;
+    }
 
     /// <summary>A wildcard filter over names; null when no pattern was given.</summary>
     protected static Func<string, bool>? WildcardFilter(string[]? patterns)

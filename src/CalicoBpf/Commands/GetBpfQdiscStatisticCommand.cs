@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Queueing disciplines and their counters over rtnetlink (what tc -s qdisc show prints).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfQdiscStatistic")]
 [OutputType(typeof(QdiscStatistic))]
-public sealed class GetBpfQdiscStatisticCommand : CalicoBpfCmdletBase
+public sealed class GetBpfQdiscStatisticCommand : NodeCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
@@ -18,11 +18,12 @@ public sealed class GetBpfQdiscStatisticCommand : CalicoBpfCmdletBase
     [ValidateNotNullOrEmpty]
     public string[]? Kind { get; set; }
 
+    protected override INodeDataplane OpenLocalNode() => new LocalDataplane();
+
     protected override void ProcessRecord()
     {
         Func<string, bool>? filter = WildcardFilter(Interface);
-        Run(() => WriteEach(
-            new LocalDataplane().ListQdiscs().Where(q => (filter is null || filter(q.Interface)) && (Kind is null || Kind.Contains(q.Kind, StringComparer.OrdinalIgnoreCase))),
-            Interface, "InterfaceNotFound", n => $"No interface named {n} has a qdisc in this network namespace."), null);
+        ReadEach(node => node.ListQdiscs().Where(q => (filter is null || filter(q.Interface)) && (Kind is null || Kind.Contains(q.Kind, StringComparer.OrdinalIgnoreCase))),
+            Interface, "InterfaceNotFound", n => $"No interface named {n} has a qdisc in this network namespace.");
     }
 }

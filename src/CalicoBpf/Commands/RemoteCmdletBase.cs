@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Management.Automation;
 using CalicoBpf.Cluster;
 using CalicoBpf.Interop;
+using CalicoBpf.Maps;
 using CalicoBpf.Transport;
 
 namespace CalicoBpf.Commands;
@@ -12,8 +13,14 @@ namespace CalicoBpf.Commands;
 /// written on the pipeline thread as they arrive, each carrying its Node; a node that fails is one
 /// non-terminating error naming the node, and the others complete.
 /// </summary>
-public abstract class RemoteCmdletBase : BpfCmdletBase
+public abstract class NodeCmdletBase : CalicoBpfCmdletBase
 {
+    /// <summary>This machine's dataplane, for local mode.</summary>
+    protected abstract INodeDataplane OpenLocalNode();
+
+    /// <summary>Where the maps are pinned on a node (local or remote); null for cmdlets that read no maps.</summary>
+    protected virtual string? PinDirectory => null;
+
     /// <summary>Node names, wildcards allowed; * is every node running calico-node. Without it: this machine.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
@@ -47,7 +54,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
     {
         if (IsLocal)
         {
-            Run(() => WriteEach(read(OpenLocalNode()), names, errorId, notFound), PinPath);
+            Run(() => WriteEach(read(OpenLocalNode()), names, errorId, notFound), PinDirectory);
         }
         else
         {
@@ -64,7 +71,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
     {
         if (IsLocal)
         {
-            Run(() => change(OpenLocalNode()), PinPath);
+            Run(() => change(OpenLocalNode()), PinDirectory);
             return;
         }
 
@@ -101,7 +108,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
 
     /// <summary>A node of the cluster as a dataplane (its tools over pods/exec).</summary>
     private protected INodeDataplane RemoteNode(IClusterConnection cluster, CalicoNode node) =>
-        new CommandDataplane(cluster.ExecRunner(node), PinPath, CancelToken);
+        new CommandDataplane(cluster.ExecRunner(node), PinDirectory, CancelToken);
 
     /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster.</summary>
     protected void ForEachNode<T>(Func<INodeDataplane, IEnumerable<T>> read)
@@ -114,7 +121,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
                 {
                     WriteObject(item);
                 }
-            }, PinPath);
+            }, PinDirectory);
             return;
         }
 
@@ -143,7 +150,7 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
                         await Task.Run(() =>
                         {
                             UseWorkerReporter(new QueueReporter(results, node.Node, work.Token));
-                            var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinPath, work.Token);
+                            var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinDirectory, work.Token);
                             foreach (T item in read(dataplane))
                             {
                                 results.Add(item, work.Token);
@@ -296,4 +303,17 @@ public abstract class RemoteCmdletBase : BpfCmdletBase
 
         public void Verbose(string message) => _queue.Add(new EngineMessage(false, $"{_node}: {message}"), _cancellationToken);
     }
+}
+
+/// <summary>Readers and changes of Calico's maps, on this node or on nodes of a cluster.</summary>
+public abstract class RemoteCmdletBase : NodeCmdletBase
+{
+    /// <summary>The bpffs directory where Calico pins its maps (on this node, or on each -Node).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string PinPath { get; set; } = MapCatalog.DefaultPinDirectory;
+
+    protected override string? PinDirectory => PinPath;
+
+    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(ResolvePinPath(PinPath));
 }
