@@ -99,6 +99,21 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $q[0].Parent | Should -Be 'ffff:fff1'
     }
 
+    It 'reads policy debug info and hit counts from calico-node''s files' {
+        $rules = @(Get-BpfPolicy -Node node-a)
+        $rules.Count | Should -Be 3
+        ($rules | Where-Object Action -eq 'deny' | Select-Object -First 1).HitCount | Should -Be 7
+        $rules[0].Node | Should -Be 'node-a'
+        $null = Get-BpfPolicy -Node node-b -ErrorVariable errs -ErrorAction SilentlyContinue
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'NoPolicyDebugInfo,*'
+        $errs[0].TargetObject | Should -Be 'node-b'
+    }
+
+    It 'reads the kernel trace buffer through calico-node' {
+        $null = Get-BpfTraceLog -Node node-a -Last 5 -ErrorVariable errs -ErrorAction SilentlyContinue
+        $errs.Count | Should -Be 0
+    }
+
     It 'takes Node from the pipeline' {
         (Get-CalicoNode node-b | Get-BpfMap cali_v4_ct4).Entries | Should -Be 30
     }

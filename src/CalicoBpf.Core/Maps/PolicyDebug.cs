@@ -46,14 +46,15 @@ public static partial class PolicyDebug
     public static IEnumerable<BpfPolicyRule> Read(INodeDataplane node, string directory, string iface, IReadOnlyCollection<PolicyHook> hooks, bool ipv6,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
-        if (!Directory.Exists(directory))
+        IReadOnlyList<string>? names = node.ListDirectory(directory);
+        if (names is null)
         {
             throw new BpfEnvironmentException(
                 $"There is no policy debug info on {node.Node}: {directory} does not exist. Felix writes it when BPFPolicyDebugEnabled is true (the default); check the FelixConfiguration.",
                 BpfEnvironmentProblem.NoPolicyDebugInfo, directory);
         }
 
-        var files = hooks.Select(h => (Hook: h, Path: Path.Combine(directory, FileName(iface, h, ipv6)))).Where(f => File.Exists(f.Path)).ToList();
+        var files = hooks.Select(h => (Hook: h, Name: FileName(iface, h, ipv6))).Where(f => names.Contains(f.Name)).ToList();
         if (files.Count == 0)
         {
             throw new BpfEnvironmentException(
@@ -62,14 +63,28 @@ public static partial class PolicyDebug
         }
 
         Dictionary<ulong, ulong> hits = ReadHitCounts(node, reporter, cancellationToken);
-        foreach ((PolicyHook hook, string path) in files)
+        foreach ((PolicyHook hook, string name) in files)
         {
-            foreach (BpfPolicyRule rule in Parse(File.ReadAllText(path), node.Node, iface, hook, ipv6, hits, reporter))
+            string json = node.ReadTextFile(directory + "/" + name) ?? "{}";
+            foreach (BpfPolicyRule rule in Parse(json, node.Node, iface, hook, ipv6, hits, reporter))
             {
                 yield return rule;
             }
         }
     }
+
+    /// <summary>The interfaces Felix wrote policy debug files for (the iface of iface_hook_vN.json), sorted.</summary>
+    public static IReadOnlyList<string> ListInterfaces(INodeDataplane node, string directory) =>
+        (node.ListDirectory(directory) ?? Array.Empty<string>())
+            .Select(n => DebugFileName().Match(n))
+            .Where(m => m.Success)
+            .Select(m => m.Groups["i"].Value)
+            .Distinct()
+            .OrderBy(n => n, StringComparer.Ordinal)
+            .ToList();
+
+    [GeneratedRegex(@"^(?<i>.+)_(ingress|egress|xdp)_v[46]\.json$")]
+    private static partial Regex DebugFileName();
 
     /// <summary>Sum over CPUs of every rule counter, by match id; empty when the map is absent.</summary>
     public static Dictionary<ulong, ulong> ReadHitCounts(INodeDataplane node, IEngineReporter? reporter, CancellationToken cancellationToken)
@@ -107,7 +122,7 @@ public static partial class PolicyDebug
     public static IEnumerable<BpfPolicyRule> Parse(string json, string node, string iface, PolicyHook hook, bool ipv6,
         IReadOnlyDictionary<ulong, ulong> hits, IEngineReporter? reporter = null)
     {
-        using JsonDocument doc = JsonDocument.Parse(json);
+        using JsonDocument doc = JsonDocument.Parse(json.TrimStart('\uFEFF'));
         JsonElement root = doc.RootElement;
         if (root.TryGetProperty("error", out JsonElement err) && err.ValueKind == JsonValueKind.String && err.GetString() is { Length: > 0 } e)
         {

@@ -89,7 +89,7 @@ public static class PolicySeeding
 
             var doc = new { ifacename = program.Interface, hook = program.Hook, policyInfo = insns, error = string.Empty };
             PolicyHook hook = Enum.Parse<PolicyHook>(program.Hook, ignoreCase: true);
-            File.WriteAllText(Path.Combine(directory, PolicyDebug.FileName(program.Interface, hook, ipv6: false)), JsonSerializer.Serialize(doc), Encoding.UTF8);
+            File.WriteAllText(Path.Combine(directory, PolicyDebug.FileName(program.Interface, hook, ipv6: false)), JsonSerializer.Serialize(doc), new UTF8Encoding(false));
         }
     }
 

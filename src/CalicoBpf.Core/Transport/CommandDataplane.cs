@@ -301,6 +301,52 @@ public sealed class CommandDataplane : INodeDataplane
         return result;
     }
 
+    public IReadOnlyList<string>? ListDirectory(string path)
+    {
+        string text = RunText("sh", "-c", "[ -d \"$1\" ] || { echo missing; exit 0; }; echo present; ls -1 \"$1\"", "ls", path);
+        string[] lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length > 0 && lines[0] == "present" ? lines[1..].OrderBy(n => n, StringComparer.Ordinal).ToList() : null;
+    }
+
+    public string? ReadTextFile(string path)
+    {
+        string text = RunText("sh", "-c", "[ -f \"$1\" ] || { printf missing; exit 0; }; printf 'present\\n'; cat \"$1\"", "cat", path);
+        return text.StartsWith("present\n", StringComparison.Ordinal) ? text["present\n".Length..] : null;
+    }
+
+    public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
+    {
+        string find = tracingDirectory is null
+            ? "for d in /sys/kernel/tracing /sys/kernel/debug/tracing; do [ -f \"$d/trace\" ] && { t=$d; break; }; done; [ -n \"$t\" ] || exit 3; "
+            : "t=\"$1\"; ";
+        string script = find + (follow ? "exec cat \"$t/trace_pipe\"" : "exec cat \"$t/trace\"");
+        using ICommandRun run = _runner.Start(new[] { "sh", "-c", script, "trace", tracingDirectory ?? string.Empty }, cancellationToken);
+        using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
+        string? line;
+        while (!cancellationToken.IsCancellationRequested && (line = reader.ReadLine()) is not null)
+        {
+            if (line.Length > 0 && line[0] != '#')
+            {
+                yield return line;
+            }
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            yield break;
+        }
+
+        try
+        {
+            run.Complete();
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode == 3)
+        {
+            throw new BpfEnvironmentException($"The kernel trace buffer of {Node} is not reachable from calico-node: neither tracefs nor debugfs is mounted there.",
+                BpfEnvironmentProblem.NoTraceFs, "/sys/kernel/tracing", ex);
+        }
+    }
+
     private static Exception BpftoolError(NodeCommandException ex, string path)
     {
         string text = ex.StandardError + ex.Message;

@@ -32,6 +32,18 @@ public interface INodeDataplane
 
     /// <summary>The node's qdiscs with their counters (tc -s qdisc show).</summary>
     IReadOnlyList<QdiscStatistic> ListQdiscs();
+
+    /// <summary>The names in a directory of the node, or null when it does not exist.</summary>
+    IReadOnlyList<string>? ListDirectory(string path);
+
+    /// <summary>A text file of the node, or null when it does not exist.</summary>
+    string? ReadTextFile(string path);
+
+    /// <summary>
+    /// The kernel trace buffer of the node, line by line: what it holds now (consuming nothing), or
+    /// with <paramref name="follow"/> the trace pipe until cancelled.
+    /// </summary>
+    IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken);
 }
 
 /// <summary>One open map on a node.</summary>

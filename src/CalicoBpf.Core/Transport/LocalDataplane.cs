@@ -79,6 +79,17 @@ public sealed class LocalDataplane : INodeDataplane
 
     public IReadOnlyList<QdiscStatistic> ListQdiscs() => TrafficControl.ListQdiscs(Node, NetLink.ListLinks());
 
+    public IReadOnlyList<string>? ListDirectory(string path) =>
+        Directory.Exists(path) ? Directory.EnumerateFileSystemEntries(path).Select(p => Path.GetFileName(p)).OrderBy(n => n, StringComparer.Ordinal).ToList() : null;
+
+    public string? ReadTextFile(string path) => File.Exists(path) ? File.ReadAllText(path) : null;
+
+    public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
+    {
+        string dir = tracingDirectory ?? Trace.TraceFs.RequireTracingDirectory();
+        return follow ? Trace.TraceFs.Follow(dir, cancellationToken) : Trace.TraceFs.ReadSnapshot(dir, cancellationToken);
+    }
+
     private sealed class LocalMapReader : IMapWriter
     {
         private readonly BpfMap _map;

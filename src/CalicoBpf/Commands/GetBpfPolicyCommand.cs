@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using System.Text.RegularExpressions;
 using CalicoBpf.Maps;
 
 namespace CalicoBpf.Commands;
@@ -7,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>The policy rules attached to interfaces, with per-rule hit counts (calico-bpf policy dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfPolicy")]
 [OutputType(typeof(BpfPolicyRule))]
-public sealed class GetBpfPolicyCommand : BpfCmdletBase
+public sealed class GetBpfPolicyCommand : RemoteCmdletBase
 {
     /// <summary>Interface names, wildcards allowed; without it, every interface Felix wrote policy debug info for.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
@@ -28,36 +27,19 @@ public sealed class GetBpfPolicyCommand : BpfCmdletBase
     [ValidateNotNullOrEmpty]
     public string PolicyDebugPath { get; set; } = PolicyDebug.DefaultDirectory;
 
-    protected override void ProcessRecord() => Run(() =>
+    protected override void ProcessRecord()
     {
-        var node = OpenLocalNode();
-        string dir = GetUnresolvedProviderPathFromPSPath(PolicyDebugPath);
+        string dir = Node is null ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
         PolicyHook[] hooks = Direction ?? new[] { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp };
-        foreach (string iface in Interfaces(dir))
-        {
-            foreach (BpfPolicyRule rule in PolicyDebug.Read(node, dir, iface, hooks, IPv6, Reporter, CancelToken))
-            {
-                WriteObject(rule);
-            }
-        }
-    }, PolicyDebugPath);
-
-    private IEnumerable<string> Interfaces(string dir)
-    {
-        bool literal = Interface is { Length: > 0 } && !Interface.Any(WildcardPattern.ContainsWildcardCharacters);
-        if (literal || !Directory.Exists(dir))
-        {
-            return Interface ?? new[] { "*" };
-        }
-
-        // Interfaces are the <iface> part of <iface>_<hook>_v<4|6>.json.
-        var names = Directory.EnumerateFiles(dir, "*.json")
-            .Select(f => Regex.Match(Path.GetFileName(f), @"^(?<i>.+)_(ingress|egress|xdp)_v[46]\.json$"))
-            .Where(m => m.Success)
-            .Select(m => m.Groups["i"].Value)
-            .Distinct()
-            .OrderBy(n => n, StringComparer.Ordinal);
         Func<string, bool>? filter = WildcardFilter(Interface);
-        return names.Where(n => filter is null || filter(n)).ToList();
+        bool literal = Interface is { Length: > 0 } && !Interface.Any(WildcardPattern.ContainsWildcardCharacters);
+        ForEachNode(node =>
+        {
+            // Literal names are read (and reported) as given; otherwise the interfaces Felix wrote files for.
+            IEnumerable<string> interfaces = literal ? Interface!
+                : node.ListDirectory(dir) is null ? new[] { "*" }
+                : PolicyDebug.ListInterfaces(node, dir).Where(n => filter is null || filter(n));
+            return interfaces.SelectMany(iface => PolicyDebug.Read(node, dir, iface, hooks, IPv6, Reporter, CancelToken));
+        });
     }
 }

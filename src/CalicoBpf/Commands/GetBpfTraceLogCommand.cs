@@ -11,7 +11,7 @@ namespace CalicoBpf.Commands;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "BpfTraceLog", DefaultParameterSetName = SnapshotSet)]
 [OutputType(typeof(TraceLogEntry))]
-public sealed class GetBpfTraceLogCommand : CalicoBpfCmdletBase
+public sealed class GetBpfTraceLogCommand : NodeCmdletBase
 {
     private const string SnapshotSet = "Snapshot";
     private const string FollowSet = "Follow";
@@ -39,46 +39,33 @@ public sealed class GetBpfTraceLogCommand : CalicoBpfCmdletBase
     [ValidateNotNullOrEmpty]
     public string? TracingPath { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
+    protected override INodeDataplane OpenLocalNode() => new LocalDataplane();
+
+    protected override void ProcessRecord()
     {
-        string dir = TracingPath is null ? TraceFs.RequireTracingDirectory() : GetUnresolvedProviderPathFromPSPath(TracingPath);
-        string node = LocalDataplane.LocalNodeName();
-        ClockSample clock = KernelInfo.SampleClocks();
+        string? dir = TracingPath is null ? null : Node is null ? GetUnresolvedProviderPathFromPSPath(TracingPath) : TracingPath;
         Func<string, bool>? ifaceFilter = WildcardFilter(Interface);
         bool Wanted(TraceLogEntry e) =>
             (ifaceFilter is null || (e.Interface is not null && ifaceFilter(e.Interface)))
             && (Direction is null || Direction.Contains(e.Direction));
 
-        if (Follow)
-        {
-            WriteVerbose($"Following {Path.Combine(dir, "trace_pipe")}; Ctrl+C stops.");
-            foreach (string line in TraceFs.Follow(dir, CancelToken))
-            {
-                TraceLogEntry e = TraceLogParser.Parse(line, node, KernelInfo.SampleClocks());
-                if (Wanted(e))
-                {
-                    WriteObject(e);
-                }
-            }
+        ForEachNode(node => Read(node, dir, Wanted));
+    }
 
-            return;
+    private IEnumerable<TraceLogEntry> Read(INodeDataplane node, string? dir, Func<TraceLogEntry, bool> wanted)
+    {
+        ClockSample clock = node.SampleClock();
+        IEnumerable<TraceLogEntry> entries = node.ReadTraceLines(Follow, dir, CancelToken)
+            .Select(line => TraceLogParser.Parse(line, node.Node, clock))
+            .Where(wanted);
+        if (Follow || Last <= 0)
+        {
+            return entries;
         }
 
-        var last = Last > 0 ? new Queue<TraceLogEntry>(Last) : null;
-        foreach (string line in TraceFs.ReadSnapshot(dir, CancelToken))
+        var last = new Queue<TraceLogEntry>(Last);
+        foreach (TraceLogEntry e in entries)
         {
-            TraceLogEntry e = TraceLogParser.Parse(line, node, clock);
-            if (!Wanted(e))
-            {
-                continue;
-            }
-
-            if (last is null)
-            {
-                WriteObject(e);
-                continue;
-            }
-
             if (last.Count == Last)
             {
                 last.Dequeue();
@@ -87,9 +74,6 @@ public sealed class GetBpfTraceLogCommand : CalicoBpfCmdletBase
             last.Enqueue(e);
         }
 
-        foreach (TraceLogEntry e in last ?? new Queue<TraceLogEntry>())
-        {
-            WriteObject(e);
-        }
-    }, TracingPath);
+        return last;
+    }
 }
