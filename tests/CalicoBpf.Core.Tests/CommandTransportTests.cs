@@ -1,3 +1,4 @@
+using CalicoBpf.Interop;
 using CalicoBpf.Maps;
 using CalicoBpf.Simulation;
 using CalicoBpf.Tests.Support;
@@ -134,6 +135,38 @@ public sealed class CommandTransportTests
     }
 
     /// <summary>Runs commands inside a test network namespace, as exec runs them inside calico-node.</summary>
+    [SkippableFact]
+    public void Connect_time_programs_through_bpftool_equal_the_local_ones()
+    {
+        RequireTools();
+        using var scope = new CgroupScope();
+        string cgroup = scope.Cgroup, links = scope.Links;
+        scope.Attach(CgroupAttachType.SendMsg4, "calico_sendmsg_", "calico_sendmsg_v4");
+        scope.Attach(CgroupAttachType.Connect4, "calico_connect_", "calico_connect_v4");
+        scope.Attach(CgroupAttachType.Connect6, "other_connect6", "other_connect6");
+
+        var remote = new CommandDataplane(new LocalCommandRunner("t1"));
+        var local = new LocalDataplane();
+        foreach (bool calicoOnly in new[] { true, false })
+        {
+            IReadOnlyList<ConnectTimeProgram> theirs = remote.ListConnectTimePrograms(cgroup, links, calicoOnly);
+            IReadOnlyList<ConnectTimeProgram> ours = local.ListConnectTimePrograms(cgroup, links, calicoOnly);
+            Assert.Equal(calicoOnly ? 2 : 3, theirs.Count);
+            Assert.Equal(ours.Select(p => Fields(p, "Node", "Loaded")), theirs.Select(p => Fields(p, "Node", "Loaded")));
+            Assert.All(ours.Zip(theirs), pair => Assert.InRange(Math.Abs((pair.First.Loaded!.Value - pair.Second.Loaded!.Value).TotalSeconds), 0, 1));
+        }
+
+        // The hooks come in the kernel's order, whatever order they were attached in; a pin
+        // that is not Calico's does not make its program Calico's.
+        IReadOnlyList<ConnectTimeProgram> all = remote.ListConnectTimePrograms(cgroup, links, calicoOnly: false);
+        Assert.Equal(new[] { CgroupAttachType.Connect4, CgroupAttachType.Connect6, CgroupAttachType.SendMsg4 }, all.Select(p => p.AttachType));
+        Assert.False(all[1].IsCalico);
+        Assert.Null(all[1].LinkPath);
+
+        var missing = Assert.Throws<BpfEnvironmentException>(() => remote.ListConnectTimePrograms(cgroup + "-missing", links, true));
+        Assert.Contains("does not exist on node t1", missing.Message);
+    }
+
     private sealed class NetnsRunner : ICommandRunner
     {
         private readonly string _ns;

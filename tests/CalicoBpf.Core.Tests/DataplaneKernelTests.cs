@@ -214,50 +214,33 @@ public sealed class DataplaneKernelTests
     [SkippableFact]
     public void Connect_time_programs_are_listed_and_removed()
     {
-        using var fs = new BpfFsScope();
-        string? cgroupRoot = File.ReadLines("/proc/self/mounts").Select(l => l.Split(' ')).Where(f => f.Length > 2 && f[2] == "cgroup2").Select(f => f[1]).FirstOrDefault();
-        Skip.If(cgroupRoot is null && !Kernel.InCi, "no cgroup v2 hierarchy is mounted");
-        Assert.NotNull(cgroupRoot);
-        string cgroup = Path.Combine(cgroupRoot!, "calicobpf-test-" + Guid.NewGuid().ToString("N")[..8]);
-        string links = Path.Combine(fs.Root, "ctlb");
-        Directory.CreateDirectory(cgroup);
-        Directory.CreateDirectory(links);
-        try
+        using var scope = new CgroupScope();
+        string cgroup = scope.Cgroup, links = scope.Links;
+        BpfFsScope fs = scope.Fs;
+        scope.Attach(CgroupAttachType.Connect4, "calico_connect_", "calico_connect_v4");
+        scope.Attach(CgroupAttachType.SendMsg4, "calico_sendmsg_", "calico_sendmsg_v4");
+        using (BpfMap array = fs.CreatePinned(BpfMapType.ProgramArray, 4, 4, 1, "cali_ctlb_conn")) { }
+
+        var listed = ConnectTime.List("t1", cgroup, links, calicoOnly: true).ToList();
+        Assert.Equal(new[] { CgroupAttachType.Connect4, CgroupAttachType.SendMsg4 }, listed.Select(p => p.AttachType));
+        Assert.All(listed, p => Assert.True(p.IsCalico && p.LinkPath is not null && p.Loaded is not null));
+
+        (IReadOnlyList<string> arrays, IReadOnlyList<string> pins) = ConnectTime.Plan(fs.PinDirectory, links);
+        Assert.Single(arrays);
+        Assert.Equal(2, pins.Count);
+        foreach (string a in arrays)
         {
-            BpfPrograms.AttachAllowAllToCgroup(cgroup, CgroupAttachType.Connect4, "calico_connect_", Path.Combine(links, "calico_connect_v4"));
-            BpfPrograms.AttachAllowAllToCgroup(cgroup, CgroupAttachType.SendMsg4, "calico_sendmsg_", Path.Combine(links, "calico_sendmsg_v4"));
-            using (BpfMap array = fs.CreatePinned(BpfMapType.ProgramArray, 4, 4, 1, "cali_ctlb_conn")) { }
-
-            var listed = ConnectTime.List("t1", cgroup, links, calicoOnly: true).ToList();
-            Assert.Equal(new[] { CgroupAttachType.Connect4, CgroupAttachType.SendMsg4 }, listed.Select(p => p.AttachType));
-            Assert.All(listed, p => Assert.True(p.IsCalico && p.LinkPath is not null && p.Loaded is not null));
-
-            (IReadOnlyList<string> arrays, IReadOnlyList<string> pins) = ConnectTime.Plan(fs.PinDirectory, links);
-            Assert.Single(arrays);
-            Assert.Equal(2, pins.Count);
-            foreach (string a in arrays)
-            {
-                ConnectTime.RemoveProgramArray(a);
-            }
-
-            foreach (string l in pins)
-            {
-                ConnectTime.RemoveLink(l);
-            }
-
-            Assert.Empty(BpfPrograms.QueryCgroup(cgroup, CgroupAttachType.Connect4));
-            Assert.Empty(Directory.EnumerateFileSystemEntries(links));
-            Assert.False(File.Exists(Path.Combine(fs.PinDirectory, "cali_ctlb_conn")));
+            ConnectTime.RemoveProgramArray(a);
         }
-        finally
+
+        foreach (string l in pins)
         {
-            foreach (string l in Directory.Exists(links) ? Directory.EnumerateFileSystemEntries(links) : Array.Empty<string>())
-            {
-                File.Delete(l);
-            }
-
-            Directory.Delete(cgroup);
+            ConnectTime.RemoveLink(l);
         }
+
+        Assert.Empty(BpfPrograms.QueryCgroup(cgroup, CgroupAttachType.Connect4));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(links));
+        Assert.False(File.Exists(Path.Combine(fs.PinDirectory, "cali_ctlb_conn")));
     }
 }
 

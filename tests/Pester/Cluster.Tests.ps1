@@ -114,6 +114,34 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $errs.Count | Should -Be 0
     }
 
+    It 'lists a node''s connect-time programs through bpftool in calico-node, as the local read does' {
+        $cgroupRoot = (Get-Content /proc/self/mounts | ForEach-Object { $f = $_ -split ' '; if ($f[2] -eq 'cgroup2') { $f[1] } } | Select-Object -First 1)
+        if (-not $cgroupRoot) { if ($env:CI -eq 'true') { throw 'no cgroup v2 mount' }; Set-ItResult -Skipped -Because 'no cgroup v2 hierarchy is mounted'; return }
+        # node-a mounts the same cgroup2 hierarchy at /run/calico/cgroup, and its /sys/fs/bpf is this bpffs.
+        $leaf = "calicobpf-cluster-$PID"
+        $cgroup = Join-Path $cgroupRoot $leaf
+        $links = Join-Path ([IO.Path]::GetTempPath()) "cbk-$($cluster.RunId)-node-a/bpffs/ctlb"
+        $null = New-Item -ItemType Directory $cgroup, $links -Force
+        try {
+            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, 'Connect4', 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
+            $local = @(Get-BpfConnectTimeProgram -CgroupPath $cgroup -LinkPath $links)
+            $remote = @(Get-BpfConnectTimeProgram -Node node-a -CgroupPath "/run/calico/cgroup/$leaf")
+            $remote.Count | Should -Be 1
+            $remote[0].Node | Should -Be 'node-a'
+            $remote[0].Cgroup | Should -Be "/run/calico/cgroup/$leaf"
+            $remote[0].LinkPath | Should -Be '/sys/fs/bpf/ctlb/calico_connect_v4'
+            foreach ($p in 'AttachType', 'ProgramId', 'Name', 'Tag', 'IsCalico') { $remote[0].$p | Should -Be $local[0].$p -Because $p }
+            # bpftool gives load times to the second and converts the boot clock itself.
+            [math]::Abs(($remote[0].Loaded - $local[0].Loaded).TotalSeconds) | Should -BeLessOrEqual 1
+            $null = Get-BpfConnectTimeProgram -Node node-a -CgroupPath /run/calico/cgroup/no-such -ErrorVariable errs -ErrorAction SilentlyContinue
+            $errs.Count | Should -Be 1
+            $errs[0].Exception.Message | Should -BeLike '*/run/calico/cgroup/no-such does not exist on node node-a*'
+        } finally {
+            Get-ChildItem $links -ErrorAction SilentlyContinue | Remove-Item -Force
+            if (Test-Path $cgroup) { [IO.Directory]::Delete($cgroup) }
+        }
+    }
+
     It 'takes Node from the pipeline' {
         (Get-CalicoNode node-b | Get-BpfMap cali_v4_ct4).Entries | Should -Be 30
     }

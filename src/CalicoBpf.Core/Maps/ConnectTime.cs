@@ -107,7 +107,7 @@ public static class ConnectTime
                     Name = p.Name,
                     Tag = p.Tag,
                     Loaded = p.LoadTimeNanoseconds > 0 && p.LoadTimeNanoseconds <= bootNow
-                        ? utcNow - TimeSpan.FromTicks((long)((bootNow - p.LoadTimeNanoseconds) / 100))
+                        ? WholeSeconds(utcNow - TimeSpan.FromTicks((long)((bootNow - p.LoadTimeNanoseconds) / 100)))
                         : null,
                     LinkPath = link,
                     IsCalico = calico,
@@ -115,6 +115,24 @@ public static class ConnectTime
             }
         }
     }
+
+    /// <summary>
+    /// Load times to the second, as bpftool's loaded_at gives them: the boot-clock conversion jitters
+    /// below that, and a remote node (read through bpftool) must give the same object as a local one.
+    /// </summary>
+    public static DateTime WholeSeconds(DateTime utc) => new(utc.Ticks - (utc.Ticks % TimeSpan.TicksPerSecond), DateTimeKind.Utc);
+
+    /// <summary>A hook from bpftool's name for it: the short one of older bpftool, or libbpf's (bpftool 7+).</summary>
+    public static CgroupAttachType? ParseAttachType(string bpftoolName) => bpftoolName switch
+    {
+        "connect4" or "cgroup_inet4_connect" => CgroupAttachType.Connect4,
+        "connect6" or "cgroup_inet6_connect" => CgroupAttachType.Connect6,
+        "sendmsg4" or "cgroup_udp4_sendmsg" => CgroupAttachType.SendMsg4,
+        "sendmsg6" or "cgroup_udp6_sendmsg" => CgroupAttachType.SendMsg6,
+        "recvmsg4" or "cgroup_udp4_recvmsg" => CgroupAttachType.RecvMsg4,
+        "recvmsg6" or "cgroup_udp6_recvmsg" => CgroupAttachType.RecvMsg6,
+        _ => null,
+    };
 
     /// <summary>What connect-time clean would remove: the program arrays present and Calico's link pins.</summary>
     public static (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) Plan(string pinDirectory, string linkDirectory)

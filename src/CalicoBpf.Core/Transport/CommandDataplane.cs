@@ -347,6 +347,132 @@ public sealed class CommandDataplane : INodeDataplane
         }
     }
 
+    /// <summary>
+    /// One exec: the cgroup (resolved on the node as <see cref="ConnectTime.DefaultCgroup"/> does),
+    /// its inode (a cgroup's id), bpftool's cgroup listing (empty output when nothing is attached),
+    /// its links with their pins, and its programs. Attachments held by links are taken from the
+    /// links even if the cgroup listing fails: Calico attaches through links.
+    /// </summary>
+    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly)
+    {
+        const string script =
+            "cg=\"$1\"; [ -n \"$cg\" ] || cg=\"${CALICO_CGROUP_PATH:-}\"; " +
+            "if [ -z \"$cg\" ] && [ -d /run/calico/cgroup ]; then cg=/run/calico/cgroup; fi; " +
+            "if [ -z \"$cg\" ]; then while read -r dev mnt type rest; do if [ \"$type\" = cgroup2 ]; then cg=$mnt; break; fi; done < /proc/self/mounts; fi; " +
+            "[ -n \"$cg\" ] || exit 3; [ -d \"$cg\" ] || exit 4; " +
+            "printf '%s\\n' \"$cg\"; set -- $(ls -di \"$cg\"); printf '%s\\n' \"$1\"; " +
+            "x=$(bpftool -j cgroup show \"$cg\" 2>/dev/null); printf '%s\\n' \"$x\"; " +
+            "x=$(bpftool -j -f link show) || exit 5; printf '%s\\n' \"$x\"; " +
+            "x=$(bpftool -j prog show) || exit 5; printf '%s\\n' \"$x\"";
+        string text;
+        try
+        {
+            text = RunText("sh", "-c", script, "connect-time", cgroupPath ?? string.Empty);
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode is 3 or 4)
+        {
+            throw new BpfEnvironmentException(ex.ExitCode == 3
+                    ? $"Node {Node} has no cgroup v2 hierarchy mounted, so no connect-time programs can be attached. Pass -CgroupPath if it is mounted somewhere unusual."
+                    : $"The cgroup {cgroupPath} does not exist on node {Node}. Pass the cgroup v2 directory calico-node uses (CALICO_CGROUP_PATH, by default /run/calico/cgroup).",
+                BpfEnvironmentProblem.NoBpfFs, cgroupPath ?? "/run/calico/cgroup");
+        }
+
+        string[] lines = text.Split('\n');
+        if (lines.Length < 5)
+        {
+            throw new InvalidDataException($"Node {Node} answered the connect-time listing with {lines.Length} lines where 5 were expected.");
+        }
+
+        string cgroup = lines[0];
+        ulong cgroupId = ulong.Parse(lines[1].Trim(), CultureInfo.InvariantCulture);
+        var programs = new Dictionary<uint, JsonElement>();
+        using JsonDocument progDoc = JsonDocument.Parse(lines[4]);
+        foreach (JsonElement prog in progDoc.RootElement.EnumerateArray())
+        {
+            programs[prog.GetProperty("id").GetUInt32()] = prog;
+        }
+
+        string directory = linkDirectory.TrimEnd('/');
+        var attached = new List<(CgroupAttachType Type, ulong Order, uint ProgramId)>();
+        var pins = new Dictionary<uint, string>();
+        using JsonDocument linkDoc = JsonDocument.Parse(lines[3]);
+        foreach (JsonElement link in linkDoc.RootElement.EnumerateArray())
+        {
+            if (link.GetProperty("type").GetString() != "cgroup" || !link.TryGetProperty("prog_id", out JsonElement progId))
+            {
+                continue;
+            }
+
+            uint id = progId.GetUInt32();
+            if (link.TryGetProperty("pinned", out JsonElement pinned))
+            {
+                foreach (JsonElement pin in pinned.EnumerateArray())
+                {
+                    string path = pin.GetString() ?? string.Empty;
+                    if (Path.GetDirectoryName(path) == directory && ConnectTime.IsCalicoName(Path.GetFileName(path)))
+                    {
+                        pins[id] = path;
+                    }
+                }
+            }
+
+            if (link.TryGetProperty("cgroup_id", out JsonElement cg) && cg.GetUInt64() == cgroupId &&
+                link.TryGetProperty("attach_type", out JsonElement at) && ConnectTime.ParseAttachType(at.GetString() ?? string.Empty) is { } type)
+            {
+                attached.Add((type, link.GetProperty("id").GetUInt64(), id));
+            }
+        }
+
+        if (lines[2].TrimStart().StartsWith('['))
+        {
+            // bpftool could query the cgroup: it also sees programs attached without a link.
+            using JsonDocument cgroupDoc = JsonDocument.Parse(lines[2]);
+            ulong order = 0;
+            foreach (JsonElement a in cgroupDoc.RootElement.EnumerateArray())
+            {
+                if (ConnectTime.ParseAttachType(a.GetProperty("attach_type").GetString() ?? string.Empty) is { } type &&
+                    a.GetProperty("id").GetUInt32() is uint id && !attached.Any(x => x.Type == type && x.ProgramId == id))
+                {
+                    attached.Add((type, ulong.MaxValue / 2 + order++, id));
+                }
+            }
+        }
+
+        var result = new List<ConnectTimeProgram>();
+        foreach ((CgroupAttachType type, _, uint id) in attached.OrderBy(a => a.Type).ThenBy(a => a.Order))
+        {
+            if (!programs.TryGetValue(id, out JsonElement prog))
+            {
+                continue; // detached meanwhile
+            }
+
+            string name = prog.TryGetProperty("name", out JsonElement n) ? n.GetString() ?? string.Empty : string.Empty;
+            string? linkPath = pins.GetValueOrDefault(id);
+            bool calico = ConnectTime.IsCalicoName(name) || linkPath is not null;
+            if (calicoOnly && !calico)
+            {
+                continue;
+            }
+
+            result.Add(new ConnectTimeProgram
+            {
+                Node = Node,
+                Cgroup = cgroup,
+                AttachType = type,
+                ProgramId = id,
+                Name = name,
+                Tag = prog.TryGetProperty("tag", out JsonElement t) ? t.GetString() ?? string.Empty : string.Empty,
+                Loaded = prog.TryGetProperty("loaded_at", out JsonElement l) && l.ValueKind == JsonValueKind.Number
+                    ? DateTime.UnixEpoch.AddSeconds(l.GetInt64())
+                    : null,
+                LinkPath = linkPath,
+                IsCalico = calico,
+            });
+        }
+
+        return result;
+    }
+
     private static Exception BpftoolError(NodeCommandException ex, string path)
     {
         string text = ex.StandardError + ex.Message;

@@ -44,6 +44,12 @@ public interface INodeDataplane
     /// with <paramref name="follow"/> the trace pipe until cancelled.
     /// </summary>
     IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The programs attached to the connect-time load balancer's cgroup (null: the node's default,
+    /// see <see cref="ConnectTime.DefaultCgroup"/>), with the link pins of <paramref name="linkDirectory"/>.
+    /// </summary>
+    IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly);
 }
 
 /// <summary>One open map on a node.</summary>

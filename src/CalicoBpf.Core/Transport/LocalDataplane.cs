@@ -90,6 +90,9 @@ public sealed class LocalDataplane : INodeDataplane
         return follow ? Trace.TraceFs.Follow(dir, cancellationToken) : Trace.TraceFs.ReadSnapshot(dir, cancellationToken);
     }
 
+    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly) =>
+        ConnectTime.List(Node, cgroupPath ?? ConnectTime.DefaultCgroup(), linkDirectory, calicoOnly).ToList();
+
     private sealed class LocalMapReader : IMapWriter
     {
         private readonly BpfMap _map;

@@ -7,9 +7,9 @@ namespace CalicoBpf.Commands;
 /// <summary>Programs attached to the cgroup Calico's connect-time load balancer uses.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfConnectTimeProgram")]
 [OutputType(typeof(ConnectTimeProgram))]
-public sealed class GetBpfConnectTimeProgramCommand : CalicoBpfCmdletBase
+public sealed class GetBpfConnectTimeProgramCommand : NodeCmdletBase
 {
-    /// <summary>The cgroup v2 directory; default CALICO_CGROUP_PATH, /run/calico/cgroup, or the cgroup2 mount.</summary>
+    /// <summary>The cgroup v2 directory; default CALICO_CGROUP_PATH, /run/calico/cgroup, or the cgroup2 mount (of the node read).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? CgroupPath { get; set; }
@@ -23,14 +23,15 @@ public sealed class GetBpfConnectTimeProgramCommand : CalicoBpfCmdletBase
     [Parameter]
     public SwitchParameter All { get; set; }
 
-    protected override void ProcessRecord() => Run(() =>
+    protected override INodeDataplane OpenLocalNode() => new LocalDataplane();
+
+    protected override void ProcessRecord()
     {
-        string cgroup = CgroupPath is null ? ConnectTime.DefaultCgroup() : GetUnresolvedProviderPathFromPSPath(CgroupPath);
-        foreach (ConnectTimeProgram p in ConnectTime.List(LocalDataplane.LocalNodeName(), cgroup, GetUnresolvedProviderPathFromPSPath(LinkPath), !All))
-        {
-            WriteObject(p);
-        }
-    }, CgroupPath);
+        // Paths of another node are that node's: only local ones go through the provider (relative paths, ~).
+        string? cgroup = CgroupPath is null ? null : IsLocal ? GetUnresolvedProviderPathFromPSPath(CgroupPath) : CgroupPath;
+        string links = IsLocal ? GetUnresolvedProviderPathFromPSPath(LinkPath) : LinkPath;
+        ForEachNode(node => node.ListConnectTimePrograms(cgroup, links, !All));
+    }
 }
 
 /// <summary>

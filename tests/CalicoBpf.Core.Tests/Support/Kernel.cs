@@ -66,3 +66,56 @@ public sealed class BpfFsScope : IDisposable
         }
     }
 }
+
+/// <summary>
+/// A fresh cgroup v2 directory and a bpffs with a ctlb link directory, for connect-time programs:
+/// the links (and with them the attachments) and the cgroup go when the test ends, also on failure.
+/// </summary>
+public sealed class CgroupScope : IDisposable
+{
+    private readonly BpfFsScope _fs;
+
+    public CgroupScope()
+    {
+        _fs = new BpfFsScope();
+        string? root = File.ReadLines("/proc/self/mounts").Select(l => l.Split(' ')).Where(f => f.Length > 2 && f[2] == "cgroup2").Select(f => f[1]).FirstOrDefault();
+        if (root is null)
+        {
+            _fs.Dispose();
+            Skip.If(!Kernel.InCi, "no cgroup v2 hierarchy is mounted");
+            throw new InvalidOperationException("No cgroup v2 hierarchy is mounted, and CI=true forbids skipping.");
+        }
+
+        Cgroup = Path.Combine(root, "calicobpf-test-" + Guid.NewGuid().ToString("N")[..8]);
+        Links = Path.Combine(_fs.Root, "ctlb");
+        Directory.CreateDirectory(Cgroup);
+        Directory.CreateDirectory(Links);
+    }
+
+    public string Cgroup { get; }
+
+    public string Links { get; }
+
+    public BpfFsScope Fs => _fs;
+
+    /// <summary>Attaches an allow-all program at a hook, held by a link pinned as <paramref name="pinName"/>.</summary>
+    public void Attach(CgroupAttachType type, string programName, string pinName) =>
+        BpfPrograms.AttachAllowAllToCgroup(Cgroup, type, programName, Path.Combine(Links, pinName));
+
+    public void Dispose()
+    {
+        try
+        {
+            foreach (string link in Directory.Exists(Links) ? Directory.EnumerateFileSystemEntries(Links) : Array.Empty<string>())
+            {
+                File.Delete(link);
+            }
+
+            Directory.Delete(Cgroup); // rmdir: only possible once nothing holds the cgroup
+        }
+        finally
+        {
+            _fs.Dispose();
+        }
+    }
+}
