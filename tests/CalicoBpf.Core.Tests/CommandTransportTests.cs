@@ -167,6 +167,43 @@ public sealed class CommandTransportTests
         Assert.Contains("does not exist on node t1", missing.Message);
     }
 
+    [SkippableFact]
+    public void Connect_time_removal_through_bpftool_plans_as_the_local_one_and_detaches()
+    {
+        RequireTools();
+        using var scope = new CgroupScope();
+        scope.Attach(CgroupAttachType.Connect4, "calico_connect_", "calico_connect_v4");
+        scope.Attach(CgroupAttachType.Connect6, "other_connect6", "other_connect6");
+        using (BpfMap array = scope.Fs.CreatePinned(BpfMapType.ProgramArray, 4, 4, 1, "cali_ctlb_send")) { }
+        using (BpfMap stale = BpfMap.Create(BpfMapType.Array, 4, 4, 1, "cali_stale"))
+        {
+            stale.Pin(Path.Combine(scope.Links, "cali_stale"));   // a Calico pin that is no link: only unpinned
+        }
+
+        var remote = new CommandDataplane(new LocalCommandRunner("t1"), scope.Fs.PinDirectory);
+        var local = new LocalDataplane(scope.Fs.PinDirectory);
+
+        var plan = remote.PlanConnectTimeRemoval(scope.Links);
+        var localPlan = local.PlanConnectTimeRemoval(scope.Links);
+        Assert.Equal(localPlan.ProgramArrays, plan.ProgramArrays);
+        Assert.Equal(localPlan.Links, plan.Links);
+        Assert.Equal(new[] { Path.Combine(scope.Fs.PinDirectory, "cali_ctlb_send") }, plan.ProgramArrays);
+        Assert.Equal(new[] { "cali_stale", "calico_connect_v4" }, plan.Links.Select(Path.GetFileName));
+
+        remote.RemoveConnectTimeProgramArray(plan.ProgramArrays[0]);
+        foreach (string link in plan.Links)
+        {
+            remote.RemoveConnectTimeLink(link);
+        }
+
+        Assert.Empty(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect4));
+        Assert.Single(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect6));   // not Calico's: stays
+        var after = remote.PlanConnectTimeRemoval(scope.Links);
+        Assert.Empty(after.ProgramArrays);
+        Assert.Empty(after.Links);
+        Assert.False(File.Exists(Path.Combine(scope.Links, "calico_connect_v4")));
+    }
+
     private sealed class NetnsRunner : ICommandRunner
     {
         private readonly string _ns;

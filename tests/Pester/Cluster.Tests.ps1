@@ -115,7 +115,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
     }
 
     It 'lists a node''s connect-time programs through bpftool in calico-node, as the local read does' {
-        $cgroupRoot = (Get-Content /proc/self/mounts | ForEach-Object { $f = $_ -split ' '; if ($f[2] -eq 'cgroup2') { $f[1] } } | Select-Object -First 1)
+        $cgroupRoot = Get-TestCgroupRoot
         if (-not $cgroupRoot) { if ($env:CI -eq 'true') { throw 'no cgroup v2 mount' }; Set-ItResult -Skipped -Because 'no cgroup v2 hierarchy is mounted'; return }
         # node-a mounts the same cgroup2 hierarchy at /run/calico/cgroup, and its /sys/fs/bpf is this bpffs.
         $leaf = "calicobpf-cluster-$PID"
@@ -211,6 +211,35 @@ Describe 'Changes on remote nodes' -Skip:(-not $kernel) {
         $result = $victims | Remove-BpfConntrack -Confirm:$false
         $result.Removed | Should -Be 4
         @(Get-BpfConntrack -PinPath (Pins node-a)).Count | Should -Be ($before - 4)
+    }
+
+    It 'Remove-BpfConnectTimeProgram -Node -WhatIf changes nothing; without it, the node''s arrays and links go' {
+        $cgroupRoot = Get-TestCgroupRoot
+        if (-not $cgroupRoot) { if ($env:CI -eq 'true') { throw 'no cgroup v2 mount' }; Set-ItResult -Skipped -Because 'no cgroup v2 hierarchy is mounted'; return }
+        $cgroup = Join-Path $cgroupRoot "calicobpf-remove-$PID"
+        $links = "/tmp/cbk-$($cluster.RunId)-node-b/bpffs/ctlb"
+        $array = Join-Path (Pins node-b) 'cali_ctlb_conn'
+        $null = New-Item -ItemType Directory $cgroup, $links -Force
+        try {
+            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, 'Connect4', 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
+            $map = [CalicoBpf.Interop.BpfMap]::Create('ProgramArray', 4, 4, 1, 'cali_ctlb_conn', 0)
+            try { $map.Pin($array) } finally { $map.Dispose() }
+
+            Remove-BpfConnectTimeProgram -Node node-b -WhatIf
+            Test-Path $array | Should -BeTrue
+            @([CalicoBpf.Interop.BpfPrograms]::QueryCgroup($cgroup, 'Connect4')).Count | Should -Be 1
+
+            $said = Remove-BpfConnectTimeProgram -Node node-b -Confirm:$false -Verbose 4>&1 | ForEach-Object Message
+            $said | Should -Contain 'Performing the operation "Empty and unpin the connect-time program array" on target "/sys/fs/bpf/tc/globals/cali_ctlb_conn on node-b".'
+            @($said -like '*target "/sys/fs/bpf/ctlb/calico_connect_v4 on node-b"*').Count | Should -Be 1
+            Test-Path $array | Should -BeFalse
+            Get-ChildItem $links | Should -BeNullOrEmpty
+            @([CalicoBpf.Interop.BpfPrograms]::QueryCgroup($cgroup, 'Connect4')).Count | Should -Be 0
+        } finally {
+            Get-ChildItem $links -ErrorAction SilentlyContinue | Remove-Item -Force
+            Remove-Item $array -Force -ErrorAction SilentlyContinue
+            if (Test-Path $cgroup) { [IO.Directory]::Delete($cgroup) }
+        }
     }
 
     It 'Clear-BpfCounter -Node resets one node''s counters; -WhatIf does not' {

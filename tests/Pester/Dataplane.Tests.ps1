@@ -179,7 +179,7 @@ Describe 'Changes: -WhatIf leaves every map byte-identical, the real change remo
     }
 
     It 'Remove-BpfConnectTimeProgram -WhatIf keeps links and programs; the real one detaches them' {
-        $cgroupRoot = (Get-Content /proc/self/mounts | ForEach-Object { $f = $_ -split ' '; if ($f[2] -eq 'cgroup2') { $f[1] } } | Select-Object -First 1)
+        $cgroupRoot = Get-TestCgroupRoot
         if (-not $cgroupRoot) { if ($env:CI -eq 'true') { throw 'no cgroup v2 mount' }; Set-ItResult -Skipped -Because 'no cgroup v2 hierarchy is mounted'; return }
         $cgroup = Join-Path $cgroupRoot "calicobpf-pester-$PID"
         $links = Join-Path $fs.Root 'ctlb'

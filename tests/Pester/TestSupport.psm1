@@ -32,6 +32,11 @@ function Remove-TestBpfFs($Fs) {
 
 function Get-PwshPath { Join-Path $PSHOME 'pwsh' }
 
+function Get-TestCgroupRoot {
+    # Where the cgroup v2 hierarchy is mounted; null when it is not (callers skip, or fail with CI=true).
+    Get-Content /proc/self/mounts | ForEach-Object { $f = $_ -split ' '; if ($f[2] -eq 'cgroup2') { $f[1] } } | Select-Object -First 1
+}
+
 Export-ModuleMember -Function *
 
 function Start-TestCluster([string] $Scenario, [string] $Directory) {

@@ -473,6 +473,33 @@ public sealed class CommandDataplane : INodeDataplane
         return result;
     }
 
+    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory)
+    {
+        const string script =
+            "for n in " + "cali_ctlb_conn cali_ctlb_send cali_ctlb_recv" + "; do [ -e \"$1/$n\" ] && printf 'A %s\\n' \"$1/$n\"; done; " +
+            "if [ -d \"$2\" ]; then for f in \"$2\"/cali_* \"$2\"/calico_*; do [ -e \"$f\" ] && printf 'L %s\\n' \"$f\"; done; fi; exit 0";
+        string[] lines = RunText("sh", "-c", script, "connect-time", PinDirectory, linkDirectory.TrimEnd('/')).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var arrays = ConnectTime.ProgramArrays.Select(n => PinDirectory.TrimEnd('/') + "/" + n).Where(p => lines.Contains("A " + p)).ToList();
+        var links = lines.Where(l => l.StartsWith("L ", StringComparison.Ordinal)).Select(l => l[2..]).OrderBy(p => p, StringComparer.Ordinal).ToList();
+        return (arrays, links);
+    }
+
+    public void RemoveConnectTimeProgramArray(string path)
+    {
+        // An empty slot is no error (bpftool: "No such file or directory"): the pin goes all the same.
+        const string script =
+            "out=$(bpftool map delete pinned \"$1\" key 0 0 0 0 2>&1) || case \"$out\" in *'No such file'*) ;; *) echo \"$out\" >&2; exit 1;; esac; rm -f \"$1\"";
+        RunText("sh", "-c", script, "connect-time", path);
+    }
+
+    public void RemoveConnectTimeLink(string path)
+    {
+        // A Calico pin that is not a link ("incorrect object type") is only unpinned, as calico-bpf does.
+        const string script =
+            "out=$(bpftool link detach pinned \"$1\" 2>&1) || case \"$out\" in *'incorrect object type'*|*'Invalid argument'*) ;; *) echo \"$out\" >&2; exit 1;; esac; rm -f \"$1\"";
+        RunText("sh", "-c", script, "connect-time", path);
+    }
+
     private static Exception BpftoolError(NodeCommandException ex, string path)
     {
         string text = ex.StandardError + ex.Message;

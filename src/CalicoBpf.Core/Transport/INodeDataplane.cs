@@ -50,6 +50,15 @@ public interface INodeDataplane
     /// see <see cref="ConnectTime.DefaultCgroup"/>), with the link pins of <paramref name="linkDirectory"/>.
     /// </summary>
     IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly);
+
+    /// <summary>What calico-bpf connect-time clean would remove: the cali_ctlb_* program arrays present and Calico's link pins.</summary>
+    (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory);
+
+    /// <summary>Empties (index 0) and unpins one of the cali_ctlb_* program arrays.</summary>
+    void RemoveConnectTimeProgramArray(string path);
+
+    /// <summary>Detaches a link pin from its cgroup (when it is a link) and removes the pin.</summary>
+    void RemoveConnectTimeLink(string path);
 }
 
 /// <summary>One open map on a node.</summary>

@@ -93,6 +93,13 @@ public sealed class LocalDataplane : INodeDataplane
     public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly) =>
         ConnectTime.List(Node, cgroupPath ?? ConnectTime.DefaultCgroup(), linkDirectory, calicoOnly).ToList();
 
+    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory) =>
+        ConnectTime.Plan(PinDirectory, linkDirectory);
+
+    public void RemoveConnectTimeProgramArray(string path) => ConnectTime.RemoveProgramArray(path);
+
+    public void RemoveConnectTimeLink(string path) => ConnectTime.RemoveLink(path);
+
     private sealed class LocalMapReader : IMapWriter
     {
         private readonly BpfMap _map;

@@ -40,35 +40,39 @@ public sealed class GetBpfConnectTimeProgramCommand : NodeCmdletBase
 /// </summary>
 [Cmdlet(VerbsCommon.Remove, "BpfConnectTimeProgram", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(void))]
-public sealed class RemoveBpfConnectTimeProgramCommand : BpfCmdletBase
+public sealed class RemoveBpfConnectTimeProgramCommand : RemoteCmdletBase
 {
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string LinkPath { get; set; } = ConnectTime.DefaultLinkDirectory;
 
-    protected override void ProcessRecord() => Run(() =>
+    protected override void ProcessRecord()
     {
-        string pins = GetUnresolvedProviderPathFromPSPath(PinPath);
-        (IReadOnlyList<string> arrays, IReadOnlyList<string> links) = ConnectTime.Plan(pins, GetUnresolvedProviderPathFromPSPath(LinkPath));
-        if (arrays.Count == 0 && links.Count == 0)
+        string links = IsLocal ? GetUnresolvedProviderPathFromPSPath(LinkPath) : LinkPath;
+        ForEachNodeInTurn(node =>
         {
-            WriteVerbose("No connect-time load balancer pins were found: nothing to remove.");
-        }
-
-        foreach (string array in arrays)
-        {
-            if (ShouldProcess(array, "Empty and unpin the connect-time program array"))
+            string on = IsLocal ? string.Empty : " on " + node.Node;
+            (IReadOnlyList<string> arrays, IReadOnlyList<string> linkPins) = node.PlanConnectTimeRemoval(links);
+            if (arrays.Count == 0 && linkPins.Count == 0)
             {
-                ConnectTime.RemoveProgramArray(array);
+                WriteVerbose($"No connect-time load balancer pins were found{on}: nothing to remove.");
             }
-        }
 
-        foreach (string link in links)
-        {
-            if (ShouldProcess(link, "Detach the connect-time load balancer link from its cgroup and unpin it (services then resolve per packet, not per connection)"))
+            foreach (string array in arrays)
             {
-                ConnectTime.RemoveLink(link);
+                if (ShouldProcess(array + on, "Empty and unpin the connect-time program array"))
+                {
+                    node.RemoveConnectTimeProgramArray(array);
+                }
             }
-        }
-    }, LinkPath);
+
+            foreach (string link in linkPins)
+            {
+                if (ShouldProcess(link + on, "Detach the connect-time load balancer link from its cgroup and unpin it (services then resolve per packet, not per connection)"))
+                {
+                    node.RemoveConnectTimeLink(link);
+                }
+            }
+        });
+    }
 }
