@@ -147,7 +147,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
                 throw new ClusterException($"exec into {_node.Namespace}/{_node.Pod} on {_node.Node} failed: {ex.Message}", code, ex);
             }
 
-            return new Run(_node.Node, argv, demux, cancellationToken);
+            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, cancellationToken);
         }
     }
 
@@ -159,10 +159,17 @@ public sealed class KubernetesAdapter : IClusterAdapter
         private readonly Task<string> _stderr;
         private readonly Stream _status;
         private readonly CancellationTokenRegistration _cancel;
+        private readonly string _pod;
+        private readonly CancellationToken _ct;
 
-        public Run(string node, IReadOnlyList<string> argv, IStreamDemuxer demux, CancellationToken ct)
+        /// <summary>The exit code reported when the exec connection ended without a Status.</summary>
+        public const int NoExitStatus = -1;
+
+        public Run(string node, string pod, IReadOnlyList<string> argv, IStreamDemuxer demux, CancellationToken ct)
         {
             _node = node;
+            _pod = pod;
+            _ct = ct;
             _argv = argv;
             _demux = demux;
             StandardOutput = demux.GetStream(ChannelIndex.StdOut, null);
@@ -180,6 +187,15 @@ public sealed class KubernetesAdapter : IClusterAdapter
         {
             string status = new StreamReader(_status, Encoding.UTF8).ReadToEnd();
             string stderr = _stderr.Wait(TimeSpan.FromSeconds(5)) ? _stderr.Result : string.Empty;
+            _ct.ThrowIfCancellationRequested();
+            if (string.IsNullOrWhiteSpace(status))
+            {
+                // v4 and v5 always end a finished command with a Status on the error channel: without
+                // one the connection dropped (kubelet, proxy, network) and the output may be cut short.
+                throw new NodeCommandException(_node, _argv, NoExitStatus,
+                    $"the exec connection to {_pod} closed before the command finished (no exit status came back), so its output is incomplete; run the command again");
+            }
+
             int exit = ExitCode(status);
             if (exit != 0)
             {
@@ -190,11 +206,6 @@ public sealed class KubernetesAdapter : IClusterAdapter
         /// <summary>The exit code in the error channel's Status: 0 for Success, the ExitCode cause otherwise.</summary>
         internal static int ExitCode(string status)
         {
-            if (string.IsNullOrWhiteSpace(status))
-            {
-                return 0;
-            }
-
             using JsonDocument doc = JsonDocument.Parse(status);
             JsonElement root = doc.RootElement;
             if (root.TryGetProperty("status", out JsonElement s) && s.GetString() == "Success")

@@ -149,6 +149,13 @@ public sealed class ApiServer : IAsyncDisposable
             return;
         }
 
+        if (_scenario.ApiFaults.FirstOrDefault(f => path.StartsWith(f.Path, StringComparison.Ordinal)) is { } fault)
+        {
+            string reason = fault.Status switch { 403 => "Forbidden", 404 => "NotFound", 429 => "TooManyRequests", 503 => "ServiceUnavailable", _ => "InternalError" };
+            await Write(ctx, fault.Status, ApiObjects.Status(fault.Status, reason, fault.Message));
+            return;
+        }
+
         string[] seg = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
         try
         {
@@ -361,6 +368,11 @@ public sealed class ApiServer : IAsyncDisposable
 
         using WebSocket ws = await ctx.WebSockets.AcceptWebSocketAsync(protocol);
         SimulatedNode node = _nodes[pod["spec"]!["nodeName"]!.GetValue<string>()];
+        if (node.Spec.ExecDelayMilliseconds > 0)
+        {
+            await Task.Delay(node.Spec.ExecDelayMilliseconds, ctx.RequestAborted);
+        }
+
         var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         IReadOnlyList<string> argv = node.Wrap(command);
         psi.FileName = argv[0];
@@ -390,12 +402,24 @@ public sealed class ApiServer : IAsyncDisposable
             }
         }
 
+        long sent = 0;
         async Task Pump(Stream source, byte channel)
         {
             byte[] buffer = new byte[32 * 1024];
             int n;
             while ((n = await source.ReadAsync(buffer, abort.Token)) > 0)
             {
+                if (channel == 1 && node.Spec.ExecDiesAfterBytes is long limit && sent + n > limit)
+                {
+                    // Fault knob: the connection drops mid-stream, as when the kubelet or a proxy dies.
+                    await Send(channel, buffer.AsMemory(0, (int)Math.Max(0, limit - sent)));
+                    ws.Abort();
+                    abort.Cancel();
+                    process.Kill(entireProcessTree: true);
+                    return;
+                }
+
+                sent += channel == 1 ? n : 0;
                 await Send(channel, buffer.AsMemory(0, n));
             }
         }

@@ -13,6 +13,9 @@ public sealed class ClusterScenario
     /// <summary>Bearer tokens: name -> role (admin or readonly).</summary>
     public Dictionary<string, string> Tokens { get; set; } = new() { ["admin-token"] = "admin", ["readonly-token"] = "readonly" };
 
+    /// <summary>Fault knobs of the API itself: requests whose path starts with Path get Status instead.</summary>
+    public List<ApiFault> ApiFaults { get; set; } = new();
+
     public string CalicoNamespace => Install == "manifest" ? "kube-system" : "calico-system";
 
     public sealed class NodeSpec
@@ -33,6 +36,20 @@ public sealed class ClusterScenario
 
         /// <summary>The calico-node log (pods/log).</summary>
         public string Log { get; set; } = string.Empty;
+
+        /// <summary>Fault knob: the exec connection drops (no exit status) after this many bytes of stdout.</summary>
+        public long? ExecDiesAfterBytes { get; set; }
+
+        /// <summary>Fault knob: a slow node, each exec starts this late.</summary>
+        public int ExecDelayMilliseconds { get; set; }
+    }
+
+    /// <summary>One failing API path, answered with a Status of that code (500, 403, 503 ...).</summary>
+    public sealed class ApiFault
+    {
+        public string Path { get; set; } = string.Empty;
+        public int Status { get; set; } = 500;
+        public string Message { get; set; } = "Internal error occurred: the test cluster was told to fail here";
     }
 
     public static ClusterScenario Load(string path) => DependencyLoadContext.Yaml.Deserialize<ClusterScenario>(File.ReadAllText(path));

@@ -42,6 +42,7 @@ Export-ModuleMember -Function *
 function Start-TestCluster([string] $Scenario, [string] $Directory) {
     # Starts the test cluster as its own process; Stop-TestCluster closes its stdin, and it removes
     # every namespace, mount and map it created before it exits.
+    $null = New-Item -ItemType Directory -Force $Directory
     $dll = if ($env:CALICOBPF_TESTCLUSTER) { $env:CALICOBPF_TESTCLUSTER } else { Join-Path $PSScriptRoot '../CalicoBpf.TestCluster/bin/Release/net8.0/CalicoBpf.TestCluster.dll' }
     if (-not (Test-Path $dll)) { throw "The test cluster is not built ($dll): run build.ps1 test." }
     $kubeconfig = Join-Path $Directory 'kubeconfig'

@@ -25,10 +25,12 @@ public interface ICommandRunner
 }
 
 /// <summary>A command on a node ended badly: non-zero exit, or a tool that is missing.</summary>
+/// <summary>A command on a node that failed (exit code), or did not finish (negative: the connection to it ended first).</summary>
 public sealed class NodeCommandException : Exception
 {
     public NodeCommandException(string node, IReadOnlyList<string> argv, int exitCode, string standardError)
-        : base($"'{string.Join(' ', argv)}' failed on {node} with exit code {exitCode}" + (string.IsNullOrWhiteSpace(standardError) ? "." : ": " + standardError.Trim()))
+        : base((exitCode < 0 ? $"'{string.Join(' ', argv)}' did not finish on {node}" : $"'{string.Join(' ', argv)}' failed on {node} with exit code {exitCode}")
+            + (string.IsNullOrWhiteSpace(standardError) ? "." : ": " + standardError.Trim()))
     {
         Node = node;
         ExitCode = exitCode;
@@ -577,11 +579,32 @@ public sealed class CommandDataplane : INodeDataplane
             }, cancellationToken);
             using var json = new System.IO.Compression.GZipStream(run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
             var reader = new BpftoolJsonReader(json, Descriptor, cpus, _path);
-            foreach (RawEntryBatch b in reader.ReadBatches(4096, cancellationToken))
+            using IEnumerator<RawEntryBatch> batches = reader.ReadBatches(4096, cancellationToken).GetEnumerator();
+            while (true)
             {
-                yield return b;
+                try
+                {
+                    if (!batches.MoveNext())
+                    {
+                        break;
+                    }
+                }
+                catch (Exception ex) when (ex is BpfException or InvalidDataException or IOException && !cancellationToken.IsCancellationRequested)
+                {
+                    // A cut-short stream: the command's outcome (non-zero exit, a dropped connection)
+                    // says why better than the half JSON does.
+                    Complete(run);
+                    throw;
+                }
+
+                yield return batches.Current;
             }
 
+            Complete(run);
+        }
+
+        private void Complete(ICommandRun run)
+        {
             try
             {
                 run.Complete();

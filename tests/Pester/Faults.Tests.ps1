@@ -1,0 +1,54 @@
+# The test cluster's fault knobs: what an operator sees when a node's exec connection drops, a node
+# is slow, or the API server itself fails.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    Import-Module (Get-ModuleUnderTest) -Force
+
+    # Each Describe runs its own cluster; the cmdlets find it through the default -Kubeconfig.
+    function Start-Scenario([string] $Name) {
+        $script:cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot "$Name.yaml") -Directory (Join-Path $TestDrive $Name)
+        $PSDefaultParameterValues['*:Kubeconfig'] = $script:cluster.Kubeconfig
+    }
+
+    function Stop-Scenario {
+        $PSDefaultParameterValues.Remove('*:Kubeconfig')
+        [CalicoBpf.Cluster.ClusterConnections]::Reset()
+        Stop-TestCluster $script:cluster
+    }
+}
+
+Describe 'Nodes that fail below the API' -Skip:(-not $kernel) {
+    BeforeAll { Start-Scenario faults }
+    AfterAll { Stop-Scenario }
+
+    It 'an exec connection that drops mid-dump is one error saying the output is incomplete; the other nodes complete' {
+        $entries = @(Get-BpfConntrack -Node * -ErrorVariable errs -ErrorAction SilentlyContinue)
+        @($entries | Where-Object Node -eq 'steady').Count | Should -Be 40
+        @($entries | Where-Object Node -eq 'slow').Count | Should -Be 10
+        $errs.Count | Should -Be 1
+        $errs[0].TargetObject | Should -Be 'dies'
+        $errs[0].Exception.Message | Should -BeLike '*did not finish on dies*closed before the command finished*output is incomplete*'
+    }
+
+    It 'a slow node does not hold back the others: their objects come first' {
+        (Get-BpfConntrack -Node slow, steady | Select-Object -First 1).Node | Should -Be 'steady'
+    }
+}
+
+Describe 'An API server that fails' -Skip:(-not $kernel) {
+    BeforeAll { Start-Scenario api-faults }
+    AfterAll { Stop-Scenario }
+
+    It 'a 500 from the API server stops the cmdlet with its status and message' {
+        $err = { Get-BpfMap -Node * } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -BeLike 'ClusterUnavailable,*'
+        $err.Exception.Message | Should -BeLike '*500*etcdserver: request timed out*'
+        $err = { Get-CalicoNode } | Should -Throw -PassThru
+        $err.Exception.Message | Should -BeLike '*500*etcdserver: request timed out*'
+    }
+}
