@@ -79,6 +79,11 @@ public sealed class CommandTransportTests
                 MapInventory.List(local).Select(m => Fields(m)),
                 MapInventory.List(remote).Select(m => Fields(m)));
 
+            // Describing every map costs two round trips to the node (probe, bpftool -f map show), not one per map.
+            var counting = new CountingRunner(new LocalCommandRunner("n1"));
+            Assert.Equal(local.ListMaps().Count, MapInventory.List(new CommandDataplane(counting, fs.PinDirectory), countEntries: false).Count());
+            Assert.Equal(2, counting.Starts);
+
             // Ages and wall times depend on when each transport sampled the clock; everything else must match.
             string[] clockFields = { "Age", "LastSeen", "ResetSeen", "Created" };
             Assert.Equal(
@@ -202,6 +207,23 @@ public sealed class CommandTransportTests
         Assert.Empty(after.ProgramArrays);
         Assert.Empty(after.Links);
         Assert.False(File.Exists(Path.Combine(scope.Links, "calico_connect_v4")));
+    }
+
+    private sealed class CountingRunner : ICommandRunner
+    {
+        private readonly ICommandRunner _inner;
+
+        public CountingRunner(ICommandRunner inner) => _inner = inner;
+
+        public int Starts { get; private set; }
+
+        public string Node => _inner.Node;
+
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+        {
+            Starts++;
+            return _inner.Start(argv, cancellationToken);
+        }
     }
 
     private sealed class NetnsRunner : ICommandRunner

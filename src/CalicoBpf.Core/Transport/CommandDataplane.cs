@@ -137,6 +137,7 @@ public sealed class CommandDataplane : INodeDataplane
     private readonly CancellationToken _cancellationToken;
     private int? _possibleCpus;
     private Probe? _probe;
+    private Dictionary<string, BpfMapDescriptor>? _descriptors;
 
     /// <summary>What one exec learns about a node: its pins, possible CPUs and links.</summary>
     private sealed record Probe(string[] Pins, bool PinDirectoryMissing, string PinError, int PossibleCpus, IReadOnlyDictionary<int, NetworkLink> Links);
@@ -234,6 +235,11 @@ public sealed class CommandDataplane : INodeDataplane
     public IMapReader OpenMap(string pinName)
     {
         string path = PinDirectory + "/" + pinName;
+        if (PinnedDescriptors().TryGetValue(path, out BpfMapDescriptor? known))
+        {
+            return new BpftoolMapReader(this, path, known);
+        }
+
         string json;
         try
         {
@@ -245,17 +251,58 @@ public sealed class CommandDataplane : INodeDataplane
         }
 
         using JsonDocument doc = JsonDocument.Parse(json);
-        JsonElement m = doc.RootElement;
-        var descriptor = new BpfMapDescriptor(
-            m.GetProperty("id").GetUInt32(),
-            ParseType(m.GetProperty("type").GetString() ?? string.Empty),
-            m.GetProperty("bytes_key").GetInt32(),
-            m.GetProperty("bytes_value").GetInt32(),
-            m.GetProperty("max_entries").GetInt32(),
-            m.TryGetProperty("flags", out JsonElement f) ? f.GetUInt32() : 0,
-            m.TryGetProperty("name", out JsonElement n) ? n.GetString() ?? pinName : pinName);
-        return new BpftoolMapReader(this, path, descriptor);
+        return new BpftoolMapReader(this, path, Descriptor(doc.RootElement, pinName));
     }
+
+    /// <summary>
+    /// Every pinned map of the node by pin path, from one exec (bpftool -f map show) on first use, so
+    /// that opening many maps (Get-BpfMap) costs one round trip, not one each. A pin missing here
+    /// (pinned since, or a path spelled another way) is asked for on its own.
+    /// </summary>
+    private Dictionary<string, BpfMapDescriptor> PinnedDescriptors()
+    {
+        if (_descriptors is not null)
+        {
+            return _descriptors;
+        }
+
+        var result = new Dictionary<string, BpfMapDescriptor>(StringComparer.Ordinal);
+        string json;
+        try
+        {
+            json = RunText("bpftool", "-j", "-f", "map", "show");
+        }
+        catch (NodeCommandException)
+        {
+            return _descriptors = result; // each map is then asked for on its own, with its own error
+        }
+
+        using JsonDocument doc = JsonDocument.Parse(json);
+        foreach (JsonElement m in doc.RootElement.EnumerateArray())
+        {
+            if (!m.TryGetProperty("pinned", out JsonElement pins))
+            {
+                continue;
+            }
+
+            foreach (JsonElement pin in pins.EnumerateArray())
+            {
+                string path = pin.GetString() ?? string.Empty;
+                result[path] = Descriptor(m, path[(path.LastIndexOf('/') + 1)..]);
+            }
+        }
+
+        return _descriptors = result;
+    }
+
+    private static BpfMapDescriptor Descriptor(JsonElement m, string pinName) => new(
+        m.GetProperty("id").GetUInt32(),
+        ParseType(m.GetProperty("type").GetString() ?? string.Empty),
+        m.GetProperty("bytes_key").GetInt32(),
+        m.GetProperty("bytes_value").GetInt32(),
+        m.GetProperty("max_entries").GetInt32(),
+        m.TryGetProperty("flags", out JsonElement f) ? f.GetUInt32() : 0,
+        m.TryGetProperty("name", out JsonElement n) ? n.GetString() ?? pinName : pinName);
 
     public IMapWriter OpenMapForWrite(string pinName) => (BpftoolMapReader)OpenMap(pinName);
 
