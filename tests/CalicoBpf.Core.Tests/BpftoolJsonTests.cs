@@ -93,4 +93,49 @@ public class BpftoolJsonTests
         var ex = Assert.ThrowsAny<BpfException>(() => Parse(json, Hash, 1, 4));
         Assert.Contains(expected, ex.Message);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(100_000)]
+    public void Line_sections_give_headers_as_text_and_huge_lines_as_streams(int chunk)
+    {
+        // Two dumps of bpftool -j, the second bigger than the 64 KiB read buffer, as the bulk count writes them.
+        string big = "[" + string.Join(",", Enumerable.Range(0, 9000).Select(i => $$"""{"key":["0x{{i % 256:x2}}","0x{{i / 256:x2}}"],"value":["0x01","0x02","0x03"]}""")) + "]";
+        string text = "@@map /a\n[]\n\n@@map /b\n" + big + "\n\n";
+        var lines = new LineSections(new Trickle(Encoding.UTF8.GetBytes(text), chunk));
+
+        Assert.Equal("@@map /a", lines.ReadLine());
+        using (Stream a = lines.OpenLine())
+        {
+            Assert.Empty(new BpftoolJsonReader(a, Hash, 1, "/a").ReadBatches(4096, CancellationToken.None).SelectMany(b => Enumerable.Range(0, b.Count)));
+        }
+
+        Assert.Equal("@@map /b", lines.ReadLine());
+        long count = 0;
+        using (Stream b = lines.OpenLine())
+        {
+            foreach (RawEntryBatch batch in new BpftoolJsonReader(b, Hash, 1, "/b").ReadBatches(4096, CancellationToken.None))
+            {
+                count += batch.Count;
+            }
+        }
+
+        Assert.Equal(9000, count);
+        Assert.Null(lines.ReadLine());
+    }
+
+    [Fact]
+    public void A_line_stream_left_unread_is_skipped_when_disposed()
+    {
+        var lines = new LineSections(new MemoryStream(Encoding.UTF8.GetBytes("first\n" + new string('x', 200_000) + "\nlast")));
+        Assert.Equal("first", lines.ReadLine());
+        using (Stream skipped = lines.OpenLine())
+        {
+            Assert.Equal((int)'x', skipped.ReadByte());
+        }
+
+        Assert.Equal("last", lines.ReadLine());
+        Assert.Null(lines.ReadLine());
+    }
 }

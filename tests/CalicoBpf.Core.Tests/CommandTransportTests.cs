@@ -79,10 +79,14 @@ public sealed class CommandTransportTests
                 MapInventory.List(local).Select(m => Fields(m)),
                 MapInventory.List(remote).Select(m => Fields(m)));
 
-            // Describing every map costs two round trips to the node (probe, bpftool -f map show), not one per map.
+            // Describing every map costs two round trips to the node (probe, bpftool -f map show), not
+            // one per map; counting their entries one more (every dump in one exec).
             var counting = new CountingRunner(new LocalCommandRunner("n1"));
             Assert.Equal(local.ListMaps().Count, MapInventory.List(new CommandDataplane(counting, fs.PinDirectory), countEntries: false).Count());
             Assert.Equal(2, counting.Starts);
+            counting = new CountingRunner(new LocalCommandRunner("n1"));
+            Assert.Equal(MapInventory.List(local).Select(m => Fields(m)), MapInventory.List(new CommandDataplane(counting, fs.PinDirectory)).Select(m => Fields(m)));
+            Assert.Equal(3, counting.Starts);
 
             // Ages and wall times depend on when each transport sampled the clock; everything else must match.
             string[] clockFields = { "Age", "LastSeen", "ResetSeen", "Created" };

@@ -10,27 +10,43 @@ public static class MapInventory
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         reporter ??= NullReporter.Instance;
-        foreach (CalicoMapName pin in node.ListMaps())
+        var open = new List<(CalicoMapName Pin, IMapReader Reader)>();
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (pin.IsOld)
+            foreach (CalicoMapName pin in node.ListMaps())
             {
-                reporter.Verbose($"Skipping {pin.PinName}: a resize leftover that Felix removes once programs use the new map.");
-                continue;
+                cancellationToken.ThrowIfCancellationRequested();
+                if (pin.IsOld)
+                {
+                    reporter.Verbose($"Skipping {pin.PinName}: a resize leftover that Felix removes once programs use the new map.");
+                    continue;
+                }
+
+                if (nameFilter is not null && !nameFilter(pin.PinName) && !nameFilter(pin.BaseName))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    open.Add((pin, node.OpenMap(pin.PinName)));
+                }
+                catch (BpfInvalidArgumentException ex) when (ex.Message.Contains("not a BPF map", StringComparison.Ordinal))
+                {
+                    reporter.Verbose(ex.Message);
+                }
             }
 
-            if (nameFilter is not null && !nameFilter(pin.PinName) && !nameFilter(pin.BaseName))
+            // Counted together: a remote node dumps them all in one round trip.
+            IReadOnlyList<long?> counts = countEntries
+                ? node.CountEntries(open.Select(o => o.Reader).ToList(), cancellationToken)
+                : new long?[open.Count];
+            for (int i = 0; i < open.Count; i++)
             {
-                continue;
-            }
-
-            BpfMapInfo info;
-            try
-            {
-                using IMapReader reader = node.OpenMap(pin.PinName);
+                (CalicoMapName pin, IMapReader reader) = open[i];
                 BpfMapDescriptor d = reader.Descriptor;
-                long? entries = countEntries ? reader.CountEntries(cancellationToken) : null;
-                info = new BpfMapInfo
+                long? entries = counts[i];
+                yield return new BpfMapInfo
                 {
                     Node = node.Node,
                     Name = pin.PinName,
@@ -49,13 +65,13 @@ public static class MapInventory
                     Description = MapCatalog.Describe(pin.BaseName),
                 };
             }
-            catch (BpfInvalidArgumentException ex) when (ex.Message.Contains("not a BPF map", StringComparison.Ordinal))
+        }
+        finally
+        {
+            foreach ((_, IMapReader reader) in open)
             {
-                reporter.Verbose(ex.Message);
-                continue;
+                reader.Dispose();
             }
-
-            yield return info;
         }
     }
 }

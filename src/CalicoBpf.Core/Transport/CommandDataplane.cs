@@ -304,6 +304,84 @@ public sealed class CommandDataplane : INodeDataplane
         m.TryGetProperty("flags", out JsonElement f) ? f.GetUInt32() : 0,
         m.TryGetProperty("name", out JsonElement n) ? n.GetString() ?? pinName : pinName);
 
+    /// <summary>
+    /// Every map that has to be dumped to be counted is dumped in one exec, each dump on one line
+    /// after a "@@map path" line, gzip'd as a single dump is; each line is counted by the same JSON
+    /// reader as it streams by.
+    /// </summary>
+    public IReadOnlyList<long?> CountEntries(IReadOnlyList<IMapReader> maps, CancellationToken cancellationToken)
+    {
+        var result = new long?[maps.Count];
+        var dumps = new List<(int Index, BpftoolMapReader Map)>();
+        for (int i = 0; i < maps.Count; i++)
+        {
+            if (maps[i] is BpftoolMapReader r && r.Descriptor.Type.IsIterable() && !r.Descriptor.Type.IsArray())
+            {
+                dumps.Add((i, r));
+            }
+            else
+            {
+                result[i] = maps[i].CountEntries(cancellationToken);
+            }
+        }
+
+        if (dumps.Count == 0)
+        {
+            return result;
+        }
+
+        const string script = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
+            "for p; do printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
+        var argv = new List<string> { "sh", "-c", script, "count" };
+        argv.AddRange(dumps.Select(d => d.Map.Path));
+        using ICommandRun run = _runner.Start(argv, cancellationToken);
+        using var text = new System.IO.Compression.GZipStream(run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
+        var lines = new LineSections(text);
+        try
+        {
+            foreach ((int index, BpftoolMapReader map) in dumps)
+            {
+                string? header = lines.ReadLine();
+                if (header != "@@map " + map.Path)
+                {
+                    throw new BpfException($"Counting the maps of {Node} gave {(header is null ? "no more output" : "unexpected output")} where the dump of {map.Path} was expected.", 0, map.Path);
+                }
+
+                int cpus = map.Descriptor.Type.IsPerCpu() ? PossibleCpus : 1;
+                long n = 0;
+                using (Stream dump = lines.OpenLine())
+                {
+                    foreach (RawEntryBatch b in new BpftoolJsonReader(dump, map.Descriptor, cpus, map.Path).ReadBatches(4096, cancellationToken))
+                    {
+                        n += b.Count;
+                    }
+                }
+
+                result[index] = n;
+            }
+        }
+        catch (Exception ex) when (ex is BpfException or InvalidDataException or IOException && !cancellationToken.IsCancellationRequested)
+        {
+            CompleteDump(run, dumps[0].Map.Path); // the command's outcome says why better than half a dump does
+            throw;
+        }
+
+        CompleteDump(run, dumps[0].Map.Path);
+        return result;
+    }
+
+    private static void CompleteDump(ICommandRun run, string path)
+    {
+        try
+        {
+            run.Complete();
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode != 127)
+        {
+            throw BpftoolError(ex, path);
+        }
+    }
+
     public IMapWriter OpenMapForWrite(string pinName) => (BpftoolMapReader)OpenMap(pinName);
 
     public ClockSample SampleClock()
@@ -600,6 +678,9 @@ public sealed class CommandDataplane : INodeDataplane
         private readonly CommandDataplane _node;
         private readonly string _path;
 
+        /// <summary>The pin on the node.</summary>
+        public string Path => _path;
+
         public BpftoolMapReader(CommandDataplane node, string path, BpfMapDescriptor descriptor)
         {
             _node = node;
@@ -640,27 +721,17 @@ public sealed class CommandDataplane : INodeDataplane
                 {
                     // A cut-short stream: the command's outcome (non-zero exit, a dropped connection)
                     // says why better than the half JSON does.
-                    Complete(run);
+                    CompleteDump(run, _path);
                     throw;
                 }
 
                 yield return batches.Current;
             }
 
-            Complete(run);
+            CompleteDump(run, _path);
         }
 
-        private void Complete(ICommandRun run)
-        {
-            try
-            {
-                run.Complete();
-            }
-            catch (NodeCommandException ex) when (ex.ExitCode != 127)
-            {
-                throw BpftoolError(ex, _path);
-            }
-        }
+
 
         public long? CountEntries(CancellationToken cancellationToken)
         {

@@ -24,6 +24,9 @@ public interface INodeDataplane
     /// <summary>Opens one pinned map for changes (removing conntrack entries, resetting counters).</summary>
     IMapWriter OpenMapForWrite(string pinName);
 
+    /// <summary>Counts the entries of several open maps at once (a remote node: in one round trip); null where a map cannot be counted.</summary>
+    IReadOnlyList<long?> CountEntries(IReadOnlyList<IMapReader> maps, CancellationToken cancellationToken);
+
     /// <summary>The node's monotonic clock and wall time, sampled together.</summary>
     ClockSample SampleClock();
 

@@ -79,6 +79,9 @@ public sealed class LocalDataplane : INodeDataplane
 
     public IReadOnlyList<QdiscStatistic> ListQdiscs() => TrafficControl.ListQdiscs(Node, NetLink.ListLinks());
 
+    public IReadOnlyList<long?> CountEntries(IReadOnlyList<IMapReader> maps, CancellationToken cancellationToken) =>
+        maps.Select(m => m.CountEntries(cancellationToken)).ToList();
+
     public IReadOnlyList<string>? ListDirectory(string path) =>
         Directory.Exists(path) ? Directory.EnumerateFileSystemEntries(path).Select(p => Path.GetFileName(p)).OrderBy(n => n, StringComparer.Ordinal).ToList() : null;
 

@@ -1,0 +1,114 @@
+namespace CalicoBpf.Transport;
+
+/// <summary>
+/// Reads a stream made of lines, some of them huge (a whole bpftool -j dump is one line): short lines
+/// come back as text, a long one as a stream that ends at its newline, so nothing holds a whole dump.
+/// </summary>
+public sealed class LineSections
+{
+    private readonly Stream _inner;
+    private readonly byte[] _buffer = new byte[64 * 1024];
+    private int _position;
+    private int _length;
+    private bool _eof;
+
+    public LineSections(Stream inner) => _inner = inner;
+
+    /// <summary>The next non-empty line as text (for headers: keep them short), or null at the end.</summary>
+    public string? ReadLine()
+    {
+        while (true)
+        {
+            using var line = new MemoryStream();
+            using (Stream body = OpenLine())
+            {
+                body.CopyTo(line);
+            }
+
+            if (line.Length > 0)
+            {
+                return System.Text.Encoding.UTF8.GetString(line.GetBuffer(), 0, (int)line.Length);
+            }
+
+            if (_eof && _position == _length)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>The next line as a stream that ends before its newline; disposing it skips what was not read.</summary>
+    public Stream OpenLine() => new LineStream(this);
+
+    private bool EnsureData()
+    {
+        if (_position < _length)
+        {
+            return true;
+        }
+
+        if (_eof)
+        {
+            return false;
+        }
+
+        _position = 0;
+        _length = _inner.Read(_buffer, 0, _buffer.Length);
+        _eof = _length == 0;
+        return !_eof;
+    }
+
+    private sealed class LineStream : Stream
+    {
+        private readonly LineSections _owner;
+        private bool _ended;
+
+        public LineStream(LineSections owner) => _owner = owner;
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_ended || count == 0 || !_owner.EnsureData())
+            {
+                _ended = true;
+                return 0;
+            }
+
+            int available = Math.Min(count, _owner._length - _owner._position);
+            int newline = Array.IndexOf(_owner._buffer, (byte)'\n', _owner._position, available);
+            int n = newline < 0 ? available : newline - _owner._position;
+            Array.Copy(_owner._buffer, _owner._position, buffer, offset, n);
+            _owner._position += n;
+            if (newline >= 0)
+            {
+                _owner._position++; // the newline itself
+                _ended = true;
+                if (n == 0)
+                {
+                    return 0;
+                }
+            }
+
+            return n;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            byte[] skip = new byte[8192];
+            while (Read(skip, 0, skip.Length) > 0)
+            {
+            }
+
+            base.Dispose(disposing);
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
