@@ -13,20 +13,23 @@ public static class MapInventory
         var open = new List<(CalicoMapName Pin, IMapReader Reader)>();
         try
         {
+            var pins = new List<CalicoMapName>();
             foreach (CalicoMapName pin in node.ListMaps())
             {
-                cancellationToken.ThrowIfCancellationRequested();
                 if (pin.IsOld)
                 {
                     reporter.Verbose($"Skipping {pin.PinName}: a resize leftover that Felix removes once programs use the new map.");
-                    continue;
                 }
-
-                if (nameFilter is not null && !nameFilter(pin.PinName) && !nameFilter(pin.BaseName))
+                else if (nameFilter is null || nameFilter(pin.PinName) || nameFilter(pin.BaseName))
                 {
-                    continue;
+                    pins.Add(pin);
                 }
+            }
 
+            node.PrepareToOpen(pins.Select(p => p.PinName).ToList());
+            foreach (CalicoMapName pin in pins)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
                 try
                 {
                     open.Add((pin, node.OpenMap(pin.PinName)));

@@ -137,7 +137,7 @@ public sealed class CommandDataplane : INodeDataplane
     private readonly CancellationToken _cancellationToken;
     private int? _possibleCpus;
     private Probe? _probe;
-    private Dictionary<string, BpfMapDescriptor>? _descriptors;
+    private readonly Dictionary<string, BpfMapDescriptor> _descriptors = new(StringComparer.Ordinal);
 
     /// <summary>What one exec learns about a node: its pins, possible CPUs and links.</summary>
     private sealed record Probe(string[] Pins, bool PinDirectoryMissing, string PinError, int PossibleCpus, IReadOnlyDictionary<int, NetworkLink> Links);
@@ -235,7 +235,7 @@ public sealed class CommandDataplane : INodeDataplane
     public IMapReader OpenMap(string pinName)
     {
         string path = PinDirectory + "/" + pinName;
-        if (PinnedDescriptors().TryGetValue(path, out BpfMapDescriptor? known))
+        if (_descriptors.TryGetValue(path, out BpfMapDescriptor? known))
         {
             return new BpftoolMapReader(this, path, known);
         }
@@ -255,44 +255,45 @@ public sealed class CommandDataplane : INodeDataplane
     }
 
     /// <summary>
-    /// Every pinned map of the node by pin path, from one exec (bpftool -f map show) on first use, so
-    /// that opening many maps (Get-BpfMap) costs one round trip, not one each. A pin missing here
-    /// (pinned since, or a path spelled another way) is asked for on its own.
+    /// Describes the maps in one exec (bpftool map show for each pin, in a shell loop), so that
+    /// opening many (Get-BpfMap) costs one round trip, not one each. A pin that fails here is asked
+    /// for again on its own when opened, and fails with its own error.
     /// </summary>
-    private Dictionary<string, BpfMapDescriptor> PinnedDescriptors()
+    public void PrepareToOpen(IReadOnlyList<string> pinNames)
     {
-        if (_descriptors is not null)
+        var wanted = pinNames.Select(n => PinDirectory + "/" + n).Where(p => !_descriptors.ContainsKey(p)).ToList();
+        if (wanted.Count < 2)
         {
-            return _descriptors;
+            return; // one map: OpenMap's own exec is as cheap
         }
 
-        var result = new Dictionary<string, BpfMapDescriptor>(StringComparer.Ordinal);
-        string json;
+        const string script = "command -v bpftool >/dev/null || exit 127; for p; do printf '@@map %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '\\n'; done";
+        var argv = new List<string> { "sh", "-c", script, "describe" };
+        argv.AddRange(wanted);
+        string text;
         try
         {
-            json = RunText("bpftool", "-j", "-f", "map", "show");
+            text = RunText(argv.ToArray());
         }
         catch (NodeCommandException)
         {
-            return _descriptors = result; // each map is then asked for on its own, with its own error
+            return; // each map is then described on its own, with its own error
         }
 
-        using JsonDocument doc = JsonDocument.Parse(json);
-        foreach (JsonElement m in doc.RootElement.EnumerateArray())
+        string? path = null;
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
-            if (!m.TryGetProperty("pinned", out JsonElement pins))
+            if (line.StartsWith("@@map ", StringComparison.Ordinal))
             {
-                continue;
+                path = line[6..];
             }
-
-            foreach (JsonElement pin in pins.EnumerateArray())
+            else if (path is not null && line.StartsWith('{') && BpftoolJsonReader.ErrorMessage(Encoding.UTF8.GetBytes(line)) is null)
             {
-                string path = pin.GetString() ?? string.Empty;
-                result[path] = Descriptor(m, path[(path.LastIndexOf('/') + 1)..]);
+                using JsonDocument doc = JsonDocument.Parse(line);
+                _descriptors[path] = Descriptor(doc.RootElement, path[(path.LastIndexOf('/') + 1)..]);
+                path = null;
             }
         }
-
-        return _descriptors = result;
     }
 
     private static BpfMapDescriptor Descriptor(JsonElement m, string pinName) => new(

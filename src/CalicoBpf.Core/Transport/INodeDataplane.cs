@@ -21,6 +21,12 @@ public interface INodeDataplane
     /// <summary>Opens one pinned map for reading.</summary>
     IMapReader OpenMap(string pinName);
 
+    /// <summary>
+    /// Says that these maps are about to be opened, so that a remote node can describe them all in
+    /// one round trip instead of one each. Nothing happens locally.
+    /// </summary>
+    void PrepareToOpen(IReadOnlyList<string> pinNames);
+
     /// <summary>Opens one pinned map for changes (removing conntrack entries, resetting counters).</summary>
     IMapWriter OpenMapForWrite(string pinName);
 

@@ -79,6 +79,10 @@ public sealed class LocalDataplane : INodeDataplane
 
     public IReadOnlyList<QdiscStatistic> ListQdiscs() => TrafficControl.ListQdiscs(Node, NetLink.ListLinks());
 
+    public void PrepareToOpen(IReadOnlyList<string> pinNames)
+    {
+    }
+
     public IReadOnlyList<long?> CountEntries(IReadOnlyList<IMapReader> maps, CancellationToken cancellationToken) =>
         maps.Select(m => m.CountEntries(cancellationToken)).ToList();
 
