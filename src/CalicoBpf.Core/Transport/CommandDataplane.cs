@@ -135,7 +135,6 @@ public sealed class CommandDataplane : INodeDataplane
 {
     private readonly ICommandRunner _runner;
     private readonly CancellationToken _cancellationToken;
-    private int? _possibleCpus;
     private Probe? _probe;
     private readonly Dictionary<string, BpfMapDescriptor> _descriptors = new(StringComparer.Ordinal);
 
@@ -230,7 +229,7 @@ public sealed class CommandDataplane : INodeDataplane
     }
 
     /// <summary>Possible CPUs of the node (per-CPU values have one copy each).</summary>
-    public int PossibleCpus => _possibleCpus ??= NodeProbe().PossibleCpus;
+    public int PossibleCpus => NodeProbe().PossibleCpus;
 
     public IMapReader OpenMap(string pinName)
     {
@@ -521,7 +520,7 @@ public sealed class CommandDataplane : INodeDataplane
         }
 
         string directory = linkDirectory.TrimEnd('/');
-        var attached = new List<(CgroupAttachType Type, ulong Order, uint ProgramId)>();
+        var viaLinks = new List<(CgroupAttachType Type, uint ProgramId)>();
         var pins = new Dictionary<uint, string>();
         using JsonDocument linkDoc = JsonDocument.Parse(lines[3]);
         foreach (JsonElement link in linkDoc.RootElement.EnumerateArray())
@@ -547,27 +546,28 @@ public sealed class CommandDataplane : INodeDataplane
             if (link.TryGetProperty("cgroup_id", out JsonElement cg) && cg.GetUInt64() == cgroupId &&
                 link.TryGetProperty("attach_type", out JsonElement at) && ConnectTime.ParseAttachType(at.GetString() ?? string.Empty) is { } type)
             {
-                attached.Add((type, link.GetProperty("id").GetUInt64(), id));
+                viaLinks.Add((type, id));
             }
         }
 
+        // bpftool's cgroup listing has every attachment, with or without a link, in the kernel's
+        // order; when it could not query the cgroup, the links (in the order they were made) stand in.
+        List<(CgroupAttachType Type, uint ProgramId)> attached = viaLinks;
         if (lines[2].TrimStart().StartsWith('['))
         {
-            // bpftool could query the cgroup: it also sees programs attached without a link.
+            attached = new();
             using JsonDocument cgroupDoc = JsonDocument.Parse(lines[2]);
-            ulong order = 0;
             foreach (JsonElement a in cgroupDoc.RootElement.EnumerateArray())
             {
-                if (ConnectTime.ParseAttachType(a.GetProperty("attach_type").GetString() ?? string.Empty) is { } type &&
-                    a.GetProperty("id").GetUInt32() is uint id && !attached.Any(x => x.Type == type && x.ProgramId == id))
+                if (ConnectTime.ParseAttachType(a.GetProperty("attach_type").GetString() ?? string.Empty) is { } type)
                 {
-                    attached.Add((type, ulong.MaxValue / 2 + order++, id));
+                    attached.Add((type, a.GetProperty("id").GetUInt32()));
                 }
             }
         }
 
         var result = new List<ConnectTimeProgram>();
-        foreach ((CgroupAttachType type, _, uint id) in attached.OrderBy(a => a.Type).ThenBy(a => a.Order))
+        foreach ((CgroupAttachType type, uint id) in attached.OrderBy(a => a.Type))
         {
             if (!programs.TryGetValue(id, out JsonElement prog))
             {
