@@ -330,55 +330,101 @@ public sealed class CommandDataplane : INodeDataplane
             return result;
         }
 
-        const string script = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
-            "for p; do printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
-        var argv = new List<string> { "sh", "-c", script, "count" };
-        argv.AddRange(dumps.Select(d => d.Map.Path));
-        using ICommandRun run = _runner.Start(argv, cancellationToken);
-        using var text = new System.IO.Compression.GZipStream(run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
-        var lines = new LineSections(text);
-        try
+        using var session = new DumpSession(this, dumps.Select(d => d.Map.Path).ToList(), cancellationToken);
+        foreach ((int index, BpftoolMapReader map) in dumps)
         {
-            foreach ((int index, BpftoolMapReader map) in dumps)
+            result[index] = session.Guard(() =>
             {
-                string? header = lines.ReadLine();
-                if (header != "@@map " + map.Path)
-                {
-                    throw new BpfException($"Counting the maps of {Node} gave {(header is null ? "no more output" : "unexpected output")} where the dump of {map.Path} was expected.", 0, map.Path);
-                }
-
                 int cpus = map.Descriptor.Type.IsPerCpu() ? PossibleCpus : 1;
                 long n = 0;
-                using (Stream dump = lines.OpenLine())
+                using Stream dump = session.Next(map.Path);
+                foreach (RawEntryBatch b in new BpftoolJsonReader(dump, map.Descriptor, cpus, map.Path).ReadBatches(4096, cancellationToken))
                 {
-                    foreach (RawEntryBatch b in new BpftoolJsonReader(dump, map.Descriptor, cpus, map.Path).ReadBatches(4096, cancellationToken))
-                    {
-                        n += b.Count;
-                    }
+                    n += b.Count;
                 }
 
-                result[index] = n;
-            }
-        }
-        catch (Exception ex) when (ex is BpfException or InvalidDataException or IOException && !cancellationToken.IsCancellationRequested)
-        {
-            CompleteDump(run, dumps[0].Map.Path); // the command's outcome says why better than half a dump does
-            throw;
+                return n;
+            });
         }
 
-        CompleteDump(run, dumps[0].Map.Path);
+        session.Complete();
         return result;
     }
 
-    private static void CompleteDump(ICommandRun run, string path)
+    /// <summary>
+    /// bpftool -j map dump of one or more pins in one exec, gzip'd on the node (bpftool spells each
+    /// byte as "0x00", 7 characters; gzip shrinks that about twentyfold before it crosses the exec
+    /// stream). Each dump is one line after a "@@map path" line. A missing tool is exit code 127.
+    /// </summary>
+    private sealed class DumpSession : IDisposable
     {
-        try
+        private const string Script = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
+            "for p; do printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
+
+        private readonly CommandDataplane _node;
+        private readonly ICommandRun _run;
+        private readonly System.IO.Compression.GZipStream _text;
+        private readonly LineSections _lines;
+        private readonly CancellationToken _cancellationToken;
+        private string _current;
+
+        public DumpSession(CommandDataplane node, IReadOnlyList<string> paths, CancellationToken cancellationToken)
         {
-            run.Complete();
+            _node = node;
+            _cancellationToken = cancellationToken;
+            _current = paths[0];
+            _run = node._runner.Start(new[] { "sh", "-c", Script, "dump" }.Concat(paths).ToList(), cancellationToken);
+            _text = new System.IO.Compression.GZipStream(_run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
+            _lines = new LineSections(_text);
         }
-        catch (NodeCommandException ex) when (ex.ExitCode != 127)
+
+        /// <summary>The dump of the next pin, which must be <paramref name="path"/>, as a stream.</summary>
+        public Stream Next(string path)
         {
-            throw BpftoolError(ex, path);
+            _current = path;
+            string? header = _lines.ReadLine();
+            if (header != "@@map " + path)
+            {
+                throw new BpfException($"Dumping maps of {_node.Node} gave {(header is null ? "no more output" : "unexpected output")} where the dump of {path} was expected.", 0, path);
+            }
+
+            return _lines.OpenLine();
+        }
+
+        /// <summary>
+        /// Runs one step of reading. A cut-short stream fails with the command's outcome (non-zero
+        /// exit, a dropped connection), which says why better than half a JSON does.
+        /// </summary>
+        public T Guard<T>(Func<T> step)
+        {
+            try
+            {
+                return step();
+            }
+            catch (Exception ex) when (ex is BpfException or InvalidDataException or IOException && !_cancellationToken.IsCancellationRequested)
+            {
+                Complete();
+                throw;
+            }
+        }
+
+        /// <summary>Waits for the command's outcome; a failure becomes the error of the pin read last.</summary>
+        public void Complete()
+        {
+            try
+            {
+                _run.Complete();
+            }
+            catch (NodeCommandException ex) when (ex.ExitCode != 127)
+            {
+                throw BpftoolError(ex, _current);
+            }
+        }
+
+        public void Dispose()
+        {
+            _text.Dispose();
+            _run.Dispose();
         }
     }
 
@@ -700,39 +746,16 @@ public sealed class CommandDataplane : INodeDataplane
 
             int cpus = Descriptor.Type.IsPerCpu() ? _node.PossibleCpus : 1;
 
-            // bpftool's JSON spells every byte as "0x00", (7 characters); gzip on the node shrinks it
-            // about twentyfold before it crosses the exec stream. A missing tool is exit code 127.
-            using ICommandRun run = _node._runner.Start(new[]
-            {
-                "sh", "-c", "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; bpftool -j map dump pinned \"$1\" | gzip -1", "dump", _path,
-            }, cancellationToken);
-            using var json = new System.IO.Compression.GZipStream(run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
-            var reader = new BpftoolJsonReader(json, Descriptor, cpus, _path);
+            using var session = new DumpSession(_node, new[] { _path }, cancellationToken);
+            var reader = new BpftoolJsonReader(session.Guard(() => session.Next(_path)), Descriptor, cpus, _path);
             using IEnumerator<RawEntryBatch> batches = reader.ReadBatches(4096, cancellationToken).GetEnumerator();
-            while (true)
+            while (session.Guard(batches.MoveNext))
             {
-                try
-                {
-                    if (!batches.MoveNext())
-                    {
-                        break;
-                    }
-                }
-                catch (Exception ex) when (ex is BpfException or InvalidDataException or IOException && !cancellationToken.IsCancellationRequested)
-                {
-                    // A cut-short stream: the command's outcome (non-zero exit, a dropped connection)
-                    // says why better than the half JSON does.
-                    CompleteDump(run, _path);
-                    throw;
-                }
-
                 yield return batches.Current;
             }
 
-            CompleteDump(run, _path);
+            session.Complete();
         }
-
-
 
         public long? CountEntries(CancellationToken cancellationToken)
         {
