@@ -34,7 +34,8 @@ function Get-PwshPath { Join-Path $PSHOME 'pwsh' }
 
 function Get-TestCgroupRoot {
     # Where the cgroup v2 hierarchy is mounted; null when it is not (callers skip, or fail with CI=true).
-    Get-Content /proc/self/mounts | ForEach-Object { $f = $_ -split ' '; if ($f[2] -eq 'cgroup2') { $f[1] } } | Select-Object -First 1
+    # The module must be imported: Core finds it as Get-BpfConnectTimeProgram does.
+    [CalicoBpf.Maps.ConnectTime]::Cgroup2Mount()
 }
 
 Export-ModuleMember -Function *

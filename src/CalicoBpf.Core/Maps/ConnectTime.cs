@@ -30,18 +30,13 @@ public static class ConnectTime
             return "/run/calico/cgroup";
         }
 
-        foreach (string line in File.ReadLines("/proc/self/mounts"))
-        {
-            string[] f = line.Split(' ');
-            if (f.Length >= 3 && f[2] == "cgroup2")
-            {
-                return f[1];
-            }
-        }
-
-        throw new BpfEnvironmentException("No cgroup v2 hierarchy is mounted, so no connect-time programs can be attached. Pass -CgroupPath if it is mounted somewhere unusual.",
+        return Cgroup2Mount() ?? throw new BpfEnvironmentException("No cgroup v2 hierarchy is mounted, so no connect-time programs can be attached. Pass -CgroupPath if it is mounted somewhere unusual.",
             BpfEnvironmentProblem.NoBpfFs, "/run/calico/cgroup");
     }
+
+    /// <summary>Where the cgroup v2 hierarchy is mounted (the first cgroup2 mount), or null.</summary>
+    public static string? Cgroup2Mount() =>
+        File.ReadLines("/proc/self/mounts").Select(l => l.Split(' ')).Where(f => f.Length >= 3 && f[2] == "cgroup2").Select(f => f[1]).FirstOrDefault();
 
     /// <summary>Calico's link pins in the link directory (calico_* and cali_*), by program id.</summary>
     public static Dictionary<uint, string> LinkPins(string linkDirectory)

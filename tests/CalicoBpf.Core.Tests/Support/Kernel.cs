@@ -78,7 +78,7 @@ public sealed class CgroupScope : IDisposable
     public CgroupScope()
     {
         _fs = new BpfFsScope();
-        string? root = File.ReadLines("/proc/self/mounts").Select(l => l.Split(' ')).Where(f => f.Length > 2 && f[2] == "cgroup2").Select(f => f[1]).FirstOrDefault();
+        string? root = Maps.ConnectTime.Cgroup2Mount();
         if (root is null)
         {
             _fs.Dispose();
