@@ -137,8 +137,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
             $errs.Count | Should -Be 1
             $errs[0].Exception.Message | Should -BeLike '*/run/calico/cgroup/no-such does not exist on node node-a*'
         } finally {
-            Get-ChildItem $links -ErrorAction SilentlyContinue | Remove-Item -Force
-            if (Test-Path $cgroup) { [IO.Directory]::Delete($cgroup) }
+            Remove-TestCgroup $cgroup $links
         }
     }
 
@@ -236,9 +235,8 @@ Describe 'Changes on remote nodes' -Skip:(-not $kernel) {
             Get-ChildItem $links | Should -BeNullOrEmpty
             @([CalicoBpf.Interop.BpfPrograms]::QueryCgroup($cgroup, 'Connect4')).Count | Should -Be 0
         } finally {
-            Get-ChildItem $links -ErrorAction SilentlyContinue | Remove-Item -Force
             Remove-Item $array -Force -ErrorAction SilentlyContinue
-            if (Test-Path $cgroup) { [IO.Directory]::Delete($cgroup) }
+            Remove-TestCgroup $cgroup $links
         }
     }
 

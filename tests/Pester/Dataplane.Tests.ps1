@@ -196,8 +196,7 @@ Describe 'Changes: -WhatIf leaves every map byte-identical, the real change remo
             @(Get-BpfConnectTimeProgram -CgroupPath $cgroup -LinkPath $links -All).Count | Should -Be 0
             Get-ChildItem $links | Should -BeNullOrEmpty
         } finally {
-            Get-ChildItem $links -ErrorAction SilentlyContinue | Remove-Item -Force
-            if (Test-Path $cgroup) { [IO.Directory]::Delete($cgroup) }   # rmdir: a cgroup directory is never "empty" to Remove-Item
+            Remove-TestCgroup $cgroup $links
         }
     }
 }

@@ -38,6 +38,13 @@ function Get-TestCgroupRoot {
     [CalicoBpf.Maps.ConnectTime]::Cgroup2Mount()
 }
 
+function Remove-TestCgroup([string] $Cgroup, [string] $Links) {
+    # Unpinning the links detaches their programs; then the cgroup can go (rmdir: a cgroup directory
+    # is never "empty" to Remove-Item).
+    Get-ChildItem $Links -ErrorAction SilentlyContinue | Remove-Item -Force
+    if (Test-Path $Cgroup) { [IO.Directory]::Delete($Cgroup) }
+}
+
 Export-ModuleMember -Function *
 
 function Start-TestCluster([string] $Scenario, [string] $Directory) {
