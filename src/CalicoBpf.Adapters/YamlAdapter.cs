@@ -1,4 +1,7 @@
+using System.Globalization;
+using System.Text.Json;
 using CalicoBpf.Isolation;
+using YamlDotNet.RepresentationModel;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;
@@ -24,6 +27,102 @@ public sealed class YamlAdapter : IYamlAdapter
             // Callers know nothing of YamlDotNet: report line, column and cause in a Core-known type.
             throw new FormatException(
                 $"Line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+    }
+
+    public IReadOnlyList<string> ToJsonDocuments(string yaml)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException ex)
+        {
+            throw new FormatException($"Line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+
+        var documents = new List<string>();
+        foreach (YamlDocument document in stream.Documents)
+        {
+            var buffer = new System.IO.MemoryStream();
+            using (var writer = new Utf8JsonWriter(buffer))
+            {
+                WriteJson(writer, document.RootNode);
+            }
+
+            documents.Add(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+        }
+
+        return documents;
+    }
+
+    private static void WriteJson(Utf8JsonWriter writer, YamlNode node)
+    {
+        switch (node)
+        {
+            case YamlMappingNode map:
+                writer.WriteStartObject();
+                foreach (KeyValuePair<YamlNode, YamlNode> pair in map.Children)
+                {
+                    writer.WritePropertyName(((YamlScalarNode)pair.Key).Value ?? string.Empty);
+                    WriteJson(writer, pair.Value);
+                }
+
+                writer.WriteEndObject();
+                break;
+            case YamlSequenceNode sequence:
+                writer.WriteStartArray();
+                foreach (YamlNode item in sequence.Children)
+                {
+                    WriteJson(writer, item);
+                }
+
+                writer.WriteEndArray();
+                break;
+            case YamlScalarNode scalar:
+                WriteScalar(writer, scalar);
+                break;
+            default:
+                writer.WriteNullValue();
+                break;
+        }
+    }
+
+    private static void WriteScalar(Utf8JsonWriter writer, YamlScalarNode scalar)
+    {
+        string text = scalar.Value ?? string.Empty;
+        if (scalar.Style != ScalarStyle.Plain)
+        {
+            writer.WriteStringValue(text);
+            return;
+        }
+
+        switch (text)
+        {
+            case "" or "~" or "null" or "Null" or "NULL":
+                writer.WriteNullValue();
+                return;
+            case "true" or "True" or "TRUE":
+                writer.WriteBooleanValue(true);
+                return;
+            case "false" or "False" or "FALSE":
+                writer.WriteBooleanValue(false);
+                return;
+        }
+
+        if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long integer))
+        {
+            writer.WriteNumberValue(integer);
+        }
+        else if (System.Text.RegularExpressions.Regex.IsMatch(text, @"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+                 && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double real))
+        {
+            writer.WriteNumberValue(real);
+        }
+        else
+        {
+            writer.WriteStringValue(text);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
@@ -16,39 +17,29 @@ namespace CalicoBpf.TestCluster;
 
 /// <summary>
 /// A Kubernetes API server for the subset CalicoBpf uses: discovery, namespaces, nodes, pods (label
-/// and field selectors), pod logs, and pods/exec over WebSocket (v4 and v5.channel.k8s.io) that runs
-/// the real command inside the simulated node. Bearer tokens with two roles: admin, and readonly
-/// (get/list/watch only, so no pods/exec). Errors are Status objects as the real API writes them.
+/// and field selectors), pod logs, pods/exec over WebSocket (v4 and v5.channel.k8s.io) that runs the
+/// real command inside the simulated node, services, endpointslices, configmaps, daemonsets, the
+/// Calico custom resources (validated with the real CRD schemas), get/list/watch, create, update
+/// (409 on a stale resourceVersion), merge and JSON patch, delete, dry runs, Table output for
+/// kubectl, SelfSubjectAccessReview. Bearer tokens with two roles: admin, and readonly (get/list/
+/// watch only). Errors are Status objects as the real API writes them.
 /// </summary>
 public sealed class ApiServer : IAsyncDisposable
 {
     private static readonly string[] ExecProtocols = { "v5.channel.k8s.io", "v4.channel.k8s.io" };
+    private static readonly string[] ReadVerbs = { "get", "list", "watch" };
     private readonly ClusterScenario _scenario;
     private readonly Dictionary<string, SimulatedNode> _nodes;
-    private readonly List<JsonObject> _namespaces = new();
-    private readonly List<JsonObject> _nodeObjects = new();
-    private readonly List<JsonObject> _pods = new();
+    private readonly List<ResourceKind> _kinds;
     private readonly WebApplication _app;
-    private int _resourceVersion = 1000;
 
     private ApiServer(ClusterScenario scenario, Dictionary<string, SimulatedNode> nodes, WebApplication app)
     {
         _scenario = scenario;
         _nodes = nodes;
         _app = app;
-        foreach (string ns in new[] { "default", "kube-system", scenario.CalicoNamespace }.Distinct())
-        {
-            _namespaces.Add(ApiObjects.Namespace(ns, ++_resourceVersion));
-        }
-
-        foreach (ClusterScenario.NodeSpec n in scenario.Nodes)
-        {
-            _nodeObjects.Add(ApiObjects.Node(n, ++_resourceVersion));
-            if (n.CalicoNode)
-            {
-                _pods.Add(ApiObjects.CalicoNodePod(scenario, n, ++_resourceVersion));
-            }
-        }
+        _kinds = ScenarioObjects.Kinds(scenario);
+        ScenarioObjects.Seed(scenario, _kinds, Store);
     }
 
     /// <summary>https://127.0.0.1:PORT</summary>
@@ -56,6 +47,9 @@ public sealed class ApiServer : IAsyncDisposable
 
     /// <summary>The server's self-signed certificate (its own CA), for kubeconfigs.</summary>
     public string CertificatePem { get; private init; } = string.Empty;
+
+    /// <summary>Every object the cluster holds.</summary>
+    public ResourceStore Store { get; } = new();
 
     private static X509Certificate2 CreateCertificate()
     {
@@ -76,7 +70,7 @@ public sealed class ApiServer : IAsyncDisposable
 
     public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0)
     {
-        string runId = Environment.ProcessId.ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        string runId = Environment.ProcessId.ToString("x", CultureInfo.InvariantCulture);
         var nodes = new Dictionary<string, SimulatedNode>();
         try
         {
@@ -105,7 +99,21 @@ public sealed class ApiServer : IAsyncDisposable
             o.UseHttps(certificate);
         }));
         WebApplication app = builder.Build();
-        var server = new ApiServer(scenario, nodes, app) { CertificatePem = certificate.ExportCertificatePem() };
+        ApiServer server;
+        try
+        {
+            server = new ApiServer(scenario, nodes, app) { CertificatePem = certificate.ExportCertificatePem() };
+        }
+        catch
+        {
+            foreach (SimulatedNode n in nodes.Values)
+            {
+                n.Dispose();
+            }
+
+            throw;
+        }
+
         app.UseWebSockets();
         app.Run(server.HandleAsync);
         await app.StartAsync();
@@ -133,6 +141,9 @@ public sealed class ApiServer : IAsyncDisposable
             user: {context}-user
         current-context: {context}
         """;
+
+    /// <summary>One parsed request path: the kind, namespace, name and subresource it addresses.</summary>
+    private sealed record Target(ResourceKind Kind, string? Namespace, string? Name, string? Subresource);
 
     private async Task HandleAsync(HttpContext ctx)
     {
@@ -168,52 +179,151 @@ public sealed class ApiServer : IAsyncDisposable
                     await Write(ctx, 200, new JsonObject { ["kind"] = "APIVersions", ["versions"] = new JsonArray("v1"), ["serverAddressByClientCIDRs"] = new JsonArray(new JsonObject { ["clientCIDR"] = "0.0.0.0/0", ["serverAddress"] = new Uri(Url).Authority }) });
                     return;
                 case ["apis"]:
-                    await Write(ctx, 200, new JsonObject { ["kind"] = "APIGroupList", ["apiVersion"] = "v1", ["groups"] = new JsonArray() });
+                    await Write(ctx, 200, GroupList());
+                    return;
+                case ["apis", var group]:
+                    await Write(ctx, 200, Group(group) ?? throw NotFoundPath());
                     return;
                 case ["api", "v1"]:
-                    await Write(ctx, 200, CoreResources());
+                    await Write(ctx, 200, Resources(string.Empty, "v1"));
                     return;
-                case ["api", "v1", "namespaces"]:
-                    await Write(ctx, 200, ApiObjects.List("NamespaceList", "v1", Filter(ctx, _namespaces), _resourceVersion));
+                case ["apis", var group, var version]:
+                    await Write(ctx, 200, Resources(group, version));
                     return;
-                case ["api", "v1", "namespaces", var ns] when ctx.Request.Method == "GET":
-                    await WriteOne(ctx, _namespaces.FirstOrDefault(n => Name(n) == ns), "namespaces", ns);
-                    return;
-                case ["api", "v1", "nodes"]:
-                    await Write(ctx, 200, ApiObjects.List("NodeList", "v1", Filter(ctx, _nodeObjects), _resourceVersion));
-                    return;
-                case ["api", "v1", "nodes", var name]:
-                    await WriteOne(ctx, _nodeObjects.FirstOrDefault(n => Name(n) == name), "nodes", name);
-                    return;
-                case ["api", "v1", "pods"]:
-                    await Write(ctx, 200, ApiObjects.List("PodList", "v1", Filter(ctx, _pods), _resourceVersion));
-                    return;
-                case ["api", "v1", "namespaces", var ns, "pods"]:
-                    await Write(ctx, 200, ApiObjects.List("PodList", "v1", Filter(ctx, _pods.Where(p => Namespace(p) == ns)), _resourceVersion));
-                    return;
-                case ["api", "v1", "namespaces", var ns, "pods", var name]:
-                    await WriteOne(ctx, FindPod(ns, name), "pods", name);
-                    return;
-                case ["api", "v1", "namespaces", var ns, "pods", var name, "log"]:
-                    await Logs(ctx, ns, name);
-                    return;
-                case ["api", "v1", "namespaces", var ns, "pods", var name, "exec"]:
-                    if (role != "admin")
-                    {
-                        await Write(ctx, 403, ApiObjects.Status(403, "Forbidden",
-                            $"pods \"{name}\" is forbidden: User \"system:serviceaccount:default:{role}\" cannot create resource \"pods/exec\" in API group \"\" in the namespace \"{ns}\"", name, "pods"));
-                        return;
-                    }
-
-                    await Exec(ctx, ns, name);
-                    return;
-                default:
-                    await Write(ctx, 404, ApiObjects.Status(404, "NotFound", "the server could not find the requested resource"));
+                case ["debug", "calicobpf", "writes"]:
+                    // Not a Kubernetes path: how tests see that -WhatIf sent no write.
+                    await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes });
                     return;
             }
+
+            Target target = Parse(seg) ?? throw NotFoundPath();
+            await Serve(ctx, role, target);
+        }
+        catch (ApiError error)
+        {
+            await Write(ctx, error.Code, error.ToStatus());
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    private static ApiError NotFoundPath() => new(404, "NotFound", "the server could not find the requested resource");
+
+    /// <summary>/api/v1/... or /apis/GROUP/VERSION/..., then [namespaces/NS/]PLURAL[/NAME[/SUBRESOURCE]].</summary>
+    private Target? Parse(string[] seg)
+    {
+        (string group, string version, string[] rest) = seg switch
+        {
+            ["api", "v1", .. var r] => (string.Empty, "v1", r),
+            ["apis", var g, var v, .. var r] => (g, v, r),
+            _ => (string.Empty, string.Empty, Array.Empty<string>()),
+        };
+        ResourceKind? Kind(string plural) => _kinds.FirstOrDefault(k => k.Group == group && k.Version == version && k.Plural == plural);
+        return rest switch
+        {
+            ["namespaces", var ns, var plural, .. var more] when more.Length <= 2 && Kind(plural) is { Namespaced: true } k =>
+                new Target(k, ns, more.ElementAtOrDefault(0), more.ElementAtOrDefault(1)),
+            [var plural, .. var more] when more.Length <= 2 && Kind(plural) is { Namespaced: false } k =>
+                new Target(k, null, more.ElementAtOrDefault(0), more.ElementAtOrDefault(1)),
+            [var plural] when Kind(plural) is { Namespaced: true } k => new Target(k, null, null, null),
+            _ => null,
+        };
+    }
+
+    private async Task Serve(HttpContext ctx, string role, Target t)
+    {
+        string method = ctx.Request.Method;
+        if (t.Subresource == "log" && t.Kind == ScenarioObjects.Pods && method == "GET")
+        {
+            Authorize(role, "get", t, "log");
+            await Logs(ctx, t.Namespace!, t.Name!);
+            return;
+        }
+
+        if (t.Subresource == "exec" && t.Kind == ScenarioObjects.Pods)
+        {
+            // Kubernetes 1.35: the WebSocket upgrade (a GET) needs create on pods/exec, as a POST does.
+            Authorize(role, "create", t, "exec");
+            await Exec(ctx, t.Namespace!, t.Name!);
+            return;
+        }
+
+        if (t.Subresource is not null)
+        {
+            throw NotFoundPath();
+        }
+
+        bool watch = ctx.Request.Query["watch"] is var w && (w == "true" || w == "1");
+        string verb = (method, t.Name) switch
+        {
+            ("GET", null) => watch ? "watch" : "list",
+            ("GET", _) => "get",
+            ("POST", null) => "create",
+            ("PUT", not null) => "update",
+            ("PATCH", not null) => "patch",
+            ("DELETE", not null) => "delete",
+            _ => throw new ApiError(405, "MethodNotAllowed", $"the server does not allow this method on the requested resource"),
+        };
+        if (!t.Kind.Verbs.Contains(verb))
+        {
+            throw new ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+        }
+
+        Authorize(role, verb, t, null);
+        bool dryRun = ctx.Request.Query["dryRun"] == "All";
+        var warnings = new List<string>();
+        JsonObject result;
+        int code = 200;
+        switch (verb)
+        {
+            case "list":
+                await WriteList(ctx, t.Kind, Filter(ctx, Store.List(t.Kind, t.Namespace)));
+                return;
+            case "watch":
+                await Watch(ctx, t);
+                return;
+            case "get":
+                JsonObject one = Store.Get(t.Kind, t.Namespace, t.Name!);
+                await Write(ctx, 200, Tables.Wanted(ctx.Request.Headers.Accept.ToString()) ? Tables.Build(t.Kind, new[] { one }, Store.ResourceVersion, ctx.Request.Query["includeObject"].ToString()) : one);
+                return;
+            case "create" when t.Kind == ScenarioObjects.AccessReviews:
+                await Write(ctx, 201, AccessReview(role, await ReadBody(ctx)));
+                return;
+            case "create":
+                result = Store.Create(t.Kind, t.Namespace, await ReadBody(ctx), dryRun, warnings);
+                code = 201;
+                break;
+            case "update":
+                result = Store.Update(t.Kind, t.Namespace, t.Name!, await ReadBody(ctx), dryRun, warnings);
+                break;
+            case "patch":
+                string contentType = ctx.Request.ContentType?.Split(';')[0].Trim() ?? string.Empty;
+                result = Store.Patch(t.Kind, t.Namespace, t.Name!, contentType, await new StreamReader(ctx.Request.Body).ReadToEndAsync(ctx.RequestAborted), dryRun, warnings);
+                break;
+            default:
+                result = Store.Delete(t.Kind, t.Namespace, t.Name!, dryRun);
+                break;
+        }
+
+        foreach (string warning in warnings)
+        {
+            ctx.Response.Headers.Append("Warning", $"299 - \"{warning}\"");
+        }
+
+        await Write(ctx, code, result);
+    }
+
+    private static async Task<JsonObject> ReadBody(HttpContext ctx)
+    {
+        try
+        {
+            return await JsonSerializer.DeserializeAsync<JsonObject>(ctx.Request.Body, cancellationToken: ctx.RequestAborted)
+                ?? throw new ApiError(400, "BadRequest", "the request body is empty");
+        }
+        catch (JsonException ex)
+        {
+            throw new ApiError(400, "BadRequest", $"the body of the request could not be decoded: {ex.Message}");
         }
     }
 
@@ -223,36 +333,176 @@ public sealed class ApiServer : IAsyncDisposable
         return header.StartsWith("Bearer ", StringComparison.Ordinal) && _scenario.Tokens.TryGetValue(header[7..].Trim(), out string? role) ? role : null;
     }
 
-    private static JsonObject CoreResources()
+    private static bool Allowed(string role, string verb) => role == "admin" || ReadVerbs.Contains(verb);
+
+    /// <summary>RBAC: admin may do anything, readonly only get, list and watch; a 403 worded as the real API words it.</summary>
+    private static void Authorize(string role, string verb, Target t, string? subresource)
     {
-        JsonObject R(string name, string kind, bool namespaced, params string[] verbs) => new()
+        if (Allowed(role, verb) || t.Kind == ScenarioObjects.AccessReviews)
         {
-            ["name"] = name,
-            ["singularName"] = name.Contains('/') ? string.Empty : kind.ToLowerInvariant(),
-            ["namespaced"] = namespaced,
-            ["kind"] = kind,
-            ["verbs"] = new JsonArray(verbs.Select(v => (JsonNode)v).ToArray()),
+            return;
+        }
+
+        string resource = subresource is null ? t.Kind.Plural : t.Kind.Plural + "/" + subresource;
+        string subject = t.Name is null ? t.Kind.Qualified : $"{t.Kind.Qualified} \"{t.Name}\"";
+        string scope = t.Namespace is null ? "at the cluster scope" : $"in the namespace \"{t.Namespace}\"";
+        throw new ApiError(403, "Forbidden",
+            $"{subject} is forbidden: User \"system:serviceaccount:default:{role}\" cannot {verb} resource \"{resource}\" in API group \"{t.Kind.Group}\" {scope}",
+            t.Name is null ? new JsonObject { ["group"] = t.Kind.Group, ["kind"] = t.Kind.Plural } : ApiError.Detail(t.Kind, t.Name));
+    }
+
+    /// <summary>SelfSubjectAccessReview: may the caller do spec.resourceAttributes?</summary>
+    private static JsonObject AccessReview(string role, JsonObject review)
+    {
+        string verb = review["spec"]?["resourceAttributes"]?["verb"]?.GetValue<string>() ?? string.Empty;
+        bool allowed = Allowed(role, verb);
+        review["status"] = new JsonObject
+        {
+            ["allowed"] = allowed,
+            ["reason"] = allowed ? $"RBAC: allowed by ClusterRoleBinding \"calicobpf-{role}\"" : string.Empty,
         };
+        review["metadata"] ??= new JsonObject { ["creationTimestamp"] = null };
+        return review;
+    }
+
+    private JsonObject GroupList()
+    {
         return new JsonObject
         {
-            ["kind"] = "APIResourceList",
-            ["groupVersion"] = "v1",
-            ["resources"] = new JsonArray(
-                R("namespaces", "Namespace", false, "get", "list"),
-                R("nodes", "Node", false, "get", "list"),
-                R("pods", "Pod", true, "get", "list"),
-                R("pods/exec", "PodExecOptions", true, "create", "get"),
-                R("pods/log", "Pod", true, "get")),
+            ["kind"] = "APIGroupList",
+            ["apiVersion"] = "v1",
+            ["groups"] = new JsonArray(_kinds.Where(k => k.Group.Length > 0).Select(k => k.Group).Distinct().Select(g => (JsonNode)Group(g)!).ToArray()),
         };
     }
 
-    private static string Name(JsonObject o) => o["metadata"]!["name"]!.GetValue<string>();
+    private JsonObject? Group(string group)
+    {
+        string[] versions = _kinds.Where(k => k.Group == group).Select(k => k.Version).Distinct().ToArray();
+        if (versions.Length == 0)
+        {
+            return null;
+        }
 
-    private static string? Namespace(JsonObject o) => o["metadata"]!["namespace"]?.GetValue<string>();
+        JsonObject Version(string v) => new() { ["groupVersion"] = group + "/" + v, ["version"] = v };
+        return new JsonObject
+        {
+            ["kind"] = "APIGroup",
+            ["apiVersion"] = "v1",
+            ["name"] = group,
+            ["versions"] = new JsonArray(versions.Select(v => (JsonNode)Version(v)).ToArray()),
+            ["preferredVersion"] = Version(versions[0]),
+        };
+    }
 
-    private JsonObject? FindPod(string ns, string name) => _pods.FirstOrDefault(p => Namespace(p) == ns && Name(p) == name);
+    private JsonObject Resources(string group, string version)
+    {
+        List<ResourceKind> kinds = _kinds.Where(k => k.Group == group && k.Version == version).ToList();
+        if (kinds.Count == 0)
+        {
+            throw NotFoundPath();
+        }
 
-    /// <summary>labelSelector (a=b, a!=b, a, !a) and fieldSelector (metadata.name, metadata.namespace, spec.nodeName).</summary>
+        JsonObject R(string name, ResourceKind k, string[] verbs)
+        {
+            var r = new JsonObject
+            {
+                ["name"] = name,
+                ["singularName"] = name.Contains('/') ? string.Empty : k.Kind.ToLowerInvariant(),
+                ["namespaced"] = k.Namespaced,
+                ["kind"] = k.Kind,
+                ["verbs"] = new JsonArray(verbs.Select(v => (JsonNode)v).ToArray()),
+            };
+            if (!name.Contains('/') && k.ShortNames.Length > 0)
+            {
+                r["shortNames"] = new JsonArray(k.ShortNames.Select(s => (JsonNode)s).ToArray());
+            }
+
+            if (!name.Contains('/') && k.Categories.Length > 0)
+            {
+                r["categories"] = new JsonArray(k.Categories.Select(s => (JsonNode)s).ToArray());
+            }
+
+            return r;
+        }
+
+        var list = new JsonArray();
+        foreach (ResourceKind k in kinds)
+        {
+            list.Add(R(k.Plural, k, k.Verbs));
+            if (k == ScenarioObjects.Pods)
+            {
+                list.Add(R("pods/exec", k, new[] { "create", "get" }));
+                list.Add(R("pods/log", k, new[] { "get" }));
+            }
+        }
+
+        return new JsonObject { ["kind"] = "APIResourceList", ["apiVersion"] = "v1", ["groupVersion"] = group.Length == 0 ? version : group + "/" + version, ["resources"] = list };
+    }
+
+    private async Task WriteList(HttpContext ctx, ResourceKind kind, IEnumerable<JsonObject> items)
+    {
+        if (Tables.Wanted(ctx.Request.Headers.Accept.ToString()))
+        {
+            await Write(ctx, 200, Tables.Build(kind, items, Store.ResourceVersion, ctx.Request.Query["includeObject"].ToString()));
+            return;
+        }
+
+        JsonObject list = ApiObjects.List(kind.Kind + "List", kind.GroupVersion, items, Store.ResourceVersion);
+        await Write(ctx, 200, list);
+    }
+
+    /// <summary>A watch stream: one JSON event per line, until timeoutSeconds or the client leaves.</summary>
+    private async Task Watch(HttpContext ctx, Target t)
+    {
+        int? from = int.TryParse(ctx.Request.Query["resourceVersion"], out int rv) ? rv : null;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+        if (int.TryParse(ctx.Request.Query["timeoutSeconds"], out int seconds) && seconds > 0)
+        {
+            timeout.CancelAfter(TimeSpan.FromSeconds(seconds));
+        }
+
+        IAsyncEnumerator<(string Type, JsonObject Object)> events = Store.Watch(t.Kind, t.Namespace, from, timeout.Token).GetAsyncEnumerator(timeout.Token);
+        try
+        {
+            // The first MoveNext registers the watcher and may fail (410 Expired) before any byte is sent.
+            bool any;
+            try
+            {
+                any = await events.MoveNextAsync();
+            }
+            catch (OperationCanceledException)
+            {
+                any = false;
+            }
+
+            ctx.Response.StatusCode = 200;
+            ctx.Response.ContentType = "application/json";
+            await ctx.Response.StartAsync(ctx.RequestAborted);
+            try
+            {
+                while (any)
+                {
+                    (string type, JsonObject o) = events.Current;
+                    if (Filter(ctx, new[] { o }).Any())
+                    {
+                        await ctx.Response.WriteAsync(new JsonObject { ["type"] = type, ["object"] = o }.ToJsonString() + "\n", ctx.RequestAborted);
+                        await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                    }
+
+                    any = await events.MoveNextAsync();
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        finally
+        {
+            await events.DisposeAsync();
+        }
+    }
+
+    /// <summary>labelSelector (a=b, a!=b, a, !a) and fieldSelector (metadata.name, metadata.namespace, spec.nodeName, status.phase).</summary>
     private static IEnumerable<JsonObject> Filter(HttpContext ctx, IEnumerable<JsonObject> items)
     {
         string labels = ctx.Request.Query["labelSelector"].ToString();
@@ -262,8 +512,8 @@ public sealed class ApiServer : IAsyncDisposable
             if (Matches(labels, key => o["metadata"]?["labels"]?[key]?.GetValue<string>())
                 && Matches(fields, key => key switch
                 {
-                    "metadata.name" => Name(o),
-                    "metadata.namespace" => Namespace(o),
+                    "metadata.name" => ResourceStore.Name(o),
+                    "metadata.namespace" => ResourceStore.Namespace(o),
                     "spec.nodeName" => o["spec"]?["nodeName"]?.GetValue<string>(),
                     "status.phase" => o["status"]?["phase"]?.GetValue<string>(),
                     _ => null,
@@ -312,10 +562,6 @@ public sealed class ApiServer : IAsyncDisposable
         return true;
     }
 
-    private static Task WriteOne(HttpContext ctx, JsonObject? o, string kind, string name) => o is null
-        ? Write(ctx, 404, ApiObjects.Status(404, "NotFound", $"{kind} \"{name}\" not found", name, kind))
-        : Write(ctx, 200, o);
-
     private static async Task Write(HttpContext ctx, int code, JsonNode body)
     {
         ctx.Response.StatusCode = code;
@@ -323,17 +569,42 @@ public sealed class ApiServer : IAsyncDisposable
         await ctx.Response.WriteAsync(body.ToJsonString(), ctx.RequestAborted);
     }
 
+    /// <summary>pods/log: the node's calico-node log (other pods log nothing), with container, tailLines, sinceTime and sinceSeconds.</summary>
     private async Task Logs(HttpContext ctx, string ns, string name)
     {
-        JsonObject? pod = FindPod(ns, name);
-        if (pod is null)
+        JsonObject pod = Store.Get(ScenarioObjects.Pods, ns, name);
+        string[] containers = (pod["spec"]!["containers"] as JsonArray ?? new JsonArray()).Select(c => c!["name"]!.GetValue<string>()).ToArray();
+        string container = ctx.Request.Query["container"].ToString();
+        if (container.Length == 0 && containers.Length > 1)
         {
-            await WriteOne(ctx, null, "pods", name);
-            return;
+            throw new ApiError(400, "BadRequest", $"a container name must be specified for pod {name}, choose one of: [{string.Join(' ', containers)}]");
+        }
+
+        if (container.Length > 0 && !containers.Contains(container))
+        {
+            throw new ApiError(400, "BadRequest", $"container {container} is not valid for pod {name}");
         }
 
         string node = pod["spec"]!["nodeName"]!.GetValue<string>();
-        string[] lines = _nodes[node].Spec.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        bool calico = pod["metadata"]?["labels"]?["k8s-app"]?.GetValue<string>() == "calico-node";
+        string[] lines = calico && _nodes.TryGetValue(node, out SimulatedNode? sim) ? sim.Spec.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries) : Array.Empty<string>();
+        DateTime? since = DateTime.TryParse(ctx.Request.Query["sinceTime"], CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out DateTime t) ? t
+            : int.TryParse(ctx.Request.Query["sinceSeconds"], out int seconds) ? DateTime.UtcNow.AddSeconds(-seconds) : null;
+        if (since is DateTime from)
+        {
+            // Felix stamps each line (UTC, no zone); a line without a stamp belongs with the one before it.
+            bool keep = false;
+            lines = lines.Where(l =>
+            {
+                if (l.Length >= 23 && DateTime.TryParseExact(l[..23], "yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTime stamp))
+                {
+                    keep = stamp >= from;
+                }
+
+                return keep;
+            }).ToArray();
+        }
+
         if (int.TryParse(ctx.Request.Query["tailLines"], out int tail) && tail >= 0)
         {
             lines = lines.TakeLast(tail).ToArray();
@@ -345,13 +616,7 @@ public sealed class ApiServer : IAsyncDisposable
 
     private async Task Exec(HttpContext ctx, string ns, string name)
     {
-        JsonObject? pod = FindPod(ns, name);
-        if (pod is null)
-        {
-            await WriteOne(ctx, null, "pods", name);
-            return;
-        }
-
+        JsonObject pod = Store.Get(ScenarioObjects.Pods, ns, name);
         string[] command = ctx.Request.Query["command"].Where(c => c is not null).Select(c => c!).ToArray();
         if (!ctx.WebSockets.IsWebSocketRequest || command.Length == 0)
         {
@@ -382,7 +647,12 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         using Process process = Process.Start(psi)!;
-        process.StandardInput.Close();
+        bool stdin = ctx.Request.Query["stdin"] is var si && (si == "true" || si == "1");
+        if (!stdin)
+        {
+            process.StandardInput.Close();
+        }
+
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
         var sendLock = new SemaphoreSlim(1, 1);
 
@@ -430,12 +700,38 @@ public sealed class ApiServer : IAsyncDisposable
             byte[] b = new byte[1024];
             try
             {
+                var message = new MemoryStream();
                 while (ws.State == WebSocketState.Open)
                 {
                     WebSocketReceiveResult r = await ws.ReceiveAsync(b, abort.Token);
                     if (r.MessageType == WebSocketMessageType.Close)
                     {
                         break;
+                    }
+
+                    message.Write(b, 0, r.Count);
+                    if (!r.EndOfMessage)
+                    {
+                        continue;
+                    }
+
+                    byte[] frame = message.ToArray();
+                    message.SetLength(0);
+                    if (frame.Length == 0 || !stdin)
+                    {
+                        continue;
+                    }
+
+                    if (frame[0] == 0)
+                    {
+                        // stdin data
+                        await process.StandardInput.BaseStream.WriteAsync(frame.AsMemory(1), abort.Token);
+                        await process.StandardInput.BaseStream.FlushAsync(abort.Token);
+                    }
+                    else if (frame[0] == 255 && protocol == "v5.channel.k8s.io" && frame.Length > 1 && frame[1] == 0)
+                    {
+                        // v5's close signal: the client has no more stdin.
+                        process.StandardInput.Close();
                     }
                 }
             }

@@ -18,6 +18,77 @@ public sealed class ClusterScenario
 
     public string CalicoNamespace => Install == "manifest" ? "kube-system" : "calico-system";
 
+    /// <summary>Which Calico CRDs the cluster has: a folder of tests/fixtures/calico (head, v3.30.7, v3.28.5).</summary>
+    public string CalicoCrds { get; set; } = "head";
+
+    /// <summary>
+    /// The groups FelixConfiguration and IPPool are served in: crd.projectcalico.org/v1 (CRDs only),
+    /// projectcalico.org/v3 (native v3 CRDs), or both (the Calico API server in front of the v1 CRDs:
+    /// one set of objects seen through either group).
+    /// </summary>
+    public List<string> CalicoApiGroups { get; set; } = new() { "crd.projectcalico.org/v1" };
+
+    /// <summary>A kube-proxy DaemonSet in kube-system, with a pod on every node.</summary>
+    public bool KubeProxy { get; set; }
+
+    /// <summary>Extra environment of the calico-node container (FELIX_BPFENABLED ...), beyond the install's own.</summary>
+    public Dictionary<string, string> CalicoNodeEnv { get; set; } = new();
+
+    /// <summary>The kubernetes-services-endpoint ConfigMap's data (host, port), when the cluster has one.</summary>
+    public Dictionary<string, string>? KubernetesServicesEndpoint { get; set; }
+
+    /// <summary>Workload pods (namespace/name, node, IP, labels).</summary>
+    public List<PodSpec> Pods { get; set; } = new();
+
+    /// <summary>Services; their EndpointSlices are made from the pods their selector matches.</summary>
+    public List<ServiceSpec> Services { get; set; } = new();
+
+    /// <summary>FelixConfiguration specs by object name (read as JSON: see <see cref="Resources"/>).</summary>
+    public object? FelixConfigurations { get; set; }
+
+    /// <summary>IPPool specs by object name (read as JSON).</summary>
+    public object? IpPools { get; set; }
+
+    /// <summary>The operator's Installation "default" spec (operator installs; read as JSON).</summary>
+    public object? Installation { get; set; }
+
+    /// <summary>Any other objects, whole (apiVersion, kind, metadata ...; read as JSON).</summary>
+    public object? Objects { get; set; }
+
+    /// <summary>The free-form sections (felixConfigurations, ipPools, installation, objects) with their JSON types.</summary>
+    public System.Text.Json.Nodes.JsonObject Resources { get; private set; } = new();
+
+    public sealed class PodSpec
+    {
+        public string Name { get; set; } = string.Empty;
+        public string Namespace { get; set; } = "default";
+        public string Node { get; set; } = string.Empty;
+        public string Ip { get; set; } = string.Empty;
+        public Dictionary<string, string> Labels { get; set; } = new();
+    }
+
+    public sealed class ServiceSpec
+    {
+        public string Name { get; set; } = string.Empty;
+        public string Namespace { get; set; } = "default";
+        /// <summary>ClusterIP, NodePort or LoadBalancer.</summary>
+        public string Type { get; set; } = "ClusterIP";
+        public string ClusterIp { get; set; } = string.Empty;
+        public List<string> ExternalIps { get; set; } = new();
+        public string LoadBalancerIp { get; set; } = string.Empty;
+        public Dictionary<string, string> Selector { get; set; } = new();
+        public List<PortSpec> Ports { get; set; } = new();
+    }
+
+    public sealed class PortSpec
+    {
+        public string Name { get; set; } = string.Empty;
+        public string Protocol { get; set; } = "TCP";
+        public int Port { get; set; }
+        public int TargetPort { get; set; }
+        public int NodePort { get; set; }
+    }
+
     public sealed class NodeSpec
     {
         public string Name { get; set; } = string.Empty;
@@ -52,7 +123,17 @@ public sealed class ClusterScenario
         public string Message { get; set; } = "Internal error occurred: the test cluster was told to fail here";
     }
 
-    public static ClusterScenario Load(string path) => DependencyLoadContext.Yaml.Deserialize<ClusterScenario>(File.ReadAllText(path));
+    public static ClusterScenario Load(string path) => Parse(File.ReadAllText(path));
 
-    public static ClusterScenario Parse(string yaml) => DependencyLoadContext.Yaml.Deserialize<ClusterScenario>(yaml);
+    public static ClusterScenario Parse(string yaml)
+    {
+        ClusterScenario scenario = DependencyLoadContext.Yaml.Deserialize<ClusterScenario>(yaml);
+        IReadOnlyList<string> documents = DependencyLoadContext.Yaml.ToJsonDocuments(yaml);
+        if (documents.Count > 0 && System.Text.Json.Nodes.JsonNode.Parse(documents[0]) is System.Text.Json.Nodes.JsonObject json)
+        {
+            scenario.Resources = json;
+        }
+
+        return scenario;
+    }
 }

@@ -9,6 +9,12 @@ public interface IYamlAdapter
     T Deserialize<T>(string yaml)
         where T : class, new();
 
+    /// <summary>
+    /// Every document of a YAML stream as JSON text, with YAML 1.2 core-schema typing: plain
+    /// true/false, null/~, integers and floats become JSON literals, anything quoted stays a string.
+    /// </summary>
+    IReadOnlyList<string> ToJsonDocuments(string yaml);
+
     /// <summary>The YamlDotNet version in use (diagnostics, and the isolation test).</summary>
     string Version { get; }
 }
