@@ -190,6 +190,12 @@ public sealed class ApiServer : IAsyncDisposable
                 case ["apis", var group, var version]:
                     await Write(ctx, 200, Resources(group, version));
                     return;
+                case ["openapi", "v3"]:
+                    await Write(ctx, 200, OpenApi.Index(_kinds));
+                    return;
+                case ["openapi", "v3", .. var gv]:
+                    await Write(ctx, 200, OpenApi.GroupVersion(_kinds, string.Join('/', gv)) ?? throw NotFoundPath());
+                    return;
                 case ["debug", "calicobpf", "writes"]:
                     // Not a Kubernetes path: how tests see that -WhatIf sent no write.
                     await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes });
@@ -272,6 +278,7 @@ public sealed class ApiServer : IAsyncDisposable
 
         Authorize(role, verb, t, null);
         bool dryRun = ctx.Request.Query["dryRun"] == "All";
+        string fieldValidation = ctx.Request.Query["fieldValidation"].ToString() is { Length: > 0 } fv ? fv : "Warn";
         var warnings = new List<string>();
         JsonObject result;
         int code = 200;
@@ -291,15 +298,15 @@ public sealed class ApiServer : IAsyncDisposable
                 await Write(ctx, 201, AccessReview(role, await ReadBody(ctx)));
                 return;
             case "create":
-                result = Store.Create(t.Kind, t.Namespace, await ReadBody(ctx), dryRun, warnings);
+                result = Store.Create(t.Kind, t.Namespace, await ReadBody(ctx), dryRun, warnings, fieldValidation);
                 code = 201;
                 break;
             case "update":
-                result = Store.Update(t.Kind, t.Namespace, t.Name!, await ReadBody(ctx), dryRun, warnings);
+                result = Store.Update(t.Kind, t.Namespace, t.Name!, await ReadBody(ctx), dryRun, warnings, fieldValidation);
                 break;
             case "patch":
                 string contentType = ctx.Request.ContentType?.Split(';')[0].Trim() ?? string.Empty;
-                result = Store.Patch(t.Kind, t.Namespace, t.Name!, contentType, await new StreamReader(ctx.Request.Body).ReadToEndAsync(ctx.RequestAborted), dryRun, warnings);
+                result = Store.Patch(t.Kind, t.Namespace, t.Name!, contentType, await new StreamReader(ctx.Request.Body).ReadToEndAsync(ctx.RequestAborted), dryRun, warnings, fieldValidation);
                 break;
             default:
                 result = Store.Delete(t.Kind, t.Namespace, t.Name!, dryRun);
@@ -308,7 +315,7 @@ public sealed class ApiServer : IAsyncDisposable
 
         foreach (string warning in warnings)
         {
-            ctx.Response.Headers.Append("Warning", $"299 - \"{warning}\"");
+            ctx.Response.Headers.Append("Warning", $"299 - \"{warning.Replace("\"", "\\\"", StringComparison.Ordinal)}\"");
         }
 
         await Write(ctx, code, result);

@@ -139,7 +139,7 @@ public sealed class ResourceStore
 
     public JsonObject Get(ResourceKind kind, string? ns, string name) => Find(kind, ns, name) ?? throw ApiError.NotFound(kind, name);
 
-    public JsonObject Create(ResourceKind kind, string? ns, JsonObject body, bool dryRun, List<string> warnings)
+    public JsonObject Create(ResourceKind kind, string? ns, JsonObject body, bool dryRun, List<string> warnings, string fieldValidation = "Warn")
     {
         string name = body["metadata"]?["name"]?.GetValue<string>() ?? string.Empty;
         if (name.Length == 0)
@@ -154,7 +154,7 @@ public sealed class ResourceStore
                 throw new ApiError(409, "AlreadyExists", $"{kind.Qualified} \"{name}\" already exists", ApiError.Detail(kind, name));
             }
 
-            JsonObject stored = Admit(kind, name, body, warnings);
+            JsonObject stored = Admit(kind, name, body, warnings, fieldValidation);
             JsonObject meta = stored["metadata"]!.AsObject();
             meta["uid"] = Guid.NewGuid().ToString();
             meta["creationTimestamp"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
@@ -169,7 +169,7 @@ public sealed class ResourceStore
     }
 
     /// <summary>PUT: the body replaces the object when its resourceVersion is the current one.</summary>
-    public JsonObject Update(ResourceKind kind, string? ns, string name, JsonObject body, bool dryRun, List<string> warnings)
+    public JsonObject Update(ResourceKind kind, string? ns, string name, JsonObject body, bool dryRun, List<string> warnings, string fieldValidation = "Warn")
     {
         lock (_lock)
         {
@@ -185,14 +185,14 @@ public sealed class ResourceStore
                 throw ApiError.Conflict(kind, name);
             }
 
-            JsonObject stored = Admit(kind, name, body, warnings);
+            JsonObject stored = Admit(kind, name, body, warnings, fieldValidation);
             KeepIdentity(current, stored);
             return Commit(kind, current, stored, dryRun, "MODIFIED");
         }
     }
 
     /// <summary>PATCH with a merge patch or a JSON patch; a resourceVersion in the result is a precondition.</summary>
-    public JsonObject Patch(ResourceKind kind, string? ns, string name, string contentType, string patch, bool dryRun, List<string> warnings)
+    public JsonObject Patch(ResourceKind kind, string? ns, string name, string contentType, string patch, bool dryRun, List<string> warnings, string fieldValidation = "Warn")
     {
         lock (_lock)
         {
@@ -230,7 +230,7 @@ public sealed class ResourceStore
                 throw ApiError.Conflict(kind, name);
             }
 
-            JsonObject stored = Admit(kind, name, body, warnings);
+            JsonObject stored = Admit(kind, name, body, warnings, fieldValidation);
             KeepIdentity(current, stored);
             return Commit(kind, current, stored, dryRun, "MODIFIED");
         }
@@ -337,8 +337,11 @@ public sealed class ResourceStore
         return View(kind, stored);
     }
 
-    /// <summary>Prunes unknown fields (a warning each, as fieldValidation=Warn) and validates against the CRD schema.</summary>
-    private static JsonObject Admit(ResourceKind kind, string name, JsonObject body, List<string> warnings)
+    /// <summary>
+    /// Prunes unknown fields (fieldValidation Warn: a warning each, the default; Ignore: silently;
+    /// Strict: a 400) and validates against the CRD schema (422).
+    /// </summary>
+    private static JsonObject Admit(ResourceKind kind, string name, JsonObject body, List<string> warnings, string fieldValidation)
     {
         var stored = (JsonObject)body.DeepClone();
         stored["apiVersion"] = kind.GroupVersion;
@@ -351,9 +354,15 @@ public sealed class ResourceStore
         meta["name"] = name;
         if (kind.Schema is { } schema)
         {
-            foreach (string field in schema.Prune(stored))
+            IReadOnlyList<string> unknown = schema.Prune(stored);
+            if (unknown.Count > 0 && fieldValidation == "Strict")
             {
-                warnings.Add($"unknown field \"{field}\"");
+                throw new ApiError(400, "BadRequest", $"{kind.Kind} in version \"{kind.Version}\" cannot be handled as a {kind.Kind}: strict decoding error: {string.Join(", ", unknown.Select(f => $"unknown field \"{f}\""))}");
+            }
+
+            if (fieldValidation != "Ignore")
+            {
+                warnings.AddRange(unknown.Select(f => $"unknown field \"{f}\""));
             }
 
             IReadOnlyList<FieldError> errors = schema.Validate(stored);
