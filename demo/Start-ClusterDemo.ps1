@@ -31,7 +31,7 @@ try {
         Write-Host ''
         Write-Host "PS> $($Command.ToString().Trim())" -ForegroundColor Cyan
         & $Command 2>&1 | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { "ERROR: $_" } else { $_ } } |
-            Out-String -Width 120 -Stream | Where-Object { $_.Trim() } | Write-Host
+            Out-String -Width 160 -Stream | Where-Object { $_.Trim() } | Write-Host
     }
 
     Write-Host "Test cluster at $($cluster.Url) (kubeconfig $($cluster.Kubeconfig)): 4 nodes, Calico v3.30.7 installed by the operator."
@@ -40,6 +40,8 @@ try {
     Show { Get-BpfCounter -Node * | Where-Object { $_.Category -eq 'Dropped' -and $_.Ingress -gt 0 } | Select-Object Node, Interface, Name, Ingress }
     Show { Get-BpfConntrack -Node * -Protocol Tcp | Group-Object Node, State -NoElement | Sort-Object Name }
     Show { Get-BpfNat -Node node-a -Address 10.96.0.10 | Select-Object -ExpandProperty Backends }
+    Show { Get-BpfConntrack -Node * -Namespace shop }
+    Show { Get-BpfNat -Node node-a -Resolve | Format-Table Frontend, Service, @{ n = 'Backends'; e = { $_.Backends.Pod -join ', ' } } }
 }
 finally {
     Stop-TestCluster $cluster

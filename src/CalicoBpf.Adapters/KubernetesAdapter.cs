@@ -81,6 +81,25 @@ public sealed class KubernetesAdapter : IClusterAdapter
             }).OrderBy(n => n.Node, StringComparer.Ordinal).ToList();
         }
 
+        public WorkloadIndex LoadWorkloads(CancellationToken cancellationToken)
+        {
+            V1PodList pods = Call(() => _client.CoreV1.ListPodForAllNamespacesAsync(cancellationToken: cancellationToken), "list pods");
+            V1ServiceList services = Call(() => _client.CoreV1.ListServiceForAllNamespacesAsync(cancellationToken: cancellationToken), "list services");
+            static IPAddress[] Addresses(IEnumerable<string?>? texts) =>
+                (texts ?? Enumerable.Empty<string?>()).Select(t => IPAddress.TryParse(t, out IPAddress? a) ? a : null).OfType<IPAddress>().Distinct().ToArray();
+            return new WorkloadIndex(
+                pods.Items
+                    .Where(p => p.Spec?.HostNetwork != true && p.Status?.Phase is "Running" or "Pending")
+                    .Select(p => new WorkloadPod(p.Metadata.NamespaceProperty, p.Metadata.Name,
+                        Addresses((p.Status?.PodIPs?.Select(i => i.Ip) ?? Enumerable.Empty<string>()).Append(p.Status?.PodIP)))),
+                services.Items.Select(s => new WorkloadService(s.Metadata.NamespaceProperty, s.Metadata.Name,
+                    Addresses((s.Spec?.ClusterIPs ?? Array.Empty<string>()).Append(s.Spec?.ClusterIP)
+                        .Concat(s.Spec?.ExternalIPs ?? Array.Empty<string>())
+                        .Concat(s.Status?.LoadBalancer?.Ingress?.Select(i => i.Ip) ?? Enumerable.Empty<string>())),
+                    (s.Spec?.Ports ?? Array.Empty<V1ServicePort>()).Select(p => new ServicePortSpec(
+                        Enum.TryParse(p.Protocol, true, out CalicoBpf.IpProtocol proto) ? proto : CalicoBpf.IpProtocol.Tcp, p.Port, p.NodePort ?? 0)).ToArray())));
+        }
+
         public ICommandRunner ExecRunner(CalicoNode node) => node.HasCalicoNode
             ? new ExecRunner(_client, node)
             : throw new ClusterException($"Node {node.Node} runs no calico-node pod: there is no Calico dataplane to read there.");

@@ -65,7 +65,7 @@ public sealed class ApiServer : IAsyncDisposable
         return new X509Certificate2(cert.Export(X509ContentType.Pkcs12));
     }
 
-    /// <summary>Requests served, by method (tests count writes).</summary>
+    /// <summary>Requests served, by method and path ("GET /api/v1/services"): tests count list calls.</summary>
     public Dictionary<string, int> RequestCounts { get; } = new();
 
     public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0)
@@ -149,7 +149,8 @@ public sealed class ApiServer : IAsyncDisposable
     {
         lock (RequestCounts)
         {
-            RequestCounts[ctx.Request.Method] = RequestCounts.GetValueOrDefault(ctx.Request.Method) + 1;
+            string key = ctx.Request.Method + " " + ctx.Request.Path.Value;
+            RequestCounts[key] = RequestCounts.GetValueOrDefault(key) + 1;
         }
 
         string path = ctx.Request.Path.Value?.TrimEnd('/') ?? string.Empty;
@@ -197,8 +198,20 @@ public sealed class ApiServer : IAsyncDisposable
                     await Write(ctx, 200, OpenApi.GroupVersion(_kinds, string.Join('/', gv)) ?? throw NotFoundPath());
                     return;
                 case ["debug", "calicobpf", "writes"]:
-                    // Not a Kubernetes path: how tests see that -WhatIf sent no write.
+                    // Not Kubernetes paths: how tests see that -WhatIf sent no write, and how many list calls a run made.
                     await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes });
+                    return;
+                case ["debug", "calicobpf", "requests"]:
+                    JsonObject counts = new();
+                    lock (RequestCounts)
+                    {
+                        foreach ((string key, int n) in RequestCounts.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                        {
+                            counts[key] = n;
+                        }
+                    }
+
+                    await Write(ctx, 200, counts);
                     return;
             }
 

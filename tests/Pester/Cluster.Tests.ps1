@@ -68,7 +68,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         function Fields($o) { ($o.PSObject.Properties | Where-Object Name -notin $skip | Sort-Object Name | ForEach-Object { "$($_.Name)=$(if ($_.Value -is [byte[]]) { [Convert]::ToHexString($_.Value) } else { "$($_.Value)" })" }) -join '|' }
         $remote = @(Get-BpfConntrack -Node node-a | ForEach-Object { Fields $_ } | Sort-Object)
         $local = @(Get-BpfConntrack -PinPath $pins | ForEach-Object { Fields $_ } | Sort-Object)
-        $remote.Count | Should -Be 136
+        $remote.Count | Should -Be 141
         $remote | Should -Be $local
         # Interface names come from the node's own network namespace (here the host's differ).
         $skip += 'Interface'
@@ -79,11 +79,67 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
 
     It '-Node * reads every node running calico-node in parallel; a broken node is one error and the others complete' {
         $objects = @(Get-BpfConntrack -Node * -ThrottleLimit 2 -ErrorVariable errs -ErrorAction SilentlyContinue)
-        ($objects | Group-Object Node -NoElement | ForEach-Object { "$($_.Name)=$($_.Count)" }) -join ' ' | Should -Be 'node-a=136 node-b=30'
+        ($objects | Group-Object Node -NoElement | ForEach-Object { "$($_.Name)=$($_.Count)" }) -join ' ' | Should -Be 'node-a=141 node-b=30'
         $errs.Count | Should -Be 1
         $errs[0].TargetObject | Should -Be 'node-c'
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'NoBpfFs,*'
         "$($errs[0])" | Should -Match 'node-c.*eBPF mode'
+    }
+
+    It '-Resolve names pods and services from one pod list and one service list per run' {
+        function Get-Requests { Invoke-RestMethod -SkipCertificateCheck -Uri "$($cluster.Url)/debug/calicobpf/requests" -Headers @{ Authorization = 'Bearer admin-token' } }
+        $before = Get-Requests
+        $all = @(Get-BpfConntrack -Node * -Resolve -ErrorAction SilentlyContinue)
+        $after = Get-Requests
+        ($after.'GET /api/v1/services' - [int]$before.'GET /api/v1/services') | Should -Be 1
+        # One pod list finds the calico-node pods, one names the workloads: none per node or entry.
+        ($after.'GET /api/v1/pods' - [int]$before.'GET /api/v1/pods') | Should -Be 2
+        $all.Count | Should -Be 171
+        $dns = $all | Where-Object { $_.SourcePort -eq 41000 }
+        ($dns | Where-Object Type -eq 'NatReverse' | ForEach-Object { $_.SourcePod, $_.DestinationPod, $_.Service }) |
+            Should -Be @('shop/frontend-7d4b9c-x2k8p', 'kube-system/coredns-5d78c9869d-q7v2r', 'kube-system/kube-dns')
+        # A NatForward entry names the backend it was sent to, through its reverse key.
+        ($dns | Where-Object Type -eq 'NatForward').DestinationPod | Should -Be 'kube-system/coredns-5d78c9869d-q7v2r'
+        $direct = $all | Where-Object { $_.SourcePort -eq 41004 }
+        ($direct.Service, $direct.DestinationPod) | Should -Be @('', 'shop/cart-6f5c8b7d9-m4n7t')
+        ($all | Where-Object Service | Group-Object Service -NoElement | ForEach-Object { "$($_.Name)=$($_.Count)" }) -join ' ' | Should -Be 'kube-system/kube-dns=2 shop/cart=2'
+        $text = $dns | Out-String -Width 200
+        # The resolved entries carry a type name of their own, whose table shows names for addresses.
+        $dns[0].PSObject.TypeNames[0] | Should -Be 'CalicoBpf.ConntrackEntry#Resolved'
+        $text | Should -Match 'shop/frontend-7d4b9c-x2k8p\s+kube-system/kube-dns\s+kube-system/coredns-5d78c9869d-q7v2r\s+NatReverse'
+        $text | Should -Match 'kube-system/kube-dns\s+-> kube-system/coredns-5d78c9869d-q7v2r\s+NatForward'
+    }
+
+    It '-Pod, -Namespace and -Service return exactly what -Resolve and Where-Object would' {
+        $all = @(Get-BpfConntrack -Node node-a -Resolve)
+        $expect = @($all | Where-Object { $_.SourcePod -like 'shop/frontend-*' -or $_.DestinationPod -like 'shop/frontend-*' })
+        $expect.Count | Should -Be 5
+        @(Get-BpfConntrack -Node node-a -Pod shop/frontend-*).Count | Should -Be 5
+        @(Get-BpfConntrack -Node node-a -Pod 'frontend-7d4b9c-x2k8p').Count | Should -Be 5
+        $ns = @($all | Where-Object { ($_.SourcePod, $_.DestinationPod, $_.Service) -like 'kube-system/*' })
+        @(Get-BpfConntrack -Node node-a -Namespace kube-system).Count | Should -Be $ns.Count
+        @(Get-BpfConntrack -Node node-a -Service shop/cart).Type | Sort-Object | Should -Be @('NatForward', 'NatReverse')
+        @(Get-BpfConntrack -Node node-a -Service cart -Pod frontend-*).Count | Should -Be 2
+        @(Get-BpfConntrack -Node node-a -Pod nobody -WarningVariable warn -WarningAction SilentlyContinue).Count | Should -Be 0
+        "$warn" | Should -Match 'No pod of the cluster matches -Pod nobody'
+    }
+
+    It 'Get-BpfNat -Resolve names the service of a frontend and the pod of each backend, and filters by them' {
+        $fe = Get-BpfNat -Node node-a -Resolve
+        $fe.Service | Should -Be 'kube-system/kube-dns'
+        $fe.Backends.Pod | Should -Be @('kube-system/coredns-5d78c9869d-h2x9w', 'kube-system/coredns-5d78c9869d-q7v2r')
+        @(Get-BpfNat -Node node-a -Service kube-system/kube-dns).Count | Should -Be 1
+        @(Get-BpfNat -Node node-a -Pod 'coredns-*-q7v2r').Count | Should -Be 1
+        @(Get-BpfNat -Node node-a -Namespace shop -WarningAction SilentlyContinue).Count | Should -Be 0
+    }
+
+    It 'resolves in local mode too, with the same names as remotely' {
+        $pins = "/tmp/cbk-$($cluster.RunId)-node-a/bpffs/tc/globals"
+        $names = { process { "$($_.Source)|$($_.Type)|$($_.SourcePod)|$($_.DestinationPod)|$($_.Service)" } }
+        $local = @(Get-BpfConntrack -PinPath $pins -Resolve | & $names | Sort-Object)
+        $remote = @(Get-BpfConntrack -Node node-a -Resolve | & $names | Sort-Object)
+        $local | Should -Be $remote
+        ($local -like '*|shop/cart').Count | Should -Be 2
     }
 
     It 'names missing nodes and nodes without calico-node' {

@@ -108,10 +108,10 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
     It 'pipes into Group-Object, Sort-Object and ConvertTo-Json' {
         $states = Get-BpfConntrack -Protocol Tcp -Type Normal, NatReverse | Group-Object State -NoElement
         ($states | Measure-Object Count -Sum).Sum | Should -Be @($all | Where-Object { $_.Protocol -eq 'Tcp' -and $_.Type -ne 'NatForward' }).Count
-        $json = Get-BpfConntrack -Type NatReverse | Sort-Object Age | Select-Object -First 2 Source, Service, Destination, State, LastSeen |
+        $json = Get-BpfConntrack -Type NatReverse | Sort-Object Age | Select-Object -First 2 Source, ServiceEndpoint, Destination, State, LastSeen |
             ConvertTo-Json -EnumsAsStrings | ConvertFrom-Json
         $json[0].Source | Should -Match '^\d+\.\d+\.\d+\.\d+:\d+$'
-        $json[0].Service | Should -Match ':\d+$'
+        $json[0].ServiceEndpoint | Should -Match ':\d+$'
     }
 
     It 'renders its default table' {

@@ -38,6 +38,9 @@ public interface IClusterConnection
     /// <summary>Every node, with its calico-node pod where it runs one (found by label in any namespace).</summary>
     IReadOnlyList<CalicoNode> ListNodes(CancellationToken cancellationToken);
 
+    /// <summary>Every pod and service of the cluster (one list call each), for -Resolve and the -Pod/-Namespace/-Service filters.</summary>
+    WorkloadIndex LoadWorkloads(CancellationToken cancellationToken);
+
     /// <summary>Runs commands in a node's calico-node container through pods/exec.</summary>
     ICommandRunner ExecRunner(CalicoNode node);
 }

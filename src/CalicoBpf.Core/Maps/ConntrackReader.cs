@@ -1,10 +1,11 @@
+using CalicoBpf.Cluster;
 using CalicoBpf.Interop;
 using CalicoBpf.Transport;
 
 namespace CalicoBpf.Maps;
 
 /// <summary>What Get-BpfConntrack asks for. Empty sets mean "any". Checked on raw bytes before decoding where possible.</summary>
-public sealed class ConntrackQuery
+public sealed record ConntrackQuery
 {
     public bool IPv6 { get; init; }
     public IReadOnlyCollection<IpProtocol>? Protocols { get; init; }
@@ -16,6 +17,15 @@ public sealed class ConntrackQuery
     public IReadOnlyCollection<TcpState>? States { get; init; }
     /// <summary>Only entries whose last packet is older than this.</summary>
     public TimeSpan? OlderThan { get; init; }
+
+    /// <summary>-Resolve: pods and services to name each entry's ends and service with.</summary>
+    public WorkloadIndex? Resolver { get; init; }
+
+    /// <summary>-Pod, -Namespace, -Service: checked on resolved entries (needs <see cref="Resolver"/>).</summary>
+    public WorkloadFilter? Workloads { get; init; }
+
+    /// <summary>The addresses of <see cref="Workloads"/>: an entry must touch one of them as well as one of <see cref="Addresses"/>.</summary>
+    public IReadOnlyList<AddressPrefix>? WorkloadAddresses { get; init; }
 
     internal bool MatchesRaw(ConntrackLayout l, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ClockSample clock)
     {
@@ -35,25 +45,10 @@ public sealed class ConntrackQuery
             return false;
         }
 
-        if (Addresses is { Count: > 0 })
+        if ((Addresses is { Count: > 0 } && !Touches(Addresses, l, key, value, type))
+            || (WorkloadAddresses is not null && !Touches(WorkloadAddresses, l, key, value, type)))
         {
-            ReadOnlySpan<byte> a = key.Slice(l.AddressAOffset, l.AddressLength);
-            ReadOnlySpan<byte> b = key.Slice(l.AddressBOffset, l.AddressLength);
-            bool any = false;
-            foreach (AddressPrefix p in Addresses)
-            {
-                if (p.Matches(a) || p.Matches(b)
-                    || (type == ConntrackType.NatReverse && p.Matches(value.Slice(l.OriginalDestinationOffset, l.AddressLength))))
-                {
-                    any = true;
-                    break;
-                }
-            }
-
-            if (!any)
-            {
-                return false;
-            }
+            return false;
         }
 
         if (Ports is { Count: > 0 })
@@ -70,7 +65,34 @@ public sealed class ConntrackQuery
         return true;
     }
 
-    internal bool MatchesDecoded(ConntrackEntry e) => States is not { Count: > 0 } || States.Contains(e.State);
+    /// <summary>Source, destination, or (in a NAT reverse entry) the service address is inside one of the prefixes.</summary>
+    private static bool Touches(IReadOnlyList<AddressPrefix> prefixes, ConntrackLayout l, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ConntrackType type)
+    {
+        ReadOnlySpan<byte> a = key.Slice(l.AddressAOffset, l.AddressLength);
+        ReadOnlySpan<byte> b = key.Slice(l.AddressBOffset, l.AddressLength);
+        foreach (AddressPrefix p in prefixes)
+        {
+            if (p.Matches(a) || p.Matches(b)
+                || (type == ConntrackType.NatReverse && p.Matches(value.Slice(l.OriginalDestinationOffset, l.AddressLength))))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Checks made on the decoded entry: state, and (after <see cref="Resolver"/> named it) the workload filter.</summary>
+    internal bool MatchesDecoded(ConntrackEntry e)
+    {
+        if (States is { Count: > 0 } && !States.Contains(e.State))
+        {
+            return false;
+        }
+
+        Resolver?.Annotate(e);
+        return Workloads is null || Workloads.Matches(e);
+    }
 }
 
 /// <summary>Streams a node's conntrack table through the version-aware decoder.</summary>

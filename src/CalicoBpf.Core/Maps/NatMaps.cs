@@ -225,6 +225,12 @@ public static class NatMaps
             }
 
             NatFrontend frontend = DecodeFrontend(node.Node, fePin.PinName, v6, k, v, backends);
+            query.Resolver?.Annotate(frontend);
+            if (query.Workloads is not null && !query.Workloads.Matches(frontend))
+            {
+                continue;
+            }
+
             if (frontend.MissingBackendCount > 0)
             {
                 reporter?.Warning($"{frontend.Frontend} ({frontend.Protocol}, service id {frontend.ServiceId}) counts {frontend.BackendCount} backends but {frontend.MissingBackendCount} are missing from the backend map.");
@@ -305,6 +311,12 @@ public sealed class NatQuery
     public IReadOnlyCollection<int>? Ports { get; init; }
     public IReadOnlyCollection<IpProtocol>? Protocols { get; init; }
     public IReadOnlyCollection<uint>? ServiceIds { get; init; }
+
+    /// <summary>-Resolve: names each frontend's service and each backend's pod.</summary>
+    public Cluster.WorkloadIndex? Resolver { get; init; }
+
+    /// <summary>-Pod, -Namespace, -Service: checked on resolved frontends (needs <see cref="Resolver"/>).</summary>
+    public Cluster.WorkloadFilter? Workloads { get; init; }
 
     internal bool Matches(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, bool ipv6)
     {

@@ -7,6 +7,10 @@ public sealed record ConntrackKey(IpProtocol Protocol, IPAddress AddressA, int P
 {
     public override string ToString() =>
         $"{ConntrackText.Protocol(Protocol)} {ConntrackText.Endpoint(AddressA, PortA)} <-> {ConntrackText.Endpoint(AddressB, PortB)}";
+
+    /// <summary>The end that is not (address, port): the key is sorted, so either side may be the client.</summary>
+    public (IPAddress Address, int Port) Other(IPAddress address, int port) =>
+        AddressA.Equals(address) && PortA == port ? (AddressB, PortB) : (AddressA, PortA);
 }
 
 /// <summary>One direction of a connection (struct calico_ct_leg).</summary>
@@ -84,7 +88,21 @@ public sealed class ConntrackEntry
     public string Destination => ConntrackText.HostPort(DestinationAddress, DestinationPort);
 
     /// <summary>The service (pre-DNAT destination) as host:port; empty for Normal entries.</summary>
-    public string Service => ServiceAddress is null ? string.Empty : ConntrackText.HostPort(ServiceAddress, ServicePort ?? 0);
+    /// <summary>A NatForward entry's backend as host:port (the far end of its reverse key); empty for other types.</summary>
+    public string Backend => Type == ConntrackType.NatForward && ReverseKey is { } r
+        ? ConntrackText.HostPort(r.Other(SourceAddress, SourcePort).Address, r.Other(SourceAddress, SourcePort).Port)
+        : string.Empty;
+
+    public string ServiceEndpoint => ServiceAddress is null ? string.Empty : ConntrackText.HostPort(ServiceAddress, ServicePort ?? 0);
+
+    /// <summary>-Resolve: "namespace/name" of the pod at the source address (empty when none is).</summary>
+    public string SourcePod { get; set; } = string.Empty;
+
+    /// <summary>-Resolve: "namespace/name" of the pod at the destination (for a NAT forward entry, the backend).</summary>
+    public string DestinationPod { get; set; } = string.Empty;
+
+    /// <summary>-Resolve: "namespace/name" of the Kubernetes service the connection went to (empty when none).</summary>
+    public string Service { get; set; } = string.Empty;
 
     public ulong BytesForward => Forward.Bytes;
     public uint PacketsForward => Forward.Packets;

@@ -21,6 +21,9 @@ public sealed record NatBackend(uint ServiceId, int Ordinal, IPAddress? Address,
     /// <summary>The frontend counts this ordinal but the backend map has no entry for it.</summary>
     public bool Missing => Address is null;
 
+    /// <summary>-Resolve: "namespace/name" of the pod at this backend's address (empty when none is).</summary>
+    public string Pod { get; set; } = string.Empty;
+
     public override string ToString() => Missing ? $"{ServiceId}:{Ordinal} is missing" : $"{ServiceId}:{Ordinal} {ConntrackText.HostPort(Address!, Port)}";
 }
 
@@ -42,6 +45,9 @@ public sealed class NatFrontend
     public TimeSpan AffinityTimeout { get; init; }
     public NatFrontendFlags Flags { get; init; }
     public IReadOnlyList<NatBackend> Backends { get; init; } = Array.Empty<NatBackend>();
+
+    /// <summary>-Resolve: "namespace/name" of the Kubernetes service with this frontend (empty when none).</summary>
+    public string Service { get; set; } = string.Empty;
     public string MapName { get; init; } = string.Empty;
 
     public bool IsDropEntry => BackendCount < 0;

@@ -28,6 +28,21 @@ public sealed class NodeScenario
     public List<IpSetSpec> IpSets { get; set; } = new();
     public List<ArpSpec> Arp { get; set; } = new();
     public List<PolicySpec> Policies { get; set; } = new();
+    /// <summary>Connections with known ends (pods and services of the test cluster), after the random mix.</summary>
+    public List<ConnectionSpec> Connections { get; set; } = new();
+
+    /// <summary>One connection: client to backend, through a service (a NAT pair) when Service is set.</summary>
+    public sealed class ConnectionSpec
+    {
+        public string Protocol { get; set; } = "TCP";
+        /// <summary>address:port</summary>
+        public string Client { get; set; } = string.Empty;
+        /// <summary>address:port of the service (ClusterIP), or empty for a direct connection.</summary>
+        public string Service { get; set; } = string.Empty;
+        /// <summary>address:port</summary>
+        public string Backend { get; set; } = string.Empty;
+        public int AgeSeconds { get; set; } = 5;
+    }
 
     /// <summary>A Kubernetes service as Felix programs it: frontends sharing one id, and its backends.</summary>
     public sealed class ServiceSpec
@@ -186,41 +201,92 @@ public sealed class NodeScenario
             var flags = nodePort ? (tunnelled ? ConntrackFlags.NodePortForward : ConntrackFlags.ExternalLocal) : ConntrackFlags.None;
             IpProtocol proto = tcp ? IpProtocol.Tcp : IpProtocol.Udp;
 
-            var reverse = new ConntrackEntry
+            foreach (ConntrackEntry e in NatPair(proto, client, clientPort, vip, vipPort, backend, backendPort, seen, fwd, rev, flags,
+                tunnelled ? IPAddress.Parse($"172.18.0.{rng.Next(11, 40)}") : null))
             {
-                Protocol = proto,
-                Type = ConntrackType.NatReverse,
-                SourceAddress = client,
-                SourcePort = clientPort,
-                DestinationAddress = backend,
-                DestinationPort = backendPort,
-                ServiceAddress = vip,
-                ServicePort = vipPort,
-                TunnelAddress = tunnelled ? IPAddress.Parse($"172.18.0.{rng.Next(11, 40)}") : null,
-                Flags = flags,
-                LastSeenNanoseconds = seen,
-                Forward = fwd,
-                Reverse = rev,
-            };
-            bool clientIsA = ConntrackCodec.SortsFirst(client, clientPort, backend, backendPort);
-            yield return reverse;
-            yield return new ConntrackEntry
-            {
-                Protocol = proto,
-                Type = ConntrackType.NatForward,
-                SourceAddress = client,
-                SourcePort = clientPort,
-                DestinationAddress = vip,
-                DestinationPort = vipPort,
-                ServiceAddress = vip,
-                ServicePort = vipPort,
-                Flags = flags,
-                LastSeenNanoseconds = seen,
-                ReverseKey = clientIsA
-                    ? new ConntrackKey(proto, client, clientPort, backend, backendPort)
-                    : new ConntrackKey(proto, backend, backendPort, client, clientPort),
-            };
+                yield return e;
+            }
         }
+
+        foreach (ConntrackEntry e in GenerateConnections(rng, monotonicNow))
+        {
+            yield return e;
+        }
+    }
+
+    /// <summary>The scenario's explicit connections: a Normal entry each, or a NAT pair when it went through a service.</summary>
+    private IEnumerable<ConntrackEntry> GenerateConnections(Random rng, ulong monotonicNow)
+    {
+        foreach (ConnectionSpec c in Connections)
+        {
+            IpProtocol proto = Enum.Parse<IpProtocol>(c.Protocol, ignoreCase: true);
+            (IPAddress client, int clientPort) = Endpoint(c.Client);
+            (IPAddress backend, int backendPort) = Endpoint(c.Backend);
+            ulong seen = monotonicNow - Math.Min((ulong)c.AgeSeconds * 1_000_000_000UL, monotonicNow / 2);
+            (ConntrackLeg fwd, ConntrackLeg rev) = proto == IpProtocol.Tcp ? TcpLegs(rng, out _) : (Counted(rng, true, false), Counted(rng, false, false));
+            if (string.IsNullOrEmpty(c.Service))
+            {
+                yield return Leg(proto, client, clientPort, backend, backendPort, seen, fwd, rev);
+                continue;
+            }
+
+            (IPAddress vip, int vipPort) = Endpoint(c.Service);
+            foreach (ConntrackEntry e in NatPair(proto, client, clientPort, vip, vipPort, backend, backendPort, seen, fwd, rev, ConntrackFlags.None, null))
+            {
+                yield return e;
+            }
+        }
+    }
+
+    private static (IPAddress, int) Endpoint(string text)
+    {
+        int colon = text.LastIndexOf(':');
+        return colon > 0 && IPAddress.TryParse(text[..colon].Trim('[', ']'), out IPAddress? a) && int.TryParse(text[(colon + 1)..], out int port)
+            ? (a, port)
+            : throw new FormatException($"The connection endpoint \"{text}\" is not address:port.");
+    }
+
+    /// <summary>The entry of a connection from client to backend: Normal, or NatReverse when it went through a service.</summary>
+    private static ConntrackEntry Leg(IpProtocol proto, IPAddress client, int clientPort, IPAddress backend, int backendPort, ulong seen,
+        ConntrackLeg fwd, ConntrackLeg rev, (IPAddress Address, int Port)? service = null, IPAddress? tunnel = null, ConntrackFlags flags = ConntrackFlags.None) => new()
+    {
+        Protocol = proto,
+        Type = service is null ? ConntrackType.Normal : ConntrackType.NatReverse,
+        SourceAddress = client,
+        SourcePort = clientPort,
+        DestinationAddress = backend,
+        DestinationPort = backendPort,
+        ServiceAddress = service?.Address,
+        ServicePort = service?.Port,
+        TunnelAddress = tunnel,
+        Flags = flags,
+        LastSeenNanoseconds = seen,
+        Forward = fwd,
+        Reverse = rev,
+    };
+
+    /// <summary>A connection through a service: the NatReverse entry (client to backend) and the NatForward one (client to the service) pointing at it.</summary>
+    private static IEnumerable<ConntrackEntry> NatPair(IpProtocol proto, IPAddress client, int clientPort, IPAddress vip, int vipPort,
+        IPAddress backend, int backendPort, ulong seen, ConntrackLeg fwd, ConntrackLeg rev, ConntrackFlags flags, IPAddress? tunnel)
+    {
+        yield return Leg(proto, client, clientPort, backend, backendPort, seen, fwd, rev, (vip, vipPort), tunnel, flags);
+        bool clientIsA = ConntrackCodec.SortsFirst(client, clientPort, backend, backendPort);
+        yield return new ConntrackEntry
+        {
+            Protocol = proto,
+            Type = ConntrackType.NatForward,
+            SourceAddress = client,
+            SourcePort = clientPort,
+            DestinationAddress = vip,
+            DestinationPort = vipPort,
+            ServiceAddress = vip,
+            ServicePort = vipPort,
+            Flags = flags,
+            LastSeenNanoseconds = seen,
+            ReverseKey = clientIsA
+                ? new ConntrackKey(proto, client, clientPort, backend, backendPort)
+                : new ConntrackKey(proto, backend, backendPort, client, clientPort),
+        };
     }
 
     /// <summary>Creates the scenario's maps in a claimed pin directory and fills them.</summary>

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using CalicoBpf.Cluster;
 using CalicoBpf.Maps;
 
 namespace CalicoBpf.Commands;
@@ -6,7 +7,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Decodes Calico's conntrack table into <see cref="ConntrackEntry"/> objects, filtering while it reads.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfConntrack")]
 [OutputType(typeof(ConntrackEntry))]
-public sealed class GetBpfConntrackCommand : RemoteCmdletBase
+public sealed class GetBpfConntrackCommand : WorkloadCmdletBase
 {
     /// <summary>Read the IPv6 table (cali_v6_ct*) instead of the IPv4 one.</summary>
     [Parameter]
@@ -45,6 +46,22 @@ public sealed class GetBpfConntrackCommand : RemoteCmdletBase
             return;
         }
 
-        ForEachNode(node => ConntrackReader.Read(node, query, Reporter, CancelToken));
+        if (LoadWorkloads() is not { } workloads)
+        {
+            ForEachNode(node => ConntrackReader.Read(node, query, Reporter, CancelToken));
+            return;
+        }
+
+        WorkloadFilter? filter = Workloads;
+        query = query with { Resolver = workloads, Workloads = filter, WorkloadAddresses = filter?.Prefixes(workloads) };
+        ForEachNode(node => ConntrackReader.Read(node, query, Reporter, CancelToken).Select(Resolved));
+    }
+
+    /// <summary>The entry, tagged so that the default table shows pod and service names (CalicoBpf.ConntrackEntry#Resolved).</summary>
+    private static PSObject Resolved(ConntrackEntry entry)
+    {
+        var o = new PSObject(entry);
+        o.TypeNames.Insert(0, "CalicoBpf.ConntrackEntry#Resolved");
+        return o;
     }
 }

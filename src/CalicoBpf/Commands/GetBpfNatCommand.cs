@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Service frontends of the NAT maps with their backends (calico-bpf nat dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfNat")]
 [OutputType(typeof(NatFrontend))]
-public sealed class GetBpfNatCommand : RemoteCmdletBase
+public sealed class GetBpfNatCommand : WorkloadCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
@@ -35,7 +35,7 @@ public sealed class GetBpfNatCommand : RemoteCmdletBase
             return;
         }
 
-        var query = new NatQuery { IPv6 = IPv6, Addresses = addresses, Ports = Port, Protocols = Protocol, ServiceIds = ServiceId };
+        var query = new NatQuery { IPv6 = IPv6, Addresses = addresses, Ports = Port, Protocols = Protocol, ServiceIds = ServiceId, Resolver = LoadWorkloads(), Workloads = Workloads };
         ForEachNode(node => NatMaps.ReadFrontends(node, query, Reporter, CancelToken));
     }
 }
