@@ -142,6 +142,24 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         ($local -like '*|shop/cart').Count | Should -Be 2
     }
 
+    It 'in a pod, the service account is used: no kubeconfig needed' {
+        # A pod sees its token, CA and namespace under /var/run/secrets/kubernetes.io/serviceaccount and
+        # the API server in KUBERNETES_SERVICE_HOST/PORT. A private mount namespace gives a child pwsh
+        # exactly that (a tmpfs over /run, so nothing is written on the host), and no kubeconfig at all.
+        $sa = Join-Path $TestDrive 'serviceaccount'
+        $null = New-Item -ItemType Directory -Force $sa, (Join-Path $TestDrive 'home')
+        [IO.File]::WriteAllText((Join-Path $sa 'token'), 'readonly-token')
+        [IO.File]::WriteAllText((Join-Path $sa 'namespace'), 'default')
+        $caData = ((Get-Content $cluster.Kubeconfig) -match 'certificate-authority-data:') -replace '^.*certificate-authority-data:\s*', ''
+        [IO.File]::WriteAllBytes((Join-Path $sa 'ca.crt'), [Convert]::FromBase64String($caData.Trim()))
+        $script = Join-Path $TestDrive 'in-pod.ps1'
+        Set-Content $script "`$ErrorActionPreference = 'Stop'; Import-Module '$(Get-ModuleUnderTest)'; (Get-CalicoNode).Node -join ','; (Get-CalicoNode)[0].Context"
+        $mount = "mount -t tmpfs pod-run /run && mkdir -p /run/secrets/kubernetes.io/serviceaccount && cp '$sa'/* /run/secrets/kubernetes.io/serviceaccount/"
+        $out = & unshare --mount --propagation private sh -c "$mount && exec env -u KUBECONFIG HOME='$TestDrive/home' KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$(([uri]$cluster.Url).Port) '$(Join-Path $PSHOME 'pwsh')' -NoProfile -NonInteractive -File '$script'" 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because "$out"
+        ($out -join "`n") | Should -Be "node-a,node-b,node-c,node-d`nin-cluster"
+    }
+
     It 'names missing nodes and nodes without calico-node' {
         $null = Get-BpfCounter -Node node-d, node-x -ErrorVariable errs -ErrorAction SilentlyContinue
         ($errs.FullyQualifiedErrorId | ForEach-Object { ($_ -split ',')[0] } | Sort-Object) | Should -Be @('NoCalicoNodePod', 'NodeNotFound')

@@ -60,4 +60,11 @@ Describe 'An API server that fails' -Skip:(-not $kernel) {
         $err = { Get-CalicoNode } | Should -Throw -PassThru
         $err.Exception.Message | Should -BeLike '*500*etcdserver: request timed out*'
     }
+
+    It 'a 403 on the list -Resolve needs stops the cmdlet once, naming the missing right, before anything is read' {
+        $err = { Get-BpfConntrack -Resolve -PinPath /nonexistent } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -BeLike 'ClusterForbidden,*'
+        $err.CategoryInfo.Category | Should -Be 'PermissionDenied'
+        $err.Exception.Message | Should -BeLike '*list services*403*cannot list resource "services"*'
+    }
 }
