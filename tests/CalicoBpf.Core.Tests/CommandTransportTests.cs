@@ -88,6 +88,11 @@ public sealed class CommandTransportTests
             Assert.Equal(MapInventory.List(local).Select(m => Fields(m)), MapInventory.List(new CommandDataplane(counting, fs.PinDirectory)).Select(m => Fields(m)));
             Assert.Equal(3, counting.Starts);
 
+            // Reading one map's entries: the probe, then one exec that describes and dumps it.
+            counting = new CountingRunner(new LocalCommandRunner("n1"));
+            Assert.Equal(CounterReader.Read(local).Select(c => Fields(c)), CounterReader.Read(new CommandDataplane(counting, fs.PinDirectory)).Select(c => Fields(c)));
+            Assert.Equal(2, counting.Starts);
+
             // Ages and wall times depend on when each transport sampled the clock; everything else must match.
             string[] clockFields = { "Age", "LastSeen", "ResetSeen", "Created" };
             Assert.Equal(
@@ -138,6 +143,8 @@ public sealed class CommandTransportTests
         var remote = new CommandDataplane(new LocalCommandRunner("n1"), fs.PinDirectory);
         Assert.Equal(Interop.BpfEnvironmentProblem.NoCalicoMaps, Assert.Throws<Interop.BpfEnvironmentException>(() => remote.ListMaps()).Problem);
         Assert.Throws<Interop.BpfObjectNotFoundException>(() => remote.OpenMap("cali_v4_ct4"));
+        var missing = Assert.Throws<Interop.BpfObjectNotFoundException>(() => remote.OpenMapToDump("cali_v4_ct4"));
+        Assert.Contains("cali_v4_ct4 is not pinned on n1", missing.Message);
         var noTool = Assert.Throws<NodeCommandException>(() => new LocalCommandRunner("n1").Start(new[] { "no-such-tool-here" }, default));
         Assert.Equal(127, noTool.ExitCode);
         Assert.Contains("not installed", noTool.Message);

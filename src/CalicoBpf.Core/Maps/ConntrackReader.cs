@@ -110,7 +110,7 @@ public static class ConntrackReader
     {
         reporter ??= NullReporter.Instance;
         CalicoMapName pin = FindMap(node, query.IPv6);
-        using IMapReader reader = node.OpenMap(pin.PinName);
+        using IMapReader reader = node.OpenMapToDump(pin.PinName);
         BpfMapDescriptor d = reader.Descriptor;
         ConntrackLayout layout = ConntrackLayout.For(pin.PinName, pin.Version, d.KeySize, d.ValueSize);
         if (pin.Version > 4)

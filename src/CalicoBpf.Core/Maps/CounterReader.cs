@@ -17,7 +17,7 @@ public static class CounterReader
         // The map holds at most three entries per interface; rows of one interface need all three hooks.
         var byInterface = new SortedDictionary<int, ulong[]?[]>();
         int counters;
-        using (IMapReader reader = node.OpenMap(pin.PinName))
+        using (IMapReader reader = node.OpenMapToDump(pin.PinName))
         {
             counters = CounterLayout.CounterCount(pin.PinName, reader.Descriptor.KeySize, reader.Descriptor.ValueSize);
             reporter.Verbose($"Reading {pin.PinName}: {counters} counters per interface and hook on {node.Node}.");

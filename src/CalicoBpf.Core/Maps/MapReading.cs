@@ -25,7 +25,7 @@ public static class MapReading
         IEngineReporter? reporter, CancellationToken cancellationToken)
         where T : class
     {
-        using IMapReader reader = node.OpenMap(pin.PinName);
+        using IMapReader reader = node.OpenMapToDump(pin.PinName);
         EntryDecoder<T> decode = decoderFor(reader.Descriptor);
         reporter?.Verbose($"Reading {pin.PinName} ({reader.Descriptor.Type}, {reader.Descriptor.KeySize}/{reader.Descriptor.ValueSize} bytes, max {reader.Descriptor.MaxEntries}) on {node.Node}.");
         foreach (RawEntryBatch batch in reader.ReadEntries(cancellationToken))

@@ -97,7 +97,7 @@ public static partial class PolicyDebug
             return hits;
         }
 
-        using IMapReader reader = node.OpenMap(pin.PinName);
+        using IMapReader reader = node.OpenMapToDump(pin.PinName);
         MapReading.ExpectSizes(pin, reader.Descriptor, 8, 8, "8-byte keys and 8-byte per-CPU values");
         foreach (RawEntryBatch b in reader.ReadEntries(cancellationToken))
         {

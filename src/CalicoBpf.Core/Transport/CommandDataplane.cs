@@ -254,6 +254,32 @@ public sealed class CommandDataplane : INodeDataplane
     }
 
     /// <summary>
+    /// Opens a map whose entries are read next: one exec describes it (bpftool map show) and then
+    /// dumps it, instead of one exec for each. The dump starts now; disposing the reader unread ends it.
+    /// </summary>
+    public IMapReader OpenMapToDump(string pinName)
+    {
+        string path = PinDirectory + "/" + pinName;
+        if (_descriptors.ContainsKey(path))
+        {
+            return OpenMap(pinName); // described already: the dump is one exec anyway
+        }
+
+        var session = new DumpSession(this, new[] { path }, _cancellationToken, describe: true);
+        try
+        {
+            BpfMapDescriptor descriptor = session.Guard(() => session.Describe(path, pinName));
+            _descriptors[path] = descriptor;
+            return new BpftoolMapReader(this, path, descriptor, session);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Describes the maps in one exec (bpftool map show for each pin, in a shell loop), so that
     /// opening many (Get-BpfMap) costs one round trip, not one each. A pin that fails here is asked
     /// for again on its own when opened, and fails with its own error.
@@ -361,6 +387,10 @@ public sealed class CommandDataplane : INodeDataplane
         private const string Script = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
             "for p; do printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
 
+        /// <summary>The same, with each dump preceded by "@@show path" and bpftool's description of the map.</summary>
+        private const string DescribeScript = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
+            "for p; do printf '@@show %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
+
         private readonly CommandDataplane _node;
         private readonly ICommandRun _run;
         private readonly System.IO.Compression.GZipStream _text;
@@ -368,14 +398,34 @@ public sealed class CommandDataplane : INodeDataplane
         private readonly CancellationToken _cancellationToken;
         private string _current;
 
-        public DumpSession(CommandDataplane node, IReadOnlyList<string> paths, CancellationToken cancellationToken)
+        public DumpSession(CommandDataplane node, IReadOnlyList<string> paths, CancellationToken cancellationToken, bool describe = false)
         {
             _node = node;
             _cancellationToken = cancellationToken;
             _current = paths[0];
-            _run = node._runner.Start(new[] { "sh", "-c", Script, "dump" }.Concat(paths).ToList(), cancellationToken);
+            _run = node._runner.Start(new[] { "sh", "-c", describe ? DescribeScript : Script, "dump" }.Concat(paths).ToList(), cancellationToken);
             _text = new System.IO.Compression.GZipStream(_run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
             _lines = new LineSections(_text);
+        }
+
+        /// <summary>The description of the next pin (a session started with describe), or the error bpftool gave for it.</summary>
+        public BpfMapDescriptor Describe(string path, string pinName)
+        {
+            _current = path;
+            string? header = _lines.ReadLine();
+            string? json = header == "@@show " + path ? _lines.ReadLine() : null;
+            if (json is null || !json.StartsWith('{'))
+            {
+                throw new BpfException($"Describing {path} on {_node.Node} gave {(header is null ? "no output" : "unexpected output")}.", 0, path);
+            }
+
+            if (BpftoolJsonReader.ErrorMessage(Encoding.UTF8.GetBytes(json)) is { } error)
+            {
+                throw BpftoolFailure(_node.Node, path, error, null);
+            }
+
+            using JsonDocument doc = JsonDocument.Parse(json);
+            return CommandDataplane.Descriptor(doc.RootElement, pinName);
         }
 
         /// <summary>The dump of the next pin, which must be <paramref name="path"/>, as a stream.</summary>
@@ -674,15 +724,16 @@ public sealed class CommandDataplane : INodeDataplane
         RunText("sh", "-c", script, "connect-time", path);
     }
 
-    private static Exception BpftoolError(NodeCommandException ex, string path)
-    {
-        string text = ex.StandardError + ex.Message;
-        return text.Contains("No such file", StringComparison.Ordinal)
-            ? new BpfObjectNotFoundException($"{path} is not pinned on {ex.Node}.", Errno.ENOENT, path, ex)
+    private static Exception BpftoolError(NodeCommandException ex, string path) =>
+        BpftoolFailure(ex.Node, path, ex.StandardError + ex.Message, ex, ex.StandardError.Trim(), ex.Message);
+
+    /// <summary>bpftool's complaint about a pin as the error a local read would give: not pinned, refused, or as it says.</summary>
+    private static Exception BpftoolFailure(string node, string path, string text, Exception? inner, string? detail = null, string? message = null) =>
+        text.Contains("No such file", StringComparison.Ordinal)
+            ? new BpfObjectNotFoundException($"{path} is not pinned on {node}.", Errno.ENOENT, path, inner)
             : text.Contains("Operation not permitted", StringComparison.Ordinal) || text.Contains("Permission denied", StringComparison.Ordinal)
-                ? new BpfPermissionDeniedException($"bpftool was refused {path} on {ex.Node}: {ex.StandardError.Trim()}", Errno.EPERM, path, ex)
-                : new BpfException(ex.Message, 0, path, ex);
-    }
+                ? new BpfPermissionDeniedException($"bpftool was refused {path} on {node}: {detail ?? text.Trim()}", Errno.EPERM, path, inner)
+                : new BpfException(message ?? $"bpftool could not read {path} on {node}: {text.Trim()}", 0, path, inner);
 
     /// <summary>bpftool's type names (libbpf map_type_name) to the kernel's numbers.</summary>
     public static BpfMapType ParseType(string name) => name switch
@@ -728,11 +779,15 @@ public sealed class CommandDataplane : INodeDataplane
         /// <summary>The pin on the node.</summary>
         public string Path => _path;
 
-        public BpftoolMapReader(CommandDataplane node, string path, BpfMapDescriptor descriptor)
+        /// <summary>A dump already under way in the exec that described the map (OpenMapToDump).</summary>
+        private DumpSession? _pending;
+
+        public BpftoolMapReader(CommandDataplane node, string path, BpfMapDescriptor descriptor, DumpSession? pending = null)
         {
             _node = node;
             _path = path;
             Descriptor = descriptor;
+            _pending = pending;
         }
 
         public BpfMapDescriptor Descriptor { get; }
@@ -746,7 +801,7 @@ public sealed class CommandDataplane : INodeDataplane
 
             int cpus = Descriptor.Type.IsPerCpu() ? _node.PossibleCpus : 1;
 
-            using var session = new DumpSession(_node, new[] { _path }, cancellationToken);
+            using DumpSession session = Interlocked.Exchange(ref _pending, null) ?? new DumpSession(_node, new[] { _path }, cancellationToken);
             var reader = new BpftoolJsonReader(session.Guard(() => session.Next(_path)), Descriptor, cpus, _path);
             using IEnumerator<RawEntryBatch> batches = reader.ReadBatches(4096, cancellationToken).GetEnumerator();
             while (session.Guard(batches.MoveNext))
@@ -823,8 +878,6 @@ public sealed class CommandDataplane : INodeDataplane
 
         private static string Hex(byte[] bytes) => string.Join(' ', bytes.Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
 
-        public void Dispose()
-        {
-        }
+        public void Dispose() => Interlocked.Exchange(ref _pending, null)?.Dispose();
     }
 }

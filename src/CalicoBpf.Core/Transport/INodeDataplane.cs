@@ -22,6 +22,12 @@ public interface INodeDataplane
     IMapReader OpenMap(string pinName);
 
     /// <summary>
+    /// Opens a map to read all its entries next (a remote node describes and dumps it in one round
+    /// trip). Locally the same as <see cref="OpenMap"/>.
+    /// </summary>
+    IMapReader OpenMapToDump(string pinName);
+
+    /// <summary>
     /// Says that these maps are about to be opened, so that a remote node can describe them all in
     /// one round trip instead of one each. Nothing happens locally.
     /// </summary>

@@ -70,6 +70,8 @@ public sealed class LocalDataplane : INodeDataplane
     public IMapReader OpenMap(string pinName) =>
         new LocalMapReader(BpfMap.OpenPinned(Path.Combine(PinDirectory, pinName)));
 
+    public IMapReader OpenMapToDump(string pinName) => OpenMap(pinName);
+
     public IMapWriter OpenMapForWrite(string pinName) =>
         new LocalMapReader(BpfMap.OpenPinned(Path.Combine(PinDirectory, pinName), writable: true));
 
