@@ -194,7 +194,12 @@ public sealed class KubernetesAdapter : IClusterAdapter
             StandardOutput = demux.GetStream(ChannelIndex.StdOut, null);
             Stream stderr = demux.GetStream(ChannelIndex.StdErr, null);
             _status = demux.GetStream(ChannelIndex.Error, null);
-            _stderr = Task.Run(() => new StreamReader(stderr, Encoding.UTF8).ReadToEnd());
+            // Reading a demuxed stream blocks its thread until data comes, and the demuxer's receive loop
+            // needs pool threads to bring it: a pool thread per exec blocked on stderr starves the pool
+            // when many nodes are read at once (each stall lasts until the pool adds a thread, about a
+            // second). stderr gets a thread of its own.
+            _stderr = Task.Factory.StartNew(() => new StreamReader(stderr, Encoding.UTF8).ReadToEnd(),
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             // Ctrl+C closes the exec session: the command on the node ends with it.
             _cancel = ct.Register(() => demux.Dispose());
             demux.Start();

@@ -88,10 +88,31 @@ public sealed class CommandTransportTests
             Assert.Equal(MapInventory.List(local).Select(m => Fields(m)), MapInventory.List(new CommandDataplane(counting, fs.PinDirectory)).Select(m => Fields(m)));
             Assert.Equal(3, counting.Starts);
 
-            // Reading one map's entries: the probe, then one exec that describes and dumps it.
+            // Reading a map's entries on a fresh node is one exec: the probe (pins, CPUs, links, clocks)
+            // then the description and dump of the live pin the shell picked, as the catalog does.
             counting = new CountingRunner(new LocalCommandRunner("n1"));
-            Assert.Equal(CounterReader.Read(local).Select(c => Fields(c)), CounterReader.Read(new CommandDataplane(counting, fs.PinDirectory)).Select(c => Fields(c)));
-            Assert.Equal(2, counting.Starts);
+            using (var fresh = new CommandDataplane(counting, fs.PinDirectory))
+            {
+                Assert.Equal(CounterReader.Read(local).Select(c => Fields(c)), CounterReader.Read(fresh).Select(c => Fields(c)));
+            }
+
+            Assert.Equal(1, counting.Starts);
+            counting = new CountingRunner(new LocalCommandRunner("n1"));
+            using (var fresh = new CommandDataplane(counting, fs.PinDirectory))
+            {
+                Assert.Equal(ConntrackReader.Read(local, new ConntrackQuery()).Count(), ConntrackReader.Read(fresh, new ConntrackQuery()).Count());
+            }
+
+            Assert.Equal(1, counting.Starts);
+
+            // A reader that asks for a family the node lacks still gets the plain not-found error, and the
+            // probe it shared an exec with is whole.
+            using (var fresh = new CommandDataplane(new LocalCommandRunner("n1"), fs.PinDirectory))
+            {
+                Assert.Throws<Interop.BpfObjectNotFoundException>(() => NatMaps.ReadAffinity(fresh, true).ToList());
+                Assert.Equal(local.ListMaps().Count, fresh.ListMaps().Count);
+                Assert.Equal(Interop.KernelInfo.PossibleCpuCount, fresh.PossibleCpus);
+            }
 
             // Ages and wall times depend on when each transport sampled the clock; everything else must match.
             string[] clockFields = { "Age", "LastSeen", "ResetSeen", "Created" };

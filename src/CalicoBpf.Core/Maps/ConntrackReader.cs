@@ -109,6 +109,7 @@ public static class ConntrackReader
         CancellationToken cancellationToken = default)
     {
         reporter ??= NullReporter.Instance;
+        node.ExpectDump(query.IPv6 ? MapCatalog.ConntrackV6 : MapCatalog.ConntrackV4);
         CalicoMapName pin = FindMap(node, query.IPv6);
         using IMapReader reader = node.OpenMapToDump(pin.PinName);
         BpfMapDescriptor d = reader.Descriptor;

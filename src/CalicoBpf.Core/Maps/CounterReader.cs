@@ -10,7 +10,7 @@ public static class CounterReader
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         reporter ??= NullReporter.Instance;
-        CalicoMapName pin = MapReading.Find(node, MapCatalog.Counters, "counters",
+        CalicoMapName pin = MapReading.FindToDump(node, MapCatalog.Counters, "counters",
             "Calico releases before v3.26 kept counters per interface outside this directory; they are not supported.");
         IReadOnlyDictionary<int, NetworkLink> links = node.ListLinks();
 

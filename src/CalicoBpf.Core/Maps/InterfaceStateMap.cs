@@ -74,7 +74,7 @@ public static class InterfaceStateMap
 
     public static IEnumerable<BpfInterfaceState> Read(INodeDataplane node, IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
-        CalicoMapName pin = MapReading.Find(node, BaseName, "interface state");
+        CalicoMapName pin = MapReading.FindToDump(node, BaseName, "interface state");
         return MapReading.Decode<BpfInterfaceState>(node, pin, d =>
         {
             int expected = d.ValueSize is 52 or 40 or 20 ? d.ValueSize : ValueSize(pin.Version);

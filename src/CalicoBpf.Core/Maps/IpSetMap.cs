@@ -56,7 +56,7 @@ public static class IpSetMap
     public static IEnumerable<BpfIpSetMember> Read(INodeDataplane node, bool ipv6, IReadOnlyCollection<ulong>? setIds = null,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
-        CalicoMapName pin = MapReading.Find(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 IP set" : "IPv4 IP set");
+        CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 IP set" : "IPv4 IP set");
         return MapReading.Decode<BpfIpSetMember>(node, pin, d =>
         {
             MapReading.ExpectSizes(pin, d, KeySize(ipv6), 4, $"{KeySize(ipv6)}-byte keys and 4-byte values");

@@ -10,6 +10,13 @@ public delegate T? EntryDecoder<T>(ReadOnlySpan<byte> key, ReadOnlySpan<byte> va
 /// <summary>What every map family's reader shares: finding the live pin, and streaming decoded entries.</summary>
 public static class MapReading
 {
+    /// <summary>As <see cref="Find"/>, for a reader that dumps the map next (a remote node may start the dump with its probe).</summary>
+    public static CalicoMapName FindToDump(INodeDataplane node, string baseName, string what, string? hint = null)
+    {
+        node.ExpectDump(baseName);
+        return Find(node, baseName, what, hint);
+    }
+
     /// <summary>The live pin of a map family, or a not-found error that names it and says what its absence means.</summary>
     public static CalicoMapName Find(INodeDataplane node, string baseName, string what, string? hint = null) =>
         MapCatalog.FindLatest(node.ListMaps(), baseName)

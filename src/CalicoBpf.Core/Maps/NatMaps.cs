@@ -155,7 +155,7 @@ public static class NatMaps
         CancellationToken cancellationToken = default)
     {
         bool v6 = query.IPv6;
-        CalicoMapName fePin = MapReading.Find(node, v6 ? FrontendV6 : FrontendV4, v6 ? "IPv6 NAT frontend" : "IPv4 NAT frontend",
+        CalicoMapName fePin = MapReading.FindToDump(node, v6 ? FrontendV6 : FrontendV4, v6 ? "IPv6 NAT frontend" : "IPv4 NAT frontend",
             v6 ? "IPv6 is probably not enabled in Calico on this node; drop -IPv6." : null);
         // Frontends are few (65,536 at most); they are held while their backends are looked up.
         var frontends = MapReading.Decode<RawEntry>(node, fePin, d =>
@@ -243,7 +243,7 @@ public static class NatMaps
     public static IEnumerable<NatAffinity> ReadAffinity(INodeDataplane node, bool ipv6, IEngineReporter? reporter = null,
         CancellationToken cancellationToken = default)
     {
-        CalicoMapName pin = MapReading.Find(node, ipv6 ? AffinityV6 : AffinityV4, ipv6 ? "IPv6 NAT affinity" : "IPv4 NAT affinity");
+        CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? AffinityV6 : AffinityV4, ipv6 ? "IPv6 NAT affinity" : "IPv4 NAT affinity");
         ClockSample clock = node.SampleClock();
         int l = AddressLength(ipv6);
         return MapReading.Decode<NatAffinity>(node, pin, d =>

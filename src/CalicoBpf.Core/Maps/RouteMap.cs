@@ -125,7 +125,7 @@ public static class RouteMap
     public static IEnumerable<BpfRoute> Read(INodeDataplane node, bool ipv6, IPAddress? lookup = null, IEngineReporter? reporter = null,
         CancellationToken cancellationToken = default)
     {
-        CalicoMapName pin = MapReading.Find(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 route" : "IPv4 route",
+        CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 route" : "IPv4 route",
             ipv6 ? "IPv6 is probably not enabled in Calico on this node; drop -IPv6." : null);
         IReadOnlyDictionary<int, NetworkLink> links = node.ListLinks();
         byte[]? targetBytes = lookup?.GetAddressBytes();

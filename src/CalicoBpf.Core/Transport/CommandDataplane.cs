@@ -131,12 +131,17 @@ public sealed class LocalCommandRunner : ICommandRunner
 /// system calls: the transport of remote nodes. Raw bytes from bpftool's JSON go to the same
 /// decoders as local mode, so an object read this way equals the local one field for field.
 /// </summary>
-public sealed class CommandDataplane : INodeDataplane
+public sealed class CommandDataplane : INodeDataplane, IDisposable
 {
     private readonly ICommandRunner _runner;
     private readonly CancellationToken _cancellationToken;
     private Probe? _probe;
+    private string? _expectedDump;
+    private Prefetch? _prefetched;
     private readonly Dictionary<string, BpfMapDescriptor> _descriptors = new(StringComparer.Ordinal);
+
+    /// <summary>A dump started by the probe's exec: the pin it chose, its description, the session streaming it.</summary>
+    private sealed record Prefetch(string Path, BpfMapDescriptor Descriptor, DumpSession Session);
 
     /// <summary>What one exec learns about a node: its pins, possible CPUs and links.</summary>
     private sealed record Probe(string[] Pins, bool PinDirectoryMissing, string PinError, int PossibleCpus, IReadOnlyDictionary<int, NetworkLink> Links);
@@ -175,6 +180,76 @@ public sealed class CommandDataplane : INodeDataplane
     /// One exec instead of three: the pin directory's listing, the possible CPUs and the links
     /// (each exec costs a round trip through the API server and a process on the node).
     /// </summary>
+    private const string ProbeScript = "ls -1 \"$1\" 2>&1; echo \"ls-exit $?\"; echo '@@'; cat /sys/devices/system/cpu/possible; echo '@@'; ip -j link show; echo; echo '@@'; " + ClockScript;
+
+    /// <summary>The realtime clock and CLOCK_MONOTONIC ("now at N nsecs" in /proc/timer_list).</summary>
+    private const string ClockScript = "date +%s%N; grep -m1 'now at' /proc/timer_list";
+
+    /// <summary>The clock as the probe sampled it, for the first <see cref="SampleClock"/> after it (the dump it started).</summary>
+    private ClockSample? _probeClock;
+
+    /// <summary>
+    /// The probe, then (in the same exec, gzip'd) the description and dump of the highest version of
+    /// one map family, picked in the shell as <see cref="MapCatalog.FindLatest"/> picks it: the reader
+    /// that asked for it (<see cref="ExpectDump"/>) then needs no second round trip.
+    /// </summary>
+    private const string ProbeAndDumpScript = "command -v gzip >/dev/null || exit 127; { " + ProbeScript + "; echo; echo '@@probe-end'; " +
+        "best=; bestv=0; for f in \"$1\"/\"$2\"*; do n=${f##*/}; v=${n#\"$2\"}; case \"$v\" in '') v=1;; *[!0-9]*) continue;; esac; " +
+        "if [ \"$v\" -gt \"$bestv\" ]; then best=$f; bestv=$v; fi; done; " +
+        "if [ -n \"$best\" ] && command -v bpftool >/dev/null; then printf '@@show %s\\n' \"$best\"; bpftool -j map show pinned \"$best\"; " +
+        "printf '@@map %s\\n' \"$best\"; bpftool -j map dump pinned \"$best\"; printf '\\n'; fi; } | gzip -1";
+
+    /// <summary>
+    /// Says that the next read is a whole dump of the live map of this family: a remote node that has
+    /// not been probed yet starts that dump in the probe's exec. Readers only; changes never ask.
+    /// </summary>
+    public void ExpectDump(string baseName)
+    {
+        if (_probe is null && _prefetched is null)
+        {
+            _expectedDump = baseName;
+        }
+    }
+
+    /// <summary>The probe and the expected dump in one exec; null (and nothing left running) when that fails, for the plain probe to run.</summary>
+    private string? ProbeWithDump(string baseName)
+    {
+        DumpSession? session = null;
+        try
+        {
+            session = DumpSession.Start(this, ProbeAndDumpScript, new[] { PinDirectory, baseName }, PinDirectory, _cancellationToken);
+            var probe = new StringBuilder();
+            string? line;
+            while ((line = session.ReadHeader()) is not null && line != "@@probe-end")
+            {
+                probe.Append(line).Append('\n');
+            }
+
+            if (line is null)
+            {
+                session.Dispose();
+                return null;
+            }
+
+            if (session.DescribeNext() is { } described)
+            {
+                _prefetched = new Prefetch(described.Path, described.Descriptor, session);
+                _descriptors[described.Path] = described.Descriptor;
+            }
+            else
+            {
+                session.Dispose();
+            }
+
+            return probe.ToString();
+        }
+        catch (Exception ex) when (ex is BpfException or IOException or InvalidDataException or NodeCommandException or JsonException && !_cancellationToken.IsCancellationRequested)
+        {
+            session?.Dispose();
+            return null;
+        }
+    }
+
     private Probe NodeProbe()
     {
         if (_probe is not null)
@@ -182,12 +257,24 @@ public sealed class CommandDataplane : INodeDataplane
             return _probe;
         }
 
-        string text = RunText("sh", "-c",
-            "ls -1 \"$1\" 2>&1; echo \"ls-exit $?\"; echo '@@'; cat /sys/devices/system/cpu/possible; echo '@@'; ip -j link show", "probe", PinDirectory);
+        string? expected = Interlocked.Exchange(ref _expectedDump, null);
+        string text = (expected is null ? null : ProbeWithDump(expected)) ?? RunText("sh", "-c", ProbeScript, "probe", PinDirectory);
         string[] parts = text.Split("@@\n");
         if (parts.Length < 3)
         {
             throw new BpfException($"Probing {Node} gave unexpected output: {text[..Math.Min(text.Length, 200)]}", 0, PinDirectory);
+        }
+
+        if (parts.Length > 3)
+        {
+            try
+            {
+                _probeClock = ParseClock(parts[3]);
+            }
+            catch (FormatException)
+            {
+                // SampleClock asks on its own.
+            }
         }
 
         string[] lsLines = parts[0].Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -260,6 +347,16 @@ public sealed class CommandDataplane : INodeDataplane
     public IMapReader OpenMapToDump(string pinName)
     {
         string path = PinDirectory + "/" + pinName;
+        if (Interlocked.Exchange(ref _prefetched, null) is { } prefetched)
+        {
+            if (prefetched.Path == path)
+            {
+                return new BpftoolMapReader(this, path, prefetched.Descriptor, prefetched.Session);
+            }
+
+            prefetched.Session.Dispose(); // the shell picked another pin than the catalog: read this one afresh
+        }
+
         if (_descriptors.ContainsKey(path))
         {
             return OpenMap(pinName); // described already: the dump is one exec anyway
@@ -399,13 +496,46 @@ public sealed class CommandDataplane : INodeDataplane
         private string _current;
 
         public DumpSession(CommandDataplane node, IReadOnlyList<string> paths, CancellationToken cancellationToken, bool describe = false)
+            : this(node, describe ? DescribeScript : Script, paths, paths[0], cancellationToken)
+        {
+        }
+
+        private DumpSession(CommandDataplane node, string script, IReadOnlyList<string> arguments, string current, CancellationToken cancellationToken)
         {
             _node = node;
             _cancellationToken = cancellationToken;
-            _current = paths[0];
-            _run = node._runner.Start(new[] { "sh", "-c", describe ? DescribeScript : Script, "dump" }.Concat(paths).ToList(), cancellationToken);
+            _current = current;
+            _run = node._runner.Start(new[] { "sh", "-c", script, "dump" }.Concat(arguments).ToList(), cancellationToken);
             _text = new System.IO.Compression.GZipStream(_run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
             _lines = new LineSections(_text);
+        }
+
+        /// <summary>A session running any script whose output is gzip'd lines (the probe with a dump).</summary>
+        public static DumpSession Start(CommandDataplane node, string script, IReadOnlyList<string> arguments, string current, CancellationToken cancellationToken) =>
+            new(node, script, arguments, current, cancellationToken);
+
+        /// <summary>The next non-empty line, or null at the end of the output.</summary>
+        public string? ReadHeader() => _lines.ReadLine();
+
+        /// <summary>The next "@@show path" section (a pin the script picked): its path and description; null at the end.</summary>
+        public (string Path, BpfMapDescriptor Descriptor)? DescribeNext()
+        {
+            string? header = _lines.ReadLine();
+            if (header is null || !header.StartsWith("@@show ", StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            string path = header[7..];
+            string? json = _lines.ReadLine();
+            if (json is null || !json.StartsWith('{') || BpftoolJsonReader.ErrorMessage(Encoding.UTF8.GetBytes(json)) is not null)
+            {
+                return null;
+            }
+
+            using JsonDocument doc = JsonDocument.Parse(json);
+            _current = path;
+            return (path, CommandDataplane.Descriptor(doc.RootElement, path[(path.LastIndexOf('/') + 1)..]));
         }
 
         /// <summary>The description of the next pin (a session started with describe), or the error bpftool gave for it.</summary>
@@ -480,14 +610,34 @@ public sealed class CommandDataplane : INodeDataplane
 
     public IMapWriter OpenMapForWrite(string pinName) => (BpftoolMapReader)OpenMap(pinName);
 
+    /// <summary>Ends a dump the probe started that no reader took (its exec closes with it).</summary>
+    public void Dispose() => Interlocked.Exchange(ref _prefetched, null)?.Session.Dispose();
+
+    /// <summary>
+    /// The node's clocks: the probe's sample when it has not been used yet (the probe ran just before
+    /// the read it serves, in the same exec as the dump), else one exec of its own.
+    /// </summary>
     public ClockSample SampleClock()
     {
-        // The realtime clock and CLOCK_MONOTONIC ("now at N nsecs" in /proc/timer_list) in one exec.
-        string text = RunText("sh", "-c", "date +%s%N; grep -m1 'now at' /proc/timer_list");
-        string[] lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        long realNs = long.Parse(lines[0].Trim(), CultureInfo.InvariantCulture);
-        string mono = lines[1].Trim().Split(' ')[2];
-        return new ClockSample(ulong.Parse(mono, CultureInfo.InvariantCulture), DateTime.UnixEpoch.AddTicks(realNs / 100));
+        if (_probeClock is { } sample)
+        {
+            _probeClock = null;
+            return sample;
+        }
+
+        return ParseClock(RunText("sh", "-c", ClockScript));
+    }
+
+    private static ClockSample ParseClock(string text)
+    {
+        string[] lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (lines.Length < 2 || !long.TryParse(lines[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out long realNs)
+            || lines[1].Split(' ') is not { Length: > 2 } now || !ulong.TryParse(now[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong mono))
+        {
+            throw new FormatException($"The node's clocks could not be read: {text.Trim()}");
+        }
+
+        return new ClockSample(mono, DateTime.UnixEpoch.AddTicks(realNs / 100));
     }
 
     public IReadOnlyDictionary<int, NetworkLink> ListLinks() => NodeProbe().Links;

@@ -28,6 +28,12 @@ public interface INodeDataplane
     IMapReader OpenMapToDump(string pinName);
 
     /// <summary>
+    /// Says that a whole dump of the live map of this family (base name) is read next, so that a remote
+    /// node can start it in the same round trip as its first probe. Nothing happens locally.
+    /// </summary>
+    void ExpectDump(string baseName);
+
+    /// <summary>
     /// Says that these maps are about to be opened, so that a remote node can describe them all in
     /// one round trip instead of one each. Nothing happens locally.
     /// </summary>

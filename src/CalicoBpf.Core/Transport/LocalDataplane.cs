@@ -72,6 +72,10 @@ public sealed class LocalDataplane : INodeDataplane
 
     public IMapReader OpenMapToDump(string pinName) => OpenMap(pinName);
 
+    public void ExpectDump(string baseName)
+    {
+    }
+
     public IMapWriter OpenMapForWrite(string pinName) =>
         new LocalMapReader(BpfMap.OpenPinned(Path.Combine(PinDirectory, pinName), writable: true));
 

@@ -82,7 +82,8 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
             CancelToken.ThrowIfCancellationRequested();
             try
             {
-                change(RemoteNode(cluster, node));
+                using CommandDataplane dataplane = RemoteNode(cluster, node);
+                change(dataplane);
             }
             catch (Exception ex) when (ex is not PipelineStoppedException and not OperationCanceledException)
             {
@@ -107,7 +108,7 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
     }
 
     /// <summary>A node of the cluster as a dataplane (its tools over pods/exec).</summary>
-    private protected INodeDataplane RemoteNode(IClusterConnection cluster, CalicoNode node) =>
+    private protected CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node) =>
         new CommandDataplane(cluster.ExecRunner(node), PinDirectory, CancelToken);
 
     /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster.</summary>
@@ -147,15 +148,18 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
                     await throttle.WaitAsync(work.Token);
                     try
                     {
-                        await Task.Run(() =>
+                        // A thread of its own per node being read: the read blocks on exec round trips, and
+                        // blocking pool threads would starve the pool (it adds about one thread a second),
+                        // serialising a fleet behind two cores' worth of threads.
+                        await Task.Factory.StartNew(() =>
                         {
                             UseWorkerReporter(new QueueReporter(results, node.Node, work.Token));
-                            var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinDirectory, work.Token);
+                            using var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinDirectory, work.Token);
                             foreach (T item in read(dataplane))
                             {
                                 results.Add(item, work.Token);
                             }
-                        }, work.Token);
+                        }, work.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                     }
                     catch (Exception ex) when (ex is not OperationCanceledException || !work.Token.IsCancellationRequested)
                     {

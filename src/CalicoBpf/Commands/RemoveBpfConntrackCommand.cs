@@ -222,7 +222,8 @@ public sealed class RemoveBpfConntrackCommand : RemoteCmdletBase
 
             try
             {
-                RemoveOnNode(RemoteNode(cluster, node), entries);
+                using CommandDataplane dataplane = RemoteNode(cluster, node);
+                RemoveOnNode(dataplane, entries);
             }
             catch (Exception ex) when (ex is not PipelineStoppedException and not OperationCanceledException)
             {
