@@ -29,8 +29,10 @@
         'Get-BpfRoute'
         'Get-BpfTraceLog'
         'Get-CalicoNode'
+        'Get-FelixBpfConfig'
         'Remove-BpfConnectTimeProgram'
         'Remove-BpfConntrack'
+        'Set-FelixBpfConfig'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

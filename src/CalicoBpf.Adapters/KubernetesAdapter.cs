@@ -100,6 +100,77 @@ public sealed class KubernetesAdapter : IClusterAdapter
                         Enum.TryParse(p.Protocol, true, out CalicoBpf.IpProtocol proto) ? proto : CalicoBpf.IpProtocol.Tcp, p.Port, p.NodePort ?? 0)).ToArray())));
         }
 
+        public IReadOnlyCollection<string> ServedGroupVersions(CancellationToken cancellationToken)
+        {
+            V1APIGroupList groups = Call(() => _client.Apis.GetAPIVersionsAsync(cancellationToken), "list the API groups");
+            var served = new HashSet<string>(StringComparer.Ordinal) { "v1" };
+            foreach (V1APIGroup g in groups.Groups ?? new List<V1APIGroup>())
+            {
+                foreach (V1GroupVersionForDiscovery v in g.Versions ?? new List<V1GroupVersionForDiscovery>())
+                {
+                    served.Add(v.GroupVersion);
+                }
+            }
+
+            return served;
+        }
+
+        public System.Text.Json.Nodes.JsonObject? GetResource(ResourceRef r, string name, CancellationToken cancellationToken)
+        {
+            try
+            {
+                object o = r.Namespace is null
+                    ? _client.CustomObjects.GetClusterCustomObjectAsync(r.Group, r.Version, r.Plural, name, cancellationToken).GetAwaiter().GetResult()
+                    : _client.CustomObjects.GetNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken).GetAwaiter().GetResult();
+                return Node(o);
+            }
+            catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+            catch (Exception ex) when (ex is HttpOperationException or HttpRequestException)
+            {
+                throw Refused(ex, $"get {r} {name}");
+            }
+        }
+
+        public IReadOnlyList<System.Text.Json.Nodes.JsonObject> ListResources(ResourceRef r, CancellationToken cancellationToken)
+        {
+            object o = Call(() => r.Namespace is null
+                ? _client.CustomObjects.ListClusterCustomObjectAsync(r.Group, r.Version, r.Plural, cancellationToken: cancellationToken)
+                : _client.CustomObjects.ListNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, cancellationToken: cancellationToken), $"list {r}");
+            return (Node(o)["items"] as System.Text.Json.Nodes.JsonArray ?? new System.Text.Json.Nodes.JsonArray())
+                .OfType<System.Text.Json.Nodes.JsonObject>().Select(i => (System.Text.Json.Nodes.JsonObject)i.DeepClone()).ToList();
+        }
+
+        public System.Text.Json.Nodes.JsonObject PatchResource(ResourceRef r, string name, string mergePatch, bool dryRun, CancellationToken cancellationToken)
+        {
+            var patch = new V1Patch(mergePatch, V1Patch.PatchType.MergePatch);
+            string? dry = dryRun ? "All" : null;
+            return Node(Call(() => r.Namespace is null
+                ? _client.CustomObjects.PatchClusterCustomObjectAsync(patch, r.Group, r.Version, r.Plural, name, dry, cancellationToken: cancellationToken)
+                : _client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, r.Group, r.Version, r.Namespace, r.Plural, name, dry, cancellationToken: cancellationToken), $"patch {r} {name}"));
+        }
+
+        public System.Text.Json.Nodes.JsonObject CreateResource(ResourceRef r, System.Text.Json.Nodes.JsonObject body, bool dryRun, CancellationToken cancellationToken)
+        {
+            string? dry = dryRun ? "All" : null;
+            object payload = JsonSerializer.Deserialize<JsonElement>(body.ToJsonString());
+            return Node(Call(() => r.Namespace is null
+                ? _client.CustomObjects.CreateClusterCustomObjectAsync(payload, r.Group, r.Version, r.Plural, dry, cancellationToken: cancellationToken)
+                : _client.CustomObjects.CreateNamespacedCustomObjectAsync(payload, r.Group, r.Version, r.Namespace, r.Plural, dry, cancellationToken: cancellationToken), $"create {r} {body["metadata"]?["name"]}"));
+        }
+
+        private static System.Text.Json.Nodes.JsonObject Node(object o) => o switch
+        {
+            JsonElement e => System.Text.Json.Nodes.JsonNode.Parse(e.GetRawText()) as System.Text.Json.Nodes.JsonObject,
+            _ => System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(o)) as System.Text.Json.Nodes.JsonObject,
+        } ?? throw new ClusterException("The API server answered with something other than an object.");
+
+        private static ClusterException Refused(Exception ex, string what) => ex is HttpOperationException h
+            ? new ClusterException($"The cluster refused to {what}: {(int)h.Response.StatusCode} {StatusMessage(h.Response.Content)}", (int)h.Response.StatusCode, ex)
+            : new ClusterException($"The cluster cannot be reached to {what}: {ex.Message}", null, ex);
+
         public ICommandRunner ExecRunner(CalicoNode node) => node.HasCalicoNode
             ? new ExecRunner(_client, node)
             : throw new ClusterException($"Node {node.Node} runs no calico-node pod: there is no Calico dataplane to read there.");

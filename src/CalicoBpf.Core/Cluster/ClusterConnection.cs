@@ -41,8 +41,31 @@ public interface IClusterConnection
     /// <summary>Every pod and service of the cluster (one list call each), for -Resolve and the -Pod/-Namespace/-Service filters.</summary>
     WorkloadIndex LoadWorkloads(CancellationToken cancellationToken);
 
+    /// <summary>The group/versions the API serves ("projectcalico.org/v3", "apps/v1", "v1" ...), from discovery.</summary>
+    IReadOnlyCollection<string> ServedGroupVersions(CancellationToken cancellationToken);
+
+    /// <summary>One object as JSON, or null when it does not exist (404).</summary>
+    System.Text.Json.Nodes.JsonObject? GetResource(ResourceRef resource, string name, CancellationToken cancellationToken);
+
+    /// <summary>Every object of a kind (in the namespace of the reference, or cluster-wide).</summary>
+    IReadOnlyList<System.Text.Json.Nodes.JsonObject> ListResources(ResourceRef resource, CancellationToken cancellationToken);
+
+    /// <summary>A JSON merge patch (RFC 7386); a 409 (the resourceVersion it carries is stale) is a ClusterException with StatusCode 409.</summary>
+    System.Text.Json.Nodes.JsonObject PatchResource(ResourceRef resource, string name, string mergePatch, bool dryRun, CancellationToken cancellationToken);
+
+    /// <summary>Creates an object; a 409 means it exists already.</summary>
+    System.Text.Json.Nodes.JsonObject CreateResource(ResourceRef resource, System.Text.Json.Nodes.JsonObject body, bool dryRun, CancellationToken cancellationToken);
+
     /// <summary>Runs commands in a node's calico-node container through pods/exec.</summary>
     ICommandRunner ExecRunner(CalicoNode node);
+}
+
+/// <summary>A kind of object the API serves: group (empty for core), version, plural, and a namespace for namespaced kinds.</summary>
+public sealed record ResourceRef(string Group, string Version, string Plural, string? Namespace = null)
+{
+    public string GroupVersion => Group.Length == 0 ? Version : Group + "/" + Version;
+
+    public override string ToString() => Group.Length == 0 ? Plural : Plural + "." + Group;
 }
 
 /// <summary>Builds connections (implemented in CalicoBpf.Adapters).</summary>

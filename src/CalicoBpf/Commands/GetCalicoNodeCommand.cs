@@ -6,33 +6,16 @@ namespace CalicoBpf.Commands;
 /// <summary>Lists the cluster's nodes with their calico-node pods; pipes into every -Node cmdlet.</summary>
 [Cmdlet(VerbsCommon.Get, "CalicoNode")]
 [OutputType(typeof(CalicoNode))]
-public sealed class GetCalicoNodeCommand : CalicoBpfCmdletBase
+public sealed class GetCalicoNodeCommand : ClusterCmdletBase
 {
     [Parameter(Position = 0)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[]? Name { get; set; }
 
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Kubeconfig { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Context { get; set; }
-
     protected override void ProcessRecord()
     {
-        IReadOnlyList<CalicoNode> nodes;
-        try
-        {
-            nodes = ConnectCluster(Kubeconfig, Context).ListNodes(CancelToken);
-        }
-        catch (ClusterException ex)
-        {
-            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", Kubeconfig));
-            return;
-        }
+        IReadOnlyList<CalicoNode> nodes = Api(() => Cluster.ListNodes(CancelToken), Kubeconfig);
 
         Func<string, bool>? filter = WildcardFilter(Name);
         WriteEach(nodes.Where(n => filter is null || filter(n.Node)), Name, "NodeNotFound", n => $"The cluster has no node named {n}.");

@@ -13,7 +13,7 @@ namespace CalicoBpf.Commands;
 /// written on the pipeline thread as they arrive, each carrying its Node; a node that fails is one
 /// non-terminating error naming the node, and the others complete.
 /// </summary>
-public abstract class NodeCmdletBase : CalicoBpfCmdletBase
+public abstract class NodeCmdletBase : ClusterCmdletBase
 {
     /// <summary>This machine's dataplane, for local mode.</summary>
     protected abstract INodeDataplane OpenLocalNode();
@@ -26,16 +26,6 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[]? Node { get; set; }
-
-    /// <summary>The kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then the in-cluster account.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Kubeconfig { get; set; }
-
-    /// <summary>The kubeconfig context; default its current context.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Context { get; set; }
 
     /// <summary>How many nodes are read at once.</summary>
     [Parameter]

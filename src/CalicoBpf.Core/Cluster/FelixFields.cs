@@ -1,0 +1,384 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+
+namespace CalicoBpf.Cluster;
+
+/// <summary>How a FelixConfiguration field is written in JSON and shown in .NET.</summary>
+public enum FelixValueKind
+{
+    /// <summary>true/false: bool.</summary>
+    Boolean,
+    /// <summary>A JSON integer: long.</summary>
+    Integer,
+    /// <summary>A string (enums and patterns are the CRD's): string.</summary>
+    Text,
+    /// <summary>A Go duration string ("1s", "1m30s", "500ms"): TimeSpan.</summary>
+    Duration,
+    /// <summary>A list of strings: string[].</summary>
+    TextList,
+    /// <summary>An object of strings (bpfLogFilters, bpfConntrackTimeouts): a dictionary.</summary>
+    TextMap,
+    /// <summary>An integer or a string (bpfPSNATPorts: 20000 or "20000:29999"): string.</summary>
+    IntOrText,
+}
+
+/// <summary>
+/// One eBPF-related FelixConfiguration field: its JSON name, kind, Felix's built-in default, whether
+/// changing it can cut traffic (ConfirmImpact High), and the calico-node environment variable that
+/// overrides it (matched case-insensitively by Felix).
+/// </summary>
+public sealed record FelixField(string Json, FelixValueKind Kind, string? Default, bool CutsTraffic, string Environment)
+{
+    /// <summary>The .NET property and Set-FelixBpfConfig parameter name: the JSON name with a capital.</summary>
+    public string Property => char.ToUpperInvariant(Json[0]) + Json[1..];
+}
+
+/// <summary>The eBPF-related FelixConfiguration fields (reference sections 2.1 to 2.3).</summary>
+public static class FelixFields
+{
+    public static readonly IReadOnlyList<FelixField> All = new FelixField[]
+    {
+        new("bpfEnabled", FelixValueKind.Boolean, "false", true, "FELIX_BPFENABLED"),
+        new("bpfLogLevel", FelixValueKind.Text, "Off", false, "FELIX_BPFLOGLEVEL"),
+        new("bpfLogFilters", FelixValueKind.TextMap, null, false, "FELIX_BPFLOGFILTERS"),
+        new("bpfCTLBLogFilter", FelixValueKind.Text, null, false, "FELIX_BPFCTLBLOGFILTER"),
+        new("bpfConntrackLogLevel", FelixValueKind.Text, "Off", false, "FELIX_BPFCONNTRACKLOGLEVEL"),
+        new("bpfConntrackMode", FelixValueKind.Text, "Auto", false, "FELIX_BPFCONNTRACKCLEANUPMODE"),
+        new("bpfConntrackTimeouts", FelixValueKind.TextMap, null, false, "FELIX_BPFCONNTRACKTIMEOUTS"),
+        new("bpfDataIfacePattern", FelixValueKind.Text, "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan|bond).*)", true, "FELIX_BPFDATAIFACEPATTERN"),
+        new("bpfL3IfacePattern", FelixValueKind.Text, null, true, "FELIX_BPFL3IFACEPATTERN"),
+        new("bpfConnectTimeLoadBalancing", FelixValueKind.Text, "TCP", true, "FELIX_BPFCONNECTTIMELOADBALANCING"),
+        new("bpfConnectTimeLoadBalancingEnabled", FelixValueKind.Boolean, null, true, "FELIX_BPFCONNECTTIMELOADBALANCINGENABLED"),
+        new("bpfHostNetworkedNATWithoutCTLB", FelixValueKind.Text, "Enabled", true, "FELIX_BPFHOSTNETWORKEDNATWITHOUTCTLB"),
+        new("bpfExternalServiceMode", FelixValueKind.Text, "Tunnel", true, "FELIX_BPFEXTERNALSERVICEMODE"),
+        new("bpfDSROptoutCIDRs", FelixValueKind.TextList, null, true, "FELIX_BPFDSROPTOUTCIDRS"),
+        new("bpfExtToServiceConnmark", FelixValueKind.Integer, "0", true, "FELIX_BPFEXTTOSERVICECONNMARK"),
+        new("bpfKubeProxyIptablesCleanupEnabled", FelixValueKind.Boolean, "true", true, "FELIX_BPFKUBEPROXYIPTABLESCLEANUPENABLED"),
+        new("bpfKubeProxyMinSyncPeriod", FelixValueKind.Duration, "1s", false, "FELIX_BPFKUBEPROXYMINSYNCPERIOD"),
+        new("bpfKubeProxyHealthzPort", FelixValueKind.Integer, "10256", false, "FELIX_BPFKUBEPROXYHEALTHZPORT"),
+        new("bpfKubeProxyEndpointSlicesEnabled", FelixValueKind.Boolean, null, false, "FELIX_BPFKUBEPROXYENDPOINTSLICESENABLED"),
+        new("bpfPSNATPorts", FelixValueKind.IntOrText, "20000:29999", false, "FELIX_BPFPSNATPORTS"),
+        new("bpfMapSizeNATFrontend", FelixValueKind.Integer, "65536", false, "FELIX_BPFMAPSIZENATFRONTEND"),
+        new("bpfMapSizeNATBackend", FelixValueKind.Integer, "262144", false, "FELIX_BPFMAPSIZENATBACKEND"),
+        new("bpfMapSizeNATAffinity", FelixValueKind.Integer, "65536", false, "FELIX_BPFMAPSIZENATAFFINITY"),
+        new("bpfMapSizeRoute", FelixValueKind.Integer, "262144", false, "FELIX_BPFMAPSIZEROUTE"),
+        new("bpfMapSizeConntrack", FelixValueKind.Integer, "512000", true, "FELIX_BPFMAPSIZECONNTRACK"),
+        new("bpfMapSizePerCpuConntrack", FelixValueKind.Integer, "0", true, "FELIX_BPFMAPSIZEPERCPUCONNTRACK"),
+        new("bpfMapSizeConntrackScaling", FelixValueKind.Text, "DoubleIfFull", false, "FELIX_BPFMAPSIZECONNTRACKSCALING"),
+        new("bpfMapSizeConntrackCleanupQueue", FelixValueKind.Integer, "100000", false, "FELIX_BPFMAPSIZECONNTRACKCLEANUPQUEUE"),
+        new("bpfMapSizeIPSets", FelixValueKind.Integer, "1048576", false, "FELIX_BPFMAPSIZEIPSETS"),
+        new("bpfMapSizeIfState", FelixValueKind.Integer, "1000", false, "FELIX_BPFMAPSIZEIFSTATE"),
+        new("bpfMaglevMaxEndpointsPerService", FelixValueKind.Integer, "100", false, "FELIX_BPFMAGLEVMAXENDPOINTSPERSERVICE"),
+        new("bpfMaglevMaxServices", FelixValueKind.Integer, "100", false, "FELIX_BPFMAGLEVMAXSERVICES"),
+        new("bpfEnforceRPF", FelixValueKind.Text, "Loose", true, "FELIX_BPFENFORCERPF"),
+        new("bpfPolicyDebugEnabled", FelixValueKind.Boolean, "true", false, "FELIX_BPFPOLICYDEBUGENABLED"),
+        new("bpfForceTrackPacketsFromIfaces", FelixValueKind.TextList, "docker+", false, "FELIX_BPFFORCETRACKPACKETSFROMIFACES"),
+        new("bpfDisableGROForIfaces", FelixValueKind.Text, null, false, "FELIX_BPFDISABLEGROFORIFACES"),
+        new("bpfExcludeCIDRsFromNAT", FelixValueKind.TextList, null, true, "FELIX_BPFEXCLUDECIDRSFROMNAT"),
+        new("bpfExportBufferSizeMB", FelixValueKind.Integer, "1", false, "FELIX_BPFEXPORTBUFFERSIZEMB"),
+        new("bpfHostConntrackBypass", FelixValueKind.Boolean, "false", true, "FELIX_BPFHOSTCONNTRACKBYPASS"),
+        new("bpfDisableUnprivileged", FelixValueKind.Boolean, "true", false, "FELIX_BPFDISABLEUNPRIVILEGED"),
+        new("bpfJITHardening", FelixValueKind.Text, "Auto", false, "FELIX_BPFJITHARDENING"),
+        new("bpfRedirectToPeer", FelixValueKind.Text, "Enabled", true, "FELIX_BPFREDIRECTTOPEER"),
+        new("bpfAttachType", FelixValueKind.Text, "TCX", true, "FELIX_BPFATTACHTYPE"),
+        new("bpfProfiling", FelixValueKind.Text, "Disabled", false, "FELIX_BPFPROFILING"),
+        new("bpfOverlayHostSourceIP", FelixValueKind.Text, "TunnelAddress", true, "FELIX_BPFOVERLAYHOSTSOURCEIP"),
+        new("bpfIPFragTimeout", FelixValueKind.Duration, null, false, "FELIX_BPFIPFRAGTIMEOUT"),
+        new("bpfIPFragmentReassemblyEnabled", FelixValueKind.Boolean, "true", false, "FELIX_BPFIPFRAGMENTREASSEMBLYENABLED"),
+        new("ipipEnabled", FelixValueKind.Boolean, null, true, "FELIX_IPINIPENABLED"),
+        new("ipipMTU", FelixValueKind.Integer, "0", true, "FELIX_IPINIPMTU"),
+        new("vxlanEnabled", FelixValueKind.Boolean, null, true, "FELIX_VXLANENABLED"),
+        new("vxlanMTU", FelixValueKind.Integer, "0", true, "FELIX_VXLANMTU"),
+        new("vxlanMTUV6", FelixValueKind.Integer, "0", true, "FELIX_VXLANMTUV6"),
+        new("vxlanPort", FelixValueKind.Integer, "4789", true, "FELIX_VXLANPORT"),
+        new("vxlanVNI", FelixValueKind.Integer, "4096", true, "FELIX_VXLANVNI"),
+        new("wireguardEnabled", FelixValueKind.Boolean, "false", true, "FELIX_WIREGUARDENABLED"),
+        new("wireguardEnabledV6", FelixValueKind.Boolean, "false", true, "FELIX_WIREGUARDENABLEDV6"),
+        new("routeSource", FelixValueKind.Text, "CalicoIPAM", true, "FELIX_ROUTESOURCE"),
+        new("ipForwarding", FelixValueKind.Text, "Enabled", true, "FELIX_IPFORWARDING"),
+        new("ipv6Support", FelixValueKind.Boolean, "true", true, "FELIX_IPV6SUPPORT"),
+        new("interfacePrefix", FelixValueKind.Text, "cali", true, "FELIX_INTERFACEPREFIX"),
+        new("nftablesMode", FelixValueKind.Text, "Auto", true, "FELIX_NFTABLESMODE"),
+        new("programClusterRoutes", FelixValueKind.Text, "EnabledIPIPOnly", true, "FELIX_PROGRAMCLUSTERROUTES"),
+        new("logSeverityScreen", FelixValueKind.Text, "Info", false, "FELIX_LOGSEVERITYSCREEN"),
+        new("featureDetectOverride", FelixValueKind.Text, null, true, "FELIX_FEATUREDETECTOVERRIDE"),
+        new("featureGates", FelixValueKind.Text, null, false, "FELIX_FEATUREGATES"),
+        new("cgroupV2Path", FelixValueKind.Text, null, false, "FELIX_CGROUPV2PATH"),
+    };
+
+    private static readonly Dictionary<string, FelixField> ByName = All
+        .SelectMany(f => new[] { (f.Json, f), (f.Property, f) })
+        .DistinctBy(p => p.Item1, StringComparer.OrdinalIgnoreCase)
+        .ToDictionary(p => p.Item1, p => p.f, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>A field by JSON or property name (any case), or null.</summary>
+    public static FelixField? Find(string name) => ByName.TryGetValue(name, out FelixField? f) ? f : null;
+
+    /// <summary>The .NET value of a JSON value of this field; null for JSON null or absent.</summary>
+    public static object? ToValue(FelixField field, JsonNode? node)
+    {
+        if (node is null)
+        {
+            return null;
+        }
+
+        switch (field.Kind)
+        {
+            case FelixValueKind.Boolean:
+                return node.GetValueKind() switch
+                {
+                    JsonValueKind.True => true,
+                    JsonValueKind.False => false,
+                    _ => null,
+                };
+            case FelixValueKind.Integer:
+                return node.GetValueKind() == JsonValueKind.Number && long.TryParse(node.ToJsonString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long l) ? l : null;
+            case FelixValueKind.Duration:
+                return node.GetValueKind() == JsonValueKind.String && GoDuration.TryParse(node.GetValue<string>(), out TimeSpan d) ? d : null;
+            case FelixValueKind.TextList:
+                return node is JsonArray a ? a.Select(x => x?.ToString() ?? string.Empty).ToArray() : null;
+            case FelixValueKind.TextMap:
+                return node is JsonObject o ? o.ToDictionary(p => p.Key, p => p.Value?.ToString() ?? string.Empty) : null;
+            default:
+                return node.GetValueKind() == JsonValueKind.String ? node.GetValue<string>() : node.ToJsonString();
+        }
+    }
+
+    /// <summary>The value as it is written in FelixConfiguration YAML ("1s", "true", "[a, b]"), for messages and -WhatIf.</summary>
+    public static string Show(JsonNode? node) => node switch
+    {
+        null => "(unset)",
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>() is { Length: > 0 } s ? s : "\"\"",
+        _ => node.ToJsonString(),
+    };
+}
+
+/// <summary>Go's time.Duration text ("1h2m3.5s", "500ms", "0s"), as Felix and the CRDs write durations.</summary>
+public static class GoDuration
+{
+    private static readonly Regex Part = new(@"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", RegexOptions.CultureInvariant);
+
+    public static bool TryParse(string text, out TimeSpan value)
+    {
+        value = TimeSpan.Zero;
+        if (string.IsNullOrEmpty(text))
+        {
+            return false;
+        }
+
+        if (text == "0")
+        {
+            return true;
+        }
+
+        int at = 0;
+        double ticks = 0;
+        foreach (Match m in Part.Matches(text))
+        {
+            if (m.Index != at)
+            {
+                return false;
+            }
+
+            at += m.Length;
+            double n = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+            ticks += n * m.Groups[2].Value switch
+            {
+                "ns" => 0.01,
+                "us" or "µs" => 10,
+                "ms" => TimeSpan.TicksPerMillisecond,
+                "s" => TimeSpan.TicksPerSecond,
+                "m" => TimeSpan.TicksPerMinute,
+                _ => TimeSpan.TicksPerHour,
+            };
+        }
+
+        if (at != text.Length)
+        {
+            return false;
+        }
+
+        value = TimeSpan.FromTicks((long)ticks);
+        return true;
+    }
+}
+
+/// <summary>One FelixConfiguration object with its eBPF-related fields as typed properties (null: not set in this object).</summary>
+public sealed class FelixBpfConfig
+{
+    private readonly Dictionary<string, object?> _values;
+
+    public FelixBpfConfig(JsonObject resource, string node = "")
+    {
+        Resource = resource;
+        Name = resource["metadata"]?["name"]?.GetValue<string>() ?? string.Empty;
+        ApiVersion = resource["apiVersion"]?.GetValue<string>() ?? string.Empty;
+        ResourceVersion = resource["metadata"]?["resourceVersion"]?.GetValue<string>() ?? string.Empty;
+        Scope = Name == "default" ? "Global" : Name.StartsWith("node.", StringComparison.Ordinal) ? "Node" : "Selector";
+        Node = Scope == "Node" ? Name[5..] : node;
+        JsonObject spec = resource["spec"] as JsonObject ?? new JsonObject();
+        _values = FelixFields.All.Where(f => spec.ContainsKey(f.Json)).ToDictionary(f => f.Json, f => FelixFields.ToValue(f, spec[f.Json]), StringComparer.Ordinal);
+    }
+
+    /// <summary>default, node.NAME, or another (selector-scoped) name.</summary>
+    public string Name { get; }
+
+    /// <summary>crd.projectcalico.org/v1 or projectcalico.org/v3: the group it was read through.</summary>
+    public string ApiVersion { get; }
+
+    public string ResourceVersion { get; }
+
+    /// <summary>Global (default), Node (node.NAME) or Selector.</summary>
+    public string Scope { get; }
+
+    /// <summary>The node of a node.NAME object; empty for the others.</summary>
+    public string Node { get; }
+
+    /// <summary>The eBPF-related fields this object sets (JSON names), in catalog order.</summary>
+    public IReadOnlyList<string> SetFields => FelixFields.All.Where(f => _values.ContainsKey(f.Json)).Select(f => f.Json).ToList();
+
+    /// <summary>The whole resource as the API served it.</summary>
+    public JsonObject Resource { get; }
+
+    /// <summary>A field's value as written in the object ("Debug", "true", "1s"), "(unset)" when absent.</summary>
+    public string Show(string json) => FelixFields.Show(Resource["spec"]?[json]);
+
+    /// <summary>A field's value by JSON name (null when this object does not set it).</summary>
+    public object? Value(string json) => _values.TryGetValue(json, out object? v) ? v : null;
+
+    public bool? BpfEnabled => (bool?)Value("bpfEnabled");
+
+    public string? BpfLogLevel => (string?)Value("bpfLogLevel");
+
+    public IReadOnlyDictionary<string, string>? BpfLogFilters => (IReadOnlyDictionary<string, string>?)Value("bpfLogFilters");
+
+    public string? BpfCTLBLogFilter => (string?)Value("bpfCTLBLogFilter");
+
+    public string? BpfConntrackLogLevel => (string?)Value("bpfConntrackLogLevel");
+
+    public string? BpfConntrackMode => (string?)Value("bpfConntrackMode");
+
+    public IReadOnlyDictionary<string, string>? BpfConntrackTimeouts => (IReadOnlyDictionary<string, string>?)Value("bpfConntrackTimeouts");
+
+    public string? BpfDataIfacePattern => (string?)Value("bpfDataIfacePattern");
+
+    public string? BpfL3IfacePattern => (string?)Value("bpfL3IfacePattern");
+
+    public string? BpfConnectTimeLoadBalancing => (string?)Value("bpfConnectTimeLoadBalancing");
+
+    public bool? BpfConnectTimeLoadBalancingEnabled => (bool?)Value("bpfConnectTimeLoadBalancingEnabled");
+
+    public string? BpfHostNetworkedNATWithoutCTLB => (string?)Value("bpfHostNetworkedNATWithoutCTLB");
+
+    public string? BpfExternalServiceMode => (string?)Value("bpfExternalServiceMode");
+
+    public string[]? BpfDSROptoutCIDRs => (string[]?)Value("bpfDSROptoutCIDRs");
+
+    public long? BpfExtToServiceConnmark => (long?)Value("bpfExtToServiceConnmark");
+
+    public bool? BpfKubeProxyIptablesCleanupEnabled => (bool?)Value("bpfKubeProxyIptablesCleanupEnabled");
+
+    public TimeSpan? BpfKubeProxyMinSyncPeriod => (TimeSpan?)Value("bpfKubeProxyMinSyncPeriod");
+
+    public long? BpfKubeProxyHealthzPort => (long?)Value("bpfKubeProxyHealthzPort");
+
+    public bool? BpfKubeProxyEndpointSlicesEnabled => (bool?)Value("bpfKubeProxyEndpointSlicesEnabled");
+
+    public string? BpfPSNATPorts => (string?)Value("bpfPSNATPorts");
+
+    public long? BpfMapSizeNATFrontend => (long?)Value("bpfMapSizeNATFrontend");
+
+    public long? BpfMapSizeNATBackend => (long?)Value("bpfMapSizeNATBackend");
+
+    public long? BpfMapSizeNATAffinity => (long?)Value("bpfMapSizeNATAffinity");
+
+    public long? BpfMapSizeRoute => (long?)Value("bpfMapSizeRoute");
+
+    public long? BpfMapSizeConntrack => (long?)Value("bpfMapSizeConntrack");
+
+    public long? BpfMapSizePerCpuConntrack => (long?)Value("bpfMapSizePerCpuConntrack");
+
+    public string? BpfMapSizeConntrackScaling => (string?)Value("bpfMapSizeConntrackScaling");
+
+    public long? BpfMapSizeConntrackCleanupQueue => (long?)Value("bpfMapSizeConntrackCleanupQueue");
+
+    public long? BpfMapSizeIPSets => (long?)Value("bpfMapSizeIPSets");
+
+    public long? BpfMapSizeIfState => (long?)Value("bpfMapSizeIfState");
+
+    public long? BpfMaglevMaxEndpointsPerService => (long?)Value("bpfMaglevMaxEndpointsPerService");
+
+    public long? BpfMaglevMaxServices => (long?)Value("bpfMaglevMaxServices");
+
+    public string? BpfEnforceRPF => (string?)Value("bpfEnforceRPF");
+
+    public bool? BpfPolicyDebugEnabled => (bool?)Value("bpfPolicyDebugEnabled");
+
+    public string[]? BpfForceTrackPacketsFromIfaces => (string[]?)Value("bpfForceTrackPacketsFromIfaces");
+
+    public string? BpfDisableGROForIfaces => (string?)Value("bpfDisableGROForIfaces");
+
+    public string[]? BpfExcludeCIDRsFromNAT => (string[]?)Value("bpfExcludeCIDRsFromNAT");
+
+    public long? BpfExportBufferSizeMB => (long?)Value("bpfExportBufferSizeMB");
+
+    public bool? BpfHostConntrackBypass => (bool?)Value("bpfHostConntrackBypass");
+
+    public bool? BpfDisableUnprivileged => (bool?)Value("bpfDisableUnprivileged");
+
+    public string? BpfJITHardening => (string?)Value("bpfJITHardening");
+
+    public string? BpfRedirectToPeer => (string?)Value("bpfRedirectToPeer");
+
+    public string? BpfAttachType => (string?)Value("bpfAttachType");
+
+    public string? BpfProfiling => (string?)Value("bpfProfiling");
+
+    public string? BpfOverlayHostSourceIP => (string?)Value("bpfOverlayHostSourceIP");
+
+    public TimeSpan? BpfIPFragTimeout => (TimeSpan?)Value("bpfIPFragTimeout");
+
+    public bool? BpfIPFragmentReassemblyEnabled => (bool?)Value("bpfIPFragmentReassemblyEnabled");
+
+    public bool? IpipEnabled => (bool?)Value("ipipEnabled");
+
+    public long? IpipMTU => (long?)Value("ipipMTU");
+
+    public bool? VxlanEnabled => (bool?)Value("vxlanEnabled");
+
+    public long? VxlanMTU => (long?)Value("vxlanMTU");
+
+    public long? VxlanMTUV6 => (long?)Value("vxlanMTUV6");
+
+    public long? VxlanPort => (long?)Value("vxlanPort");
+
+    public long? VxlanVNI => (long?)Value("vxlanVNI");
+
+    public bool? WireguardEnabled => (bool?)Value("wireguardEnabled");
+
+    public bool? WireguardEnabledV6 => (bool?)Value("wireguardEnabledV6");
+
+    public string? RouteSource => (string?)Value("routeSource");
+
+    public string? IpForwarding => (string?)Value("ipForwarding");
+
+    public bool? Ipv6Support => (bool?)Value("ipv6Support");
+
+    public string? InterfacePrefix => (string?)Value("interfacePrefix");
+
+    public string? NftablesMode => (string?)Value("nftablesMode");
+
+    public string? ProgramClusterRoutes => (string?)Value("programClusterRoutes");
+
+    public string? LogSeverityScreen => (string?)Value("logSeverityScreen");
+
+    public string? FeatureDetectOverride => (string?)Value("featureDetectOverride");
+
+    public string? FeatureGates => (string?)Value("featureGates");
+
+    public string? CgroupV2Path => (string?)Value("cgroupV2Path");
+
+    public override string ToString() => $"{ApiVersion} FelixConfiguration {Name}";
+}

@@ -1,0 +1,209 @@
+# Get-FelixBpfConfig and Set-FelixBpfConfig against the test cluster: both API groups, the v3.28,
+# v3.30 and head CRDs, validation that matches the API server's, -WhatIf, concurrent writers, RBAC.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+    $script:kubectl = [bool](Get-Command kubectl -CommandType Application -ErrorAction SilentlyContinue)
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    Import-Module (Get-ModuleUnderTest) -Force
+
+    function Start-Scenario([string] $Name) {
+        $c = Start-TestCluster -Scenario (Join-Path $PSScriptRoot "$Name.yaml") -Directory (Join-Path $TestDrive $Name)
+        $PSDefaultParameterValues['*:Kubeconfig'] = $c.Kubeconfig
+        $c
+    }
+
+    function Stop-Scenario($Cluster) {
+        $PSDefaultParameterValues.Remove('*:Kubeconfig')
+        [CalicoBpf.Cluster.ClusterConnections]::Reset()
+        Stop-TestCluster $Cluster
+    }
+
+    function Get-Writes($Cluster) {
+        (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).writes
+    }
+}
+
+Describe 'Operator install, both groups, head CRDs' -Skip:(-not $kernel) {
+    BeforeAll { $cluster = Start-Scenario resources }
+    AfterAll { Stop-Scenario $cluster }
+
+    It 'reads every FelixConfiguration through projectcalico.org/v3, fields typed, absent fields null' {
+        $all = @(Get-FelixBpfConfig)
+        $all.Name | Should -Be @('default', 'node.api-a')
+        $d = $all[0]
+        $d | Should -BeOfType ([CalicoBpf.Cluster.FelixBpfConfig])
+        ($d.ApiVersion, $d.Scope, $d.BpfEnabled, $d.BpfExternalServiceMode) | Should -Be @('projectcalico.org/v3', 'Global', $true, 'Tunnel')
+        $d.BpfLogLevel | Should -Be ''
+        $d.VxlanPort | Should -BeNullOrEmpty
+        $d.SetFields | Should -Be @('bpfEnabled', 'bpfLogLevel', 'bpfExternalServiceMode')
+        (Get-FelixBpfConfig -Node api-a).Node | Should -Be 'api-a'
+        ($d | Format-List | Out-String) | Should -Match 'bpfExternalServiceMode: Tunnel'
+        { Get-FelixBpfConfig nope -ErrorAction Stop } | Should -Throw '*no FelixConfiguration nope*'
+    }
+
+    It '-Effective says what Felix on the node uses and where each value comes from' {
+        $e = Get-FelixBpfConfig -Node api-a -Effective
+        $e | Should -Not -BeNullOrEmpty
+        $byField = @{}; $e | ForEach-Object { $byField[$_.Field] = $_ }
+        ($byField.bpfLogLevel.Value, $byField.bpfLogLevel.Source) | Should -Be @('Info', 'NodeConfiguration')
+        ($byField.bpfEnabled.Value, $byField.bpfEnabled.Source) | Should -Be @('true', 'GlobalConfiguration')
+        ($byField.vxlanPort.Value, $byField.vxlanPort.Source) | Should -Be @('4789', 'BuiltInDefault')
+        $cleanup = $byField.bpfKubeProxyIptablesCleanupEnabled
+        ($cleanup.Value, $cleanup.Source) | Should -Be @('false', 'Environment')
+        $cleanup.SourceDetail | Should -Be 'FELIX_BPFKUBEPROXYIPTABLESCLEANUPENABLED in DaemonSet calico-system/calico-node'
+        # head's CRD no longer has the v3.28 field
+        $byField.ContainsKey('bpfKubeProxyEndpointSlicesEnabled') | Should -BeFalse
+        @(Get-FelixBpfConfig -Node api-a -Effective -Field BpfLog*).Field | Should -Be @('bpfLogLevel', 'bpfLogFilters')
+    }
+
+    It '-WhatIf prints each field as old -> new and sends no write' {
+        $writes = Get-Writes $cluster
+        # What if: lines go to the host, so a child pwsh shows them on its stdout.
+        $out = & (Get-PwshPath) -NoProfile -NonInteractive -Command "Import-Module '$(Get-ModuleUnderTest)'; Set-FelixBpfConfig -Kubeconfig '$($cluster.Kubeconfig)' -BpfLogLevel Debug -BpfKubeProxyMinSyncPeriod 5s -WhatIf -WarningAction SilentlyContinue"
+        "$out" | Should -Match ([regex]::Escape('bpfLogLevel: "" -> Debug, bpfKubeProxyMinSyncPeriod: (unset) -> 5s" on target "FelixConfiguration default (projectcalico.org/v3)'))
+        Get-Writes $cluster | Should -Be $writes
+        (Get-FelixBpfConfig default).BpfKubeProxyMinSyncPeriod | Should -BeNullOrEmpty
+    }
+
+    It 'sends only the fields given, as a merge patch, and -PassThru returns the result' {
+        $r = Set-FelixBpfConfig -BpfKubeProxyMinSyncPeriod 1500ms -BpfMapSizeNATFrontend 131072 -PassThru
+        $r.BpfKubeProxyMinSyncPeriod | Should -Be ([TimeSpan]::FromMilliseconds(1500))
+        $r.BpfMapSizeNATFrontend | Should -Be 131072
+        ($r.BpfEnabled, $r.BpfExternalServiceMode) | Should -Be @($true, 'Tunnel')
+        Set-FelixBpfConfig -Clear bpfMapSizeNATFrontend
+        (Get-FelixBpfConfig default).SetFields | Should -Not -Contain 'bpfMapSizeNATFrontend'
+    }
+
+    It 'refuses locally exactly what the CRD refuses: nothing is sent, and the API server agrees' -Skip:(-not $kubectl) {
+        $cases = @(
+            @{ Field = 'BpfLogLevel'; Json = 'bpfLogLevel'; Bad = 'Verbose'; Good = 'debug' }
+            @{ Field = 'BpfKubeProxyMinSyncPeriod'; Json = 'bpfKubeProxyMinSyncPeriod'; Bad = '1.5s'; Good = '1m30s' }
+            @{ Field = 'BpfAttachType'; Json = 'bpfAttachType'; Bad = 'XDP'; Good = 'TCX' }
+            @{ Field = 'BpfMapSizeConntrackCleanupQueue'; Json = 'bpfMapSizeConntrackCleanupQueue'; Bad = 0; Good = 5 }
+            @{ Field = 'BpfEnforceRPF'; Json = 'bpfEnforceRPF'; Bad = 'Sometimes'; Good = 'Strict' }
+        )
+        foreach ($c in $cases) {
+            $writes = Get-Writes $cluster
+            $p = @{ $c.Field = $c.Bad }
+            Set-FelixBpfConfig @p -Force -ErrorVariable err -ErrorAction SilentlyContinue -WarningAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidFelixValue,*' -Because $c.Field
+            "$($err[0])" | Should -Match "$($c.Json): .*(not accepted|not a duration|Unsupported value|greater than or equal)" -Because $c.Field
+            Get-Writes $cluster | Should -Be $writes -Because "$($c.Field) $($c.Bad) must not be sent"
+            # The test cluster validates with the same CRD: it refuses the bad value, takes the good one.
+            $bad = @{ spec = @{ $c.Json = $c.Bad } } | ConvertTo-Json -Compress
+            $good = @{ spec = @{ $c.Json = $c.Good } } | ConvertTo-Json -Compress
+            "$(kubectl --kubeconfig $cluster.Kubeconfig patch felixconfigurations.crd.projectcalico.org default --type merge --dry-run=server -p $bad 2>&1)" | Should -Match 'is invalid' -Because $c.Field
+            kubectl --kubeconfig $cluster.Kubeconfig patch felixconfigurations.crd.projectcalico.org default --type merge --dry-run=server -p $good 2>&1 | Should -Match 'patched' -Because $c.Field
+            $p = @{ $c.Field = $c.Good }
+            Set-FelixBpfConfig @p -Force -WhatIf -WarningAction SilentlyContinue -ErrorVariable err2 -ErrorAction SilentlyContinue
+            $err2 | Should -BeNullOrEmpty -Because "$($c.Field) $($c.Good) is valid"
+        }
+    }
+
+    It '-Node creates node.NAME when it is missing' {
+        $r = Set-FelixBpfConfig -Node api-b -BpfLogLevel Debug -PassThru -WarningAction SilentlyContinue
+        ($r.Name, $r.Scope, $r.Node, $r.BpfLogLevel) | Should -Be @('node.api-b', 'Node', 'api-b', 'Debug')
+        (Get-FelixBpfConfig).Name | Should -Contain 'node.api-b'
+    }
+
+    It 'warns when the calico-node environment overrides the field, and when Debug logging costs performance' {
+        Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:$true -Force -WarningVariable warn -WarningAction SilentlyContinue
+        "$warn" | Should -Match 'FELIX_BPFKUBEPROXYIPTABLESCLEANUPENABLED in DaemonSet calico-system/calico-node sets it to false'
+        Set-FelixBpfConfig -Node api-a -BpfLogLevel Debug -WarningVariable warn -WarningAction SilentlyContinue
+        "$warn" | Should -Match 'significant performance cost'
+    }
+
+    It 'bpfEnabled on an operator install: refused with the exact command, -UpdateInstallation changes the Installation' {
+        $writes = Get-Writes $cluster
+        Set-FelixBpfConfig -BpfEnabled:$false -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'BpfEnabledOwnedByOperator,*'
+        "$($err[0])" | Should -Match ([regex]::Escape("Set-FelixBpfConfig -BpfEnabled:`$false -UpdateInstallation"))
+        Get-Writes $cluster | Should -Be $writes
+        Set-FelixBpfConfig -BpfEnabled:$false -UpdateInstallation -Force
+        kubectl --kubeconfig $cluster.Kubeconfig get installation default -o jsonpath='{.spec.calicoNetwork.linuxDataplane}' | Should -Be 'Iptables'
+        (Get-FelixBpfConfig default).BpfEnabled | Should -BeTrue
+    }
+
+    It 'two writers: different fields both land; the same field is a conflict, never overwritten' {
+        $conn = [CalicoBpf.Cluster.ClusterConnections]::Get([CalicoBpf.Cluster.ClusterTarget]::new($cluster.Kubeconfig, $null))
+        $felix = [CalicoBpf.Cluster.FelixConfigClient]::new($conn, [Threading.CancellationToken]::None)
+        function Value($Json, $Value) {
+            [ValueTuple[CalicoBpf.Cluster.FelixField, System.Text.Json.Nodes.JsonNode]]::new([CalicoBpf.Cluster.FelixFields]::Find($Json), [System.Text.Json.Nodes.JsonNode]::Parse(($Value | ConvertTo-Json -Compress)))
+        }
+        $list = [System.Collections.Generic.List[ValueTuple[CalicoBpf.Cluster.FelixField, System.Text.Json.Nodes.JsonNode]]]::new()
+        $list.Add((Value vxlanPort 4790))
+        $plan = $felix.Plan('default', $list, $false)
+        # Someone else changes another field after the plan was made.
+        Set-FelixBpfConfig -VxlanVNI 4097 -Force
+        $null = $felix.Apply($plan, $false)
+        $d = Get-FelixBpfConfig default
+        ($d.VxlanPort, $d.VxlanVNI) | Should -Be @(4790, 4097)
+
+        $list[0] = Value vxlanPort 4791
+        $plan = $felix.Plan('default', $list, $false)
+        Set-FelixBpfConfig -VxlanPort 5000 -Force
+        $e = { $felix.Apply($plan, $false) } | Should -Throw -PassThru
+        $e.Exception.InnerException | Should -BeOfType ([CalicoBpf.Cluster.FelixConflictException])
+        $e.Exception.InnerException.Message | Should -Match 'vxlanPort was 4790 and is now 5000\); nothing was written'
+        (Get-FelixBpfConfig default).VxlanPort | Should -Be 5000
+    }
+
+    It 'a read-only identity reads, and gets a clear permission error when it writes' {
+        (Get-FelixBpfConfig -Kubeconfig $cluster.ReadonlyKubeconfig).Name | Should -Contain 'default'
+        $err = { Set-FelixBpfConfig -Kubeconfig $cluster.ReadonlyKubeconfig -BpfLogLevel Info } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -BeLike 'ClusterForbidden,*'
+        $err.Exception.Message | Should -Match 'cannot patch resource "felixconfigurations"'
+    }
+}
+
+Describe 'Manifest install on Calico v3.28 CRDs (crd.projectcalico.org/v1 only)' -Skip:(-not $kernel) {
+    BeforeAll { $cluster = Start-Scenario manifest-v328 }
+    AfterAll { Stop-Scenario $cluster }
+
+    It 'reads through crd.projectcalico.org/v1, with the fields this Calico version has' {
+        $d = Get-FelixBpfConfig default
+        $d.ApiVersion | Should -Be 'crd.projectcalico.org/v1'
+        $d.BpfKubeProxyEndpointSlicesEnabled | Should -BeTrue
+    }
+
+    It 'FELIX_BPFENABLED of the real manifest beats FelixConfiguration' {
+        $e = Get-FelixBpfConfig -Node old-a -Effective -Field bpfEnabled
+        ($e.Value, $e.Source, $e.SourceDetail) | Should -Be @('true', 'Environment', 'FELIX_BPFENABLED in DaemonSet kube-system/calico-node')
+    }
+
+    It 'refuses a field this version''s CRD lacks, by name, before sending anything' {
+        $writes = Get-Writes $cluster
+        Set-FelixBpfConfig -BpfConntrackLogLevel Debug -ErrorVariable err -ErrorAction SilentlyContinue
+        "$($err[0])" | Should -Match 'bpfConntrackLogLevel: this cluster''s FelixConfiguration CRD has no such field'
+        Get-Writes $cluster | Should -Be $writes
+        Set-FelixBpfConfig -BpfKubeProxyEndpointSlicesEnabled:$false -PassThru | ForEach-Object BpfKubeProxyEndpointSlicesEnabled | Should -BeFalse
+    }
+}
+
+Describe 'Calico v3.30 CRDs, and native projectcalico.org/v3 CRDs alone' -Skip:(-not $kernel) {
+    It 'round-trips on the v3.30 CRD through crd.projectcalico.org/v1' {
+        $cluster = Start-Scenario felix-v330
+        try {
+            (Get-FelixBpfConfig default).BpfLogLevel | Should -Be 'Info'
+            $r = Set-FelixBpfConfig -BpfConntrackLogLevel Debug -BpfMapSizeConntrackScaling Disabled -PassThru
+            ($r.ApiVersion, $r.BpfConntrackLogLevel, $r.BpfMapSizeConntrackScaling) | Should -Be @('crd.projectcalico.org/v1', 'Debug', 'Disabled')
+            # bpfAttachType came in v3.31: this cluster refuses it.
+            Set-FelixBpfConfig -BpfAttachType TCX -Force -ErrorVariable err -ErrorAction SilentlyContinue
+            "$($err[0])" | Should -Match 'bpfAttachType: this cluster''s FelixConfiguration CRD has no such field'
+        }
+        finally { Stop-Scenario $cluster }
+    }
+
+    It 'round-trips through projectcalico.org/v3 when only v3 is served' {
+        $cluster = Start-Scenario felix-v3only
+        try {
+            $r = Set-FelixBpfConfig -BpfExternalServiceMode DSR -Force -PassThru
+            ($r.ApiVersion, $r.BpfExternalServiceMode, $r.BpfEnabled) | Should -Be @('projectcalico.org/v3', 'DSR', $true)
+        }
+        finally { Stop-Scenario $cluster }
+    }
+}
