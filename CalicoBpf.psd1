@@ -33,6 +33,7 @@
         'Remove-BpfConnectTimeProgram'
         'Remove-BpfConntrack'
         'Set-FelixBpfConfig'
+        'Use-FelixBpfDebugLog'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

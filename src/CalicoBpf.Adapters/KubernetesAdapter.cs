@@ -161,6 +161,23 @@ public sealed class KubernetesAdapter : IClusterAdapter
                 : _client.CustomObjects.CreateNamespacedCustomObjectAsync(payload, r.Group, r.Version, r.Namespace, r.Plural, dry, cancellationToken: cancellationToken), $"create {r} {body["metadata"]?["name"]}"));
         }
 
+        public void DeleteResource(ResourceRef r, string name, CancellationToken cancellationToken)
+        {
+            try
+            {
+                (r.Namespace is null
+                    ? _client.CustomObjects.DeleteClusterCustomObjectAsync(r.Group, r.Version, r.Plural, name, cancellationToken: cancellationToken)
+                    : _client.CustomObjects.DeleteNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken: cancellationToken)).GetAwaiter().GetResult();
+            }
+            catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.NotFound)
+            {
+            }
+            catch (Exception ex) when (ex is HttpOperationException or HttpRequestException)
+            {
+                throw Refused(ex, $"delete {r} {name}");
+            }
+        }
+
         private static System.Text.Json.Nodes.JsonObject Node(object o) => o switch
         {
             JsonElement e => System.Text.Json.Nodes.JsonNode.Parse(e.GetRawText()) as System.Text.Json.Nodes.JsonObject,

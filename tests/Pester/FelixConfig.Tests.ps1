@@ -152,6 +152,45 @@ Describe 'Operator install, both groups, head CRDs' -Skip:(-not $kernel) {
         (Get-FelixBpfConfig default).VxlanPort | Should -Be 5000
     }
 
+    It 'Use-FelixBpfDebugLog turns Debug on for the script block and puts the previous values back' {
+        $inside = Use-FelixBpfDebugLog -Node api-a -Filter 'tcp port 80' -WarningAction SilentlyContinue -ScriptBlock {
+            $c = Get-FelixBpfConfig node.api-a
+            "$($c.BpfLogLevel) $($c.BpfLogFilters['all'])"
+        }
+        $inside | Should -Be 'Debug tcp port 80'
+        $after = Get-FelixBpfConfig node.api-a
+        $after.BpfLogLevel | Should -Be 'Debug'   # as an earlier test left it
+        $after.BpfLogFilters | Should -BeNullOrEmpty
+    }
+
+    It 'Use-FelixBpfDebugLog restores after an error, and deletes a node.NAME it had to create' {
+        Set-FelixBpfConfig -Node api-a -BpfLogLevel Info
+        { Use-FelixBpfDebugLog -Node api-a, api-c -WarningAction SilentlyContinue -ScriptBlock { throw 'boom' } } | Should -Throw '*boom*'
+        (Get-FelixBpfConfig node.api-a).BpfLogLevel | Should -Be 'Info'
+        (Get-FelixBpfConfig).Name | Should -Not -Contain 'node.api-c'
+    }
+
+    It 'Use-FelixBpfDebugLog: Ctrl+C in the script block still restores; -WhatIf changes nothing and does not run it' {
+        $writes = Get-Writes $cluster
+        $ran = $false
+        Use-FelixBpfDebugLog -WhatIf -ScriptBlock { $script:ran = $true }
+        $ran | Should -BeFalse
+        Get-Writes $cluster | Should -Be $writes
+
+        $ps = [PowerShell]::Create()
+        $null = $ps.AddScript("Import-Module '$(Get-ModuleUnderTest)'; Use-FelixBpfDebugLog -Kubeconfig '$($cluster.Kubeconfig)' -WarningAction SilentlyContinue -ScriptBlock { 'started'; Start-Sleep 60 }")
+        $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
+        $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
+        try {
+            $deadline = [DateTime]::UtcNow.AddSeconds(20)
+            while ($out.Count -eq 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+            (Get-FelixBpfConfig default).BpfLogLevel | Should -Be 'Debug'
+            $ps.Stop()
+        }
+        finally { $ps.Dispose() }
+        (Get-FelixBpfConfig default).BpfLogLevel | Should -Be ''
+    }
+
     It 'a read-only identity reads, and gets a clear permission error when it writes' {
         (Get-FelixBpfConfig -Kubeconfig $cluster.ReadonlyKubeconfig).Name | Should -Contain 'default'
         $err = { Set-FelixBpfConfig -Kubeconfig $cluster.ReadonlyKubeconfig -BpfLogLevel Info } | Should -Throw -PassThru
