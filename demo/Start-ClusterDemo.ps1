@@ -42,6 +42,9 @@ try {
     Show { Get-BpfNat -Node node-a -Address 10.96.0.10 | Select-Object -ExpandProperty Backends }
     Show { Get-BpfConntrack -Node * -Namespace shop }
     Show { Get-BpfNat -Node node-a -Resolve | Format-Table Frontend, Service, @{ n = 'Backends'; e = { $_.Backends.Pod -join ', ' } } }
+    Show { Get-FelixBpfConfig }
+    Show { Get-FelixBpfConfig -Node node-a -Effective -Field bpfEnabled, bpfLogLevel, bpfExternalServiceMode, bpfKubeProxyIptablesCleanupEnabled }
+    Show { Set-FelixBpfConfig -Node node-a -Clear bpfLogLevel -WhatIf }
 }
 finally {
     Stop-TestCluster $cluster

@@ -96,6 +96,12 @@ public sealed class GetFelixBpfConfigCommand : ClusterCmdletBase
         if (Effective)
         {
             Func<string, bool>? fields = WildcardFilter(Field);
+            string[] selectorScoped = Api(() => felix.List()).Where(c => c.Scope == "Selector").Select(c => c.Name).ToArray();
+            if (selectorScoped.Length > 0)
+            {
+                WriteWarning($"Selector-scoped FelixConfigurations ({string.Join(", ", selectorScoped)}) apply between node.NAME and default on the nodes their nodeSelector matches; they are not evaluated here, so a value shown as coming from default may come from one of them.");
+            }
+
             foreach (CalicoNode node in SelectNodes(Node!))
             {
                 foreach (FelixEffectiveValue v in Api(() => felix.Effective(node), node.Node))
