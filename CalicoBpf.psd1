@@ -33,6 +33,7 @@
         'Remove-BpfConnectTimeProgram'
         'Remove-BpfConntrack'
         'Set-FelixBpfConfig'
+        'Test-CalicoEbpf'
         'Use-FelixBpfDebugLog'
     )
     FunctionsToExport    = @()

@@ -45,6 +45,7 @@ try {
     Show { Get-FelixBpfConfig }
     Show { Get-FelixBpfConfig -Node node-a -Effective -Field bpfEnabled, bpfLogLevel, bpfExternalServiceMode, bpfKubeProxyIptablesCleanupEnabled }
     Show { Set-FelixBpfConfig -Node node-a -Clear bpfLogLevel -WhatIf }
+    Show { Test-CalicoEbpf }
 }
 finally {
     Stop-TestCluster $cluster

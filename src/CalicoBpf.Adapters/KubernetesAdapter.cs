@@ -119,7 +119,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
         {
             try
             {
-                object o = r.Namespace is null
+                object o = r.Group.Length == 0 ? CoreGet(r, name, cancellationToken) : r.Namespace is null
                     ? _client.CustomObjects.GetClusterCustomObjectAsync(r.Group, r.Version, r.Plural, name, cancellationToken).GetAwaiter().GetResult()
                     : _client.CustomObjects.GetNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken).GetAwaiter().GetResult();
                 return Node(o);
@@ -136,7 +136,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public IReadOnlyList<System.Text.Json.Nodes.JsonObject> ListResources(ResourceRef r, CancellationToken cancellationToken)
         {
-            object o = Call(() => r.Namespace is null
+            object o = r.Group.Length == 0 ? CoreList(r, cancellationToken) : Call(() => r.Namespace is null
                 ? _client.CustomObjects.ListClusterCustomObjectAsync(r.Group, r.Version, r.Plural, cancellationToken: cancellationToken)
                 : _client.CustomObjects.ListNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, cancellationToken: cancellationToken), $"list {r}");
             return (Node(o)["items"] as System.Text.Json.Nodes.JsonArray ?? new System.Text.Json.Nodes.JsonArray())
@@ -178,10 +178,35 @@ public sealed class KubernetesAdapter : IClusterAdapter
             }
         }
 
+        /// <summary>The core group (/api/v1) through the typed client: the custom-object paths are /apis/GROUP only.</summary>
+        private object CoreGet(ResourceRef r, string name, CancellationToken ct) => r.Plural switch
+        {
+            "configmaps" => _client.CoreV1.ReadNamespacedConfigMapAsync(name, r.Namespace, cancellationToken: ct).GetAwaiter().GetResult(),
+            "services" => _client.CoreV1.ReadNamespacedServiceAsync(name, r.Namespace, cancellationToken: ct).GetAwaiter().GetResult(),
+            "pods" => _client.CoreV1.ReadNamespacedPodAsync(name, r.Namespace, cancellationToken: ct).GetAwaiter().GetResult(),
+            "namespaces" => _client.CoreV1.ReadNamespaceAsync(name, cancellationToken: ct).GetAwaiter().GetResult(),
+            _ => throw new NotSupportedException($"CalicoBpf does not read core {r.Plural}."),
+        };
+
+        private object CoreList(ResourceRef r, CancellationToken ct) => Call<object>(async () => r.Plural switch
+        {
+            "configmaps" => r.Namespace is null ? await _client.CoreV1.ListConfigMapForAllNamespacesAsync(cancellationToken: ct) : await _client.CoreV1.ListNamespacedConfigMapAsync(r.Namespace, cancellationToken: ct),
+            "services" => r.Namespace is null ? await _client.CoreV1.ListServiceForAllNamespacesAsync(cancellationToken: ct) : await _client.CoreV1.ListNamespacedServiceAsync(r.Namespace, cancellationToken: ct),
+            "pods" => r.Namespace is null ? await _client.CoreV1.ListPodForAllNamespacesAsync(cancellationToken: ct) : await _client.CoreV1.ListNamespacedPodAsync(r.Namespace, cancellationToken: ct),
+            _ => throw new NotSupportedException($"CalicoBpf does not list core {r.Plural}."),
+        }, $"list {r}");
+
+        public string ReadLog(CalicoNode node, int tailLines, CancellationToken cancellationToken)
+        {
+            using Stream log = Call(() => _client.CoreV1.ReadNamespacedPodLogAsync(node.Pod, node.Namespace, container: "calico-node", tailLines: tailLines, cancellationToken: cancellationToken),
+                $"read the log of {node.Namespace}/{node.Pod}");
+            return new StreamReader(log, Encoding.UTF8).ReadToEnd();
+        }
+
         private static System.Text.Json.Nodes.JsonObject Node(object o) => o switch
         {
             JsonElement e => System.Text.Json.Nodes.JsonNode.Parse(e.GetRawText()) as System.Text.Json.Nodes.JsonObject,
-            _ => System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(o)) as System.Text.Json.Nodes.JsonObject,
+            _ => System.Text.Json.Nodes.JsonNode.Parse(KubernetesJson.Serialize(o)) as System.Text.Json.Nodes.JsonObject,
         } ?? throw new ClusterException("The API server answered with something other than an object.");
 
         private static ClusterException Refused(Exception ex, string what) => ex is HttpOperationException h

@@ -93,6 +93,8 @@ public sealed class ApiServer : IAsyncDisposable
         X509Certificate2 certificate = CreateCertificate();
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        // A stopping server does not wait for clients that keep connections open (watches, exec sockets).
+        builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(2));
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, port, o =>
         {
             o.Protocols = HttpProtocols.Http1;
@@ -787,7 +789,11 @@ public sealed class ApiServer : IAsyncDisposable
                     ["details"] = new JsonObject { ["causes"] = new JsonArray(new JsonObject { ["reason"] = "ExitCode", ["message"] = process.ExitCode.ToString(System.Globalization.CultureInfo.InvariantCulture) }) },
                 };
             await Send(3, Encoding.UTF8.GetBytes(status.ToJsonString()));
-            await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+            // Send the close frame and end the request: waiting for the client's answer (CloseAsync)
+            // kept the request open as long as the client kept its socket, and a stopping server
+            // waited its whole shutdown timeout for it.
+            using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, closing.Token);
         }
         catch (Exception) when (abort.IsCancellationRequested || ws.State != WebSocketState.Open)
         {

@@ -31,6 +31,9 @@ public sealed class ClusterScenario
     /// <summary>A kube-proxy DaemonSet in kube-system, with a pod on every node.</summary>
     public bool KubeProxy { get; set; }
 
+    /// <summary>The kube-proxy DaemonSet is there but disabled as Calico's docs say (nodeSelector non-calico: "true"): no pods.</summary>
+    public bool KubeProxyDisabled { get; set; }
+
     /// <summary>Extra environment of the calico-node container (FELIX_BPFENABLED ...), beyond the install's own.</summary>
     public Dictionary<string, string> CalicoNodeEnv { get; set; } = new();
 

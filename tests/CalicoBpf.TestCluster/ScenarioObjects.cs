@@ -124,10 +124,17 @@ public static class ScenarioObjects
 
         if (scenario.KubeProxy)
         {
-            JsonObject proxyDs = store.Seed(DaemonSets, ApiObjects.KubeProxyDaemonSet(scenario.Nodes.Count));
-            foreach (ClusterScenario.NodeSpec n in scenario.Nodes)
+            JsonObject proxyDs = store.Seed(DaemonSets, ApiObjects.KubeProxyDaemonSet(scenario.KubeProxyDisabled ? 0 : scenario.Nodes.Count));
+            if (scenario.KubeProxyDisabled)
             {
-                store.Seed(Pods, ApiObjects.KubeProxyPod(n, proxyDs));
+                proxyDs["spec"]!["template"]!["spec"]!["nodeSelector"] = new JsonObject { ["non-calico"] = "true" };
+            }
+            else
+            {
+                foreach (ClusterScenario.NodeSpec n in scenario.Nodes)
+                {
+                    store.Seed(Pods, ApiObjects.KubeProxyPod(n, proxyDs));
+                }
             }
         }
 

@@ -10,21 +10,10 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-Module (Get-ModuleUnderTest) -Force
 
-    function Start-Scenario([string] $Name) {
-        $c = Start-TestCluster -Scenario (Join-Path $PSScriptRoot "$Name.yaml") -Directory (Join-Path $TestDrive $Name)
-        $PSDefaultParameterValues['*:Kubeconfig'] = $c.Kubeconfig
-        $c
-    }
+    function Start-Scenario([string] $Name) { Start-ScenarioCluster $Name $TestDrive }
+    function Stop-Scenario($Cluster) { Stop-ScenarioCluster $Cluster }
 
-    function Stop-Scenario($Cluster) {
-        $PSDefaultParameterValues.Remove('*:Kubeconfig')
-        [CalicoBpf.Cluster.ClusterConnections]::Reset()
-        Stop-TestCluster $Cluster
-    }
-
-    function Get-Writes($Cluster) {
-        (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).writes
-    }
+    function Get-Writes($Cluster) { Get-ClusterWrites $Cluster }
 }
 
 Describe 'Operator install, both groups, head CRDs' -Skip:(-not $kernel) {

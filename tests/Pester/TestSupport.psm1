@@ -45,8 +45,6 @@ function Remove-TestCgroup([string] $Cgroup, [string] $Links) {
     if (Test-Path $Cgroup) { [IO.Directory]::Delete($Cgroup) }
 }
 
-Export-ModuleMember -Function *
-
 function Start-TestCluster([string] $Scenario, [string] $Directory) {
     # Starts the test cluster as its own process; Stop-TestCluster closes its stdin, and it removes
     # every namespace, mount and map it created before it exits.
@@ -71,6 +69,24 @@ function Stop-TestCluster($Cluster) {
     if ($null -eq $Cluster) { return }
     $Cluster.Process.StandardInput.Close()
     if (-not $Cluster.Process.WaitForExit(60000)) { $Cluster.Process.Kill() }
+}
+
+function Start-ScenarioCluster([string] $Name, [string] $Directory) {
+    # The test cluster of tests/Pester/NAME.yaml, made the default -Kubeconfig of every cmdlet.
+    $c = Start-TestCluster -Scenario (Join-Path $PSScriptRoot "$Name.yaml") -Directory (Join-Path $Directory $Name)
+    $global:PSDefaultParameterValues['*:Kubeconfig'] = $c.Kubeconfig
+    $c
+}
+
+function Stop-ScenarioCluster($Cluster) {
+    $global:PSDefaultParameterValues.Remove('*:Kubeconfig')
+    [CalicoBpf.Cluster.ClusterConnections]::Reset()
+    Stop-TestCluster $Cluster
+}
+
+function Get-ClusterWrites($Cluster) {
+    # Writes the test cluster has stored (dry runs excluded): how tests see that -WhatIf sent nothing.
+    (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).writes
 }
 
 Export-ModuleMember -Function *

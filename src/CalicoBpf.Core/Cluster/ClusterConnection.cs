@@ -56,6 +56,9 @@ public interface IClusterConnection
     /// <summary>Creates an object; a 409 means it exists already.</summary>
     System.Text.Json.Nodes.JsonObject CreateResource(ResourceRef resource, System.Text.Json.Nodes.JsonObject body, bool dryRun, CancellationToken cancellationToken);
 
+    /// <summary>The last lines of a node's calico-node container log.</summary>
+    string ReadLog(CalicoNode node, int tailLines, CancellationToken cancellationToken);
+
     /// <summary>Deletes an object; one that is gone already is no error.</summary>
     void DeleteResource(ResourceRef resource, string name, CancellationToken cancellationToken);
 

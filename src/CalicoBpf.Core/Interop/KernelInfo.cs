@@ -81,6 +81,9 @@ public static unsafe class KernelInfo
 
     public static bool IsLinux => RuntimeInformation.IsOSPlatform(OSPlatform.Linux);
 
+    /// <summary>The running kernel's release (uname -r), from /proc/sys/kernel/osrelease.</summary>
+    public static string Release => File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : Environment.OSVersion.Version.ToString();
+
     public static bool IsRoot => IsLinux && Libc.geteuid() == 0;
 
     public static void EnsureLinux()

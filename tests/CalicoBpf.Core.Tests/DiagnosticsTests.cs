@@ -1,0 +1,50 @@
+using CalicoBpf.Diagnostics;
+using Xunit;
+
+namespace CalicoBpf.Tests;
+
+public class DiagnosticsTests
+{
+    [Fact]
+    public void Felix_log_lines_parse_with_their_fields()
+    {
+        FelixLogLine line = FelixLogLine.Parse("2026-08-22 10:15:29.871 [ERROR][1234] felix/daemon.go 1608: BPF dataplane mode enabled but not supported by the kernel.  Disabling BPF mode. error=kernel is too old (have: 4.15.0-213 but want at least: 5.3.0)")!;
+        Assert.Equal(("ERROR", "felix"), (line.Level, line.Component));
+        Assert.StartsWith(FelixLog.NotSupported, line.Message);
+        Assert.Equal("kernel is too old (have: 4.15.0-213 but want at least: 5.3.0)", line.Field("error"));
+        FelixLogLine iface = FelixLogLine.Parse("2026-08-22 10:15:30.000 [WARNING][7] felix/bpf_ep_mgr.go 12: Failed to apply policy to interface, will retry iface=\"eth0\" error=boom")!;
+        Assert.Equal("eth0", iface.Field("iface"));
+        Assert.Null(FelixLogLine.Parse("not a felix line"));
+        Assert.Null(FelixLogLine.Parse("2026-08-22 10:15:30 [INFO] no millis"));
+    }
+
+    [Fact]
+    public void The_last_matching_line_wins()
+    {
+        var lines = FelixLog.Parse("""
+            2026-11-26 05:00:00.000 [INFO][1] felix/int_dataplane.go 1200: BPF enabled, starting BPF endpoint manager and map manager.
+            continuation without a stamp
+            2026-11-26 06:00:00.000 [INFO][1] felix/int_dataplane.go 1200: BPF enabled, starting BPF endpoint manager and map manager.
+            """.Replace("            ", string.Empty)).ToList();
+        Assert.Equal(2, lines.Count);
+        Assert.Equal("2026-11-26 06:00:00.000", FelixLog.Last(lines, FelixLog.Started)!.Time);
+    }
+
+    [Theory]
+    [InlineData("6.8.0-1015-aws", "Ubuntu 24.04.1 LTS", true)]
+    [InlineData("5.3.0", "Debian", true)]
+    [InlineData("5.2.21", "Debian", false)]
+    [InlineData("4.15.0-213-generic", "Ubuntu 18.04.6 LTS", false)]
+    [InlineData("4.18.0-193.el8.x86_64", "Red Hat Enterprise Linux 8.2", true)]
+    [InlineData("4.18.0-147.el8.x86_64", "Red Hat Enterprise Linux 8.1", false)]
+    public void Felix_kernel_gate_per_distribution(string kernel, string os, bool passes) =>
+        Assert.Equal(passes, KernelRequirement.PassesGate(kernel, os));
+
+    [Fact]
+    public void Checks_have_distinct_ids_in_the_guides_order()
+    {
+        Assert.Equal(12, Checks.All.Count);
+        Assert.Equal(Checks.All.Count, Checks.All.Select(c => c.Id).Distinct().Count());
+        Assert.Equal(new[] { "bpf-running", "drops", "capacity" }, Checks.All.Where(c => c.Local).Select(c => c.Id));
+    }
+}

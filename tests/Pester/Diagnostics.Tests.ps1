@@ -1,0 +1,168 @@
+# Test-CalicoEbpf: every check passing on a healthy cluster, and failing or warning where the
+# troubleshooting guide's situations are reproduced (real kernel data for the per-node checks, the
+# guide's log lines verbatim).
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    Import-Module (Get-ModuleUnderTest) -Force
+
+    function Start-Scenario([string] $Name) { Start-ScenarioCluster $Name $TestDrive }
+    function Stop-Scenario($Cluster) { Stop-ScenarioCluster $Cluster }
+
+    function Find($Results, [string] $Check, [string] $Node = '') { @($Results | Where-Object { $_.Check -eq $Check -and $_.Node -eq $Node }) }
+}
+
+Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
+    BeforeAll {
+        $cluster = Start-Scenario guide-broken
+        $results = @(Test-CalicoEbpf)
+    }
+    AfterAll { Stop-Scenario $cluster }
+
+    It 'writes results worst first, each with a check id, status and message' {
+        $results[0] | Should -BeOfType ([CalicoBpf.Diagnostics.CheckResult])
+        $order = $results | ForEach-Object { [int]$_.Status }
+        ($order | Sort-Object) | Should -Be $order
+        $results.Check | Sort-Object -Unique | Should -Be (@([CalicoBpf.Diagnostics.Checks]::All.Id) | Sort-Object)
+    }
+
+    It 'kernel too old: Felix fell back, quoted from the log with its error' {
+        $r = Find $results bpf-running gb-old
+        $r.Status | Should -Be 'Fail'
+        $r.Message | Should -Be 'Felix fell back to iptables: kernel is too old (have: 4.15.0-213 but want at least: 5.3.0).'
+        $r.Evidence | Should -BeExactly '2026-11-26 05:00:00.000 [ERROR][1] felix/daemon.go 1608: BPF dataplane mode enabled but not supported by the kernel.  Disabling BPF mode. error=kernel is too old (have: 4.15.0-213 but want at least: 5.3.0)'
+        (Find $results bpf-running gb-a).Status | Should -Be 'Pass'
+        # Nothing to read on a node without maps: skipped, not failed.
+        (Find $results drops gb-old).Status | Should -Be 'Skipped'
+    }
+
+    It 'kube-proxy still running while Felix cleans up its rules: a Fail with both fixes' {
+        $r = Find $results kube-proxy-conflict gb-a
+        $r.Status | Should -Be 'Fail'
+        $r.Evidence | Should -Match 'kube-proxy DaemonSet: 2 of 2 pods ready; bpfKubeProxyIptablesCleanupEnabled true'
+        $r.Remediation | Should -Match 'non-calico'
+        $r.Remediation | Should -Match ([regex]::Escape('Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:$false'))
+        (Find $results kube-proxy-conflict gb-old).Status | Should -Be 'Pass'
+    }
+
+    It 'DSR on AWS, IPIP pools, Debug logging on: warnings with the commands that fix them' {
+        (Find $results dsr-cloud gb-a).Message | Should -Match 'source/destination check must be disabled'
+        (Find $results dsr-cloud gb-a).Status | Should -Be 'Warning'
+        $o = Find $results overlay
+        ($o.Status, $o.Message) | Should -Be @('Warning', 'IP pools with IPIP (default-ipv4-ippool): IPIP performs poorly in eBPF mode; VXLAN is recommended.')
+        $d = Find $results debug-logging gb-a
+        ($d.Status, $d.Remediation) | Should -Be @('Warning', 'Set-FelixBpfConfig -Clear bpfLogLevel')
+        (Find $results nodeport-vxlan).Evidence | Should -Be 'vxlanPort 8472 (FelixConfiguration default)'
+    }
+
+    It 'drops on eth0 and a nearly full conntrack table, read from the node''s real maps' {
+        $d = Find $results drops gb-a
+        ($d.Status, $d.Evidence) | Should -Be @('Warning', 'eth0 by policy 120, eth0 malformed IP packets 2')
+        $c = Find $results capacity gb-a
+        $c.Status | Should -Be 'Warning'
+        $c.Message | Should -Match 'cali_v4_ct4 93.8%'
+        $c.Remediation | Should -Be 'Set-FelixBpfConfig -BpfMapSizeConntrack 128  (Felix restarts to resize)'
+    }
+
+    It '-Quiet, -Check, -Node, JSON and JUnit for runbooks' {
+        Test-CalicoEbpf -Quiet | Should -BeFalse
+        @(Test-CalicoEbpf -Check drops, capacity -Node gb-a).Count | Should -Be 2
+        @(Test-CalicoEbpf -Check 'dsr*').Check | Sort-Object -Unique | Should -Be 'dsr-cloud'
+        ($results | ConvertTo-Json -Depth 3 | ConvertFrom-Json)[0].Status | Should -Be 0
+        $xmlPath = Join-Path $TestDrive 'results.xml'
+        $null = Test-CalicoEbpf -JUnitPath $xmlPath
+        [xml]$x = Get-Content -Raw $xmlPath
+        [int]$x.testsuites.testsuite.tests | Should -Be $results.Count
+        [int]$x.testsuites.testsuite.failures | Should -Be @($results | Where-Object Status -eq 'Fail').Count
+        @($x.testsuites.testsuite.testcase | Where-Object { $_.failure }).Count | Should -Be @($results | Where-Object Status -eq 'Fail').Count
+        { Test-CalicoEbpf -Check nope -ErrorAction Stop } | Should -Throw '*No check matches -Check nope*'
+    }
+
+    It 'renders its default view grouped by status' {
+        $text = $results | Out-String -Width 200
+        $text | Should -Match 'Status: Fail'
+        $text.IndexOf('Status: Fail') | Should -BeLessThan $text.IndexOf('Status: Pass')
+    }
+}
+
+Describe 'A healthy cluster, and a read-only identity' -Skip:(-not $kernel) {
+    BeforeAll { $cluster = Start-Scenario guide-healthy }
+    AfterAll { Stop-Scenario $cluster }
+
+    It 'every check passes' {
+        $results = @(Test-CalicoEbpf)
+        @($results | Where-Object Status -ne 'Pass') | Should -BeNullOrEmpty
+        (Find $results service-implementation gh-a).Message | Should -Be 'kube-proxy is disabled and Calico''s eBPF dataplane implements services here.'
+        Test-CalicoEbpf -Quiet | Should -BeTrue
+    }
+
+    It 'missing rights are reported once; the checks that need them are skipped, the others still run' {
+        $results = @(Test-CalicoEbpf -Kubeconfig $cluster.ReadonlyKubeconfig)
+        $a = Find $results access
+        $a.Status | Should -Be 'Fail'
+        $a.Message | Should -Match 'create pods/exec'
+        (Find $results drops gh-a).Status | Should -Be 'Skipped'
+        (Find $results drops gh-a).Message | Should -Match 'may not exec into calico-node'
+        (Find $results bpf-requested).Status | Should -Be 'Pass'
+        @($results | Where-Object Status -eq 'Fail').Count | Should -Be 1
+    }
+}
+
+Describe 'kube-proxy disabled on a node without eBPF; eBPF requested in one place only' -Skip:(-not $kernel) {
+    It 'services break where eBPF does not run, and the API server address is missing' {
+        $cluster = Start-Scenario guide-nokubeproxy
+        try {
+            $results = @(Test-CalicoEbpf)
+            (Find $results service-implementation gn-old).Status | Should -Be 'Fail'
+            (Find $results service-implementation gn-a).Status | Should -Be 'Pass'
+            $cm = Find $results service-implementation
+            ($cm.Status, $cm.Remediation) | Should -Be @('Fail', 'kubectl create configmap -n kube-system kubernetes-services-endpoint --from-literal=KUBERNETES_SERVICE_HOST=<api-server-address> --from-literal=KUBERNETES_SERVICE_PORT=<port>')
+            (Find $results service-sync-load).Message | Should -Match 'bpfKubeProxyEndpointSlicesEnabled is false'
+            (Find $results overlay).Message | Should -Match 'No IP pool uses an overlay but vxlanEnabled is true'
+            (Find $results kube-proxy-conflict).Status | Should -Be 'Pass'
+        }
+        finally { Stop-Scenario $cluster }
+    }
+
+    It 'FelixConfiguration and the Installation disagree' {
+        $cluster = Start-Scenario guide-disagree
+        try {
+            $r = Find @(Test-CalicoEbpf -Check bpf-requested) bpf-requested
+            $r.Status | Should -Be 'Fail'
+            $r.Evidence | Should -Be 'FelixConfiguration default bpfEnabled: true; Installation default linuxDataplane: Iptables'
+            $r.Remediation | Should -Be 'Set-FelixBpfConfig -BpfEnabled:$true -UpdateInstallation'
+        }
+        finally { Stop-Scenario $cluster }
+    }
+}
+
+Describe 'Test-CalicoEbpf -Local' -Skip:(-not $kernel) {
+    BeforeAll {
+        $fs = New-TestBpfFs
+        $scenario = [CalicoBpf.Simulation.NodeScenario]::Parse(@'
+node: local-node
+randomSeed: 9
+conntrackMaxEntries: 40
+conntrack: { tcp: 38 }
+interfaces:
+  - name: lo
+    ingress: { TotalPackets: 100, DroppedByPolicy: 7 }
+'@)
+        $links = [System.Collections.Generic.Dictionary[string, int]]::new()
+        $links['lo'] = 1
+        $sim = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($fs.PinPath)
+        try { $scenario.Seed($sim, $links) } finally { $sim.Dispose() }
+    }
+    AfterAll { Remove-TestBpfFs $fs }
+
+    It 'runs the node-local checks on this machine, without a cluster' {
+        $results = @(Test-CalicoEbpf -Local -PinPath $fs.PinPath)
+        $results.Check | Sort-Object | Should -Be @('bpf-running', 'capacity', 'drops')
+        (Find $results drops ([Environment]::MachineName)).Evidence | Should -Be 'lo by policy 7'
+        (Find $results capacity ([Environment]::MachineName)).Message | Should -Match 'cali_v4_ct4 95%'
+    }
+}
