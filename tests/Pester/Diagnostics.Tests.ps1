@@ -124,6 +124,8 @@ Describe 'kube-proxy disabled on a node without eBPF; eBPF requested in one plac
             (Find $results service-sync-load).Message | Should -Match 'bpfKubeProxyEndpointSlicesEnabled is false'
             (Find $results overlay).Message | Should -Match 'No IP pool uses an overlay but vxlanEnabled is true'
             (Find $results kube-proxy-conflict).Status | Should -Be 'Pass'
+            $v = Find $results nodeport-vxlan
+            ($v.Status, $v.Evidence) | Should -Be @('Fail', 'vxlanPort 30080 (FelixConfiguration default); default/dns-ext nodePort 30080/UDP')
         }
         finally { Stop-Scenario $cluster }
     }
@@ -156,13 +158,35 @@ interfaces:
         $links['lo'] = 1
         $sim = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($fs.PinPath)
         try { $scenario.Seed($sim, $links) } finally { $sim.Dispose() }
+        # The trace buffer is read through tracefs; mounted here when the machine has it unmounted.
+        $mountedTracefs = $false
+        if (-not [CalicoBpf.Trace.TraceFs]::FindTracingDirectory()) {
+            & mount -t tracefs nodev /sys/kernel/tracing
+            $mountedTracefs = $LASTEXITCODE -eq 0
+        }
     }
-    AfterAll { Remove-TestBpfFs $fs }
+    AfterAll {
+        Remove-TestBpfFs $fs
+        if ($mountedTracefs) { & umount /sys/kernel/tracing }
+    }
 
     It 'runs the node-local checks on this machine, without a cluster' {
         $results = @(Test-CalicoEbpf -Local -PinPath $fs.PinPath)
-        $results.Check | Sort-Object | Should -Be @('bpf-running', 'capacity', 'drops')
+        $results.Check | Sort-Object | Should -Be @('bpf-running', 'capacity', 'debug-logging', 'drops')
         (Find $results drops ([Environment]::MachineName)).Evidence | Should -Be 'lo by policy 7'
         (Find $results capacity ([Environment]::MachineName)).Message | Should -Match 'cali_v4_ct4 95%'
+    }
+
+    It 'debug logging, locally: Calico lines in the kernel''s trace buffer' {
+        $tracing = [CalicoBpf.Trace.TraceFs]::FindTracingDirectory()
+        try {
+            # Opening trace with O_TRUNC empties the buffer (.NET's FileMode.Create does not: it truncates separately).
+            & sh -c ': > "$1/trace"' sh $tracing
+            (Find @(Test-CalicoEbpf -Local -PinPath $fs.PinPath -Check debug-logging) debug-logging ([Environment]::MachineName)).Status | Should -Be 'Pass'
+            [IO.File]::WriteAllText((Join-Path $tracing 'trace_marker'), "cali7f3a1b2c9d0-I: New packet at ifindex=7; mark=0`n")
+            $r = Find @(Test-CalicoEbpf -Local -PinPath $fs.PinPath -Check debug-logging) debug-logging ([Environment]::MachineName)
+            ($r.Status, $r.Evidence) | Should -Be @('Warning', '1 Calico lines in the trace buffer')
+        }
+        finally { & sh -c ': > "$1/trace"' sh $tracing }
     }
 }

@@ -107,7 +107,9 @@ public sealed class CheckContext
     public JsonObject? ServicesEndpointConfigMap => Fact("the kubernetes-services-endpoint ConfigMap", () =>
         Api.GetResource(new ResourceRef(string.Empty, "v1", "configmaps", Installation is null ? "kube-system" : "tigera-operator"), "kubernetes-services-endpoint", CancellationToken));
 
-    public int ServiceCount => Fact("the services", () => Api.ListResources(new ResourceRef(string.Empty, "v1", "services"), CancellationToken).Count);
+    public IReadOnlyList<JsonObject> Services => Fact("the services", () => Api.ListResources(new ResourceRef(string.Empty, "v1", "services"), CancellationToken));
+
+    public int ServiceCount => Services.Count;
 
     public int EndpointSliceCount => Fact("the EndpointSlices", () => Api.ListResources(new ResourceRef("discovery.k8s.io", "v1", "endpointslices"), CancellationToken).Count);
 

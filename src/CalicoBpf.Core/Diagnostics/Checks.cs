@@ -439,11 +439,35 @@ public sealed class NodePortVxlanCheck : Check
 
     public override string Title => "NodePort traffic between nodes can flow";
 
+    /// <summary>Kubernetes' default NodePort range (the API server's --service-node-port-range).</summary>
+    public const int NodePortMin = 30000;
+    public const int NodePortMax = 32767;
+
     public override IEnumerable<CheckResult> Run(CheckContext context)
     {
         long port = context.DefaultConfig?.VxlanPort ?? 4789;
+        string evidence = $"vxlanPort {port}{(context.DefaultConfig?.VxlanPort is null ? " (default)" : " (FelixConfiguration default)")}";
+        string? clash = context.Services
+            .SelectMany(s => (s["spec"]?["ports"] as JsonArray ?? new JsonArray()).OfType<JsonObject>()
+                .Where(p => p["nodePort"]?.GetValue<long>() == port && (p["protocol"]?.GetValue<string>() ?? "TCP") == "UDP")
+                .Select(_ => $"{s["metadata"]?["namespace"]}/{s["metadata"]?["name"]}"))
+            .FirstOrDefault();
+        if (clash is not null)
+        {
+            yield return Result(CheckStatus.Fail, $"Service {clash} has UDP node port {port}, the port VXLAN between nodes uses: one of them does not get its packets.",
+                evidence: $"{evidence}; {clash} nodePort {port}/UDP", remediation: $"Set-FelixBpfConfig -VxlanPort 4789  (or give {clash} another node port)");
+            yield break;
+        }
+
+        if (port is >= NodePortMin and <= NodePortMax)
+        {
+            yield return Result(CheckStatus.Warning, $"vxlanPort {port} lies in the NodePort range ({NodePortMin}-{NodePortMax}): a UDP service may be given it and collide with VXLAN.",
+                evidence: evidence, remediation: "Set-FelixBpfConfig -VxlanPort 4789");
+            yield break;
+        }
+
         yield return Result(CheckStatus.Pass, $"External access to services whose backends are on other nodes is forwarded with VXLAN: the network between nodes must allow UDP {port} (firewalls, security groups).",
-            evidence: $"vxlanPort {port}{(context.DefaultConfig?.VxlanPort is null ? " (default)" : " (FelixConfiguration default)")}");
+            evidence: evidence);
     }
 }
 
@@ -487,7 +511,10 @@ public sealed class DebugLoggingCheck : Check
 
     public override string Title => "BPF debug logging is off";
 
-    public override IEnumerable<CheckResult> Run(CheckContext context) => PerNode(context, node =>
+    /// <summary>Locally there is no FelixConfiguration to read: the kernel's trace buffer shows whether Calico's programs log.</summary>
+    public override bool Local => true;
+
+    public override IEnumerable<CheckResult> Run(CheckContext context) => context.Local is { } local ? new[] { TraceBuffer(local) } : PerNode(context, node =>
     {
         FelixEffectiveValue level = context.Effective(node)["bpfLogLevel"];
         if (!level.Value.Equals("Debug", StringComparison.OrdinalIgnoreCase))
@@ -504,6 +531,33 @@ public sealed class DebugLoggingCheck : Check
         return Result(CheckStatus.Warning, "bpfLogLevel is Debug: every BPF program logs every packet to the trace pipe, a significant performance cost.", node.Node,
             $"bpfLogLevel Debug ({level.SourceDetail})", fix);
     });
+
+    private CheckResult TraceBuffer(Transport.INodeDataplane local)
+    {
+        int lines;
+        try
+        {
+            lines = DebugTrace.CalicoLines(local, CancellationToken.None);
+        }
+        catch (Interop.BpfException ex)
+        {
+            return Result(CheckStatus.Skipped, "Not checked: the kernel's trace buffer cannot be read here: " + ex.Message, local.Node);
+        }
+
+        return lines == 0
+            ? Result(CheckStatus.Pass, "No Calico program line in the kernel's trace buffer: BPF debug logging is off.", local.Node, "0 Calico lines in the trace buffer")
+            : Result(CheckStatus.Warning, $"The kernel's trace buffer holds {lines} lines from Calico's programs: bpfLogLevel is (or was lately) Debug, a significant performance cost.",
+                local.Node, $"{lines} Calico lines in the trace buffer", "Set-FelixBpfConfig -Node " + local.Node + " -Clear bpfLogLevel (from a machine with cluster access)");
+    }
+}
+
+/// <summary>8 (local part). Calico lines in the trace buffer mean its programs log (bpfLogLevel Debug, now or lately).</summary>
+public static class DebugTrace
+{
+    public static int CalicoLines(Transport.INodeDataplane node, CancellationToken cancellationToken) =>
+        node.ReadTraceLines(follow: false, tracingDirectory: null, cancellationToken)
+            .Select(l => Trace.TraceLogParser.Parse(l, node.Node))
+            .Count(e => e.Direction != TraceDirection.None);
 }
 
 /// <summary>9. Overlay choice: IPIP pools perform poorly in eBPF mode; overlay flags without overlay pools disable optimisations.</summary>
