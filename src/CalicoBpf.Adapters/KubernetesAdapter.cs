@@ -275,8 +275,15 @@ public sealed class KubernetesAdapter : IClusterAdapter
             }
             catch (WebSocketException ex)
             {
-                int? code = ex.Message.Contains("403", StringComparison.Ordinal) ? 403 : ex.Message.Contains("401", StringComparison.Ordinal) ? 401 : null;
-                throw new ClusterException($"exec into {_node.Namespace}/{_node.Pod} on {_node.Node} failed: {ex.Message}", code, ex);
+                // The WebSocket upgrade hides the Status body: say what a 403 or 401 means here.
+                int? code = ex.Message.Contains("'403'", StringComparison.Ordinal) ? 403 : ex.Message.Contains("'401'", StringComparison.Ordinal) ? 401 : null;
+                string what = code switch
+                {
+                    403 => $"the cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (403 Forbidden): the identity in use cannot create resource \"pods/exec\" in the namespace \"{_node.Namespace}\" (the calicobpf-operator role of deploy/calicobpf-rbac.yaml has it)",
+                    401 => $"the cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (401 Unauthorized): the credentials were not accepted",
+                    _ => $"exec into {_node.Namespace}/{_node.Pod} on {_node.Node} failed: {ex.Message}",
+                };
+                throw new ClusterException(what, code, ex);
             }
 
             return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, cancellationToken);

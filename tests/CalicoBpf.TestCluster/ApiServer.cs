@@ -355,33 +355,69 @@ public sealed class ApiServer : IAsyncDisposable
         return header.StartsWith("Bearer ", StringComparison.Ordinal) && _scenario.Tokens.TryGetValue(header[7..].Trim(), out string? role) ? role : null;
     }
 
-    private static bool Allowed(string role, string verb) => role == "admin" || ReadVerbs.Contains(verb);
-
-    /// <summary>RBAC: admin may do anything, readonly only get, list and watch; a 403 worded as the real API words it.</summary>
-    private static void Authorize(string role, string verb, Target t, string? subresource)
+    /// <summary>
+    /// May the token's identity do this? "admin" may do anything and "readonly" get, list and watch
+    /// (the scenario's built-in tokens); any other identity (system:serviceaccount:NS:NAME or a user)
+    /// gets what the ClusterRoles bound to it by ClusterRoleBindings allow, as Kubernetes' RBAC
+    /// evaluates them (apiGroups, resources with subresources, verbs, resourceNames; "*" for any).
+    /// </summary>
+    private bool Allowed(string role, string verb, string group, string resource, string? name)
     {
-        if (Allowed(role, verb) || t.Kind == ScenarioObjects.AccessReviews)
+        if (role == "admin")
+        {
+            return true;
+        }
+
+        if (role == "readonly")
+        {
+            return ReadVerbs.Contains(verb);
+        }
+
+        static bool Has(JsonNode? list, string value) => list is JsonArray a && a.Any(x => x?.GetValue<string>() is string v && (v == "*" || v == value));
+        var roles = Store.List(ScenarioObjects.ClusterRoleBindings, null)
+            .Where(b => (b["subjects"] as JsonArray ?? new JsonArray()).OfType<JsonObject>().Any(sub => sub["kind"]?.GetValue<string>() switch
+            {
+                "ServiceAccount" => $"system:serviceaccount:{sub["namespace"]}:{sub["name"]}" == role,
+                _ => sub["name"]?.GetValue<string>() == role,
+            }))
+            .Select(b => b["roleRef"]?["name"]?.GetValue<string>())
+            .ToHashSet();
+        return Store.List(ScenarioObjects.ClusterRoles, null)
+            .Where(r => roles.Contains(ResourceStore.Name(r)))
+            .SelectMany(r => (r["rules"] as JsonArray ?? new JsonArray()).OfType<JsonObject>())
+            .Any(rule => Has(rule["apiGroups"], group) && Has(rule["resources"], resource) && Has(rule["verbs"], verb)
+                && (rule["resourceNames"] is not JsonArray names || names.Count == 0 || (name is not null && Has(names, name))));
+    }
+
+    private static string UserName(string role) => role is "admin" or "readonly" ? "system:serviceaccount:default:" + role : role;
+
+    /// <summary>RBAC (see <see cref="Allowed"/>); a 403 worded as the real API words it.</summary>
+    private void Authorize(string role, string verb, Target t, string? subresource)
+    {
+        string resource = subresource is null ? t.Kind.Plural : t.Kind.Plural + "/" + subresource;
+        if (t.Kind == ScenarioObjects.AccessReviews || Allowed(role, verb, t.Kind.Group, resource, t.Name))
         {
             return;
         }
 
-        string resource = subresource is null ? t.Kind.Plural : t.Kind.Plural + "/" + subresource;
         string subject = t.Name is null ? t.Kind.Qualified : $"{t.Kind.Qualified} \"{t.Name}\"";
         string scope = t.Namespace is null ? "at the cluster scope" : $"in the namespace \"{t.Namespace}\"";
         throw new ApiError(403, "Forbidden",
-            $"{subject} is forbidden: User \"system:serviceaccount:default:{role}\" cannot {verb} resource \"{resource}\" in API group \"{t.Kind.Group}\" {scope}",
+            $"{subject} is forbidden: User \"{UserName(role)}\" cannot {verb} resource \"{resource}\" in API group \"{t.Kind.Group}\" {scope}",
             t.Name is null ? new JsonObject { ["group"] = t.Kind.Group, ["kind"] = t.Kind.Plural } : ApiError.Detail(t.Kind, t.Name));
     }
 
     /// <summary>SelfSubjectAccessReview: may the caller do spec.resourceAttributes?</summary>
-    private static JsonObject AccessReview(string role, JsonObject review)
+    private JsonObject AccessReview(string role, JsonObject review)
     {
-        string verb = review["spec"]?["resourceAttributes"]?["verb"]?.GetValue<string>() ?? string.Empty;
-        bool allowed = Allowed(role, verb);
+        JsonNode? a = review["spec"]?["resourceAttributes"];
+        string verb = a?["verb"]?.GetValue<string>() ?? string.Empty;
+        string resource = (a?["resource"]?.GetValue<string>() ?? string.Empty) + (a?["subresource"]?.GetValue<string>() is { Length: > 0 } sub ? "/" + sub : string.Empty);
+        bool allowed = Allowed(role, verb, a?["group"]?.GetValue<string>() ?? string.Empty, resource, a?["name"]?.GetValue<string>());
         review["status"] = new JsonObject
         {
             ["allowed"] = allowed,
-            ["reason"] = allowed ? $"RBAC: allowed by ClusterRoleBinding \"calicobpf-{role}\"" : string.Empty,
+            ["reason"] = allowed ? $"RBAC: allowed for \"{UserName(role)}\"" : string.Empty,
         };
         review["metadata"] ??= new JsonObject { ["creationTimestamp"] = null };
         return review;

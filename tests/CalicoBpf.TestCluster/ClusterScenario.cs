@@ -10,7 +10,7 @@ public sealed class ClusterScenario
     public string Install { get; set; } = "operator";
     public string CalicoVersion { get; set; } = "v3.30.7";
     public List<NodeSpec> Nodes { get; set; } = new();
-    /// <summary>Bearer tokens: name -> role (admin or readonly).</summary>
+    /// <summary>Bearer tokens: token -> identity: admin, readonly, or a user such as system:serviceaccount:NS:NAME whose rights come from ClusterRoleBindings.</summary>
     public Dictionary<string, string> Tokens { get; set; } = new() { ["admin-token"] = "admin", ["readonly-token"] = "readonly" };
 
     /// <summary>Fault knobs of the API itself: requests whose path starts with Path get Status instead.</summary>
@@ -39,6 +39,12 @@ public sealed class ClusterScenario
 
     /// <summary>The kubernetes-services-endpoint ConfigMap's data (host, port), when the cluster has one.</summary>
     public Dictionary<string, string>? KubernetesServicesEndpoint { get; set; }
+
+    /// <summary>Manifests with RBAC objects (ClusterRoles, ClusterRoleBindings, ServiceAccounts ...), relative to the scenario file.</summary>
+    public List<string> RbacManifests { get; set; } = new();
+
+    /// <summary>The directory of the scenario file (relative paths start there).</summary>
+    public string Directory { get; set; } = ".";
 
     /// <summary>Workload pods (namespace/name, node, IP, labels).</summary>
     public List<PodSpec> Pods { get; set; } = new();
@@ -126,7 +132,12 @@ public sealed class ClusterScenario
         public string Message { get; set; } = "Internal error occurred: the test cluster was told to fail here";
     }
 
-    public static ClusterScenario Load(string path) => Parse(File.ReadAllText(path));
+    public static ClusterScenario Load(string path)
+    {
+        ClusterScenario scenario = Parse(File.ReadAllText(path));
+        scenario.Directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        return scenario;
+    }
 
     public static ClusterScenario Parse(string yaml)
     {

@@ -23,6 +23,9 @@ public static class ScenarioObjects
     public static readonly ResourceKind DaemonSets = new("apps", "v1", "daemonsets", "DaemonSet", true, All) { ShortNames = new[] { "ds" }, Categories = new[] { "all" } };
     public static readonly ResourceKind EndpointSlices = new("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true, All);
     public static readonly ResourceKind Crds = new("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, Read) { ShortNames = new[] { "crd", "crds" } };
+    public static readonly ResourceKind ServiceAccounts = new(string.Empty, "v1", "serviceaccounts", "ServiceAccount", true, All) { ShortNames = new[] { "sa" } };
+    public static readonly ResourceKind ClusterRoles = new("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, All);
+    public static readonly ResourceKind ClusterRoleBindings = new("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, All);
     public static readonly ResourceKind AccessReviews = new("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, new[] { "create" });
 
     /// <summary>Where the Calico fixtures are: next to the binary (copied at build), else the source tree.</summary>
@@ -38,7 +41,7 @@ public static class ScenarioObjects
     /// <summary>Every kind this scenario's cluster serves.</summary>
     public static List<ResourceKind> Kinds(ClusterScenario scenario)
     {
-        var kinds = new List<ResourceKind> { Namespaces, Nodes, Pods, Services, ConfigMaps, DaemonSets, EndpointSlices, Crds, AccessReviews };
+        var kinds = new List<ResourceKind> { Namespaces, Nodes, Pods, Services, ConfigMaps, ServiceAccounts, DaemonSets, EndpointSlices, Crds, ClusterRoles, ClusterRoleBindings, AccessReviews };
         bool v1 = scenario.CalicoApiGroups.Contains("crd.projectcalico.org/v1");
         bool v3 = scenario.CalicoApiGroups.Contains("projectcalico.org/v3");
         foreach (string plural in new[] { "felixconfigurations", "ippools" })
@@ -176,14 +179,31 @@ public static class ScenarioObjects
             store.Seed(kind, new JsonObject { ["apiVersion"] = kind.GroupVersion, ["kind"] = kind.Kind, ["metadata"] = ApiObjects.Meta("default", null, 0), ["spec"] = installation.DeepClone() });
         }
 
+        var extra = new List<JsonObject>();
+        foreach (string manifest in scenario.RbacManifests)
+        {
+            // Real manifests (deploy/calicobpf-rbac.yaml): every document becomes an object.
+            string path = Path.IsPathRooted(manifest) ? manifest : Path.Combine(scenario.Directory, manifest);
+            extra.AddRange(DependencyLoadContext.Yaml.ToJsonDocuments(File.ReadAllText(path)).Select(d => JsonNode.Parse(d)).OfType<JsonObject>());
+        }
+
         if (scenario.Resources["objects"] is JsonArray objects)
         {
-            foreach (JsonObject o in objects.OfType<JsonObject>())
+            extra.AddRange(objects.OfType<JsonObject>());
+        }
+
+        {
+            foreach (JsonObject o in extra)
             {
                 string apiVersion = o["apiVersion"]?.GetValue<string>() ?? "v1";
                 string kindName = o["kind"]?.GetValue<string>() ?? string.Empty;
                 ResourceKind kind = kinds.FirstOrDefault(k => k.GroupVersion == apiVersion && k.Kind == kindName)
                     ?? throw new InvalidDataException($"The scenario's object of kind {kindName} ({apiVersion}) is of a kind the test cluster does not serve.");
+                if (kind == Namespaces && store.Find(Namespaces, null, ResourceStore.Name(o)) is not null)
+                {
+                    continue;
+                }
+
                 store.Seed(kind, (JsonObject)o.DeepClone());
             }
         }
