@@ -169,6 +169,8 @@ function Invoke-Bench {
         '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-Entries', $BenchEntries)
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Invoke-ClusterBenchmark.ps1'),
         '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-Entries', $BenchEntries)
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Measure-ImportTime.ps1'),
+        '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'))
 }
 
 function Invoke-Package {

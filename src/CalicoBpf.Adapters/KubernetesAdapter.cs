@@ -217,21 +217,40 @@ public sealed class KubernetesAdapter : IClusterAdapter
             ? new ExecRunner(_client, node)
             : throw new ClusterException($"Node {node.Node} runs no calico-node pod: there is no Calico dataplane to read there.");
 
+        /// <summary>Attempts of a call the API throttles (429 with Retry-After) before its error is the answer.</summary>
+        private const int ThrottledAttempts = 4;
+
         private static T Call<T>(Func<Task<T>> call, string what)
         {
-            try
+            for (int attempt = 1; ; attempt++)
             {
-                return call().GetAwaiter().GetResult();
-            }
-            catch (HttpOperationException ex)
-            {
-                throw new ClusterException($"The cluster refused to {what}: {(int)ex.Response.StatusCode} {StatusMessage(ex.Response.Content)}", (int)ex.Response.StatusCode, ex);
-            }
-            catch (HttpRequestException ex)
-            {
-                throw new ClusterException($"The cluster cannot be reached to {what}: {ex.Message}", null, ex);
+                try
+                {
+                    return call().GetAwaiter().GetResult();
+                }
+                catch (HttpOperationException ex) when ((int)ex.Response.StatusCode == 429 && attempt < ThrottledAttempts && RetryAfter(ex) is TimeSpan wait)
+                {
+                    // API priority and fairness: wait as the server asks (at most 10 s), then ask again.
+                    Thread.Sleep(wait);
+                }
+                catch (HttpOperationException ex)
+                {
+                    string retry = (int)ex.Response.StatusCode == 429 ? $" (still throttled after {attempt} attempts)" : string.Empty;
+                    throw new ClusterException($"The cluster refused to {what}: {(int)ex.Response.StatusCode} {StatusMessage(ex.Response.Content)}{retry}", (int)ex.Response.StatusCode, ex);
+                }
+                catch (HttpRequestException ex)
+                {
+                    throw new ClusterException($"The cluster cannot be reached to {what}: {ex.Message}", null, ex);
+                }
             }
         }
+
+        /// <summary>The Retry-After of a throttled answer (seconds), capped at 10 s; null when it has none.</summary>
+        private static TimeSpan? RetryAfter(HttpOperationException ex) =>
+            ex.Response.Headers is { } headers && headers.TryGetValue("Retry-After", out IEnumerable<string>? values)
+                && int.TryParse(values.FirstOrDefault(), out int seconds) && seconds >= 0
+                ? TimeSpan.FromSeconds(Math.Min(seconds, 10))
+                : null;
     }
 
     internal static string StatusMessage(string? body)
@@ -276,11 +295,13 @@ public sealed class KubernetesAdapter : IClusterAdapter
             catch (WebSocketException ex)
             {
                 // The WebSocket upgrade hides the Status body: say what a 403 or 401 means here.
-                int? code = ex.Message.Contains("'403'", StringComparison.Ordinal) ? 403 : ex.Message.Contains("'401'", StringComparison.Ordinal) ? 401 : null;
+                int? code = ex.Message.Contains("'403'", StringComparison.Ordinal) ? 403 : ex.Message.Contains("'401'", StringComparison.Ordinal) ? 401
+                    : ex.Message.Contains("'404'", StringComparison.Ordinal) ? 404 : null;
                 string what = code switch
                 {
                     403 => $"the cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (403 Forbidden): the identity in use cannot create resource \"pods/exec\" in the namespace \"{_node.Namespace}\" (the calicobpf-operator role of deploy/calicobpf-rbac.yaml has it)",
                     401 => $"the cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (401 Unauthorized): the credentials were not accepted",
+                    404 => $"the calico-node pod {_node.Namespace}/{_node.Pod} of {_node.Node} is gone (404 Not Found): the node or its pod went away since the nodes were listed; Get-CalicoNode shows the cluster as it is now",
                     _ => $"exec into {_node.Namespace}/{_node.Pod} on {_node.Node} failed: {ex.Message}",
                 };
                 throw new ClusterException(what, code, ex);

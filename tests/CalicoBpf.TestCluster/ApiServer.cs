@@ -163,9 +163,14 @@ public sealed class ApiServer : IAsyncDisposable
             return;
         }
 
-        if (_scenario.ApiFaults.FirstOrDefault(f => path.StartsWith(f.Path, StringComparison.Ordinal)) is { } fault)
+        if (_scenario.ApiFaults.FirstOrDefault(f => path.StartsWith(f.Path, StringComparison.Ordinal) && f.TakeOne()) is { } fault)
         {
-            string reason = fault.Status switch { 403 => "Forbidden", 404 => "NotFound", 429 => "TooManyRequests", 503 => "ServiceUnavailable", _ => "InternalError" };
+            string reason = fault.Status switch { 401 => "Unauthorized", 403 => "Forbidden", 404 => "NotFound", 429 => "TooManyRequests", 503 => "ServiceUnavailable", _ => "InternalError" };
+            if (fault.RetryAfterSeconds is int after)
+            {
+                ctx.Response.Headers.RetryAfter = after.ToString(CultureInfo.InvariantCulture);
+            }
+
             await Write(ctx, fault.Status, ApiObjects.Status(fault.Status, reason, fault.Message));
             return;
         }
@@ -694,6 +699,45 @@ public sealed class ApiServer : IAsyncDisposable
         if (node.Spec.ExecDelayMilliseconds > 0)
         {
             await Task.Delay(node.Spec.ExecDelayMilliseconds, ctx.RequestAborted);
+        }
+
+        if (node.Spec.ExecExitCode is int exitCode)
+        {
+            // Fault knob: every command of this node "runs" and ends as configured (a tool missing,
+            // garbage on stdout, a failure), instead of running for real.
+            async Task Frame(byte channel, string text)
+            {
+                byte[] bytes = Encoding.UTF8.GetBytes(text);
+                byte[] frame = new byte[bytes.Length + 1];
+                frame[0] = channel;
+                bytes.CopyTo(frame, 1);
+                await ws.SendAsync(frame, WebSocketMessageType.Binary, true, ctx.RequestAborted);
+            }
+
+            if (node.Spec.ExecStdout.Length > 0)
+            {
+                await Frame(1, node.Spec.ExecStdout);
+            }
+
+            if (node.Spec.ExecStderr.Length > 0)
+            {
+                await Frame(2, node.Spec.ExecStderr);
+            }
+
+            JsonObject result = exitCode == 0
+                ? new JsonObject { ["metadata"] = new JsonObject(), ["status"] = "Success" }
+                : new JsonObject
+                {
+                    ["metadata"] = new JsonObject(),
+                    ["status"] = "Failure",
+                    ["message"] = $"command terminated with non-zero exit code: error executing command [{string.Join(' ', command)}], exit code {exitCode}",
+                    ["reason"] = "NonZeroExitCode",
+                    ["details"] = new JsonObject { ["causes"] = new JsonArray(new JsonObject { ["reason"] = "ExitCode", ["message"] = exitCode.ToString(CultureInfo.InvariantCulture) }) },
+                };
+            await Frame(3, result.ToJsonString());
+            using var done = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, done.Token);
+            return;
         }
 
         var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };

@@ -122,14 +122,32 @@ public sealed class ClusterScenario
 
         /// <summary>Fault knob: a slow node, each exec starts this late.</summary>
         public int ExecDelayMilliseconds { get; set; }
+
+        /// <summary>Fault knob: no command runs; each exec writes ExecStdout and ExecStderr and ends with this exit code.</summary>
+        public int? ExecExitCode { get; set; }
+
+        public string ExecStdout { get; set; } = string.Empty;
+
+        public string ExecStderr { get; set; } = string.Empty;
     }
 
     /// <summary>One failing API path, answered with a Status of that code (500, 403, 503 ...).</summary>
     public sealed class ApiFault
     {
+        private int _served;
+
         public string Path { get; set; } = string.Empty;
         public int Status { get; set; } = 500;
         public string Message { get; set; } = "Internal error occurred: the test cluster was told to fail here";
+
+        /// <summary>Fail only this many requests, then answer normally (a 429 that clears); null: always.</summary>
+        public int? Times { get; set; }
+
+        /// <summary>A Retry-After header (seconds), as a 429 or 503 carries.</summary>
+        public int? RetryAfterSeconds { get; set; }
+
+        /// <summary>Whether this request is one the fault fails (counts it).</summary>
+        public bool TakeOne() => Times is not int n || Interlocked.Increment(ref _served) <= n;
     }
 
     public static ClusterScenario Load(string path)

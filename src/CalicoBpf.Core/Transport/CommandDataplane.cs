@@ -24,12 +24,11 @@ public interface ICommandRunner
     ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken);
 }
 
-/// <summary>A command on a node ended badly: non-zero exit, or a tool that is missing.</summary>
 /// <summary>A command on a node that failed (exit code), or did not finish (negative: the connection to it ended first).</summary>
 public sealed class NodeCommandException : Exception
 {
     public NodeCommandException(string node, IReadOnlyList<string> argv, int exitCode, string standardError)
-        : base((exitCode < 0 ? $"'{string.Join(' ', argv)}' did not finish on {node}" : $"'{string.Join(' ', argv)}' failed on {node} with exit code {exitCode}")
+        : base((exitCode < 0 ? $"{Describe(argv)} did not finish on {node}" : $"{Describe(argv)} failed on {node} with exit code {exitCode}")
             + (string.IsNullOrWhiteSpace(standardError) ? "." : ": " + standardError.Trim()))
     {
         Node = node;
@@ -40,6 +39,12 @@ public sealed class NodeCommandException : Exception
     public string Node { get; }
     public int ExitCode { get; }
     public string StandardError { get; }
+
+    /// <summary>The command for messages: CalicoBpf's shell scripts by their name ($0: probe, dump ...), others as typed.</summary>
+    private static string Describe(IReadOnlyList<string> argv) =>
+        argv.Count > 3 && argv[0] == "sh" && argv[1] == "-c"
+            ? $"The {argv[3]} script (sh -c)"
+            : $"'{string.Join(' ', argv)}'";
 }
 
 /// <summary>Runs commands as local processes (tests, and reading a node through its own tools).</summary>

@@ -170,12 +170,14 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
         401 => "ClusterUnauthorized",
         403 => "ClusterForbidden",
         404 => "ClusterNotFound",
+        429 => "ClusterThrottled",
         _ => id,
     }, ex.StatusCode switch
     {
         401 => ErrorCategory.AuthenticationError,
         403 => ErrorCategory.PermissionDenied,
         404 => ErrorCategory.ObjectNotFound,
+        429 => ErrorCategory.LimitsExceeded,
         _ => ErrorCategory.ConnectionError,
     }, target);
 

@@ -1,0 +1,126 @@
+# docs/reliability.md's fault matrix, one It per row: the error id and category the user sees, that
+# the other nodes' results are complete, and that nothing is left behind.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+}
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    Import-Module (Get-ModuleUnderTest) -Force
+    $cluster = $null
+    if (Test-KernelAvailable) { $cluster = Start-ScenarioCluster fault-matrix $TestDrive }
+
+    function Kubeconfig([string] $Name, [scriptblock] $Edit) {
+        $path = Join-Path $TestDrive $Name
+        & $Edit (Get-Content -Raw $cluster.Kubeconfig) | Set-Content $path
+        $path
+    }
+
+    function Read-Fleet {
+        $objects = @(Get-BpfConntrack -Node * -ErrorVariable err -ErrorAction SilentlyContinue)
+        [pscustomobject]@{ Objects = $objects; Errors = @($err) }
+    }
+}
+
+AfterAll { Stop-ScenarioCluster $cluster }
+
+Describe 'API faults' -Skip:(-not $kernel) {
+    It '401: a token the API does not accept' {
+        $bad = Kubeconfig bad-token { param($k) $k -replace 'token: admin-token', 'token: not-a-token' }
+        $e = { Get-CalicoNode -Kubeconfig $bad } | Should -Throw -PassThru
+        ($e.FullyQualifiedErrorId -split ',')[0], $e.CategoryInfo.Category | Should -Be @('ClusterUnauthorized', 'AuthenticationError')
+        $e.Exception.Message | Should -Match '401'
+    }
+
+    It '404: an object or API that is not there' {
+        Get-FelixBpfConfig nope -ErrorVariable err -ErrorAction SilentlyContinue
+        ($err[0].FullyQualifiedErrorId -split ',')[0], $err[0].CategoryInfo.Category | Should -Be @('FelixConfigurationNotFound', 'ObjectNotFound')
+    }
+
+    It '429 with Retry-After: waited out and asked again; still throttled is one clear error' {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $overlay = Test-CalicoEbpf -Check overlay
+        $overlay.Status | Should -Be 'Pass'
+        $sw.Elapsed.TotalSeconds | Should -BeGreaterThan 1.9 -Because 'two Retry-After: 1 answers were waited out'
+        $sync = Test-CalicoEbpf -Check service-sync-load
+        $sync.Status | Should -Be 'Skipped'
+        $sync.Message | Should -Match '429 Too many requests.*still throttled after 4 attempts'
+    }
+
+    It 'connection refused' {
+        $closed = Kubeconfig closed { param($k) $k -replace 'server: https://127\.0\.0\.1:\d+', 'server: https://127.0.0.1:1' }
+        $e = { Get-CalicoNode -Kubeconfig $closed } | Should -Throw -PassThru
+        ($e.FullyQualifiedErrorId -split ',')[0], $e.CategoryInfo.Category | Should -Be @('ClusterUnavailable', 'ConnectionError')
+        $e.Exception.Message | Should -Match 'cannot be reached.*(refused|Connection)'
+    }
+
+    It 'TLS failure: a server certificate the kubeconfig''s CA did not sign' {
+        $ca = Join-Path $TestDrive 'other-ca.pem'
+        & openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout (Join-Path $TestDrive 'other.key') -out $ca -days 1 -subj '/CN=other-ca' 2>$null
+        $data = [Convert]::ToBase64String([IO.File]::ReadAllBytes($ca))
+        $wrong = Kubeconfig wrong-ca { param($k) $k -replace 'certificate-authority-data: \S+', "certificate-authority-data: $data" }
+        $e = { Get-CalicoNode -Kubeconfig $wrong } | Should -Throw -PassThru
+        ($e.FullyQualifiedErrorId -split ',')[0] | Should -Be 'ClusterUnavailable'
+        $e.Exception.Message | Should -Match 'SSL|certificate|TLS'
+    }
+}
+
+Describe 'Node faults during a fan-out' -Skip:(-not $kernel) {
+    BeforeAll { $fleet = Read-Fleet }
+
+    It 'the healthy node''s results are complete' {
+        @($fleet.Objects | Where-Object Node -eq 'fm-ok').Count | Should -Be 7
+        $fleet.Errors.Count | Should -Be 4
+    }
+
+    It 'a tool missing in the node image: NodeToolMissing, NotInstalled' {
+        $e = $fleet.Errors | Where-Object TargetObject -eq 'fm-notool'
+        ($e.FullyQualifiedErrorId -split ',')[0], $e.CategoryInfo.Category | Should -Be @('NodeToolMissing', 'NotInstalled')
+        "$e" | Should -Be 'The probe script (sh -c) failed on fm-notool with exit code 127: sh: 1: bpftool: not found'
+    }
+
+    It 'a command that fails on the node: NodeCommandFailed with its stderr' {
+        $e = $fleet.Errors | Where-Object TargetObject -eq 'fm-fails'
+        ($e.FullyQualifiedErrorId -split ',')[0], $e.CategoryInfo.Category | Should -Be @('NodeCommandFailed', 'InvalidResult')
+        "$e" | Should -Match 'something on the node broke'
+    }
+
+    It 'garbage on stdout: one error for that node, no objects from it' {
+        $e = $fleet.Errors | Where-Object TargetObject -eq 'fm-garbage'
+        ($e.FullyQualifiedErrorId -split ',')[0], $e.CategoryInfo.Category | Should -Be @('BpfCallFailed', 'ReadError')
+        "$e" | Should -Match 'Probing fm-garbage gave unexpected output: this is not what ls and bpftool print'
+        @($fleet.Objects | Where-Object Node -eq 'fm-garbage').Count | Should -Be 0
+    }
+
+    It 'a node that disappeared between the listing and the exec: ClusterNotFound for it' {
+        $e = $fleet.Errors | Where-Object TargetObject -eq 'fm-gone'
+        ($e.FullyQualifiedErrorId -split ',')[0], $e.CategoryInfo.Category | Should -Be @('ClusterNotFound', 'ObjectNotFound')
+        "$e" | Should -Match 'calico-node pod calico-system/calico-node-h2tld of fm-gone is gone \(404 Not Found\)'
+    }
+
+    It 'leaves no exec session running on the nodes' {
+        Start-Sleep -Milliseconds 300
+        @(Get-Process -ErrorAction SilentlyContinue | Where-Object { $_.ProcessName -eq 'bpftool' }).Count | Should -Be 0
+    }
+}
+
+Describe 'Secrets' -Skip:(-not $kernel) {
+    It 'tokens and keys never appear in verbose or debug output, errors or objects' {
+        $bad = Kubeconfig secret-bad-token { param($k) $k -replace 'token: admin-token', 'token: wrong-secret-token' }
+        $ca = ((Get-Content $cluster.Kubeconfig) -match 'certificate-authority-data') -replace '.*:\s*', ''
+        $text = & {
+            Get-CalicoNode -Verbose -Debug
+            Get-FelixBpfConfig -Verbose -Debug
+            Get-BpfConntrack -Node * -Verbose -Debug -ErrorAction Continue
+            Test-CalicoEbpf -Check access, drops -Verbose -Debug
+            try { Get-CalicoNode -Kubeconfig $bad -Verbose -Debug } catch { $_ }
+            Set-FelixBpfConfig -Node fm-ok -BpfLogLevel Info -WhatIf -Verbose -Debug
+        } *>&1 | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { "$_ $($_.Exception | Out-String)" } else { $_ | ConvertTo-Json -Depth 4 -WarningAction SilentlyContinue } } | Out-String
+        $text.Length | Should -BeGreaterThan 1000
+        $text | Should -Not -Match 'admin-token'
+        $text | Should -Not -Match 'wrong-secret-token'
+        $text | Should -Not -Match 'Bearer'
+        $text.Contains($ca.Trim().Substring(0, 40)) | Should -BeFalse
+    }
+}
