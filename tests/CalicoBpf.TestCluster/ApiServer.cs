@@ -724,17 +724,7 @@ public sealed class ApiServer : IAsyncDisposable
                 await Frame(2, node.Spec.ExecStderr);
             }
 
-            JsonObject result = exitCode == 0
-                ? new JsonObject { ["metadata"] = new JsonObject(), ["status"] = "Success" }
-                : new JsonObject
-                {
-                    ["metadata"] = new JsonObject(),
-                    ["status"] = "Failure",
-                    ["message"] = $"command terminated with non-zero exit code: error executing command [{string.Join(' ', command)}], exit code {exitCode}",
-                    ["reason"] = "NonZeroExitCode",
-                    ["details"] = new JsonObject { ["causes"] = new JsonArray(new JsonObject { ["reason"] = "ExitCode", ["message"] = exitCode.ToString(CultureInfo.InvariantCulture) }) },
-                };
-            await Frame(3, result.ToJsonString());
+            await Frame(3, ExitStatus(exitCode, command).ToJsonString());
             using var done = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, done.Token);
             return;
@@ -858,17 +848,7 @@ public sealed class ApiServer : IAsyncDisposable
         {
             await Task.WhenAll(Pump(process.StandardOutput.BaseStream, 1), Pump(process.StandardError.BaseStream, 2));
             await process.WaitForExitAsync(abort.Token);
-            JsonObject status = process.ExitCode == 0
-                ? new JsonObject { ["metadata"] = new JsonObject(), ["status"] = "Success" }
-                : new JsonObject
-                {
-                    ["metadata"] = new JsonObject(),
-                    ["status"] = "Failure",
-                    ["message"] = $"command terminated with non-zero exit code: error executing command [{string.Join(' ', command)}], exit code {process.ExitCode}",
-                    ["reason"] = "NonZeroExitCode",
-                    ["details"] = new JsonObject { ["causes"] = new JsonArray(new JsonObject { ["reason"] = "ExitCode", ["message"] = process.ExitCode.ToString(System.Globalization.CultureInfo.InvariantCulture) }) },
-                };
-            await Send(3, Encoding.UTF8.GetBytes(status.ToJsonString()));
+            await Send(3, Encoding.UTF8.GetBytes(ExitStatus(process.ExitCode, command).ToJsonString()));
             // Send the close frame and end the request: waiting for the client's answer (CloseAsync)
             // kept the request open as long as the client kept its socket, and a stopping server
             // waited its whole shutdown timeout for it.
@@ -880,6 +860,18 @@ public sealed class ApiServer : IAsyncDisposable
             // The client left; the command was killed.
         }
     }
+
+    /// <summary>The Status an exec ends with on its error channel, as the kubelet writes it: Success, or the exit code as a cause.</summary>
+    private static JsonObject ExitStatus(int exitCode, string[] command) => exitCode == 0
+        ? new JsonObject { ["metadata"] = new JsonObject(), ["status"] = "Success" }
+        : new JsonObject
+        {
+            ["metadata"] = new JsonObject(),
+            ["status"] = "Failure",
+            ["message"] = $"command terminated with non-zero exit code: error executing command [{string.Join(' ', command)}], exit code {exitCode}",
+            ["reason"] = "NonZeroExitCode",
+            ["details"] = new JsonObject { ["causes"] = new JsonArray(new JsonObject { ["reason"] = "ExitCode", ["message"] = exitCode.ToString(CultureInfo.InvariantCulture) }) },
+        };
 
     public async ValueTask DisposeAsync()
     {
