@@ -11,24 +11,28 @@
         test     xunit and Pester; the last line is "N passed, N failed"
         demo     seeds a simulated node's dataplane into real maps and runs the main job against it
         bench    the benchmarks of docs/performance.md
+        fuzz     SharpFuzz + AFL++ on every decoder and parser target, -FuzzSeconds each (docs/reliability.md)
         package  out/CalicoBpf.<version>.nupkg, installable with Install-PSResource
         clean    removes out/ and the build folders
 .PARAMETER Task
-    One or more of build, test, demo, bench, package, clean. Default: build.
+    One or more of build, test, demo, bench, fuzz, package, clean. Default: build.
 .PARAMETER Configuration
     Release (default) or Debug.
 #>
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'demo', 'bench', 'package', 'clean')]
+    [ValidateSet('build', 'test', 'demo', 'bench', 'fuzz', 'package', 'clean')]
     [string[]] $Task = @('build'),
 
     [ValidateSet('Release', 'Debug')]
     [string] $Configuration = 'Release',
 
     # bench: conntrack entries to fill (the goal is stated for 512000).
-    [int] $BenchEntries = 512000
+    [int] $BenchEntries = 512000,
+
+    # fuzz: seconds of AFL++ per target.
+    [int] $FuzzSeconds = 120
 )
 
 $ErrorActionPreference = 'Stop'
@@ -162,6 +166,53 @@ function Invoke-Demo {
         '-TestCluster', (Join-Path $root "tests/CalicoBpf.TestCluster/bin/$Configuration/net8.0/CalicoBpf.TestCluster.dll"))
 }
 
+function Invoke-Fuzz {
+    # SharpFuzz + AFL++ on every target of fuzz/CalicoBpf.Fuzz: the engine's assembly is instrumented
+    # in a copy of the build (out/fuzz/bin), afl-fuzz runs each target for -FuzzSeconds from its seed
+    # corpus (fuzz/corpus/TARGET), and every crash is replayed through the uninstrumented build to
+    # name its exception. Results: out/fuzz/results.md (copy them to docs/reliability.md).
+    if (-not (Get-Command afl-fuzz -ErrorAction SilentlyContinue)) {
+        & apt-get update -qq | Out-Null
+        & apt-get install -y -qq --no-install-recommends afl++ | Out-Null
+        if ($LASTEXITCODE) { throw 'apt-get install afl++ failed.' }
+    }
+
+    $fuzz = Join-Path $out 'fuzz'
+    Remove-Item -Recurse -Force $fuzz -ErrorAction SilentlyContinue
+    $project = Join-Path $root 'fuzz/CalicoBpf.Fuzz/CalicoBpf.Fuzz.csproj'
+    Invoke-Native dotnet @('build', $project, '-c', 'Release', '--nologo', '-v', 'q', '-clp:ErrorsOnly')
+    Invoke-Native dotnet @('publish', $project, '-c', 'Release', '-o', (Join-Path $fuzz 'bin'), '--nologo', '-v', 'q', '-clp:ErrorsOnly')
+    Invoke-Native dotnet @('tool', 'restore')
+    Invoke-Native dotnet @('tool', 'run', 'sharpfuzz', (Join-Path $fuzz 'bin/CalicoBpf.Core.dll'))
+    $replay = Join-Path $root 'fuzz/CalicoBpf.Fuzz/bin/Release/net8.0/CalicoBpf.Fuzz.dll'
+    $env:AFL_SKIP_BIN_CHECK = '1'; $env:AFL_NO_UI = '1'; $env:AFL_SKIP_CPUFREQ = '1'; $env:AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES = '1'
+    $rows = foreach ($target in (Get-ChildItem (Join-Path $root 'fuzz/corpus') -Directory).Name) {
+        $findings = Join-Path $fuzz "findings/$target"
+        $null = New-Item -ItemType Directory -Force (Split-Path $findings)
+        & afl-fuzz -i (Join-Path $root "fuzz/corpus/$target") -o $findings -V $FuzzSeconds -t 5000 -m none -- dotnet (Join-Path $fuzz 'bin/CalicoBpf.Fuzz.dll') $target *> (Join-Path $fuzz "$target.log")
+        $stats = @{}
+        foreach ($l in Get-Content (Join-Path $findings 'default/fuzzer_stats')) { $k, $v = $l -split '\s*:\s*', 2; $stats[$k.Trim()] = $v.Trim() }
+        $crashes = @(Get-ChildItem (Join-Path $findings 'default/crashes') -Filter 'id*' -ErrorAction SilentlyContinue)
+        $kinds = foreach ($c in $crashes) {
+            $one = Join-Path $fuzz 'one'; Remove-Item -Recurse -Force $one -ErrorAction SilentlyContinue; $null = New-Item -ItemType Directory $one
+            Copy-Item -LiteralPath $c.FullName $one
+            (& dotnet $replay $target --replay $one 2>&1 | Select-String 'Unhandled exception\. (\S+?):' | ForEach-Object { $_.Matches[0].Groups[1].Value }) | Select-Object -First 1
+        }
+        $found = ($kinds | Where-Object { $_ } | Group-Object | ForEach-Object { "$($_.Count) x $($_.Name)" }) -join ', '
+        "| $target | $FuzzSeconds s | $($stats.execs_done) | $($stats.execs_per_sec) | $($stats.corpus_count) | $($crashes.Count)$(if ($found) { " ($found)" }) |"
+    }
+    $report = @"
+
+Fuzzing $(Get-Date -AsUTC -Format 'yyyy-MM-dd'), SharpFuzz + AFL++, $FuzzSeconds s per target:
+
+| target | time | executions | per second | corpus | crashes |
+|---|---|---|---|---|---|
+$($rows -join "`n")
+"@
+    Set-Content -Path (Join-Path $fuzz 'results.md') -Value $report
+    Write-Host $report
+}
+
 function Invoke-Bench {
     Invoke-Build
     $pwsh = Join-Path $PSHOME 'pwsh'
@@ -204,6 +255,7 @@ foreach ($t in $Task) {
         'test' { Invoke-Test }
         'demo' { Invoke-Demo }
         'bench' { Invoke-Bench }
+        'fuzz' { Invoke-Fuzz }
         'package' { Invoke-Package }
         'clean' { Invoke-Clean }
     }

@@ -20,6 +20,7 @@ public sealed class YamlAdapter : IYamlAdapter
     {
         try
         {
+            RequireMapping(yaml);
             return _deserializer.Deserialize<T>(yaml) ?? new T();
         }
         catch (YamlException ex)
@@ -27,6 +28,33 @@ public sealed class YamlAdapter : IYamlAdapter
             // Callers know nothing of YamlDotNet: report line, column and cause in a Core-known type.
             throw new FormatException(
                 $"Line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+        catch (ArgumentException ex)
+        {
+            // YamlDotNet rejects some malformed tags with ArgumentException rather than YamlException.
+            throw new FormatException($"The YAML is not valid: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// A document of Core's types is a mapping (or empty). Anything else is refused here: YamlDotNet
+    /// would turn a scalar into the type through its static Parse(string), which parses the same text
+    /// again, without end (a stack overflow the fuzzer found).
+    /// </summary>
+    private static void RequireMapping(string yaml)
+    {
+        var parser = new Parser(new StringReader(yaml));
+        parser.Consume<YamlDotNet.Core.Events.StreamStart>();
+        if (parser.Accept<YamlDotNet.Core.Events.StreamEnd>(out _))
+        {
+            return;
+        }
+
+        parser.Consume<YamlDotNet.Core.Events.DocumentStart>();
+        if (!parser.Accept<YamlDotNet.Core.Events.MappingStart>(out _) && !parser.Accept<YamlDotNet.Core.Events.DocumentEnd>(out _))
+        {
+            Mark start = parser.Current?.Start ?? Mark.Empty;
+            throw new YamlException(start, start, "the document is not a mapping of key: value lines");
         }
     }
 

@@ -114,12 +114,60 @@ public sealed class NodeScenario
     {
         try
         {
-            return DependencyLoadContext.Yaml.Deserialize<NodeScenario>(yaml);
+            return DependencyLoadContext.Yaml.Deserialize<NodeScenario>(yaml).Checked();
         }
         catch (FormatException ex)
         {
             throw new FormatException("The node scenario is not valid. " + ex.Message, ex);
         }
+    }
+
+    /// <summary>
+    /// A section written as null (conntrack: ~) is the empty section; a null entry in a list (a lone
+    /// "-") is an error naming the list, not a crash later (the fuzzer found both).
+    /// </summary>
+    private NodeScenario Checked()
+    {
+        Conntrack ??= new ConntrackMix();
+        Interfaces ??= new();
+        Services ??= new();
+        Routes ??= new();
+        IpSets ??= new();
+        Arp ??= new();
+        Policies ??= new();
+        Connections ??= new();
+        foreach ((string name, System.Collections.IList list) in new (string, System.Collections.IList)[]
+        {
+            ("interfaces", Interfaces), ("services", Services), ("routes", Routes), ("ipSets", IpSets), ("arp", Arp), ("policies", Policies), ("connections", Connections),
+        })
+        {
+            int empty = list.Cast<object?>().ToList().FindIndex(e => e is null);
+            if (empty >= 0)
+            {
+                throw new FormatException($"Entry {empty + 1} of {name} is empty.");
+            }
+        }
+
+        foreach (ServiceSpec s in Services)
+        {
+            s.Backends ??= new();
+            s.SourceRanges ??= new();
+        }
+
+        foreach (IpSetSpec set in IpSets)
+        {
+            set.Members ??= new();
+        }
+
+        foreach (ConnectionSpec c in Connections)
+        {
+            c.Protocol ??= "TCP";
+            c.Client ??= string.Empty;
+            c.Service ??= string.Empty;
+            c.Backend ??= string.Empty;
+        }
+
+        return this;
     }
 
     public static NodeScenario Load(string path) => Parse(File.ReadAllText(path));
@@ -219,7 +267,9 @@ public sealed class NodeScenario
     {
         foreach (ConnectionSpec c in Connections)
         {
-            IpProtocol proto = Enum.Parse<IpProtocol>(c.Protocol, ignoreCase: true);
+            IpProtocol proto = Enum.TryParse(c.Protocol, ignoreCase: true, out IpProtocol p) && Enum.IsDefined(p)
+                ? p
+                : throw new FormatException($"The connection protocol \"{c.Protocol}\" is not one of TCP, UDP, ICMP, SCTP.");
             (IPAddress client, int clientPort) = Endpoint(c.Client);
             (IPAddress backend, int backendPort) = Endpoint(c.Backend);
             ulong seen = monotonicNow - Math.Min((ulong)c.AgeSeconds * 1_000_000_000UL, monotonicNow / 2);

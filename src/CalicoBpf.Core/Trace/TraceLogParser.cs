@@ -30,6 +30,22 @@ public static partial class TraceLogParser
         "Maglev no backend", "no host IP (VXLAN encap)", "accepted by XDP", "WEP not ready", "NAT iface",
     };
 
+    /// <summary>Seconds since boot a timestamp may have (far beyond any uptime; keeps the conversions in range).</summary>
+    private const double MaxSeconds = 1e9;
+
+    /// <summary>A return code as the program prints it (decimal or 0x hex, maybe negative); null when it does not fit an int.</summary>
+    private static int? ParseCode(string raw)
+    {
+        bool negative = raw.StartsWith('-');
+        string digits = raw.TrimStart('-');
+        bool hex = digits.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+        return (hex
+                ? int.TryParse(digits[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out int value)
+                : int.TryParse(digits, NumberStyles.Integer, CultureInfo.InvariantCulture, out value))
+            ? (negative ? -value : value)
+            : null;
+    }
+
     public static string? ReasonName(int code) => code >= 0 && code < Reasons.Length ? Reasons[code] : null;
 
     public static TraceLogEntry Parse(string line, string node, ClockSample? clock = null)
@@ -40,7 +56,14 @@ public static partial class TraceLogParser
             return new TraceLogEntry { Node = node, Message = line, RawLine = line };
         }
 
-        double seconds = double.Parse(k.Groups["ts"].Value, CultureInfo.InvariantCulture);
+        // Numbers that do not fit (a corrupted or foreign line) make it a raw line, never an exception.
+        if (!double.TryParse(k.Groups["ts"].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || seconds > MaxSeconds
+            || !int.TryParse(k.Groups["pid"].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int pid)
+            || !int.TryParse(k.Groups["cpu"].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int cpu))
+        {
+            return new TraceLogEntry { Node = node, Message = line, RawLine = line };
+        }
+
         TimeSpan ts = TimeSpan.FromTicks((long)(seconds * TimeSpan.TicksPerSecond));
         string msg = k.Groups["msg"].Value;
         Match t = CalicoTag().Match(msg);
@@ -70,14 +93,15 @@ public static partial class TraceLogParser
         {
             result = f.Groups["result"].Value;
             string raw = f.Groups["rc"].Success ? f.Groups["rc"].Value : f.Groups["code"].Value;
-            code = raw.StartsWith("0x", StringComparison.OrdinalIgnoreCase) || raw.StartsWith("-0x", StringComparison.OrdinalIgnoreCase)
-                ? (raw.StartsWith('-') ? -1 : 1) * int.Parse(raw.TrimStart('-')[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture)
-                : int.Parse(raw, CultureInfo.InvariantCulture);
+            code = ParseCode(raw);
             reason = result == "DENY" && code is { } c ? ReasonName(c) : null;
             if (f.Groups["ns"].Success)
             {
-                execNs = long.Parse(f.Groups["ns"].Value, CultureInfo.InvariantCulture);
-                exec = TimeSpan.FromTicks(execNs.Value / 100);
+                if (long.TryParse(f.Groups["ns"].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long ns))
+                {
+                    execNs = ns;
+                    exec = TimeSpan.FromTicks(ns / 100);
+                }
             }
         }
 
@@ -85,8 +109,8 @@ public static partial class TraceLogParser
         {
             Node = node,
             Process = k.Groups["comm"].Value.Trim(),
-            Pid = int.Parse(k.Groups["pid"].Value, CultureInfo.InvariantCulture),
-            Cpu = int.Parse(k.Groups["cpu"].Value, CultureInfo.InvariantCulture),
+            Pid = pid,
+            Cpu = cpu,
             Flags = k.Groups["flags"].Success ? k.Groups["flags"].Value : null,
             Timestamp = ts,
             Time = clock?.WallTimeOf((ulong)(seconds * 1e9)),

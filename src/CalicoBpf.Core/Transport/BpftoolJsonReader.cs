@@ -189,6 +189,11 @@ public sealed class BpftoolJsonReader
                     haveValue = valueComplete;
                     break;
                 case "values":
+                    if (!_map.Type.IsPerCpu())
+                    {
+                        throw new BpfException($"bpftool's dump of {_target} has per-CPU values, but {_target} is a {_map.Type} map.", 0, _target);
+                    }
+
                     if (!ReadPerCpu(ref reader, value, batch.PerCpuSlot, out bool perCpuComplete))
                     {
                         return false;
@@ -304,7 +309,10 @@ public sealed class BpftoolJsonReader
 
                 if (name == "cpu")
                 {
-                    cpu = reader.GetInt32();
+                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt32(out cpu) || cpu < 0)
+                    {
+                        throw new BpfException($"bpftool's dump of {_target} has a per-CPU value whose cpu is not a CPU number.", 0, _target);
+                    }
                 }
                 else if (name == "value")
                 {

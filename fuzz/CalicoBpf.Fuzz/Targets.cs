@@ -1,0 +1,118 @@
+using System.Text;
+using CalicoBpf.Diagnostics;
+using CalicoBpf.Interop;
+using CalicoBpf.Maps;
+using CalicoBpf.Simulation;
+using CalicoBpf.Trace;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Fuzz;
+
+/// <summary>
+/// The fuzz targets. Each takes one input; the exceptions a caller is promised for bad input (a
+/// typed BpfException, a FormatException naming line and column) are the expected outcome and are
+/// swallowed; anything else escapes and is a finding.
+/// </summary>
+public static class Targets
+{
+    public static readonly IReadOnlyDictionary<string, Action<byte[]>> All = new Dictionary<string, Action<byte[]>>(StringComparer.Ordinal)
+    {
+        ["conntrack"] = Conntrack,
+        ["bpftool-json"] = BpftoolJson,
+        ["trace-line"] = TraceLines,
+        ["felix-log"] = FelixLogText,
+        ["node-scenario"] = NodeScenarioText,
+    };
+
+    // A property, not a static field: instrumented code must not run before SharpFuzz has set up its shared memory.
+    private static ClockSample Clock => new(5_000_000_000_000, new DateTime(2026, 11, 26, 8, 0, 0, DateTimeKind.Utc));
+
+    /// <summary>A conntrack entry of any version and family: the first byte picks them, the rest is key then value.</summary>
+    private static void Conntrack(byte[] input)
+    {
+        if (input.Length < 1)
+        {
+            return;
+        }
+
+        bool ipv6 = (input[0] & 0x80) != 0;
+        int version = ipv6 ? 3 + (input[0] % 2) : 2 + (input[0] % 3); // Calico never had an IPv6 version 2
+        MapSpec spec = MapSpecs.Conntrack(version, ipv6);
+        string name = CalicoMapName.Versioned(ipv6 ? MapCatalog.ConntrackV6 : MapCatalog.ConntrackV4, version);
+        ConntrackLayout layout = ConntrackLayout.For(name, version, spec.KeySize, spec.ValueSize);
+        byte[] key = new byte[layout.KeySize];
+        byte[] value = new byte[layout.ValueSize];
+        input.AsSpan(1, Math.Min(key.Length, input.Length - 1)).CopyTo(key);
+        if (input.Length > 1 + key.Length)
+        {
+            input.AsSpan(1 + key.Length, Math.Min(value.Length, input.Length - 1 - key.Length)).CopyTo(value);
+        }
+
+        ConntrackEntry e = new ConntrackCodec(layout, "fuzz", name, Clock).Decode(key, value);
+        _ = e.ToString();
+        _ = e.State;
+        _ = e.FlagNames;
+    }
+
+    /// <summary>bpftool -j map dump output of a 16/72-byte hash map (and a per-CPU one), streamed as the remote reader streams it.</summary>
+    private static void BpftoolJson(byte[] input)
+    {
+        foreach (BpfMapDescriptor d in new[]
+        {
+            new BpfMapDescriptor(1, BpfMapType.Hash, 16, 72, 512000, 0, "cali_v4_ct4"),
+            new BpfMapDescriptor(2, BpfMapType.PerCpuArray, 4, 8, 16, 0, "cali_counters"),
+        })
+        {
+            try
+            {
+                var reader = new BpftoolJsonReader(new MemoryStream(input), d, possibleCpus: 2, target: d.Name);
+                foreach (RawEntryBatch batch in reader.ReadBatches(64, CancellationToken.None))
+                {
+                    for (int i = 0; i < batch.Count; i++)
+                    {
+                        _ = batch.Key(i).Length + batch.Value(i).Length;
+                    }
+                }
+            }
+            catch (BpfException)
+            {
+                // The promised outcome of a broken dump: a typed error naming the map.
+            }
+        }
+    }
+
+    /// <summary>Kernel trace buffer lines: every line parses (unknown ones as raw text).</summary>
+    private static void TraceLines(byte[] input)
+    {
+        foreach (string line in Encoding.UTF8.GetString(input).Split('\n'))
+        {
+            _ = TraceLogParser.Parse(line, "fuzz", Clock).ToString();
+        }
+    }
+
+    /// <summary>calico-node log text: lines parse or are skipped, and their fields are read.</summary>
+    private static void FelixLogText(byte[] input)
+    {
+        foreach (FelixLogLine line in FelixLog.Parse(Encoding.UTF8.GetString(input)))
+        {
+            _ = line.Field("error");
+            _ = line.Field("iface");
+        }
+
+        _ = FelixLog.Last(FelixLog.Parse(Encoding.UTF8.GetString(input)), FelixLog.Started);
+    }
+
+    /// <summary>The node scenario YAML the test cluster and the demo read: FormatException with line and column, or a scenario.</summary>
+    private static void NodeScenarioText(byte[] input)
+    {
+        try
+        {
+            NodeScenario s = NodeScenario.Parse(Encoding.UTF8.GetString(input));
+            _ = s.GenerateConntrack(5_000_000_000_000).Take(1000).Count();
+        }
+        catch (FormatException)
+        {
+            // The promised outcome of bad YAML or a bad endpoint: line, column and cause.
+        }
+    }
+}
