@@ -22,6 +22,7 @@ public static class Targets
         ["trace-line"] = TraceLines,
         ["felix-log"] = FelixLogText,
         ["node-scenario"] = NodeScenarioText,
+        ["maps"] = Maps,
     };
 
     // A property, not a static field: instrumented code must not run before SharpFuzz has set up its shared memory.
@@ -77,6 +78,42 @@ public static class Targets
             catch (BpfException)
             {
                 // The promised outcome of a broken dump: a typed error naming the map.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Every other map decoder (counters, NAT frontends and backends, affinity, Maglev, routes, IP
+    /// sets, ARP, interface state, policy rule counters, the map inventory) on entries cut from the
+    /// input. A decoder may refuse an entry or a map with a typed BpfException; nothing else.
+    /// </summary>
+    private static void Maps(byte[] input)
+    {
+        var node = new FuzzDataplane(input);
+        foreach (Func<IEnumerable<object>> read in new Func<IEnumerable<object>>[]
+        {
+            () => CounterReader.Read(node),
+            () => NatMaps.ReadFrontends(node, new NatQuery()),
+            () => NatMaps.ReadAffinity(node, false),
+            () => NatMaps.ReadMaglev(node, false, null),
+            () => RouteMap.Read(node, false),
+            () => IpSetMap.Read(node, false),
+            () => ArpMap.Read(node, false),
+            () => InterfaceStateMap.Read(node),
+            () => MapInventory.List(node),
+            () => ConntrackReader.Read(node, new ConntrackQuery()),
+        })
+        {
+            try
+            {
+                foreach (object o in read())
+                {
+                    _ = o.ToString();
+                }
+            }
+            catch (BpfException)
+            {
+                // A map the decoder refuses, named.
             }
         }
     }
