@@ -265,6 +265,16 @@ Describe 'Changes on remote nodes' -Skip:(-not $kernel) {
         function Pins([string] $Node) { "/tmp/cbk-$($cluster.RunId)-$Node/bpffs/tc/globals" }
     }
 
+    It 'every change cmdlet''s -WhatIf leaves the remote node''s maps byte-identical' {
+        $pins = "/tmp/cbk-$($cluster.RunId)-node-a/bpffs/tc/globals"
+        $before = Get-PinHash $pins
+        Remove-BpfConntrack -Node node-a -Protocol Udp -WhatIf -ErrorAction Stop
+        Clear-BpfCounter -Node node-a -WhatIf -ErrorAction Stop
+        Clear-BpfArp -Node node-a -WhatIf -ErrorAction Stop
+        Remove-BpfConnectTimeProgram -Node node-a -WhatIf -ErrorAction Stop
+        Get-PinHash $pins | Should -Be $before
+    }
+
     It 'Remove-BpfConntrack -Node -WhatIf changes nothing; without it, exactly the matching entries go' {
         $udp = @(Get-BpfConntrack -PinPath (Pins node-b) -Protocol Udp)
         $udp.Count | Should -BeGreaterThan 0

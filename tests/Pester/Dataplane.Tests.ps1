@@ -50,23 +50,7 @@ policies:
         $PSDefaultParameterValues['Get-BpfPolicy:PolicyDebugPath'] = $policyDir
     }
 
-    function Get-DataplaneHash {
-        # Every entry of every Calico map, key and value bytes, hashed: any change to any map shows.
-        $sb = [System.Text.StringBuilder]::new()
-        foreach ($pin in Get-ChildItem $fs.PinPath -Filter 'cali_*' | Sort-Object Name) {
-            $map = [CalicoBpf.Interop.BpfMap]::OpenPinned($pin.FullName, $false)
-            try {
-                if (-not [CalicoBpf.BpfMapTypeExtensions]::IsIterable($map.Descriptor.Type)) { continue }
-                $rows = foreach ($b in $map.ReadEntries(1024, 'Auto', [Threading.CancellationToken]::None)) {
-                    for ($i = 0; $i -lt $b.Count; $i++) {
-                        [Convert]::ToHexString($b.Keys, $i * $b.KeySize, $b.KeySize) + '=' + [Convert]::ToHexString($b.Values, $i * $b.ValueStride, $b.ValueStride)
-                    }
-                }
-                $null = $sb.Append($pin.Name).Append(':').AppendJoin(';', @($rows | Sort-Object)).Append("`n")
-            } finally { $map.Dispose() }
-        }
-        [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($sb.ToString())))
-    }
+    function Get-DataplaneHash { Get-PinHash $fs.PinPath }
 }
 
 AfterAll {

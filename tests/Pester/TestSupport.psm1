@@ -89,4 +89,22 @@ function Get-ClusterWrites($Cluster) {
     (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).writes
 }
 
+function Get-PinHash([string] $PinPath) {
+    # Every entry of every Calico map pinned there, key and value bytes, hashed: any change to any map shows.
+    $sb = [System.Text.StringBuilder]::new()
+    foreach ($pin in Get-ChildItem $PinPath -Filter 'cali_*' | Sort-Object Name) {
+        $map = [CalicoBpf.Interop.BpfMap]::OpenPinned($pin.FullName, $false)
+        try {
+            if (-not [CalicoBpf.BpfMapTypeExtensions]::IsIterable($map.Descriptor.Type)) { continue }
+            $rows = foreach ($b in $map.ReadEntries(1024, 'Auto', [Threading.CancellationToken]::None)) {
+                for ($i = 0; $i -lt $b.Count; $i++) {
+                    [Convert]::ToHexString($b.Keys, $i * $b.KeySize, $b.KeySize) + '=' + [Convert]::ToHexString($b.Values, $i * $b.ValueStride, $b.ValueStride)
+                }
+            }
+            $null = $sb.Append($pin.Name).Append(':').AppendJoin(';', @($rows | Sort-Object)).Append("`n")
+        } finally { $map.Dispose() }
+    }
+    [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($sb.ToString())))
+}
+
 Export-ModuleMember -Function *
