@@ -206,7 +206,7 @@ public sealed class ApiServer : IAsyncDisposable
                     return;
                 case ["debug", "calicobpf", "writes"]:
                     // Not Kubernetes paths: how tests see that -WhatIf sent no write, and how many list calls a run made.
-                    await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes });
+                    await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes, ["activeExecs"] = Volatile.Read(ref _activeExecs) });
                     return;
                 case ["debug", "calicobpf", "requests"]:
                     JsonObject counts = new();
@@ -677,7 +677,23 @@ public sealed class ApiServer : IAsyncDisposable
         await ctx.Response.WriteAsync(lines.Length == 0 ? string.Empty : string.Join('\n', lines) + "\n", ctx.RequestAborted);
     }
 
+    /// <summary>Exec sessions open now (tests check that a stopped fan-out leaves none).</summary>
+    private int _activeExecs;
+
     private async Task Exec(HttpContext ctx, string ns, string name)
+    {
+        Interlocked.Increment(ref _activeExecs);
+        try
+        {
+            await ExecSession(ctx, ns, name);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _activeExecs);
+        }
+    }
+
+    private async Task ExecSession(HttpContext ctx, string ns, string name)
     {
         JsonObject pod = Store.Get(ScenarioObjects.Pods, ns, name);
         string[] command = ctx.Request.Query["command"].Where(c => c is not null).Select(c => c!).ToArray();

@@ -124,3 +124,34 @@ Describe 'Secrets' -Skip:(-not $kernel) {
         $text.Contains($ca.Trim().Substring(0, 40)) | Should -BeFalse
     }
 }
+
+Describe 'Ctrl+C in the middle of a 50-node fan-out' -Skip:(-not $kernel) {
+    BeforeAll {
+        $nodes = foreach ($i in 1..50) {
+            "  - name: cc$('{0:d2}' -f $i)`n    address: 172.18.12.$i`n    execDelayMilliseconds: 1500`n    dataplane: { node: cc$('{0:d2}' -f $i), randomSeed: $i, conntrack: { tcp: 2 } }"
+        }
+        $file = Join-Path $TestDrive 'fleet.yaml'
+        "install: operator`nnodes:`n" + ($nodes -join "`n") | Set-Content $file
+        $fleet = Start-TestCluster -Scenario $file -Directory (Join-Path $TestDrive 'fleet')
+    }
+    AfterAll { Stop-TestCluster $fleet }
+
+    It 'stops within a second and leaves no exec session open' {
+        $ps = [PowerShell]::Create()
+        $null = $ps.AddScript("Import-Module '$(Get-ModuleUnderTest)'; Get-BpfConntrack -Node * -ThrottleLimit 16 -Kubeconfig '$($fleet.Kubeconfig)'")
+        $async = $ps.BeginInvoke()
+        try {
+            $deadline = [DateTime]::UtcNow.AddSeconds(20)
+            while ((Get-ClusterActiveExecs $fleet) -lt 10 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+            Get-ClusterActiveExecs $fleet | Should -BeGreaterOrEqual 10 -Because 'the fan-out is under way'
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            $ps.Stop()
+            $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
+        }
+        finally { $ps.Dispose() }
+
+        $deadline = [DateTime]::UtcNow.AddSeconds(5)
+        while ((Get-ClusterActiveExecs $fleet) -gt 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+        Get-ClusterActiveExecs $fleet | Should -Be 0
+    }
+}

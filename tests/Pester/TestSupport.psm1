@@ -89,6 +89,11 @@ function Get-ClusterWrites($Cluster) {
     (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).writes
 }
 
+function Get-ClusterActiveExecs($Cluster) {
+    # Exec sessions the test cluster has open right now.
+    (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).activeExecs
+}
+
 function Get-PinHash([string] $PinPath) {
     # Every entry of every Calico map pinned there, key and value bytes, hashed: any change to any map shows.
     $sb = [System.Text.StringBuilder]::new()
