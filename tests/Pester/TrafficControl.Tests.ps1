@@ -14,6 +14,9 @@ BeforeAll {
     $ns = "cbt-tc-$PID"
     $peer = "cbt-tcp-$PID"
     $mountedTracefs = $false
+    # tc's BPF loader mounts a bpffs of its own at /tmp/bpft when /sys/fs/bpf is not one; it is ours to remove if it was not there.
+    $tcBpfFs = '/tmp/bpft'
+    $hadTcBpfFs = [bool](Get-Content /proc/self/mounts | Where-Object { ($_ -split ' ')[1] -eq $tcBpfFs })
     $ready = $false
     if ((Test-KernelAvailable) -and (Get-Command clang -ErrorAction SilentlyContinue)) {
         $obj = Join-Path $TestDrive 'drop_and_trace.o'
@@ -50,6 +53,10 @@ AfterAll {
     & ip netns del $ns 2>$null
     & ip netns del $peer 2>$null
     if ($mountedTracefs) { & umount /sys/kernel/tracing }
+    if (-not $hadTcBpfFs -and (Get-Content /proc/self/mounts | Where-Object { ($_ -split ' ')[1] -eq $tcBpfFs })) {
+        & umount $tcBpfFs
+        Remove-Item $tcBpfFs -ErrorAction SilentlyContinue
+    }
 }
 
 Describe 'Drops and trace lines of real tc programs' -Skip:(-not ($kernel -and $clang)) {
