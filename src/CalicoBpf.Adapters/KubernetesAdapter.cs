@@ -119,18 +119,13 @@ public sealed class KubernetesAdapter : IClusterAdapter
         {
             try
             {
-                object o = r.Group.Length == 0 ? CoreGet(r, name, cancellationToken) : r.Namespace is null
-                    ? _client.CustomObjects.GetClusterCustomObjectAsync(r.Group, r.Version, r.Plural, name, cancellationToken).GetAwaiter().GetResult()
-                    : _client.CustomObjects.GetNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken).GetAwaiter().GetResult();
-                return Node(o);
+                return Node(Call(async () => r.Group.Length == 0 ? await CoreGet(r, name, cancellationToken) : r.Namespace is null
+                    ? await _client.CustomObjects.GetClusterCustomObjectAsync(r.Group, r.Version, r.Plural, name, cancellationToken)
+                    : await _client.CustomObjects.GetNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken), $"get {r} {name}"));
             }
-            catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.NotFound)
+            catch (ClusterException ex) when (ex.StatusCode == 404)
             {
                 return null;
-            }
-            catch (Exception ex) when (ex is HttpOperationException or HttpRequestException)
-            {
-                throw Refused(ex, $"get {r} {name}");
             }
         }
 
@@ -165,26 +160,23 @@ public sealed class KubernetesAdapter : IClusterAdapter
         {
             try
             {
-                (r.Namespace is null
+                Call(() => r.Namespace is null
                     ? _client.CustomObjects.DeleteClusterCustomObjectAsync(r.Group, r.Version, r.Plural, name, cancellationToken: cancellationToken)
-                    : _client.CustomObjects.DeleteNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken: cancellationToken)).GetAwaiter().GetResult();
+                    : _client.CustomObjects.DeleteNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken: cancellationToken), $"delete {r} {name}");
             }
-            catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.NotFound)
+            catch (ClusterException ex) when (ex.StatusCode == 404)
             {
-            }
-            catch (Exception ex) when (ex is HttpOperationException or HttpRequestException)
-            {
-                throw Refused(ex, $"delete {r} {name}");
+                // Gone already.
             }
         }
 
         /// <summary>The core group (/api/v1) through the typed client: the custom-object paths are /apis/GROUP only.</summary>
-        private object CoreGet(ResourceRef r, string name, CancellationToken ct) => r.Plural switch
+        private async Task<object> CoreGet(ResourceRef r, string name, CancellationToken ct) => r.Plural switch
         {
-            "configmaps" => _client.CoreV1.ReadNamespacedConfigMapAsync(name, r.Namespace, cancellationToken: ct).GetAwaiter().GetResult(),
-            "services" => _client.CoreV1.ReadNamespacedServiceAsync(name, r.Namespace, cancellationToken: ct).GetAwaiter().GetResult(),
-            "pods" => _client.CoreV1.ReadNamespacedPodAsync(name, r.Namespace, cancellationToken: ct).GetAwaiter().GetResult(),
-            "namespaces" => _client.CoreV1.ReadNamespaceAsync(name, cancellationToken: ct).GetAwaiter().GetResult(),
+            "configmaps" => await _client.CoreV1.ReadNamespacedConfigMapAsync(name, r.Namespace, cancellationToken: ct),
+            "services" => await _client.CoreV1.ReadNamespacedServiceAsync(name, r.Namespace, cancellationToken: ct),
+            "pods" => await _client.CoreV1.ReadNamespacedPodAsync(name, r.Namespace, cancellationToken: ct),
+            "namespaces" => await _client.CoreV1.ReadNamespaceAsync(name, cancellationToken: ct),
             _ => throw new NotSupportedException($"CalicoBpf does not read core {r.Plural}."),
         };
 
@@ -208,10 +200,6 @@ public sealed class KubernetesAdapter : IClusterAdapter
             JsonElement e => System.Text.Json.Nodes.JsonNode.Parse(e.GetRawText()) as System.Text.Json.Nodes.JsonObject,
             _ => System.Text.Json.Nodes.JsonNode.Parse(KubernetesJson.Serialize(o)) as System.Text.Json.Nodes.JsonObject,
         } ?? throw new ClusterException("The API server answered with something other than an object.");
-
-        private static ClusterException Refused(Exception ex, string what) => ex is HttpOperationException h
-            ? new ClusterException($"The cluster refused to {what}: {(int)h.Response.StatusCode} {StatusMessage(h.Response.Content)}", (int)h.Response.StatusCode, ex)
-            : new ClusterException($"The cluster cannot be reached to {what}: {ex.Message}", null, ex);
 
         public ICommandRunner ExecRunner(CalicoNode node) => node.HasCalicoNode
             ? new ExecRunner(_client, node)

@@ -83,6 +83,8 @@ public sealed class FelixConfigClient
     private readonly CancellationToken _cancellationToken;
     private ResourceRef? _resource;
     private StructuralSchema? _schema;
+    private IReadOnlyList<FelixBpfConfig>? _configs;
+    private readonly Dictionary<string, Dictionary<string, (string Value, string Detail)>> _environments = new(StringComparer.Ordinal);
     private bool _schemaLoaded;
 
     public FelixConfigClient(IClusterConnection cluster, CancellationToken cancellationToken)
@@ -149,6 +151,9 @@ public sealed class FelixConfigClient
 
     public IReadOnlyList<FelixBpfConfig> List() =>
         _cluster.ListResources(Resource, _cancellationToken).Select(o => new FelixBpfConfig(o)).OrderBy(c => c.Name == "default" ? 0 : 1).ThenBy(c => c.Name, StringComparer.Ordinal).ToList();
+
+    /// <summary>Every FelixConfiguration as first listed by this client: what reads share (changes read afresh).</summary>
+    public IReadOnlyList<FelixBpfConfig> Configs => _configs ??= List();
 
     public FelixBpfConfig? Get(string name) => _cluster.GetResource(Resource, name, _cancellationToken) is { } o ? new FelixBpfConfig(o) : null;
 
@@ -281,9 +286,10 @@ public sealed class FelixConfigClient
     /// </summary>
     public IReadOnlyList<FelixEffectiveValue> Effective(CalicoNode node)
     {
+        // One listing and one DaemonSet read serve every node this client is asked about.
         Dictionary<string, (string Value, string Detail)> env = CalicoNodeEnvironment(node);
-        FelixBpfConfig? perNode = Get("node." + node.Node);
-        FelixBpfConfig? global = Get("default");
+        FelixBpfConfig? perNode = Configs.FirstOrDefault(c => c.Name == "node." + node.Node);
+        FelixBpfConfig? global = Configs.FirstOrDefault(c => c.Name == "default");
         var result = new List<FelixEffectiveValue>();
         foreach (FelixField f in FelixFields.All.Where(Knows))
         {
@@ -321,19 +327,30 @@ public sealed class FelixConfigClient
     /// <summary>FELIX_* variables (upper-cased names) of the calico-node container, from its DaemonSet.</summary>
     public Dictionary<string, (string Value, string Detail)> CalicoNodeEnvironment(CalicoNode node)
     {
-        var env = new Dictionary<string, (string, string)>(StringComparer.OrdinalIgnoreCase);
         if (string.IsNullOrEmpty(node.Namespace))
         {
-            return env;
+            return new Dictionary<string, (string, string)>(StringComparer.OrdinalIgnoreCase);
         }
 
-        JsonObject? ds = CalicoNodeDaemonSet(node.Namespace);
+        if (!_environments.TryGetValue(node.Namespace, out Dictionary<string, (string, string)>? env))
+        {
+            _environments[node.Namespace] = env = ReadEnvironment(node.Namespace);
+        }
+
+        return env;
+    }
+
+    private Dictionary<string, (string Value, string Detail)> ReadEnvironment(string ns)
+    {
+        var env = new Dictionary<string, (string, string)>(StringComparer.OrdinalIgnoreCase);
+
+        JsonObject? ds = CalicoNodeDaemonSet(ns);
         if (ds is null)
         {
             return env;
         }
 
-        string where = $"DaemonSet {node.Namespace}/{ds["metadata"]?["name"]}";
+        string where = $"DaemonSet {ns}/{ds["metadata"]?["name"]}";
         JsonObject? container = (ds["spec"]?["template"]?["spec"]?["containers"] as JsonArray)?.OfType<JsonObject>()
             .FirstOrDefault(c => c["name"]?.GetValue<string>() == "calico-node");
         foreach (JsonObject e in (container?["env"] as JsonArray ?? new JsonArray()).OfType<JsonObject>())

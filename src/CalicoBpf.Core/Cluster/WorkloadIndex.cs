@@ -200,8 +200,14 @@ public sealed class WorkloadFilter
 
     public static bool Matches(string value, IReadOnlyCollection<string> patterns) => value.Length > 0 && patterns.Any(p => Like(value, p));
 
-    /// <summary>PowerShell-style wildcards (* ? [abc]), case-insensitive, as Kubernetes names are lower case.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Regex> Compiled = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// PowerShell-style wildcards (* ? [abc]), case-insensitive, as Kubernetes names are lower case;
+    /// each pattern is turned into a regex once (the filters run on every resolved entry).
+    /// </summary>
     private static bool Like(string value, string pattern) =>
-        Regex.IsMatch(value, "^" + Regex.Escape(pattern).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal).Replace(@"\[", "[", StringComparison.Ordinal) + "$",
-            RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+        Compiled.GetOrAdd(pattern, p => new Regex(
+            "^" + Regex.Escape(p).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal).Replace(@"\[", "[", StringComparison.Ordinal) + "$",
+            RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)).IsMatch(value);
 }

@@ -81,9 +81,9 @@ public sealed class CheckContext
 
     public FelixConfigClient Felix => Fact("FelixConfiguration", () => new FelixConfigClient(Api, CancellationToken));
 
-    public FelixBpfConfig? DefaultConfig => Fact("FelixConfiguration default", () => Felix.Get("default"));
+    public FelixBpfConfig? DefaultConfig => Configs.FirstOrDefault(c => c.Name == "default");
 
-    public IReadOnlyList<FelixBpfConfig> Configs => Fact("the FelixConfigurations", () => Felix.List());
+    public IReadOnlyList<FelixBpfConfig> Configs => Fact("the FelixConfigurations", () => Felix.Configs);
 
     /// <summary>The effective values of one node (environment, node.NAME, default, built-in).</summary>
     public IReadOnlyDictionary<string, FelixEffectiveValue> Effective(CalicoNode node) =>

@@ -47,21 +47,9 @@ public abstract class Check
             {
                 results.Add(check(node));
             }
-            catch (CheckUnavailableException ex)
-            {
-                results.Add(Result(CheckStatus.Skipped, $"Not checked: {ex.Message}.", node.Node));
-            }
-            catch (Interop.BpfEnvironmentException ex) when (ex.Problem is Interop.BpfEnvironmentProblem.NoBpfFs or Interop.BpfEnvironmentProblem.NoCalicoMaps)
-            {
-                results.Add(Result(CheckStatus.Skipped, "Not checked: the node has no Calico maps, eBPF is not running there (see bpf-running).", node.Node, ex.Message));
-            }
-            catch (ClusterException ex) when (ex.StatusCode is 401 or 403)
-            {
-                results.Add(Result(CheckStatus.Skipped, "Not checked: " + ex.Message + ".", node.Node));
-            }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                results.Add(Result(CheckStatus.Error, $"The check could not run: {ex.Message}", node.Node));
+                results.Add(Failure(ex, node.Node));
             }
         }
 
@@ -85,11 +73,24 @@ public abstract class Check
         {
             return new[] { check(local) };
         }
-        catch (Interop.BpfEnvironmentException ex) when (ex.Problem is Interop.BpfEnvironmentProblem.NoBpfFs or Interop.BpfEnvironmentProblem.NoCalicoMaps)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            return new[] { Result(CheckStatus.Skipped, "Not checked: this machine has no Calico maps (see bpf-running).", local.Node, ex.Message) };
+            return new[] { Failure(ex, local.Node) };
         }
     }
+
+    /// <summary>
+    /// What an exception a check met makes of its result: a fact it could not have (no cluster, no
+    /// right, no Calico maps where eBPF is not running) is Skipped with the reason; anything else is Error.
+    /// </summary>
+    public CheckResult Failure(Exception ex, string node) => ex switch
+    {
+        CheckUnavailableException => Result(CheckStatus.Skipped, $"Not checked: {ex.Message}.", node),
+        Interop.BpfEnvironmentException { Problem: Interop.BpfEnvironmentProblem.NoBpfFs or Interop.BpfEnvironmentProblem.NoCalicoMaps } =>
+            Result(CheckStatus.Skipped, "Not checked: no Calico maps are pinned there, eBPF is not running (see bpf-running).", node, ex.Message),
+        ClusterException { StatusCode: 401 or 403 } => Result(CheckStatus.Skipped, "Not checked: " + ex.Message + ".", node),
+        _ => Result(CheckStatus.Error, $"The check could not run: {ex.Message}", node),
+    };
 
     protected static string Quote(FelixLogLine line) => line.Text;
 
@@ -126,13 +127,9 @@ public static class Checks
             {
                 results = check.Run(context).ToList();
             }
-            catch (CheckUnavailableException ex)
-            {
-                results = new List<CheckResult> { new() { Check = check.Id, Title = check.Title, Status = CheckStatus.Skipped, Message = $"Not checked: {ex.Message}.", HelpUri = check.HelpUri } };
-            }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                results = new List<CheckResult> { new() { Check = check.Id, Title = check.Title, Status = CheckStatus.Error, Message = $"The check could not run: {ex.Message}", HelpUri = check.HelpUri } };
+                results = new List<CheckResult> { check.Failure(ex, string.Empty) };
             }
 
             foreach (CheckResult r in results)

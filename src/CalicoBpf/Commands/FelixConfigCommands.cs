@@ -6,58 +6,6 @@ using CalicoBpf.Cluster;
 
 namespace CalicoBpf.Commands;
 
-/// <summary>Cmdlets that talk to the Kubernetes API only: -Kubeconfig, -Context, and one connection per run.</summary>
-public abstract class ClusterCmdletBase : CalicoBpfCmdletBase
-{
-    private IClusterConnection? _cluster;
-
-    /// <summary>The kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then the in-cluster account.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Kubeconfig { get; set; }
-
-    /// <summary>The kubeconfig context; default its current context.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Context { get; set; }
-
-    private protected IClusterConnection Cluster => _cluster ??= ConnectCluster(Kubeconfig, Context);
-
-    /// <summary>Runs a step against the cluster; an unreachable or refusing cluster stops the cmdlet with its status.</summary>
-    private protected T Api<T>(Func<T> step, object? target = null)
-    {
-        try
-        {
-            return step();
-        }
-        catch (ClusterException ex)
-        {
-            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", target));
-            throw; // not reached
-        }
-    }
-
-    /// <summary>The cluster's nodes that match the patterns (wildcards), with an error for each literal name that matches none.</summary>
-    private protected IReadOnlyList<CalicoNode> SelectNodes(string[] patterns)
-    {
-        IReadOnlyList<CalicoNode> all = Api(() => Cluster.ListNodes(CancelToken));
-        var selected = new List<CalicoNode>();
-        foreach (string p in patterns)
-        {
-            var w = new WildcardPattern(p, WildcardOptions.IgnoreCase);
-            var hits = all.Where(n => w.IsMatch(n.Node)).ToList();
-            if (hits.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(p))
-            {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"The cluster has no node named {p}. Get-CalicoNode lists them."), "NodeNotFound", ErrorCategory.ObjectNotFound, p));
-            }
-
-            selected.AddRange(hits);
-        }
-
-        return selected.DistinctBy(n => n.Node).ToList();
-    }
-}
-
 /// <summary>Reads FelixConfiguration objects with their eBPF settings typed, or what Felix on a node actually uses.</summary>
 [Cmdlet(VerbsCommon.Get, "FelixBpfConfig", DefaultParameterSetName = Objects)]
 [OutputType(typeof(FelixBpfConfig), ParameterSetName = new[] { Objects })]
@@ -96,7 +44,7 @@ public sealed class GetFelixBpfConfigCommand : ClusterCmdletBase
         if (Effective)
         {
             Func<string, bool>? fields = WildcardFilter(Field);
-            string[] selectorScoped = Api(() => felix.List()).Where(c => c.Scope == "Selector").Select(c => c.Name).ToArray();
+            string[] selectorScoped = Api(() => felix.Configs).Where(c => c.Scope == "Selector").Select(c => c.Name).ToArray();
             if (selectorScoped.Length > 0)
             {
                 WriteWarning($"Selector-scoped FelixConfigurations ({string.Join(", ", selectorScoped)}) apply between node.NAME and default on the nodes their nodeSelector matches; they are not evaluated here, so a value shown as coming from default may come from one of them.");

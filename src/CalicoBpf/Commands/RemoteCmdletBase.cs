@@ -83,19 +83,8 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
     }
 
     /// <summary>The cluster and the nodes -Node selects; a cluster that cannot be reached stops the cmdlet.</summary>
-    private (IClusterConnection Cluster, List<CalicoNode> Targets) ResolveNodes()
-    {
-        try
-        {
-            IClusterConnection cluster = ConnectCluster(Kubeconfig, Context);
-            return (cluster, SelectNodes(cluster.ListNodes(CancelToken)));
-        }
-        catch (ClusterException ex)
-        {
-            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
-            throw; // not reached: ThrowTerminatingError throws
-        }
-    }
+    private (IClusterConnection Cluster, List<CalicoNode> Targets) ResolveNodes() =>
+        (Cluster, SelectNodes(Api(() => Cluster.ListNodes(CancelToken))));
 
     /// <summary>A node of the cluster as a dataplane (its tools over pods/exec).</summary>
     private protected CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node) =>
@@ -361,16 +350,8 @@ public abstract class WorkloadCmdletBase : RemoteCmdletBase
 
         if (_workloads is null)
         {
-            try
-            {
-                _workloads = ConnectCluster(Kubeconfig, Context).LoadWorkloads(CancelToken);
-            }
-            catch (ClusterException ex)
-            {
-                ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
-            }
-
-            WarnUnmatched(_workloads!);
+            _workloads = Api(() => Cluster.LoadWorkloads(CancelToken));
+            WarnUnmatched(_workloads);
         }
 
         return _workloads;

@@ -197,18 +197,8 @@ public sealed class RemoveBpfConntrackCommand : RemoteCmdletBase
             return;
         }
 
-        IClusterConnection cluster;
-        IReadOnlyList<CalicoNode> nodes;
-        try
-        {
-            cluster = ConnectCluster(Kubeconfig, Context);
-            nodes = cluster.ListNodes(CancelToken);
-        }
-        catch (ClusterException ex)
-        {
-            ThrowTerminatingError(ClusterError(ex, "ClusterUnavailable", null));
-            return;
-        }
+        IClusterConnection cluster = Cluster;
+        IReadOnlyList<CalicoNode> nodes = Api(() => cluster.ListNodes(CancelToken));
 
         foreach ((string name, List<ConntrackEntry> entries) in _remoteEntries)
         {
