@@ -146,20 +146,15 @@ public sealed class BpftoolJsonReader
         bool haveKey = false, haveValue = false, vanished = false;
         while (true)
         {
-            if (!reader.Read())
+            PropertyStep step = NextProperty(ref reader, out string? name);
+            if (step == PropertyStep.More)
             {
                 return false;
             }
 
-            if (reader.TokenType == JsonTokenType.EndObject)
+            if (step == PropertyStep.End)
             {
                 break;
-            }
-
-            string? name = reader.GetString();
-            if (!reader.Read())
-            {
-                return false;
             }
 
             switch (name)
@@ -291,20 +286,15 @@ public sealed class BpftoolJsonReader
             int cpu = -1;
             while (true)
             {
-                if (!reader.Read())
+                PropertyStep step = NextProperty(ref reader, out string? name);
+                if (step == PropertyStep.More)
                 {
                     return false;
                 }
 
-                if (reader.TokenType == JsonTokenType.EndObject)
+                if (step == PropertyStep.End)
                 {
                     break;
-                }
-
-                string? name = reader.GetString();
-                if (!reader.Read())
-                {
-                    return false;
                 }
 
                 if (name == "cpu")
@@ -358,6 +348,34 @@ public sealed class BpftoolJsonReader
         >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
         _ => throw new BpfException($"A {what} byte in bpftool's dump of {_target} has the non-hex digit '{(char)c}'.", 0, _target),
     };
+
+    private enum PropertyStep
+    {
+        /// <summary>On the value of the property named.</summary>
+        Value,
+        /// <summary>The object ended.</summary>
+        End,
+        /// <summary>The buffer ran out: read more and parse again.</summary>
+        More,
+    }
+
+    /// <summary>Moves to the next property of an object and onto its value; or to the object's end.</summary>
+    private static PropertyStep NextProperty(ref Utf8JsonReader reader, out string? name)
+    {
+        name = null;
+        if (!reader.Read())
+        {
+            return PropertyStep.More;
+        }
+
+        if (reader.TokenType == JsonTokenType.EndObject)
+        {
+            return PropertyStep.End;
+        }
+
+        name = reader.GetString();
+        return reader.Read() ? PropertyStep.Value : PropertyStep.More;
+    }
 
     /// <summary>The message of bpftool's {"error":"..."} output, or null when the text is not one.</summary>
     public static string? ErrorMessage(ReadOnlySpan<byte> json)
