@@ -32,7 +32,13 @@ param(
     [int] $BenchEntries = 512000,
 
     # fuzz: seconds of AFL++ per target.
-    [int] $FuzzSeconds = 120
+    [int] $FuzzSeconds = 120,
+
+    # fuzz: the targets to run (default: every folder of fuzz/corpus).
+    [string[]] $FuzzTarget,
+
+    # fuzz: how many afl-fuzz instances run at once, one per core.
+    [int] $FuzzJobs = [Environment]::ProcessorCount
 )
 
 $ErrorActionPreference = 'Stop'
@@ -183,13 +189,31 @@ function Invoke-Fuzz {
     Invoke-Native dotnet @('build', $project, '-c', 'Release', '--nologo', '-v', 'q', '-clp:ErrorsOnly')
     Invoke-Native dotnet @('publish', $project, '-c', 'Release', '-o', (Join-Path $fuzz 'bin'), '--nologo', '-v', 'q', '-clp:ErrorsOnly')
     Invoke-Native dotnet @('tool', 'restore')
-    Invoke-Native dotnet @('tool', 'run', 'sharpfuzz', (Join-Path $fuzz 'bin/CalicoBpf.Core.dll'))
+    # The engine, and the test cluster's scenario reader for the cluster-scenario target.
+    foreach ($dll in 'CalicoBpf.Core.dll', 'CalicoBpf.TestCluster.dll') {
+        Invoke-Native dotnet @('tool', 'run', 'sharpfuzz', (Join-Path $fuzz "bin/$dll"))
+    }
     $replay = Join-Path $root 'fuzz/CalicoBpf.Fuzz/bin/Release/net8.0/CalicoBpf.Fuzz.dll'
     $env:AFL_SKIP_BIN_CHECK = '1'; $env:AFL_NO_UI = '1'; $env:AFL_SKIP_CPUFREQ = '1'; $env:AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES = '1'
-    $rows = foreach ($target in (Get-ChildItem (Join-Path $root 'fuzz/corpus') -Directory).Name) {
+    $targets = if ($FuzzTarget) { $FuzzTarget -split "," | Where-Object { $_ } } else { (Get-ChildItem (Join-Path $root 'fuzz/corpus') -Directory).Name }
+    # Up to -FuzzJobs afl-fuzz instances at once (AFL++ binds each to a free core).
+    $queue = [Collections.Generic.Queue[string]]::new([string[]]$targets)
+    $running = [Collections.Generic.List[Diagnostics.Process]]::new()
+    $null = New-Item -ItemType Directory -Force (Join-Path $fuzz 'findings')
+    while ($queue.Count -or $running.Count) {
+        while ($queue.Count -and $running.Count -lt [Math]::Max(1, $FuzzJobs)) {
+            $target = $queue.Dequeue()
+            $afl = @('-i', (Join-Path $root "fuzz/corpus/$target"), '-o', (Join-Path $fuzz "findings/$target"), '-V', $FuzzSeconds, '-t', '5000', '-m', 'none',
+                '--', 'dotnet', (Join-Path $fuzz 'bin/CalicoBpf.Fuzz.dll'), $target)
+            $running.Add((Start-Process afl-fuzz -ArgumentList $afl -PassThru -NoNewWindow -RedirectStandardOutput (Join-Path $fuzz "$target.log") -RedirectStandardError (Join-Path $fuzz "$target.err")))
+        }
+
+        Start-Sleep -Seconds 1
+        $null = $running.RemoveAll({ param($p) $p.HasExited })
+    }
+
+    $rows = foreach ($target in $targets) {
         $findings = Join-Path $fuzz "findings/$target"
-        $null = New-Item -ItemType Directory -Force (Split-Path $findings)
-        & afl-fuzz -i (Join-Path $root "fuzz/corpus/$target") -o $findings -V $FuzzSeconds -t 5000 -m none -- dotnet (Join-Path $fuzz 'bin/CalicoBpf.Fuzz.dll') $target *> (Join-Path $fuzz "$target.log")
         $stats = @{}
         foreach ($l in Get-Content (Join-Path $findings 'default/fuzzer_stats')) { $k, $v = $l -split '\s*:\s*', 2; $stats[$k.Trim()] = $v.Trim() }
         $crashes = @(Get-ChildItem (Join-Path $findings 'default/crashes') -Filter 'id*' -ErrorAction SilentlyContinue)
@@ -203,7 +227,7 @@ function Invoke-Fuzz {
     }
     $report = @"
 
-Fuzzing $(Get-Date -AsUTC -Format 'yyyy-MM-dd'), SharpFuzz + AFL++, $FuzzSeconds s per target:
+Fuzzing $(Get-Date -AsUTC -Format 'yyyy-MM-dd'), SharpFuzz + AFL++, $FuzzSeconds s per target, $FuzzJobs at a time:
 
 | target | time | executions | per second | corpus | crashes |
 |---|---|---|---|---|---|

@@ -4,6 +4,9 @@ using CalicoBpf.Transport;
 
 namespace CalicoBpf.Fuzz;
 
+/// <summary>Changes one value of a map (by pin name) before a reader sees it.</summary>
+public delegate void ValueAdjuster(string pinName, Span<byte> value);
+
 /// <summary>
 /// A node whose every Calico map (the current specs) holds entries cut from the fuzz input: the
 /// readers of Get-BpfCounter, Get-BpfNat, Get-BpfRoute, ... decode them as they would real maps.
@@ -13,8 +16,15 @@ public sealed class FuzzDataplane : INodeDataplane
 {
     private const int Cpus = 2;
     private readonly byte[] _input;
+    private readonly ValueAdjuster? _adjustValue;
 
-    public FuzzDataplane(byte[] input) => _input = input;
+    /// <param name="input">The bytes every map's entries are cut from.</param>
+    /// <param name="adjustValue">Changes each value of a map (by pin name) before a reader sees it; null: none.</param>
+    public FuzzDataplane(byte[] input, ValueAdjuster? adjustValue = null)
+    {
+        _input = input;
+        _adjustValue = adjustValue;
+    }
 
     public string Node => "fuzz";
 
@@ -27,7 +37,7 @@ public sealed class FuzzDataplane : INodeDataplane
     {
         MapSpec spec = MapSpecs.Current.FirstOrDefault(s => s.PinName == pinName)
             ?? throw new BpfObjectNotFoundException($"{pinName} is not pinned on fuzz.", Errno.ENOENT, pinName);
-        return new Reader(new BpfMapDescriptor(1, spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, 0, pinName), _input);
+        return new Reader(new BpfMapDescriptor(1, spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, 0, pinName), _input, _adjustValue);
     }
 
     public IMapReader OpenMapToDump(string pinName) => OpenMap(pinName);
@@ -65,22 +75,24 @@ public sealed class FuzzDataplane : INodeDataplane
 
     public void RemoveConnectTimeLink(string path) => throw new NotSupportedException("the fuzz node is read-only");
 
-    /// <summary>The input cut into entries of the map's sizes: the first byte says how many (up to 64), the rest are their bytes, repeated.</summary>
+    /// <summary>The input cut into entries of the map's sizes: the first byte says how many (up to 16), the rest are their bytes, repeated.</summary>
     private sealed class Reader : IMapReader
     {
         private readonly byte[] _input;
+        private readonly ValueAdjuster? _adjustValue;
 
-        public Reader(BpfMapDescriptor descriptor, byte[] input)
+        public Reader(BpfMapDescriptor descriptor, byte[] input, ValueAdjuster? adjustValue)
         {
             Descriptor = descriptor;
             _input = input;
+            _adjustValue = adjustValue;
         }
 
         public BpfMapDescriptor Descriptor { get; }
 
         public IEnumerable<RawEntryBatch> ReadEntries(CancellationToken cancellationToken)
         {
-            int count = _input.Length == 0 ? 0 : 1 + (_input[0] % 64);
+            int count = _input.Length == 0 ? 0 : 1 + (_input[0] % 16);
             int stride = Descriptor.ValueStride(Cpus);
             var batch = new RawEntryBatch(Descriptor.KeySize, Descriptor.ValueSize, stride, Cpus, Descriptor.Type.IsPerCpu(), count);
             int at = 1;
@@ -95,13 +107,15 @@ public sealed class FuzzDataplane : INodeDataplane
                 {
                     batch.Values[(i * stride) + b] = _input.Length > 1 ? _input[1 + (at++ % (_input.Length - 1))] : (byte)0;
                 }
+
+                _adjustValue?.Invoke(Descriptor.Name, batch.Values.AsSpan(i * stride, stride));
             }
 
             batch.Count = count;
             yield return batch;
         }
 
-        public long? CountEntries(CancellationToken cancellationToken) => _input.Length == 0 ? 0 : 1 + (_input[0] % 64);
+        public long? CountEntries(CancellationToken cancellationToken) => _input.Length == 0 ? 0 : 1 + (_input[0] % 16);
 
         public void Dispose()
         {

@@ -1,8 +1,10 @@
+using System.Buffers.Binary;
 using System.Text;
 using CalicoBpf.Diagnostics;
 using CalicoBpf.Interop;
 using CalicoBpf.Maps;
 using CalicoBpf.Simulation;
+using CalicoBpf.TestCluster;
 using CalicoBpf.Trace;
 using CalicoBpf.Transport;
 
@@ -23,6 +25,8 @@ public static class Targets
         ["felix-log"] = FelixLogText,
         ["node-scenario"] = NodeScenarioText,
         ["maps"] = Maps,
+        ["nat"] = Nat,
+        ["cluster-scenario"] = ClusterScenarioText,
     };
 
     // A property, not a static field: instrumented code must not run before SharpFuzz has set up its shared memory.
@@ -83,38 +87,61 @@ public static class Targets
     }
 
     /// <summary>
-    /// Every other map decoder (counters, NAT frontends and backends, affinity, Maglev, routes, IP
-    /// sets, ARP, interface state, policy rule counters, the map inventory) on entries cut from the
-    /// input. A decoder may refuse an entry or a map with a typed BpfException; nothing else.
+    /// The readers of every other map (counters, affinity, Maglev, routes, IP sets, ARP, interface
+    /// state, the map inventory, conntrack through its reader): the first byte picks one, the rest
+    /// fills an in-memory node's maps. A reader may refuse an entry or a map with a typed
+    /// BpfException; nothing else. One reader per input keeps each execution short.
     /// </summary>
+    private static readonly Func<INodeDataplane, IEnumerable<object>>[] Readers =
+    {
+        node => CounterReader.Read(node),
+        node => NatMaps.ReadAffinity(node, false),
+        node => NatMaps.ReadMaglev(node, false, null),
+        node => RouteMap.Read(node, false),
+        node => IpSetMap.Read(node, false),
+        node => ArpMap.Read(node, false),
+        node => InterfaceStateMap.Read(node),
+        node => MapInventory.List(node),
+        node => ConntrackReader.Read(node, new ConntrackQuery()),
+    };
+
     private static void Maps(byte[] input)
     {
-        var node = new FuzzDataplane(input);
-        foreach (Func<IEnumerable<object>> read in new Func<IEnumerable<object>>[]
+        if (input.Length == 0)
         {
-            () => CounterReader.Read(node),
-            () => NatMaps.ReadFrontends(node, new NatQuery()),
-            () => NatMaps.ReadAffinity(node, false),
-            () => NatMaps.ReadMaglev(node, false, null),
-            () => RouteMap.Read(node, false),
-            () => IpSetMap.Read(node, false),
-            () => ArpMap.Read(node, false),
-            () => InterfaceStateMap.Read(node),
-            () => MapInventory.List(node),
-            () => ConntrackReader.Read(node, new ConntrackQuery()),
-        })
+            return;
+        }
+
+        Read(() => Readers[input[0] % Readers.Length](new FuzzDataplane(input[1..])));
+    }
+
+    /// <summary>
+    /// The NAT reader: frontends and the backends their counts point at, found in one pass over the
+    /// backend map. A frontend may count up to 65,536 backends, each an object, so the harness keeps
+    /// counts below 1,024 (the drop entry's 0xffffffff stays): the reader takes the same paths for
+    /// any count, and an execution stays short. Counts up to the cap are the unit tests' business.
+    /// </summary>
+    private static void Nat(byte[] input) => Read(() => NatMaps.ReadFrontends(new FuzzDataplane(input, (pin, value) =>
+    {
+        if (pin.StartsWith(NatMaps.FrontendV4, StringComparison.Ordinal) && value.Length >= 8
+            && BinaryPrimitives.ReadUInt32LittleEndian(value[4..]) is uint count && count != NatMaps.DropCount)
         {
-            try
+            BinaryPrimitives.WriteUInt32LittleEndian(value[4..], count % 1024);
+        }
+    }), new NatQuery()));
+
+    private static void Read(Func<IEnumerable<object>> read)
+    {
+        try
+        {
+            foreach (object o in read())
             {
-                foreach (object o in read())
-                {
-                    _ = o.ToString();
-                }
+                _ = o.ToString();
             }
-            catch (BpfException)
-            {
-                // A map the decoder refuses, named.
-            }
+        }
+        catch (BpfException)
+        {
+            // A map the decoder refuses, named.
         }
     }
 
@@ -150,6 +177,37 @@ public static class Targets
         catch (FormatException)
         {
             // The promised outcome of bad YAML or a bad endpoint: line, column and cause.
+        }
+    }
+
+    /// <summary>Kinds by the scenario fields they depend on: reading the CRD fixtures once, not per input.</summary>
+    private static readonly Dictionary<string, List<ResourceKind>> KindsByInstall = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The test cluster's scenario file: parsed, validated, and seeded into a resource store as the
+    /// test cluster does before it serves. Bad input is a FormatException (YAML, with line and column)
+    /// or an InvalidDataException naming the entry and field. RBAC manifests are files the scenario
+    /// names, not part of its text, and are not read.
+    /// </summary>
+    private static void ClusterScenarioText(byte[] input)
+    {
+        try
+        {
+            ClusterScenario scenario = ClusterScenario.Parse(Encoding.UTF8.GetString(input));
+            scenario.RbacManifests.Clear();
+            string key = $"{scenario.Install}|{scenario.CalicoCrds}|{string.Join(",", scenario.CalicoApiGroups)}";
+            if (!KindsByInstall.TryGetValue(key, out List<ResourceKind>? kinds))
+            {
+                KindsByInstall[key] = kinds = ScenarioObjects.Kinds(scenario);
+            }
+
+            var store = new ResourceStore();
+            ScenarioObjects.Seed(scenario, kinds, store);
+            _ = store.List(ScenarioObjects.Pods, null).Count;
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException)
+        {
+            // The promised outcome of a scenario the cluster cannot serve: what is wrong, and where.
         }
     }
 }

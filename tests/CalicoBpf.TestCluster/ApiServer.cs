@@ -163,7 +163,16 @@ public sealed class ApiServer : IAsyncDisposable
             return;
         }
 
-        if (_scenario.ApiFaults.FirstOrDefault(f => path.StartsWith(f.Path, StringComparison.Ordinal) && f.TakeOne()) is { } fault)
+        string token = ctx.Request.Headers.Authorization.ToString() is { } h && h.StartsWith("Bearer ", StringComparison.Ordinal) ? h[7..].Trim() : string.Empty;
+        ClusterScenario.ApiFault? fault = _scenario.ApiFaults.FirstOrDefault(f =>
+            path.StartsWith(f.Path, StringComparison.Ordinal) && (f.Token is null || f.Token == token) && f.TakeOne());
+        if (fault is { DelayMilliseconds: > 0 })
+        {
+            // A slow answer: the client may give up first (its request is then aborted here too).
+            await Task.Delay(fault.DelayMilliseconds, ctx.RequestAborted);
+        }
+
+        if (fault is { Status: > 0 })
         {
             string reason = fault.Status switch { 401 => "Unauthorized", 403 => "Forbidden", 404 => "NotFound", 429 => "TooManyRequests", 503 => "ServiceUnavailable", _ => "InternalError" };
             if (fault.RetryAfterSeconds is int after)

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using CalicoBpf.Isolation;
 using CalicoBpf.Simulation;
 
@@ -137,7 +138,15 @@ public sealed class ClusterScenario
         private int _served;
 
         public string Path { get; set; } = string.Empty;
+
+        /// <summary>The status to answer with; 0: answer as usual (after DelayMilliseconds).</summary>
         public int Status { get; set; } = 500;
+
+        /// <summary>How long the answer is held back (a slow API server).</summary>
+        public int DelayMilliseconds { get; set; }
+
+        /// <summary>Only requests that carry this bearer token fail; null: every request.</summary>
+        public string? Token { get; set; }
         public string Message { get; set; } = "Internal error occurred: the test cluster was told to fail here";
 
         /// <summary>Fail only this many requests, then answer normally (a 429 that clears); null: always.</summary>
@@ -166,6 +175,218 @@ public sealed class ClusterScenario
             scenario.Resources = json;
         }
 
+        scenario.Validate();
         return scenario;
+    }
+
+    private static readonly Regex Subdomain = new(@"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", RegexOptions.CultureInvariant);
+    private static readonly Regex Label = new(@"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", RegexOptions.CultureInvariant);
+    private static readonly string[] Groups = { "crd.projectcalico.org/v1", "projectcalico.org/v3" };
+    private static readonly string[] ServiceTypes = { "ClusterIP", "NodePort", "LoadBalancer" };
+    private static readonly string[] Protocols = { "TCP", "UDP", "SCTP" };
+
+    /// <summary>
+    /// Refuses a scenario the cluster could not serve as a real one would (names Kubernetes refuses,
+    /// addresses that are not addresses, duplicates, a node name that is not a safe namespace name):
+    /// an InvalidDataException naming the entry and the field, before anything is created.
+    /// </summary>
+    /// <summary>
+    /// YAML's null (`nodes:` with nothing after it, `name: ~`) where a list, map or text belongs is
+    /// the empty one, as in the node scenario reader; a null entry of a list is refused, named.
+    /// </summary>
+    private void Normalize(Action<string> fail)
+    {
+        List<T> Entries<T>(List<T>? list, string what) where T : class
+        {
+            list ??= new();
+            int empty = list.FindIndex(e => e is null);
+            if (empty >= 0)
+            {
+                fail($"{what} entry {empty + 1} is empty");
+            }
+
+            return list;
+        }
+
+        Install ??= string.Empty;
+        CalicoVersion ??= string.Empty;
+        CalicoCrds ??= string.Empty;
+        Directory ??= ".";
+        Nodes = Entries(Nodes, "nodes");
+        Pods = Entries(Pods, "pods");
+        Services = Entries(Services, "services");
+        ApiFaults = Entries(ApiFaults, "apiFaults");
+        CalicoApiGroups = Entries(CalicoApiGroups, "calicoApiGroups");
+        RbacManifests = Entries(RbacManifests, "rbacManifests");
+        Tokens ??= new();
+        CalicoNodeEnv ??= new();
+        foreach (NodeSpec n in Nodes)
+        {
+            n.Name ??= string.Empty;
+            n.Kernel ??= string.Empty;
+            n.OsImage ??= string.Empty;
+            n.ProviderId ??= string.Empty;
+            n.Address ??= string.Empty;
+            n.Log ??= string.Empty;
+            n.ExecStdout ??= string.Empty;
+            n.ExecStderr ??= string.Empty;
+            n.Dataplane ??= new NodeScenario();
+            n.Interfaces = Entries(n.Interfaces, $"node {n.Name}'s interfaces");
+        }
+
+        foreach (PodSpec p in Pods)
+        {
+            p.Name ??= string.Empty;
+            p.Namespace ??= string.Empty;
+            p.Node ??= string.Empty;
+            p.Ip ??= string.Empty;
+            p.Labels ??= new();
+        }
+
+        foreach (ServiceSpec v in Services)
+        {
+            v.Name ??= string.Empty;
+            v.Namespace ??= string.Empty;
+            v.Type ??= string.Empty;
+            v.ClusterIp ??= string.Empty;
+            v.LoadBalancerIp ??= string.Empty;
+            v.Selector ??= new();
+            v.ExternalIps = Entries(v.ExternalIps, $"service {v.Name}'s externalIps");
+            v.Ports = Entries(v.Ports, $"service {v.Name}'s ports");
+            foreach (PortSpec port in v.Ports)
+            {
+                port.Name ??= string.Empty;
+                port.Protocol ??= string.Empty;
+            }
+        }
+
+        foreach (ApiFault f in ApiFaults)
+        {
+            f.Path ??= string.Empty;
+            f.Message ??= string.Empty;
+        }
+    }
+
+    public void Validate()
+    {
+        void Fail(string what) => throw new InvalidDataException($"The cluster scenario is not valid: {what}.");
+        void Name(string name, string what, Regex form, int max)
+        {
+            if (name.Length == 0 || name.Length > max || !form.IsMatch(name))
+            {
+                Fail($"{what} \"{name}\" is not a Kubernetes name (lower-case letters, digits and '-', at most {max} characters)");
+            }
+        }
+
+        void Address(string ip, string what, bool optional)
+        {
+            if ((ip.Length == 0 && !optional) || (ip.Length > 0 && !System.Net.IPAddress.TryParse(ip, out _)))
+            {
+                Fail($"{what} \"{ip}\" is not an IP address");
+            }
+        }
+
+        Normalize(Fail);
+        if (Install is not ("operator" or "manifest"))
+        {
+            Fail($"install \"{Install}\" is neither operator nor manifest");
+        }
+
+        string[] versions = System.IO.Directory.Exists(ScenarioObjects.FixturesDirectory)
+            ? System.IO.Directory.GetDirectories(ScenarioObjects.FixturesDirectory).Select(System.IO.Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray()
+            : Array.Empty<string>();
+        if (!versions.Contains(CalicoCrds, StringComparer.Ordinal))
+        {
+            Fail($"calicoCrds \"{CalicoCrds}\" is not a folder of tests/fixtures/calico ({string.Join(", ", versions)})");
+        }
+
+        if (CalicoApiGroups.Count == 0 || CalicoApiGroups.FirstOrDefault(g => !Groups.Contains(g)) is not null)
+        {
+            Fail($"calicoApiGroups must name crd.projectcalico.org/v1, projectcalico.org/v3 or both, not [{string.Join(", ", CalicoApiGroups)}]");
+        }
+
+        var nodes = new HashSet<string>(StringComparer.Ordinal);
+        foreach (NodeSpec n in Nodes)
+        {
+            Name(n.Name, "node", Subdomain, 40);
+            if (!nodes.Add(n.Name))
+            {
+                Fail($"node \"{n.Name}\" is there twice");
+            }
+
+            Address(n.Address, $"node {n.Name}'s address", optional: true);
+            if (n.Interfaces.Count != n.Interfaces.Distinct(StringComparer.Ordinal).Count()
+                || n.Interfaces.FirstOrDefault(i => i.Length is 0 or > 15 || i is "." or ".." || i.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c))) is not null)
+            {
+                Fail($"node {n.Name}'s interfaces [{string.Join(", ", n.Interfaces)}] are not distinct Linux interface names (1 to 15 characters, no '/', ':' or spaces)");
+            }
+
+            if (n.ExecDelayMilliseconds < 0 || n.ExecDiesAfterBytes < 0)
+            {
+                Fail($"node {n.Name}'s execDelayMilliseconds and execDiesAfterBytes cannot be negative");
+            }
+        }
+
+        var pods = new HashSet<string>(StringComparer.Ordinal);
+        foreach (PodSpec p in Pods)
+        {
+            Name(p.Namespace, "pod namespace", Label, 63);
+            Name(p.Name, "pod", Subdomain, 253);
+            if (!pods.Add(p.Namespace + "/" + p.Name))
+            {
+                Fail($"pod {p.Namespace}/{p.Name} is there twice");
+            }
+
+            if (p.Node.Length > 0 && !nodes.Contains(p.Node))
+            {
+                Fail($"pod {p.Namespace}/{p.Name} runs on node \"{p.Node}\", which the scenario does not have");
+            }
+
+            Address(p.Ip, $"pod {p.Namespace}/{p.Name}'s ip", optional: false);
+        }
+
+        var services = new HashSet<string>(StringComparer.Ordinal);
+        foreach (ServiceSpec s in Services)
+        {
+            Name(s.Namespace, "service namespace", Label, 63);
+            Name(s.Name, "service", Label, 63);
+            if (!services.Add(s.Namespace + "/" + s.Name) || s is { Namespace: "default", Name: "kubernetes" })
+            {
+                Fail($"service {s.Namespace}/{s.Name} is there twice (default/kubernetes is the cluster's own)");
+            }
+
+            if (!ServiceTypes.Contains(s.Type))
+            {
+                Fail($"service {s.Namespace}/{s.Name}'s type \"{s.Type}\" is not ClusterIP, NodePort or LoadBalancer");
+            }
+
+            Address(s.ClusterIp, $"service {s.Namespace}/{s.Name}'s clusterIp", optional: true);
+            Address(s.LoadBalancerIp, $"service {s.Namespace}/{s.Name}'s loadBalancerIp", optional: true);
+            foreach (string ip in s.ExternalIps)
+            {
+                Address(ip, $"service {s.Namespace}/{s.Name}'s externalIps entry", optional: false);
+            }
+
+            foreach (PortSpec port in s.Ports)
+            {
+                if (port.Port is < 1 or > 65535 || port.TargetPort is < 0 or > 65535 || port.NodePort is < 0 or > 65535 || !Protocols.Contains(port.Protocol))
+                {
+                    Fail($"service {s.Namespace}/{s.Name}'s port {port.Port}/{port.Protocol} (targetPort {port.TargetPort}, nodePort {port.NodePort}) is not a port of 1 to 65535 over TCP, UDP or SCTP");
+                }
+            }
+        }
+
+        foreach (ApiFault f in ApiFaults)
+        {
+            if (!f.Path.StartsWith('/') || (f.Status is < 400 or > 599 && !(f.Status == 0 && f.DelayMilliseconds > 0)) || f.Times < 0 || f.RetryAfterSeconds < 0 || f.DelayMilliseconds < 0)
+            {
+                Fail($"apiFaults entry {f.Path} {f.Status}: a fault needs a path starting with '/', a status of 400 to 599 (or 0 with a delayMilliseconds: only slow), and no negative times, retryAfterSeconds or delayMilliseconds");
+            }
+        }
+
+        if (Tokens.Keys.Any(string.IsNullOrEmpty) || Tokens.Values.Any(string.IsNullOrEmpty))
+        {
+            Fail("every token needs a value and an identity");
+        }
     }
 }

@@ -24,7 +24,19 @@ if (scenarioPath is null)
     return 2;
 }
 
-await using ApiServer server = await ApiServer.StartAsync(ClusterScenario.Load(scenarioPath), port);
+ApiServer server;
+try
+{
+    server = await ApiServer.StartAsync(ClusterScenario.Load(scenarioPath), port);
+}
+catch (Exception ex) when (ex is InvalidDataException or FormatException or FileNotFoundException or DirectoryNotFoundException)
+{
+    // A scenario the cluster cannot serve: say which file and what is wrong in it, nothing else.
+    Console.Error.WriteLine($"CalicoBpf.TestCluster: {scenarioPath}: {ex.Message}");
+    return 2;
+}
+
+await using ApiServer running = server;
 if (kubeconfigPath is not null)
 {
     File.WriteAllText(kubeconfigPath, server.Kubeconfig(token));

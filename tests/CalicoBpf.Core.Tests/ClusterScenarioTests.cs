@@ -1,0 +1,71 @@
+using CalicoBpf.TestCluster;
+using Xunit;
+
+namespace CalicoBpf.Tests;
+
+/// <summary>
+/// The test cluster's scenario reader: every scenario the tests and the demo use is valid, and a
+/// scenario the cluster could not serve as a real one would is refused before anything is created,
+/// naming the entry and the field.
+/// </summary>
+public class ClusterScenarioTests
+{
+    private static string Root()
+    {
+        string dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "CalicoBpf.psd1")))
+        {
+            dir = Path.GetDirectoryName(dir) ?? throw new DirectoryNotFoundException("CalicoBpf.psd1 is not above the test binaries.");
+        }
+
+        return dir;
+    }
+
+    public static IEnumerable<object[]> Scenarios() =>
+        Directory.EnumerateFiles(Path.Combine(Root(), "tests", "Pester"), "*.yaml")
+            .Append(Path.Combine(Root(), "demo", "cluster.yaml"))
+            .Select(f => new object[] { Path.GetRelativePath(Root(), f) });
+
+    [Theory]
+    [MemberData(nameof(Scenarios))]
+    public void Every_scenario_in_use_is_valid(string file)
+    {
+        ClusterScenario s = ClusterScenario.Load(Path.Combine(Root(), file));
+        Assert.NotEmpty(s.Nodes);
+    }
+
+    [Theory]
+    [InlineData("nodes: [ { name: ../../etc } ]", "node \"../../etc\" is not a Kubernetes name")]
+    [InlineData("nodes: [ { name: Node-A } ]", "node \"Node-A\"")]
+    [InlineData("nodes: [ { name: a }, { name: a } ]", "node \"a\" is there twice")]
+    [InlineData("nodes: [ { name: a, address: 10.0.0.300 } ]", "node a's address \"10.0.0.300\" is not an IP address")]
+    [InlineData("nodes: [ { name: a, interfaces: [ eth0, eth0 ] } ]", "node a's interfaces [eth0, eth0]")]
+    [InlineData("nodes: [ { name: a, interfaces: [ averyveryverylongname ] } ]", "not distinct Linux interface names")]
+    [InlineData("nodes: [ { name: a, execDelayMilliseconds: -1 } ]", "cannot be negative")]
+    [InlineData("pods: [ { name: p, node: b, ip: 10.0.0.1 } ]", "runs on node \"b\", which the scenario does not have")]
+    [InlineData("pods: [ { name: p, ip: nowhere } ]", "pod default/p's ip \"nowhere\" is not an IP address")]
+    [InlineData("pods: [ { name: p, namespace: Shop, ip: 10.0.0.1 } ]", "pod namespace \"Shop\"")]
+    [InlineData("services: [ { name: web, type: ExternalName } ]", "type \"ExternalName\" is not ClusterIP")]
+    [InlineData("services: [ { name: kubernetes } ]", "service default/kubernetes is there twice")]
+    [InlineData("services: [ { name: web, ports: [ { port: 70000 } ] } ]", "port 70000/TCP")]
+    [InlineData("services: [ { name: web, ports: [ { port: 80, protocol: ICMP } ] } ]", "port 80/ICMP")]
+    [InlineData("install: helm", "install \"helm\" is neither operator nor manifest")]
+    [InlineData("calicoCrds: ../secrets", "calicoCrds \"../secrets\" is not a folder of tests/fixtures/calico (head, v3.28.5, v3.30.7)")]
+    [InlineData("calicoCrds: v3.99.0", "calicoCrds \"v3.99.0\"")]
+    [InlineData("calicoApiGroups: [ projectcalico.org/v2 ]", "calicoApiGroups must name")]
+    [InlineData("apiFaults: [ { path: api/v1/nodes, status: 500 } ]", "apiFaults entry api/v1/nodes 500")]
+    [InlineData("apiFaults: [ { path: /api/v1/nodes, status: 200 } ]", "a status of 400 to 599")]
+    public void Refuses_what_a_cluster_could_not_serve(string yaml, string message)
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => ClusterScenario.Parse(yaml));
+        Assert.StartsWith("The cluster scenario is not valid: ", ex.Message);
+        Assert.Contains(message, ex.Message);
+    }
+
+    [Fact]
+    public void Bad_yaml_names_line_and_column()
+    {
+        var ex = Assert.Throws<FormatException>(() => ClusterScenario.Parse("nodes:\n  - { name: a\n"));
+        Assert.Contains("Line 3", ex.Message);
+    }
+}
