@@ -13,7 +13,7 @@ namespace CalicoBpf.Adapters;
 /// <summary>The Kubernetes API through KubernetesClient (loaded in CalicoBpf's private load context).</summary>
 public sealed class KubernetesAdapter : IClusterAdapter
 {
-    public IClusterConnection Connect(string? kubeconfig, string? context)
+    public IClusterConnection Connect(string? kubeconfig, string? context, TimeSpan requestTimeout)
     {
         KubernetesClientConfiguration config;
         try
@@ -29,16 +29,27 @@ public sealed class KubernetesAdapter : IClusterAdapter
             throw new ClusterException($"The kubeconfig {kubeconfig} cannot be used{(context is null ? string.Empty : $" with context {context}")}: {ex.Message}", null, ex);
         }
 
-        return new Connection(new Kubernetes(config), config.CurrentContext ?? context ?? "in-cluster");
+        // Every REST call ends after the request timeout (HttpClient's timeout, surfaced as a TimeoutException).
+        config.HttpClientTimeout = requestTimeout;
+        return new Connection(new Kubernetes(config), config.CurrentContext ?? context ?? "in-cluster", requestTimeout);
     }
+
+    /// <summary>The error of a request the cluster did not answer within the timeout.</summary>
+    internal static ClusterException TimedOut(string what, TimeSpan timeout, Exception? inner) =>
+        new($"The cluster did not answer within {timeout.TotalSeconds:0.#} s to {what}; it may be overloaded or unreachable. Try again, or allow more time with -TimeoutSec.", null, inner)
+        {
+            TimedOut = true,
+        };
 
     private sealed class Connection : IClusterConnection
     {
         private readonly Kubernetes _client;
+        private readonly TimeSpan _timeout;
 
-        public Connection(Kubernetes client, string context)
+        public Connection(Kubernetes client, string context, TimeSpan timeout)
         {
             _client = client;
+            _timeout = timeout;
             Context = context;
         }
 
@@ -46,8 +57,8 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public IReadOnlyList<CalicoNode> ListNodes(CancellationToken cancellationToken)
         {
-            V1NodeList nodes = Call(() => _client.CoreV1.ListNodeAsync(cancellationToken: cancellationToken), "list nodes");
-            V1PodList pods = Call(() => _client.CoreV1.ListPodForAllNamespacesAsync(labelSelector: "k8s-app=calico-node", cancellationToken: cancellationToken), "list calico-node pods");
+            V1NodeList nodes = Call(() => _client.CoreV1.ListNodeAsync(cancellationToken: cancellationToken), "list nodes", cancellationToken);
+            V1PodList pods = Call(() => _client.CoreV1.ListPodForAllNamespacesAsync(labelSelector: "k8s-app=calico-node", cancellationToken: cancellationToken), "list calico-node pods", cancellationToken);
             var podByNode = new Dictionary<string, V1Pod>(StringComparer.Ordinal);
             foreach (V1Pod p in pods.Items.Where(p => p.Spec?.NodeName is not null))
             {
@@ -83,8 +94,8 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public WorkloadIndex LoadWorkloads(CancellationToken cancellationToken)
         {
-            V1PodList pods = Call(() => _client.CoreV1.ListPodForAllNamespacesAsync(cancellationToken: cancellationToken), "list pods");
-            V1ServiceList services = Call(() => _client.CoreV1.ListServiceForAllNamespacesAsync(cancellationToken: cancellationToken), "list services");
+            V1PodList pods = Call(() => _client.CoreV1.ListPodForAllNamespacesAsync(cancellationToken: cancellationToken), "list pods", cancellationToken);
+            V1ServiceList services = Call(() => _client.CoreV1.ListServiceForAllNamespacesAsync(cancellationToken: cancellationToken), "list services", cancellationToken);
             static IPAddress[] Addresses(IEnumerable<string?>? texts) =>
                 (texts ?? Enumerable.Empty<string?>()).Select(t => IPAddress.TryParse(t, out IPAddress? a) ? a : null).OfType<IPAddress>().Distinct().ToArray();
             return new WorkloadIndex(
@@ -102,7 +113,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public IReadOnlyCollection<string> ServedGroupVersions(CancellationToken cancellationToken)
         {
-            V1APIGroupList groups = Call(() => _client.Apis.GetAPIVersionsAsync(cancellationToken), "list the API groups");
+            V1APIGroupList groups = Call(() => _client.Apis.GetAPIVersionsAsync(cancellationToken), "list the API groups", cancellationToken);
             var served = new HashSet<string>(StringComparer.Ordinal) { "v1" };
             foreach (V1APIGroup g in groups.Groups ?? new List<V1APIGroup>())
             {
@@ -121,7 +132,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
             {
                 return Node(Call(async () => r.Group.Length == 0 ? await CoreGet(r, name, cancellationToken) : r.Namespace is null
                     ? await _client.CustomObjects.GetClusterCustomObjectAsync(r.Group, r.Version, r.Plural, name, cancellationToken)
-                    : await _client.CustomObjects.GetNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken), $"get {r} {name}"));
+                    : await _client.CustomObjects.GetNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken), $"get {r} {name}", cancellationToken));
             }
             catch (ClusterException ex) when (ex.StatusCode == 404)
             {
@@ -133,7 +144,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
         {
             object o = r.Group.Length == 0 ? CoreList(r, cancellationToken) : Call(() => r.Namespace is null
                 ? _client.CustomObjects.ListClusterCustomObjectAsync(r.Group, r.Version, r.Plural, cancellationToken: cancellationToken)
-                : _client.CustomObjects.ListNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, cancellationToken: cancellationToken), $"list {r}");
+                : _client.CustomObjects.ListNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, cancellationToken: cancellationToken), $"list {r}", cancellationToken);
             return (Node(o)["items"] as System.Text.Json.Nodes.JsonArray ?? new System.Text.Json.Nodes.JsonArray())
                 .OfType<System.Text.Json.Nodes.JsonObject>().Select(i => (System.Text.Json.Nodes.JsonObject)i.DeepClone()).ToList();
         }
@@ -144,7 +155,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
             string? dry = dryRun ? "All" : null;
             return Node(Call(() => r.Namespace is null
                 ? _client.CustomObjects.PatchClusterCustomObjectAsync(patch, r.Group, r.Version, r.Plural, name, dry, cancellationToken: cancellationToken)
-                : _client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, r.Group, r.Version, r.Namespace, r.Plural, name, dry, cancellationToken: cancellationToken), $"patch {r} {name}"));
+                : _client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, r.Group, r.Version, r.Namespace, r.Plural, name, dry, cancellationToken: cancellationToken), $"patch {r} {name}", cancellationToken));
         }
 
         public System.Text.Json.Nodes.JsonObject CreateResource(ResourceRef r, System.Text.Json.Nodes.JsonObject body, bool dryRun, CancellationToken cancellationToken)
@@ -153,7 +164,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
             object payload = JsonSerializer.Deserialize<JsonElement>(body.ToJsonString());
             return Node(Call(() => r.Namespace is null
                 ? _client.CustomObjects.CreateClusterCustomObjectAsync(payload, r.Group, r.Version, r.Plural, dry, cancellationToken: cancellationToken)
-                : _client.CustomObjects.CreateNamespacedCustomObjectAsync(payload, r.Group, r.Version, r.Namespace, r.Plural, dry, cancellationToken: cancellationToken), $"create {r} {body["metadata"]?["name"]}"));
+                : _client.CustomObjects.CreateNamespacedCustomObjectAsync(payload, r.Group, r.Version, r.Namespace, r.Plural, dry, cancellationToken: cancellationToken), $"create {r} {body["metadata"]?["name"]}", cancellationToken));
         }
 
         public void DeleteResource(ResourceRef r, string name, CancellationToken cancellationToken)
@@ -162,7 +173,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
             {
                 Call(() => r.Namespace is null
                     ? _client.CustomObjects.DeleteClusterCustomObjectAsync(r.Group, r.Version, r.Plural, name, cancellationToken: cancellationToken)
-                    : _client.CustomObjects.DeleteNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken: cancellationToken), $"delete {r} {name}");
+                    : _client.CustomObjects.DeleteNamespacedCustomObjectAsync(r.Group, r.Version, r.Namespace, r.Plural, name, cancellationToken: cancellationToken), $"delete {r} {name}", cancellationToken);
             }
             catch (ClusterException ex) when (ex.StatusCode == 404)
             {
@@ -186,12 +197,12 @@ public sealed class KubernetesAdapter : IClusterAdapter
             "services" => r.Namespace is null ? await _client.CoreV1.ListServiceForAllNamespacesAsync(cancellationToken: ct) : await _client.CoreV1.ListNamespacedServiceAsync(r.Namespace, cancellationToken: ct),
             "pods" => r.Namespace is null ? await _client.CoreV1.ListPodForAllNamespacesAsync(cancellationToken: ct) : await _client.CoreV1.ListNamespacedPodAsync(r.Namespace, cancellationToken: ct),
             _ => throw new NotSupportedException($"CalicoBpf does not list core {r.Plural}."),
-        }, $"list {r}");
+        }, $"list {r}", ct);
 
         public string ReadLog(CalicoNode node, int tailLines, CancellationToken cancellationToken)
         {
             using Stream log = Call(() => _client.CoreV1.ReadNamespacedPodLogAsync(node.Pod, node.Namespace, container: "calico-node", tailLines: tailLines, cancellationToken: cancellationToken),
-                $"read the log of {node.Namespace}/{node.Pod}");
+                $"read the log of {node.Namespace}/{node.Pod}", cancellationToken);
             return new StreamReader(log, Encoding.UTF8).ReadToEnd();
         }
 
@@ -202,13 +213,13 @@ public sealed class KubernetesAdapter : IClusterAdapter
         } ?? throw new ClusterException("The API server answered with something other than an object.");
 
         public ICommandRunner ExecRunner(CalicoNode node) => node.HasCalicoNode
-            ? new ExecRunner(_client, node)
+            ? new ExecRunner(_client, node, _timeout)
             : throw new ClusterException($"Node {node.Node} runs no calico-node pod: there is no Calico dataplane to read there.");
 
         /// <summary>Attempts of a call the API throttles (429 with Retry-After) before its error is the answer.</summary>
         private const int ThrottledAttempts = 4;
 
-        private static T Call<T>(Func<Task<T>> call, string what)
+        private T Call<T>(Func<Task<T>> call, string what, CancellationToken cancellationToken)
         {
             for (int attempt = 1; ; attempt++)
             {
@@ -229,6 +240,11 @@ public sealed class KubernetesAdapter : IClusterAdapter
                 catch (HttpRequestException ex)
                 {
                     throw new ClusterException($"The cluster cannot be reached to {what}: {ex.Message}", null, ex);
+                }
+                catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // Not the pipeline's cancellation: the client's request timeout ended the call.
+                    throw TimedOut(what, _timeout, ex);
                 }
             }
         }
@@ -259,11 +275,13 @@ public sealed class KubernetesAdapter : IClusterAdapter
     {
         private readonly Kubernetes _client;
         private readonly CalicoNode _node;
+        private readonly TimeSpan _timeout;
 
-        public ExecRunner(Kubernetes client, CalicoNode node)
+        public ExecRunner(Kubernetes client, CalicoNode node, TimeSpan timeout)
         {
             _client = client;
             _node = node;
+            _timeout = timeout;
         }
 
         public string Node => _node.Node;
@@ -271,10 +289,17 @@ public sealed class KubernetesAdapter : IClusterAdapter
         public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
         {
             IStreamDemuxer demux;
+            // The WebSocket upgrade gets the request timeout; the token is not used once it is open.
+            using var connect = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            connect.CancelAfter(_timeout);
             try
             {
                 demux = _client.MuxedStreamNamespacedPodExecAsync(_node.Pod, _node.Namespace, argv.ToArray(), "calico-node",
-                    stderr: true, stdin: false, stdout: true, tty: false, cancellationToken: cancellationToken).GetAwaiter().GetResult();
+                    stderr: true, stdin: false, stdout: true, tty: false, cancellationToken: connect.Token).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw TimedOut($"start a command in {_node.Namespace}/{_node.Pod} on {_node.Node}", _timeout, ex);
             }
             catch (HttpOperationException ex)
             {
@@ -295,7 +320,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
                 throw new ClusterException(what, code, ex);
             }
 
-            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, cancellationToken);
+            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, _timeout, cancellationToken);
         }
     }
 
@@ -309,25 +334,39 @@ public sealed class KubernetesAdapter : IClusterAdapter
         private readonly CancellationTokenRegistration _cancel;
         private readonly string _pod;
         private readonly CancellationToken _ct;
+        private readonly TimeSpan _timeout;
+        private readonly Timer _watchdog;
+        private long _waitingSince; // Environment.TickCount64 when a read of stdout or the status began to wait; 0: none waits
+        private int _timedOut;
 
         /// <summary>The exit code reported when the exec connection ended without a Status.</summary>
         public const int NoExitStatus = -1;
 
-        public Run(string node, string pod, IReadOnlyList<string> argv, IStreamDemuxer demux, CancellationToken ct)
+        public Run(string node, string pod, IReadOnlyList<string> argv, IStreamDemuxer demux, TimeSpan timeout, CancellationToken ct)
         {
             _node = node;
             _pod = pod;
             _ct = ct;
             _argv = argv;
             _demux = demux;
-            StandardOutput = demux.GetStream(ChannelIndex.StdOut, null);
+            _timeout = timeout;
+            StandardOutput = new WatchedStream(demux.GetStream(ChannelIndex.StdOut, null), this);
             Stream stderr = demux.GetStream(ChannelIndex.StdErr, null);
-            _status = demux.GetStream(ChannelIndex.Error, null);
+            _status = new WatchedStream(demux.GetStream(ChannelIndex.Error, null), this);
+            // A node that sends nothing while we wait for it, for longer than the request timeout, is
+            // given up: the session is closed (its read ends) and the node's error says so. Time spent
+            // by a slow consumer between reads does not count.
+            TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 50, 1000));
+            _watchdog = new Timer(_ => Watch(), null, period, period);
             // Reading a demuxed stream blocks its thread until data comes, and the demuxer's receive loop
             // needs pool threads to bring it: a pool thread per exec blocked on stderr starves the pool
             // when many nodes are read at once (each stall lasts until the pool adds a thread, about a
             // second). stderr gets a thread of its own.
-            _stderr = Task.Factory.StartNew(() => new StreamReader(stderr, Encoding.UTF8).ReadToEnd(),
+            _stderr = Task.Factory.StartNew(() =>
+                {
+                    Thread.CurrentThread.Name = "cbpf-exec " + node;
+                    return new StreamReader(stderr, Encoding.UTF8).ReadToEnd();
+                },
                 CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             // Ctrl+C closes the exec session: the command on the node ends with it.
             _cancel = ct.Register(() => demux.Dispose());
@@ -336,11 +375,28 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public Stream StandardOutput { get; }
 
+        private void Watch()
+        {
+            long since = Volatile.Read(ref _waitingSince);
+            if (since != 0 && Environment.TickCount64 - since > (long)_timeout.TotalMilliseconds && Interlocked.Exchange(ref _timedOut, 1) == 0)
+            {
+                _demux.Dispose();
+            }
+        }
+
+        private ClusterException Silent(Exception? inner) =>
+            TimedOut($"run {string.Join(' ', _argv.Take(3))} on {_node}: the command sent nothing for longer than that, so its session was closed", _timeout, inner);
+
         public void Complete()
         {
             string status = new StreamReader(_status, Encoding.UTF8).ReadToEnd();
             string stderr = _stderr.Wait(TimeSpan.FromSeconds(5)) ? _stderr.Result : string.Empty;
             _ct.ThrowIfCancellationRequested();
+            if (Volatile.Read(ref _timedOut) != 0)
+            {
+                throw Silent(null);
+            }
+
             if (string.IsNullOrWhiteSpace(status))
             {
                 // v4 and v5 always end a finished command with a Status on the error channel: without
@@ -383,8 +439,79 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public void Dispose()
         {
+            _watchdog.Dispose();
             _cancel.Dispose();
             _demux.Dispose();
+        }
+
+        /// <summary>A stream of the session whose reads the watchdog times: a read that waits too long ends with the timeout error.</summary>
+        private sealed class WatchedStream : Stream
+        {
+            private readonly Stream _inner;
+            private readonly Run _run;
+
+            public WatchedStream(Stream inner, Run run)
+            {
+                _inner = inner;
+                _run = run;
+            }
+
+            public override bool CanRead => true;
+
+            public override bool CanSeek => false;
+
+            public override bool CanWrite => false;
+
+            public override long Length => throw new NotSupportedException();
+
+            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+            public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+            public override int Read(Span<byte> buffer)
+            {
+                Volatile.Write(ref _run._waitingSince, Environment.TickCount64);
+                int n;
+                try
+                {
+                    n = _inner.Read(buffer);
+                }
+                catch (Exception ex) when (Volatile.Read(ref _run._timedOut) != 0 && !_run._ct.IsCancellationRequested)
+                {
+                    throw _run.Silent(ex);
+                }
+                finally
+                {
+                    Volatile.Write(ref _run._waitingSince, 0);
+                }
+
+                if (n == 0 && Volatile.Read(ref _run._timedOut) != 0 && !_run._ct.IsCancellationRequested)
+                {
+                    throw _run.Silent(null);
+                }
+
+                return n;
+            }
+
+            public override void Flush()
+            {
+            }
+
+            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+            public override void SetLength(long value) => throw new NotSupportedException();
+
+            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+            protected override void Dispose(bool disposing)
+            {
+                if (disposing)
+                {
+                    _inner.Dispose();
+                }
+
+                base.Dispose(disposing);
+            }
         }
     }
 }

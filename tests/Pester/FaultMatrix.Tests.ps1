@@ -55,6 +55,16 @@ Describe 'API faults' -Skip:(-not $kernel) {
         $e.Exception.Message | Should -Match 'cannot be reached.*(refused|Connection)'
     }
 
+    It 'answers slower than -TimeoutSec: ClusterTimeout, OperationTimeout, when the timeout ends' {
+        $slow = Kubeconfig slow { param($k) $k -replace 'token: admin-token', 'token: slow-token' }
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $e = { Get-CalicoNode -Kubeconfig $slow -TimeoutSec 1 } | Should -Throw -PassThru
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 2.4 -Because 'the client gives up after 1 s, not when the answer comes (2.5 s)'
+        ($e.FullyQualifiedErrorId -split ',')[0], $e.CategoryInfo.Category | Should -Be @('ClusterTimeout', 'OperationTimeout')
+        $e.Exception.Message | Should -Match 'did not answer within 1 s to list nodes.*-TimeoutSec'
+        @(Get-CalicoNode -Kubeconfig $slow -TimeoutSec 4).Count | Should -Be 7 -Because 'the timeout is per request: each of the two answers takes 2.5 s'
+    }
+
     It 'TLS failure: a server certificate the kubeconfig''s CA did not sign' {
         $ca = Join-Path $TestDrive 'other-ca.pem'
         & openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout (Join-Path $TestDrive 'other.key') -out $ca -days 1 -subj '/CN=other-ca' 2>$null
@@ -72,6 +82,8 @@ Describe 'Node faults during a fan-out' -Skip:(-not $kernel) {
     It 'the healthy node''s results are complete' {
         @($fleet.Objects | Where-Object Node -eq 'fm-ok').Count | Should -Be 7
         $fleet.Errors.Count | Should -Be 4
+        @($fleet.Objects | Where-Object Node -eq 'fm-silent').Count | Should -Be 3 -Because 'a slow node is waited for within the timeout'
+        @($fleet.Objects | Where-Object Node -eq 'fm-slowstart').Count | Should -Be 4
     }
 
     It 'a tool missing in the node image: NodeToolMissing, NotInstalled' {
@@ -102,6 +114,44 @@ Describe 'Node faults during a fan-out' -Skip:(-not $kernel) {
     It 'leaves no exec session running on the nodes' {
         Start-Sleep -Milliseconds 300
         @(Get-Process -ErrorAction SilentlyContinue | Where-Object { $_.ProcessName -eq 'bpftool' }).Count | Should -Be 0
+        Get-ClusterActiveExecs $cluster | Should -Be 0
+        Get-CalicoBpfThread | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Nodes slower than -TimeoutSec' -Skip:(-not $kernel) {
+    BeforeAll {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $objects = @(Get-BpfConntrack -Node fm-ok, fm-silent, fm-slowstart -TimeoutSec 1 -ErrorVariable err -ErrorAction SilentlyContinue)
+        $elapsed = $sw.Elapsed
+    }
+
+    It 'a node whose command sends nothing: ClusterTimeout for it, its session closed' {
+        $e = @($err | Where-Object TargetObject -eq 'fm-silent')
+        $e.Count | Should -Be 1
+        ($e[0].FullyQualifiedErrorId -split ',')[0], $e[0].CategoryInfo.Category | Should -Be @('ClusterTimeout', 'OperationTimeout')
+        "$($e[0])" | Should -Match 'did not answer within 1 s to run .* on fm-silent: the command sent nothing for longer than that, so its session was closed'
+        @($objects | Where-Object Node -eq 'fm-silent').Count | Should -Be 0
+    }
+
+    It 'a node whose exec does not start: ClusterTimeout for it' {
+        $e = @($err | Where-Object TargetObject -eq 'fm-slowstart')
+        $e.Count | Should -Be 1
+        ($e[0].FullyQualifiedErrorId -split ',')[0], $e[0].CategoryInfo.Category | Should -Be @('ClusterTimeout', 'OperationTimeout')
+        "$($e[0])" | Should -Match 'did not answer within 1 s to start a command in calico-system/calico-node-5c6tk on fm-slowstart'
+    }
+
+    It 'the other node is complete, and nobody waited for the slow ones'' answers' {
+        @($objects | Where-Object Node -eq 'fm-ok').Count | Should -Be 7
+        $err.Count | Should -Be 2
+        $elapsed.TotalSeconds | Should -BeLessThan 2.4
+    }
+
+    It 'leaves no exec session open and no thread behind' {
+        $deadline = [DateTime]::UtcNow.AddSeconds(5)
+        while (((Get-ClusterActiveExecs $cluster) -gt 0 -or (Get-CalicoBpfThread)) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+        Get-ClusterActiveExecs $cluster | Should -Be 0
+        Get-CalicoBpfThread | Should -BeNullOrEmpty
     }
 }
 
@@ -136,7 +186,7 @@ Describe 'Ctrl+C in the middle of a 50-node fan-out' -Skip:(-not $kernel) {
     }
     AfterAll { Stop-TestCluster $fleet }
 
-    It 'stops within a second and leaves no exec session open' {
+    It 'stops within a second and leaves no exec session open and no thread behind' {
         $ps = [PowerShell]::Create()
         $null = $ps.AddScript("Import-Module '$(Get-ModuleUnderTest)'; Get-BpfConntrack -Node * -ThrottleLimit 16 -Kubeconfig '$($fleet.Kubeconfig)'")
         $async = $ps.BeginInvoke()
@@ -144,6 +194,7 @@ Describe 'Ctrl+C in the middle of a 50-node fan-out' -Skip:(-not $kernel) {
             $deadline = [DateTime]::UtcNow.AddSeconds(20)
             while ((Get-ClusterActiveExecs $fleet) -lt 10 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
             Get-ClusterActiveExecs $fleet | Should -BeGreaterOrEqual 10 -Because 'the fan-out is under way'
+            @(Get-CalicoBpfThread).Count | Should -BeGreaterOrEqual 10 -Because 'each node being read has a worker thread (the check below can see them)'
             $sw = [Diagnostics.Stopwatch]::StartNew()
             $ps.Stop()
             $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
@@ -151,7 +202,8 @@ Describe 'Ctrl+C in the middle of a 50-node fan-out' -Skip:(-not $kernel) {
         finally { $ps.Dispose() }
 
         $deadline = [DateTime]::UtcNow.AddSeconds(5)
-        while ((Get-ClusterActiveExecs $fleet) -gt 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+        while (((Get-ClusterActiveExecs $fleet) -gt 0 -or (Get-CalicoBpfThread)) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
         Get-ClusterActiveExecs $fleet | Should -Be 0
+        Get-CalicoBpfThread | Should -BeNullOrEmpty -Because 'every node worker and exec reader thread has ended'
     }
 }

@@ -59,7 +59,7 @@ function Start-TestCluster([string] $Scenario, [string] $Directory) {
     $psi.UseShellExecute = $false
     $process = [System.Diagnostics.Process]::Start($psi)
     $line = $process.StandardOutput.ReadLine()
-    if ($line -notlike 'ready *') { $process.Kill(); throw "The test cluster did not start: $line" }
+    if ($line -notlike 'ready *') { $process.WaitForExit(5000) | Out-Null; if (-not $process.HasExited) { $process.Kill() }; throw "The test cluster did not start with $Scenario (exit code $(if ($process.HasExited) { $process.ExitCode }); its message is on stderr, above): $line" }
     $readonly = Join-Path $Directory 'kubeconfig-readonly'
     (Get-Content -Raw $kubeconfig) -replace 'token: admin-token', 'token: readonly-token' | Set-Content $readonly
     [pscustomobject]@{ Process = $process; Url = $line.Substring(6); Kubeconfig = $kubeconfig; ReadonlyKubeconfig = $readonly; RunId = '{0:x}' -f $process.Id }
@@ -92,6 +92,16 @@ function Get-ClusterWrites($Cluster) {
 function Get-ClusterActiveExecs($Cluster) {
     # Exec sessions the test cluster has open right now.
     (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).activeExecs
+}
+
+function Get-CalicoBpfThread {
+    # The threads of this process that CalicoBpf started and named (cbpf-node NODE: a node's worker in a
+    # fan-out; cbpf-exec NODE: an exec session's stderr reader), as the kernel lists them: none may be
+    # left once a cmdlet has ended, however it ended.
+    foreach ($task in Get-ChildItem "/proc/$PID/task" -Directory) {
+        $comm = (Get-Content -Raw -ErrorAction SilentlyContinue (Join-Path $task.FullName 'comm'))
+        if ($comm -and $comm.StartsWith('cbpf-')) { $comm.Trim() }
+    }
 }
 
 function Get-PinHash([string] $PinPath) {

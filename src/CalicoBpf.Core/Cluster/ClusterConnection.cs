@@ -4,9 +4,17 @@ using CalicoBpf.Transport;
 
 namespace CalicoBpf.Cluster;
 
-/// <summary>Where to find the cluster: a kubeconfig (or $KUBECONFIG, ~/.kube/config, the in-cluster account) and a context.</summary>
-public sealed record ClusterTarget(string? Kubeconfig, string? Context)
+/// <summary>
+/// Where to find the cluster: a kubeconfig (or $KUBECONFIG, ~/.kube/config, the in-cluster account)
+/// and a context; and how long one request may take (an API call, an exec's start, an exec that
+/// sends nothing) before it is given up.
+/// </summary>
+public sealed record ClusterTarget(string? Kubeconfig, string? Context, TimeSpan? RequestTimeout = null)
 {
+    /// <summary>The request timeout when none is given: the HTTP client's own default.</summary>
+    public static readonly TimeSpan DefaultRequestTimeout = TimeSpan.FromSeconds(100);
+
+
     /// <summary>The kubeconfig file that applies: -Kubeconfig, else $KUBECONFIG (first entry), else ~/.kube/config when it exists; null means in-cluster.</summary>
     public string? ResolvedKubeconfig
     {
@@ -77,7 +85,8 @@ public sealed record ResourceRef(string Group, string Version, string Plural, st
 /// <summary>Builds connections (implemented in CalicoBpf.Adapters).</summary>
 public interface IClusterAdapter
 {
-    IClusterConnection Connect(string? kubeconfig, string? context);
+    /// <summary>A connection whose every request (API call, exec start, exec silence) ends after <paramref name="requestTimeout"/> with a timed-out ClusterException.</summary>
+    IClusterConnection Connect(string? kubeconfig, string? context, TimeSpan requestTimeout);
 }
 
 /// <summary>A cluster could not be reached or refused the request.</summary>
@@ -88,19 +97,22 @@ public sealed class ClusterException : Exception
 
     /// <summary>The HTTP status of the API's answer, when there was one (401, 403, 404, ...).</summary>
     public int? StatusCode { get; }
+
+    /// <summary>No answer came within the request timeout (-TimeoutSec): the request was given up.</summary>
+    public bool TimedOut { get; init; }
 }
 
-/// <summary>Connections cached per kubeconfig and context, not rebuilt per call.</summary>
+/// <summary>Connections cached per kubeconfig, context and request timeout, not rebuilt per call.</summary>
 public static class ClusterConnections
 {
-    private static readonly ConcurrentDictionary<(string?, string?), IClusterConnection> Cache = new();
+    private static readonly ConcurrentDictionary<(string?, string?, TimeSpan), IClusterConnection> Cache = new();
     private static readonly Lazy<IClusterAdapter> Adapter = new(() => DependencyLoadContext.Instance.Create<IClusterAdapter>("CalicoBpf.Adapters.KubernetesAdapter"));
 
     public static IClusterConnection Get(ClusterTarget target)
     {
         string? config = target.ResolvedKubeconfig;
         string? context = string.IsNullOrEmpty(target.Context) ? null : target.Context;
-        return Cache.GetOrAdd((config, context), key => Adapter.Value.Connect(key.Item1, key.Item2));
+        return Cache.GetOrAdd((config, context, target.RequestTimeout ?? ClusterTarget.DefaultRequestTimeout), key => Adapter.Value.Connect(key.Item1, key.Item2, key.Item3));
     }
 
     /// <summary>Forgets cached connections (a changed kubeconfig, tests).</summary>

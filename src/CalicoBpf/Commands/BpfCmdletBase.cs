@@ -161,18 +161,18 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
     }
 
     /// <summary>The cached connection for a kubeconfig (as given, or the default chain) and context.</summary>
-    private protected IClusterConnection ConnectCluster(string? kubeconfig, string? context) =>
-        ClusterConnections.Get(new ClusterTarget(kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(kubeconfig), context));
+    private protected IClusterConnection ConnectCluster(string? kubeconfig, string? context, TimeSpan requestTimeout) =>
+        ClusterConnections.Get(new ClusterTarget(kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(kubeconfig), context, requestTimeout));
 
-    /// <summary>The error record of a refused or failed API call: 401, 403, 404 get their own ids and categories.</summary>
-    private protected static ErrorRecord ClusterError(ClusterException ex, string id, object? target) => new(ex, ex.StatusCode switch
+    /// <summary>The error record of a refused or failed API call: 401, 403, 404, 429 and timeouts get their own ids and categories.</summary>
+    private protected static ErrorRecord ClusterError(ClusterException ex, string id, object? target) => new(ex, ex.TimedOut ? "ClusterTimeout" : ex.StatusCode switch
     {
         401 => "ClusterUnauthorized",
         403 => "ClusterForbidden",
         404 => "ClusterNotFound",
         429 => "ClusterThrottled",
         _ => id,
-    }, ex.StatusCode switch
+    }, ex.TimedOut ? ErrorCategory.OperationTimeout : ex.StatusCode switch
     {
         401 => ErrorCategory.AuthenticationError,
         403 => ErrorCategory.PermissionDenied,

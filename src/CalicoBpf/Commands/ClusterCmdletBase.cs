@@ -18,8 +18,17 @@ public abstract class ClusterCmdletBase : CalicoBpfCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Context { get; set; }
 
+    /// <summary>
+    /// Seconds one request may take: an API call, the start of a command on a node, or a node's
+    /// command sending nothing while it is read. Past it, the request is given up with a
+    /// ClusterTimeout error (for the node alone, when one node of many is slow).
+    /// </summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int TimeoutSec { get; set; } = (int)ClusterTarget.DefaultRequestTimeout.TotalSeconds;
+
     /// <summary>The cluster of -Kubeconfig and -Context; one that cannot be used stops the cmdlet.</summary>
-    private protected IClusterConnection Cluster => _cluster ??= Api(() => ConnectCluster(Kubeconfig, Context), Kubeconfig);
+    private protected IClusterConnection Cluster => _cluster ??= Api(() => ConnectCluster(Kubeconfig, Context, TimeSpan.FromSeconds(TimeoutSec)), Kubeconfig);
 
     /// <summary>Runs a step against the cluster; an unreachable or refusing cluster stops the cmdlet with its status.</summary>
     private protected T Api<T>(Func<T> step, object? target = null)

@@ -27,6 +27,9 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
     [ValidateNotNullOrEmpty]
     public string[]? Node { get; set; }
 
+    /// <summary>The name of each node worker's thread, before the node's name.</summary>
+    internal const string WorkerThreadPrefix = "cbpf-node ";
+
     /// <summary>How many nodes are read at once.</summary>
     [Parameter]
     [ValidateRange(1, 256)]
@@ -132,6 +135,8 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
                         // serialising a fleet behind two cores' worth of threads.
                         await Task.Factory.StartNew(() =>
                         {
+                            // Named (cbpf-node ..., as /proc/PID/task/*/comm shows it), so a test can see none is left.
+                            Thread.CurrentThread.Name = WorkerThreadPrefix + node.Node;
                             UseWorkerReporter(new QueueReporter(results, node.Node, work.Token));
                             using var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinDirectory, work.Token);
                             foreach (T item in read(dataplane))
