@@ -998,13 +998,21 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
             foreach (byte[][] chunk in keys.Chunk(KeysPerExec))
             {
                 // One exec deletes a chunk; a key that is already gone makes bpftool fail, which only means "gone".
+                // A line per key (1: deleted, 0: gone) keeps the session talking, so -TimeoutSec's silence
+                // watch never mistakes a long chunk for a stuck node.
                 var argv = new List<string>
                 {
-                    "sh", "-c", "p=$1; shift; n=0; for k in \"$@\"; do bpftool map delete pinned \"$p\" key hex $k 2>/dev/null && n=$((n+1)); done; echo $n",
+                    "sh", "-c", "p=$1; shift; for k in \"$@\"; do if bpftool map delete pinned \"$p\" key hex $k 2>/dev/null; then echo 1; else echo 0; fi; done",
                     "delete", _path,
                 };
                 argv.AddRange(chunk.Select(Hex));
-                deleted += int.Parse(_node.RunText(argv.ToArray()).Trim(), CultureInfo.InvariantCulture);
+                string[] outcomes = _node.RunText(argv.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (outcomes.Length != chunk.Length || outcomes.Any(o => o is not ("0" or "1")))
+                {
+                    throw new BpfException($"Deleting {chunk.Length} keys from {_path} on {_node.Node} gave {outcomes.Length} outcomes, not one per key: the node's output was unexpected.", 0, _path);
+                }
+
+                deleted += outcomes.Count(o => o == "1");
             }
 
             return deleted;
