@@ -352,6 +352,26 @@ public sealed class ApiServer : IAsyncDisposable
 
     private static async Task<JsonObject> ReadBody(HttpContext ctx)
     {
+        if (ctx.Request.ContentType?.StartsWith(KubeProtobuf.MediaType, StringComparison.Ordinal) == true)
+        {
+            // Typed clients (kubectl auth can-i) send built-in kinds as protobuf; the answer is JSON,
+            // which their Accept (protobuf, then JSON) allows.
+            using var buffer = new MemoryStream();
+            await ctx.Request.Body.CopyToAsync(buffer, ctx.RequestAborted);
+            try
+            {
+                return KubeProtobuf.Decode(buffer.ToArray());
+            }
+            catch (FormatException ex)
+            {
+                throw new ApiError(400, "BadRequest", $"the body of the request could not be decoded: {ex.Message}");
+            }
+            catch (NotSupportedException ex)
+            {
+                throw new ApiError(415, "UnsupportedMediaType", $"the body of the request was in an unknown format for {ex.Message} - accepted media types include: application/json, application/yaml");
+            }
+        }
+
         try
         {
             return await JsonSerializer.DeserializeAsync<JsonObject>(ctx.Request.Body, cancellationToken: ctx.RequestAborted)

@@ -64,3 +64,23 @@ Describe 'an identity bound to nothing' -Skip:(-not $kernel) {
         $e.Exception.Message | Should -Match 'User "system:serviceaccount:calicobpf:nobody" cannot list resource "nodes"'
     }
 }
+
+Describe 'the roles as kubectl auth can-i sees them' -Skip:(-not ($kernel -and (Get-Command kubectl -CommandType Application -ErrorAction SilentlyContinue))) {
+    # kubectl posts its SelfSubjectAccessReviews as protobuf, as to a real API server.
+    It '<who>: kubectl auth can-i <verb> <resource> (subresource ''<sub>'') says <answer>' -ForEach @(
+        @{ who = 'reader'; verb = 'list'; resource = 'nodes'; sub = ''; answer = 'yes' }
+        @{ who = 'reader'; verb = 'list'; resource = 'felixconfigurations.crd.projectcalico.org'; sub = ''; answer = 'yes' }
+        @{ who = 'reader'; verb = 'create'; resource = 'pods'; sub = 'exec'; answer = 'no' }
+        @{ who = 'reader'; verb = 'patch'; resource = 'felixconfigurations.crd.projectcalico.org'; sub = ''; answer = 'no' }
+        @{ who = 'operator'; verb = 'create'; resource = 'pods'; sub = 'exec'; answer = 'yes' }
+        @{ who = 'operator'; verb = 'patch'; resource = 'felixconfigurations.crd.projectcalico.org'; sub = ''; answer = 'yes' }
+        @{ who = 'operator'; verb = 'delete'; resource = 'pods'; sub = ''; answer = 'no' }
+        @{ who = 'nobody'; verb = 'list'; resource = 'nodes'; sub = ''; answer = 'no' }
+    ) {
+        $kubeArgs = @('auth', 'can-i', $verb, $resource, '-n', 'calico-system', '--kubeconfig', $kc[$who])
+        if ($sub) { $kubeArgs += "--subresource=$sub" }
+        $out = & kubectl @kubeArgs 2>$null
+        $out | Should -Be $answer
+        $LASTEXITCODE | Should -Be ($answer -eq 'yes' ? 0 : 1)
+    }
+}
