@@ -88,6 +88,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
                     CalicoVersion = colon > image.LastIndexOf('/') && colon >= 0 ? image[(colon + 1)..] : string.Empty,
                     OperatorManaged = pod?.Metadata?.NamespaceProperty == "calico-system",
                     Context = Context,
+                    Labels = new Dictionary<string, string>(n.Metadata.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal),
                 };
             }).OrderBy(n => n.Node, StringComparer.Ordinal).ToList();
         }

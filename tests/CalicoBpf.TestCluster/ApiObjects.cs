@@ -39,16 +39,27 @@ public static class ApiObjects
         ["status"] = new JsonObject { ["phase"] = "Active" },
     };
 
-    public static JsonObject Node(ClusterScenario.NodeSpec n, int rv) => new()
+    private static JsonObject NodeLabels(ClusterScenario.NodeSpec n)
     {
-        ["kind"] = "Node",
-        ["apiVersion"] = "v1",
-        ["metadata"] = Meta(n.Name, null, rv, new JsonObject
+        var labels = new JsonObject
         {
             ["kubernetes.io/hostname"] = n.Name,
             ["kubernetes.io/os"] = "linux",
             ["kubernetes.io/arch"] = "amd64",
-        }),
+        };
+        foreach ((string key, string value) in n.Labels)
+        {
+            labels[key] = value;
+        }
+
+        return labels;
+    }
+
+    public static JsonObject Node(ClusterScenario.NodeSpec n, int rv) => new()
+    {
+        ["kind"] = "Node",
+        ["apiVersion"] = "v1",
+        ["metadata"] = Meta(n.Name, null, rv, NodeLabels(n)),
         ["spec"] = string.IsNullOrEmpty(n.ProviderId) ? new JsonObject() : new JsonObject { ["providerID"] = n.ProviderId },
         ["status"] = new JsonObject
         {

@@ -106,6 +106,9 @@ public sealed class ClusterScenario
         public string OsImage { get; set; } = "Ubuntu 24.04.1 LTS";
         public string ProviderId { get; set; } = string.Empty;
         public string Address { get; set; } = string.Empty;
+        /// <summary>Labels of the Node object, beside the kubernetes.io ones every node has.</summary>
+        public Dictionary<string, string> Labels { get; set; } = new();
+
         /// <summary>False: the node runs no calico-node pod.</summary>
         public bool CalicoNode { get; set; } = true;
         /// <summary>Interfaces created in the node's network namespace (each with a clsact qdisc).</summary>
@@ -231,6 +234,7 @@ public sealed class ClusterScenario
             n.ExecStdout ??= string.Empty;
             n.ExecStderr ??= string.Empty;
             n.Dataplane ??= new NodeScenario();
+            n.Labels ??= new();
             n.Interfaces = Entries(n.Interfaces, $"node {n.Name}'s interfaces");
         }
 

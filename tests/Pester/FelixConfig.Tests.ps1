@@ -235,3 +235,54 @@ Describe 'Calico v3.30 CRDs, and native projectcalico.org/v3 CRDs alone' -Skip:(
         finally { Stop-Scenario $cluster }
     }
 }
+
+Describe 'Selector-scoped FelixConfigurations (v3.32+): -Effective evaluates their nodeSelector' -Skip:(-not $kernel) {
+    BeforeAll {
+        $cluster = Start-Scenario felix-selectors
+        $PSDefaultParameterValues['*:Kubeconfig'] = $cluster.Kubeconfig
+        function Effective([string] $Node, [string] $Field) {
+            Get-FelixBpfConfig -Node $Node -Effective -Field $Field -WarningVariable w -WarningAction SilentlyContinue
+            $script:warnings = @($w | ForEach-Object { "$_" })
+        }
+    }
+    AfterAll {
+        $PSDefaultParameterValues.Remove('*:Kubeconfig')
+        Stop-Scenario $cluster
+    }
+
+    It 'a matching selector-scoped configuration comes between node.NAME and default' {
+        $v = Effective sel-a bpfLogLevel
+        ($v.Value, $v.Source, $v.SourceDetail) | Should -Be @('Debug', 'SelectorConfiguration', 'FelixConfiguration edge-debug')
+        $v.Overrides | Should -Be 'Info (FelixConfiguration default)'
+        $v = Effective sel-b bpfExternalServiceMode
+        ($v.Value, $v.Source, $v.SourceDetail) | Should -Be @('DSR', 'SelectorConfiguration', 'FelixConfiguration core')
+    }
+
+    It 'several matches: the oldest is used (then the first by name), and a warning says which' {
+        $null = Effective sel-a bpfLogLevel
+        $warnings | Should -Contain 'Several selector-scoped FelixConfigurations match node sel-a (edge-debug, edge-too): Felix uses only the oldest, edge-debug, and logs a warning.'
+    }
+
+    It 'a selector that does not parse is named in a warning and applies nowhere' {
+        $null = Effective sel-b bpfLogLevel
+        $warnings | Should -Contain ('FelixConfiguration broken is not applied to any node: The selector "pool = ''x''" is not valid at position 6: ==, !=, in, not in, contains, starts with or ends with (after the label) was expected, not "= ''x''".')
+        ((Effective sel-b bpfLogLevel).Value) | Should -Be 'Info'
+    }
+
+    It 'node.NAME still wins, and a node no selector matches gets default' {
+        $v = Effective sel-c bpfLogLevel
+        ($v.Value, $v.Source) | Should -Be @('Debug', 'NodeConfiguration')
+        $v = Effective sel-c bpfExternalServiceMode
+        ($v.Value, $v.Source) | Should -Be @('Tunnel', 'GlobalConfiguration')
+    }
+
+    It 'Test-CalicoEbpf names the selector-scoped configuration to fix' {
+        $r = Test-CalicoEbpf -Check debug-logging -Node sel-a
+        $r.Status | Should -Be 'Warning'
+        $r.Remediation | Should -Be 'Set-FelixBpfConfig -Name edge-debug -Clear bpfLogLevel'
+    }
+
+    It 'Get-CalicoNode carries the node''s labels' {
+        (Get-CalicoNode sel-a).Labels['pool'] | Should -Be 'edge'
+    }
+}

@@ -11,6 +11,8 @@ public enum FelixValueSource
     Environment,
     /// <summary>FelixConfiguration node.NAME.</summary>
     NodeConfiguration,
+    /// <summary>A selector-scoped FelixConfiguration (Calico v3.32+) whose nodeSelector matches the node's labels.</summary>
+    SelectorConfiguration,
     /// <summary>FelixConfiguration default.</summary>
     GlobalConfiguration,
     /// <summary>Felix's built-in default.</summary>
@@ -281,14 +283,53 @@ public sealed class FelixConfigClient
     }
 
     /// <summary>
+    /// The selector-scoped FelixConfigurations whose nodeSelector matches the node's labels, the one
+    /// Felix uses first (the oldest by creationTimestamp, then by name), and the problems found on the
+    /// way: several matches (Felix uses only the first) and selectors that do not parse (Felix cannot
+    /// apply them either).
+    /// </summary>
+    public (IReadOnlyList<FelixBpfConfig> Matching, IReadOnlyList<string> Problems) SelectorScoped(CalicoNode node)
+    {
+        var matching = new List<FelixBpfConfig>();
+        var problems = new List<string>();
+        foreach (FelixBpfConfig c in Configs.Where(c => c.Scope == "Selector")
+            .OrderBy(c => c.Resource["metadata"]?["creationTimestamp"]?.GetValue<string>() is string t
+                && DateTime.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AdjustToUniversal, out DateTime when) ? when : DateTime.MaxValue)
+            .ThenBy(c => c.Name, StringComparer.Ordinal))
+        {
+            string text = c.Resource["spec"]?["nodeSelector"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : string.Empty;
+            try
+            {
+                if (CalicoSelector.Parse(text).Matches(node.Labels))
+                {
+                    matching.Add(c);
+                }
+            }
+            catch (FormatException ex)
+            {
+                problems.Add($"FelixConfiguration {c.Name} is not applied to any node: {ex.Message}");
+            }
+        }
+
+        if (matching.Count > 1)
+        {
+            problems.Add($"Several selector-scoped FelixConfigurations match node {node.Node} ({string.Join(", ", matching.Select(m => m.Name))}): Felix uses only the oldest, {matching[0].Name}, and logs a warning.");
+        }
+
+        return (matching, problems);
+    }
+
+    /// <summary>
     /// What Felix on a node uses for each field this cluster's CRD has: the calico-node container's
-    /// FELIX_* variables (the DaemonSet), node.NAME, default, or the built-in default.
+    /// FELIX_* variables (the DaemonSet), node.NAME, the selector-scoped configuration that matches the
+    /// node, default, or the built-in default.
     /// </summary>
     public IReadOnlyList<FelixEffectiveValue> Effective(CalicoNode node)
     {
         // One listing and one DaemonSet read serve every node this client is asked about.
         Dictionary<string, (string Value, string Detail)> env = CalicoNodeEnvironment(node);
         FelixBpfConfig? perNode = Configs.FirstOrDefault(c => c.Name == "node." + node.Node);
+        FelixBpfConfig? bySelector = SelectorScoped(node).Matching.FirstOrDefault();
         FelixBpfConfig? global = Configs.FirstOrDefault(c => c.Name == "default");
         var result = new List<FelixEffectiveValue>();
         foreach (FelixField f in FelixFields.All.Where(Knows))
@@ -299,7 +340,10 @@ public sealed class FelixConfigClient
                 sources.Add((FelixValueSource.Environment, e.Value, e.Detail));
             }
 
-            foreach ((FelixBpfConfig? config, FelixValueSource source) in new[] { (perNode, FelixValueSource.NodeConfiguration), (global, FelixValueSource.GlobalConfiguration) })
+            foreach ((FelixBpfConfig? config, FelixValueSource source) in new[]
+            {
+                (perNode, FelixValueSource.NodeConfiguration), (bySelector, FelixValueSource.SelectorConfiguration), (global, FelixValueSource.GlobalConfiguration),
+            })
             {
                 // Empty or null means unset (reference 1.2): Felix falls back to the next source.
                 if (config?.Resource["spec"]?[f.Json] is JsonNode v && !(v.GetValueKind() == JsonValueKind.String && v.GetValue<string>().Length == 0))

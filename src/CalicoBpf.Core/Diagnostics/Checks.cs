@@ -528,6 +528,7 @@ public sealed class DebugLoggingCheck : Check
         {
             FelixValueSource.NodeConfiguration => $"Set-FelixBpfConfig -Node {node.Node} -Clear bpfLogLevel",
             FelixValueSource.GlobalConfiguration => "Set-FelixBpfConfig -Clear bpfLogLevel",
+            FelixValueSource.SelectorConfiguration => $"Set-FelixBpfConfig -Name {level.SourceDetail["FelixConfiguration ".Length..]} -Clear bpfLogLevel",
             _ => $"Remove {level.SourceDetail}",
         };
         return Result(CheckStatus.Warning, "bpfLogLevel is Debug: every BPF program logs every packet to the trace pipe, a significant performance cost.", node.Node,

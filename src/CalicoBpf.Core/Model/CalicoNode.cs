@@ -22,6 +22,8 @@ public sealed class CalicoNode
     /// <summary>Installed by the Tigera operator (calico-system namespace).</summary>
     public bool OperatorManaged { get; init; }
     public string Context { get; init; } = string.Empty;
+    /// <summary>The node's labels (what Calico selectors, such as a FelixConfiguration's nodeSelector, match).</summary>
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
 
     public override string ToString() => Node;
 }

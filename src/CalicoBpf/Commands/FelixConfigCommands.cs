@@ -44,14 +44,14 @@ public sealed class GetFelixBpfConfigCommand : ClusterCmdletBase
         if (Effective)
         {
             Func<string, bool>? fields = WildcardFilter(Field);
-            string[] selectorScoped = Api(() => felix.Configs).Where(c => c.Scope == "Selector").Select(c => c.Name).ToArray();
-            if (selectorScoped.Length > 0)
-            {
-                WriteWarning($"Selector-scoped FelixConfigurations ({string.Join(", ", selectorScoped)}) apply between node.NAME and default on the nodes their nodeSelector matches; they are not evaluated here, so a value shown as coming from default may come from one of them.");
-            }
-
+            var warned = new HashSet<string>(StringComparer.Ordinal);
             foreach (CalicoNode node in SelectNodes(Node!))
             {
+                foreach (string problem in Api(() => felix.SelectorScoped(node).Problems, node.Node).Where(warned.Add))
+                {
+                    WriteWarning(problem);
+                }
+
                 foreach (FelixEffectiveValue v in Api(() => felix.Effective(node), node.Node))
                 {
                     if (fields is null || fields(v.Field) || fields(FelixFields.Find(v.Field)?.Property ?? v.Field))
