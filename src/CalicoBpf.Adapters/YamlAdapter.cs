@@ -34,7 +34,15 @@ public sealed class YamlAdapter : IYamlAdapter
             // YamlDotNet rejects some malformed tags with ArgumentException rather than YamlException.
             throw new FormatException($"The YAML is not valid: {ex.Message}", ex);
         }
+        catch (InvalidOperationException ex) when (FromYamlDotNet(ex))
+        {
+            // Its parser stops on some broken streams ("...\0") with InvalidOperationException (a fuzzer found it).
+            throw new FormatException($"The YAML is not valid: {ex.Message}", ex);
+        }
     }
+
+    private static bool FromYamlDotNet(Exception ex) =>
+        ex.TargetSite?.DeclaringType?.Namespace?.StartsWith("YamlDotNet", StringComparison.Ordinal) == true;
 
     /// <summary>
     /// A document of Core's types is a mapping (or empty). Anything else is refused here: YamlDotNet
@@ -69,6 +77,10 @@ public sealed class YamlAdapter : IYamlAdapter
         {
             throw new FormatException($"Line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}", ex);
         }
+        catch (InvalidOperationException ex) when (FromYamlDotNet(ex))
+        {
+            throw new FormatException($"The YAML is not valid: {ex.Message}", ex);
+        }
 
         var documents = new List<string>();
         foreach (YamlDocument document in stream.Documents)
@@ -85,16 +97,29 @@ public sealed class YamlAdapter : IYamlAdapter
         return documents;
     }
 
-    private static void WriteJson(Utf8JsonWriter writer, YamlNode node)
+    /// <summary>How deep a document may nest, and how many nodes it may expand to (aliases repeat nodes): beyond, it is refused, not followed.</summary>
+    private const int MaxDepth = 100;
+    private const int MaxNodes = 1_000_000;
+
+    private static void WriteJson(Utf8JsonWriter writer, YamlNode node) => WriteJson(writer, node, 0, new int[1]);
+
+    private static void WriteJson(Utf8JsonWriter writer, YamlNode node, int depth, int[] written)
     {
+        if (depth > MaxDepth || ++written[0] > MaxNodes)
+        {
+            throw Refused(node, depth > MaxDepth ? $"the document nests deeper than {MaxDepth} levels" : "the document expands to more than 1,000,000 nodes (aliases repeat what they name)");
+        }
+
         switch (node)
         {
             case YamlMappingNode map:
                 writer.WriteStartObject();
                 foreach (KeyValuePair<YamlNode, YamlNode> pair in map.Children)
                 {
-                    writer.WritePropertyName(((YamlScalarNode)pair.Key).Value ?? string.Empty);
-                    WriteJson(writer, pair.Value);
+                    // JSON keys are text: a key that is a mapping or a list ({ { a } }, [a]: b) has no JSON form.
+                    string key = pair.Key is YamlScalarNode k ? k.Value ?? string.Empty : throw Refused(pair.Key, "a key is a mapping or a list, not text");
+                    writer.WritePropertyName(key);
+                    WriteJson(writer, pair.Value, depth + 1, written);
                 }
 
                 writer.WriteEndObject();
@@ -103,7 +128,7 @@ public sealed class YamlAdapter : IYamlAdapter
                 writer.WriteStartArray();
                 foreach (YamlNode item in sequence.Children)
                 {
-                    WriteJson(writer, item);
+                    WriteJson(writer, item, depth + 1, written);
                 }
 
                 writer.WriteEndArray();
@@ -116,6 +141,8 @@ public sealed class YamlAdapter : IYamlAdapter
                 break;
         }
     }
+
+    private static FormatException Refused(YamlNode node, string why) => new($"Line {node.Start.Line}, column {node.Start.Column}: {why}.");
 
     private static void WriteScalar(Utf8JsonWriter writer, YamlScalarNode scalar)
     {

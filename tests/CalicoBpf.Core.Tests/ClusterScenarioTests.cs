@@ -69,3 +69,37 @@ public class ClusterScenarioTests
         Assert.Contains("Line 3", ex.Message);
     }
 }
+
+/// <summary>YAML to JSON (the scenario's free-form sections, CRDs, manifests): what has no JSON form is a FormatException naming where.</summary>
+public class YamlToJsonTests
+{
+    [Theory]
+    [InlineData("nodes:\n  - { { a } }\n", "Line 2, column 7: a key is a mapping or a list, not text.")]
+    [InlineData("a: &x [ *x ]\n", "nests deeper than 100 levels")]
+    public void Refuses_what_json_cannot_say(string yaml, string message)
+    {
+        var ex = Assert.Throws<FormatException>(() => CalicoBpf.Isolation.DependencyLoadContext.Yaml.ToJsonDocuments(yaml));
+        Assert.Contains(message, ex.Message);
+    }
+
+    [Fact]
+    public void Refuses_aliases_that_expand_without_end()
+    {
+        // Nine levels of ten aliases each: a billion nodes from a few hundred bytes.
+        var lines = new List<string> { "a0: &a0 [x, x, x, x, x, x, x, x, x, x]" };
+        for (int i = 1; i < 9; i++)
+        {
+            lines.Add($"a{i}: &a{i} [{string.Join(", ", Enumerable.Repeat($"*a{i - 1}", 10))}]");
+        }
+
+        var ex = Assert.Throws<FormatException>(() => CalicoBpf.Isolation.DependencyLoadContext.Yaml.ToJsonDocuments(string.Join('\n', lines)));
+        Assert.Contains("expands to more than 1,000,000 nodes", ex.Message);
+    }
+
+    [Fact]
+    public void Nesting_within_the_limit_is_json()
+    {
+        string deep = "a: " + new string('[', 50) + new string(']', 50);
+        Assert.StartsWith("{\"a\":[[[", CalicoBpf.Isolation.DependencyLoadContext.Yaml.ToJsonDocuments(deep)[0]);
+    }
+}
