@@ -202,9 +202,20 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public string ReadLog(CalicoNode node, int tailLines, CancellationToken cancellationToken)
         {
+            string what = $"read the log of {node.Namespace}/{node.Pod}";
             using Stream log = Call(() => _client.CoreV1.ReadNamespacedPodLogAsync(node.Pod, node.Namespace, container: "calico-node", tailLines: tailLines, cancellationToken: cancellationToken),
-                $"read the log of {node.Namespace}/{node.Pod}", cancellationToken);
-            return new StreamReader(log, Encoding.UTF8).ReadToEnd();
+                what, cancellationToken);
+            // The answer's headers came within the timeout; its body (a log streamed by the kubelet) gets the same again.
+            using var body = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            body.CancelAfter(_timeout);
+            try
+            {
+                return new StreamReader(log, Encoding.UTF8).ReadToEndAsync(body.Token).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw TimedOut(what, _timeout, ex);
+            }
         }
 
         private static System.Text.Json.Nodes.JsonObject Node(object o) => o switch

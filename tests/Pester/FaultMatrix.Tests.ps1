@@ -65,6 +65,15 @@ Describe 'API faults' -Skip:(-not $kernel) {
         @(Get-CalicoNode -Kubeconfig $slow -TimeoutSec 4).Count | Should -Be 7 -Because 'the timeout is per request: each of the two answers takes 2.5 s'
     }
 
+    It 'a check whose API read is slower than -TimeoutSec says so, and the other checks run' {
+        $slowLog = Kubeconfig slowlog { param($k) $k -replace 'token: admin-token', 'token: slowlog-token' }
+        $r = @(Test-CalicoEbpf -Kubeconfig $slowLog -Node fm-ok -Check bpf-running, overlay -TimeoutSec 1)
+        $running = $r | Where-Object Check -eq 'bpf-running'
+        $running.Status | Should -Be 'Skipped'
+        $running.Message | Should -Be 'Not checked: the cluster was too slow to give the calico-node log of fm-ok: The cluster did not answer within 1 s to read the log of calico-system/calico-node-hwqr8; it may be overloaded or unreachable. Try again, or allow more time with -TimeoutSec.'
+        ($r | Where-Object Check -eq 'overlay').Status | Should -Be 'Pass'
+    }
+
     It 'TLS failure: a server certificate the kubeconfig''s CA did not sign' {
         $ca = Join-Path $TestDrive 'other-ca.pem'
         & openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout (Join-Path $TestDrive 'other.key') -out $ca -days 1 -subj '/CN=other-ca' 2>$null

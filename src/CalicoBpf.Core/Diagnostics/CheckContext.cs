@@ -56,7 +56,8 @@ public sealed class CheckContext
             }
             catch (ClusterException ex)
             {
-                value = new CheckUnavailableException($"the cluster refused to give {key}: {ex.Message}", ex);
+                // Refused, throttled or timed out: the check says it could not look, and why (the result adds the full stop).
+                value = new CheckUnavailableException($"{(ex.TimedOut ? "the cluster was too slow to give" : "the cluster refused to give")} {key}: {ex.Message.TrimEnd('.')}", ex);
             }
 
             _facts[key] = value;
