@@ -29,7 +29,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
             throw new ClusterException($"The kubeconfig {kubeconfig} cannot be used{(context is null ? string.Empty : $" with context {context}")}: {ex.Message}", null, ex);
         }
 
-        // Every REST call ends after the request timeout (HttpClient's timeout, surfaced as a TimeoutException).
+        // Every REST call ends after the request timeout: the client cancels it, and Call tells that from Ctrl+C by the caller's token.
         config.HttpClientTimeout = requestTimeout;
         return new Connection(new Kubernetes(config), config.CurrentContext ?? context ?? "in-cluster", requestTimeout);
     }

@@ -43,6 +43,19 @@ public class KubeProtobufTests
     }
 
     [Fact]
+    public void Decodes_a_rules_review()
+    {
+        // kubectl auth can-i --list -n calico-system: spec (2) with namespace (1).
+        byte[] typeMeta = [0x0a, 23, .. "authorization.k8s.io/v1"u8, 0x12, 22, .. "SelfSubjectRulesReview"u8];
+        byte[] spec = [0x0a, 13, .. "calico-system"u8];
+        byte[] raw = [0x0a, 0, 0x12, (byte)spec.Length, .. spec];
+        byte[] body = [.. "k8s\0"u8, 0x0a, (byte)typeMeta.Length, .. typeMeta, 0x12, (byte)raw.Length, .. raw];
+        JsonObject review = KubeProtobuf.Decode(body);
+        Assert.Equal("SelfSubjectRulesReview", (string?)review["kind"]);
+        Assert.Equal("calico-system", (string?)review["spec"]!["namespace"]);
+    }
+
+    [Fact]
     public void A_kind_it_does_not_decode_is_not_supported()
     {
         // An Unknown whose typeMeta (field 1) is apiVersion apps/v1 (1), kind DaemonSet (2).

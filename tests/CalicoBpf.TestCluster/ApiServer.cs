@@ -326,6 +326,9 @@ public sealed class ApiServer : IAsyncDisposable
             case "create" when t.Kind == ScenarioObjects.AccessReviews:
                 await Write(ctx, 201, AccessReview(role, await ReadBody(ctx)));
                 return;
+            case "create" when t.Kind == ScenarioObjects.RulesReviews:
+                await Write(ctx, 201, RulesReview(role, await ReadBody(ctx)));
+                return;
             case "create":
                 result = Store.Create(t.Kind, t.Namespace, await ReadBody(ctx), dryRun, warnings, fieldValidation);
                 code = 201;
@@ -397,17 +400,23 @@ public sealed class ApiServer : IAsyncDisposable
     /// </summary>
     private bool Allowed(string role, string verb, string group, string resource, string? name)
     {
-        if (role == "admin")
-        {
-            return true;
-        }
-
-        if (role == "readonly")
-        {
-            return ReadVerbs.Contains(verb);
-        }
-
         static bool Has(JsonNode? list, string value) => list is JsonArray a && a.Any(x => x?.GetValue<string>() is string v && (v == "*" || v == value));
+        return Rules(role).Any(rule => Has(rule["apiGroups"], group) && Has(rule["resources"], resource) && Has(rule["verbs"], verb)
+            && (rule["resourceNames"] is not JsonArray names || names.Count == 0 || (name is not null && Has(names, name))));
+    }
+
+    /// <summary>
+    /// The resource rules an identity has: everything for "admin", get/list/watch of everything for
+    /// "readonly", else the rules of the ClusterRoles its ClusterRoleBindings name.
+    /// </summary>
+    private IEnumerable<JsonObject> Rules(string role)
+    {
+        static JsonArray Strings(params string[] values) => new(values.Select(v => (JsonNode)v).ToArray());
+        if (role is "admin" or "readonly")
+        {
+            return new[] { new JsonObject { ["verbs"] = role == "admin" ? Strings("*") : Strings(ReadVerbs), ["apiGroups"] = Strings("*"), ["resources"] = Strings("*") } };
+        }
+
         var roles = Store.List(ScenarioObjects.ClusterRoleBindings, null)
             .Where(b => (b["subjects"] as JsonArray ?? new JsonArray()).OfType<JsonObject>().Any(sub => sub["kind"]?.GetValue<string>() switch
             {
@@ -419,8 +428,49 @@ public sealed class ApiServer : IAsyncDisposable
         return Store.List(ScenarioObjects.ClusterRoles, null)
             .Where(r => roles.Contains(ResourceStore.Name(r)))
             .SelectMany(r => (r["rules"] as JsonArray ?? new JsonArray()).OfType<JsonObject>())
-            .Any(rule => Has(rule["apiGroups"], group) && Has(rule["resources"], resource) && Has(rule["verbs"], verb)
-                && (rule["resourceNames"] is not JsonArray names || names.Count == 0 || (name is not null && Has(names, name))));
+            .ToList();
+    }
+
+    /// <summary>
+    /// SelfSubjectRulesReview (kubectl auth can-i --list): the identity's rules, with what every
+    /// authenticated user has (system:basic-user's reviews, system:discovery's URLs), as a real API
+    /// server answers it.
+    /// </summary>
+    private JsonObject RulesReview(string role, JsonObject review)
+    {
+        static JsonArray Strings(params string[] values) => new(values.Select(v => (JsonNode)v).ToArray());
+        var rules = new JsonArray(new JsonObject
+        {
+            ["verbs"] = Strings("create"),
+            ["apiGroups"] = Strings("authorization.k8s.io"),
+            ["resources"] = Strings("selfsubjectaccessreviews", "selfsubjectrulesreviews"),
+        });
+        foreach (JsonObject rule in Rules(role))
+        {
+            var copy = new JsonObject();
+            foreach (string key in new[] { "verbs", "apiGroups", "resources", "resourceNames" })
+            {
+                if (rule[key] is JsonArray values)
+                {
+                    copy[key] = values.DeepClone();
+                }
+            }
+
+            rules.Add(copy);
+        }
+
+        review["status"] = new JsonObject
+        {
+            ["resourceRules"] = rules,
+            ["nonResourceRules"] = new JsonArray(new JsonObject
+            {
+                ["verbs"] = Strings("get"),
+                ["nonResourceURLs"] = Strings("/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"),
+            }),
+            ["incomplete"] = false,
+        };
+        review["metadata"] ??= new JsonObject { ["creationTimestamp"] = null };
+        return review;
     }
 
     private static string UserName(string role) => role is "admin" or "readonly" ? "system:serviceaccount:default:" + role : role;
@@ -429,7 +479,7 @@ public sealed class ApiServer : IAsyncDisposable
     private void Authorize(string role, string verb, Target t, string? subresource)
     {
         string resource = subresource is null ? t.Kind.Plural : t.Kind.Plural + "/" + subresource;
-        if (t.Kind == ScenarioObjects.AccessReviews || Allowed(role, verb, t.Kind.Group, resource, t.Name))
+        if (t.Kind == ScenarioObjects.AccessReviews || t.Kind == ScenarioObjects.RulesReviews || Allowed(role, verb, t.Kind.Group, resource, t.Name))
         {
             return;
         }

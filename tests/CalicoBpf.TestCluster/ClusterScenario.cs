@@ -312,7 +312,7 @@ public sealed class ClusterScenario
         var nodes = new HashSet<string>(StringComparer.Ordinal);
         foreach (NodeSpec n in Nodes)
         {
-            Name(n.Name, "node", Subdomain, 40);
+            Name(n.Name, "node", Subdomain, 40); // 40, not 253: the name is part of the node's network namespace name
             if (!nodes.Add(n.Name))
             {
                 Fail($"node \"{n.Name}\" is there twice");

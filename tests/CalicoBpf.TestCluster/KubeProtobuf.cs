@@ -6,7 +6,7 @@ namespace CalicoBpf.TestCluster;
 /// <summary>
 /// The protobuf encoding of built-in kinds (application/vnd.kubernetes.protobuf), as far as clients
 /// send it to this server: kubectl's typed clients (kubectl auth can-i) post SelfSubjectAccessReviews
-/// that way. The envelope is "k8s\0" and a runtime.Unknown (typeMeta 1, raw 2, contentEncoding 3,
+/// and SelfSubjectRulesReviews (--list) that way. The envelope is "k8s\0" and a runtime.Unknown (typeMeta 1, raw 2, contentEncoding 3,
 /// contentType 4); the field numbers are those of k8s.io/api's generated.proto. A kind this server
 /// does not decode is a 415, as a real API server answers for custom resources.
 /// </summary>
@@ -50,6 +50,7 @@ public static class KubeProtobuf
         return (apiVersion, kind) switch
         {
             ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => AccessReview(apiVersion, kind, raw),
+            ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => RulesReview(apiVersion, kind, raw),
             _ => throw new NotSupportedException($"{kind} ({apiVersion})"),
         };
     }
@@ -75,6 +76,21 @@ public static class KubeProtobuf
                 {
                     spec["nonResourceAttributes"] = Strings(v, "path", "verb");
                 }
+            }
+        }
+
+        return new JsonObject { ["apiVersion"] = apiVersion, ["kind"] = kind, ["spec"] = spec };
+    }
+
+    /// <summary>SelfSubjectRulesReview: spec (2) with the namespace (1).</summary>
+    private static JsonObject RulesReview(string apiVersion, string kind, ReadOnlyMemory<byte> raw)
+    {
+        var spec = new JsonObject();
+        foreach ((int field, ReadOnlyMemory<byte> value) in Fields(raw))
+        {
+            if (field == 2)
+            {
+                spec = Strings(value, "namespace");
             }
         }
 

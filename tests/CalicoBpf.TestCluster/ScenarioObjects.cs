@@ -27,6 +27,7 @@ public static class ScenarioObjects
     public static readonly ResourceKind ClusterRoles = new("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, All);
     public static readonly ResourceKind ClusterRoleBindings = new("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, All);
     public static readonly ResourceKind AccessReviews = new("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, new[] { "create" });
+    public static readonly ResourceKind RulesReviews = new("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, new[] { "create" });
 
     /// <summary>Where the Calico fixtures are: next to the binary (copied at build), else the source tree.</summary>
     public static string FixturesDirectory
@@ -41,7 +42,7 @@ public static class ScenarioObjects
     /// <summary>Every kind this scenario's cluster serves.</summary>
     public static List<ResourceKind> Kinds(ClusterScenario scenario)
     {
-        var kinds = new List<ResourceKind> { Namespaces, Nodes, Pods, Services, ConfigMaps, ServiceAccounts, DaemonSets, EndpointSlices, Crds, ClusterRoles, ClusterRoleBindings, AccessReviews };
+        var kinds = new List<ResourceKind> { Namespaces, Nodes, Pods, Services, ConfigMaps, ServiceAccounts, DaemonSets, EndpointSlices, Crds, ClusterRoles, ClusterRoleBindings, AccessReviews, RulesReviews };
         bool v1 = scenario.CalicoApiGroups.Contains("crd.projectcalico.org/v1");
         bool v3 = scenario.CalicoApiGroups.Contains("projectcalico.org/v3");
         foreach (string plural in new[] { "felixconfigurations", "ippools" })

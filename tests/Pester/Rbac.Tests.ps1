@@ -83,4 +83,15 @@ Describe 'the roles as kubectl auth can-i sees them' -Skip:(-not ($kernel -and (
         $out | Should -Be $answer
         $LASTEXITCODE | Should -Be ($answer -eq 'yes' ? 0 : 1)
     }
+
+    It 'kubectl auth can-i --list shows each role''s rules: pods/exec for the operator only' {
+        $operator = & kubectl auth can-i --list -n calico-system --kubeconfig $kc.operator 2>&1
+        $LASTEXITCODE | Should -Be 0
+        @($operator | Where-Object { $_ -match '^pods/exec\s+\[\]\s+\[\]\s+\[create get\]$' }).Count | Should -Be 1
+        @($operator | Where-Object { $_ -match '^felixconfigurations\.crd\.projectcalico\.org\s.*\bpatch\b' }).Count | Should -Be 1
+        $reader = & kubectl auth can-i --list -n calico-system --kubeconfig $kc.reader 2>&1
+        $LASTEXITCODE | Should -Be 0
+        @($reader | Where-Object { $_ -match '^pods/exec\s' }).Count | Should -Be 0
+        @($reader | Where-Object { $_ -match '^nodes\s.*\[get list\]$' }).Count | Should -Be 1
+    }
 }
