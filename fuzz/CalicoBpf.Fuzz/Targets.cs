@@ -27,6 +27,7 @@ public static class Targets
         ["maps"] = Maps,
         ["nat"] = Nat,
         ["cluster-scenario"] = ClusterScenarioText,
+        ["kube-protobuf"] = KubeProtobufBody,
     };
 
     // A property, not a static field: instrumented code must not run before SharpFuzz has set up its shared memory.
@@ -208,6 +209,23 @@ public static class Targets
         catch (Exception ex) when (ex is FormatException or InvalidDataException)
         {
             // The promised outcome of a scenario the cluster cannot serve: what is wrong, and where.
+        }
+    }
+
+    /// <summary>
+    /// A request body in Kubernetes' protobuf encoding, as the test cluster reads kubectl's access and
+    /// rules reviews: a review as JSON, a FormatException naming the fault, or NotSupportedException
+    /// for a kind it does not decode (the server's 415).
+    /// </summary>
+    private static void KubeProtobufBody(byte[] input)
+    {
+        try
+        {
+            _ = KubeProtobuf.Decode(input).ToJsonString();
+        }
+        catch (Exception ex) when (ex is FormatException or NotSupportedException)
+        {
+            // The promised outcomes: 400 and 415.
         }
     }
 }
