@@ -23,26 +23,26 @@ public sealed class YamlAdapter : IYamlAdapter
             RequireMapping(yaml);
             return _deserializer.Deserialize<T>(yaml) ?? new T();
         }
-        catch (YamlException ex)
+        catch (Exception ex) when (AsFormat(ex) is { } format)
         {
-            // Callers know nothing of YamlDotNet: report line, column and cause in a Core-known type.
-            throw new FormatException(
-                $"Line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}", ex);
-        }
-        catch (ArgumentException ex)
-        {
-            // YamlDotNet rejects some malformed tags with ArgumentException rather than YamlException.
-            throw new FormatException($"The YAML is not valid: {ex.Message}", ex);
-        }
-        catch (InvalidOperationException ex) when (FromYamlDotNet(ex))
-        {
-            // Its parser stops on some broken streams ("...\0") with InvalidOperationException (a fuzzer found it).
-            throw new FormatException($"The YAML is not valid: {ex.Message}", ex);
+            throw format;
         }
     }
 
-    private static bool FromYamlDotNet(Exception ex) =>
-        ex.TargetSite?.DeclaringType?.Namespace?.StartsWith("YamlDotNet", StringComparison.Ordinal) == true;
+    /// <summary>
+    /// YamlDotNet's ways of refusing a document, as the FormatException callers know (they know
+    /// nothing of YamlDotNet): a YamlException with line, column and cause; an ArgumentException (some
+    /// malformed tags); an InvalidOperationException from its parser (a stream that ends a document
+    /// and goes on with a NUL: a fuzzer found it). Anything else is not a bad document.
+    /// </summary>
+    private static FormatException? AsFormat(Exception ex) => ex switch
+    {
+        YamlException y => new FormatException($"Line {y.Start.Line}, column {y.Start.Column}: {y.InnerException?.Message ?? y.Message}", y),
+        ArgumentException => new FormatException($"The YAML is not valid: {ex.Message}", ex),
+        InvalidOperationException when ex.TargetSite?.DeclaringType?.Namespace?.StartsWith("YamlDotNet", StringComparison.Ordinal) == true =>
+            new FormatException($"The YAML is not valid: {ex.Message}", ex),
+        _ => null,
+    };
 
     /// <summary>
     /// A document of Core's types is a mapping (or empty). Anything else is refused here: YamlDotNet
@@ -73,13 +73,9 @@ public sealed class YamlAdapter : IYamlAdapter
         {
             stream.Load(new StringReader(yaml));
         }
-        catch (YamlException ex)
+        catch (Exception ex) when (AsFormat(ex) is { } format)
         {
-            throw new FormatException($"Line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}", ex);
-        }
-        catch (InvalidOperationException ex) when (FromYamlDotNet(ex))
-        {
-            throw new FormatException($"The YAML is not valid: {ex.Message}", ex);
+            throw format;
         }
 
         var documents = new List<string>();

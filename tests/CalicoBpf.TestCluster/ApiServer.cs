@@ -163,7 +163,7 @@ public sealed class ApiServer : IAsyncDisposable
             return;
         }
 
-        string token = ctx.Request.Headers.Authorization.ToString() is { } h && h.StartsWith("Bearer ", StringComparison.Ordinal) ? h[7..].Trim() : string.Empty;
+        string? token = BearerToken(ctx);
         ClusterScenario.ApiFault? fault = _scenario.ApiFaults.FirstOrDefault(f =>
             path.StartsWith(f.Path, StringComparison.Ordinal) && (f.Token is null || f.Token == token) && f.TakeOne());
         if (fault is { DelayMilliseconds: > 0 })
@@ -386,11 +386,10 @@ public sealed class ApiServer : IAsyncDisposable
         }
     }
 
-    private string? Authenticate(HttpContext ctx)
-    {
-        string header = ctx.Request.Headers.Authorization.ToString();
-        return header.StartsWith("Bearer ", StringComparison.Ordinal) && _scenario.Tokens.TryGetValue(header[7..].Trim(), out string? role) ? role : null;
-    }
+    private string? Authenticate(HttpContext ctx) => BearerToken(ctx) is { } token && _scenario.Tokens.TryGetValue(token, out string? role) ? role : null;
+
+    private static string? BearerToken(HttpContext ctx) =>
+        ctx.Request.Headers.Authorization.ToString() is { } header && header.StartsWith("Bearer ", StringComparison.Ordinal) ? header[7..].Trim() : null;
 
     /// <summary>
     /// May the token's identity do this? "admin" may do anything and "readonly" get, list and watch
@@ -411,7 +410,6 @@ public sealed class ApiServer : IAsyncDisposable
     /// </summary>
     private IEnumerable<JsonObject> Rules(string role)
     {
-        static JsonArray Strings(params string[] values) => new(values.Select(v => (JsonNode)v).ToArray());
         if (role is "admin" or "readonly")
         {
             return new[] { new JsonObject { ["verbs"] = role == "admin" ? Strings("*") : Strings(ReadVerbs), ["apiGroups"] = Strings("*"), ["resources"] = Strings("*") } };
@@ -438,7 +436,6 @@ public sealed class ApiServer : IAsyncDisposable
     /// </summary>
     private JsonObject RulesReview(string role, JsonObject review)
     {
-        static JsonArray Strings(params string[] values) => new(values.Select(v => (JsonNode)v).ToArray());
         var rules = new JsonArray(new JsonObject
         {
             ["verbs"] = Strings("create"),
@@ -472,6 +469,8 @@ public sealed class ApiServer : IAsyncDisposable
         review["metadata"] ??= new JsonObject { ["creationTimestamp"] = null };
         return review;
     }
+
+    private static JsonArray Strings(params string[] values) => new(values.Select(v => (JsonNode)v).ToArray());
 
     private static string UserName(string role) => role is "admin" or "readonly" ? "system:serviceaccount:default:" + role : role;
 

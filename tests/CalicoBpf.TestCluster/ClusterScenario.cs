@@ -296,12 +296,9 @@ public sealed class ClusterScenario
             Fail($"install \"{Install}\" is neither operator nor manifest");
         }
 
-        string[] versions = System.IO.Directory.Exists(ScenarioObjects.FixturesDirectory)
-            ? System.IO.Directory.GetDirectories(ScenarioObjects.FixturesDirectory).Select(System.IO.Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray()
-            : Array.Empty<string>();
-        if (!versions.Contains(CalicoCrds, StringComparer.Ordinal))
+        if (!ScenarioObjects.CrdVersions.Contains(CalicoCrds, StringComparer.Ordinal))
         {
-            Fail($"calicoCrds \"{CalicoCrds}\" is not a folder of tests/fixtures/calico ({string.Join(", ", versions)})");
+            Fail($"calicoCrds \"{CalicoCrds}\" is not a folder of tests/fixtures/calico ({string.Join(", ", ScenarioObjects.CrdVersions)})");
         }
 
         if (CalicoApiGroups.Count == 0 || CalicoApiGroups.FirstOrDefault(g => !Groups.Contains(g)) is not null)

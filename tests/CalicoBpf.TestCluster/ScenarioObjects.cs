@@ -39,6 +39,13 @@ public static class ScenarioObjects
         }
     }
 
+    /// <summary>The Calico versions whose CRDs the fixtures hold (head, v3.28.5, v3.30.7): the folders, listed once.</summary>
+    public static IReadOnlyList<string> CrdVersions => LazyCrdVersions.Value;
+
+    private static readonly Lazy<string[]> LazyCrdVersions = new(() => Directory.Exists(FixturesDirectory)
+        ? Directory.GetDirectories(FixturesDirectory).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray()
+        : Array.Empty<string>());
+
     /// <summary>Every kind this scenario's cluster serves.</summary>
     public static List<ResourceKind> Kinds(ClusterScenario scenario)
     {

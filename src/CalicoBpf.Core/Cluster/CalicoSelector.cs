@@ -184,7 +184,7 @@ public sealed class CalicoSelector
         {
             SkipSpace();
             int start = _at;
-            while (_at < _s.Length && (char.IsAsciiLetterOrDigit(_s[_at]) || _s[_at] is '_' or '.' or '/' or '-'))
+            while (_at < _s.Length && IsLabelChar(_s[_at]))
             {
                 _at++;
             }
@@ -235,7 +235,7 @@ public sealed class CalicoSelector
             SkipSpace();
             int end = _at + word.Length;
             if (string.CompareOrdinal(_s, _at, word, 0, word.Length) == 0
-                && (end >= _s.Length || !(char.IsAsciiLetterOrDigit(_s[end]) || _s[end] is '_' or '.' or '/' or '-')))
+                && (end >= _s.Length || !IsLabelChar(_s[end])))
             {
                 _at = end;
                 return true;
@@ -259,6 +259,8 @@ public sealed class CalicoSelector
                 throw Error(word);
             }
         }
+
+        private static bool IsLabelChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '/' or '-';
 
         private void SkipSpace()
         {

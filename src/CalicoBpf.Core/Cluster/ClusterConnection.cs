@@ -14,7 +14,6 @@ public sealed record ClusterTarget(string? Kubeconfig, string? Context, TimeSpan
     /// <summary>The request timeout when none is given: the HTTP client's own default.</summary>
     public static readonly TimeSpan DefaultRequestTimeout = TimeSpan.FromSeconds(100);
 
-
     /// <summary>The kubeconfig file that applies: -Kubeconfig, else $KUBECONFIG (first entry), else ~/.kube/config when it exists; null means in-cluster.</summary>
     public string? ResolvedKubeconfig
     {

@@ -86,6 +86,7 @@ public sealed class FelixConfigClient
     private ResourceRef? _resource;
     private StructuralSchema? _schema;
     private IReadOnlyList<FelixBpfConfig>? _configs;
+    private IReadOnlyList<(FelixBpfConfig Config, CalicoSelector? Selector, string? Problem)>? _selectorConfigs;
     private readonly Dictionary<string, Dictionary<string, (string Value, string Detail)>> _environments = new(StringComparer.Ordinal);
     private bool _schemaLoaded;
 
@@ -290,27 +291,8 @@ public sealed class FelixConfigClient
     /// </summary>
     public (IReadOnlyList<FelixBpfConfig> Matching, IReadOnlyList<string> Problems) SelectorScoped(CalicoNode node)
     {
-        var matching = new List<FelixBpfConfig>();
-        var problems = new List<string>();
-        foreach (FelixBpfConfig c in Configs.Where(c => c.Scope == "Selector")
-            .OrderBy(c => c.Resource["metadata"]?["creationTimestamp"]?.GetValue<string>() is string t
-                && DateTime.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AdjustToUniversal, out DateTime when) ? when : DateTime.MaxValue)
-            .ThenBy(c => c.Name, StringComparer.Ordinal))
-        {
-            string text = c.Resource["spec"]?["nodeSelector"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : string.Empty;
-            try
-            {
-                if (CalicoSelector.Parse(text).Matches(node.Labels))
-                {
-                    matching.Add(c);
-                }
-            }
-            catch (FormatException ex)
-            {
-                problems.Add($"FelixConfiguration {c.Name} is not applied to any node: {ex.Message}");
-            }
-        }
-
+        var matching = SelectorConfigs.Where(c => c.Selector?.Matches(node.Labels) == true).Select(c => c.Config).ToList();
+        var problems = SelectorConfigs.Select(c => c.Problem).OfType<string>().ToList();
         if (matching.Count > 1)
         {
             problems.Add($"Several selector-scoped FelixConfigurations match node {node.Node} ({string.Join(", ", matching.Select(m => m.Name))}): Felix uses only the oldest, {matching[0].Name}, and logs a warning.");
@@ -318,6 +300,26 @@ public sealed class FelixConfigClient
 
         return (matching, problems);
     }
+
+    /// <summary>The selector-scoped configurations, oldest first (then by name), each with its nodeSelector parsed or the reason it does not parse: once per client, not per node.</summary>
+    private IReadOnlyList<(FelixBpfConfig Config, CalicoSelector? Selector, string? Problem)> SelectorConfigs => _selectorConfigs ??= Configs
+        .Where(c => c.Scope == "Selector")
+        .OrderBy(c => c.Resource["metadata"]?["creationTimestamp"]?.GetValue<string>() is string t
+            && DateTime.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AdjustToUniversal, out DateTime when) ? when : DateTime.MaxValue)
+        .ThenBy(c => c.Name, StringComparer.Ordinal)
+        .Select(c =>
+        {
+            string text = c.Resource["spec"]?["nodeSelector"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : string.Empty;
+            try
+            {
+                return (c, CalicoSelector.Parse(text), (string?)null);
+            }
+            catch (FormatException ex)
+            {
+                return (c, (CalicoSelector?)null, $"FelixConfiguration {c.Name} is not applied to any node: {ex.Message}");
+            }
+        })
+        .ToList();
 
     /// <summary>
     /// What Felix on a node uses for each field this cluster's CRD has: the calico-node container's
