@@ -33,6 +33,8 @@ public sealed class FuzzDataplane : INodeDataplane
     public IReadOnlyList<CalicoMapName> ListMaps() =>
         MapSpecs.Current.Select(s => MapCatalog.Parse(s.PinName)).OfType<CalicoMapName>().ToList();
 
+    public NodeRelease Release => ReleaseInference.Infer(ListMaps());
+
     public IMapReader OpenMap(string pinName)
     {
         MapSpec spec = MapSpecs.Current.FirstOrDefault(s => s.PinName == pinName)

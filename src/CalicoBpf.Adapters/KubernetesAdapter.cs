@@ -73,7 +73,8 @@ public sealed class KubernetesAdapter : IClusterAdapter
             {
                 podByNode.TryGetValue(n.Metadata.Name, out V1Pod? pod);
                 string image = pod?.Spec?.Containers?.FirstOrDefault(c => c.Name == "calico-node")?.Image ?? string.Empty;
-                int colon = image.LastIndexOf(':');
+                string named = image.Contains('@', StringComparison.Ordinal) ? image[..image.IndexOf('@', StringComparison.Ordinal)] : image;
+                int colon = named.LastIndexOf(':');
                 return new CalicoNode
                 {
                     Node = n.Metadata.Name,
@@ -85,7 +86,8 @@ public sealed class KubernetesAdapter : IClusterAdapter
                     OsImage = n.Status?.NodeInfo?.OsImage ?? string.Empty,
                     ProviderId = n.Spec?.ProviderID ?? string.Empty,
                     InternalIP = n.Status?.Addresses?.FirstOrDefault(a => a.Type == "InternalIP")?.Address ?? string.Empty,
-                    CalicoVersion = colon > image.LastIndexOf('/') && colon >= 0 ? image[(colon + 1)..] : string.Empty,
+                    CalicoVersion = colon > named.LastIndexOf('/') && colon >= 0 ? named[(colon + 1)..] : string.Empty,
+                    Image = image,
                     OperatorManaged = pod?.Metadata?.NamespaceProperty == "calico-system",
                     Context = Context,
                     Labels = new Dictionary<string, string>(n.Metadata.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal),

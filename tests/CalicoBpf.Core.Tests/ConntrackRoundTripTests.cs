@@ -48,14 +48,16 @@ public class ConntrackRoundTripTests
                     Flags = (ConntrackFlags)flags & ~ConntrackFlags.BA,
                     LastSeenNanoseconds = seen,
                     ResetSeenNanoseconds = kind == ConntrackType.NatForward ? 0 : seen / 2,
-                    Forward = kind == ConntrackType.NatForward ? ConntrackLeg.Empty : fwd,
-                    Reverse = kind == ConntrackType.NatForward ? ConntrackLeg.Empty : rev,
+                    // Calico sets the opener bit on the opener's leg, and only there (bpf-gpl/conntrack.h).
+                    Forward = kind == ConntrackType.NatForward ? ConntrackLeg.Empty : fwd with { Opener = true },
+                    Reverse = kind == ConntrackType.NatForward ? ConntrackLeg.Empty : rev with { Opener = false },
                     ServiceAddress = kind == ConntrackType.NatReverse ? other : kind == ConntrackType.NatForward ? dst : null,
                     ServicePort = kind == ConntrackType.NatReverse ? otherPort : kind == ConntrackType.NatForward ? dport : null,
                     TunnelAddress = kind == ConntrackType.NatReverse && extraPort % 2 == 0 ? other : null,
-                    OriginalSourcePort = kind == ConntrackType.NatReverse && extraPort != 0 ? extraPort : null,
+                    OriginalSourcePort = kind == ConntrackType.NatReverse && extraPort != 0 && extraPort != sport ? extraPort : null,
                     NatSourcePort = kind == ConntrackType.NatForward && extraPort != 0 ? extraPort : null,
-                    ReverseKey = kind == ConntrackType.NatForward ? new ConntrackKey(proto, src, sport, other, otherPort) : null,
+                    // The reverse key holds the client with its rewritten port when host PSNAT changed it (nat_sport).
+                    ReverseKey = kind == ConntrackType.NatForward ? new ConntrackKey(proto, src, extraPort != 0 ? extraPort : sport, other, otherPort) : null,
                 };
             });
 
@@ -76,11 +78,12 @@ public class ConntrackRoundTripTests
         Assert.Equal(expected.Reverse, actual.Reverse);
         Assert.Equal(expected.Flags, actual.Flags & ~ConntrackFlags.BA);
         Assert.Equal(expected.ResetSeenNanoseconds, actual.ResetSeenNanoseconds);
-        // Ports and the B-A flag: the opener stays the source whichever side sorts first.
+        // Ports and the B-A flag: the opener stays the source whichever side sorts first; only the
+        // tracking entry carries B-A (a NAT forward entry is oriented by its reverse key).
         Assert.Equal(expected.SourcePort, actual.SourcePort);
         Assert.Equal(expected.DestinationPort, actual.DestinationPort);
         bool openerIsA = ConntrackCodec.SortsFirst(expected.SourceAddress, expected.SourcePort, expected.DestinationAddress, expected.DestinationPort);
-        Assert.Equal(!openerIsA, (actual.Flags & ConntrackFlags.BA) != 0);
+        Assert.Equal(!openerIsA && expected.Type != ConntrackType.NatForward, (actual.Flags & ConntrackFlags.BA) != 0);
     }
 
     [Theory]

@@ -80,9 +80,19 @@ public class DataplaneDecoderTests
     [InlineData(RouteFlags.Local | RouteFlags.Host, null, null, "local host")]
     [InlineData(RouteFlags.Host | RouteFlags.Tunneled, null, null, "remote host tunneled")]
     [InlineData(RouteFlags.BlackholeDrop, null, null, "blackhole-drop")]
-    [InlineData(RouteFlags.None, null, null, "unknown type (0)")]
+    [InlineData(RouteFlags.BlackholeDrop | RouteFlags.BlackholeReject, null, null, "blackhole-drop blackhole-reject")]
+    // felix/bpf/routes/map.go Value.String: flags 0 are neither local nor a blackhole, so "remote".
+    [InlineData(RouteFlags.None, null, null, "remote")]
     public void Route_descriptions_follow_calico_bpf(RouteFlags flags, string? nextHop, int? ifIndex, string expected) =>
         Assert.Equal(expected, RouteMap.Describe(flags, nextHop is null ? null : IPAddress.Parse(nextHop), ifIndex));
+
+    [Theory]
+    [InlineData("v3.30.0", "local workload idx 7")]
+    [InlineData("v3.30.1", "local workload vm idx 7")]
+    [InlineData("v3.30.7", "local workload vm idx 7")]
+    [InlineData("v3.31.0", "local workload skip-ingress-redir idx 7")]
+    public void Route_flag_0x800_is_named_as_the_release_defines_it(string release, string expected) =>
+        Assert.Equal(expected, RouteMap.Describe(RouteFlags.Local | RouteFlags.Workload | RouteFlags.SkipIngressRedirect, null, 7, CalicoRelease.Parse(release)));
 
     [Fact]
     public void Route_value_holds_next_hop_or_ifindex()
@@ -142,6 +152,17 @@ public class DataplaneDecoderTests
         Assert.Equal("cali1", s2.Name);
         Assert.Null(s2.IngressPolicyV4);
     }
+
+    [Theory]
+    // felix/bpf/ifstate/map.go flagsToStr: v3.24 to v3.27 (map versions 2 and 3) name 0x1 and 0x2 only.
+    [InlineData(2, 0x3u, "workload ready")]
+    [InlineData(3, 0x2u, "ready")]
+    [InlineData(3, 0x8u, "0x8")]
+    [InlineData(4, 0x3u, "workload v4Ready")]
+    [InlineData(4, 0x408u, "host notmanaged")]
+    [InlineData(3, 0x0u, "host")]
+    public void Interface_state_flag_names_follow_the_map_version(int version, uint flags, string expected) =>
+        Assert.Equal(expected, string.Join(' ', InterfaceStateMap.FlagNames((InterfaceStateFlags)flags, version)));
 
     [Theory]
     [InlineData("          <idle>-0       [001] ..s2.  1675.606285: bpf_trace_printk: eth0------------I: Final result=DENY (4). Program execution time: 7366ns",

@@ -20,7 +20,7 @@ public class ScenarioTests
                 ingress: { TotalPackets: 10, DroppedByPolicy: 2 }
             """);
         Assert.Equal("n1", s.Node);
-        Assert.Equal(3, s.ConntrackVersion);
+        Assert.Equal(3, s.ConntrackMapVersion);
         Assert.Equal(5, s.Conntrack.Tcp);
         Assert.Equal(2UL, s.Interfaces[0].Ingress!["DroppedByPolicy"]);
         Assert.Equal(5 + (2 * 2), s.GenerateConntrack(10_000_000_000_000).Count());

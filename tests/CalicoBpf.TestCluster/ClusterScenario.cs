@@ -234,6 +234,11 @@ public sealed class ClusterScenario
             n.ExecStdout ??= string.Empty;
             n.ExecStderr ??= string.Empty;
             n.Dataplane ??= new NodeScenario();
+            if (string.IsNullOrEmpty(n.Dataplane.CalicoVersion) && CalicoRelease.TryParse(CalicoVersion, out _))
+            {
+                // The node runs the cluster's release: its maps are that release's versions and meanings.
+                n.Dataplane.CalicoVersion = CalicoVersion;
+            }
             n.Labels ??= new();
             n.Interfaces = Entries(n.Interfaces, $"node {n.Name}'s interfaces");
         }

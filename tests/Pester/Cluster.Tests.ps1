@@ -36,8 +36,8 @@ Describe 'The test cluster behaves like a real API server for kubectl' -Skip:(-n
     It 'kubectl logs and kubectl exec -- bpftool map show run against the simulated node' {
         $pod = (kubectl get pods -n calico-system -o json | ConvertFrom-Json).items | Where-Object { $_.spec.nodeName -eq 'node-a' }
         (kubectl logs -n calico-system $pod.metadata.name -c calico-node) | Should -Match 'BPF enabled, starting BPF endpoint manager'
-        $maps = kubectl exec -n calico-system $pod.metadata.name -c calico-node -- bpftool -j map show pinned /sys/fs/bpf/tc/globals/cali_v4_ct4 | ConvertFrom-Json
-        $maps.name | Should -Be 'cali_v4_ct4'
+        $maps = kubectl exec -n calico-system $pod.metadata.name -c calico-node -- bpftool -j map show pinned /sys/fs/bpf/tc/globals/cali_v4_ct3 | ConvertFrom-Json
+        $maps.name | Should -Be 'cali_v4_ct3'
         kubectl exec -n calico-system $pod.metadata.name -- sh -c 'exit 3' 2>$null
         $LASTEXITCODE | Should -Be 3
     }
@@ -66,10 +66,14 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $pins | Should -Exist
         $skip = 'Node', 'Age', 'LastSeen', 'ResetSeen', 'Created'
         function Fields($o) { ($o.PSObject.Properties | Where-Object Name -notin $skip | Sort-Object Name | ForEach-Object { "$($_.Name)=$(if ($_.Value -is [byte[]]) { [Convert]::ToHexString($_.Value) } else { "$($_.Value)" })" }) -join '|' }
+        # Remotely the calico-node image names the release (v3.30.7); locally the pins narrow it to v3.30,
+        # so the same release given locally gives the same objects.
         $remote = @(Get-BpfConntrack -Node node-a | ForEach-Object { Fields $_ } | Sort-Object)
-        $local = @(Get-BpfConntrack -PinPath $pins | ForEach-Object { Fields $_ } | Sort-Object)
+        $local = @(Get-BpfConntrack -PinPath $pins -CalicoVersion v3.30.7 | ForEach-Object { Fields $_ } | Sort-Object)
         $remote.Count | Should -Be 141
         $remote | Should -Be $local
+        (Get-BpfConntrack -Node node-a | Select-Object -First 1).Release | Should -Be 'v3.30.7'
+        (Get-BpfMap -Node node-a cali_v4_ct3).CalicoRelease.Source | Should -Be 'Image'
         # Interface names come from the node's own network namespace (here the host's differ).
         $skip += 'Interface'
         (Get-BpfCounter -Node node-a | ForEach-Object { Fields $_ }) | Should -Be (Get-BpfCounter -PinPath $pins | ForEach-Object { Fields $_ })
@@ -216,7 +220,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
     }
 
     It 'takes Node from the pipeline' {
-        (Get-CalicoNode node-b | Get-BpfMap cali_v4_ct4).Entries | Should -Be 30
+        (Get-CalicoNode node-b | Get-BpfMap cali_v4_ct3).Entries | Should -Be 30
     }
 
     It 'a read-only identity lists nodes but is refused exec, as one error per node' {
@@ -241,8 +245,8 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
             $output.Count | Should -BeLessThan 136
             # The exec session closed with the pipeline, so the node's dump ended too.
             $deadline = [DateTime]::UtcNow.AddSeconds(10)
-            while ((pgrep -f 'bpftool -j map dump pinned /sys/fs/bpf/tc/globals/cali_v4_ct4') -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
-            @(pgrep -f 'bpftool -j map dump pinned /sys/fs/bpf/tc/globals/cali_v4_ct4').Count | Should -Be 0
+            while ((pgrep -f 'bpftool -j map dump pinned /sys/fs/bpf/tc/globals/cali_v4_ct3') -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+            @(pgrep -f 'bpftool -j map dump pinned /sys/fs/bpf/tc/globals/cali_v4_ct3').Count | Should -Be 0
         } finally { $ps.Dispose() }
     }
 
@@ -250,7 +254,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $first = @(Get-BpfConntrack -Node * -ThrottleLimit 1 -ErrorAction SilentlyContinue | Select-Object -First 3)
         $first.Count | Should -Be 3
         # The same cmdlet still works afterwards: no worker was left blocked on the queue.
-        @(Get-BpfMap -Node node-b cali_v4_ct4).Count | Should -Be 1
+        @(Get-BpfMap -Node node-b cali_v4_ct3).Count | Should -Be 1
     }
 
     It 'says clearly when the cluster cannot be reached' {

@@ -64,7 +64,7 @@ Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
         ($d.Status, $d.Evidence) | Should -Be @('Warning', 'eth0 by policy 120, eth0 malformed IP packets 2')
         $c = Find $results capacity gb-a
         $c.Status | Should -Be 'Warning'
-        $c.Message | Should -Match 'cali_v4_ct4 93.8%'
+        $c.Message | Should -Match 'cali_v4_ct3 93.8%'
         $c.Remediation | Should -Be 'Set-FelixBpfConfig -BpfMapSizeConntrack 128  (Felix restarts to resize)'
     }
 

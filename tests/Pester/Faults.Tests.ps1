@@ -37,8 +37,8 @@ Describe 'Nodes that fail below the API' -Skip:(-not $kernel) {
 
     It 'Get-BpfMap: a connection dropped while counting is an error for that node, never short counts' {
         $maps = @(Get-BpfMap -Node steady, dies -ErrorVariable errs -ErrorAction SilentlyContinue)
-        ($maps | Where-Object Name -eq 'cali_v4_ct4').Node | Should -Be 'steady'
-        ($maps | Where-Object Name -eq 'cali_v4_ct4').Entries | Should -Be 40
+        ($maps | Where-Object Name -eq 'cali_v4_ct3').Node | Should -Be 'steady'
+        ($maps | Where-Object Name -eq 'cali_v4_ct3').Entries | Should -Be 40
         @($maps | Where-Object Node -eq 'dies').Count | Should -Be 0
         $errs.Count | Should -Be 1
         $errs[0].Exception.Message | Should -BeLike '*did not finish on dies*output is incomplete*'

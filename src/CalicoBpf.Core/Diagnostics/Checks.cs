@@ -559,7 +559,7 @@ public static class DebugTrace
 {
     public static int CalicoLines(Transport.INodeDataplane node, CancellationToken cancellationToken) =>
         node.ReadTraceLines(follow: false, tracingDirectory: null, cancellationToken)
-            .Select(l => Trace.TraceLogParser.Parse(l, node.Node))
+            .Select(l => Trace.TraceLogParser.Parse(l, node.Node, release: node.Release.Release))
             .Count(e => e.Direction != TraceDirection.None);
 }
 

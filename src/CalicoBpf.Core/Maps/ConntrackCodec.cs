@@ -6,7 +6,8 @@ namespace CalicoBpf.Maps;
 
 /// <summary>
 /// Decodes conntrack entries from raw map bytes and encodes them back. The same decoder serves
-/// bytes from the local kernel and from a remote node's bpftool dump.
+/// bytes from the local kernel and from a remote node's bpftool dump; what the bytes mean follows
+/// the node's Calico release (<see cref="ConntrackMeaning"/>).
 /// </summary>
 public sealed class ConntrackCodec
 {
@@ -14,16 +15,21 @@ public sealed class ConntrackCodec
     private readonly string _node;
     private readonly string _mapName;
     private readonly ClockSample _clock;
+    private readonly ConntrackMeaning _meaning;
 
-    public ConntrackCodec(ConntrackLayout layout, string node, string mapName, ClockSample clock)
+    /// <param name="release">The node's Calico release; null: the newest release that wrote this map version.</param>
+    public ConntrackCodec(ConntrackLayout layout, string node, string mapName, ClockSample clock, CalicoRelease? release = null)
     {
         _layout = layout;
         _node = node;
         _mapName = mapName;
         _clock = clock;
+        _meaning = ConntrackMeaning.For(layout.Version, release ?? CalicoRelease.Newest);
     }
 
     public ConntrackLayout Layout => _layout;
+
+    public ConntrackMeaning Meaning => _meaning;
 
     public ConntrackEntry Decode(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
@@ -47,7 +53,6 @@ public sealed class ConntrackCodec
         ulong lastSeen = ConntrackLayout.ReadU64(value, 8);
         var type = (ConntrackType)value[16];
         var flags = (ConntrackFlags)(ConntrackLayout.ReadFlags(value) & l.FlagMask);
-        bool ba = (flags & ConntrackFlags.BA) != 0;
 
         ConntrackLeg legA = ConntrackLeg.Empty;
         ConntrackLeg legB = ConntrackLeg.Empty;
@@ -80,7 +85,19 @@ public sealed class ConntrackCodec
             }
         }
 
-        (IPAddress src, int sport, IPAddress dst, int dport) = ba ? (addrB, portB, addrA, portA) : (addrA, portA, addrB, portB);
+        bool sourceIsB = type == ConntrackType.NatForward ? ClientIsB(ctKey, reverseKey!, natSourcePort)
+            : _meaning.OpenerByLegBit ? legB.Opener && !legA.Opener
+            : (flags & ConntrackFlags.BA) != 0;
+        (IPAddress src, int sport, IPAddress dst, int dport) = sourceIsB ? (addrB, portB, addrA, portA) : (addrA, portA, addrB, portB);
+        if (type == ConntrackType.NatReverse)
+        {
+            // Calico writes the client's original source into every NAT_REV entry (bpf-gpl/conntrack.h
+            // ct_value.orig_sip/orig_sport = ct_ctx->orig_src/orig_sport), changed or not: as written
+            // by its real programs (tests/fixtures/realcalico). Only a different one is a change.
+            origSource = origSource is not null && !origSource.Equals(src) ? origSource : null;
+            origSourcePort = origSourcePort is { } o && o != sport ? o : null;
+        }
+
         if (type == ConntrackType.NatForward)
         {
             // The forward entry is keyed by the pre-DNAT tuple: its destination is the service.
@@ -108,18 +125,44 @@ public sealed class ConntrackCodec
             LastSeenNanoseconds = lastSeen,
             LastSeen = _clock.WallTimeOf(lastSeen),
             Age = _clock.AgeOf(lastSeen),
-            ResetSeenNanoseconds = l.Legacy ? 0 : ts0,
-            ResetSeen = !l.Legacy && ts0 != 0 ? _clock.WallTimeOf(ts0) : null,
-            CreatedNanoseconds = l.Legacy ? ts0 : 0,
-            Created = l.Legacy && ts0 != 0 ? _clock.WallTimeOf(ts0) : null,
-            Forward = ba ? legB : legA,
-            Reverse = ba ? legA : legB,
+            ResetSeenNanoseconds = _meaning.OffsetZeroIsCreated ? 0 : ts0,
+            ResetSeen = !_meaning.OffsetZeroIsCreated && ts0 != 0 ? _clock.WallTimeOf(ts0) : null,
+            CreatedNanoseconds = _meaning.OffsetZeroIsCreated ? ts0 : 0,
+            Created = _meaning.OffsetZeroIsCreated && ts0 != 0 ? _clock.WallTimeOf(ts0) : null,
+            Forward = sourceIsB ? legB : legA,
+            Reverse = sourceIsB ? legA : legB,
             Key = ctKey,
             MapName = _mapName,
             MapVersion = l.Version,
+            Release = _meaning.Release,
             RawKey = key.ToArray(),
             RawValue = value.ToArray(),
         };
+    }
+
+    /// <summary>
+    /// Which end of a NAT forward entry is the client. Calico never sets B-A on these (bpf-gpl/conntrack.h
+    /// calico_ct_create_nat_fwd only sorts the key), so, as felix/bpf/conntrack/cleanup.go does, the
+    /// client is the end that also stands in the reverse key; with host source-port NAT the reverse
+    /// key has the rewritten port (nat_sport) instead. Checked A then B against the reverse key's A,
+    /// then its B. When neither end is there (the client address was rewritten too), A is taken.
+    /// </summary>
+    internal static bool ClientIsB(ConntrackKey key, ConntrackKey reverse, int? natSourcePort)
+    {
+        bool Same(IPAddress address, int port, IPAddress revAddress, int revPort) =>
+            address.Equals(revAddress) && (natSourcePort ?? port) == revPort;
+
+        if (Same(key.AddressA, key.PortA, reverse.AddressA, reverse.PortA))
+        {
+            return false;
+        }
+
+        if (Same(key.AddressB, key.PortB, reverse.AddressA, reverse.PortA))
+        {
+            return true;
+        }
+
+        return !Same(key.AddressA, key.PortA, reverse.AddressB, reverse.PortB) && Same(key.AddressB, key.PortB, reverse.AddressB, reverse.PortB);
     }
 
     private ConntrackKey DecodeKey(ReadOnlySpan<byte> key)
@@ -158,30 +201,36 @@ public sealed class ConntrackCodec
     }
 
     /// <summary>
-    /// Encodes an entry with the dataplane's A/B rule: A is the side that sorts first (addresses
-    /// compared as little-endian u32 words, then ports); the B-A flag is set when the opener is B.
+    /// Encodes an entry as Calico's programs write it (bpf-gpl/conntrack.h): A is the side that sorts
+    /// first (addresses compared as little-endian u32 words, then ports); the tracking entry (Normal,
+    /// NatReverse) gets B-A when its opener is B, from conntrack version 3 on; a NatForward entry never
+    /// does; the opener's leg has its opener bit. Offset 0 is the creation time or rst_seen as the
+    /// release has it (<paramref name="release"/>, else the entry's <see cref="ConntrackEntry.Release"/>).
     /// Used by fixtures, the demo and tests; never on a real node's maps.
     /// </summary>
-    public static void Encode(ConntrackLayout l, ConntrackEntry e, Span<byte> key, Span<byte> value)
+    public static void Encode(ConntrackLayout l, ConntrackEntry e, Span<byte> key, Span<byte> value, CalicoRelease? release = null)
     {
         if (key.Length != l.KeySize || value.Length != l.ValueSize)
         {
             throw new ArgumentException($"Buffers must be {l.KeySize} and {l.ValueSize} bytes.");
         }
 
+        ConntrackMeaning meaning = ConntrackMeaning.For(l.Version, release ?? e.Release);
         key.Clear();
         value.Clear();
         bool openerIsA = SortsFirst(e.SourceAddress, e.SourcePort, e.DestinationAddress, e.DestinationPort);
         WriteKey(l, key, e.Protocol, openerIsA ? e.SourceAddress : e.DestinationAddress, openerIsA ? e.SourcePort : e.DestinationPort,
             openerIsA ? e.DestinationAddress : e.SourceAddress, openerIsA ? e.DestinationPort : e.SourcePort);
 
-        ConntrackFlags flags = (e.Flags & ~ConntrackFlags.BA) | (openerIsA ? ConntrackFlags.None : ConntrackFlags.BA);
-        BinaryPrimitives.WriteUInt64LittleEndian(value, l.Legacy ? e.CreatedNanoseconds : e.ResetSeenNanoseconds);
+        bool tracking = e.Type != ConntrackType.NatForward;
+        ConntrackFlags flags = (e.Flags & ~ConntrackFlags.BA)
+            | (tracking && !openerIsA && !meaning.OpenerByLegBit ? ConntrackFlags.BA : ConntrackFlags.None);
+        BinaryPrimitives.WriteUInt64LittleEndian(value, meaning.OffsetZeroIsCreated ? e.CreatedNanoseconds : e.ResetSeenNanoseconds);
         BinaryPrimitives.WriteUInt64LittleEndian(value[8..], e.LastSeenNanoseconds);
         value[16] = (byte)e.Type;
         ConntrackLayout.WriteFlags(value, (uint)flags & l.FlagMask);
 
-        if (e.Type == ConntrackType.NatForward)
+        if (!tracking)
         {
             ConntrackKey rk = e.ReverseKey ?? throw new ArgumentException("A NatForward entry needs its ReverseKey.", nameof(e));
             WriteKey(l, value.Slice(l.ReverseKeyOffset, l.KeySize), rk.Protocol, rk.AddressA, rk.PortA, rk.AddressB, rk.PortB);
@@ -189,15 +238,17 @@ public sealed class ConntrackCodec
             return;
         }
 
-        EncodeLeg(l, value.Slice(l.LegAOffset, l.LegSize), openerIsA ? e.Forward : e.Reverse);
-        EncodeLeg(l, value.Slice(l.LegBOffset, l.LegSize), openerIsA ? e.Reverse : e.Forward);
+        ConntrackLeg opener = e.Forward with { Opener = true };
+        EncodeLeg(l, value.Slice(l.LegAOffset, l.LegSize), openerIsA ? opener : e.Reverse);
+        EncodeLeg(l, value.Slice(l.LegBOffset, l.LegSize), openerIsA ? e.Reverse : opener);
         if (e.Type == ConntrackType.NatReverse)
         {
             WriteAddress(l, value, l.TunnelOffset, e.TunnelAddress);
             WriteAddress(l, value, l.OriginalDestinationOffset, e.ServiceAddress);
             BinaryPrimitives.WriteUInt16LittleEndian(value[l.OriginalPortOffset..], (ushort)(e.ServicePort ?? 0));
-            BinaryPrimitives.WriteUInt16LittleEndian(value[l.OriginalSourcePortOffset..], (ushort)(e.OriginalSourcePort ?? 0));
-            WriteAddress(l, value, l.OriginalSourceAddressOffset, e.OriginalSourceAddress);
+            // Calico writes the original source even when nothing changed it: then it is the client's own.
+            BinaryPrimitives.WriteUInt16LittleEndian(value[l.OriginalSourcePortOffset..], (ushort)(e.OriginalSourcePort ?? e.SourcePort));
+            WriteAddress(l, value, l.OriginalSourceAddressOffset, e.OriginalSourceAddress ?? e.SourceAddress);
         }
     }
 

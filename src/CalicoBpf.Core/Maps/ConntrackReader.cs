@@ -114,14 +114,17 @@ public static class ConntrackReader
         using IMapReader reader = node.OpenMapToDump(pin.PinName);
         BpfMapDescriptor d = reader.Descriptor;
         ConntrackLayout layout = ConntrackLayout.For(pin.PinName, pin.Version, d.KeySize, d.ValueSize);
-        if (pin.Version > 4)
+        NodeRelease release = node.Release;
+        ConntrackMeaning meaning = ConntrackMeaning.For(layout.Version, release.Release, out bool adjusted);
+        if (adjusted && release.Exact)
         {
-            reporter.Warning($"{pin.PinName} is conntrack version {pin.Version}, newer than the versions CalicoBpf knows (2 to 4). Its sizes match version 4, so it is decoded as version 4; update CalicoBpf.");
+            reporter.Warning($"{node.Node} runs Calico {release.Release} ({release.Detail}), but {pin.PinName} is conntrack version {pin.Version}, " +
+                $"which Calico {ConntrackMeaning.ReleasesOf(pin.Version)} writes; it is decoded with the rules of {meaning.Release.Line}.");
         }
 
-        reporter.Verbose($"Reading {pin.PinName} ({d.Type}, {d.KeySize}/{d.ValueSize} bytes, max {d.MaxEntries}) on {node.Node}.");
+        reporter.Verbose($"Reading {pin.PinName} ({d.Type}, {d.KeySize}/{d.ValueSize} bytes, max {d.MaxEntries}) on {node.Node}, Calico {release}.");
         ClockSample clock = node.SampleClock();
-        var codec = new ConntrackCodec(layout, node.Node, pin.PinName, clock);
+        var codec = new ConntrackCodec(layout, node.Node, pin.PinName, clock, meaning.Release);
         foreach (RawEntryBatch batch in reader.ReadEntries(cancellationToken))
         {
             for (int i = 0; i < batch.Count; i++)

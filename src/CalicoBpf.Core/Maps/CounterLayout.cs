@@ -47,6 +47,61 @@ public static class CounterLayout
         new(26, "DroppedNoHostIP", CounterCategory.Dropped, "VXLAN encap when host IP unknown"),
     };
 
+    /// <summary>
+    /// The counters map each release pins: its version and how many u64 counters a value holds
+    /// (felix/bpf/counters MaxCounterNumber and the map's Version at each tag). v3.23 has no counters
+    /// map. Releases from First up to the next row.
+    /// </summary>
+    private static readonly (CalicoRelease First, int Version, int Counters)[] ReleaseCounters =
+    {
+        (new CalicoRelease(3, 24, 0), 1, 14),
+        (new CalicoRelease(3, 26, 0), 2, 14),
+        (new CalicoRelease(3, 30, 0), 3, 17),
+        (new CalicoRelease(3, 31, 0), 5, 25),
+        (new CalicoRelease(3, 32, 0), 6, 26),
+        (new CalicoRelease(3, 32, 1), 6, 27),
+    };
+
+    /// <summary>The counters map (version, counters per value) a release pins; null for releases before counters existed.</summary>
+    public static (int Version, int Counters)? ForRelease(CalicoRelease release)
+    {
+        (int Version, int Counters)? found = null;
+        foreach ((CalicoRelease first, int version, int counters) in ReleaseCounters)
+        {
+            if (release.AtLeast(first))
+            {
+                found = (version, counters);
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>The releases that pinned a counters map version, for <see cref="ReleaseInference"/>: from First up to, not including, Until.</summary>
+    internal static IEnumerable<(int Version, CalicoRelease First, CalicoRelease? Until)> VersionReleases()
+    {
+        for (int i = 0; i < ReleaseCounters.Length; i++)
+        {
+            (CalicoRelease first, int version, _) = ReleaseCounters[i];
+            if (i > 0 && ReleaseCounters[i - 1].Version == version)
+            {
+                continue;
+            }
+
+            int next = Array.FindIndex(ReleaseCounters, i, r => r.Version != version);
+            yield return (version, first, next < 0 ? null : ReleaseCounters[next].First);
+        }
+    }
+
+    /// <summary>
+    /// The definition of an index in a release: where reasons.h numbers index 13 ACCEPTED_BY_XDP
+    /// (v3.24 to v3.27.3 and v3.28.0, "not used by counters map"), the counter is unused and not shown.
+    /// </summary>
+    public static CounterDefinition Define(int index, CalicoRelease release) =>
+        index == 13 && CalicoReasons.Id(13, release) != "BLACK_HOLE"
+            ? new CounterDefinition(13, "Unused13", CounterCategory.Other, "unused (reasons.h: accepted by XDP)", Printed: false)
+            : Define(index);
+
     /// <summary>The definition of an index; indices past the table are a newer Calico's counters.</summary>
     public static CounterDefinition Define(int index) => index < Definitions.Count
         ? Definitions[index]

@@ -50,8 +50,9 @@ public static class CounterReader
             }
         }
 
+        CalicoRelease release = node.Release.Release;
         CounterDefinition[] order = Enumerable.Range(0, counters)
-            .Select(CounterLayout.Define)
+            .Select(i => CounterLayout.Define(i, release))
             .Where(d => d.Printed)
             .OrderBy(d => d.Category == CounterCategory.Unknown ? 1 : 0)
             .ThenBy(d => d.Category.ToString(), StringComparer.Ordinal)

@@ -24,9 +24,40 @@ public static class InterfaceStateMap
         (InterfaceStateFlags.NotManaged, "notmanaged"),
     };
 
-    /// <summary>calico-bpf's flag names; flags 0 print as "host".</summary>
-    public static string[] FlagNames(InterfaceStateFlags flags) =>
-        flags == InterfaceStateFlags.None ? new[] { "host" } : Names.Where(n => (flags & n.Flag) != 0).Select(n => n.Name).ToArray();
+    /// <summary>
+    /// Versions 2 and 3 (v3.24 to v3.27) define two flags, 0x1 "workload" and 0x2 "ready"
+    /// (felix/bpf/ifstate/map.go flagsToStr at those tags); version 4 splits readiness per family.
+    /// </summary>
+    private static readonly (InterfaceStateFlags Flag, string Name)[] NamesBeforeVersion4 =
+    {
+        (InterfaceStateFlags.Workload, "workload"),
+        (InterfaceStateFlags.V4Ready, "ready"),
+    };
+
+    /// <summary>calico-bpf's flag names in a version 4 map; flags 0 print as "host".</summary>
+    public static string[] FlagNames(InterfaceStateFlags flags) => FlagNames(flags, 4);
+
+    /// <summary>calico-bpf's flag names in a map of the version; flags 0 print as "host"; bits the version does not define as 0x hex.</summary>
+    public static string[] FlagNames(InterfaceStateFlags flags, int version)
+    {
+        if (flags == InterfaceStateFlags.None)
+        {
+            return new[] { "host" };
+        }
+
+        (InterfaceStateFlags Flag, string Name)[] table = version >= 4 ? Names : NamesBeforeVersion4;
+        var names = table.Where(n => (flags & n.Flag) != 0).Select(n => n.Name).ToList();
+        uint rest = (uint)flags & ~table.Aggregate(0u, (m, n) => m | (uint)n.Flag);
+        for (int bit = 0; bit < 32; bit++)
+        {
+            if ((rest & (1u << bit)) != 0)
+            {
+                names.Add("0x" + (1u << bit).ToString("x", System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return names.ToArray();
+    }
 
     /// <summary>Value size of each version: 4 = 52, 3 = 40, 2 = 20.</summary>
     public static int ValueSize(int version) => version >= 4 ? 52 : version == 3 ? 40 : 20;
@@ -56,7 +87,7 @@ public static class InterfaceStateMap
             IfIndex = (int)BinaryPrimitives.ReadUInt32LittleEndian(key),
             Name = Encoding.ASCII.GetString(nul < 0 ? name : name[..nul]),
             Flags = flags,
-            FlagNames = FlagNames(flags),
+            FlagNames = FlagNames(flags, version),
             XdpPolicyV4 = At(value, 20),
             IngressPolicyV4 = At(value, 24),
             EgressPolicyV4 = At(value, 28),

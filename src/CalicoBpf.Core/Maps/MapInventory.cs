@@ -26,6 +26,8 @@ public static class MapInventory
                 }
             }
 
+            NodeRelease release = node.Release;
+            reporter.Verbose($"{node.Node}: Calico {release}.");
             node.PrepareToOpen(pins.Select(p => p.PinName).ToList());
             foreach (CalicoMapName pin in pins)
             {
@@ -66,6 +68,7 @@ public static class MapInventory
                     Flags = d.Flags,
                     Path = System.IO.Path.Combine(node.PinDirectory, pin.PinName),
                     Description = MapCatalog.Describe(pin.BaseName),
+                    CalicoRelease = release,
                 };
             }
         }

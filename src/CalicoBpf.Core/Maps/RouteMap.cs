@@ -40,8 +40,21 @@ public static class RouteMap
         return v;
     }
 
-    /// <summary>calico-bpf routes dump's words for a route.</summary>
-    public static string Describe(RouteFlags f, IPAddress? nextHop, int? ifIndex)
+    /// <summary>
+    /// What bit 0x800 means (felix/bpf/routes/map.go at each tag): nothing up to v3.30.0, a VM workload
+    /// ("vm") in v3.30.1 to v3.30.x, skip-ingress-redirect from v3.31 (when 0x400 vxlan came too).
+    /// </summary>
+    private static string? Name800(CalicoRelease release) =>
+        release.AtLeast(3, 31) ? "skip-ingress-redir" : release.AtLeast(3, 30, 1) ? "vm" : null;
+
+    /// <summary>calico-bpf routes dump's words for a route, in the newest release.</summary>
+    public static string Describe(RouteFlags f, IPAddress? nextHop, int? ifIndex) => Describe(f, nextHop, ifIndex, CalicoRelease.Newest);
+
+    /// <summary>
+    /// calico-bpf routes dump's words for a route as the release prints them (felix/bpf/routes/map.go
+    /// Value.String): flags 0 read "remote", as a route that is neither local nor a blackhole does.
+    /// </summary>
+    public static string Describe(RouteFlags f, IPAddress? nextHop, int? ifIndex, CalicoRelease release)
     {
         var words = new List<string>();
         bool blackhole = (f & (RouteFlags.BlackholeDrop | RouteFlags.BlackholeReject)) != 0;
@@ -76,7 +89,11 @@ public static class RouteMap
         Add(RouteFlags.SameSubnet, "same-subnet");
         Add(RouteFlags.NoDsr, "no-dsr");
         Add(RouteFlags.Tunneled, "tunneled");
-        Add(RouteFlags.SkipIngressRedirect, "skip-ingress-redir");
+        if (Name800(release) is { } name800)
+        {
+            Add(RouteFlags.SkipIngressRedirect, name800);
+        }
+
         if (ifIndex is { } idx)
         {
             words.Add("idx " + idx);
@@ -89,12 +106,11 @@ public static class RouteMap
 
         Add(RouteFlags.BlackholeDrop, "blackhole-drop");
         Add(RouteFlags.BlackholeReject, "blackhole-reject");
-        return words.Count == 0 || (words.Count == 1 && words[0] == "remote" && f == RouteFlags.None)
-            ? $"unknown type ({(uint)f})"
-            : string.Join(' ', words);
+        return words.Count == 0 ? $"unknown type ({(uint)f})" : string.Join(' ', words);
     }
 
-    public static BpfRoute Decode(string node, bool ipv6, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, IReadOnlyDictionary<int, NetworkLink>? links)
+    public static BpfRoute Decode(string node, bool ipv6, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, IReadOnlyDictionary<int, NetworkLink>? links,
+        CalicoRelease? release = null)
     {
         int l = ipv6 ? 16 : 4;
         var flags = (RouteFlags)BinaryPrimitives.ReadUInt32LittleEndian(value);
@@ -114,7 +130,7 @@ public static class RouteMap
             NextHop = nextHop,
             IfIndex = ifIndex,
             Interface = ifIndex is { } i and > 0 && links is not null ? CounterReader.NameOf(links, i) : null,
-            Description = Describe(flags, nextHop, ifIndex),
+            Description = Describe(flags, nextHop, ifIndex, release ?? CalicoRelease.Newest),
         };
     }
 
@@ -128,6 +144,7 @@ public static class RouteMap
         CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 route" : "IPv4 route",
             ipv6 ? "IPv6 is probably not enabled in Calico on this node; drop -IPv6." : null);
         IReadOnlyDictionary<int, NetworkLink> links = node.ListLinks();
+        CalicoRelease release = node.Release.Release;
         byte[]? targetBytes = lookup?.GetAddressBytes();
         var rows = MapReading.Decode<RawEntry>(node, pin, d =>
         {
@@ -156,7 +173,7 @@ public static class RouteMap
         });
         foreach (RawEntry r in rows)
         {
-            yield return Decode(node.Node, ipv6, r.Key, r.Value, links);
+            yield return Decode(node.Node, ipv6, r.Key, r.Value, links, release);
         }
     }
 }

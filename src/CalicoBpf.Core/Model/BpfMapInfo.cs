@@ -23,6 +23,8 @@ public sealed class BpfMapInfo
     public string Path { get; init; } = string.Empty;
     /// <summary>What the map holds, from the Calico reference (empty for maps CalicoBpf does not describe).</summary>
     public string Description { get; init; } = string.Empty;
+    /// <summary>The node's Calico release the map is decoded with, and how it was found (image, -CalicoVersion, or inferred from the pins).</summary>
+    public NodeRelease? CalicoRelease { get; init; }
 
     public override string ToString() => $"{Name} {Type} {Entries?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}/{MaxEntries}";
 }

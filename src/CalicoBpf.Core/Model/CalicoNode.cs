@@ -19,6 +19,13 @@ public sealed class CalicoNode
     public string InternalIP { get; init; } = string.Empty;
     /// <summary>The Calico version from the calico-node image tag (v3.30.7).</summary>
     public string CalicoVersion { get; init; } = string.Empty;
+    /// <summary>The calico-node container's image (quay.io/calico/node:v3.30.7).</summary>
+    public string Image { get; init; } = string.Empty;
+    /// <summary>
+    /// The release the node's maps are decoded with and how it was found: the image's tag; null when
+    /// the tag names none (a digest, "master"), and then the node's pinned maps tell.
+    /// </summary>
+    public NodeRelease? CalicoRelease => NodeRelease.FromImage(Image.Length > 0 ? Image : CalicoVersion);
     /// <summary>Installed by the Tigera operator (calico-system namespace).</summary>
     public bool OperatorManaged { get; init; }
     public string Context { get; init; } = string.Empty;

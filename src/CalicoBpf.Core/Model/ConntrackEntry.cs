@@ -78,6 +78,8 @@ public sealed class ConntrackEntry
     public ConntrackKey Key { get; init; } = new(IpProtocol.HopByHop, IPAddress.Any, 0, IPAddress.Any, 0);
     public string MapName { get; init; } = string.Empty;
     public int MapVersion { get; init; }
+    /// <summary>The Calico release whose meanings decoded the entry (offset 0, flag names): see Get-BpfMap's CalicoRelease.</summary>
+    public CalicoRelease Release { get; init; } = CalicoRelease.Newest;
     public byte[] RawKey { get; init; } = Array.Empty<byte>();
     public byte[] RawValue { get; init; } = Array.Empty<byte>();
 
@@ -90,7 +92,7 @@ public sealed class ConntrackEntry
     /// <summary>The service (pre-DNAT destination) as host:port; empty for Normal entries.</summary>
     /// <summary>A NatForward entry's backend as host:port (the far end of its reverse key); empty for other types.</summary>
     public string Backend => Type == ConntrackType.NatForward && ReverseKey is { } r
-        ? ConntrackText.HostPort(r.Other(SourceAddress, SourcePort).Address, r.Other(SourceAddress, SourcePort).Port)
+        ? ConntrackText.HostPort(r.Other(SourceAddress, NatSourcePort ?? SourcePort).Address, r.Other(SourceAddress, NatSourcePort ?? SourcePort).Port)
         : string.Empty;
 
     public string ServiceEndpoint => ServiceAddress is null ? string.Empty : ConntrackText.HostPort(ServiceAddress, ServicePort ?? 0);
@@ -113,7 +115,7 @@ public sealed class ConntrackEntry
     public TcpState State => ConntrackText.DeriveState(Protocol, Type, Flags, Forward, Reverse);
 
     /// <summary>The flag names calico-bpf prints (nat-out, B-A, ...).</summary>
-    public string[] FlagNames => ConntrackText.FlagNames(Flags);
+    public string[] FlagNames => ConntrackText.FlagNames(Flags, Release);
 
     public override string ToString() => ConntrackText.Describe(this);
 }

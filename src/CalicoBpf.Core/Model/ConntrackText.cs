@@ -50,8 +50,19 @@ public static class ConntrackText
     public static string HostPort(IPAddress address, int port) =>
         IsIPv6(address) ? "[" + address + "]:" + port : address + ":" + port;
 
-    /// <summary>The calico-bpf names of the set flag bits; unnamed bits as 0x hex.</summary>
-    public static string[] FlagNames(ConntrackFlags flags)
+    /// <summary>
+    /// Bit 0x8000 is cluster-external in v3.31 (CALI_CT_FLAG_CLUSTER_EXTERNAL, which calico-bpf does
+    /// not name; the name here is ours) and set-dscp ("dscp") from v3.32 (bpf-gpl/conntrack_types.h at
+    /// each tag); before v3.31 conntrack had no such bit.
+    /// </summary>
+    private static string? Name8000(CalicoRelease release) =>
+        release.AtLeast(3, 32) ? "dscp" : release.AtLeast(3, 31) ? "cluster-external" : null;
+
+    /// <summary>The calico-bpf names of the set flag bits in the newest release; unnamed bits as 0x hex.</summary>
+    public static string[] FlagNames(ConntrackFlags flags) => FlagNames(flags, CalicoRelease.Newest);
+
+    /// <summary>The names of the set flag bits as the release defines them; unnamed bits as 0x hex.</summary>
+    public static string[] FlagNames(ConntrackFlags flags, CalicoRelease release)
     {
         if (flags == ConntrackFlags.None)
         {
@@ -60,9 +71,10 @@ public static class ConntrackText
 
         var names = new List<string>();
         uint rest = (uint)flags;
-        foreach ((ConntrackFlags flag, string name) in FlagTable)
+        foreach ((ConntrackFlags flag, string table) in FlagTable)
         {
-            if ((rest & (uint)flag) != 0)
+            string? name = flag == ConntrackFlags.SetDscp ? Name8000(release) : table;
+            if ((rest & (uint)flag) != 0 && name is not null)
             {
                 names.Add(name);
                 rest &= ~(uint)flag;
@@ -127,6 +139,12 @@ public static class ConntrackText
         if (e.TunnelAddress is not null)
         {
             sb.Append(" external client, service forwarded to/from ").Append(e.TunnelAddress);
+        }
+
+        if ((e.Flags & ConntrackFlags.HostPsnat) != 0 && e.Type != ConntrackType.NatForward)
+        {
+            // calico-bpf prints the original source port of any entry whose source port host PSNAT changed.
+            sb.Append(" source port changed from ").Append(e.OriginalSourcePort ?? 0);
         }
 
         sb.Append("  Active ago ").Append(GoDuration(e.Age));

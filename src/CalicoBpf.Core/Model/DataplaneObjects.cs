@@ -103,6 +103,7 @@ public enum RouteFlags : uint
     BlackholeDrop = 0x100,
     BlackholeReject = 0x200,
     Vxlan = 0x400,
+    /// <summary>From v3.31; in v3.30.1 to v3.30.x the same bit marks a VM workload (Description follows the node's release).</summary>
     SkipIngressRedirect = 0x800,
 }
 

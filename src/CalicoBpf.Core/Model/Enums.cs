@@ -60,6 +60,7 @@ public enum ConntrackFlags : uint
     NodePortRemote = 0x1000,
     NoDsr = 0x2000,
     SkipRedirectPeer = 0x4000,
+    /// <summary>Set DSCP from v3.32; in v3.31 the same bit is cluster-external (FlagNames follows the entry's release).</summary>
     SetDscp = 0x8000,
     Maglev = 0x10000,
     SendReset = 0x20000,

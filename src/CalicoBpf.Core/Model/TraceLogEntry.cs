@@ -5,9 +5,12 @@ public enum TraceDirection
 {
     /// <summary>No Calico tag (preamble lines, other programs).</summary>
     None,
-    /// <summary>TC ingress hook (-I): from the network on a host interface, from the pod on a cali* veth.</summary>
+    /// <summary>
+    /// -I, the policy direction (bpf-gpl/bpf.h CALI_F_INGRESS), not the TC hook: from the network on a
+    /// host interface (its TC ingress), to the pod on a cali* veth (the veth's TC egress hook, CALI_F_TO_WEP).
+    /// </summary>
     Ingress,
-    /// <summary>TC egress hook (-E): to the network on a host interface, to the pod on a cali* veth.</summary>
+    /// <summary>-E: to the network on a host interface; from the pod on a cali* veth (its TC ingress hook, CALI_F_FROM_WEP).</summary>
     Egress,
     /// <summary>XDP program (-X).</summary>
     Xdp,

@@ -13,10 +13,30 @@ namespace CalicoBpf.Simulation;
 public sealed class NodeScenario
 {
     public string Node { get; set; } = "demo-node";
-    public int ConntrackVersion { get; set; } = 4;
+    /// <summary>The conntrack map version; null: the one <see cref="CalicoVersion"/> pins (4 when that is empty too).</summary>
+    public int? ConntrackVersion { get; set; }
+    /// <summary>
+    /// The Calico release the node runs: the map versions it pins and what their bytes mean (v3.29.7:
+    /// conntrack version 3 whose offset 0 is the creation time); empty: the newest release.
+    /// </summary>
+    public string CalicoVersion { get; set; } = string.Empty;
+
+    /// <summary>The release of <see cref="CalicoVersion"/>; null when none is set.</summary>
+    public CalicoRelease? Release => CalicoVersion.Length == 0 ? null : CalicoRelease.Parse(CalicoVersion);
     /// <summary>max_entries of the conntrack maps; null for Calico's default (512,000). Small fleets of simulated nodes use less.</summary>
     public int? ConntrackMaxEntries { get; set; }
-    public int CounterCount { get; set; } = 27;
+    /// <summary>Counters per value of the counters map; null: as many as <see cref="CalicoVersion"/> has (27 when that is empty).</summary>
+    public int? CounterCount { get; set; }
+
+    /// <summary>The conntrack map version seeded.</summary>
+    public int ConntrackMapVersion => ConntrackVersion ?? (Release is { } r ? ConntrackMeaning.VersionFor(r) : 4);
+
+    /// <summary>The counters map seeded: its version and counters per value.</summary>
+    public (int Version, int Counters) CounterMap => Release is { } r && CounterLayout.ForRelease(r) is { } m && (CounterCount is null || CounterCount == m.Counters)
+        ? m
+        : CounterMapFor(CounterCount ?? 27);
+
+    private static (int Version, int Counters) CounterMapFor(int count) => (count >= 26 ? 6 : count >= 25 ? 5 : count >= 17 ? 3 : 2, count);
     public string PodCidr { get; set; } = "10.65.0.0/16";
     public string ServiceCidr { get; set; } = "10.96.0.0/16";
     public string HostAddress { get; set; } = "172.18.0.10";
@@ -128,6 +148,12 @@ public sealed class NodeScenario
     /// </summary>
     private NodeScenario Checked()
     {
+        if (CalicoVersion is { Length: > 0 } && !CalicoRelease.TryParse(CalicoVersion, out _))
+        {
+            throw new FormatException($"calicoVersion \"{CalicoVersion}\" is not a Calico release (v3.30.7).");
+        }
+
+        CalicoVersion ??= string.Empty;
         Conntrack ??= new ConntrackMix();
         Interfaces ??= new();
         Services ??= new();
@@ -316,6 +342,7 @@ public sealed class NodeScenario
     };
 
     /// <summary>A connection through a service: the NatReverse entry (client to backend) and the NatForward one (client to the service) pointing at it.</summary>
+    /// <param name="flags">The tracking entry's flags; the forward entry has none, as Calico writes it.</param>
     private static IEnumerable<ConntrackEntry> NatPair(IpProtocol proto, IPAddress client, int clientPort, IPAddress vip, int vipPort,
         IPAddress backend, int backendPort, ulong seen, ConntrackLeg fwd, ConntrackLeg rev, ConntrackFlags flags, IPAddress? tunnel)
     {
@@ -331,7 +358,9 @@ public sealed class NodeScenario
             DestinationPort = vipPort,
             ServiceAddress = vip,
             ServicePort = vipPort,
-            Flags = flags,
+            // calico_ct_create_nat_fwd (bpf-gpl/conntrack.h) writes only type, last_seen, the reverse key
+            // and nat_sport: no flags at all, so no B-A either; the encoder sorts the key.
+            Flags = ConntrackFlags.None,
             LastSeenNanoseconds = seen,
             ReverseKey = clientIsA
                 ? new ConntrackKey(proto, client, clientPort, backend, backendPort)
@@ -354,14 +383,14 @@ public sealed class NodeScenario
             dataplane.CreateMap(spec);
         }
 
-        MapSpec ctSpec = MapSpecs.Conntrack(ConntrackVersion, ipv6: false);
+        MapSpec ctSpec = MapSpecs.Conntrack(ConntrackMapVersion, ipv6: false);
         BpfMap ct = dataplane.CreateMap(ctSpec, ConntrackMaxEntries);
         ConntrackLayout layout = ConntrackLayout.For(ctSpec.PinName, ctSpec.Version, ctSpec.KeySize, ctSpec.ValueSize);
-        dataplane.WriteConntrack(ct, layout, GenerateConntrack(KernelInfo.MonotonicNanoseconds()));
+        dataplane.WriteConntrack(ct, layout, GenerateConntrack(KernelInfo.MonotonicNanoseconds()), Release);
 
-        if (ConntrackVersion >= 3)
+        if (ConntrackMapVersion >= 3)
         {
-            dataplane.CreateMap(MapSpecs.Conntrack(ConntrackVersion, ipv6: true), ConntrackMaxEntries);
+            dataplane.CreateMap(MapSpecs.Conntrack(ConntrackMapVersion, ipv6: true), ConntrackMaxEntries);
         }
 
         SeedServices(dataplane);
@@ -374,7 +403,7 @@ public sealed class NodeScenario
             PolicySeeding.Write(Policies, policyDebugDirectory, dataplane.Map("cali_rule_ctrs2"));
         }
 
-        MapSpec counterSpec = MapSpecs.Counters(CounterCount >= 26 ? 6 : CounterCount >= 25 ? 5 : CounterCount >= 17 ? 3 : 2, CounterCount);
+        MapSpec counterSpec = MapSpecs.Counters(CounterMap.Version, CounterMap.Counters);
         BpfMap counters = dataplane.CreateMap(counterSpec);
         foreach (InterfaceCounters iface in Interfaces)
         {
@@ -568,9 +597,10 @@ public sealed class NodeScenario
         foreach ((string id, ulong v) in byId)
         {
             CounterDefinition? d = CounterLayout.Definitions.FirstOrDefault(x => string.Equals(x.Id, id, StringComparison.OrdinalIgnoreCase));
-            if (d is null || d.Index >= CounterCount)
+            int count = CounterMap.Counters;
+            if (d is null || d.Index >= count)
             {
-                throw new FormatException($"Unknown counter '{id}' for a map of {CounterCount} counters. Known: {string.Join(", ", CounterLayout.Definitions.Take(CounterCount).Select(x => x.Id))}.");
+                throw new FormatException($"Unknown counter '{id}' for a map of {count} counters. Known: {string.Join(", ", CounterLayout.Definitions.Take(count).Select(x => x.Id))}.");
             }
 
             result[d.Index] = v;

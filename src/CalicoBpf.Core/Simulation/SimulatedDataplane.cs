@@ -80,14 +80,15 @@ public sealed class SimulatedDataplane : IDisposable
         : throw new KeyNotFoundException($"No simulated map {pinName} was created.");
 
     /// <summary>Writes conntrack entries through the encoder. Returns how many were written.</summary>
-    public int WriteConntrack(BpfMap map, ConntrackLayout layout, IEnumerable<ConntrackEntry> entries)
+    /// <param name="release">The release whose meanings to write (offset 0); null: the newest that wrote the layout's version.</param>
+    public int WriteConntrack(BpfMap map, ConntrackLayout layout, IEnumerable<ConntrackEntry> entries, CalicoRelease? release = null)
     {
         byte[] key = new byte[layout.KeySize];
         byte[] value = new byte[layout.ValueSize];
         int n = 0;
         foreach (ConntrackEntry e in entries)
         {
-            ConntrackCodec.Encode(layout, e, key, value);
+            ConntrackCodec.Encode(layout, e, key, value, release);
             map.Update(key, value);
             n++;
         }

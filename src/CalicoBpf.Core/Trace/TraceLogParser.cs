@@ -1,3 +1,4 @@
+using CalicoBpf.Maps;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using CalicoBpf.Interop;
@@ -14,42 +15,43 @@ public static partial class TraceLogParser
     [GeneratedRegex(@"^\s*(?<comm>.+?)-(?<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?<cpu>\d+)\]\s+(?:(?<flags>[^\s\[\]]+)\s+)?(?<ts>\d+\.\d+):\s+(?<event>[\w.]+):\s?(?<msg>.*)$", RegexOptions.CultureInvariant)]
     private static partial Regex KernelLine();
 
-    [GeneratedRegex(@"^(?<v6>IPv6 )?(?:(?<special>CTLB-V46--------|CTLB-V6---------|CTLB------------|CT-CLEANER------)|(?<tag>[^\s:]{15})-(?<dir>[IEX])): (?<body>.*)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(?<v6>IPv6 )?(?:(?<special>CTLB-V46--------|CTLB-V6---------|CTLB------------|CT-CLEANER------)|(?<tag>[^\s:]{15}|[^\s:]{8})-(?<dir>[IEX])): (?<body>.*)$", RegexOptions.CultureInvariant)]
     private static partial Regex CalicoTag();
 
-    [GeneratedRegex(@"Final result=(?<result>ALLOW|DENY) (?:rc (?<rc>-?\d+)|\((?<code>-?(?:0x[0-9a-fA-F]+|\d+))\))\.(?: Program execution time: (?<ns>\d+)ns)?", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"Final result=(?<result>ALLOW|DENY) (?:rc (?<rc>-?\d+)|\((?<code>-?(?:0x[0-9a-fA-F]+|[0-9a-fA-F]+))\))\.(?: Program execution time: (?<ns>\d+)ns)?", RegexOptions.CultureInvariant)]
     private static partial Regex FinalResult();
-
-    /// <summary>Calico's drop and accept reasons (reasons.h, HEAD numbering).</summary>
-    private static readonly string[] Reasons =
-    {
-        "unknown", "accepted by failsafe", "accepted by policy", "bypass", "dropped by policy", "too short", "checksum fail",
-        "IP options", "malformed IP", "encap fail", "decap fail", "unauthorised source", "unknown route", "blackhole route",
-        "NAT source collision", "source-collision resolution failed", "CT create failed", "redirect", "redirect neigh",
-        "redirect peer", "fragment wait", "fragment reorder", "fragment unsupported", "dropped by QoS", "reserved",
-        "Maglev no backend", "no host IP (VXLAN encap)", "accepted by XDP", "WEP not ready", "NAT iface",
-    };
 
     /// <summary>Seconds since boot a timestamp may have (far beyond any uptime; keeps the conversions in range).</summary>
     private const double MaxSeconds = 1e9;
 
-    /// <summary>A return code as the program prints it (decimal or 0x hex, maybe negative); null when it does not fit an int.</summary>
-    private static int? ParseCode(string raw)
+    /// <summary>
+    /// A return code as the program prints it (decimal or 0x hex, maybe negative; <paramref name="bareHex"/>:
+    /// hex without 0x, as DENY codes are up to v3.29); null when it does not fit an int.
+    /// </summary>
+    private static int? ParseCode(string raw, bool bareHex)
     {
         bool negative = raw.StartsWith('-');
         string digits = raw.TrimStart('-');
-        bool hex = digits.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
-        return (hex
-                ? int.TryParse(digits[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out int value)
+        bool prefixed = digits.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+        return (prefixed || bareHex
+                ? int.TryParse(prefixed ? digits[2..] : digits, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out int value)
                 : int.TryParse(digits, NumberStyles.Integer, CultureInfo.InvariantCulture, out value))
             ? (negative ? -value : value)
             : null;
     }
 
-    public static string? ReasonName(int code) => code >= 0 && code < Reasons.Length ? Reasons[code] : null;
+    /// <summary>A DENY code's reason in the newest release's numbering.</summary>
+    public static string? ReasonName(int code) => CalicoReasons.Name(code, CalicoRelease.Newest);
 
-    public static TraceLogEntry Parse(string line, string node, ClockSample? clock = null)
+    /// <summary>
+    /// One line of the trace buffer. <paramref name="release"/> is the node's Calico release: up to
+    /// v3.29 DENY codes are hex without 0x, and reason numbers moved between releases (null: the newest).
+    /// Interface tags are 15 characters, or 8 in v3.23 and v3.24 (felix/bpf/binary.go PatchLogPrefix
+    /// trims the name to 8 and pads it with '-': "ens192---E"), where a longer name is cut to 8.
+    /// </summary>
+    public static TraceLogEntry Parse(string line, string node, ClockSample? clock = null, CalicoRelease? release = null)
     {
+        CalicoRelease r = release ?? CalicoRelease.Newest;
         Match k = KernelLine().Match(line);
         if (!k.Success)
         {
@@ -93,8 +95,8 @@ public static partial class TraceLogParser
         {
             result = f.Groups["result"].Value;
             string raw = f.Groups["rc"].Success ? f.Groups["rc"].Value : f.Groups["code"].Value;
-            code = ParseCode(raw);
-            reason = result == "DENY" && code is { } c ? ReasonName(c) : null;
+            code = ParseCode(raw, result == "DENY" && f.Groups["code"].Success && CalicoReasons.DenyCodesInHex(r));
+            reason = result == "DENY" && code is { } c ? CalicoReasons.Name(c, r) : null;
             if (f.Groups["ns"].Success)
             {
                 if (long.TryParse(f.Groups["ns"].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long ns))

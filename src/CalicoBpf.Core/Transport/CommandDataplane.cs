@@ -151,14 +151,20 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     /// <summary>What one exec learns about a node: its pins, possible CPUs and links.</summary>
     private sealed record Probe(string[] Pins, bool PinDirectoryMissing, string PinError, int PossibleCpus, IReadOnlyDictionary<int, NetworkLink> Links);
 
-    public CommandDataplane(ICommandRunner runner, string? pinDirectory = null, CancellationToken cancellationToken = default)
+    private NodeRelease? _release;
+
+    /// <param name="release">The node's release when known (-CalicoVersion, or the calico-node image: <see cref="NodeRelease.FromImage"/>); null: inferred from the pinned maps.</param>
+    public CommandDataplane(ICommandRunner runner, string? pinDirectory = null, CancellationToken cancellationToken = default, NodeRelease? release = null)
     {
         _runner = runner;
         PinDirectory = string.IsNullOrEmpty(pinDirectory) ? MapCatalog.DefaultPinDirectory : pinDirectory;
         _cancellationToken = cancellationToken;
+        _release = release;
     }
 
     public string Node => _runner.Node;
+
+    public NodeRelease Release => _release ??= ReleaseInference.InferOrUnknown(ListMaps);
 
     public string PinDirectory { get; }
 

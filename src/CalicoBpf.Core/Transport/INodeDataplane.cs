@@ -4,7 +4,7 @@ using CalicoBpf.Maps;
 namespace CalicoBpf.Transport;
 
 /// <summary>
-/// Where a node's dataplane bytes come from: the local kernel, or (later) a node reached through
+/// Where a node's dataplane bytes come from: the local kernel, or a node reached through
 /// Kubernetes. Every implementation hands the same raw bytes to the same decoders.
 /// </summary>
 public interface INodeDataplane
@@ -17,6 +17,12 @@ public interface INodeDataplane
 
     /// <summary>Every Calico pin on the node.</summary>
     IReadOnlyList<CalicoMapName> ListMaps();
+
+    /// <summary>
+    /// The node's Calico release, which decides what its maps' bytes mean: given (-CalicoVersion), from
+    /// the calico-node image, or inferred from the pinned map versions (<see cref="ReleaseInference"/>).
+    /// </summary>
+    NodeRelease Release { get; }
 
     /// <summary>Opens one pinned map for reading.</summary>
     IMapReader OpenMap(string pinName);

@@ -6,13 +6,19 @@ namespace CalicoBpf.Transport;
 /// <summary>The dataplane of the machine this process runs on, read through bpf(2) and rtnetlink.</summary>
 public sealed class LocalDataplane : INodeDataplane
 {
-    public LocalDataplane(string? pinDirectory = null, string? nodeName = null)
+    private NodeRelease? _release;
+
+    /// <param name="release">The node's Calico release (-CalicoVersion); null: inferred from the pinned maps.</param>
+    public LocalDataplane(string? pinDirectory = null, string? nodeName = null, CalicoRelease? release = null)
     {
         PinDirectory = string.IsNullOrEmpty(pinDirectory) ? MapCatalog.DefaultPinDirectory : pinDirectory;
         Node = string.IsNullOrEmpty(nodeName) ? LocalNodeName() : nodeName;
+        _release = release is null ? null : NodeRelease.Given(release);
     }
 
     public string Node { get; }
+
+    public NodeRelease Release => _release ??= ReleaseInference.InferOrUnknown(ListMaps);
 
     public string PinDirectory { get; }
 

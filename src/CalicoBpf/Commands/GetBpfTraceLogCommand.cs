@@ -55,8 +55,9 @@ public sealed class GetBpfTraceLogCommand : NodeCmdletBase
     private IEnumerable<TraceLogEntry> Read(INodeDataplane node, string? dir, Func<TraceLogEntry, bool> wanted)
     {
         ClockSample clock = node.SampleClock();
+        CalicoRelease release = node.Release.Release;
         IEnumerable<TraceLogEntry> entries = node.ReadTraceLines(Follow, dir, CancelToken)
-            .Select(line => TraceLogParser.Parse(line, node.Node, clock))
+            .Select(line => TraceLogParser.Parse(line, node.Node, clock, release))
             .Where(wanted);
         if (Follow || Last <= 0)
         {

@@ -91,7 +91,19 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
 
     /// <summary>A node of the cluster as a dataplane (its tools over pods/exec).</summary>
     private protected CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node) =>
-        new CommandDataplane(cluster.ExecRunner(node), PinDirectory, CancelToken);
+        new CommandDataplane(cluster.ExecRunner(node), PinDirectory, CancelToken, ReleaseOf(node));
+
+    /// <summary>
+    /// The Calico release whose meanings decode the node's maps. Remotely the calico-node image says it;
+    /// locally the pinned map versions do. Give it when neither can (a digest-only image, a node where
+    /// several releases' maps fit), or to decode as another release would.
+    /// </summary>
+    [Parameter]
+    public CalicoRelease? CalicoVersion { get; set; }
+
+    /// <summary>The release of a remote node: -CalicoVersion, else its image; null: its pins tell.</summary>
+    private protected NodeRelease? ReleaseOf(CalicoNode node) =>
+        CalicoVersion is { } given ? NodeRelease.Given(given) : node.CalicoRelease;
 
     /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster.</summary>
     protected void ForEachNode<T>(Func<INodeDataplane, IEnumerable<T>> read)
@@ -138,7 +150,7 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
                             // Named (cbpf-node ..., as /proc/PID/task/*/comm shows it), so a test can see none is left.
                             Thread.CurrentThread.Name = WorkerThreadPrefix + node.Node;
                             UseWorkerReporter(new QueueReporter(results, node.Node, work.Token));
-                            using var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinDirectory, work.Token);
+                            using var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinDirectory, work.Token, ReleaseOf(node));
                             foreach (T item in read(dataplane))
                             {
                                 results.Add(item, work.Token);
@@ -303,7 +315,7 @@ public abstract class RemoteCmdletBase : NodeCmdletBase
 
     protected override string? PinDirectory => PinPath;
 
-    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(ResolvePinPath(PinPath));
+    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(ResolvePinPath(PinPath), release: CalicoVersion);
 }
 
 /// <summary>

@@ -119,7 +119,7 @@ public sealed class TestCalicoEbpfCommand : ClusterCmdletBase
 
     private INodeDataplane OpenNode(CalicoNode node)
     {
-        var dataplane = new CommandDataplane(Cluster.ExecRunner(node), MapCatalog.DefaultPinDirectory, CancelToken);
+        var dataplane = new CommandDataplane(Cluster.ExecRunner(node), MapCatalog.DefaultPinDirectory, CancelToken, node.CalicoRelease);
         _opened.Add(dataplane);
         return dataplane;
     }
