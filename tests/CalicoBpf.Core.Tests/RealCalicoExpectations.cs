@@ -41,7 +41,7 @@ public static class RealCalicoExpectations
     public static Action<Source> Named(string name) => All.Single(c => c.Name == name).Check;
 
     /// <summary>What differs per captured release (../shared/realcalico/README.md, "Releases"). A new release needs its row here.</summary>
-    private sealed record ReleaseFacts(string ConntrackPin, int ConntrackVersion, string CountersPin, int Counters);
+    private sealed record ReleaseFacts(string ConntrackPin, int ConntrackVersion, string CountersPin, int Counters, string Line);
 
     /// <summary>
     /// 87c15906f20c pins cali_v4_ct4 and cali_counters6 with 27 u64 (reasons.h at HEAD); v3.30.7 pins
@@ -49,8 +49,8 @@ public static class RealCalicoExpectations
     /// </summary>
     private static readonly Dictionary<string, ReleaseFacts> Releases = new(StringComparer.Ordinal)
     {
-        ["87c15906f20c"] = new("cali_v4_ct4", 4, "cali_counters6", 27),
-        ["v3.30.7"] = new("cali_v4_ct3", 3, "cali_counters3", 17),
+        ["87c15906f20c"] = new("cali_v4_ct4", 4, "cali_counters6", 27, "v3.34"),
+        ["v3.30.7"] = new("cali_v4_ct3", 3, "cali_counters3", 17, "v3.30"),
     };
 
     private static ReleaseFacts FactsOf(string release) => Releases.TryGetValue(release, out ReleaseFacts? r)
@@ -69,6 +69,10 @@ public static class RealCalicoExpectations
         f.Equal(string.Empty, string.Join(", ", entries.Where(e => e.MapName != r.ConntrackPin || e.MapVersion != r.ConntrackVersion).Select(e => $"{e.MapName} v{e.MapVersion}").Distinct()),
             $"entries not from {r.ConntrackPin} version {r.ConntrackVersion}");
         f.Equal(r.CountersPin, MapReading.Find(s.Node, MapCatalog.Counters, "counters").PinName, "the live counters pin");
+        // What the node's pins tell of its release (nothing else names it locally) is the release that ran.
+        f.Equal(r.Line, s.Node.Release.Release.Line, "the release inferred from the pins");
+        f.Equal(CalicoReleaseSource.PinnedMaps.ToString(), s.Node.Release.Source.ToString(), "how the release was found");
+        f.Equal(r.Line, entries[0].Release.Line, "the release the entries were decoded with");
         f.ThrowIfAny("the release's maps");
     }
 
