@@ -57,4 +57,25 @@ public class FelixFieldsTests
             Assert.NotNull(typeof(FelixBpfConfig).GetProperty(f.Property));
         }
     }
+    [Theory]
+    // felix/config/config_params.go at each tag.
+    [InlineData("bpfAttachType", "v3.30.7", "TC")]
+    [InlineData("bpfAttachType", "v3.31.0", "TCX")]
+    [InlineData("bpfAttachType", "v3.32.1", "TCX")]
+    [InlineData("bpfAttachType", "v3.34.0-0.dev", "Netkit")]
+    [InlineData("bpfRedirectToPeer", "v3.28.5", null)]
+    [InlineData("bpfRedirectToPeer", "v3.31.7", "L2Only")]
+    [InlineData("bpfRedirectToPeer", "v3.32.0", "Enabled")]
+    [InlineData("nftablesMode", "v3.30.7", "Disabled")]
+    [InlineData("nftablesMode", "v3.32.0", "Auto")]
+    [InlineData("programClusterRoutes", "v3.32.1", "Disabled")]
+    [InlineData("programClusterRoutes", "v3.33.0", "EnabledIPIPOnly")]
+    [InlineData("bpfHostConntrackBypass", "v3.29.7", "true")]
+    [InlineData("bpfHostConntrackBypass", "v3.30.0", "false")]
+    [InlineData("bpfDataIfacePattern", "v3.26.5", "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|wireguard.cali$|wg-v6.cali$)")]
+    [InlineData("bpfDataIfacePattern", "v3.28.0", "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|vxlan-v6.calico$|wireguard.cali$|wg-v6.cali$)")]
+    [InlineData("bpfDataIfacePattern", "v3.30.0", "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan|bond).*)")]
+    [InlineData("vxlanPort", "v3.24.0", "4789")]
+    public void Defaults_are_the_releases_own(string field, string release, string? expected) =>
+        Assert.Equal(expected, FelixFields.Find(field)!.DefaultIn(CalicoRelease.Parse(release)));
 }

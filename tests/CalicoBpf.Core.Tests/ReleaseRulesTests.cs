@@ -231,4 +231,16 @@ public class ReleaseRulesTests
         Assert.Equal(blackhole, d.Printed);
         Assert.Equal(blackhole ? "DroppedBlackholeRoute" : "Unused13", d.Id);
     }
+    [Fact]
+    public void A_host_psnat_entry_says_which_source_port_it_had()
+    {
+        // calico-bpf conntrack dump: "source port changed from <orig_sport> " on any entry with host-psnat.
+        var e = new ConntrackEntry
+        {
+            Protocol = IpProtocol.Tcp, Type = ConntrackType.NatReverse, Flags = ConntrackFlags.HostPsnat,
+            SourceAddress = IPAddress.Parse("172.18.0.10"), SourcePort = 30001, DestinationAddress = IPAddress.Parse("10.65.0.5"), DestinationPort = 8080,
+            ServiceAddress = IPAddress.Parse("10.96.0.1"), ServicePort = 443, OriginalSourcePort = 41000,
+        };
+        Assert.Equal("TCP 172.18.0.10:30001 -> 10.96.0.1:443 -> 10.65.0.5:8080 source port changed from 41000  Active ago 0s SYN-SENT", e.ToString());
+    }
 }

@@ -74,6 +74,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $remote | Should -Be $local
         (Get-BpfConntrack -Node node-a | Select-Object -First 1).Release | Should -Be 'v3.30.7'
         (Get-BpfMap -Node node-a cali_v4_ct3).CalicoRelease.Source | Should -Be 'Image'
+        (Get-BpfMap -PinPath $pins cali_v4_ct3).CalicoRelease.Source | Should -Be 'PinnedMaps'
         # Interface names come from the node's own network namespace (here the host's differ).
         $skip += 'Interface'
         (Get-BpfCounter -Node node-a | ForEach-Object { Fields $_ }) | Should -Be (Get-BpfCounter -PinPath $pins | ForEach-Object { Fields $_ })

@@ -41,6 +41,8 @@ Describe 'Operator install, both groups, head CRDs' -Skip:(-not $kernel) {
         ($byField.bpfLogLevel.Value, $byField.bpfLogLevel.Source) | Should -Be @('Info', 'NodeConfiguration')
         ($byField.bpfEnabled.Value, $byField.bpfEnabled.Source) | Should -Be @('true', 'GlobalConfiguration')
         ($byField.vxlanPort.Value, $byField.vxlanPort.Source) | Should -Be @('4789', 'BuiltInDefault')
+        # The built-in default is the node's release's (calico/node:v3.30.7): bpfRedirectToPeer was L2Only before v3.32.
+        ($byField.bpfRedirectToPeer.Value, $byField.bpfRedirectToPeer.SourceDetail) | Should -Be @('L2Only', "Felix's default in v3.30")
         $cleanup = $byField.bpfKubeProxyIptablesCleanupEnabled
         ($cleanup.Value, $cleanup.Source) | Should -Be @('false', 'Environment')
         $cleanup.SourceDetail | Should -Be 'FELIX_BPFKUBEPROXYIPTABLESCLEANUPENABLED in DaemonSet calico-system/calico-node'

@@ -333,6 +333,8 @@ public sealed class FelixConfigClient
         FelixBpfConfig? perNode = Configs.FirstOrDefault(c => c.Name == "node." + node.Node);
         FelixBpfConfig? bySelector = SelectorScoped(node).Matching.FirstOrDefault();
         FelixBpfConfig? global = Configs.FirstOrDefault(c => c.Name == "default");
+        // Defaults changed between releases (bpfAttachType TC, TCX, Netkit): the node's image names its release.
+        NodeRelease release = node.CalicoRelease ?? new NodeRelease(CalicoRelease.Newest, CalicoReleaseSource.Unknown, "no release in the calico-node image tag");
         var result = new List<FelixEffectiveValue>();
         foreach (FelixField f in FelixFields.All.Where(Knows))
         {
@@ -354,7 +356,7 @@ public sealed class FelixConfigClient
                 }
             }
 
-            sources.Add((FelixValueSource.BuiltInDefault, f.Default ?? string.Empty, "Felix's default"));
+            sources.Add((FelixValueSource.BuiltInDefault, f.DefaultIn(release.Release) ?? string.Empty, $"Felix's default in {release.Release.Line}"));
             (FelixValueSource src, string value, string detail) = sources[0];
             result.Add(new FelixEffectiveValue
             {

@@ -33,6 +33,22 @@ public sealed record FelixField(string Json, FelixValueKind Kind, string? Defaul
 {
     /// <summary>The .NET property and Set-FelixBpfConfig parameter name: the JSON name with a capital.</summary>
     public string Property => char.ToUpperInvariant(Json[0]) + Json[1..];
+
+    /// <summary>Felix's default in a release (<see cref="FelixFields.DefaultChanges"/>); <see cref="Default"/> is the newest release's.</summary>
+    public string? DefaultIn(CalicoRelease release)
+    {
+        string? value = Default;
+        foreach ((string field, CalicoRelease until, string? before) in FelixFields.DefaultChanges)
+        {
+            // Rows are newest first: the oldest change after the release decides its value.
+            if (field == Json && !release.AtLeast(until))
+            {
+                value = before;
+            }
+        }
+
+        return value;
+    }
 }
 
 /// <summary>The eBPF-related FelixConfiguration fields (reference sections 2.1 to 2.3).</summary>
@@ -82,7 +98,7 @@ public static class FelixFields
         new("bpfDisableUnprivileged", FelixValueKind.Boolean, "true", false, "FELIX_BPFDISABLEUNPRIVILEGED"),
         new("bpfJITHardening", FelixValueKind.Text, "Auto", false, "FELIX_BPFJITHARDENING"),
         new("bpfRedirectToPeer", FelixValueKind.Text, "Enabled", true, "FELIX_BPFREDIRECTTOPEER"),
-        new("bpfAttachType", FelixValueKind.Text, "TCX", true, "FELIX_BPFATTACHTYPE"),
+        new("bpfAttachType", FelixValueKind.Text, "Netkit", true, "FELIX_BPFATTACHTYPE"),
         new("bpfProfiling", FelixValueKind.Text, "Disabled", false, "FELIX_BPFPROFILING"),
         new("bpfOverlayHostSourceIP", FelixValueKind.Text, "TunnelAddress", true, "FELIX_BPFOVERLAYHOSTSOURCEIP"),
         new("bpfIPFragTimeout", FelixValueKind.Duration, null, false, "FELIX_BPFIPFRAGTIMEOUT"),
@@ -106,6 +122,29 @@ public static class FelixFields
         new("featureDetectOverride", FelixValueKind.Text, null, true, "FELIX_FEATUREDETECTOVERRIDE"),
         new("featureGates", FelixValueKind.Text, null, false, "FELIX_FEATUREGATES"),
         new("cgroupV2Path", FelixValueKind.Text, null, false, "FELIX_CGROUPV2PATH"),
+    };
+
+    /// <summary>
+    /// Defaults that changed between releases (felix/config/config_params.go at each tag): the field,
+    /// the first release with the next value, and the value before it. Newest change first per field.
+    /// A field that did not exist yet has the behaviour Felix had then (TC attachment before bpfAttachType).
+    /// </summary>
+    internal static readonly (string Field, CalicoRelease Until, string? Before)[] DefaultChanges =
+    {
+        ("bpfAttachType", new CalicoRelease(3, 33, 0), "TCX"),
+        ("bpfAttachType", new CalicoRelease(3, 31, 0), "TC"),
+        ("bpfRedirectToPeer", new CalicoRelease(3, 32, 0), "L2Only"),
+        ("bpfRedirectToPeer", new CalicoRelease(3, 29, 0), null),
+        ("nftablesMode", new CalicoRelease(3, 32, 0), "Disabled"),
+        ("nftablesMode", new CalicoRelease(3, 29, 0), null),
+        ("programClusterRoutes", new CalicoRelease(3, 33, 0), "Disabled"),
+        ("programClusterRoutes", new CalicoRelease(3, 31, 0), null),
+        ("bpfHostConntrackBypass", new CalicoRelease(3, 30, 0), "true"),
+        ("bpfDataIfacePattern", new CalicoRelease(3, 30, 0), "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan|bond).*|tunl0$|vxlan.calico$|vxlan-v6.calico$|wireguard.cali$|wg-v6.cali$)"),
+        ("bpfDataIfacePattern", new CalicoRelease(3, 28, 1), "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|vxlan-v6.calico$|wireguard.cali$|wg-v6.cali$)"),
+        ("bpfDataIfacePattern", new CalicoRelease(3, 27, 0), "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|wireguard.cali$|wg-v6.cali$)"),
+        ("bpfDataIfacePattern", new CalicoRelease(3, 25, 0), "^((en|wl|ww|sl|ib)[opsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|wireguard.cali$|wg-v6.cali$)"),
+        ("bpfDataIfacePattern", new CalicoRelease(3, 24, 0), "^((en|wl|ww|sl|ib)[opsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|wireguard.cali$)"),
     };
 
     private static readonly Dictionary<string, FelixField> ByName = All

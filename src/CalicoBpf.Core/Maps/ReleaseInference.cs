@@ -22,6 +22,30 @@ public static class ReleaseInference
             .ToArray();
 
     /// <summary>
+    /// False when the table says the release never pinned this version of the map (a v3.30 node has no
+    /// cali_v4_mglv2); true for maps the table does not cover. Simulated nodes pin only what their release does.
+    /// </summary>
+    public static bool IsPinnedBy(string baseName, int version, CalicoRelease release)
+    {
+        bool known = false;
+        foreach ((string b, int v, CalicoRelease first, CalicoRelease? until) in PinnedBy)
+        {
+            if (b != baseName)
+            {
+                continue;
+            }
+
+            known = true;
+            if (v == version && release.AtLeast(first) && (until is null || !release.AtLeast(until)))
+            {
+                return true;
+            }
+        }
+
+        return !known;
+    }
+
+    /// <summary>
     /// <see cref="Infer"/> on the node's pins; when they cannot be listed (no bpffs, not root: a reader
     /// that needs them says so itself), the newest rules, with why.
     /// </summary>

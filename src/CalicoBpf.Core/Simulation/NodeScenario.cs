@@ -375,7 +375,8 @@ public sealed class NodeScenario
     {
         foreach (MapSpec spec in MapSpecs.Current)
         {
-            if (spec.BaseName is "cali_v4_ct" or "cali_v6_ct" or "cali_counters")
+            if (spec.BaseName is "cali_v4_ct" or "cali_v6_ct" or "cali_counters"
+                || (Release is { } release && !ReleaseInference.IsPinnedBy(spec.BaseName, spec.Version, release)))
             {
                 continue;
             }
