@@ -123,6 +123,12 @@ public class DataplaneDecoderTests
         Assert.Equal(named, IpSetMap.EncodeKey(0x1122334455667788, IPAddress.Parse("10.65.0.4"), 32, 8080, IpProtocol.Tcp));
         Assert.Equal(0x1122334455667788UL, IpSetMap.ParseSetId("0x1122334455667788"));
         Assert.Throws<FormatException>(() => IpSetMap.ParseSetId("set-a"));
+
+        // felix/cmd/calico-bpf/commands/ipsets.go: "IP set %#x" (no leading zeros) and "%s:%d (proto %d)" (Go's IPv6 text, no brackets).
+        byte[] small = Hex.Parse("60 00 00 00 00 00 00 00 00 00 00 07 0a 41 00 05 00 00 00 00");
+        Assert.Equal("0x7", IpSetMap.Decode("n", false, small).SetIdText);
+        byte[] named6 = IpSetMap.EncodeKey(0x2a, IPAddress.Parse("fd00::5"), 128, 8080, IpProtocol.Tcp);
+        Assert.Equal("fd00::5:8080 (proto 6)", IpSetMap.Decode("n", true, named6).Member);
     }
 
     [Fact]

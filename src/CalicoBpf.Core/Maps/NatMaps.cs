@@ -270,14 +270,14 @@ public static class NatMaps
         }, reporter, cancellationToken);
     }
 
-    /// <summary>Maglev lookup-table entries; empty when the node has no Maglev map (Calico before v3.31).</summary>
+    /// <summary>Maglev lookup-table entries; empty when the node has no Maglev map (Calico before v3.32.0).</summary>
     public static IEnumerable<MaglevEntry> ReadMaglev(INodeDataplane node, bool ipv6, uint? serviceId = null, IEngineReporter? reporter = null,
         CancellationToken cancellationToken = default)
     {
         CalicoMapName? pin = MapReading.TryFind(node, ipv6 ? MaglevV6 : MaglevV4);
         if (pin is null)
         {
-            reporter?.Verbose($"No Maglev map on {node.Node} (Calico releases before v3.31 have none).");
+            reporter?.Verbose($"No Maglev map on {node.Node} (Calico releases before v3.32.0 have none).");
             return Array.Empty<MaglevEntry>();
         }
 
