@@ -208,7 +208,7 @@ public class ReleaseRulesTests
     [InlineData("v3.30.7", "17", 17, "accepted by XDP")]
     [InlineData("v3.31.7", "17", 17, "redirect")]
     [InlineData("v3.32.1", "26", 26, "no host IP (VXLAN encap)")]
-    [InlineData("v3.23.5", "be", 0xbe, "policy")]
+    [InlineData("v3.23.5", "be", 0xbe, "dropped by policy")]
     public void Deny_codes_are_read_as_the_release_prints_and_numbers_them(string release, string printed, int code, string reason)
     {
         TraceLogEntry e = Trace.TraceLogParser.Parse(

@@ -23,7 +23,7 @@ public static class CalicoReasons
         ["WEP_NOT_READY"] = "WEP not ready", ["NATIFACE"] = "NAT iface",
         // v3.23's own codes.
         ["NOT_IP"] = "not IP", ["V6_WORKLOAD"] = "IPv6 workload", ["DNT"] = "do-not-track", ["PREDNAT"] = "pre-DNAT policy",
-        ["POL"] = "policy", ["CT"] = "conntrack", ["CT_NAT"] = "conntrack NAT", ["ICMP_DF"] = "ICMP needs fragmentation",
+        ["POL"] = "dropped by policy", ["CT"] = "conntrack", ["CT_NAT"] = "conntrack NAT", ["ICMP_DF"] = "ICMP needs fragmentation",
     };
 
     private static readonly string[] V24 =

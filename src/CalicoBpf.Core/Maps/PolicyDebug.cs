@@ -21,14 +21,23 @@ public static partial class PolicyDebug
     [GeneratedRegex(@"^Start of tier ""?(?<n>.*?)""?$")]
     private static partial Regex StartTier();
 
-    [GeneratedRegex(@"^End of tier ""?(?<n>.*?)""?$")]
+    /// <summary>"End of tier NAME", from v3.30 with the end-of-tier action: "End of tier NAME: pass" (empty: deny).</summary>
+    [GeneratedRegex(@"^End of tier ""?(?<n>[^"":]*?)""?(?::\s*(?<a>[\w-]*))?$")]
     private static partial Regex EndTier();
 
-    [GeneratedRegex(@"^Start of (?:policy|profile) ""?(?<n>.*?)""?$")]
+    /// <summary>
+    /// "Start of policy NAME" (profiles likewise) up to v3.31; from v3.32 "Start of KIND NAME ID"
+    /// (felix/bpf/polprog: NetworkPolicy, GlobalNetworkPolicy, Staged..., Profile).
+    /// </summary>
+    [GeneratedRegex(@"^Start of (?:(?:policy|profile) ""?(?<n>.*?)""?|(?<kind>[A-Z]\w*) (?<n>\S+) (?<id>-?\d+))$")]
     private static partial Regex StartPolicy();
 
-    [GeneratedRegex(@"^End of (?:policy|profile)")]
+    [GeneratedRegex(@"^End of (?:policy|profile|[A-Z]\w*)\b")]
     private static partial Regex EndPolicy();
+
+    /// <summary>"End of rule ID" (from v3.32 "End of rule NAME ID"): the rule's comments end there.</summary>
+    [GeneratedRegex(@"^End of rule\b")]
+    private static partial Regex EndRule();
 
     [GeneratedRegex(@"^Start of rule (?<r>.*)$")]
     private static partial Regex StartRule();
@@ -63,14 +72,50 @@ public static partial class PolicyDebug
         }
 
         Dictionary<ulong, ulong> hits = ReadHitCounts(node, reporter, cancellationToken);
+        IReadOnlyDictionary<ulong, string[]>? sets = null;
         foreach ((PolicyHook hook, string name) in files)
         {
             string json = node.ReadTextFile(directory + "/" + name) ?? "{}";
             foreach (BpfPolicyRule rule in Parse(json, node.Node, iface, hook, ipv6, hits, reporter))
             {
+                if (rule.Matches.Any(m => IpSetId().IsMatch(m)))
+                {
+                    // One read of the IP sets per call, and only when a rule names one.
+                    sets ??= ReadIpSetMembers(node, ipv6, reporter, cancellationToken);
+                    rule.ResolvedMatches = rule.Matches.Select(m => ResolveIpSets(m, sets)).ToArray();
+                }
+
                 yield return rule;
             }
         }
+    }
+
+    [GeneratedRegex("0x[0-9a-fA-F]+")]
+    private static partial Regex IpSetId();
+
+    /// <summary>
+    /// A Match line with each IP set id (0x...) replaced by the set's members, sorted and joined with
+    /// ',', as HEAD's calico-bpf policy dump prints it (felix/cmd/calico-bpf/commands/policy_debug.go
+    /// resolveMatchIPSets); ids of sets that are not programmed stay as they are.
+    /// </summary>
+    public static string ResolveIpSets(string match, IReadOnlyDictionary<ulong, string[]> members) =>
+        IpSetId().Replace(match, m => ulong.TryParse(m.Value.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong id)
+            && members.TryGetValue(id, out string[]? list) && list.Length > 0
+                ? string.Join(',', list)
+                : m.Value);
+
+    /// <summary>Every IP set's members as calico-bpf prints them, sorted as strings; empty when the map is absent.</summary>
+    private static IReadOnlyDictionary<ulong, string[]> ReadIpSetMembers(INodeDataplane node, bool ipv6, IEngineReporter? reporter, CancellationToken cancellationToken)
+    {
+        if (MapReading.TryFind(node, ipv6 ? IpSetMap.V6 : IpSetMap.V4) is null)
+        {
+            reporter?.Verbose($"No IP set map on {node.Node}: IP set ids in Match lines stay as they are.");
+            return new Dictionary<ulong, string[]>();
+        }
+
+        return IpSetMap.Read(node, ipv6, cancellationToken: cancellationToken)
+            .GroupBy(m => m.SetId)
+            .ToDictionary(g => g.Key, g => g.Select(m => m.Member).Order(StringComparer.Ordinal).ToArray());
     }
 
     /// <summary>The interfaces Felix wrote policy debug files for (the iface of iface_hook_vN.json), sorted.</summary>
@@ -130,7 +175,7 @@ public static partial class PolicyDebug
         }
 
         var rules = new List<BpfPolicyRule>();
-        string tier = string.Empty, policy = string.Empty;
+        string tier = string.Empty, policy = string.Empty, kind = string.Empty;
         int index = 0;
         RuleBuilder? current = null;
 
@@ -138,7 +183,7 @@ public static partial class PolicyDebug
         {
             if (current is not null)
             {
-                rules.Add(current.Build(node, iface, hook, ipv6, tier, policy, hits));
+                rules.Add(current.Build(node, iface, hook, ipv6, tier, policy, kind, hits));
                 current = null;
             }
         }
@@ -163,20 +208,28 @@ public static partial class PolicyDebug
                 {
                     Close();
                     tier = m.Groups["n"].Value;
-                    policy = string.Empty;
+                    policy = kind = string.Empty;
                     index = 0;
                 }
                 else if ((m = EndTier().Match(text)).Success)
                 {
                     Close();
-                    policy = string.Empty;
-                    current = new RuleBuilder(index++, "end of tier " + m.Groups["n"].Value, isEndOfTier: true);
+                    policy = kind = string.Empty;
+                    current = new RuleBuilder(index++, "end of tier " + m.Groups["n"].Value, isEndOfTier: true)
+                    {
+                        EndOfTierAction = m.Groups["a"].Value is { Length: > 0 } a ? a : "deny",
+                    };
                 }
                 else if ((m = StartPolicy().Match(text)).Success)
                 {
                     Close();
                     policy = m.Groups["n"].Value;
+                    kind = m.Groups["kind"].Success ? m.Groups["kind"].Value : string.Empty;
                     index = 0;
+                }
+                else if (EndRule().IsMatch(text))
+                {
+                    Close();
                 }
                 else if (EndPolicy().IsMatch(text))
                 {
@@ -231,7 +284,10 @@ public static partial class PolicyDebug
 
         public List<string> Matches { get; } = new();
 
-        public BpfPolicyRule Build(string node, string iface, PolicyHook hook, bool ipv6, string tier, string policy, IReadOnlyDictionary<ulong, ulong> hits)
+        /// <summary>What an end-of-tier rule does to a packet no policy decided: deny, or pass (to the next tier) from v3.30.</summary>
+        public string EndOfTierAction { get; init; } = "deny";
+
+        public BpfPolicyRule Build(string node, string iface, PolicyHook hook, bool ipv6, string tier, string policy, string kind, IReadOnlyDictionary<ulong, ulong> hits)
         {
             Match a = RuleAction().Match(_rule);
             return new BpfPolicyRule
@@ -242,9 +298,10 @@ public static partial class PolicyDebug
                 IPv6 = ipv6,
                 Tier = tier,
                 Policy = _endOfTier ? string.Empty : policy,
+                PolicyKind = _endOfTier ? string.Empty : kind,
                 Index = _index,
                 Rule = _rule,
-                Action = a.Success ? a.Groups["a"].Value : _endOfTier ? "deny" : string.Empty,
+                Action = a.Success ? a.Groups["a"].Value : _endOfTier ? EndOfTierAction : string.Empty,
                 Matches = Matches.ToArray(),
                 MatchId = MatchId,
                 HitCount = MatchId is { } id ? (hits.TryGetValue(id, out ulong h) ? h : 0) : null,

@@ -21,6 +21,8 @@ public sealed class BpfPolicyRule
     public string Tier { get; init; } = string.Empty;
     /// <summary>The policy (or profile) name; empty for a tier's end-of-tier rule.</summary>
     public string Policy { get; init; } = string.Empty;
+    /// <summary>The policy's kind (NetworkPolicy, GlobalNetworkPolicy, ...) where Felix names it (v3.32 and later); else empty.</summary>
+    public string PolicyKind { get; init; } = string.Empty;
     /// <summary>Position of the rule in its policy (0-based).</summary>
     public int Index { get; init; }
     /// <summary>The rule as Felix printed it.</summary>
@@ -29,6 +31,13 @@ public sealed class BpfPolicyRule
     public string Action { get; init; } = string.Empty;
     /// <summary>The match conditions as the program checks them.</summary>
     public string[] Matches { get; init; } = Array.Empty<string>();
+    /// <summary>
+    /// The Match lines with IP set ids replaced by the sets' members, as HEAD's calico-bpf policy dump
+    /// prints them (read from the node's IP set map); the same as Matches when no line names a set.
+    /// </summary>
+    public string[] ResolvedMatches { get => _resolved ?? Matches; set => _resolved = value; }
+
+    private string[]? _resolved;
     /// <summary>The rule's id in the rule counters map; null when Felix recorded none.</summary>
     public ulong? MatchId { get; init; }
     /// <summary>Packets that hit the rule (summed over CPUs); null when the rule has no counter.</summary>

@@ -15,7 +15,7 @@ public static partial class TraceLogParser
     [GeneratedRegex(@"^\s*(?<comm>.+?)-(?<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?<cpu>\d+)\]\s+(?:(?<flags>[^\s\[\]]+)\s+)?(?<ts>\d+\.\d+):\s+(?<event>[\w.]+):\s?(?<msg>.*)$", RegexOptions.CultureInvariant)]
     private static partial Regex KernelLine();
 
-    [GeneratedRegex(@"^(?<v6>IPv6 )?(?:(?<special>CTLB-V46--------|CTLB-V6---------|CTLB------------|CT-CLEANER------)|(?<tag>[^\s:]{15}|[^\s:]{8})-(?<dir>[IEX])): (?<body>.*)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(?<v6>IPv6 )?(?:(?<special>CTLB-V46--------|CTLB-V6---------|CTLB------------|CT-CLEANER------|CALI-C)|(?<tag>[^\s:]{15}|[^\s:]{8})-(?<dir>[IEX])): (?<body>.*)$", RegexOptions.CultureInvariant)]
     private static partial Regex CalicoTag();
 
     [GeneratedRegex(@"Final result=(?<result>ALLOW|DENY) (?:rc (?<rc>-?\d+)|\((?<code>-?(?:0x[0-9a-fA-F]+|[0-9a-fA-F]+))\))\.(?: Program execution time: (?<ns>\d+)ns)?", RegexOptions.CultureInvariant)]
@@ -76,7 +76,8 @@ public static partial class TraceLogParser
         if (t.Success && t.Groups["special"].Success)
         {
             tag = t.Groups["special"].Value;
-            direction = tag.StartsWith("CTLB", StringComparison.Ordinal) ? TraceDirection.ConnectTimeLoadBalancer : TraceDirection.ConntrackCleaner;
+            // Up to v3.24 the connect-time programs log with the plain prefix and -C (bpf-gpl/log.h CALI_LOG_FLAG).
+            direction = tag.StartsWith("CTLB", StringComparison.Ordinal) || tag == "CALI-C" ? TraceDirection.ConnectTimeLoadBalancer : TraceDirection.ConntrackCleaner;
         }
         else if (t.Success)
         {
