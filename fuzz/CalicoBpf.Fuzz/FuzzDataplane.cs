@@ -12,7 +12,7 @@ public delegate void ValueAdjuster(string pinName, Span<byte> value);
 /// readers of Get-BpfCounter, Get-BpfNat, Get-BpfRoute, ... decode them as they would real maps.
 /// Only what the readers use is here; the rest is not a node a reader needs.
 /// </summary>
-public sealed class FuzzDataplane : INodeDataplane
+public sealed class FuzzDataplane : ReadOnlyNode
 {
     private const int Cpus = 2;
     private readonly byte[] _input;
@@ -26,56 +26,17 @@ public sealed class FuzzDataplane : INodeDataplane
         _adjustValue = adjustValue;
     }
 
-    public string Node => "fuzz";
+    public override string Node => "fuzz";
 
-    public string PinDirectory => "/sys/fs/bpf/tc/globals";
-
-    public IReadOnlyList<CalicoMapName> ListMaps() =>
+    public override IReadOnlyList<CalicoMapName> ListMaps() =>
         MapSpecs.Current.Select(s => MapCatalog.Parse(s.PinName)).OfType<CalicoMapName>().ToList();
 
-    public NodeRelease Release => ReleaseInference.Infer(ListMaps());
-
-    public IMapReader OpenMap(string pinName)
+    public override IMapReader OpenMap(string pinName)
     {
         MapSpec spec = MapSpecs.Current.FirstOrDefault(s => s.PinName == pinName)
-            ?? throw new BpfObjectNotFoundException($"{pinName} is not pinned on fuzz.", Errno.ENOENT, pinName);
+            ?? throw NotPinned(pinName);
         return new Reader(new BpfMapDescriptor(1, spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, 0, pinName), _input, _adjustValue);
     }
-
-    public IMapReader OpenMapToDump(string pinName) => OpenMap(pinName);
-
-    public void ExpectDump(string baseName)
-    {
-    }
-
-    public void PrepareToOpen(IReadOnlyList<string> pinNames)
-    {
-    }
-
-    public IMapWriter OpenMapForWrite(string pinName) => throw new NotSupportedException("the fuzz node is read-only");
-
-    public IReadOnlyList<long?> CountEntries(IReadOnlyList<IMapReader> maps, CancellationToken cancellationToken) =>
-        maps.Select(m => m.CountEntries(cancellationToken)).ToList();
-
-    public ClockSample SampleClock() => new(5_000_000_000_000, new DateTime(2026, 11, 26, 8, 0, 0, DateTimeKind.Utc));
-
-    public IReadOnlyDictionary<int, NetworkLink> ListLinks() => new Dictionary<int, NetworkLink> { [1] = new(1, "lo"), [2] = new(2, "eth0") };
-
-    public IReadOnlyList<QdiscStatistic> ListQdiscs() => Array.Empty<QdiscStatistic>();
-
-    public IReadOnlyList<string>? ListDirectory(string path) => null;
-
-    public string? ReadTextFile(string path) => null;
-
-    public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken) => Array.Empty<string>();
-
-    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly) => Array.Empty<ConnectTimeProgram>();
-
-    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory) => (Array.Empty<string>(), Array.Empty<string>());
-
-    public void RemoveConnectTimeProgramArray(string path) => throw new NotSupportedException("the fuzz node is read-only");
-
-    public void RemoveConnectTimeLink(string path) => throw new NotSupportedException("the fuzz node is read-only");
 
     /// <summary>The input cut into entries of the map's sizes: the first byte says how many (up to 16), the rest are their bytes, repeated.</summary>
     private sealed class Reader : IMapReader

@@ -75,6 +75,8 @@ public class FelixFieldsTests
     [InlineData("bpfDataIfacePattern", "v3.26.5", "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|wireguard.cali$|wg-v6.cali$)")]
     [InlineData("bpfDataIfacePattern", "v3.28.0", "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|vxlan-v6.calico$|wireguard.cali$|wg-v6.cali$)")]
     [InlineData("bpfDataIfacePattern", "v3.30.0", "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan|bond).*)")]
+    [InlineData("bpfEnforceRPF", "v3.25.2", "Strict")]
+    [InlineData("bpfEnforceRPF", "v3.26.0", "Loose")]
     [InlineData("vxlanPort", "v3.24.0", "4789")]
     public void Defaults_are_the_releases_own(string field, string release, string? expected) =>
         Assert.Equal(expected, FelixFields.Find(field)!.DefaultIn(CalicoRelease.Parse(release)));

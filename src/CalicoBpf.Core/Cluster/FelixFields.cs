@@ -140,6 +140,7 @@ public static class FelixFields
         ("programClusterRoutes", new CalicoRelease(3, 33, 0), "Disabled"),
         ("programClusterRoutes", new CalicoRelease(3, 31, 0), null),
         ("bpfHostConntrackBypass", new CalicoRelease(3, 30, 0), "true"),
+        ("bpfEnforceRPF", new CalicoRelease(3, 26, 0), "Strict"),
         ("bpfDataIfacePattern", new CalicoRelease(3, 30, 0), "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan|bond).*|tunl0$|vxlan.calico$|vxlan-v6.calico$|wireguard.cali$|wg-v6.cali$)"),
         ("bpfDataIfacePattern", new CalicoRelease(3, 28, 1), "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|vxlan-v6.calico$|wireguard.cali$|wg-v6.cali$)"),
         ("bpfDataIfacePattern", new CalicoRelease(3, 27, 0), "^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|wireguard.cali$|wg-v6.cali$)"),

@@ -1,3 +1,4 @@
+using CalicoBpf.Fuzz;
 using System.Net;
 using System.Text.Json;
 using CalicoBpf.Interop;
@@ -129,7 +130,7 @@ public static class RealCalicoPaths
 /// the possible CPUs and the clock come from capture.json, the interfaces from link-*.json: what
 /// the node said in the same run. Read-only.
 /// </summary>
-public sealed class RealCalicoCapturedNode : INodeDataplane
+public sealed class RealCalicoCapturedNode : ReadOnlyNode
 {
     private readonly string _directory;
     private readonly Dictionary<string, BpfMapDescriptor> _maps = new(StringComparer.Ordinal);
@@ -171,62 +172,35 @@ public sealed class RealCalicoCapturedNode : INodeDataplane
     private static int CountCpus(string possible) =>
         possible.Split(',').Sum(r => r.Contains('-') ? int.Parse(r.Split('-')[1]) - int.Parse(r.Split('-')[0]) + 1 : 1);
 
-    public string Node => "rcal";
+    public override string Node => "rcal";
 
     /// <summary>As a local node tells it: from the pinned map versions (the capture names its release too; the tests compare the two).</summary>
-    public NodeRelease Release => ReleaseInference.Infer(ListMaps());
+    public override NodeRelease Release => ReleaseInference.Infer(ListMaps());
 
-    public string PinDirectory => "/tmp/rcal-bpffs/globals";
+    public override string PinDirectory => "/tmp/rcal-bpffs/globals";
 
-    public IReadOnlyList<CalicoMapName> ListMaps() =>
+    public override IReadOnlyList<CalicoMapName> ListMaps() =>
         _maps.Keys.Select(MapCatalog.Parse).OfType<CalicoMapName>().OrderBy(m => m.PinName, StringComparer.Ordinal).ToList();
 
-    public IMapReader OpenMap(string pinName)
+    public override IMapReader OpenMap(string pinName)
     {
         string dump = Path.Combine(_directory, "maps", pinName + ".json");
         if (!_maps.TryGetValue(pinName, out BpfMapDescriptor? d) || !File.Exists(dump))
         {
-            throw new BpfObjectNotFoundException($"{pinName} is not pinned on rcal.", Errno.ENOENT, pinName);
+            throw NotPinned(pinName);
         }
 
         return new DumpReader(d, dump, _cpus);
     }
 
-    public IMapReader OpenMapToDump(string pinName) => OpenMap(pinName);
+    public override ClockSample SampleClock() => _clock;
 
-    public void ExpectDump(string baseName)
-    {
-    }
+    public override IReadOnlyDictionary<int, NetworkLink> ListLinks() => _links;
 
-    public void PrepareToOpen(IReadOnlyList<string> pinNames)
-    {
-    }
+    public override IReadOnlyList<QdiscStatistic> ListQdiscs() => throw new NotSupportedException("qdiscs are not replayed from a capture");
 
-    public IMapWriter OpenMapForWrite(string pinName) => throw new NotSupportedException("captured maps are read-only");
-
-    public IReadOnlyList<long?> CountEntries(IReadOnlyList<IMapReader> maps, CancellationToken cancellationToken) =>
-        maps.Select(m => m.CountEntries(cancellationToken)).ToList();
-
-    public ClockSample SampleClock() => _clock;
-
-    public IReadOnlyDictionary<int, NetworkLink> ListLinks() => _links;
-
-    public IReadOnlyList<QdiscStatistic> ListQdiscs() => throw new NotSupportedException("qdiscs are not replayed from a capture");
-
-    public IReadOnlyList<string>? ListDirectory(string path) => null;
-
-    public string? ReadTextFile(string path) => null;
-
-    public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken) =>
+    public override IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken) =>
         File.ReadLines(Path.Combine(_directory, "trace.txt"));
-
-    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly) => Array.Empty<ConnectTimeProgram>();
-
-    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory) => (Array.Empty<string>(), Array.Empty<string>());
-
-    public void RemoveConnectTimeProgramArray(string path) => throw new NotSupportedException("captured maps are read-only");
-
-    public void RemoveConnectTimeLink(string path) => throw new NotSupportedException("captured maps are read-only");
 
     private sealed class DumpReader : IMapReader
     {

@@ -1,3 +1,4 @@
+using CalicoBpf.Fuzz;
 using CalicoBpf.Interop;
 using CalicoBpf.Maps;
 using CalicoBpf.Transport;
@@ -10,7 +11,7 @@ namespace CalicoBpf.Tests.Support;
 /// Get-BpfInterface decode fixed vectors. Per-CPU values are given as every CPU's copy, each
 /// rounded up to 8 bytes, concatenated (what a lookup returns).
 /// </summary>
-public sealed class VectorDataplane : INodeDataplane
+public sealed class VectorDataplane : ReadOnlyNode
 {
     private readonly Dictionary<string, (BpfMapDescriptor Descriptor, List<(byte[] Key, byte[] Value)> Entries)> _maps = new(StringComparer.Ordinal);
     private readonly int _cpus;
@@ -24,11 +25,9 @@ public sealed class VectorDataplane : INodeDataplane
             : new NodeRelease(CalicoRelease.Parse(release), CalicoReleaseSource.Given, "the case's release");
     }
 
-    public NodeRelease Release { get; }
+    public override NodeRelease Release { get; }
 
-    public string Node => "calico-ut";
-
-    public string PinDirectory => MapCatalog.DefaultPinDirectory;
+    public override string Node => "calico-ut";
 
     /// <summary>Pins a map with these sizes; later <see cref="Add"/> calls fill it.</summary>
     public VectorDataplane Map(string pinName, BpfMapType type, int keySize, int valueSize)
@@ -49,46 +48,11 @@ public sealed class VectorDataplane : INodeDataplane
         return this;
     }
 
-    public IReadOnlyList<CalicoMapName> ListMaps() => _maps.Keys.Select(MapCatalog.Parse).OfType<CalicoMapName>().ToList();
+    public override IReadOnlyList<CalicoMapName> ListMaps() => _maps.Keys.Select(MapCatalog.Parse).OfType<CalicoMapName>().ToList();
 
-    public IMapReader OpenMap(string pinName) => _maps.TryGetValue(pinName, out var m)
+    public override IMapReader OpenMap(string pinName) => _maps.TryGetValue(pinName, out var m)
         ? new Reader(m.Descriptor, m.Entries, _cpus)
-        : throw new BpfObjectNotFoundException($"{pinName} is not pinned on {Node}.", Errno.ENOENT, pinName);
-
-    public IMapReader OpenMapToDump(string pinName) => OpenMap(pinName);
-
-    public void ExpectDump(string baseName)
-    {
-    }
-
-    public void PrepareToOpen(IReadOnlyList<string> pinNames)
-    {
-    }
-
-    public IMapWriter OpenMapForWrite(string pinName) => throw new NotSupportedException("the vector node is read-only");
-
-    public IReadOnlyList<long?> CountEntries(IReadOnlyList<IMapReader> maps, CancellationToken cancellationToken) =>
-        maps.Select(m => m.CountEntries(cancellationToken)).ToList();
-
-    public ClockSample SampleClock() => new(5_000_000_000_000, new DateTime(2026, 11, 26, 8, 0, 0, DateTimeKind.Utc));
-
-    public IReadOnlyDictionary<int, NetworkLink> ListLinks() => new Dictionary<int, NetworkLink> { [1] = new(1, "lo"), [2] = new(2, "eth0") };
-
-    public IReadOnlyList<QdiscStatistic> ListQdiscs() => Array.Empty<QdiscStatistic>();
-
-    public IReadOnlyList<string>? ListDirectory(string path) => null;
-
-    public string? ReadTextFile(string path) => null;
-
-    public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken) => Array.Empty<string>();
-
-    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly) => Array.Empty<ConnectTimeProgram>();
-
-    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory) => (Array.Empty<string>(), Array.Empty<string>());
-
-    public void RemoveConnectTimeProgramArray(string path) => throw new NotSupportedException("the vector node is read-only");
-
-    public void RemoveConnectTimeLink(string path) => throw new NotSupportedException("the vector node is read-only");
+        : throw NotPinned(pinName);
 
     private sealed class Reader : IMapReader
     {

@@ -1,0 +1,63 @@
+using CalicoBpf.Interop;
+using CalicoBpf.Maps;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Fuzz;
+
+/// <summary>
+/// What every in-memory, read-only node of the fuzzer and the tests shares: maps come from a
+/// subclass (fuzz input, Calico's vectors, captured dumps); there is nothing to write, no policy
+/// files, no connect-time programs, and a fixed clock unless the subclass has the node's own.
+/// </summary>
+public abstract class ReadOnlyNode : INodeDataplane
+{
+    public abstract string Node { get; }
+
+    public virtual string PinDirectory => MapCatalog.DefaultPinDirectory;
+
+    public abstract IReadOnlyList<CalicoMapName> ListMaps();
+
+    /// <summary>As a local node tells it, from the pinned map versions, unless the subclass knows better.</summary>
+    public virtual NodeRelease Release => ReleaseInference.Infer(ListMaps());
+
+    public abstract IMapReader OpenMap(string pinName);
+
+    public IMapReader OpenMapToDump(string pinName) => OpenMap(pinName);
+
+    public void ExpectDump(string baseName)
+    {
+    }
+
+    public void PrepareToOpen(IReadOnlyList<string> pinNames)
+    {
+    }
+
+    public IMapWriter OpenMapForWrite(string pinName) => throw ReadOnly();
+
+    public IReadOnlyList<long?> CountEntries(IReadOnlyList<IMapReader> maps, CancellationToken cancellationToken) =>
+        maps.Select(m => m.CountEntries(cancellationToken)).ToList();
+
+    public virtual ClockSample SampleClock() => new(5_000_000_000_000, new DateTime(2026, 11, 26, 8, 0, 0, DateTimeKind.Utc));
+
+    public virtual IReadOnlyDictionary<int, NetworkLink> ListLinks() => new Dictionary<int, NetworkLink> { [1] = new(1, "lo"), [2] = new(2, "eth0") };
+
+    public virtual IReadOnlyList<QdiscStatistic> ListQdiscs() => Array.Empty<QdiscStatistic>();
+
+    public IReadOnlyList<string>? ListDirectory(string path) => null;
+
+    public string? ReadTextFile(string path) => null;
+
+    public virtual IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken) => Array.Empty<string>();
+
+    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly) => Array.Empty<ConnectTimeProgram>();
+
+    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory) => (Array.Empty<string>(), Array.Empty<string>());
+
+    public void RemoveConnectTimeProgramArray(string path) => throw ReadOnly();
+
+    public void RemoveConnectTimeLink(string path) => throw ReadOnly();
+
+    protected BpfObjectNotFoundException NotPinned(string pinName) => new($"{pinName} is not pinned on {Node}.", Errno.ENOENT, pinName);
+
+    private NotSupportedException ReadOnly() => new($"{Node} is a read-only in-memory node.");
+}
