@@ -2,6 +2,7 @@ using System.Net;
 using CalicoBpf.Interop;
 using CalicoBpf.Maps;
 using CalicoBpf.Tests.Support;
+using CalicoBpf.Transport;
 using Xunit;
 
 namespace CalicoBpf.Tests;
@@ -242,5 +243,44 @@ public class ReleaseRulesTests
             ServiceAddress = IPAddress.Parse("10.96.0.1"), ServicePort = 443, OriginalSourcePort = 41000,
         };
         Assert.Equal("TCP 172.18.0.10:30001 -> 10.96.0.1:443 -> 10.65.0.5:8080 source port changed from 41000  Active ago 0s SYN-SENT", e.ToString());
+    }
+    private sealed class Recorder : IEngineReporter
+    {
+        public List<string> Warnings { get; } = new();
+
+        public void Warning(string message) => Warnings.Add(message);
+
+        public void Verbose(string message)
+        {
+        }
+    }
+
+    [Fact]
+    public void A_release_nothing_tells_is_said_once_and_a_range_across_a_meaning_change_too()
+    {
+        byte[] key = Hex.Parse("06 00 00 00 0a 41 00 02 0a 41 00 03 40 9c 50 00");
+        byte[] value = new byte[88];
+        BitConverter.TryWriteBytes(value.AsSpan(8), 5_000_000_000_000UL);
+
+        // cali_v4_ct3 alone fits v3.24 to v3.30, and offset 0 changed meaning at v3.30.
+        var ct3 = new Support.VectorDataplane().Map("cali_v4_ct3", BpfMapType.Hash, 16, 88).Add("cali_v4_ct3", key, value);
+        var r = new Recorder();
+        Assert.Single(ConntrackReader.Read(ct3, new ConntrackQuery(), r));
+        Assert.Equal("v3.30", Assert.Single(ConntrackReader.Read(ct3, new ConntrackQuery())).Release.Line);
+        Assert.Contains(r.Warnings, w => w.Contains("fit Calico v3.24 to v3.30") && w.Contains("-CalicoVersion"));
+
+        // With cali_counters2 beside it the range is v3.26 to v3.29: one meaning, nothing to say.
+        var both = new Support.VectorDataplane().Map("cali_v4_ct3", BpfMapType.Hash, 16, 88).Add("cali_v4_ct3", key, value)
+            .Map("cali_counters2", BpfMapType.PerCpuHash, 8, 112);
+        var quiet = new Recorder();
+        Assert.Equal("v3.29", Assert.Single(ConntrackReader.Read(both, new ConntrackQuery(), quiet)).Release.Line);
+        Assert.Empty(quiet.Warnings);
+
+        // Pins that name no release: said once per node, however many reads.
+        var none = new Support.VectorDataplane().Map(RouteMap.V4, BpfMapType.LpmTrie, 8, 8);
+        var once = new Recorder();
+        _ = RouteMap.Read(none, false, reporter: once).ToList();
+        _ = RouteMap.Read(none, false, reporter: once).ToList();
+        Assert.Single(once.Warnings, w => w.Contains("could not be told") && w.Contains("give -CalicoVersion"));
     }
 }

@@ -114,8 +114,16 @@ public static class ConntrackReader
         using IMapReader reader = node.OpenMapToDump(pin.PinName);
         BpfMapDescriptor d = reader.Descriptor;
         ConntrackLayout layout = ConntrackLayout.For(pin.PinName, pin.Version, d.KeySize, d.ValueSize);
-        NodeRelease release = node.Release;
+        NodeRelease release = ReleaseInference.Of(node, reporter);
         ConntrackMeaning meaning = ConntrackMeaning.For(layout.Version, release.Release, out bool adjusted);
+        if (release.Earliest is { } earliest && ConntrackMeaning.For(layout.Version, earliest) is var oldest
+            && oldest.OffsetZeroIsCreated != meaning.OffsetZeroIsCreated)
+        {
+            // ct3 alone fits v3.24 to v3.30, and offset 0 changed meaning at v3.30 inside that range.
+            reporter.Warning($"{node.Node}: the pinned maps fit Calico {oldest.Release.Line} to {meaning.Release.Line}, and {pin.PinName}'s first field is the creation time " +
+                $"up to v3.29 but the time a reset was seen from v3.30; it is read as in {meaning.Release.Line}. Give -CalicoVersion to be exact.");
+        }
+
         if (adjusted && release.Exact)
         {
             reporter.Warning($"{node.Node} runs Calico {release.Release} ({release.Detail}), but {pin.PinName} is conntrack version {pin.Version}, " +

@@ -50,7 +50,7 @@ public static class CounterReader
             }
         }
 
-        CalicoRelease release = node.Release.Release;
+        CalicoRelease release = ReleaseInference.Of(node, reporter).Release;
         CounterDefinition[] order = Enumerable.Range(0, counters)
             .Select(i => CounterLayout.Define(i, release))
             .Where(d => d.Printed)

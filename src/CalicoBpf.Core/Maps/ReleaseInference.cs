@@ -1,3 +1,5 @@
+using CalicoBpf.Transport;
+
 namespace CalicoBpf.Maps;
 
 /// <summary>
@@ -102,6 +104,26 @@ public static class ReleaseInference
         CalicoRelease newest = until is null ? CalicoRelease.Newest : new CalicoRelease(until.Major, until.Minor - 1, 0);
         string range = until is null ? $"{first.Line} or later" : $"{first.Line} to {newest.Line}";
         return new NodeRelease(newest, CalicoReleaseSource.PinnedMaps,
-            $"inferred from the pinned maps ({pinsText}): {range}; decoded with the rules of {newest.Line}; give -CalicoVersion to be exact");
+            $"inferred from the pinned maps ({pinsText}): {range}; decoded with the rules of {newest.Line}; give -CalicoVersion to be exact")
+        {
+            Earliest = first,
+        };
+    }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<INodeDataplane, object> Warned = new();
+
+    /// <summary>
+    /// The node's release for a reader, saying once per node (per cmdlet run: a node object lives as
+    /// long as one) when nothing could tell it, so the user knows which rules decoded the maps.
+    /// </summary>
+    public static NodeRelease Of(INodeDataplane node, IEngineReporter reporter)
+    {
+        NodeRelease release = node.Release;
+        if (release.Source == CalicoReleaseSource.Unknown && Warned.TryAdd(node, Warned))
+        {
+            reporter.Warning($"{node.Node}: the Calico release could not be told ({release.Detail}). Maps are decoded with the rules of {release.Release.Line}.");
+        }
+
+        return release;
     }
 }

@@ -144,7 +144,7 @@ public static class RouteMap
         CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 route" : "IPv4 route",
             ipv6 ? "IPv6 is probably not enabled in Calico on this node; drop -IPv6." : null);
         IReadOnlyDictionary<int, NetworkLink> links = node.ListLinks();
-        CalicoRelease release = node.Release.Release;
+        CalicoRelease release = ReleaseInference.Of(node, reporter ?? NullReporter.Instance).Release;
         byte[]? targetBytes = lookup?.GetAddressBytes();
         var rows = MapReading.Decode<RawEntry>(node, pin, d =>
         {

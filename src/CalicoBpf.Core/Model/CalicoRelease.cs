@@ -108,6 +108,9 @@ public sealed record NodeRelease(CalicoRelease Release, CalicoReleaseSource Sour
     /// <summary>True when the release is exact (given or from the image), not inferred.</summary>
     public bool Exact => Source is CalicoReleaseSource.Given or CalicoReleaseSource.Image;
 
+    /// <summary>Inferred from the pins: the oldest release they allow (Release is the newest); null otherwise.</summary>
+    public CalicoRelease? Earliest { get; init; }
+
     public static NodeRelease Given(CalicoRelease release) => new(release, CalicoReleaseSource.Given, "given with -CalicoVersion");
 
     /// <summary>The release an image's tag names (calico/node:v3.30.7, or the tag alone); null when it names none (a digest, "master").</summary>

@@ -16,16 +16,16 @@ public sealed class VectorDataplane : ReadOnlyNode
     private readonly Dictionary<string, (BpfMapDescriptor Descriptor, List<(byte[] Key, byte[] Value)> Entries)> _maps = new(StringComparer.Ordinal);
     private readonly int _cpus;
 
-    /// <param name="release">The Calico release the entries were written by (each case names its own).</param>
+    private readonly NodeRelease? _given;
+
+    /// <param name="release">The Calico release the entries were written by (each case names its own); null: the pins tell, as on a local node.</param>
     public VectorDataplane(int cpus = 1, string? release = null)
     {
         _cpus = cpus;
-        Release = release is null
-            ? ReleaseInference.Infer(Array.Empty<CalicoMapName>())
-            : new NodeRelease(CalicoRelease.Parse(release), CalicoReleaseSource.Given, "the case's release");
+        _given = release is null ? null : new NodeRelease(CalicoRelease.Parse(release), CalicoReleaseSource.Given, "the case's release");
     }
 
-    public override NodeRelease Release { get; }
+    public override NodeRelease Release => _given ?? base.Release;
 
     public override string Node => "calico-ut";
 
