@@ -36,7 +36,7 @@ try {
 
     Write-Host "Test cluster at $($cluster.Url) (kubeconfig $($cluster.Kubeconfig)): 4 nodes, Calico v3.30.7 installed by the operator."
     Show { Get-CalicoNode }
-    Show { Get-BpfMap -Node * cali_v4_ct? | Select-Object Node, Name, Entries, MaxEntries, FillPercent }
+    Show { Get-BpfMap -Node * cali_v4_ct? | Select-Object Node, Name, Entries, FillPercent }
     Show { Get-BpfCounter -Node * | Where-Object { $_.Category -eq 'Dropped' -and $_.Ingress -gt 0 } | Select-Object Node, Interface, Name, Ingress }
     Show { Get-BpfConntrack -Node * -Protocol Tcp | Group-Object Node, State -NoElement | Sort-Object Name }
     Show { Get-BpfNat -Node node-a -Address 10.96.0.10 | Select-Object -ExpandProperty Backends }
