@@ -22,6 +22,8 @@ param(
 
 $ErrorActionPreference = 'Stop'
 if (-not $IsLinux -or (id -u) -ne '0') { throw 'The benchmark creates real BPF maps: run it as root on Linux.' }
+# The child pwsh processes run elsewhere: a relative module path would not load there.
+$ModulePath = (Resolve-Path -LiteralPath $ModulePath).Path
 $root = Split-Path $PSScriptRoot
 $work = Join-Path $root 'out/bench'
 $null = New-Item -ItemType Directory -Force $work

@@ -23,7 +23,7 @@ public sealed class GetBpfConnectTimeProgramCommand : NodeCmdletBase
     [Parameter]
     public SwitchParameter All { get; set; }
 
-    protected override INodeDataplane OpenLocalNode() => new LocalDataplane();
+    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(release: CalicoVersion);
 
     protected override void ProcessRecord()
     {

@@ -18,7 +18,7 @@ public sealed class GetBpfQdiscStatisticCommand : NodeCmdletBase
     [ValidateNotNullOrEmpty]
     public string[]? Kind { get; set; }
 
-    protected override INodeDataplane OpenLocalNode() => new LocalDataplane();
+    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(release: CalicoVersion);
 
     protected override void ProcessRecord()
     {

@@ -39,7 +39,7 @@ public sealed class GetBpfTraceLogCommand : NodeCmdletBase
     [ValidateNotNullOrEmpty]
     public string? TracingPath { get; set; }
 
-    protected override INodeDataplane OpenLocalNode() => new LocalDataplane();
+    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(release: CalicoVersion);
 
     protected override void ProcessRecord()
     {
