@@ -241,6 +241,65 @@ public sealed class CommandTransportTests
         Assert.False(File.Exists(Path.Combine(scope.Links, "calico_connect_v4")));
     }
 
+    /// <summary>
+    /// bpftool 5.3, as the calico-node image of v3.25 to v3.28.0 ships it (reference
+    /// calico-node-image.md): the host's bpftool stands in and refuses the link object, which came with
+    /// Linux 5.8's bpftool, the way bpftool refuses an object it does not know (its usage, exit 255).
+    /// </summary>
+    private sealed class Bpftool53 : IDisposable
+    {
+        public Bpftool53()
+        {
+            string real = Shell.Run("sh", "-c", "command -v bpftool").Trim();
+            Directory.CreateDirectory(Dir);
+            string usage = "Usage: bpftool [OPTIONS] OBJECT { COMMAND | help }\n       bpftool batch file FILE\n       bpftool version\n\n" +
+                "       OBJECT := { prog | map | cgroup | perf | net | feature | btf }";
+            File.WriteAllText(Path.Combine(Dir, "bpftool"),
+                "#!/bin/sh\n" +
+                "obj=; for a in \"$@\"; do case \"$a\" in -*) ;; *) obj=$a; break;; esac; done\n" +
+                $"case \"$obj\" in l|li|lin|link) printf '{usage}\\n' >&2; exit 255;; help|'') printf '{usage}\\n' >&2; exit 0;; esac\n" +
+                $"exec {real} \"$@\"\n");
+            Shell.Run("chmod", "700", Path.Combine(Dir, "bpftool"));
+            Runner = new LocalCommandRunner("t53", new Dictionary<string, string> { ["PATH"] = Dir + ":" + Environment.GetEnvironmentVariable("PATH") });
+        }
+
+        public string Dir { get; } = Path.Combine(Path.GetTempPath(), "cbpf-bpftool53-" + Guid.NewGuid().ToString("N")[..8]);
+
+        public LocalCommandRunner Runner { get; }
+
+        public void Dispose() => Directory.Delete(Dir, recursive: true);
+    }
+
+    [SkippableFact]
+    public void Connect_time_programs_are_listed_and_removed_by_bpftool_5_3_without_links()
+    {
+        RequireTools();
+        using var old = new Bpftool53();
+        // The stand-in is what it says: no link object, the rest as bpftool does.
+        var refused = Assert.Throws<NodeCommandException>(() => new CommandDataplane(old.Runner).RunText("bpftool", "-j", "link", "show"));
+        Assert.Equal(255, refused.ExitCode);
+
+        using var scope = new CgroupScope();
+        scope.Attach(CgroupAttachType.Connect4, "calico_connect_", "calico_connect_v4");
+        scope.Attach(CgroupAttachType.Connect6, "other_connect6", "other_connect6");
+        var remote = new CommandDataplane(old.Runner, scope.Fs.PinDirectory);
+        var local = new LocalDataplane(scope.Fs.PinDirectory);
+
+        // Programs and hooks as the local read has them; which pin holds a link bpftool 5.3 cannot say.
+        IReadOnlyList<ConnectTimeProgram> theirs = remote.ListConnectTimePrograms(scope.Cgroup, scope.Links, calicoOnly: false);
+        IReadOnlyList<ConnectTimeProgram> ours = local.ListConnectTimePrograms(scope.Cgroup, scope.Links, calicoOnly: false);
+        Assert.Equal(ours.Select(p => (p.AttachType, p.ProgramId, p.Name)), theirs.Select(p => (p.AttachType, p.ProgramId, p.Name)));
+        Assert.All(theirs, p => Assert.Null(p.LinkPath));
+
+        // Removing a link's pin releases the link, which detaches its program.
+        var plan = remote.PlanConnectTimeRemoval(scope.Links);
+        Assert.Equal(new[] { "calico_connect_v4" }, plan.Links.Select(Path.GetFileName));
+        remote.RemoveConnectTimeLink(plan.Links[0]);
+        Assert.Empty(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect4));
+        Assert.Single(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect6));
+        Assert.False(File.Exists(plan.Links[0]));
+    }
+
     private sealed class CountingRunner : ICommandRunner
     {
         private readonly ICommandRunner _inner;

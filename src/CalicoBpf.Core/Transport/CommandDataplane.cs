@@ -50,16 +50,34 @@ public sealed class NodeCommandException : Exception
 /// <summary>Runs commands as local processes (tests, and reading a node through its own tools).</summary>
 public sealed class LocalCommandRunner : ICommandRunner
 {
-    public LocalCommandRunner(string node) => Node = node;
+    private readonly IReadOnlyDictionary<string, string>? _environment;
+
+    /// <param name="environment">Variables set for every command (tests put a release's tool stand-ins first on PATH); null: this process's.</param>
+    public LocalCommandRunner(string node, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        Node = node;
+        _environment = environment;
+    }
 
     public string Node { get; }
 
+    /// <summary>A bare command name found on the given PATH, as an exec inside the container finds it (.NET would search this process's).</summary>
+    private string Resolve(string file) =>
+        file.Contains('/') || _environment?.GetValueOrDefault("PATH") is not { } path
+            ? file
+            : path.Split(':').Select(d => Path.Combine(d, file)).FirstOrDefault(File.Exists) ?? file;
+
     public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
     {
-        var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(Resolve(argv[0])) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string a in argv.Skip(1))
         {
             psi.ArgumentList.Add(a);
+        }
+
+        foreach ((string name, string value) in _environment ?? new Dictionary<string, string>())
+        {
+            psi.Environment[name] = value;
         }
 
         Process p;
@@ -732,6 +750,13 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     }
 
     /// <summary>
+    /// Shell test: true when the node's bpftool has no link object (bpftool 5.3, as the calico-node
+    /// image of v3.25 to v3.28.0 ships it; the object came with Linux 5.8's bpftool). Its own help
+    /// lists the objects it knows. Without links, removing a link's pin releases it, which detaches it.
+    /// </summary>
+    private const string NoLinkObject = "! bpftool help 2>&1 | grep -qw link";
+
+    /// <summary>
     /// One exec: the cgroup (resolved on the node as <see cref="ConnectTime.DefaultCgroup"/> does),
     /// its inode (a cgroup's id), bpftool's cgroup listing (empty output when nothing is attached),
     /// its links with their pins, and its programs. Attachments held by links are taken from the
@@ -746,7 +771,8 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
             "[ -n \"$cg\" ] || exit 3; [ -d \"$cg\" ] || exit 4; " +
             "printf '%s\\n' \"$cg\"; set -- $(ls -di \"$cg\"); printf '%s\\n' \"$1\"; " +
             "x=$(bpftool -j cgroup show \"$cg\" 2>/dev/null); printf '%s\\n' \"$x\"; " +
-            "x=$(bpftool -j -f link show) || exit 5; printf '%s\\n' \"$x\"; " +
+            // bpftool 5.3 (the image's in v3.25 to v3.28.0) has no link object: then the cgroup listing alone.
+            "x=$(bpftool -j -f link show 2>/dev/null) || { " + NoLinkObject + " || exit 5; x='[]'; }; printf '%s\\n' \"$x\"; " +
             "x=$(bpftool -j prog show) || exit 5; printf '%s\\n' \"$x\"";
         string text;
         try
@@ -881,7 +907,7 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     {
         // A Calico pin that is not a link ("incorrect object type") is only unpinned, as calico-bpf does.
         const string script =
-            "out=$(bpftool link detach pinned \"$1\" 2>&1) || case \"$out\" in *'incorrect object type'*|*'Invalid argument'*) ;; *) echo \"$out\" >&2; exit 1;; esac; rm -f \"$1\"";
+            "out=$(bpftool link detach pinned \"$1\" 2>&1) || case \"$out\" in *'incorrect object type'*|*'Invalid argument'*) ;; *) " + NoLinkObject + " || { echo \"$out\" >&2; exit 1; };; esac; rm -f \"$1\"";
         RunText("sh", "-c", script, "connect-time", path);
     }
 
