@@ -34,7 +34,14 @@ try {
     & mount -t bpf bpf $bpffs
     if ($LASTEXITCODE) { throw "mount -t bpf $bpffs failed." }
 
-    & ip netns exec $ns $pwsh -NoProfile -NonInteractive -File (Join-Path $PSScriptRoot 'Invoke-DemoNode.ps1') `
+    # The node runs in a time namespace whose monotonic clock is a day ahead, as a node up for a day:
+    # the scenario's ages (idle flows up to half an hour) are written and read as they are, whatever
+    # this machine's uptime (on one booted minutes ago no entry could be older than that). Only the
+    # demo's own process sees the offset: it seeds the maps and reads them; no BPF program runs here.
+    $clock = @()
+    if (Get-Command unshare -ErrorAction SilentlyContinue) { $clock = @('unshare', '--time', '--monotonic', '86400', '--boottime', '86400', '--fork') }
+    else { Write-Warning 'unshare (util-linux) is not installed: the demo node''s ages are capped at this machine''s uptime.' }
+    & ip netns exec $ns @clock $pwsh -NoProfile -NonInteractive -File (Join-Path $PSScriptRoot 'Invoke-DemoNode.ps1') `
         -ModulePath $ModulePath -Scenario $Scenario -PinPath (Join-Path $bpffs 'tc/globals')
     if ($LASTEXITCODE) { throw "The demo node failed (exit code $LASTEXITCODE)." }
 }
