@@ -71,10 +71,10 @@ public sealed class SimulatedNode : IDisposable
 
     private void StartHolder()
     {
-        // /run gets a private tmpfs first, so that nothing is created on the host's /run.
-        // tracefs too: the fresh sysfs of the node's network namespace has it unmounted; cgroup2 where
-        // calico-node's init container mounts it (/run/calico/cgroup).
-        string script = $"mount --bind '{BpfFs}' /sys/fs/bpf && mount -t tmpfs node-run /run && (mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true) && mkdir -p /run/calico/cgroup && (mount -t cgroup2 none /run/calico/cgroup 2>/dev/null || true) && " +
+        // /run gets a private tmpfs first, so that nothing is created on the host's /run; cgroup2 where
+        // calico-node's init container mounts it (/run/calico/cgroup). No tracefs, as in a real
+        // calico-node container: the fresh sysfs of the node's network namespace has none mounted.
+        string script = $"mount --bind '{BpfFs}' /sys/fs/bpf && mount -t tmpfs node-run /run && (umount /sys/kernel/tracing 2>/dev/null || true) && mkdir -p /run/calico/cgroup && (mount -t cgroup2 none /run/calico/cgroup 2>/dev/null || true) && " +
             $"if [ -d '{PolicyDebug}' ]; then mkdir -p /run/calico/bpf/policy && mount --bind '{PolicyDebug}' /run/calico/bpf/policy; fi && echo ready && exec sleep infinity";
         var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string a in new[] { "netns", "exec", NetworkNamespace, "unshare", "--mount", "--propagation", "private", "sh", "-c", script })

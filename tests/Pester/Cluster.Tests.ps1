@@ -188,9 +188,22 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $errs[0].TargetObject | Should -Be 'node-b'
     }
 
-    It 'reads the kernel trace buffer through calico-node' {
-        $null = Get-BpfTraceLog -Node node-a -Last 5 -ErrorVariable errs -ErrorAction SilentlyContinue
+    It 'reads the kernel trace buffer through calico-node, which has no tracefs until bpftool mounts it' {
+        $kc = $cluster.Kubeconfig
+        $pod = (kubectl --kubeconfig $kc get pods -n calico-system -o json | ConvertFrom-Json).items | Where-Object { $_.spec.nodeName -eq 'node-a' } | Select-Object -First 1
+        function Mounted { kubectl --kubeconfig $kc exec -n calico-system $pod.metadata.name -c calico-node -- sh -c 'grep -c tracefs /proc/mounts || true' }
+        # As in a real calico-node container: neither the manifest nor the operator mounts tracefs.
+        Mounted | Should -Be '0'
+        # A line in the kernel's one trace buffer, written from the host.
+        $mark = "cbpf-mark-$PID-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $mark > /sys/kernel/tracing/trace_marker"
+        $LASTEXITCODE | Should -Be 0
+        $lines = @(Get-BpfTraceLog -Node node-a -ErrorVariable errs -ErrorAction SilentlyContinue)
         $errs.Count | Should -Be 0
+        @($lines | Where-Object Message -match $mark).Count | Should -Be 1
+        ($lines | Where-Object Message -match $mark).Node | Should -Be 'node-a'
+        # What it changed in the container: bpftool's tracefs mount, which stays as bpftool's own would.
+        Mounted | Should -Be '1'
     }
 
     It 'lists a node''s connect-time programs through bpftool in calico-node, as the local read does' {

@@ -716,12 +716,31 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         return text.StartsWith("present\n", StringComparison.Ordinal) ? text["present\n".Length..] : null;
     }
 
+    /// <summary>Shell: find() sets $t to a mounted tracefs (or the debugfs one) and says whether there is one.</summary>
+    private const string FindTraceFs =
+        "find() { for d in /sys/kernel/tracing /sys/kernel/debug/tracing; do [ -f \"$d/trace\" ] && { t=$d; return 0; }; done; return 1; }; ";
+
+    /// <summary>
+    /// Shell: when no tracefs is mounted, as in every real calico-node container (neither the manifest
+    /// nor the operator mounts it, and the image has no mount), bpftool prog tracelog mounts it at
+    /// /sys/kernel/tracing, as it does itself when it finds none; it is stopped as soon as the mount
+    /// is there (lines that reach the pipe in that instant are its), and the mount stays, as
+    /// bpftool's would, until the container restarts. Exit 3: no tracefs and no way to mount one.
+    /// </summary>
+    private const string MountTraceFs =
+        "if ! find; then command -v bpftool >/dev/null || exit 3; bpftool prog tracelog >/dev/null 2>&1 & b=$!; i=0; " +
+        "until find || [ $i -ge 200000 ] || ! kill -0 $b 2>/dev/null; do i=$((i+1)); done; kill $b 2>/dev/null; wait $b 2>/dev/null; find || exit 3; fi; ";
+
+    /// <summary>
+    /// The trace buffer (or, following, the pipe) of the node's kernel from inside calico-node: through
+    /// a mounted tracefs, else through bpftool, which mounts one (<see cref="MountTraceFs"/>).
+    /// </summary>
     public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
     {
-        string find = tracingDirectory is null
-            ? "for d in /sys/kernel/tracing /sys/kernel/debug/tracing; do [ -f \"$d/trace\" ] && { t=$d; break; }; done; [ -n \"$t\" ] || exit 3; "
-            : "t=\"$1\"; ";
-        string script = find + (follow ? "exec cat \"$t/trace_pipe\"" : "exec cat \"$t/trace\"");
+        string script = tracingDirectory is not null
+            ? "t=\"$1\"; " + (follow ? "exec cat \"$t/trace_pipe\"" : "exec cat \"$t/trace\"")
+            : follow ? FindTraceFs + "if find; then exec cat \"$t/trace_pipe\"; fi; command -v bpftool >/dev/null || exit 3; exec bpftool prog tracelog 2>/dev/null"
+            : FindTraceFs + MountTraceFs + "exec cat \"$t/trace\"";
         using ICommandRun run = _runner.Start(new[] { "sh", "-c", script, "trace", tracingDirectory ?? string.Empty }, cancellationToken);
         using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
         string? line;
@@ -744,7 +763,7 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         }
         catch (NodeCommandException ex) when (ex.ExitCode == 3)
         {
-            throw new BpfEnvironmentException($"The kernel trace buffer of {Node} is not reachable from calico-node: neither tracefs nor debugfs is mounted there.",
+            throw new BpfEnvironmentException($"The kernel trace buffer of {Node} is not reachable from calico-node: no tracefs is mounted there and bpftool could not mount one.",
                 BpfEnvironmentProblem.NoTraceFs, "/sys/kernel/tracing", ex);
         }
     }
