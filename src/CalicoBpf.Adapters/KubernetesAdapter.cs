@@ -300,7 +300,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public string Node => _node.Node;
 
-        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default)
         {
             IStreamDemuxer demux;
             // The WebSocket upgrade gets the request timeout; the token is not used once it is open.
@@ -308,8 +308,14 @@ public sealed class KubernetesAdapter : IClusterAdapter
             connect.CancelAfter(_timeout);
             try
             {
-                demux = _client.MuxedStreamNamespacedPodExecAsync(_node.Pod, _node.Namespace, argv.ToArray(), "calico-node",
-                    stderr: true, stdin: false, stdout: true, tty: false, cancellationToken: connect.Token).GetAwaiter().GetResult();
+                // v4, which every API server since 1.4 speaks (v5, 1.30+, could end stdin; the client offers one
+                // subprotocol per connection, so asking for v5 would fail on older servers): a script fed through
+                // stdin is told how much to read. stdin is opened only when there is something to send.
+                // (MuxedStreamNamespacedPodExecAsync drops its stdin argument: the socket is opened here.)
+                WebSocket socket = _client.WebSocketNamespacedPodExecAsync(_node.Pod, _node.Namespace, argv.ToArray(), "calico-node",
+                    stderr: true, stdin: !standardInput.IsEmpty, stdout: true, tty: false,
+                    webSocketSubProtocol: WebSocketProtocol.V4BinaryWebsocketProtocol, cancellationToken: connect.Token).GetAwaiter().GetResult();
+                demux = new StreamDemuxer(socket, StreamType.RemoteCommand, ownsSocket: true);
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
@@ -334,7 +340,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
                 throw new ClusterException(what, code, ex);
             }
 
-            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, _timeout, cancellationToken);
+            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, _timeout, standardInput, cancellationToken);
         }
     }
 
@@ -356,7 +362,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
         /// <summary>The exit code reported when the exec connection ended without a Status.</summary>
         public const int NoExitStatus = -1;
 
-        public Run(string node, string pod, IReadOnlyList<string> argv, IStreamDemuxer demux, TimeSpan timeout, CancellationToken ct)
+        public Run(string node, string pod, IReadOnlyList<string> argv, IStreamDemuxer demux, TimeSpan timeout, ReadOnlyMemory<byte> standardInput, CancellationToken ct)
         {
             _node = node;
             _pod = pod;
@@ -385,6 +391,31 @@ public sealed class KubernetesAdapter : IClusterAdapter
             // Ctrl+C closes the exec session: the command on the node ends with it.
             _cancel = ct.Register(() => demux.Dispose());
             demux.Start();
+            if (!standardInput.IsEmpty)
+            {
+                _stdin = Task.Run(() => SendInput(demux, standardInput));
+            }
+        }
+
+        /// <summary>Sends stdin in frames of <see cref="InputFrame"/> bytes while stdout is read.</summary>
+        private const int InputFrame = 32 * 1024;
+
+        private Task _stdin = Task.CompletedTask;
+
+        private static async Task SendInput(IStreamDemuxer demux, ReadOnlyMemory<byte> input)
+        {
+            try
+            {
+                for (int i = 0; i < input.Length; i += InputFrame)
+                {
+                    byte[] frame = input.Slice(i, Math.Min(InputFrame, input.Length - i)).ToArray();
+                    await demux.Write(ChannelIndex.StdIn, frame, 0, frame.Length).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException)
+            {
+                // The command ended (or the session closed) before taking it all: its output and status tell what happened.
+            }
         }
 
         public Stream StandardOutput { get; }

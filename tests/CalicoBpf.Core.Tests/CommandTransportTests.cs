@@ -241,20 +241,53 @@ public sealed class CommandTransportTests
         Assert.False(File.Exists(Path.Combine(scope.Links, "calico_connect_v4")));
     }
 
+    [SkippableFact]
+    public void DeleteMany_sends_keys_on_stdin_and_counts_exactly_what_it_deleted()
+    {
+        RequireTools();
+        using var fs = new BpfFsScope();
+        byte[] Key(int i) => BitConverter.GetBytes(i).Concat(new byte[12]).ToArray();
+        using (BpfMap map = BpfMap.Create(BpfMapType.Hash, 16, 8, 20000, "cali_v4_ct3"))
+        {
+            for (int i = 0; i < 9000; i++)
+            {
+                map.Update(Key(i), new byte[8]);
+            }
+
+            map.Pin(Path.Combine(fs.PinDirectory, "cali_v4_ct3"));
+        }
+
+        var runner = new CountingRunner(new LocalCommandRunner("n1"));
+        var remote = new CommandDataplane(runner, fs.PinDirectory);
+        using IMapWriter writer = remote.OpenMapForWrite("cali_v4_ct3");
+        runner.Starts = 0;
+        // 5000 present keys, then 20 that never existed in the middle, then 3000 more present ones:
+        // batches of 4096, a few resumed after a gone key, the rest through the per-key loop.
+        var keys = Enumerable.Range(0, 5000).Concat(Enumerable.Range(50000, 20)).Concat(Enumerable.Range(5000, 3000)).Select(Key).ToList();
+        Assert.Equal(8000, writer.DeleteMany(keys));
+        Assert.InRange(runner.Starts, 2, 40);
+        using BpfMap after = BpfMap.OpenPinned(Path.Combine(fs.PinDirectory, "cali_v4_ct3"));
+        Assert.Equal(Enumerable.Range(8000, 1000).Select(i => Convert.ToHexString(Key(i))).Order(),
+            after.ReadEntries().SelectMany(b => Enumerable.Range(0, b.Count).Select(j => Convert.ToHexString(b.Key(j))).ToList()).Order());
+        Assert.Equal(0, writer.DeleteMany(keys.Take(3).ToList()));
+        Assert.True(writer.Delete(Key(8500)));
+        Assert.False(writer.Delete(Key(8500)));
+    }
+
     private sealed class CountingRunner : ICommandRunner
     {
         private readonly ICommandRunner _inner;
 
         public CountingRunner(ICommandRunner inner) => _inner = inner;
 
-        public int Starts { get; private set; }
+        public int Starts { get; set; }
 
         public string Node => _inner.Node;
 
-        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default)
         {
             Starts++;
-            return _inner.Start(argv, cancellationToken);
+            return _inner.Start(argv, cancellationToken, standardInput);
         }
     }
 
@@ -271,7 +304,7 @@ public sealed class CommandTransportTests
 
         public string Node => _inner.Node;
 
-        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken) =>
-            _inner.Start(new[] { "ip", "netns", "exec", _ns }.Concat(argv).ToList(), cancellationToken);
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default) =>
+            _inner.Start(new[] { "ip", "netns", "exec", _ns }.Concat(argv).ToList(), cancellationToken, standardInput);
     }
 }

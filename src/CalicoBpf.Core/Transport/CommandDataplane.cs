@@ -21,7 +21,13 @@ public interface ICommandRunner
 {
     string Node { get; }
 
-    ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken);
+    /// <param name="standardInput">
+    /// Bytes for the command's stdin (empty: none). The command's argv travels in the exec request's
+    /// URL, which proxies cap at 8 to 16 KB; bulk data goes here instead. Where the transport can say
+    /// so, stdin ends after them (a local pipe closes; exec sends v5's close signal), but exec over v4
+    /// cannot: a script reading stdin must know how much to read and never wait for its end.
+    /// </param>
+    ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default);
 }
 
 /// <summary>A command on a node that failed (exit code), or did not finish (negative: the connection to it ended first).</summary>
@@ -54,9 +60,9 @@ public sealed class LocalCommandRunner : ICommandRunner
 
     public string Node { get; }
 
-    public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+    public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default)
     {
-        var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         foreach (string a in argv.Skip(1))
         {
             psi.ArgumentList.Add(a);
@@ -72,7 +78,7 @@ public sealed class LocalCommandRunner : ICommandRunner
             throw new NodeCommandException(Node, argv, 127, $"{argv[0]} is not installed ({ex.Message})");
         }
 
-        return new Run(Node, argv, p, cancellationToken);
+        return new Run(Node, argv, p, standardInput, cancellationToken);
     }
 
     private sealed class Run : ICommandRun
@@ -81,14 +87,32 @@ public sealed class LocalCommandRunner : ICommandRunner
         private readonly IReadOnlyList<string> _argv;
         private readonly Process _process;
         private readonly Task<string> _stderr;
+        private readonly Task _stdin;
         private readonly CancellationTokenRegistration _cancel;
 
-        public Run(string node, IReadOnlyList<string> argv, Process process, CancellationToken ct)
+        public Run(string node, IReadOnlyList<string> argv, Process process, ReadOnlyMemory<byte> standardInput, CancellationToken ct)
         {
             _node = node;
             _argv = argv;
             _process = process;
             _stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+            // Written while stdout is read (a command may answer before it has read everything), then closed.
+            // A command that ends without reading it all makes the write fail: that is its business, not an error here.
+            _stdin = Task.Run(async () =>
+            {
+                try
+                {
+                    if (!standardInput.IsEmpty)
+                    {
+                        await process.StandardInput.BaseStream.WriteAsync(standardInput, CancellationToken.None);
+                    }
+
+                    process.StandardInput.Close();
+                }
+                catch (IOException)
+                {
+                }
+            });
             _cancel = ct.Register(() =>
             {
                 try
@@ -106,6 +130,7 @@ public sealed class LocalCommandRunner : ICommandRunner
         public void Complete()
         {
             _process.WaitForExit();
+            _stdin.Wait();
             if (_process.ExitCode != 0)
             {
                 throw new NodeCommandException(_node, _argv, _process.ExitCode, _stderr.Result);
@@ -185,6 +210,26 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         }
 
         return text;
+    }
+
+    /// <summary>
+    /// Runs a command with <paramref name="input"/> on its stdin to the end: its stdout, and the exit code
+    /// when it failed with one (a failure without an exit code, or a missing tool, throws as RunText does).
+    /// </summary>
+    internal (string Text, int ExitCode) RunWithInput(IReadOnlyList<string> argv, ReadOnlyMemory<byte> input)
+    {
+        using ICommandRun run = _runner.Start(argv, _cancellationToken, input);
+        using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
+        string text = reader.ReadToEnd();
+        try
+        {
+            run.Complete();
+            return (text, 0);
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode is > 0 and not 126 and not 127)
+        {
+            return (text, ex.ExitCode);
+        }
     }
 
     /// <summary>
@@ -931,8 +976,17 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     /// <summary>Reads with bpftool's dump; writes with bpftool map delete / update, many keys per exec.</summary>
     private sealed class BpftoolMapReader : IMapWriter
     {
-        /// <summary>Keys per exec: one command line stays far below the kernel's argument limit.</summary>
-        private const int KeysPerExec = 500;
+        /// <summary>
+        /// Keys per exec. They travel on stdin, not in the URL (proxies cap request lines at 8 to 16 KB): the
+        /// limit only bounds one exec's input (about 750 KB for IPv6 conntrack keys) and output.
+        /// </summary>
+        private const int KeysPerExec = 4096;
+
+        /// <summary>Keys found gone by a batch before the rest goes through the per-key loop: each one costs an exec.</summary>
+        private const int GoneKeysBeforeLoop = 16;
+
+        /// <summary>The batch's last line: no bpftool command, so batch stops there (its exit code says failure, the output says done).</summary>
+        private const string EndOfKeys = "calicobpf-end-of-keys";
 
         private readonly CommandDataplane _node;
         private readonly string _path;
@@ -1000,28 +1054,129 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
 
         public int DeleteMany(IReadOnlyList<byte[]> keys)
         {
+            // The keys go on the exec's stdin, so the request's URL stays small whatever their number.
+            // bpftool batch deletes them in one process; it stops at the first command that fails, and a
+            // key already gone fails: that key counts as gone and the batch goes on after it in a new exec.
+            // When many are gone (or a batch fails otherwise, or the pin path cannot be written in a batch
+            // line) the rest goes through a shell loop, one bpftool per key, which tells each key apart.
             int deleted = 0;
-            foreach (byte[][] chunk in keys.Chunk(KeysPerExec))
+            int gone = 0;
+            bool batch = BatchSafe(_path);
+            int i = 0;
+            while (i < keys.Count)
             {
-                // One exec deletes a chunk; a key that is already gone makes bpftool fail, which only means "gone".
-                // A line per key (1: deleted, 0: gone) keeps the session talking, so -TimeoutSec's silence
-                // watch never mistakes a long chunk for a stuck node.
-                var argv = new List<string>
+                int n = Math.Min(KeysPerExec, keys.Count - i);
+                IReadOnlyList<byte[]> chunk = keys.Skip(i).Take(n).ToList();
+                if (batch && gone < GoneKeysBeforeLoop)
                 {
-                    "sh", "-c", "p=$1; shift; for k in \"$@\"; do if bpftool map delete pinned \"$p\" key hex $k 2>/dev/null; then echo 1; else echo 0; fi; done",
-                    "delete", _path,
-                };
-                argv.AddRange(chunk.Select(Hex));
-                string[] outcomes = _node.RunText(argv.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                if (outcomes.Length != chunk.Length || outcomes.Any(o => o is not ("0" or "1")))
-                {
-                    throw new BpfException($"Deleting {chunk.Length} keys from {_path} on {_node.Node} gave {outcomes.Length} outcomes, not one per key: the node's output was unexpected.", 0, _path);
+                    (int batchDeleted, bool failedOnGone) = DeleteInBatch(chunk);
+                    deleted += batchDeleted;
+                    i += batchDeleted;
+                    if (batchDeleted == n)
+                    {
+                        continue;
+                    }
+
+                    if (failedOnGone)
+                    {
+                        gone++;
+                        i++; // the key that failed: gone, not deleted
+                        continue;
+                    }
+
+                    batch = false; // another failure: the loop decides key by key from here
+                    continue;
                 }
 
-                deleted += outcomes.Count(o => o == "1");
+                deleted += DeleteInLoop(chunk);
+                i += n;
             }
 
             return deleted;
+        }
+
+        /// <summary>Whether the pin path can stand in a batch line as it is (bpftool's batch parser splits on blanks, quotes and '#').</summary>
+        private static bool BatchSafe(string path) => path.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '_' or '-' or '.' or ':' or '+' or '@' or '=' or ',');
+
+        /// <summary>
+        /// One bpftool batch over the keys: how many it deleted before it stopped (in order: the keys before
+        /// the one that failed), and whether it stopped because that key was already gone.
+        /// </summary>
+        private (int Deleted, bool FailedOnGone) DeleteInBatch(IReadOnlyList<byte[]> keys)
+        {
+            var input = new StringBuilder(keys.Count * (40 + _path.Length + 3 * (keys.Count > 0 ? keys[0].Length : 0)));
+            foreach (byte[] k in keys)
+            {
+                input.Append("map delete pinned ").Append(_path).Append(" key hex ").Append(Hex(k)).Append('\n');
+            }
+
+            input.Append(EndOfKeys).Append('\n');
+            string[] argv = { "bpftool", "-j", "batch", "file", "-" };
+            (string text, int exit) = _node.RunWithInput(argv, Encoding.ASCII.GetBytes(input.ToString()));
+
+            // [{"command":["map","delete",...],"output":null}, ..., then either the end line's
+            // {"command":["calicobpf-end-of-keys"],"output":null} or the failing one's {"output":{"error":"..."}}].
+            // One object per key is the outcome line the silence watch needs; bpftool flushes them as it goes.
+            int done = 0;
+            try
+            {
+                using JsonDocument doc = JsonDocument.Parse(text);
+                foreach (JsonElement o in doc.RootElement.EnumerateArray())
+                {
+                    JsonElement command = o.GetProperty("command");
+                    string first = command.ValueKind == JsonValueKind.Array ? command[0].GetString() ?? string.Empty : command.GetString() ?? string.Empty;
+                    JsonElement output = o.TryGetProperty("output", out JsonElement v) ? v : default;
+                    bool failed = output.ValueKind == JsonValueKind.Object && output.TryGetProperty("error", out _);
+                    if (first.StartsWith(EndOfKeys, StringComparison.Ordinal) && done == keys.Count)
+                    {
+                        return (done, false);
+                    }
+
+                    if (first != "map" || done >= keys.Count)
+                    {
+                        break;
+                    }
+
+                    if (failed)
+                    {
+                        string error = output.GetProperty("error").GetString() ?? string.Empty;
+                        return (done, error.StartsWith("delete failed", StringComparison.Ordinal) && error.Contains("No such file or directory", StringComparison.Ordinal));
+                    }
+
+                    done++;
+                }
+            }
+            catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException or IndexOutOfRangeException)
+            {
+                throw NotOnePerKey(keys.Count, done, exit, ex);
+            }
+
+            throw NotOnePerKey(keys.Count, done, exit, null);
+        }
+
+        private BpfException NotOnePerKey(int keys, int outcomes, int exit, Exception? inner) =>
+            new($"Deleting {keys} keys from {_path} on {_node.Node} gave {outcomes} outcomes, not one per key: the node's output was unexpected"
+                + (exit != 0 ? $" (bpftool batch ended with exit code {exit})." : "."), 0, _path, inner);
+
+        /// <summary>
+        /// A shell loop, one bpftool per key, told on stdin which keys (a line each) and in argv how many: it
+        /// never waits for the end of stdin, which exec over v4 cannot signal. A line per key (1: deleted, 0:
+        /// gone) keeps the session talking, so -TimeoutSec's silence watch never mistakes a long run for a stuck node.
+        /// </summary>
+        private int DeleteInLoop(IReadOnlyList<byte[]> keys)
+        {
+            const string script = "p=$1; n=$2; while [ \"$n\" -gt 0 ] && read -r k; do n=$((n-1)); if bpftool map delete pinned \"$p\" key hex $k 2>/dev/null; then echo 1; else echo 0; fi; done";
+            string input = string.Concat(keys.Select(k => Hex(k) + "\n"));
+            string[] argv = { "sh", "-c", script, "delete", _path, keys.Count.ToString(CultureInfo.InvariantCulture) };
+            (string text, int exit) = _node.RunWithInput(argv, Encoding.ASCII.GetBytes(input));
+            string[] outcomes = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (exit != 0 || outcomes.Length != keys.Count || outcomes.Any(o => o is not ("0" or "1")))
+            {
+                throw new BpfException($"Deleting {keys.Count} keys from {_path} on {_node.Node} gave {outcomes.Length} outcomes, not one per key: the node's output was unexpected"
+                    + (exit != 0 ? $" (the delete script ended with exit code {exit})." : "."), 0, _path);
+            }
+
+            return outcomes.Count(o => o == "1");
         }
 
         public bool UpdateExisting(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
