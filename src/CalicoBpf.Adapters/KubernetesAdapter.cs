@@ -329,12 +329,13 @@ public sealed class KubernetesAdapter : IClusterAdapter
             {
                 // The WebSocket upgrade hides the Status body: say what a 403 or 401 means here.
                 int? code = ex.Message.Contains("'403'", StringComparison.Ordinal) ? 403 : ex.Message.Contains("'401'", StringComparison.Ordinal) ? 401
-                    : ex.Message.Contains("'404'", StringComparison.Ordinal) ? 404 : null;
+                    : ex.Message.Contains("'404'", StringComparison.Ordinal) ? 404 : ex.Message.Contains("'414'", StringComparison.Ordinal) ? 414 : null;
                 string what = code switch
                 {
                     403 => $"the cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (403 Forbidden): the identity in use cannot create resource \"pods/exec\" in the namespace \"{_node.Namespace}\" (the calicobpf-operator role of deploy/calicobpf-rbac.yaml has it)",
                     401 => $"the cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (401 Unauthorized): the credentials were not accepted",
                     404 => $"the calico-node pod {_node.Namespace}/{_node.Pod} of {_node.Node} is gone (404 Not Found): the node or its pod went away since the nodes were listed; Get-CalicoNode shows the cluster as it is now",
+                    414 => $"the cluster, or a proxy in front of it, refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (414 URI Too Long): the command ({argv.Sum(a => a.Length)} characters) travels in the request's URL, which front-ends cap at 8 to 16 KB",
                     _ => $"exec into {_node.Namespace}/{_node.Pod} on {_node.Node} failed: {ex.Message}",
                 };
                 throw new ClusterException(what, code, ex);

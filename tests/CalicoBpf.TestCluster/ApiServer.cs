@@ -68,7 +68,15 @@ public sealed class ApiServer : IAsyncDisposable
     /// <summary>Requests served, by method and path ("GET /api/v1/services"): tests count list calls.</summary>
     public Dictionary<string, int> RequestCounts { get; } = new();
 
-    public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0)
+    /// <summary>
+    /// The longest request line served (method, URL, version): a proxy or API front-end in front of a real
+    /// API server caps it (nginx's large_client_header_buffers: 8 KB by default, answered 414). Commands
+    /// of pods/exec travel in the URL, so what the module sends must fit.
+    /// </summary>
+    public const int DefaultMaxRequestLineBytes = 8 * 1024;
+
+    /// <param name="maxRequestLineBytes">The longest request line served; longer ones are refused with 414 URI Too Long.</param>
+    public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0, int maxRequestLineBytes = DefaultMaxRequestLineBytes)
     {
         string runId = Environment.ProcessId.ToString("x", CultureInfo.InvariantCulture);
         var nodes = new Dictionary<string, SimulatedNode>();
@@ -95,11 +103,17 @@ public sealed class ApiServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         // A stopping server does not wait for clients that keep connections open (watches, exec sockets).
         builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(2));
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, port, o =>
+        builder.WebHost.UseKestrel(k =>
         {
-            o.Protocols = HttpProtocols.Http1;
-            o.UseHttps(certificate);
-        }));
+            // Kestrel's default is 8 KB too; stated here because tests rely on it: a longer request
+            // line is answered 414 URI Too Long before any handler runs, as by a front-end proxy.
+            k.Limits.MaxRequestLineSize = maxRequestLineBytes;
+            k.Listen(IPAddress.Loopback, port, o =>
+            {
+                o.Protocols = HttpProtocols.Http1;
+                o.UseHttps(certificate);
+            });
+        });
         WebApplication app = builder.Build();
         ApiServer server;
         try
