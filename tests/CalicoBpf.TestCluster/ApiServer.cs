@@ -10,6 +10,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Extensions;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
@@ -170,6 +171,16 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         string path = ctx.Request.Path.Value?.TrimEnd('/') ?? string.Empty;
+        if (path.EndsWith("/exec", StringComparison.Ordinal))
+        {
+            // How long the URLs of the execs served were (path and query, as sent): tests check that bulk work stays small.
+            int length = ctx.Request.GetEncodedPathAndQuery().Length;
+            for (int seen = Volatile.Read(ref _longestExecTarget); length > seen; seen = Volatile.Read(ref _longestExecTarget))
+            {
+                Interlocked.CompareExchange(ref _longestExecTarget, length, seen);
+            }
+        }
+
         string? role = Authenticate(ctx);
         if (role is null)
         {
@@ -229,7 +240,7 @@ public sealed class ApiServer : IAsyncDisposable
                     return;
                 case ["debug", "calicobpf", "writes"]:
                     // Not Kubernetes paths: how tests see that -WhatIf sent no write, and how many list calls a run made.
-                    await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes, ["activeExecs"] = Volatile.Read(ref _activeExecs) });
+                    await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes, ["activeExecs"] = Volatile.Read(ref _activeExecs), ["longestExecTarget"] = Volatile.Read(ref _longestExecTarget) });
                     return;
                 case ["debug", "calicobpf", "requests"]:
                     JsonObject counts = new();
@@ -771,6 +782,7 @@ public sealed class ApiServer : IAsyncDisposable
 
     /// <summary>Exec sessions open now (tests check that a stopped fan-out leaves none).</summary>
     private int _activeExecs;
+    private int _longestExecTarget;
 
     private async Task Exec(HttpContext ctx, string ns, string name)
     {

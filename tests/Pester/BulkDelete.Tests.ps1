@@ -68,6 +68,8 @@ Describe 'Bulk deletes on a remote node' -Skip:(-not $kernel) {
         ($r6.Node, $r6.Removed, $r6.AlreadyGone) | Should -Be @('bulk-a', 10000, 0)
         @(Get-BpfConntrack -PinPath $pins | ForEach-Object { Id $_ } | Sort-Object) | Should -Be $keep4
         @(Get-BpfConntrack -PinPath $pins -IPv6 | ForEach-Object { Id $_ } | Sort-Object) | Should -Be $keep6
+        # Whatever the number of keys, no exec URL came near the limit.
+        Get-ClusterLongestExecTarget $cluster | Should -BeLessThan 2048
     }
 
     It 'counts keys already gone as gone, not removed, and stops at nothing' {

@@ -213,10 +213,20 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     }
 
     /// <summary>
-    /// Runs a command with <paramref name="input"/> on its stdin to the end: its stdout, and the exit code
-    /// when it failed with one (a failure without an exit code, or a missing tool, throws as RunText does).
+    /// The head of a loop over paths given on stdin, a line each, $1 of them (never waiting for the end
+    /// of stdin, which exec over v4 cannot signal): "...; done" closes it; the path is $p.
     /// </summary>
-    internal (string Text, int ExitCode) RunWithInput(IReadOnlyList<string> argv, ReadOnlyMemory<byte> input)
+    private const string ReadPaths = "n=$1; while [ \"$n\" -gt 0 ] && IFS= read -r p; do n=$((n-1)); ";
+
+    /// <summary>The stdin of a <see cref="ReadPaths"/> loop.</summary>
+    private static byte[] PathLines(IEnumerable<string> paths) => Encoding.UTF8.GetBytes(string.Concat(paths.Select(p => p + "\n")));
+
+    /// <summary>
+    /// Runs a command with <paramref name="input"/> on its stdin to the end: its stdout, and its failure
+    /// when it ended with an exit code of its own (a failure without an exit code, or a missing tool,
+    /// throws as RunText does).
+    /// </summary>
+    internal (string Text, NodeCommandException? Failure) RunWithInput(IReadOnlyList<string> argv, ReadOnlyMemory<byte> input)
     {
         using ICommandRun run = _runner.Start(argv, _cancellationToken, input);
         using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
@@ -224,11 +234,11 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         try
         {
             run.Complete();
-            return (text, 0);
+            return (text, null);
         }
         catch (NodeCommandException ex) when (ex.ExitCode is > 0 and not 126 and not 127)
         {
-            return (text, ex.ExitCode);
+            return (text, ex);
         }
     }
 
@@ -445,13 +455,16 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
             return; // one map: OpenMap's own exec is as cheap
         }
 
-        const string script = "command -v bpftool >/dev/null || exit 127; for p; do printf '@@map %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '\\n'; done";
-        var argv = new List<string> { "sh", "-c", script, "describe" };
-        argv.AddRange(wanted);
+        // The pins go on stdin (a node may pin a hundred maps: their paths would make the URL long).
+        const string script = "command -v bpftool >/dev/null || exit 127; " + ReadPaths + "printf '@@map %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '\\n'; done";
         string text;
         try
         {
-            text = RunText(argv.ToArray());
+            (text, NodeCommandException? failure) = RunWithInput(new[] { "sh", "-c", script, "describe", wanted.Count.ToString(CultureInfo.InvariantCulture) }, PathLines(wanted));
+            if (failure is not null)
+            {
+                return;
+            }
         }
         catch (NodeCommandException)
         {
@@ -537,12 +550,13 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     /// </summary>
     private sealed class DumpSession : IDisposable
     {
+        /// <remarks>The pins come on stdin (<see cref="ReadPaths"/>): counting every map of a node names them all.</remarks>
         private const string Script = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
-            "for p; do printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
+            ReadPaths + "printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
 
         /// <summary>The same, with each dump preceded by "@@show path" and bpftool's description of the map.</summary>
         private const string DescribeScript = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
-            "for p; do printf '@@show %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
+            ReadPaths + "printf '@@show %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
 
         private readonly CommandDataplane _node;
         private readonly ICommandRun _run;
@@ -552,16 +566,16 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         private string _current;
 
         public DumpSession(CommandDataplane node, IReadOnlyList<string> paths, CancellationToken cancellationToken, bool describe = false)
-            : this(node, describe ? DescribeScript : Script, paths, paths[0], cancellationToken)
+            : this(node, describe ? DescribeScript : Script, new[] { paths.Count.ToString(CultureInfo.InvariantCulture) }, paths[0], cancellationToken, PathLines(paths))
         {
         }
 
-        private DumpSession(CommandDataplane node, string script, IReadOnlyList<string> arguments, string current, CancellationToken cancellationToken)
+        private DumpSession(CommandDataplane node, string script, IReadOnlyList<string> arguments, string current, CancellationToken cancellationToken, ReadOnlyMemory<byte> input = default)
         {
             _node = node;
             _cancellationToken = cancellationToken;
             _current = current;
-            _run = node._runner.Start(new[] { "sh", "-c", script, "dump" }.Concat(arguments).ToList(), cancellationToken);
+            _run = node._runner.Start(new[] { "sh", "-c", script, "dump" }.Concat(arguments).ToList(), cancellationToken, input);
             _text = new System.IO.Compression.GZipStream(_run.StandardOutput, System.IO.Compression.CompressionMode.Decompress);
             _lines = new LineSections(_text);
         }
@@ -1112,7 +1126,8 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
 
             input.Append(EndOfKeys).Append('\n');
             string[] argv = { "bpftool", "-j", "batch", "file", "-" };
-            (string text, int exit) = _node.RunWithInput(argv, Encoding.ASCII.GetBytes(input.ToString()));
+            (string text, NodeCommandException? failure) = _node.RunWithInput(argv, Encoding.ASCII.GetBytes(input.ToString()));
+            int exit = failure?.ExitCode ?? 0;
 
             // [{"command":["map","delete",...],"output":null}, ..., then either the end line's
             // {"command":["calicobpf-end-of-keys"],"output":null} or the failing one's {"output":{"error":"..."}}].
@@ -1168,7 +1183,8 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
             const string script = "p=$1; n=$2; while [ \"$n\" -gt 0 ] && read -r k; do n=$((n-1)); if bpftool map delete pinned \"$p\" key hex $k 2>/dev/null; then echo 1; else echo 0; fi; done";
             string input = string.Concat(keys.Select(k => Hex(k) + "\n"));
             string[] argv = { "sh", "-c", script, "delete", _path, keys.Count.ToString(CultureInfo.InvariantCulture) };
-            (string text, int exit) = _node.RunWithInput(argv, Encoding.ASCII.GetBytes(input));
+            (string text, NodeCommandException? failure) = _node.RunWithInput(argv, Encoding.ASCII.GetBytes(input));
+            int exit = failure?.ExitCode ?? 0;
             string[] outcomes = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             if (exit != 0 || outcomes.Length != keys.Count || outcomes.Any(o => o is not ("0" or "1")))
             {
@@ -1182,22 +1198,19 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         public bool UpdateExisting(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
         {
             // bpftool writes one value to every CPU of a per-CPU map: the first CPU's copy is the value.
+            // Key and value come on stdin, a line each: as arguments, each byte was a command= parameter
+            // of the exec URL (11 characters a byte; a counters value of 27 counters alone took 2.4 KB).
             ReadOnlySpan<byte> one = value[..Descriptor.ValueSize];
-            var argv = new List<string> { "bpftool", "map", "update", "pinned", _path, "key", "hex" };
-            argv.AddRange(Hex(key.ToArray()).Split(' '));
-            argv.Add("value");
-            argv.Add("hex");
-            argv.AddRange(Hex(one.ToArray()).Split(' '));
-            argv.Add("exist");
-            try
+            const string script = "IFS= read -r k && IFS= read -r v || exit 2; exec bpftool map update pinned \"$1\" key hex $k value hex $v exist";
+            string input = Hex(key.ToArray()) + "\n" + Hex(one.ToArray()) + "\n";
+            string[] argv = { "sh", "-c", script, "update", _path };
+            (_, NodeCommandException? failure) = _node.RunWithInput(argv, Encoding.ASCII.GetBytes(input));
+            if (failure is null)
             {
-                _node.RunText(argv.ToArray());
                 return true;
             }
-            catch (NodeCommandException ex) when (ex.ExitCode != 127 && (ex.StandardError + ex.Message).Contains("No such file", StringComparison.Ordinal))
-            {
-                return false;
-            }
+
+            return (failure.StandardError + failure.Message).Contains("No such file", StringComparison.Ordinal) ? false : throw failure;
         }
 
         private static string Hex(byte[] bytes) => string.Join(' ', bytes.Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
