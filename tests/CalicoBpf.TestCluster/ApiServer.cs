@@ -907,6 +907,7 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         // The client going away (Ctrl+C) ends the command: no exec is left behind.
+        bool stdinGone = false;
         Task watch = Task.Run(async () =>
         {
             byte[] b = new byte[1024];
@@ -936,14 +937,33 @@ public sealed class ApiServer : IAsyncDisposable
 
                     if (frame[0] == 0)
                     {
-                        // stdin data
-                        await process.StandardInput.BaseStream.WriteAsync(frame.AsMemory(1), abort.Token);
-                        await process.StandardInput.BaseStream.FlushAsync(abort.Token);
+                        // stdin data; a command that ended (or closed its stdin) before taking it all is no
+                        // failure of the session: the rest is dropped and it ends with its status, as a kubelet's does.
+                        if (!stdinGone)
+                        {
+                            try
+                            {
+                                await process.StandardInput.BaseStream.WriteAsync(frame.AsMemory(1), abort.Token);
+                                await process.StandardInput.BaseStream.FlushAsync(abort.Token);
+                            }
+                            catch (IOException)
+                            {
+                                stdinGone = true;
+                            }
+                        }
                     }
                     else if (frame[0] == 255 && protocol == "v5.channel.k8s.io" && frame.Length > 1 && frame[1] == 0)
                     {
                         // v5's close signal: the client has no more stdin.
-                        process.StandardInput.Close();
+                        try
+                        {
+                            process.StandardInput.Close();
+                        }
+                        catch (IOException)
+                        {
+                        }
+
+                        stdinGone = true;
                     }
                 }
             }

@@ -996,7 +996,10 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         /// </summary>
         private const int KeysPerExec = 4096;
 
-        /// <summary>Keys found gone by a batch before the rest goes through the per-key loop: each one costs an exec.</summary>
+        /// <summary>
+        /// Keys of one chunk found gone by a batch before the rest of the chunk goes through the per-key loop:
+        /// each costs an exec (a round trip), the loop about a millisecond a key. The next chunk tries a batch again.
+        /// </summary>
         private const int GoneKeysBeforeLoop = 16;
 
         /// <summary>The batch's last line: no bpftool command, so batch stops there (its exit code says failure, the output says done).</summary>
@@ -1071,39 +1074,45 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
             // The keys go on the exec's stdin, so the request's URL stays small whatever their number.
             // bpftool batch deletes them in one process; it stops at the first command that fails, and a
             // key already gone fails: that key counts as gone and the batch goes on after it in a new exec.
-            // When many are gone (or a batch fails otherwise, or the pin path cannot be written in a batch
-            // line) the rest goes through a shell loop, one bpftool per key, which tells each key apart.
+            // When many keys of a chunk are gone, the rest of that chunk goes through a shell loop, one bpftool
+            // per key, which tells each key apart; so does everything when a batch fails otherwise or the pin
+            // path cannot be written in a batch line.
             int deleted = 0;
-            int gone = 0;
             bool batch = BatchSafe(_path);
             int i = 0;
             while (i < keys.Count)
             {
-                int n = Math.Min(KeysPerExec, keys.Count - i);
-                IReadOnlyList<byte[]> chunk = keys.Skip(i).Take(n).ToList();
-                if (batch && gone < GoneKeysBeforeLoop)
+                int chunkEnd = Math.Min(i + KeysPerExec, keys.Count);
+                int gone = 0;
+                while (i < chunkEnd)
                 {
-                    (int batchDeleted, bool failedOnGone) = DeleteInBatch(chunk);
-                    deleted += batchDeleted;
-                    i += batchDeleted;
-                    if (batchDeleted == n)
+                    IReadOnlyList<byte[]> rest = keys.Skip(i).Take(chunkEnd - i).ToList();
+                    if (batch && gone < GoneKeysBeforeLoop)
                     {
+                        (int batchDeleted, bool failedOnGone) = DeleteInBatch(rest);
+                        deleted += batchDeleted;
+                        i += batchDeleted;
+                        if (i == chunkEnd)
+                        {
+                            break;
+                        }
+
+                        if (failedOnGone)
+                        {
+                            gone++;
+                            i++; // the key that failed: gone, not deleted
+                        }
+                        else
+                        {
+                            batch = false; // another failure: the loop decides key by key from here
+                        }
+
                         continue;
                     }
 
-                    if (failedOnGone)
-                    {
-                        gone++;
-                        i++; // the key that failed: gone, not deleted
-                        continue;
-                    }
-
-                    batch = false; // another failure: the loop decides key by key from here
-                    continue;
+                    deleted += DeleteInLoop(rest);
+                    i = chunkEnd;
                 }
-
-                deleted += DeleteInLoop(chunk);
-                i += n;
             }
 
             return deleted;
