@@ -249,7 +249,7 @@ public sealed class CommandTransportTests
         byte[] Key(int i) => BitConverter.GetBytes(i).Concat(new byte[12]).ToArray();
         using (BpfMap map = BpfMap.Create(BpfMapType.Hash, 16, 8, 20000, "cali_v4_ct3"))
         {
-            for (int i = 0; i < 9000; i++)
+            for (int i = 0; i < 9500; i++)
             {
                 map.Update(Key(i), new byte[8]);
             }
@@ -261,17 +261,21 @@ public sealed class CommandTransportTests
         var remote = new CommandDataplane(runner, fs.PinDirectory);
         using IMapWriter writer = remote.OpenMapForWrite("cali_v4_ct3");
         runner.Starts = 0;
-        // 5000 present keys, then 20 that never existed in the middle, then 3000 more present ones:
-        // batches of 4096, a few resumed after a gone key, the rest through the per-key loop.
-        var keys = Enumerable.Range(0, 5000).Concat(Enumerable.Range(50000, 20)).Concat(Enumerable.Range(5000, 3000)).Select(Key).ToList();
-        Assert.Equal(8000, writer.DeleteMany(keys));
-        Assert.InRange(runner.Starts, 2, 40);
+        // 5000 present keys, a run of 20 that never existed, then 4000 more present ones with a gone key
+        // after 8500: batches of 4096 keys; the run sends the rest of its chunk (the second) through the
+        // per-key loop (two gone in a row); the single gone key in the third only costs a new batch after it.
+        var keys = Enumerable.Range(0, 5000).Concat(Enumerable.Range(50000, 20))
+            .Concat(Enumerable.Range(5000, 4000).SelectMany(i => i == 8500 ? new[] { i, 60000 } : new[] { i }))
+            .Select(Key).ToList();
+        Assert.Equal(9000, writer.DeleteMany(keys));
+        // chunk 1: one batch; chunk 2: a batch up to the run, one that fails at once, the loop; chunk 3: two batches.
+        Assert.Equal(6, runner.Starts);
         using BpfMap after = BpfMap.OpenPinned(Path.Combine(fs.PinDirectory, "cali_v4_ct3"));
-        Assert.Equal(Enumerable.Range(8000, 1000).Select(i => Convert.ToHexString(Key(i))).Order(),
+        Assert.Equal(Enumerable.Range(9000, 500).Select(i => Convert.ToHexString(Key(i))).Order(),
             after.ReadEntries().SelectMany(b => Enumerable.Range(0, b.Count).Select(j => Convert.ToHexString(b.Key(j))).ToList()).Order());
         Assert.Equal(0, writer.DeleteMany(keys.Take(3).ToList()));
-        Assert.True(writer.Delete(Key(8500)));
-        Assert.False(writer.Delete(Key(8500)));
+        Assert.True(writer.Delete(Key(9100)));
+        Assert.False(writer.Delete(Key(9100)));
     }
 
     private sealed class CountingRunner : ICommandRunner

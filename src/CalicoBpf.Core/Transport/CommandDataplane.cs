@@ -1084,12 +1084,14 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
             {
                 int chunkEnd = Math.Min(i + KeysPerExec, keys.Count);
                 int gone = 0;
+                bool goneBefore = false; // the key before this batch's first was found gone
                 while (i < chunkEnd)
                 {
                     IReadOnlyList<byte[]> rest = keys.Skip(i).Take(chunkEnd - i).ToList();
                     if (batch && gone < GoneKeysBeforeLoop)
                     {
                         (int batchDeleted, bool failedOnGone) = DeleteInBatch(rest);
+                        goneBefore &= batchDeleted == 0;
                         deleted += batchDeleted;
                         i += batchDeleted;
                         if (i == chunkEnd)
@@ -1099,7 +1101,10 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
 
                         if (failedOnGone)
                         {
-                            gone++;
+                            // Two gone keys in a row say the keys are gone in runs (an earlier removal, a
+                            // stale listing): the loop is cheaper than an exec per key from here.
+                            gone = batchDeleted == 0 && goneBefore ? GoneKeysBeforeLoop : gone + 1;
+                            goneBefore = true;
                             i++; // the key that failed: gone, not deleted
                         }
                         else
