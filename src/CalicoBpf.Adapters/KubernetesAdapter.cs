@@ -394,14 +394,14 @@ public sealed class KubernetesAdapter : IClusterAdapter
             demux.Start();
             if (!standardInput.IsEmpty)
             {
-                _stdin = Task.Run(() => SendInput(demux, standardInput));
+                // Sent while stdout is read: the command may answer before it has read it all. Nothing waits
+                // for the sending; its failures end in SendInput (the command's output and status tell the story).
+                _ = Task.Run(() => SendInput(demux, standardInput));
             }
         }
 
-        /// <summary>Sends stdin in frames of <see cref="InputFrame"/> bytes while stdout is read.</summary>
+        /// <summary>Sends stdin in frames of <see cref="InputFrame"/> bytes.</summary>
         private const int InputFrame = 32 * 1024;
-
-        private Task _stdin = Task.CompletedTask;
 
         private static async Task SendInput(IStreamDemuxer demux, ReadOnlyMemory<byte> input)
         {
