@@ -300,7 +300,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public string Node => _node.Node;
 
-        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default)
         {
             IStreamDemuxer demux;
             // The WebSocket upgrade gets the request timeout; the token is not used once it is open.
@@ -308,8 +308,14 @@ public sealed class KubernetesAdapter : IClusterAdapter
             connect.CancelAfter(_timeout);
             try
             {
-                demux = _client.MuxedStreamNamespacedPodExecAsync(_node.Pod, _node.Namespace, argv.ToArray(), "calico-node",
-                    stderr: true, stdin: false, stdout: true, tty: false, cancellationToken: connect.Token).GetAwaiter().GetResult();
+                // v4, which every API server since 1.4 speaks (v5, 1.30+, could end stdin; the client offers one
+                // subprotocol per connection, so asking for v5 would fail on older servers): a script fed through
+                // stdin is told how much to read. stdin is opened only when there is something to send.
+                // (MuxedStreamNamespacedPodExecAsync drops its stdin argument: the socket is opened here.)
+                WebSocket socket = _client.WebSocketNamespacedPodExecAsync(_node.Pod, _node.Namespace, argv.ToArray(), "calico-node",
+                    stderr: true, stdin: !standardInput.IsEmpty, stdout: true, tty: false,
+                    webSocketSubProtocol: WebSocketProtocol.V4BinaryWebsocketProtocol, cancellationToken: connect.Token).GetAwaiter().GetResult();
+                demux = new StreamDemuxer(socket, StreamType.RemoteCommand, ownsSocket: true);
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
@@ -323,18 +329,19 @@ public sealed class KubernetesAdapter : IClusterAdapter
             {
                 // The WebSocket upgrade hides the Status body: say what a 403 or 401 means here.
                 int? code = ex.Message.Contains("'403'", StringComparison.Ordinal) ? 403 : ex.Message.Contains("'401'", StringComparison.Ordinal) ? 401
-                    : ex.Message.Contains("'404'", StringComparison.Ordinal) ? 404 : null;
+                    : ex.Message.Contains("'404'", StringComparison.Ordinal) ? 404 : ex.Message.Contains("'414'", StringComparison.Ordinal) ? 414 : null;
                 string what = code switch
                 {
                     403 => $"the cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (403 Forbidden): the identity in use cannot create resource \"pods/exec\" in the namespace \"{_node.Namespace}\" (the calicobpf-operator role of deploy/calicobpf-rbac.yaml has it)",
                     401 => $"the cluster refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (401 Unauthorized): the credentials were not accepted",
                     404 => $"the calico-node pod {_node.Namespace}/{_node.Pod} of {_node.Node} is gone (404 Not Found): the node or its pod went away since the nodes were listed; Get-CalicoNode shows the cluster as it is now",
+                    414 => $"the cluster, or a proxy in front of it, refused exec into {_node.Namespace}/{_node.Pod} on {_node.Node} (414 URI Too Long): the command ({argv.Sum(a => a.Length)} characters) travels in the request's URL, which front-ends cap at 8 to 16 KB",
                     _ => $"exec into {_node.Namespace}/{_node.Pod} on {_node.Node} failed: {ex.Message}",
                 };
                 throw new ClusterException(what, code, ex);
             }
 
-            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, _timeout, cancellationToken);
+            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, _timeout, standardInput, cancellationToken);
         }
     }
 
@@ -356,7 +363,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
         /// <summary>The exit code reported when the exec connection ended without a Status.</summary>
         public const int NoExitStatus = -1;
 
-        public Run(string node, string pod, IReadOnlyList<string> argv, IStreamDemuxer demux, TimeSpan timeout, CancellationToken ct)
+        public Run(string node, string pod, IReadOnlyList<string> argv, IStreamDemuxer demux, TimeSpan timeout, ReadOnlyMemory<byte> standardInput, CancellationToken ct)
         {
             _node = node;
             _pod = pod;
@@ -385,6 +392,31 @@ public sealed class KubernetesAdapter : IClusterAdapter
             // Ctrl+C closes the exec session: the command on the node ends with it.
             _cancel = ct.Register(() => demux.Dispose());
             demux.Start();
+            if (!standardInput.IsEmpty)
+            {
+                // Sent while stdout is read: the command may answer before it has read it all. Nothing waits
+                // for the sending; its failures end in SendInput (the command's output and status tell the story).
+                _ = Task.Run(() => SendInput(demux, standardInput));
+            }
+        }
+
+        /// <summary>Sends stdin in frames of <see cref="InputFrame"/> bytes.</summary>
+        private const int InputFrame = 32 * 1024;
+
+        private static async Task SendInput(IStreamDemuxer demux, ReadOnlyMemory<byte> input)
+        {
+            try
+            {
+                for (int i = 0; i < input.Length; i += InputFrame)
+                {
+                    byte[] frame = input.Slice(i, Math.Min(InputFrame, input.Length - i)).ToArray();
+                    await demux.Write(ChannelIndex.StdIn, frame, 0, frame.Length).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException)
+            {
+                // The command ended (or the session closed) before taking it all: its output and status tell what happened.
+            }
         }
 
         public Stream StandardOutput { get; }

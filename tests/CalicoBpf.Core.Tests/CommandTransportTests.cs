@@ -300,20 +300,57 @@ public sealed class CommandTransportTests
         Assert.False(File.Exists(plan.Links[0]));
     }
 
+    [SkippableFact]
+    public void DeleteMany_sends_keys_on_stdin_and_counts_exactly_what_it_deleted()
+    {
+        RequireTools();
+        using var fs = new BpfFsScope();
+        byte[] Key(int i) => BitConverter.GetBytes(i).Concat(new byte[12]).ToArray();
+        using (BpfMap map = BpfMap.Create(BpfMapType.Hash, 16, 8, 20000, "cali_v4_ct3"))
+        {
+            for (int i = 0; i < 9500; i++)
+            {
+                map.Update(Key(i), new byte[8]);
+            }
+
+            map.Pin(Path.Combine(fs.PinDirectory, "cali_v4_ct3"));
+        }
+
+        var runner = new CountingRunner(new LocalCommandRunner("n1"));
+        var remote = new CommandDataplane(runner, fs.PinDirectory);
+        using IMapWriter writer = remote.OpenMapForWrite("cali_v4_ct3");
+        runner.Starts = 0;
+        // 5000 present keys, a run of 20 that never existed, then 4000 more present ones with a gone key
+        // after 8500: batches of 4096 keys; the run sends the rest of its chunk (the second) through the
+        // per-key loop (two gone in a row); the single gone key in the third only costs a new batch after it.
+        var keys = Enumerable.Range(0, 5000).Concat(Enumerable.Range(50000, 20))
+            .Concat(Enumerable.Range(5000, 4000).SelectMany(i => i == 8500 ? new[] { i, 60000 } : new[] { i }))
+            .Select(Key).ToList();
+        Assert.Equal(9000, writer.DeleteMany(keys));
+        // chunk 1: one batch; chunk 2: a batch up to the run, one that fails at once, the loop; chunk 3: two batches.
+        Assert.Equal(6, runner.Starts);
+        using BpfMap after = BpfMap.OpenPinned(Path.Combine(fs.PinDirectory, "cali_v4_ct3"));
+        Assert.Equal(Enumerable.Range(9000, 500).Select(i => Convert.ToHexString(Key(i))).Order(),
+            after.ReadEntries().SelectMany(b => Enumerable.Range(0, b.Count).Select(j => Convert.ToHexString(b.Key(j))).ToList()).Order());
+        Assert.Equal(0, writer.DeleteMany(keys.Take(3).ToList()));
+        Assert.True(writer.Delete(Key(9100)));
+        Assert.False(writer.Delete(Key(9100)));
+    }
+
     private sealed class CountingRunner : ICommandRunner
     {
         private readonly ICommandRunner _inner;
 
         public CountingRunner(ICommandRunner inner) => _inner = inner;
 
-        public int Starts { get; private set; }
+        public int Starts { get; set; }
 
         public string Node => _inner.Node;
 
-        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default)
         {
             Starts++;
-            return _inner.Start(argv, cancellationToken);
+            return _inner.Start(argv, cancellationToken, standardInput);
         }
     }
 
@@ -330,7 +367,7 @@ public sealed class CommandTransportTests
 
         public string Node => _inner.Node;
 
-        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken) =>
-            _inner.Start(new[] { "ip", "netns", "exec", _ns }.Concat(argv).ToList(), cancellationToken);
+        public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default) =>
+            _inner.Start(new[] { "ip", "netns", "exec", _ns }.Concat(argv).ToList(), cancellationToken, standardInput);
     }
 }

@@ -10,6 +10,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Extensions;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
@@ -68,7 +69,15 @@ public sealed class ApiServer : IAsyncDisposable
     /// <summary>Requests served, by method and path ("GET /api/v1/services"): tests count list calls.</summary>
     public Dictionary<string, int> RequestCounts { get; } = new();
 
-    public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0)
+    /// <summary>
+    /// The longest request line served (method, URL, version): a proxy or API front-end in front of a real
+    /// API server caps it (nginx's large_client_header_buffers: 8 KB by default, answered 414). Commands
+    /// of pods/exec travel in the URL, so what the module sends must fit.
+    /// </summary>
+    public const int DefaultMaxRequestLineBytes = 8 * 1024;
+
+    /// <param name="maxRequestLineBytes">The longest request line served; longer ones are refused with 414 URI Too Long.</param>
+    public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0, int maxRequestLineBytes = DefaultMaxRequestLineBytes)
     {
         string runId = Environment.ProcessId.ToString("x", CultureInfo.InvariantCulture);
         var nodes = new Dictionary<string, SimulatedNode>();
@@ -95,11 +104,17 @@ public sealed class ApiServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         // A stopping server does not wait for clients that keep connections open (watches, exec sockets).
         builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(2));
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, port, o =>
+        builder.WebHost.UseKestrel(k =>
         {
-            o.Protocols = HttpProtocols.Http1;
-            o.UseHttps(certificate);
-        }));
+            // Kestrel's default is 8 KB too; stated here because tests rely on it: a longer request
+            // line is answered 414 URI Too Long before any handler runs, as by a front-end proxy.
+            k.Limits.MaxRequestLineSize = maxRequestLineBytes;
+            k.Listen(IPAddress.Loopback, port, o =>
+            {
+                o.Protocols = HttpProtocols.Http1;
+                o.UseHttps(certificate);
+            });
+        });
         WebApplication app = builder.Build();
         ApiServer server;
         try
@@ -156,6 +171,16 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         string path = ctx.Request.Path.Value?.TrimEnd('/') ?? string.Empty;
+        if (path.EndsWith("/exec", StringComparison.Ordinal))
+        {
+            // How long the URLs of the execs served were (path and query, as sent): tests check that bulk work stays small.
+            int length = ctx.Request.GetEncodedPathAndQuery().Length;
+            for (int seen = Volatile.Read(ref _longestExecTarget); length > seen; seen = Volatile.Read(ref _longestExecTarget))
+            {
+                Interlocked.CompareExchange(ref _longestExecTarget, length, seen);
+            }
+        }
+
         string? role = Authenticate(ctx);
         if (role is null)
         {
@@ -215,7 +240,7 @@ public sealed class ApiServer : IAsyncDisposable
                     return;
                 case ["debug", "calicobpf", "writes"]:
                     // Not Kubernetes paths: how tests see that -WhatIf sent no write, and how many list calls a run made.
-                    await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes, ["activeExecs"] = Volatile.Read(ref _activeExecs) });
+                    await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes, ["activeExecs"] = Volatile.Read(ref _activeExecs), ["longestExecTarget"] = Volatile.Read(ref _longestExecTarget) });
                     return;
                 case ["debug", "calicobpf", "requests"]:
                     JsonObject counts = new();
@@ -757,6 +782,7 @@ public sealed class ApiServer : IAsyncDisposable
 
     /// <summary>Exec sessions open now (tests check that a stopped fan-out leaves none).</summary>
     private int _activeExecs;
+    private int _longestExecTarget;
 
     private async Task Exec(HttpContext ctx, string ns, string name)
     {
@@ -881,6 +907,7 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         // The client going away (Ctrl+C) ends the command: no exec is left behind.
+        bool stdinGone = false;
         Task watch = Task.Run(async () =>
         {
             byte[] b = new byte[1024];
@@ -910,14 +937,33 @@ public sealed class ApiServer : IAsyncDisposable
 
                     if (frame[0] == 0)
                     {
-                        // stdin data
-                        await process.StandardInput.BaseStream.WriteAsync(frame.AsMemory(1), abort.Token);
-                        await process.StandardInput.BaseStream.FlushAsync(abort.Token);
+                        // stdin data; a command that ended (or closed its stdin) before taking it all is no
+                        // failure of the session: the rest is dropped and it ends with its status, as a kubelet's does.
+                        if (!stdinGone)
+                        {
+                            try
+                            {
+                                await process.StandardInput.BaseStream.WriteAsync(frame.AsMemory(1), abort.Token);
+                                await process.StandardInput.BaseStream.FlushAsync(abort.Token);
+                            }
+                            catch (IOException)
+                            {
+                                stdinGone = true;
+                            }
+                        }
                     }
                     else if (frame[0] == 255 && protocol == "v5.channel.k8s.io" && frame.Length > 1 && frame[1] == 0)
                     {
                         // v5's close signal: the client has no more stdin.
-                        process.StandardInput.Close();
+                        try
+                        {
+                            process.StandardInput.Close();
+                        }
+                        catch (IOException)
+                        {
+                        }
+
+                        stdinGone = true;
                     }
                 }
             }

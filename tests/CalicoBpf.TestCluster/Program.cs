@@ -1,12 +1,14 @@
 using System.Runtime.InteropServices;
 using CalicoBpf.TestCluster;
 
-// CalicoBpf.TestCluster --scenario FILE [--port N] [--kubeconfig FILE] [--token NAME] [--no-stdin]
+// CalicoBpf.TestCluster --scenario FILE [--port N] [--kubeconfig FILE] [--token NAME] [--max-request-line BYTES] [--no-stdin]
 // Starts the test cluster, writes a kubeconfig, prints "ready <url>", and serves until stdin closes
 // (unless --no-stdin), SIGINT or SIGTERM; then removes every namespace, mount and map it created.
+// --max-request-line: the longest request line served (default 8192, as a front-end proxy); longer: 414.
 string? scenarioPath = null, kubeconfigPath = null;
 string token = "admin-token";
 int port = 0;
+int maxRequestLine = ApiServer.DefaultMaxRequestLineBytes;
 for (int i = 0; i < args.Length - 1; i++)
 {
     switch (args[i])
@@ -15,19 +17,20 @@ for (int i = 0; i < args.Length - 1; i++)
         case "--port": port = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         case "--kubeconfig": kubeconfigPath = args[++i]; break;
         case "--token": token = args[++i]; break;
+        case "--max-request-line": maxRequestLine = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
     }
 }
 
 if (scenarioPath is null)
 {
-    Console.Error.WriteLine("usage: CalicoBpf.TestCluster --scenario FILE [--port N] [--kubeconfig FILE] [--token NAME]");
+    Console.Error.WriteLine("usage: CalicoBpf.TestCluster --scenario FILE [--port N] [--kubeconfig FILE] [--token NAME] [--max-request-line BYTES] [--no-stdin]");
     return 2;
 }
 
 ApiServer server;
 try
 {
-    server = await ApiServer.StartAsync(ClusterScenario.Load(scenarioPath), port);
+    server = await ApiServer.StartAsync(ClusterScenario.Load(scenarioPath), port, maxRequestLine);
 }
 catch (Exception ex) when (ex is InvalidDataException or FormatException or FileNotFoundException or DirectoryNotFoundException)
 {

@@ -350,3 +350,13 @@ Describe 'Changes on remote nodes' -Skip:(-not $kernel) {
         (Get-BpfCounter -Node node-a vxlan.calico | Where-Object Id -eq 'DroppedFailedDecap').Ingress | Should -Be 54
     }
 }
+
+Describe 'What travels in exec URLs' -Skip:(-not $kernel) {
+    It 'no command the suite sent made an exec URL longer than 4 KB (front-ends cap request lines at 8 KB)' {
+        # Runs last: every read and change of this file went through exec by now, all maps of a node included.
+        $longest = Get-ClusterLongestExecTarget $cluster
+        $longest | Should -BeGreaterThan 0
+        $longest | Should -BeLessThan 4096
+        Write-Host "longest exec URL of the suite: $longest characters"
+    }
+}

@@ -94,6 +94,11 @@ function Get-ClusterActiveExecs($Cluster) {
     (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).activeExecs
 }
 
+function Get-ClusterLongestExecTarget($Cluster) {
+    # The longest exec URL (path and query) the test cluster has served: how tests see what travelled in URLs.
+    (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).longestExecTarget
+}
+
 function Get-CalicoBpfThread {
     # The threads of this process that CalicoBpf started and named (cbpf-node NODE: a node's worker in a
     # fan-out; cbpf-exec NODE: an exec session's stderr reader), as the kernel lists them: none may be

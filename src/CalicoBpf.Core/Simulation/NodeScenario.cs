@@ -38,6 +38,8 @@ public sealed class NodeScenario
 
     private static (int Version, int Counters) CounterMapFor(int count) => (count >= 26 ? 6 : count >= 25 ? 5 : count >= 17 ? 3 : 2, count);
     public string PodCidr { get; set; } = "10.65.0.0/16";
+    /// <summary>The IPv6 pods' addresses (<see cref="ConntrackMix.Tcp6"/>, <see cref="ConntrackMix.Udp6"/>).</summary>
+    public string PodCidr6 { get; set; } = "fd00:10:65::/64";
     public string ServiceCidr { get; set; } = "10.96.0.0/16";
     public string HostAddress { get; set; } = "172.18.0.10";
     public int RandomSeed { get; set; } = 1;
@@ -120,6 +122,10 @@ public sealed class NodeScenario
         public int Services { get; set; }
         /// <summary>External clients to NodePorts, every other one forwarded through a tunnel to another node.</summary>
         public int NodePorts { get; set; }
+        /// <summary>IPv6 pod-to-pod TCP connections, in the v6 map (conntrack version 3 and later), from <see cref="PodCidr6"/>.</summary>
+        public int Tcp6 { get; set; }
+        /// <summary>IPv6 pod-to-pod UDP connections, in the v6 map.</summary>
+        public int Udp6 { get; set; }
     }
 
     public sealed class InterfaceCounters
@@ -155,6 +161,11 @@ public sealed class NodeScenario
 
         CalicoVersion ??= string.Empty;
         Conntrack ??= new ConntrackMix();
+        if (Conntrack.Tcp6 + Conntrack.Udp6 > 0 && ConntrackMapVersion < 3)
+        {
+            throw new FormatException($"conntrack tcp6/udp6 need the v6 map, which conntrack version {ConntrackMapVersion} has not (3 and later).");
+        }
+
         Interfaces ??= new();
         Services ??= new();
         Routes ??= new();
@@ -199,6 +210,46 @@ public sealed class NodeScenario
     public static NodeScenario Load(string path) => Parse(File.ReadAllText(path));
 
     /// <summary>The conntrack entries the mix describes, timed against the node's monotonic clock.</summary>
+    /// <summary>The IPv6 entries of the mix (the v6 map's): pod-to-pod TCP and UDP, their own random sequence.</summary>
+    public IEnumerable<ConntrackEntry> GenerateConntrack6(ulong monotonicNow)
+    {
+        var rng = new Random(RandomSeed + 6);
+        AddressPrefix pods = AddressPrefix.Parse(PodCidr6);
+        ulong Seen(double maxSeconds) => monotonicNow - (ulong)(rng.NextDouble() * Math.Min(maxSeconds * 1e9, monotonicNow * 0.9));
+        for (int i = 0; i < Conntrack.Tcp6; i++)
+        {
+            (ConntrackLeg fwd, ConntrackLeg rev) = TcpLegs(rng, out _);
+            yield return new ConntrackEntry
+            {
+                Protocol = IpProtocol.Tcp,
+                Type = ConntrackType.Normal,
+                SourceAddress = Pick(rng, pods),
+                SourcePort = rng.Next(32768, 61000),
+                DestinationAddress = Pick(rng, pods),
+                DestinationPort = 8080,
+                LastSeenNanoseconds = Seen(1800),
+                Forward = fwd,
+                Reverse = rev,
+            };
+        }
+
+        for (int i = 0; i < Conntrack.Udp6; i++)
+        {
+            yield return new ConntrackEntry
+            {
+                Protocol = IpProtocol.Udp,
+                Type = ConntrackType.Normal,
+                SourceAddress = Pick(rng, pods),
+                SourcePort = rng.Next(32768, 61000),
+                DestinationAddress = Pick(rng, pods),
+                DestinationPort = 53,
+                LastSeenNanoseconds = Seen(90),
+                Forward = Counted(rng, true, false),
+                Reverse = Counted(rng, false, false),
+            };
+        }
+    }
+
     public IEnumerable<ConntrackEntry> GenerateConntrack(ulong monotonicNow)
     {
         var rng = new Random(RandomSeed);
@@ -391,7 +442,10 @@ public sealed class NodeScenario
 
         if (ConntrackMapVersion >= 3)
         {
-            dataplane.CreateMap(MapSpecs.Conntrack(ConntrackMapVersion, ipv6: true), ConntrackMaxEntries);
+            MapSpec ct6Spec = MapSpecs.Conntrack(ConntrackMapVersion, ipv6: true);
+            BpfMap ct6 = dataplane.CreateMap(ct6Spec, ConntrackMaxEntries);
+            ConntrackLayout layout6 = ConntrackLayout.For(ct6Spec.PinName, ct6Spec.Version, ct6Spec.KeySize, ct6Spec.ValueSize);
+            dataplane.WriteConntrack(ct6, layout6, GenerateConntrack6(KernelInfo.MonotonicNanoseconds()), Release);
         }
 
         SeedServices(dataplane);

@@ -164,12 +164,13 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
     private protected IClusterConnection ConnectCluster(string? kubeconfig, string? context, TimeSpan requestTimeout) =>
         ClusterConnections.Get(new ClusterTarget(kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(kubeconfig), context, requestTimeout));
 
-    /// <summary>The error record of a refused or failed API call: 401, 403, 404, 429 and timeouts get their own ids and categories.</summary>
+    /// <summary>The error record of a refused or failed API call: 401, 403, 404, 414, 429 and timeouts get their own ids and categories.</summary>
     private protected static ErrorRecord ClusterError(ClusterException ex, string id, object? target) => new(ex, ex.TimedOut ? "ClusterTimeout" : ex.StatusCode switch
     {
         401 => "ClusterUnauthorized",
         403 => "ClusterForbidden",
         404 => "ClusterNotFound",
+        414 => "ClusterRequestTooLong",
         429 => "ClusterThrottled",
         _ => id,
     }, ex.TimedOut ? ErrorCategory.OperationTimeout : ex.StatusCode switch
@@ -177,6 +178,7 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
         401 => ErrorCategory.AuthenticationError,
         403 => ErrorCategory.PermissionDenied,
         404 => ErrorCategory.ObjectNotFound,
+        414 => ErrorCategory.LimitsExceeded,
         429 => ErrorCategory.LimitsExceeded,
         _ => ErrorCategory.ConnectionError,
     }, target);
