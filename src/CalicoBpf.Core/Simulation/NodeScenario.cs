@@ -209,7 +209,6 @@ public sealed class NodeScenario
 
     public static NodeScenario Load(string path) => Parse(File.ReadAllText(path));
 
-    /// <summary>The conntrack entries the mix describes, timed against the node's monotonic clock.</summary>
     /// <summary>The IPv6 entries of the mix (the v6 map's): pod-to-pod TCP and UDP, their own random sequence.</summary>
     public IEnumerable<ConntrackEntry> GenerateConntrack6(ulong monotonicNow)
     {
@@ -219,37 +218,17 @@ public sealed class NodeScenario
         for (int i = 0; i < Conntrack.Tcp6; i++)
         {
             (ConntrackLeg fwd, ConntrackLeg rev) = TcpLegs(rng, out _);
-            yield return new ConntrackEntry
-            {
-                Protocol = IpProtocol.Tcp,
-                Type = ConntrackType.Normal,
-                SourceAddress = Pick(rng, pods),
-                SourcePort = rng.Next(32768, 61000),
-                DestinationAddress = Pick(rng, pods),
-                DestinationPort = 8080,
-                LastSeenNanoseconds = Seen(1800),
-                Forward = fwd,
-                Reverse = rev,
-            };
+            yield return Leg(IpProtocol.Tcp, Pick(rng, pods), rng.Next(32768, 61000), Pick(rng, pods), 8080, Seen(1800), fwd, rev);
         }
 
         for (int i = 0; i < Conntrack.Udp6; i++)
         {
-            yield return new ConntrackEntry
-            {
-                Protocol = IpProtocol.Udp,
-                Type = ConntrackType.Normal,
-                SourceAddress = Pick(rng, pods),
-                SourcePort = rng.Next(32768, 61000),
-                DestinationAddress = Pick(rng, pods),
-                DestinationPort = 53,
-                LastSeenNanoseconds = Seen(90),
-                Forward = Counted(rng, true, false),
-                Reverse = Counted(rng, false, false),
-            };
+            (IPAddress client, int port, IPAddress server) = (Pick(rng, pods), rng.Next(32768, 61000), Pick(rng, pods));
+            yield return Leg(IpProtocol.Udp, client, port, server, 53, Seen(90), Counted(rng, true, false), Counted(rng, false, false));
         }
     }
 
+    /// <summary>The conntrack entries the mix describes, timed against the node's monotonic clock.</summary>
     public IEnumerable<ConntrackEntry> GenerateConntrack(ulong monotonicNow)
     {
         var rng = new Random(RandomSeed);
