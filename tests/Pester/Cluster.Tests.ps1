@@ -192,18 +192,40 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $kc = $cluster.Kubeconfig
         $pod = (kubectl --kubeconfig $kc get pods -n calico-system -o json | ConvertFrom-Json).items | Where-Object { $_.spec.nodeName -eq 'node-a' } | Select-Object -First 1
         function Mounted { kubectl --kubeconfig $kc exec -n calico-system $pod.metadata.name -c calico-node -- sh -c 'grep -c tracefs /proc/mounts || true' }
-        # As in a real calico-node container: neither the manifest nor the operator mounts tracefs.
-        Mounted | Should -Be '0'
         # A line in the kernel's one trace buffer, written from the host.
+        function Mark([string] $Text) {
+            & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $Text > /sys/kernel/tracing/trace_marker"
+            $LASTEXITCODE | Should -Be 0
+        }
+        # As in a real calico-node container: neither the manifest nor the operator mounts tracefs, so the
+        # buffer cannot be read without consuming it, and the error says how to get there.
+        Mounted | Should -Be '0'
+        $null = Get-BpfTraceLog -Node node-a -Last 5 -ErrorVariable errs -ErrorAction SilentlyContinue
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'NoTraceFs,*'
+        "$($errs[0])" | Should -Match 'no tracefs mounted.*-Follow streams it through bpftool prog tracelog'
+
+        # -Follow streams through bpftool, which mounts tracefs in the container.
         $mark = "cbpf-mark-$PID-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
-        & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $mark > /sys/kernel/tracing/trace_marker"
-        $LASTEXITCODE | Should -Be 0
-        $lines = @(Get-BpfTraceLog -Node node-a -ErrorVariable errs -ErrorAction SilentlyContinue)
-        $errs.Count | Should -Be 0
-        @($lines | Where-Object Message -match $mark).Count | Should -Be 1
-        ($lines | Where-Object Message -match $mark).Node | Should -Be 'node-a'
-        # What it changed in the container: bpftool's tracefs mount, which stays as bpftool's own would.
+        Mark $mark
+        try {
+            $line = Get-BpfTraceLog -Node node-a -Follow -TimeoutSec 30 | Where-Object Message -match $mark | Select-Object -First 1
+            $line.Node | Should -Be 'node-a'
+        }
+        finally {
+            # A follow's reader on the node outlives the exec (a kubelet kills nothing either; making it
+            # end is issue 13's open item). The test ends what it started: a bpftool left reading the pipe
+            # would eat the lines of every later read of the buffer.
+            foreach ($p in @(ip netns pids "cbk-$($cluster.RunId)-node-a")) {
+                if ((Get-Content "/proc/$p/cmdline" -Raw -ErrorAction SilentlyContinue) -match '^bpftool\x00prog\x00tracelog') { kill $p }
+            }
+        }
+
+        # What it changed in the container: bpftool's tracefs mount, which stays as bpftool's own would;
+        # from then on the buffer is read without consuming it.
         Mounted | Should -Be '1'
+        $second = "cbpf-mark2-$PID"
+        Mark $second
+        @(Get-BpfTraceLog -Node node-a | Where-Object Message -match $second).Count | Should -Be 1
     }
 
     It 'lists a node''s connect-time programs through bpftool in calico-node, as the local read does' {

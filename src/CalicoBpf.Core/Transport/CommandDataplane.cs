@@ -780,26 +780,19 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         "find() { for d in /sys/kernel/tracing /sys/kernel/debug/tracing; do [ -f \"$d/trace\" ] && { t=$d; return 0; }; done; return 1; }; ";
 
     /// <summary>
-    /// Shell: when no tracefs is mounted, as in every real calico-node container (neither the manifest
-    /// nor the operator mounts it, and the image has no mount), bpftool prog tracelog mounts it at
-    /// /sys/kernel/tracing, as it does itself when it finds none; it is stopped as soon as the mount
-    /// is there (lines that reach the pipe in that instant are its), and the mount stays, as
-    /// bpftool's would, until the container restarts. Exit 3: no tracefs and no way to mount one.
-    /// </summary>
-    private const string MountTraceFs =
-        "if ! find; then command -v bpftool >/dev/null || exit 3; bpftool prog tracelog >/dev/null 2>&1 & b=$!; i=0; " +
-        "until find || [ $i -ge 200000 ] || ! kill -0 $b 2>/dev/null; do i=$((i+1)); done; kill $b 2>/dev/null; wait $b 2>/dev/null; find || exit 3; fi; ";
-
-    /// <summary>
-    /// The trace buffer (or, following, the pipe) of the node's kernel from inside calico-node: through
-    /// a mounted tracefs, else through bpftool, which mounts one (<see cref="MountTraceFs"/>).
+    /// The trace buffer (or, following, the pipe) of the node's kernel from inside calico-node, through
+    /// a mounted tracefs. No real calico-node container has one (neither the manifest nor the operator
+    /// mounts it, and the image has no mount): following then streams through bpftool prog tracelog,
+    /// which mounts tracefs at /sys/kernel/tracing itself, where it stays until the container restarts.
+    /// Reading the buffer without consuming it needs that mount; bpftool cannot do it without reading
+    /// (and so consuming) the pipe, so a read before it says so (exit 4).
     /// </summary>
     public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
     {
         string script = tracingDirectory is not null
             ? "t=\"$1\"; " + (follow ? "exec cat \"$t/trace_pipe\"" : "exec cat \"$t/trace\"")
             : follow ? FindTraceFs + "if find; then exec cat \"$t/trace_pipe\"; fi; command -v bpftool >/dev/null || exit 3; exec bpftool prog tracelog 2>/dev/null"
-            : FindTraceFs + MountTraceFs + "exec cat \"$t/trace\"";
+            : FindTraceFs + "find || exit 4; exec cat \"$t/trace\"";
         using ICommandRun run = _runner.Start(new[] { "sh", "-c", script, "trace", tracingDirectory ?? string.Empty }, cancellationToken);
         using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
         string? line;
@@ -820,9 +813,12 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         {
             run.Complete();
         }
-        catch (NodeCommandException ex) when (ex.ExitCode == 3)
+        catch (NodeCommandException ex) when (ex.ExitCode is 3 or 4)
         {
-            throw new BpfEnvironmentException($"The kernel trace buffer of {Node} is not reachable from calico-node: no tracefs is mounted there and bpftool could not mount one.",
+            throw new BpfEnvironmentException(ex.ExitCode == 4
+                    ? $"calico-node on {Node} has no tracefs mounted (no calico-node does until something mounts it), so its trace buffer cannot be read without consuming it. " +
+                      $"Get-BpfTraceLog -Node {Node} -Follow streams it through bpftool prog tracelog, which mounts tracefs in the container (it stays until the container restarts); after that the buffer can be read too."
+                    : $"The kernel trace buffer of {Node} is not reachable from calico-node: no tracefs is mounted there and there is no bpftool to mount one.",
                 BpfEnvironmentProblem.NoTraceFs, "/sys/kernel/tracing", ex);
         }
     }
