@@ -334,7 +334,7 @@ public sealed class FelixConfigClient
         FelixBpfConfig? bySelector = SelectorScoped(node).Matching.FirstOrDefault();
         FelixBpfConfig? global = Configs.FirstOrDefault(c => c.Name == "default");
         // Defaults changed between releases (bpfAttachType TC, TCX, Netkit): the node's image names its release.
-        NodeRelease release = node.CalicoRelease ?? new NodeRelease(CalicoRelease.Newest, CalicoReleaseSource.Unknown, "no release in the calico-node image tag");
+        CalicoRelease release = node.CalicoRelease?.Release ?? CalicoRelease.Newest;
         var result = new List<FelixEffectiveValue>();
         foreach (FelixField f in FelixFields.All.Where(Knows))
         {
@@ -356,7 +356,7 @@ public sealed class FelixConfigClient
                 }
             }
 
-            sources.Add((FelixValueSource.BuiltInDefault, f.DefaultIn(release.Release) ?? string.Empty, $"Felix's default in {release.Release.Line}"));
+            sources.Add((FelixValueSource.BuiltInDefault, f.DefaultIn(release) ?? string.Empty, $"Felix's default in {release.Line}"));
             (FelixValueSource src, string value, string detail) = sources[0];
             result.Add(new FelixEffectiveValue
             {

@@ -29,8 +29,6 @@ public sealed class ConntrackCodec
 
     public ConntrackLayout Layout => _layout;
 
-    public ConntrackMeaning Meaning => _meaning;
-
     public ConntrackEntry Decode(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         ConntrackLayout l = _layout;
@@ -208,14 +206,17 @@ public sealed class ConntrackCodec
     /// release has it (<paramref name="release"/>, else the entry's <see cref="ConntrackEntry.Release"/>).
     /// Used by fixtures, the demo and tests; never on a real node's maps.
     /// </summary>
-    public static void Encode(ConntrackLayout l, ConntrackEntry e, Span<byte> key, Span<byte> value, CalicoRelease? release = null)
+    public static void Encode(ConntrackLayout l, ConntrackEntry e, Span<byte> key, Span<byte> value, CalicoRelease? release = null) =>
+        Encode(l, e, key, value, ConntrackMeaning.For(l.Version, release ?? e.Release));
+
+    /// <summary>The same with the meaning worked out once, for writers of many entries.</summary>
+    public static void Encode(ConntrackLayout l, ConntrackEntry e, Span<byte> key, Span<byte> value, ConntrackMeaning meaning)
     {
         if (key.Length != l.KeySize || value.Length != l.ValueSize)
         {
             throw new ArgumentException($"Buffers must be {l.KeySize} and {l.ValueSize} bytes.");
         }
 
-        ConntrackMeaning meaning = ConntrackMeaning.For(l.Version, release ?? e.Release);
         key.Clear();
         value.Clear();
         bool openerIsA = SortsFirst(e.SourceAddress, e.SourcePort, e.DestinationAddress, e.DestinationPort);

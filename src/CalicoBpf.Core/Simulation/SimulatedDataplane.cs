@@ -85,10 +85,11 @@ public sealed class SimulatedDataplane : IDisposable
     {
         byte[] key = new byte[layout.KeySize];
         byte[] value = new byte[layout.ValueSize];
+        ConntrackMeaning? meaning = release is null ? null : ConntrackMeaning.For(layout.Version, release);
         int n = 0;
         foreach (ConntrackEntry e in entries)
         {
-            ConntrackCodec.Encode(layout, e, key, value, release);
+            ConntrackCodec.Encode(layout, e, key, value, meaning ?? ConntrackMeaning.For(layout.Version, e.Release));
             map.Update(key, value);
             n++;
         }

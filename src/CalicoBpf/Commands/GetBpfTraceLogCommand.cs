@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using CalicoBpf.Interop;
+using CalicoBpf.Maps;
 using CalicoBpf.Trace;
 using CalicoBpf.Transport;
 
@@ -55,7 +56,7 @@ public sealed class GetBpfTraceLogCommand : NodeCmdletBase
     private IEnumerable<TraceLogEntry> Read(INodeDataplane node, string? dir, Func<TraceLogEntry, bool> wanted)
     {
         ClockSample clock = node.SampleClock();
-        CalicoRelease release = node.Release.Release;
+        CalicoRelease release = ReleaseInference.Of(node, Reporter).Release;
         IEnumerable<TraceLogEntry> entries = node.ReadTraceLines(Follow, dir, CancelToken)
             .Select(line => TraceLogParser.Parse(line, node.Node, clock, release))
             .Where(wanted);
