@@ -120,6 +120,9 @@ function Invoke-Test {
     # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites.
     Invoke-Native dotnet @('build', (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj'), '-c', $Configuration, '--nologo', '-v', 'q', '-clp:ErrorsOnly')
     $env:CALICOBPF_TESTCLUSTER = Join-Path $root "tests/CalicoBpf.TestCluster/bin/$Configuration/net8.0/CalicoBpf.TestCluster.dll"
+    # Its calico-node containers carry the bpftool of their release: 7.5.0 is fetched from Debian once.
+    $null = & bash (Join-Path $root 'tests/tools/get-bpftool75.sh')
+    if ($LASTEXITCODE) { Write-Warning "bpftool 7.5.0 for the test cluster's calico-node containers could not be fetched: this machine's bpftool stands in." }
 
     Write-Host 'Pester: tests/Pester'
     $pester = Join-Path (Get-ToolPackage 'Pester' '5.7.1') 'tools/Pester.psd1'

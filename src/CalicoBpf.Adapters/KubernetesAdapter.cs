@@ -310,10 +310,12 @@ public sealed class KubernetesAdapter : IClusterAdapter
             {
                 // v4, which every API server since 1.4 speaks (v5, 1.30+, could end stdin; the client offers one
                 // subprotocol per connection, so asking for v5 would fail on older servers): a script fed through
-                // stdin is told how much to read. stdin is opened only when there is something to send.
-                // (MuxedStreamNamespacedPodExecAsync drops its stdin argument: the socket is opened here.)
-                WebSocket socket = _client.WebSocketNamespacedPodExecAsync(_node.Pod, _node.Namespace, argv.ToArray(), "calico-node",
-                    stderr: true, stdin: !standardInput.IsEmpty, stdout: true, tty: false,
+                // stdin is told how much to read. stdin is always open: a command with nothing to read runs
+                // behind a lifeline that ends it when the session (and so its stdin) ends, since a kubelet
+                // does not. (MuxedStreamNamespacedPodExecAsync drops its stdin argument: the socket is opened here.)
+                IReadOnlyList<string> command = standardInput.IsEmpty ? ExecLifeline.Wrap(argv) : argv;
+                WebSocket socket = _client.WebSocketNamespacedPodExecAsync(_node.Pod, _node.Namespace, command.ToArray(), "calico-node",
+                    stderr: true, stdin: true, stdout: true, tty: false,
                     webSocketSubProtocol: WebSocketProtocol.V4BinaryWebsocketProtocol, cancellationToken: connect.Token).GetAwaiter().GetResult();
                 demux = new StreamDemuxer(socket, StreamType.RemoteCommand, ownsSocket: true);
             }
@@ -452,13 +454,27 @@ public sealed class KubernetesAdapter : IClusterAdapter
             }
 
             int exit = ExitCode(status);
+            if (exit == MissingExecutable)
+            {
+                // The container runtime found no such program: no process started, so there is no exit code.
+                throw new NodeCommandException(_node, _argv, 127,
+                    $"{_argv[0]} is not in the calico-node container of {_pod} ({KubernetesAdapter.StatusMessage(status)}); the calico-node image of this Calico release does not carry it");
+            }
+
             if (exit != 0)
             {
                 throw new NodeCommandException(_node, _argv, exit, stderr.Length > 0 ? stderr : KubernetesAdapter.StatusMessage(status));
             }
         }
 
-        /// <summary>The exit code in the error channel's Status: 0 for Success, the ExitCode cause otherwise.</summary>
+        /// <summary><see cref="ExitCode"/> of a program the container does not have (an InternalError Status, no exit code).</summary>
+        internal const int MissingExecutable = -127;
+
+        /// <summary>
+        /// The exit code in the error channel's Status: 0 for Success, the ExitCode cause otherwise;
+        /// <see cref="MissingExecutable"/> when the runtime could not find the program (containerd:
+        /// "executable file not found in $PATH", or a path that does not exist), 126 for other failures.
+        /// </summary>
         internal static int ExitCode(string status)
         {
             using JsonDocument doc = JsonDocument.Parse(status);
@@ -466,6 +482,13 @@ public sealed class KubernetesAdapter : IClusterAdapter
             if (root.TryGetProperty("status", out JsonElement s) && s.GetString() == "Success")
             {
                 return 0;
+            }
+
+            if (root.TryGetProperty("reason", out JsonElement reason) && reason.GetString() == "InternalError"
+                && root.TryGetProperty("message", out JsonElement m) && m.GetString() is string message
+                && (message.Contains("executable file not found", StringComparison.Ordinal) || message.Contains("no such file or directory", StringComparison.Ordinal)))
+            {
+                return MissingExecutable;
             }
 
             if (root.TryGetProperty("details", out JsonElement d) && d.TryGetProperty("causes", out JsonElement causes))

@@ -219,6 +219,24 @@ public static class ApiObjects
         });
         string image = spec["containers"]![0]!["image"]!.GetValue<string>();
         string container = spec["containers"]![0]!["name"]!.GetValue<string>();
+        if (container == "calico-node" && n.Dataplane.CalicoVersion is { Length: > 0 } release && !image.EndsWith(":" + release, StringComparison.Ordinal))
+        {
+            // A node whose release is not the cluster's: its pod is of another revision of the DaemonSet,
+            // as during a rolling upgrade, and runs that release's image.
+            int colon = image.LastIndexOf(':');
+            image = (colon > image.LastIndexOf('/') ? image[..colon] : image) + ":" + release;
+            foreach (JsonObject c in spec["containers"]!.AsArray().Concat(spec["initContainers"]?.AsArray() ?? new JsonArray()).OfType<JsonObject>())
+            {
+                if (c["image"]?.GetValue<string>() is string i && i.StartsWith(image[..image.LastIndexOf(':')] + ":", StringComparison.Ordinal))
+                {
+                    c["image"] = image;
+                }
+            }
+
+            labels["controller-revision-hash"] = "7c4b9d2e1";
+            labels["pod-template-generation"] = "2";
+        }
+
         return new JsonObject
         {
             ["kind"] = "Pod",

@@ -242,6 +242,10 @@ public sealed class ApiServer : IAsyncDisposable
                     // Not Kubernetes paths: how tests see that -WhatIf sent no write, and how many list calls a run made.
                     await Write(ctx, 200, new JsonObject { ["writes"] = Store.Writes, ["activeExecs"] = Volatile.Read(ref _activeExecs), ["longestExecTarget"] = Volatile.Read(ref _longestExecTarget) });
                     return;
+                case ["debug", "calicobpf", "nodes", var nodeName, "processes"]:
+                    // What runs in a node's calico-node container besides its PID 1: tests check that nothing was left behind.
+                    await Write(ctx, 200, new JsonObject { ["processes"] = new JsonArray((_nodes.TryGetValue(nodeName, out SimulatedNode? sn) ? sn.Processes() : throw NotFoundPath()).Select(p => (JsonNode)p).ToArray()) });
+                    return;
                 case ["debug", "calicobpf", "requests"]:
                     JsonObject counts = new();
                     lock (RequestCounts)
@@ -801,6 +805,22 @@ public sealed class ApiServer : IAsyncDisposable
     {
         JsonObject pod = Store.Get(ScenarioObjects.Pods, ns, name);
         string[] command = ctx.Request.Query["command"].Where(c => c is not null).Select(c => c!).ToArray();
+        // The container parameter, as the API server checks it before any stream opens: a pod of one
+        // container needs none; a name that is not one of its containers is refused.
+        string[] containers = pod["spec"]?["containers"] is JsonArray cs ? cs.Select(c => c?["name"]?.GetValue<string>() ?? string.Empty).ToArray() : Array.Empty<string>();
+        string? container = ctx.Request.Query["container"].FirstOrDefault(c => !string.IsNullOrEmpty(c));
+        if (container is null && containers.Length > 1)
+        {
+            await Write(ctx, 400, ApiObjects.Status(400, "BadRequest", $"a container name must be specified for pod {name}, choose one of: [{string.Join(' ', containers)}]"));
+            return;
+        }
+
+        if (container is not null && !containers.Contains(container))
+        {
+            await Write(ctx, 400, ApiObjects.Status(400, "BadRequest", $"container {container} is not valid for pod {name}"));
+            return;
+        }
+
         if (!ctx.WebSockets.IsWebSocketRequest || command.Length == 0)
         {
             await Write(ctx, 400, ApiObjects.Status(400, "BadRequest", command.Length == 0 ? "you must specify at least 1 command" : "Upgrade request required"));
@@ -850,7 +870,27 @@ public sealed class ApiServer : IAsyncDisposable
             return;
         }
 
-        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        async Task SendStatus(JsonObject status)
+        {
+            byte[] bytes = Encoding.UTF8.GetBytes(status.ToJsonString());
+            byte[] frame = new byte[bytes.Length + 1];
+            frame[0] = 3;
+            bytes.CopyTo(frame, 1);
+            await ws.SendAsync(frame, WebSocketMessageType.Binary, true, ctx.RequestAborted);
+            using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, closing.Token);
+        }
+
+        if (node.MissingExecutable(command[0]) is string missing)
+        {
+            // As containerd answers it: the runtime finds no such executable in the container, so no process
+            // starts and there is no exit code, only an internal error.
+            await SendStatus(InternalError($"error executing command in container: failed to exec in container: failed to start exec \"{Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant()}\": " +
+                $"OCI runtime exec failed: exec failed: unable to start container process: {missing}: unknown"));
+            return;
+        }
+
+        var psi = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         IReadOnlyList<string> argv = node.Wrap(command);
         psi.FileName = argv[0];
         foreach (string a in argv.Skip(1))
@@ -858,7 +898,13 @@ public sealed class ApiServer : IAsyncDisposable
             psi.ArgumentList.Add(a);
         }
 
-        using Process process = Process.Start(psi)!;
+        psi.Environment.Clear();
+        foreach ((string key, string value) in node.Environment)
+        {
+            psi.Environment[key] = value;
+        }
+
+        Process process = Process.Start(psi)!;
         bool stdin = ctx.Request.Query["stdin"] is var si && (si == "true" || si == "1");
         if (!stdin)
         {
@@ -885,29 +931,59 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         long sent = 0;
+        // Copies the command's output to the client. When the client has gone, the next output the
+        // command writes is not taken: the pipe is closed, and the command's following write fails (EPIPE),
+        // as it does when a kubelet's exec stream is gone.
         async Task Pump(Stream source, byte channel)
         {
             byte[] buffer = new byte[32 * 1024];
-            int n;
-            while ((n = await source.ReadAsync(buffer, abort.Token)) > 0)
+            try
             {
-                if (channel == 1 && node.Spec.ExecDiesAfterBytes is long limit && sent + n > limit)
+                int n;
+                while ((n = await source.ReadAsync(buffer, CancellationToken.None)) > 0 && !abort.IsCancellationRequested)
                 {
-                    // Fault knob: the connection drops mid-stream, as when the kubelet or a proxy dies.
-                    await Send(channel, buffer.AsMemory(0, (int)Math.Max(0, limit - sent)));
-                    ws.Abort();
-                    abort.Cancel();
-                    process.Kill(entireProcessTree: true);
-                    return;
-                }
+                    if (channel == 1 && node.Spec.ExecDiesAfterBytes is long limit && sent + n > limit)
+                    {
+                        // Fault knob: the connection drops mid-stream, as when the kubelet or a proxy dies.
+                        await Send(channel, buffer.AsMemory(0, (int)Math.Max(0, limit - sent)));
+                        ws.Abort();
+                        abort.Cancel();
+                        return;
+                    }
 
-                sent += channel == 1 ? n : 0;
-                await Send(channel, buffer.AsMemory(0, n));
+                    sent += channel == 1 ? n : 0;
+                    await Send(channel, buffer.AsMemory(0, n));
+                }
+            }
+            catch (Exception) when (abort.IsCancellationRequested || ws.State != WebSocketState.Open)
+            {
+            }
+            finally
+            {
+                source.Dispose();
             }
         }
 
-        // The client going away (Ctrl+C) ends the command: no exec is left behind.
+        // The client going away (Ctrl+C, a timeout) does not kill the command, as a kubelet does not:
+        // its stdin ends (containerd closes an exec's stdin when the stream's does) and its output is
+        // no longer read. A command that blocks without writing keeps running.
         bool stdinGone = false;
+        int stdinClosed = 0;
+        void EndStdin()
+        {
+            stdinGone = true;
+            if (Interlocked.Exchange(ref stdinClosed, 1) == 0)
+            {
+                try
+                {
+                    process.StandardInput.Close();
+                }
+                catch (IOException)
+                {
+                }
+            }
+        }
+
         Task watch = Task.Run(async () =>
         {
             byte[] b = new byte[1024];
@@ -955,38 +1031,35 @@ public sealed class ApiServer : IAsyncDisposable
                     else if (frame[0] == 255 && protocol == "v5.channel.k8s.io" && frame.Length > 1 && frame[1] == 0)
                     {
                         // v5's close signal: the client has no more stdin.
-                        try
-                        {
-                            process.StandardInput.Close();
-                        }
-                        catch (IOException)
-                        {
-                        }
-
-                        stdinGone = true;
+                        EndStdin();
                     }
                 }
             }
-            catch (Exception) when (!abort.IsCancellationRequested)
+            catch (Exception)
             {
+                // The client went away (or the request was aborted first, which ended this receive).
             }
 
             if (!process.HasExited)
             {
-                abort.Cancel();
                 try
                 {
-                    process.Kill(entireProcessTree: true);
+                    abort.Cancel();
                 }
-                catch (InvalidOperationException)
+                catch (ObjectDisposedException)
                 {
                 }
+
+                EndStdin();
             }
         });
 
+        Task output = Task.WhenAll(Pump(process.StandardOutput.BaseStream, 1), Pump(process.StandardError.BaseStream, 2));
+        bool detached = false;
         try
         {
-            await Task.WhenAll(Pump(process.StandardOutput.BaseStream, 1), Pump(process.StandardError.BaseStream, 2));
+            await Task.WhenAny(output, Task.Delay(Timeout.Infinite, abort.Token));
+            abort.Token.ThrowIfCancellationRequested();
             await process.WaitForExitAsync(abort.Token);
             await Send(3, Encoding.UTF8.GetBytes(ExitStatus(process.ExitCode, command).ToJsonString()));
             // Send the close frame and end the request: waiting for the client's answer (CloseAsync)
@@ -997,9 +1070,36 @@ public sealed class ApiServer : IAsyncDisposable
         }
         catch (Exception) when (abort.IsCancellationRequested || ws.State != WebSocketState.Open)
         {
-            // The client left; the command was killed.
+            // The client left; the command is on its own, and is let go in the background: the request
+            // does not wait for it.
+            detached = true;
+            EndStdin();
+            _ = Task.Run(async () =>
+            {
+                await output;
+                await process.WaitForExitAsync();
+                process.Dispose();
+            });
+        }
+        finally
+        {
+            if (!detached)
+            {
+                process.Dispose();
+            }
         }
     }
+
+    /// <summary>The Status of an exec that could not start (InternalError, code 500, no exit code), as the kubelet writes it.</summary>
+    private static JsonObject InternalError(string error) => new()
+    {
+        ["metadata"] = new JsonObject(),
+        ["status"] = "Failure",
+        ["message"] = "Internal error occurred: " + error,
+        ["reason"] = "InternalError",
+        ["details"] = new JsonObject { ["causes"] = new JsonArray(new JsonObject { ["message"] = error }) },
+        ["code"] = 500,
+    };
 
     /// <summary>The Status an exec ends with on its error channel, as the kubelet writes it: Success, or the exit code as a cause.</summary>
     private static JsonObject ExitStatus(int exitCode, string[] command) => exitCode == 0

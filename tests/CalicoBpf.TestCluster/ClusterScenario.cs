@@ -9,7 +9,10 @@ public sealed class ClusterScenario
 {
     /// <summary>operator (calico-system) or manifest (kube-system).</summary>
     public string Install { get; set; } = "operator";
-    public string CalicoVersion { get; set; } = "v3.30.7";
+    public string CalicoVersion { get; set; } = DefaultCalicoVersion;
+
+    /// <summary>The release a scenario runs when it names none.</summary>
+    public const string DefaultCalicoVersion = "v3.30.7";
     public List<NodeSpec> Nodes { get; set; } = new();
     /// <summary>Bearer tokens: token -> identity: admin, readonly, or a user such as system:serviceaccount:NS:NAME whose rights come from ClusterRoleBindings.</summary>
     public Dictionary<string, string> Tokens { get; set; } = new() { ["admin-token"] = "admin", ["readonly-token"] = "readonly" };
@@ -133,6 +136,12 @@ public sealed class ClusterScenario
         public string ExecStdout { get; set; } = string.Empty;
 
         public string ExecStderr { get; set; } = string.Empty;
+
+        /// <summary>Fault knob: programs the node's calico-node image lacks (a custom or broken image: bpftool, gzip ...).</summary>
+        public List<string> ImageWithout { get; set; } = new();
+
+        /// <summary>Fault knob: the node's bpftool hangs this many seconds before it does anything (a stuck tool).</summary>
+        public int BpftoolStallSeconds { get; set; }
     }
 
     /// <summary>One failing API path, answered with a Status of that code (500, 403, 503 ...).</summary>
@@ -241,6 +250,7 @@ public sealed class ClusterScenario
             }
             n.Labels ??= new();
             n.Interfaces = Entries(n.Interfaces, $"node {n.Name}'s interfaces");
+            n.ImageWithout = Entries(n.ImageWithout, $"node {n.Name}'s imageWithout");
         }
 
         foreach (PodSpec p in Pods)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using CalicoBpf.Interop;
 using CalicoBpf.Simulation;
 
@@ -69,15 +70,54 @@ public sealed class SimulatedNode : IDisposable
         }
     }
 
+    /// <summary>The calico-node image the node runs: its release's binaries, and nothing else, under its root.</summary>
+    public CalicoNodeImage Image => CalicoNodeImage.For(Spec.Dataplane.Release ?? CalicoRelease.Parse(ClusterScenario.DefaultCalicoVersion));
+
+    /// <summary>
+    /// Starts the node's calico-node container: a mount and PID namespace inside the node's network
+    /// namespace, whose root is an empty tmpfs holding only the image's kept binaries (bound in from
+    /// this machine, with the libraries they load), a fresh /proc and /sys, the volumes the DaemonSet
+    /// mounts (bpffs at /sys/fs/bpf, /var/run/calico with the policy debug files, the cgroup v2 mount at
+    /// /run/calico/cgroup, the host's /dev as a privileged container has it) and nothing it does not:
+    /// no tracefs, no mount, no nsenter. Its PID 1 sleeps; commands enter with nsenter.
+    /// </summary>
     private void StartHolder()
     {
-        // /run gets a private tmpfs first, so that nothing is created on the host's /run; cgroup2 where
-        // calico-node's init container mounts it (/run/calico/cgroup). No tracefs, as in a real
-        // calico-node container: the fresh sysfs of the node's network namespace has none mounted.
-        string script = $"mount --bind '{BpfFs}' /sys/fs/bpf && mount -t tmpfs node-run /run && (umount /sys/kernel/tracing 2>/dev/null || true) && mkdir -p /run/calico/cgroup && (mount -t cgroup2 none /run/calico/cgroup 2>/dev/null || true) && " +
-            $"if [ -d '{PolicyDebug}' ]; then mkdir -p /run/calico/bpf/policy && mount --bind '{PolicyDebug}' /run/calico/bpf/policy; fi && echo ready && exec sleep infinity";
+        string rootfs = Path.Combine(Root, "rootfs");
+        string stage = Path.Combine(Root, "image");
+        Directory.CreateDirectory(rootfs);
+        Directory.CreateDirectory(stage);
+        string binaries = Path.Combine(stage, "binaries");
+        var kept = Image.Binaries(stage).Where(b => !Spec.ImageWithout.Contains(Path.GetFileName(b.Target))).ToList();
+        if (Spec.BpftoolStallSeconds > 0 && kept.FindIndex(b => b.Target == "/usr/bin/bpftool") is int at and >= 0)
+        {
+            // Fault knob: a bpftool that hangs before it starts.
+            string stalled = Path.Combine(stage, "bpftool-stalled");
+            File.WriteAllText(stalled, $"#!/usr/bin/sh\nsleep {Spec.BpftoolStallSeconds}\nexec /usr/libexec/bpftool-stalled \"$@\"\n");
+            CalicoNodeImage.MakeExecutable(stalled);
+            kept.Add((kept[at].Source, "/usr/libexec/bpftool-stalled"));
+            kept[at] = (stalled, "/usr/bin/bpftool");
+        }
+
+        File.WriteAllLines(binaries, kept.Select(b => b.Source + " " + b.Target));
+        string etc = Path.Combine(stage, "etc");
+        Directory.CreateDirectory(etc);
+        File.WriteAllText(Path.Combine(etc, "hostname"), Spec.Name + "\n");
+        File.WriteAllText(Path.Combine(etc, "passwd"), "root:x:0:0:root:/root:/bin/bash\n");
+        File.WriteAllText(Path.Combine(etc, "os-release"), "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nVERSION_ID=\"9.6\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.6 (Plow)\"\n");
+        string script = "set -e; R='" + rootfs + "'; mount -t tmpfs -o mode=0755 calico-node \"$R\"; cd \"$R\"; " +
+            "mkdir -p usr/bin usr/sbin usr/local/bin usr/local/sbin usr/lib usr/lib64 usr/libexec etc proc sys dev run tmp root var/log; " +
+            "ln -s usr/bin bin; ln -s usr/sbin sbin; ln -s usr/lib lib; ln -s usr/lib64 lib64; ln -s ../run var/run; " +
+            // Libraries stay the machine's (the binaries are): a library is not a tool the module could call.
+            "mount --rbind /usr/lib usr/lib; mount --bind /usr/lib64 usr/lib64; " +
+            "while read -r src dst; do mkdir -p \"$R${dst%/*}\"; : > \"$R$dst\"; mount --bind \"$src\" \"$R$dst\"; done < '" + binaries + "'; " +
+            "cp '" + etc + "'/* etc/; " +
+            "mount -t proc proc proc; mount -t sysfs sysfs sys; mount --bind '" + BpfFs + "' sys/fs/bpf; mount --rbind /dev dev; " +
+            "mkdir -p run/calico/cgroup; mount -t cgroup2 none run/calico/cgroup 2>/dev/null || true; " +
+            "if [ -d '" + PolicyDebug + "' ]; then mkdir -p run/calico/bpf/policy; mount --bind '" + PolicyDebug + "' run/calico/bpf/policy; fi; " +
+            "echo ready; exec chroot \"$R\" /usr/bin/sleep infinity";
         var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in new[] { "netns", "exec", NetworkNamespace, "unshare", "--mount", "--propagation", "private", "sh", "-c", script })
+        foreach (string a in new[] { "netns", "exec", NetworkNamespace, "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "sh", "-c", script })
         {
             psi.ArgumentList.Add(a);
         }
@@ -86,21 +126,97 @@ public sealed class SimulatedNode : IDisposable
         string? line = _holder.StandardOutput.ReadLine();
         if (line != "ready")
         {
-            throw new InvalidOperationException($"The namespace holder of node {Spec.Name} did not start: {_holder.StandardError.ReadToEnd().Trim()}");
+            throw new InvalidOperationException($"The calico-node container of node {Spec.Name} did not start: {_holder.StandardError.ReadToEnd().Trim()}");
         }
+
+        // unshare forked the container's PID 1 (sh, then chroot, then sleep: one pid): its namespaces are the container's.
+        string children = File.ReadAllText($"/proc/{_holder.Id}/task/{_holder.Id}/children").Trim();
+        _init = int.Parse(children.Split(' ')[0], CultureInfo.InvariantCulture);
     }
 
-    /// <summary>The pid whose namespaces commands of this node enter (sleep, after sh exec'd into it).</summary>
-    private int HolderPid => _holder?.Id ?? throw new InvalidOperationException("The node has no namespace holder.");
+    /// <summary>The container's PID 1 as this machine numbers it: commands enter its namespaces and root.</summary>
+    private int _init;
+
+    private int HolderPid => _init > 0 ? _init : throw new InvalidOperationException("The node has no calico-node container.");
+
+    /// <summary>The container's root, seen from this machine.</summary>
+    public string ContainerRoot => $"/proc/{HolderPid}/root";
+
+    /// <summary>
+    /// Finds a command as the container runtime does before it starts one (runc's exec.LookPath in
+    /// the container, on its PATH): null when there is no such executable, with the runtime's reason.
+    /// </summary>
+    public string? MissingExecutable(string file)
+    {
+        static bool Executable(string p) => CalicoNodeImage.IsExecutable(p);
+        if (file.Contains('/'))
+        {
+            return Executable(ContainerRoot + (file.StartsWith('/') ? file : "/" + file)) ? null : $"exec: \"{file}\": stat {file}: no such file or directory";
+        }
+
+        return CalicoNodeImage.ContainerPath.Split(':').Any(d => Executable(ContainerRoot + d + "/" + file)) ? null : $"exec: \"{file}\": executable file not found in $PATH";
+    }
+
+    /// <summary>
+    /// Processes running in the container now, its PID 1 aside (zombies do not run): a command the
+    /// module started and left behind shows here.
+    /// </summary>
+    public IReadOnlyList<string> Processes()
+    {
+        // ns/pid reads "pid:[INODE]": equal for every process of one namespace.
+        static string? Namespace(string proc) => new FileInfo(Path.Combine(proc, "ns", "pid")).LinkTarget;
+        string ns = Namespace($"/proc/{HolderPid}") ?? throw new InvalidOperationException("The container has no PID namespace.");
+        var found = new List<string>();
+        foreach (string dir in Directory.EnumerateDirectories("/proc"))
+        {
+            string name = Path.GetFileName(dir);
+            if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || pid == HolderPid)
+            {
+                continue;
+            }
+
+            try
+            {
+                if (Namespace(dir) != ns)
+                {
+                    continue;
+                }
+
+                string stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                if (stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z'))
+                {
+                    continue;
+                }
+
+                found.Add(File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Trim());
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Ended while it was looked at.
+            }
+        }
+
+        return found;
+    }
 
     private static string PeerName(string iface) => ("p" + iface.GetHashCode().ToString("x8"))[..9];
 
     private static Dictionary<string, int> NetworkNamespace_Links(string netns) =>
         Interop.NetworkNamespace.Run(netns, () => NetLink.ListLinks().Values.ToDictionary(l => l.Name, l => l.IfIndex));
 
-    /// <summary>The command line that runs argv inside the node's network and mount namespaces, as exec into calico-node would.</summary>
+    /// <summary>The command line that runs argv inside the node's calico-node container (its namespaces and root), as an exec would.</summary>
     public IReadOnlyList<string> Wrap(IReadOnlyList<string> argv) =>
-        new[] { "nsenter", "-t", HolderPid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", "-n", "--" }.Concat(argv).ToList();
+        new[] { "nsenter", "-t", HolderPid.ToString(CultureInfo.InvariantCulture), "-m", "-n", "-p", "-r", "-w", "--" }.Concat(argv).ToList();
+
+    /// <summary>The environment of an exec into calico-node: the image's (a PATH, the host name), not this process's.</summary>
+    public IReadOnlyDictionary<string, string> Environment => new Dictionary<string, string>
+    {
+        ["PATH"] = CalicoNodeImage.ContainerPath,
+        ["HOSTNAME"] = Spec.Name,
+        ["HOME"] = "/root",
+        ["SVDIR"] = "/etc/service/enabled",
+        ["NODENAME"] = Spec.Name,
+    };
 
     private static void Run(params string[] argv)
     {

@@ -72,8 +72,9 @@ Describe 'Bulk deletes on a remote node' -Skip:(-not $kernel) {
         ($r6.Node, $r6.Removed, $r6.AlreadyGone) | Should -Be @('bulk-a', 10000, 0)
         @(Get-BpfConntrack -PinPath $pins | ForEach-Object { Id $_ } | Sort-Object) | Should -Be $keep4
         @(Get-BpfConntrack -PinPath $pins -IPv6 | ForEach-Object { Id $_ } | Sort-Object) | Should -Be $keep6
-        # Whatever the number of keys, no exec URL came near the limit.
-        Get-ClusterLongestExecTarget $cluster | Should -BeLessThan 2048
+        # Whatever the number of keys, no exec URL came near the limit: the longest is a fixed script
+        # (about 2.1 KB URL-encoded with its lifeline), never one that grows with the keys.
+        Get-ClusterLongestExecTarget $cluster | Should -BeLessThan 4096
     }
 
     It 'removing 10,000 entries already gone: every one counted gone, none removed' {

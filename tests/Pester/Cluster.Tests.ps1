@@ -212,13 +212,12 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
             $line.Node | Should -Be 'node-a'
         }
         finally {
-            # A follow's reader on the node outlives the exec (a kubelet kills nothing either; making it
-            # end is issue 13's open item). The test ends what it started: a bpftool left reading the pipe
-            # would eat the lines of every later read of the buffer.
-            foreach ($p in @(ip netns pids "cbk-$($cluster.RunId)-node-a")) {
-                if ((Get-Content "/proc/$p/cmdline" -Raw -ErrorAction SilentlyContinue) -match '^bpftool\x00prog\x00tracelog') { kill $p }
-            }
+            # The follow ended when Select-Object had its line; its bpftool must end with it, though the
+            # node's kubelet kills nothing: a bpftool left reading the pipe would eat the lines of every
+            # later read of the buffer.
+            $left = Wait-NodeIdle $cluster node-a
         }
+        $left | Should -BeNullOrEmpty
 
         # What it changed in the container: bpftool's tracefs mount, which stays as bpftool's own would;
         # from then on the buffer is read without consuming it.

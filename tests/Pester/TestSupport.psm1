@@ -99,6 +99,22 @@ function Get-ClusterLongestExecTarget($Cluster) {
     (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).longestExecTarget
 }
 
+function Get-NodeProcess($Cluster, [string] $Node) {
+    # The command lines running in a node's calico-node container, its PID 1 aside: what an exec left behind.
+    @((Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/nodes/$Node/processes" -Headers @{ Authorization = 'Bearer admin-token' }).processes)
+}
+
+function Wait-NodeIdle($Cluster, [string] $Node, [int] $Seconds = 10) {
+    # The node's container once nothing runs in it, or what still runs after $Seconds.
+    $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
+    do {
+        $left = @(Get-NodeProcess $Cluster $Node)
+        if ($left.Count -eq 0) { return ,@() }
+        Start-Sleep -Milliseconds 100
+    } while ([DateTime]::UtcNow -lt $deadline)
+    ,$left
+}
+
 function Get-CalicoBpfThread {
     # The threads of this process that CalicoBpf started and named (cbpf-node NODE: a node's worker in a
     # fan-out; cbpf-exec NODE: an exec session's stderr reader), as the kernel lists them: none may be

@@ -261,6 +261,15 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     }
 
     /// <summary>
+    /// Script prefixes that end a script with exit code 127 (a tool missing: error NodeToolMissing) and
+    /// say which tool and why it is needed, when the node's calico-node container lacks it.
+    /// </summary>
+    internal const string NeedBpftool = "command -v bpftool >/dev/null || { echo 'bpftool is not on the PATH of the calico-node container: CalicoBpf reads and changes maps remotely with the bpftool of the calico-node image, which every image since Calico v3.13 carries; is this a modified image?' >&2; exit 127; }; ";
+
+    /// <inheritdoc cref="NeedBpftool"/>
+    internal const string NeedGzip = "command -v gzip >/dev/null || { echo 'gzip is not on the PATH of the calico-node container: CalicoBpf compresses map dumps on the node with the gzip of the calico-node image, which keeps it; is this a modified image?' >&2; exit 127; }; ";
+
+    /// <summary>
     /// One exec instead of three: the pin directory's listing, the possible CPUs and the links
     /// (each exec costs a round trip through the API server and a process on the node).
     /// </summary>
@@ -277,7 +286,7 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     /// one map family, picked in the shell as <see cref="MapCatalog.FindLatest"/> picks it: the reader
     /// that asked for it (<see cref="ExpectDump"/>) then needs no second round trip.
     /// </summary>
-    private const string ProbeAndDumpScript = "command -v gzip >/dev/null || exit 127; { " + ProbeScript + "; echo; echo '@@probe-end'; " +
+    private const string ProbeAndDumpScript = NeedGzip + "{ " + ProbeScript + "; echo; echo '@@probe-end'; " +
         "best=; bestv=0; for f in \"$1\"/\"$2\"*; do n=${f##*/}; v=${n#\"$2\"}; case \"$v\" in '') v=1;; *[!0-9]*) continue;; esac; " +
         "if [ \"$v\" -gt \"$bestv\" ]; then best=$f; bestv=$v; fi; done; " +
         "if [ -n \"$best\" ] && command -v bpftool >/dev/null; then printf '@@show %s\\n' \"$best\"; bpftool -j map show pinned \"$best\"; " +
@@ -474,7 +483,7 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         }
 
         // The pins go on stdin (a node may pin a hundred maps: their paths would make the URL long).
-        const string script = "command -v bpftool >/dev/null || exit 127; " + ReadPaths + "printf '@@map %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '\\n'; done";
+        const string script = NeedBpftool + ReadPaths + "printf '@@map %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '\\n'; done";
         string text;
         try
         {
@@ -569,11 +578,11 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
     private sealed class DumpSession : IDisposable
     {
         /// <remarks>The pins come on stdin (<see cref="ReadPaths"/>): counting every map of a node names them all.</remarks>
-        private const string Script = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
+        private const string Script = NeedBpftool + NeedGzip +
             ReadPaths + "printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
 
         /// <summary>The same, with each dump preceded by "@@show path" and bpftool's description of the map.</summary>
-        private const string DescribeScript = "command -v bpftool >/dev/null && command -v gzip >/dev/null || exit 127; " +
+        private const string DescribeScript = NeedBpftool + NeedGzip +
             ReadPaths + "printf '@@show %s\\n' \"$p\"; bpftool -j map show pinned \"$p\"; printf '@@map %s\\n' \"$p\"; bpftool -j map dump pinned \"$p\"; printf '\\n'; done | gzip -1";
 
         private readonly CommandDataplane _node;
@@ -793,6 +802,10 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
             ? "t=\"$1\"; " + (follow ? "exec cat \"$t/trace_pipe\"" : "exec cat \"$t/trace\"")
             : follow ? FindTraceFs + "if find; then exec cat \"$t/trace_pipe\"; fi; command -v bpftool >/dev/null || exit 3; exec bpftool prog tracelog 2>/dev/null"
             : FindTraceFs + "find || exit 4; exec cat \"$t/trace\"";
+        // Ended by the caller's token (Ctrl+C) and by this dataplane's (a fan-out whose downstream stopped
+        // it, Select-Object -First): a follow waits for the next line, which may never come.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cancellationToken);
+        cancellationToken = stop.Token;
         using ICommandRun run = _runner.Start(new[] { "sh", "-c", script, "trace", tracingDirectory ?? string.Empty }, cancellationToken);
         using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
         string? line;
