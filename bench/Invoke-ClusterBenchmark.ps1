@@ -2,7 +2,8 @@
 <#
 .SYNOPSIS
     Cluster-mode benchmarks on the test cluster: one node's full conntrack table through the
-    Kubernetes API against kubectl's raw transfer, and a 50-node fleet against one node.
+    Kubernetes API against kubectl's raw transfer, a 50-node fleet against one node, and replayed
+    fleets of 50 and 500 nodes against one.
 .DESCRIPTION
     One node: a simulated node whose cali_v4_ct4 holds 512,000 entries; (Get-BpfConntrack -Node big |
     Measure-Object).Count against kubectl exec ... -- bpftool map dump pinned ... > /dev/null (the
@@ -11,6 +12,10 @@
     against Get-BpfCounter -Node (one node), twice: as the nodes are (every node's commands on this
     machine's cores, no latency), and with every exec starting -ExecLatencyMilliseconds late (the test
     cluster's execDelayMilliseconds knob), as exec through an API server and a kubelet does.
+    Replayed fleets: 1, 50 and 500 nodes that answer exec from a recording of one simulated node
+    (the test cluster's replayedNodes), every exec -ExecLatencyMilliseconds late and nothing run for
+    them; Get-BpfCounter -Node * -ThrottleLimit 16 and Get-BpfConntrack -Node * on each, against the
+    one-node fleet, with the pwsh client's memory growth: the module's fan-out, not this machine's cores.
     Needs root and kubectl.
 #>
 [CmdletBinding()]
@@ -103,18 +108,82 @@ function Measure-Fleet([int] $Delay) {
         $script = @"
 Import-Module '$ModulePath'
 `$k = '$($cluster.Kubeconfig)'
-`$null = Get-BpfCounter -Node n01 -Kubeconfig `$k
+`$perNode = @(Get-BpfCounter -Node n01 -Kubeconfig `$k).Count
 `$one = foreach (`$i in 1..3) { `$sw = [Diagnostics.Stopwatch]::StartNew(); `$null = Get-BpfCounter -Node n01 -Kubeconfig `$k; `$sw.Elapsed.TotalMilliseconds }
-`$all = foreach (`$i in 1..3) { `$sw = [Diagnostics.Stopwatch]::StartNew(); `$n = @(Get-BpfCounter -Node * -ThrottleLimit 16 -Kubeconfig `$k).Count; if (`$n -ne 26 * $FleetSize) { throw "rows `$n" }; `$sw.Elapsed.TotalMilliseconds }
+`$all = foreach (`$i in 1..3) { `$sw = [Diagnostics.Stopwatch]::StartNew(); `$n = @(Get-BpfCounter -Node * -ThrottleLimit 16 -Kubeconfig `$k).Count; if (`$n -ne `$perNode * $FleetSize) { throw "rows `$n" }; `$sw.Elapsed.TotalMilliseconds }
 "`$((`$one | Sort-Object)[1]) `$((`$all | Sort-Object)[1])"
 "@
         $parts = (& $pwsh -NoProfile -NonInteractive -Command $script | Select-Object -Last 1) -split ' '
+        if ($LASTEXITCODE) { throw "Reading the $FleetSize-node fleet failed (above)." }
         [pscustomobject]@{ One = [double]$parts[0]; Fleet = [double]$parts[1] }
     } finally { Stop-TestCluster $cluster }
 }
 
 $raw = Measure-Fleet 0
 $latent = Measure-Fleet $ExecLatencyMilliseconds
+
+# ---- replayed fleets: the module's fan-out, without the nodes' work on this machine's cores ----
+# One simulated node is read once by the module while the test cluster records its execs; fleets of
+# 1, 50 and 500 replayed nodes then answer the same commands from that recording, every exec
+# -ExecLatencyMilliseconds late, and nothing runs for them (no process, no namespace). Each fleet is
+# read by a fresh pwsh: a one-node warm-up, then three runs of each cmdlet, with the memory it grew by.
+$replayDir = Join-Path $work 'cluster-replay'
+$null = New-Item -ItemType Directory -Force $replayDir
+$recording = Join-Path $replayDir 'fleet.jsonl'
+Remove-Item $recording -ErrorAction SilentlyContinue
+@"
+install: operator
+nodes:
+  - name: recorded
+    address: 172.18.2.1
+    interfaces: [eth0]
+    record: $recording
+    dataplane:
+      conntrackMaxEntries: 1024
+      conntrack: { tcp: 20 }
+      interfaces:
+        - name: eth0
+          ingress: { TotalPackets: 1000, DroppedByPolicy: 1 }
+"@ | Set-Content (Join-Path $replayDir 'record.yaml')
+$cluster = Start-TestCluster -Scenario (Join-Path $replayDir 'record.yaml') -Directory (Join-Path $replayDir 'record')
+try {
+    $script = @"
+Import-Module '$ModulePath'
+`$k = '$($cluster.Kubeconfig)'
+"`$(@(Get-BpfCounter -Node recorded -Kubeconfig `$k).Count) `$(@(Get-BpfConntrack -Node recorded -Kubeconfig `$k).Count)"
+"@
+    $parts = (& $pwsh -NoProfile -NonInteractive -Command $script | Select-Object -Last 1) -split ' '
+    $perNode = [pscustomobject]@{ Counters = [int]$parts[0]; Conntrack = [int]$parts[1] }
+    if ($perNode.Counters -lt 1 -or $perNode.Conntrack -lt 1) { throw "The recorded node gave $($perNode.Counters) counters and $($perNode.Conntrack) conntrack entries." }
+} finally { Stop-TestCluster $cluster }
+
+function Measure-ReplayedFleet([int] $Size) {
+    $dir = Join-Path $replayDir "fleet-$Size"
+    $null = New-Item -ItemType Directory -Force $dir
+    $scenario = Join-Path $dir 'fleet.yaml'
+    "install: operator`nreplayedNodes: { count: $Size, namePrefix: r, recording: $recording, execDelayMilliseconds: $ExecLatencyMilliseconds }" | Set-Content $scenario
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    $cluster = Start-TestCluster -Scenario $scenario -Directory $dir
+    $start = $sw.Elapsed.TotalMilliseconds
+    try {
+        $script = @"
+Import-Module '$ModulePath'
+`$k = '$($cluster.Kubeconfig)'
+function Mem { `$s = Get-Content /proc/self/status; @{ Rss = [long]((`$s -match '^VmRSS')[0] -replace '\D',''); Hwm = [long]((`$s -match '^VmHWM')[0] -replace '\D','') } }
+function Median(`$v) { (`$v | Sort-Object)[1] }
+`$null = Get-BpfCounter -Node r001 -Kubeconfig `$k; `$null = Get-BpfConntrack -Node r001 -Kubeconfig `$k
+[GC]::Collect(); `$before = Mem; `$heap = [GC]::GetTotalMemory(`$true)
+`$counter = foreach (`$i in 1..3) { `$sw = [Diagnostics.Stopwatch]::StartNew(); `$n = (Get-BpfCounter -Node * -ThrottleLimit 16 -Kubeconfig `$k | Measure-Object).Count; if (`$n -ne $($perNode.Counters) * $Size) { throw "counters `$n" }; `$sw.Elapsed.TotalMilliseconds }
+`$conntrack = foreach (`$i in 1..3) { `$sw = [Diagnostics.Stopwatch]::StartNew(); `$n = (Get-BpfConntrack -Node * -Kubeconfig `$k | Measure-Object).Count; if (`$n -ne $($perNode.Conntrack) * $Size) { throw "conntrack entries `$n" }; `$sw.Elapsed.TotalMilliseconds }
+"`$(Median `$counter) `$(Median `$conntrack) `$(`$before.Rss) `$((Mem).Hwm) `$([GC]::GetTotalMemory(`$true) - `$heap)"
+"@
+        $parts = (& $pwsh -NoProfile -NonInteractive -Command $script | Select-Object -Last 1) -split ' '
+        if ($LASTEXITCODE) { throw "Reading the $Size replayed nodes failed (above)." }
+        [pscustomobject]@{ Size = $Size; Start = $start; Counter = [double]$parts[0]; Conntrack = [double]$parts[1]; Growth = ([long]$parts[3] - [long]$parts[2]) / 1024; Kept = [long]$parts[4] / 1MB }
+    } finally { Stop-TestCluster $cluster }
+}
+
+$replayed = foreach ($size in 1, 50, 500) { Measure-ReplayedFleet $size }
 
 function Ratio([double] $a, [double] $b) { [math]::Round($a / $b, 2) }
 $report = @"
@@ -128,6 +197,31 @@ Cluster mode (the test cluster on this machine: API server and nodes on loopback
 | pwsh memory growth during that remote dump | $([math]::Round($growth, 1)) MB | | | bounded |
 | Get-BpfCounter -Node * -ThrottleLimit 16, $FleetSize nodes, no exec latency | $([math]::Round($raw.Fleet)) ms | one node: $([math]::Round($raw.One)) ms | $(Ratio $raw.Fleet $raw.One) | under 4 |
 | the same, every exec $ExecLatencyMilliseconds ms late | $([math]::Round($latent.Fleet)) ms | one node: $([math]::Round($latent.One)) ms | $(Ratio $latent.Fleet $latent.One) | under 4 |
+"@
+$one = $replayed[0]
+function Met([bool] $ok) { if ($ok) { 'yes' } else { 'no' } }
+$cpu = ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^.*:\s*', '')
+$report += @"
+
+
+Replayed fleets, $(Get-Date -Format yyyy-MM-dd), $cpu, $([Environment]::ProcessorCount) cores, kernel $((uname -r)): every exec answered from a recording of one real node, $ExecLatencyMilliseconds ms late; nothing runs for the nodes. ($($perNode.Counters) counters and $($perNode.Conntrack) conntrack entries a node.)
+
+| measurement | 1 node | 50 nodes | 500 nodes |
+|---|---|---|---|
+| Get-BpfCounter -Node * -ThrottleLimit 16 | $([math]::Round($one.Counter)) ms | $([math]::Round($replayed[1].Counter)) ms | $([math]::Round($replayed[2].Counter)) ms |
+| Get-BpfConntrack -Node * | $([math]::Round($one.Conntrack)) ms | $([math]::Round($replayed[1].Conntrack)) ms | $([math]::Round($replayed[2].Conntrack)) ms |
+| pwsh memory growth over both (VmHWM - VmRSS before) | $([math]::Round($one.Growth, 1)) MB | $([math]::Round($replayed[1].Growth, 1)) MB | $([math]::Round($replayed[2].Growth, 1)) MB |
+| managed heap kept after both (after a full GC, against before) | $([math]::Round($one.Kept, 1)) MB | $([math]::Round($replayed[1].Kept, 1)) MB | $([math]::Round($replayed[2].Kept, 1)) MB |
+| the test cluster's start | $([math]::Round($one.Start)) ms | $([math]::Round($replayed[1].Start)) ms | $([math]::Round($replayed[2].Start)) ms |
+
+| goal | ratio | met |
+|---|---|---|
+| Get-BpfCounter -Node * -ThrottleLimit 16: 50 nodes within 4x one node | $(Ratio $replayed[1].Counter $one.Counter) | $(Met ($replayed[1].Counter -le 4 * $one.Counter)) |
+| the same: 500 nodes within 40x | $(Ratio $replayed[2].Counter $one.Counter) | $(Met ($replayed[2].Counter -le 40 * $one.Counter)) |
+| Get-BpfConntrack -Node *: 50 nodes within 4x one node | $(Ratio $replayed[1].Conntrack $one.Conntrack) | $(Met ($replayed[1].Conntrack -le 4 * $one.Conntrack)) |
+| the same: 500 nodes within 40x | $(Ratio $replayed[2].Conntrack $one.Conntrack) | $(Met ($replayed[2].Conntrack -le 40 * $one.Conntrack)) |
+| client memory flat: 500 nodes grow it by less than twice what 50 do (10x the nodes) | $(Ratio $replayed[2].Growth $replayed[1].Growth) | $(Met ($replayed[2].Growth -lt 2 * $replayed[1].Growth)) |
+| nothing kept per node: the heap kept at 500 nodes within 5 MB of that at 50 | +$([math]::Round($replayed[2].Kept - $replayed[1].Kept, 1)) MB | $(Met ($replayed[2].Kept - $replayed[1].Kept -lt 5)) |
 "@
 Add-Content -Path (Join-Path $work 'results.md') -Value $report
 Write-Host $report

@@ -25,7 +25,7 @@ namespace CalicoBpf.TestCluster;
 /// kubectl, SelfSubjectAccessReview. Bearer tokens with two roles: admin, and readonly (get/list/
 /// watch only). Errors are Status objects as the real API writes them.
 /// </summary>
-public sealed class ApiServer : IAsyncDisposable
+public sealed partial class ApiServer : IAsyncDisposable
 {
     private static readonly string[] ExecProtocols = { "v5.channel.k8s.io", "v4.channel.k8s.io" };
     private static readonly string[] ReadVerbs = { "get", "list", "watch" };
@@ -80,10 +80,11 @@ public sealed class ApiServer : IAsyncDisposable
     public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0, int maxRequestLineBytes = DefaultMaxRequestLineBytes)
     {
         string runId = Environment.ProcessId.ToString("x", CultureInfo.InvariantCulture);
+        Dictionary<string, ReplayedNode> replayed = ReplayedNode.ForScenario(scenario);
         var nodes = new Dictionary<string, SimulatedNode>();
         try
         {
-            foreach (ClusterScenario.NodeSpec n in scenario.Nodes)
+            foreach (ClusterScenario.NodeSpec n in scenario.Nodes.Where(n => !replayed.ContainsKey(n.Name)))
             {
                 nodes[n.Name] = SimulatedNode.Create(n, runId);
             }
@@ -119,7 +120,7 @@ public sealed class ApiServer : IAsyncDisposable
         ApiServer server;
         try
         {
-            server = new ApiServer(scenario, nodes, app) { CertificatePem = certificate.ExportCertificatePem() };
+            server = new ApiServer(scenario, nodes, app) { CertificatePem = certificate.ExportCertificatePem(), Replayed = replayed };
         }
         catch
         {
@@ -834,8 +835,15 @@ public sealed class ApiServer : IAsyncDisposable
             return;
         }
 
-        using WebSocket ws = await ctx.WebSockets.AcceptWebSocketAsync(protocol);
-        SimulatedNode node = _nodes[pod["spec"]!["nodeName"]!.GetValue<string>()];
+        string nodeName = pod["spec"]!["nodeName"]!.GetValue<string>();
+        if (Replayed.TryGetValue(nodeName, out ReplayedNode? replayed))
+        {
+            await ReplayAsync(ctx, protocol, replayed, command);
+            return;
+        }
+
+        using WebSocket ws = Recorded(ctx, nodeName, command, await ctx.WebSockets.AcceptWebSocketAsync(protocol));
+        SimulatedNode node = _nodes[nodeName];
         if (node.Spec.ExecDelayMilliseconds > 0)
         {
             await Task.Delay(node.Spec.ExecDelayMilliseconds, ctx.RequestAborted);

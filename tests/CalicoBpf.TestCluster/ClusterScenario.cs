@@ -20,6 +20,9 @@ public sealed class ClusterScenario
     /// <summary>Fault knobs of the API itself: requests whose path starts with Path get Status instead.</summary>
     public List<ApiFault> ApiFaults { get; set; } = new();
 
+    /// <summary>Many nodes answered from a recording of a real one (fleet benchmarks): see <see cref="ReplayedFleet"/>.</summary>
+    public ReplayedFleet? ReplayedNodes { get; set; }
+
     public string CalicoNamespace => Install == "manifest" ? "kube-system" : "calico-system";
 
     /// <summary>Which Calico CRDs the cluster has: a folder of tests/fixtures/calico (head, v3.30.7, v3.28.5).</summary>
@@ -142,6 +145,12 @@ public sealed class ClusterScenario
 
         /// <summary>Fault knob: the node's bpftool hangs this many seconds before it does anything (a stuck tool).</summary>
         public int BpftoolStallSeconds { get; set; }
+
+        /// <summary>Record every exec of this node (command, stdin, stdout, stderr, Status) to this file, relative to the scenario file.</summary>
+        public string? Record { get; set; }
+
+        /// <summary>A replayed node: nothing is created for it, and its execs are answered from this recording (see <see cref="ReplayedNode"/>).</summary>
+        public string? Replay { get; set; }
     }
 
     /// <summary>One failing API path, answered with a Status of that code (500, 403, 503 ...).</summary>
@@ -181,6 +190,11 @@ public sealed class ClusterScenario
     public static ClusterScenario Parse(string yaml)
     {
         ClusterScenario scenario = DependencyLoadContext.Yaml.Deserialize<ClusterScenario>(yaml);
+        if (scenario.ReplayedNodes is { } fleet)
+        {
+            scenario.Nodes = (scenario.Nodes ?? new()).Concat(fleet.Nodes()).ToList();
+        }
+
         IReadOnlyList<string> documents = DependencyLoadContext.Yaml.ToJsonDocuments(yaml);
         if (documents.Count > 0 && System.Text.Json.Nodes.JsonNode.Parse(documents[0]) is System.Text.Json.Nodes.JsonObject json)
         {
@@ -335,6 +349,11 @@ public sealed class ClusterScenario
                 || n.Interfaces.FirstOrDefault(i => i.Length is 0 or > 15 || i is "." or ".." || i.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c))) is not null)
             {
                 Fail($"node {n.Name}'s interfaces [{string.Join(", ", n.Interfaces)}] are not distinct Linux interface names (1 to 15 characters, no '/', ':' or spaces)");
+            }
+
+            if (!string.IsNullOrEmpty(n.Record) && !string.IsNullOrEmpty(n.Replay))
+            {
+                Fail($"node {n.Name} cannot both record its execs and replay them");
             }
 
             if (n.ExecDelayMilliseconds < 0 || n.ExecDiesAfterBytes < 0)

@@ -30,10 +30,14 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
     /// <summary>The name of each node worker's thread, before the node's name.</summary>
     internal const string WorkerThreadPrefix = "cbpf-node ";
 
-    /// <summary>How many nodes are read at once.</summary>
+    /// <summary>
+    /// How many nodes are read at once. Each node's read is mostly waiting for exec round trips, so a
+    /// fleet read lasts about nodes / ThrottleLimit round trips: 32 (Invoke-Command's default) reads 500
+    /// nodes in 16 of them, where 8 took 63 (docs/performance.md, replayed fleets).
+    /// </summary>
     [Parameter]
     [ValidateRange(1, 256)]
-    public int ThrottleLimit { get; set; } = 8;
+    public int ThrottleLimit { get; set; } = 32;
 
     /// <summary>
     /// Local mode: no -Node, or -Node naming only this machine (objects read here carry its name, so
