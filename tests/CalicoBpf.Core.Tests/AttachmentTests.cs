@@ -102,6 +102,7 @@ public sealed class AttachmentTests
         Assert.Contains(local.Attachments, a => a.Kind == AttachKind.TCX);
         Assert.StartsWith("The bpftool of calico-node on n is 5.3.0, older than 7.3 (the first to list TCX and netkit attachments): only TC (clsact) attachments are listed.", remote.UnseenReason);
         Assert.Contains("attach with TC only", remote.UnseenReason);
+        Assert.Equal(0, remote.UnseenLinkPins);
     }
 
     [Fact]
@@ -115,6 +116,7 @@ public sealed class AttachmentTests
         Assert.Equal("eth0 TC Ingress clsact/ingress 41 cali_tc_preambl link - calico True", Row(Assert.Single(l.Attachments)));
         Assert.Contains("Felix has pinned 2 TCX or netkit links there (/sys/fs/bpf/tcx/eth0_ingress, /sys/fs/bpf/tcx/eth0_egress)", l.UnseenReason);
         Assert.Contains("run Get-BpfInterface on the node itself", l.UnseenReason);
+        Assert.Equal(2, l.UnseenLinkPins);
         Assert.Equal(new Version(7, 5, 0), AttachmentReader.ParseVersion("""{"version":"7.5.0","libbpf_version":"1.5"}"""));
     }
 

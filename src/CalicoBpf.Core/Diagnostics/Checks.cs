@@ -675,7 +675,9 @@ public sealed class DropsCheck : Check
             parts.Add($"no clsact qdisc on {bare.Count} interface{(bare.Count == 1 ? string.Empty : "s")} with Calico programs attached with TCX or netkit (bpfAttachType), where tc -s qdisc counts no drops; their drops from the counters map: {list}");
         }
 
-        if (listing.UnseenReason is { } why)
+        // Only where Felix's link pins show that programs are attached there unseen: a node whose old
+        // bpftool sees no TCX or netkit and has no such pin runs a release that attaches with TC only.
+        if (listing.UnseenLinkPins > 0 && listing.UnseenReason is { } why)
         {
             parts.Add(why.TrimEnd('.'));
         }

@@ -124,7 +124,8 @@ public static class AttachmentReader
             ? " Felix has pinned no TCX or netkit link there (" + string.Join(", ", LinkPinDirectories) + "), and the Calico releases that ship this bpftool (v3.25 to v3.28.0) attach with TC only."
             : $" Felix has pinned {linkPins.Count} TCX or netkit link{(linkPins.Count == 1 ? string.Empty : "s")} there ({string.Join(", ", linkPins.Take(3))}{(linkPins.Count > 3 ? ", ..." : string.Empty)}): those programs are attached but cannot be listed this way; run Get-BpfInterface on the node itself (as root) to see them.";
         return new AttachmentListing(Order(result), AttachKind.TCX | AttachKind.Netkit,
-            $"The bpftool of calico-node on {node} is {seen.ToString(3)}, older than {FirstBpftoolWithTcx} (the first to list TCX and netkit attachments): only TC (clsact) attachments are listed.{pins}");
+            $"The bpftool of calico-node on {node} is {seen.ToString(3)}, older than {FirstBpftoolWithTcx} (the first to list TCX and netkit attachments): only TC (clsact) attachments are listed.{pins}",
+            linkPins.Count);
     }
 
     /// <summary>bpftool -j version: {"version":"7.5.0",...}; bpftool 5.3 prints the kernel's version there.</summary>
