@@ -43,6 +43,8 @@ public abstract class ReadOnlyNode : INodeDataplane
 
     public virtual IReadOnlyList<QdiscStatistic> ListQdiscs() => Array.Empty<QdiscStatistic>();
 
+    public virtual AttachmentListing ListAttachments() => new(Array.Empty<ProgramAttachment>());
+
     public IReadOnlyList<string>? ListDirectory(string path) => null;
 
     public string? ReadTextFile(string path) => null;

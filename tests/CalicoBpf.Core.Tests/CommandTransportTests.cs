@@ -13,7 +13,7 @@ namespace CalicoBpf.Tests;
 /// </summary>
 public sealed class CommandTransportTests
 {
-    private static void RequireTools()
+    internal static void RequireTools()
     {
         Kernel.Require();
         bool have = File.Exists("/usr/sbin/bpftool") || File.Exists("/usr/bin/bpftool");
@@ -25,7 +25,7 @@ public sealed class CommandTransportTests
         Skip.IfNot(have, "bpftool is not installed");
     }
 
-    private static string Fields<T>(T item, params string[] skip) =>
+    internal static string Fields<T>(T item, params string[] skip) =>
         string.Join("|", typeof(T).GetProperties().Where(p => !skip.Contains(p.Name)).OrderBy(p => p.Name)
             .Select(p => p.Name + "=" + Show(p.GetValue(item))));
 
@@ -246,7 +246,7 @@ public sealed class CommandTransportTests
     /// calico-node-image.md): the host's bpftool stands in and refuses the link object, which came with
     /// Linux 5.8's bpftool, the way bpftool refuses an object it does not know (its usage, exit 255).
     /// </summary>
-    private sealed class Bpftool53 : IDisposable
+    internal sealed class Bpftool53 : IDisposable
     {
         public Bpftool53()
         {
@@ -258,6 +258,8 @@ public sealed class CommandTransportTests
                 "#!/bin/sh\n" +
                 "obj=; for a in \"$@\"; do case \"$a\" in -*) ;; *) obj=$a; break;; esac; done\n" +
                 $"case \"$obj\" in l|li|lin|link) printf '{usage}\\n' >&2; exit 255;; help|'') printf '{usage}\\n' >&2; exit 0;; esac\n" +
+                // bpftool 5.3's version is the kernel tree's (tools/bpf/bpftool/main.c do_version).
+                "case \"$obj\" in v|ve|ver|vers|versi|versio|version) case \" $* \" in *' -j '*|*' --json '*) echo '{\"version\":\"5.3.0\"}';; *) echo 'bpftool v5.3.0';; esac; exit 0;; esac\n" +
                 $"exec {real} \"$@\"\n");
             Shell.Run("chmod", "700", Path.Combine(Dir, "bpftool"));
             Runner = new LocalCommandRunner("t53", new Dictionary<string, string> { ["PATH"] = Dir + ":" + Environment.GetEnvironmentVariable("PATH") });
@@ -295,6 +297,14 @@ public sealed class CommandTransportTests
         var plan = remote.PlanConnectTimeRemoval(scope.Links);
         Assert.Equal(new[] { "calico_connect_v4" }, plan.Links.Select(Path.GetFileName));
         remote.RemoveConnectTimeLink(plan.Links[0]);
+        // The kernel frees a link whose last reference went in a work item (bpf_link_put schedules
+        // bpf_link_put_deferred), so the detach follows the unpin shortly, not at once.
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect4).Count > 0 && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(20);
+        }
+
         Assert.Empty(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect4));
         Assert.Single(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect6));
         Assert.False(File.Exists(plan.Links[0]));
@@ -354,15 +364,17 @@ public sealed class CommandTransportTests
         }
     }
 
-    private sealed class NetnsRunner : ICommandRunner
+    internal sealed class NetnsRunner : ICommandRunner
     {
         private readonly string _ns;
         private readonly LocalCommandRunner _inner;
 
-        public NetnsRunner(string ns, string node)
+        /// <param name="toolDirectory">A directory put first on PATH (a release's bpftool); null: this process's PATH.</param>
+        public NetnsRunner(string ns, string node, string? toolDirectory = null)
         {
             _ns = ns;
-            _inner = new LocalCommandRunner(node);
+            _inner = new LocalCommandRunner(node, toolDirectory is null ? null
+                : new Dictionary<string, string> { ["PATH"] = toolDirectory + ":" + Environment.GetEnvironmentVariable("PATH") });
         }
 
         public string Node => _inner.Node;

@@ -13,6 +13,16 @@ function Test-KernelAvailable {
     return -not $reason
 }
 
+function Get-Bpftool75Directory {
+    # bpftool 7.5 as calico-node ships it from v3.30 (the machine's may predate TCX and netkit), put in a
+    # directory of its own by tests/tools/get-bpftool75.sh; CALICOBPF_BPFTOOL75 names another. Null when
+    # missing (callers skip); with CI=true missing is an error.
+    $path = if ($env:CALICOBPF_BPFTOOL75) { $env:CALICOBPF_BPFTOOL75 } else { '/var/cache/calicobpf/bpftool-7.5/bpftool' }
+    if (Test-Path $path) { return (Split-Path $path) }
+    if ($env:CI -eq 'true') { throw "bpftool 7.5 is needed at $path (.ci/run puts it there with tests/tools/get-bpftool75.sh)." }
+    return $null
+}
+
 function New-TestBpfFs {
     # A private bpffs mount with a tc/globals directory; Remove-TestBpfFs unmounts it and everything pinned there.
     $root = Join-Path ([IO.Path]::GetTempPath()) ('calicobpf-pester-' + [guid]::NewGuid().ToString('N').Substring(0, 10))

@@ -13,16 +13,61 @@ public enum CgroupAttachType : uint
     RecvMsg6 = 20,
 }
 
+/// <summary>
+/// Device attach types of TCX and netkit (enum bpf_attach_type): the TC hooks as bpf links, queried
+/// with BPF_PROG_QUERY on the device's ifindex.
+/// </summary>
+public enum DeviceAttachType : uint
+{
+    TcxIngress = 46,
+    TcxEgress = 47,
+    NetkitPrimary = 54,
+    NetkitPeer = 55,
+}
+
+/// <summary>One program at a device hook, in the kernel's order, with the link that holds it (0: none).</summary>
+public sealed record DeviceAttachment(DeviceAttachType AttachType, uint ProgramId, uint LinkId);
+
 /// <summary>What the kernel says about a loaded program (struct bpf_prog_info).</summary>
 public sealed record BpfProgramDescriptor(uint Id, uint Type, string Name, string Tag, ulong LoadTimeNanoseconds);
 
 /// <summary>
-/// Programs and links through bpf(2): which programs a cgroup runs (BPF_PROG_QUERY), what a
-/// program or pinned link is, detaching a link. Loading is only for test fixtures.
+/// Programs and links through bpf(2): which programs a cgroup or a device's TCX and netkit hooks run
+/// (BPF_PROG_QUERY), what a program or pinned link is, detaching a link. Loading is only for test fixtures.
 /// </summary>
 public static unsafe class BpfPrograms
 {
     private const uint BpfProgTypeCgroupSockAddr = 18;
+    private const uint BpfProgTypeSchedCls = 3;
+
+    /// <summary>
+    /// The programs attached to a device at a TCX or netkit hook, in the kernel's order. A kernel
+    /// without TCX (before 6.6) or netkit, or a device that is not a netkit device, has none: the
+    /// kernel refuses the query then, as it does for bpftool net show, which lists nothing there.
+    /// </summary>
+    public static IReadOnlyList<DeviceAttachment> QueryDevice(int ifIndex, DeviceAttachType attachType)
+    {
+        uint[] ids = new uint[64];
+        uint[] links = new uint[64];
+        fixed (uint* p = ids)
+        fixed (uint* l = links)
+        {
+            var attr = new BpfSyscall.QueryAttr { TargetFd = (uint)ifIndex, AttachType = (uint)attachType, ProgIds = (ulong)p, LinkIds = (ulong)l, ProgCount = (uint)ids.Length };
+            long rc = BpfSyscall.Call(BpfCommand.ProgQuery, ref attr);
+            if (rc < 0)
+            {
+                int errno = (int)-rc;
+                if (errno is Errno.EINVAL or Errno.ENODEV or Errno.EOPNOTSUPP or Errno.ENOENT)
+                {
+                    return Array.Empty<DeviceAttachment>();
+                }
+
+                throw BpfException.FromErrno(errno, $"bpf(BPF_PROG_QUERY {attachType})", "ifindex " + ifIndex);
+            }
+
+            return Enumerable.Range(0, (int)Math.Min(attr.ProgCount, (uint)ids.Length)).Select(i => new DeviceAttachment(attachType, ids[i], links[i])).ToArray();
+        }
+    }
 
     /// <summary>Ids of the programs attached to a cgroup at one hook (effective or not).</summary>
     public static IReadOnlyList<uint> QueryCgroup(string cgroupPath, CgroupAttachType attachType)
@@ -70,12 +115,17 @@ public static unsafe class BpfPrograms
     public static (uint LinkId, uint ProgramId) DescribeLink(string pinPath)
     {
         using SafeFd link = OpenPinnedObject(pinPath, "anon_inode:bpf-link");
+        return LinkIds(link, pinPath);
+    }
+
+    private static (uint LinkId, uint ProgramId) LinkIds(SafeFd link, string name)
+    {
         var info = default(BpfSyscall.LinkInfo);
         var attr = new BpfSyscall.InfoAttr { BpfFd = (uint)link.Fd, InfoLen = (uint)sizeof(BpfSyscall.LinkInfo), Info = (ulong)&info };
         long rc = BpfSyscall.Call(BpfCommand.ObjGetInfoByFd, ref attr);
         if (rc < 0)
         {
-            throw BpfException.FromErrno((int)-rc, "bpf(BPF_OBJ_GET_INFO_BY_FD)", pinPath);
+            throw BpfException.FromErrno((int)-rc, "bpf(BPF_OBJ_GET_INFO_BY_FD)", name);
         }
 
         return (info.Id, info.ProgId);
@@ -99,7 +149,50 @@ public static unsafe class BpfPrograms
     /// </summary>
     public static void AttachAllowAllToCgroup(string cgroupPath, CgroupAttachType attachType, string programName, string linkPin)
     {
-        ulong[] insns = { 0x00000001_000000b7UL, 0x00000000_00000095UL }; // r0 = 1; exit
+        using SafeFd prog = LoadReturning(BpfProgTypeCgroupSockAddr, (uint)attachType, 1, programName);
+        using SafeFd cgroup = SafeFd.OpenDirectory(cgroupPath);
+        using SafeFd link = CreateLink(prog, (uint)cgroup.Fd, (uint)attachType, cgroupPath);
+        Pin(link, linkPin);
+    }
+
+    /// <summary>
+    /// Test fixture: loads a two-instruction SCHED_CLS program that returns <paramref name="verdict"/>
+    /// (TCX_PASS 0, TCX_DROP 2, TCX_NEXT -1), links it to the device <paramref name="ifIndex"/> of the
+    /// calling thread's network namespace at a TCX or netkit hook, as Felix does, and pins the link at
+    /// <paramref name="linkPin"/> (unpinning it detaches the program). Returns the program and link ids.
+    /// </summary>
+    public static (uint ProgramId, uint LinkId) AttachToDevice(int ifIndex, DeviceAttachType attachType, string programName, string linkPin, int verdict = 0)
+    {
+        using SafeFd prog = LoadReturning(BpfProgTypeSchedCls, (uint)attachType, verdict, programName);
+        using SafeFd link = CreateLink(prog, (uint)ifIndex, (uint)attachType, "ifindex " + ifIndex);
+        Pin(link, linkPin);
+        (uint linkId, uint progId) = LinkIds(link, linkPin);
+        return (progId, linkId);
+    }
+
+    /// <summary>
+    /// Test fixture: loads the same SCHED_CLS program and pins it at <paramref name="pinPath"/> (for
+    /// tc filter ... bpf da object-pinned). Returns its id.
+    /// </summary>
+    public static uint PinTcProgram(string programName, string pinPath, int verdict = 0)
+    {
+        using SafeFd prog = LoadReturning(BpfProgTypeSchedCls, 0, verdict, programName);
+        Pin(prog, pinPath);
+        var info = default(BpfSyscall.ProgInfo);
+        var attr = new BpfSyscall.InfoAttr { BpfFd = (uint)prog.Fd, InfoLen = (uint)sizeof(BpfSyscall.ProgInfo), Info = (ulong)&info };
+        long rc = BpfSyscall.Call(BpfCommand.ObjGetInfoByFd, ref attr);
+        if (rc < 0)
+        {
+            throw BpfException.FromErrno((int)-rc, "bpf(BPF_OBJ_GET_INFO_BY_FD)", pinPath);
+        }
+
+        return info.Id;
+    }
+
+    /// <summary>Loads "r0 = <paramref name="verdict"/>; exit" as a program of the given type.</summary>
+    private static SafeFd LoadReturning(uint progType, uint expectedAttachType, int verdict, string programName)
+    {
+        ulong[] insns = { 0x000000b7UL | ((ulong)(uint)verdict << 32), 0x00000000_00000095UL }; // r0 = verdict; exit
         byte[] license = Encoding.ASCII.GetBytes("GPL\0");
         long progFd;
         fixed (ulong* i = insns)
@@ -107,11 +200,11 @@ public static unsafe class BpfPrograms
         {
             var attr = new BpfSyscall.ProgLoadAttr
             {
-                ProgType = BpfProgTypeCgroupSockAddr,
+                ProgType = progType,
                 InsnCount = (uint)insns.Length,
                 Insns = (ulong)i,
                 License = (ulong)l,
-                ExpectedAttachType = (uint)attachType,
+                ExpectedAttachType = expectedAttachType,
             };
             byte[] name = Encoding.ASCII.GetBytes(programName);
             for (int n = 0; n < Math.Min(name.Length, 15); n++)
@@ -127,24 +220,31 @@ public static unsafe class BpfPrograms
             throw BpfException.FromErrno((int)-progFd, "bpf(BPF_PROG_LOAD)", programName);
         }
 
-        using var prog = new SafeFd((int)progFd);
-        using SafeFd cgroup = SafeFd.OpenDirectory(cgroupPath);
-        var link = new BpfSyscall.LinkCreateAttr { ProgFd = (uint)prog.Fd, TargetFd = (uint)cgroup.Fd, AttachType = (uint)attachType };
+        return new SafeFd((int)progFd);
+    }
+
+    private static SafeFd CreateLink(SafeFd prog, uint target, uint attachType, string targetName)
+    {
+        var link = new BpfSyscall.LinkCreateAttr { ProgFd = (uint)prog.Fd, TargetFd = target, AttachType = attachType };
         long linkFd = BpfSyscall.Call(BpfCommand.LinkCreate, ref link);
         if (linkFd < 0)
         {
-            throw BpfException.FromErrno((int)-linkFd, "bpf(BPF_LINK_CREATE)", cgroupPath);
+            throw BpfException.FromErrno((int)-linkFd, "bpf(BPF_LINK_CREATE)", targetName);
         }
 
-        using var linkHandle = new SafeFd((int)linkFd);
-        byte[] path = Encoding.UTF8.GetBytes(linkPin + "\0");
+        return new SafeFd((int)linkFd);
+    }
+
+    private static void Pin(SafeFd handle, string pinPath)
+    {
+        byte[] path = Encoding.UTF8.GetBytes(pinPath + "\0");
         fixed (byte* p = path)
         {
-            var pin = new BpfSyscall.ObjAttr { PathName = (ulong)p, BpfFd = (uint)linkHandle.Fd };
+            var pin = new BpfSyscall.ObjAttr { PathName = (ulong)p, BpfFd = (uint)handle.Fd };
             long rc = BpfSyscall.Call(BpfCommand.ObjPin, ref pin);
             if (rc < 0)
             {
-                throw BpfException.FromErrno((int)-rc, "bpf(BPF_OBJ_PIN)", linkPin);
+                throw BpfException.FromErrno((int)-rc, "bpf(BPF_OBJ_PIN)", pinPath);
             }
         }
     }

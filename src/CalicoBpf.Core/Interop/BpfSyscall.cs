@@ -82,7 +82,8 @@ internal static unsafe class BpfSyscall
         [FieldOffset(8)] public ulong Info;
     }
 
-    [StructLayout(LayoutKind.Explicit, Size = 40)]
+    /// <summary>BPF_PROG_QUERY: TargetFd is the target ifindex for TCX and netkit; link ids and the revision came with kernel 6.6.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 64)]
     internal struct QueryAttr
     {
         [FieldOffset(0)] public uint TargetFd;
@@ -91,6 +92,10 @@ internal static unsafe class BpfSyscall
         [FieldOffset(12)] public uint AttachFlags;
         [FieldOffset(16)] public ulong ProgIds;
         [FieldOffset(24)] public uint ProgCount;
+        [FieldOffset(32)] public ulong ProgAttachFlags;
+        [FieldOffset(40)] public ulong LinkIds;
+        [FieldOffset(48)] public ulong LinkAttachFlags;
+        [FieldOffset(56)] public ulong Revision;
     }
 
     [StructLayout(LayoutKind.Explicit, Size = 12)]

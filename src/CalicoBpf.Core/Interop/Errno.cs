@@ -15,6 +15,7 @@ public static class Errno
     public const int EFAULT = 14;
     public const int EBUSY = 16;
     public const int EEXIST = 17;
+    public const int ENODEV = 19;
     public const int EINVAL = 22;
     public const int E2BIG = 7;
     public const int ENOSPC = 28;
@@ -35,6 +36,7 @@ public static class Errno
         EFAULT => "EFAULT",
         EBUSY => "EBUSY",
         EEXIST => "EEXIST",
+        ENODEV => "ENODEV",
         EINVAL => "EINVAL",
         E2BIG => "E2BIG",
         ENOSPC => "ENOSPC",

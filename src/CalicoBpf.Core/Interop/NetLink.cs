@@ -39,7 +39,10 @@ public static unsafe class NetLink
     /// <paramref name="headerLength"/> bytes, and hands every recv() to <paramref name="parse"/>
     /// until it reports NLMSG_DONE.
     /// </summary>
-    internal static void Dump(ushort type, int headerLength, ChunkParser parse)
+    internal static void Dump(ushort type, int headerLength, ChunkParser parse) => Dump(type, new byte[headerLength], parse);
+
+    /// <summary>The same with a family header of the caller's (tcmsg with an ifindex and a parent).</summary>
+    internal static void Dump(ushort type, ReadOnlySpan<byte> header, ChunkParser parse)
     {
         KernelInfo.EnsureLinux();
         int fd = Libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -50,7 +53,8 @@ public static unsafe class NetLink
 
         try
         {
-            byte[] request = new byte[NlMsgHdrLen + headerLength];
+            byte[] request = new byte[NlMsgHdrLen + header.Length];
+            header.CopyTo(request.AsSpan(NlMsgHdrLen));
             BinaryPrimitives.WriteUInt32LittleEndian(request, (uint)request.Length);
             BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), type);
             BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), NLM_F_REQUEST | NLM_F_DUMP);

@@ -2,17 +2,26 @@ using System.Buffers.Binary;
 
 namespace CalicoBpf.Interop;
 
+/// <summary>One BPF tc filter of a clsact hook: its program and the name tc gave it (obj.o:[sec]), in the kernel's order.</summary>
+public sealed record TcBpfFilter(bool Ingress, uint ProgramId, string FilterName);
+
 /// <summary>
 /// Queueing disciplines and their statistics over rtnetlink (RTM_GETQDISC), what tc -s qdisc show
-/// prints, read without running tc. Layouts: include/uapi/linux/rtnetlink.h (tcmsg), pkt_sched.h,
-/// gen_stats.h (gnet_stats_basic, gnet_stats_queue).
+/// prints, read without running tc; and the BPF filters of the clsact hooks (RTM_GETTFILTER), what
+/// bpftool net show lists as clsact/ingress and clsact/egress. Layouts: include/uapi/linux/rtnetlink.h
+/// (tcmsg), pkt_sched.h (TCA_BPF_*), gen_stats.h (gnet_stats_basic, gnet_stats_queue).
 /// </summary>
 public static class TrafficControl
 {
     private const ushort RTM_NEWQDISC = 36;
     private const ushort RTM_GETQDISC = 38;
     private const int TcMsgLen = 20;
+    private const ushort RTM_NEWTFILTER = 44;
+    private const ushort RTM_GETTFILTER = 46;
     private const int TCA_KIND = 1;
+    private const int TCA_OPTIONS = 2;
+    private const int TCA_BPF_NAME = 7;
+    private const int TCA_BPF_ID = 11;
     private const int TCA_STATS = 3;
     private const int TCA_STATS2 = 7;
     private const int TCA_STATS_BASIC = 1;
@@ -21,6 +30,66 @@ public static class TrafficControl
 
     public const uint RootHandle = 0xFFFFFFFF;
     public const uint IngressParent = 0xFFFFFFF1;
+    /// <summary>TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS) and TC_H_MIN_EGRESS: the clsact hooks filters hang on.</summary>
+    public const uint ClsactIngress = 0xFFFFFFF2;
+    public const uint ClsactEgress = 0xFFFFFFF3;
+
+    /// <summary>
+    /// The BPF filters on a device's clsact ingress and egress hooks (none without a clsact qdisc), as
+    /// bpftool net show reads them: filters of kind bpf that carry options.
+    /// </summary>
+    public static IReadOnlyList<TcBpfFilter> ListBpfFilters(int ifIndex)
+    {
+        var result = new List<TcBpfFilter>();
+        foreach (uint parent in new[] { ClsactIngress, ClsactEgress })
+        {
+            byte[] tcmsg = new byte[TcMsgLen];
+            BinaryPrimitives.WriteInt32LittleEndian(tcmsg.AsSpan(4), ifIndex);
+            BinaryPrimitives.WriteUInt32LittleEndian(tcmsg.AsSpan(12), parent);
+            NetLink.Dump(RTM_GETTFILTER, tcmsg, chunk => NetLink.ForEachMessage(chunk, RTM_NEWTFILTER, msg =>
+            {
+                if (ParseBpfFilter(msg, parent == ClsactIngress) is { } f)
+                {
+                    result.Add(f);
+                }
+            }));
+        }
+
+        return result;
+    }
+
+    internal static TcBpfFilter? ParseBpfFilter(ReadOnlySpan<byte> msg, bool ingress)
+    {
+        if (msg.Length < TcMsgLen)
+        {
+            return null;
+        }
+
+        string kind = string.Empty, name = string.Empty;
+        uint? id = null;
+        NetLink.ForEachAttribute(msg[TcMsgLen..], (type, payload) =>
+        {
+            if (type == TCA_KIND)
+            {
+                kind = NetLink.ReadString(payload);
+            }
+            else if (type == TCA_OPTIONS)
+            {
+                NetLink.ForEachAttribute(payload, (ot, op) =>
+                {
+                    if (ot == TCA_BPF_ID && op.Length >= 4)
+                    {
+                        id = BinaryPrimitives.ReadUInt32LittleEndian(op);
+                    }
+                    else if (ot == TCA_BPF_NAME)
+                    {
+                        name = NetLink.ReadString(op);
+                    }
+                });
+            }
+        });
+        return kind == "bpf" && id is { } programId ? new TcBpfFilter(ingress, programId, name) : null;
+    }
 
     /// <summary>Every qdisc of the current network namespace with its counters.</summary>
     public static IReadOnlyList<QdiscStatistic> ListQdiscs(string node, IReadOnlyDictionary<int, NetworkLink> links)

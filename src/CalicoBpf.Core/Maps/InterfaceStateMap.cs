@@ -75,16 +75,19 @@ public static class InterfaceStateMap
         return v;
     }
 
-    public static BpfInterfaceState Decode(string node, int version, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    /// <param name="attachments">The node's attachments (<see cref="INodeDataplane.ListAttachments"/>); null: not read.</param>
+    public static BpfInterfaceState Decode(string node, int version, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, IReadOnlyList<ProgramAttachment>? attachments = null)
     {
         var flags = (InterfaceStateFlags)BinaryPrimitives.ReadUInt32LittleEndian(value);
+        int ifIndex = (int)BinaryPrimitives.ReadUInt32LittleEndian(key);
+        ProgramAttachment[] attached = attachments?.Where(a => a.IfIndex == ifIndex).ToArray() ?? Array.Empty<ProgramAttachment>();
         ReadOnlySpan<byte> name = value.Slice(4, 16);
         int nul = name.IndexOf((byte)0);
         bool v4 = value.Length >= 52;
         return new BpfInterfaceState
         {
             Node = node,
-            IfIndex = (int)BinaryPrimitives.ReadUInt32LittleEndian(key),
+            IfIndex = ifIndex,
             Name = Encoding.ASCII.GetString(nul < 0 ? name : name[..nul]),
             Flags = flags,
             FlagNames = FlagNames(flags, version),
@@ -97,21 +100,39 @@ public static class InterfaceStateMap
             TcIngressFilter = v4 ? At(value, 44) : At(value, 32),
             TcEgressFilter = v4 ? At(value, 48) : At(value, 36),
             MapVersion = version,
+            AttachKind = attached.Aggregate(AttachKind.None, (k, a) => k | a.Kind),
+            Attachments = attached,
         };
     }
 
     private static int? At(ReadOnlySpan<byte> value, int offset) =>
         value.Length >= offset + 4 ? BinaryPrimitives.ReadInt32LittleEndian(value[offset..]) : null;
 
-    public static IEnumerable<BpfInterfaceState> Read(INodeDataplane node, IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
+    /// <param name="withAttachments">
+    /// Also ask the node which programs are attached to its interfaces (TC, TCX, netkit), and say in a
+    /// warning which kinds it cannot see.
+    /// </param>
+    public static IEnumerable<BpfInterfaceState> Read(INodeDataplane node, IEngineReporter? reporter = null, CancellationToken cancellationToken = default, bool withAttachments = false)
     {
         CalicoMapName pin = MapReading.FindToDump(node, BaseName, "interface state");
+        IReadOnlyList<ProgramAttachment>? attachments = null;
+        if (withAttachments)
+        {
+            AttachmentListing listing = node.ListAttachments();
+            if (listing.UnseenReason is { } why)
+            {
+                reporter?.Warning(why);
+            }
+
+            attachments = listing.Attachments;
+        }
+
         return MapReading.Decode<BpfInterfaceState>(node, pin, d =>
         {
             int expected = d.ValueSize is 52 or 40 or 20 ? d.ValueSize : ValueSize(pin.Version);
             MapReading.ExpectSizes(pin, d, 4, expected, "4-byte keys and 52 (version 4), 40 (version 3) or 20-byte (version 2) values");
             int version = d.ValueSize == 52 ? Math.Max(pin.Version, 4) : d.ValueSize == 40 ? 3 : 2;
-            return (key, value) => Decode(node.Node, version, key, value);
+            return (key, value) => Decode(node.Node, version, key, value, attachments);
         }, reporter, cancellationToken).OrderBy(s => s.IfIndex);
     }
 }

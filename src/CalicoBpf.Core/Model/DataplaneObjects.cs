@@ -172,7 +172,7 @@ public enum InterfaceStateFlags : uint
     NotManaged = 0x400,
 }
 
-/// <summary>What Felix records about an interface it manages: flags and the policy programs attached per hook.</summary>
+/// <summary>What Felix records about an interface it manages: flags and the policy programs attached per hook; and what the kernel has attached to it.</summary>
 public sealed class BpfInterfaceState
 {
     public string Node { get; init; } = string.Empty;
@@ -191,4 +191,8 @@ public sealed class BpfInterfaceState
     public int? TcIngressFilter { get; init; }
     public int? TcEgressFilter { get; init; }
     public int MapVersion { get; init; }
+    /// <summary>How the programs on the interface are attached: TC, TCX or Netkit (several while Felix switches); None when none is, or when they were not asked for.</summary>
+    public AttachKind AttachKind { get; init; }
+    /// <summary>The programs attached to the interface at the TC hooks, as bpftool net show lists them.</summary>
+    public ProgramAttachment[] Attachments { get; init; } = Array.Empty<ProgramAttachment>();
 }

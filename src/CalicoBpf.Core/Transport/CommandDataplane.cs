@@ -771,6 +771,36 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         return result;
     }
 
+    /// <summary>
+    /// One exec: bpftool's version (bpftool older than 7.3 lists no TCX or netkit entry), its net show,
+    /// its programs (for names and tags, as the kernel has them) and Felix's TCX and netkit link pins.
+    /// </summary>
+    public AttachmentListing ListAttachments()
+    {
+        const string script = "command -v bpftool >/dev/null || exit 127; " +
+            "x=$(bpftool -j version) || exit 5; printf '%s\\n@@\\n' \"$x\"; " +
+            "x=$(bpftool -j net show) || exit 5; printf '%s\\n@@\\n' \"$x\"; " +
+            "x=$(bpftool -j prog show) || exit 5; printf '%s\\n@@\\n' \"$x\"; " +
+            "for d in \"$@\"; do [ -d \"$d\" ] && for f in \"$d\"/*; do [ -e \"$f\" ] && printf '%s\\n' \"$f\"; done; done; exit 0";
+        string text;
+        try
+        {
+            text = RunText(new[] { "sh", "-c", script, "attachments" }.Concat(AttachmentReader.LinkPinDirectories).ToArray());
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode == 5)
+        {
+            throw new BpfException($"bpftool could not list the programs attached to the interfaces of {Node}: {ex.StandardError.Trim()}", 0, "bpftool net show", ex);
+        }
+
+        string[] parts = text.Split("@@\n");
+        if (parts.Length < 4)
+        {
+            throw new InvalidDataException($"Node {Node} answered the attachment listing with {parts.Length} parts where 4 were expected.");
+        }
+
+        return AttachmentReader.ParseBpftool(Node, parts[0], parts[1], parts[2], parts[3].Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     public IReadOnlyList<string>? ListDirectory(string path)
     {
         string text = RunText("sh", "-c", "[ -d \"$1\" ] || { echo missing; exit 0; }; echo present; ls -1 \"$1\"", "ls", path);
@@ -895,7 +925,8 @@ public sealed class CommandDataplane : INodeDataplane, IDisposable
         using JsonDocument linkDoc = JsonDocument.Parse(lines[3]);
         foreach (JsonElement link in linkDoc.RootElement.EnumerateArray())
         {
-            if (link.GetProperty("type").GetString() != "cgroup" || !link.TryGetProperty("prog_id", out JsonElement progId))
+            // A link type this bpftool's libbpf does not know is printed as its number (bpftool 7.1 prints a TCX link as 11).
+            if (link.GetProperty("type") is not { ValueKind: JsonValueKind.String } linkType || linkType.GetString() != "cgroup" || !link.TryGetProperty("prog_id", out JsonElement progId))
             {
                 continue;
             }

@@ -60,6 +60,12 @@ public interface INodeDataplane
     /// <summary>The node's qdiscs with their counters (tc -s qdisc show).</summary>
     IReadOnlyList<QdiscStatistic> ListQdiscs();
 
+    /// <summary>
+    /// The programs on the node's interfaces at the TC hooks: tc filters, TCX and netkit (bpftool net
+    /// show), with the kinds the node cannot see (a bpftool older than 7.3 sees no TCX or netkit).
+    /// </summary>
+    AttachmentListing ListAttachments();
+
     /// <summary>The names in a directory of the node, or null when it does not exist.</summary>
     IReadOnlyList<string>? ListDirectory(string path);
 

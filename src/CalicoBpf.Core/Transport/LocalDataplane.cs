@@ -91,6 +91,8 @@ public sealed class LocalDataplane : INodeDataplane
 
     public IReadOnlyList<QdiscStatistic> ListQdiscs() => TrafficControl.ListQdiscs(Node, NetLink.ListLinks());
 
+    public AttachmentListing ListAttachments() => AttachmentReader.ReadLocal(Node);
+
     public void PrepareToOpen(IReadOnlyList<string> pinNames)
     {
     }

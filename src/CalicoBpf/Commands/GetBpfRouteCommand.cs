@@ -70,7 +70,7 @@ public sealed class GetBpfArpCommand : RemoteCmdletBase
     protected override void ProcessRecord() => ForEachNode(node => ArpMap.Read(node, IPv6, Reporter, CancelToken));
 }
 
-/// <summary>Felix's interface state: which interfaces it manages and the programs it attached (calico-bpf ifstate dump).</summary>
+/// <summary>Felix's interface state: which interfaces it manages and the programs it attached (calico-bpf ifstate dump), with the kernel's attachments (TC, TCX, Netkit).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfInterface")]
 [OutputType(typeof(BpfInterfaceState))]
 public sealed class GetBpfInterfaceCommand : RemoteCmdletBase
@@ -84,7 +84,7 @@ public sealed class GetBpfInterfaceCommand : RemoteCmdletBase
     protected override void ProcessRecord()
     {
         Func<string, bool>? filter = WildcardFilter(Name);
-        ReadEach(node => InterfaceStateMap.Read(node, Reporter, CancelToken).Where(s => filter is null || filter(s.Name)), Name,
+        ReadEach(node => InterfaceStateMap.Read(node, Reporter, CancelToken, withAttachments: true).Where(s => filter is null || filter(s.Name)), Name,
             "InterfaceNotFound", n => $"Felix manages no interface named {n}. Run Get-BpfInterface without -Name to list them.");
     }
 }

@@ -26,6 +26,28 @@ public static class Kernel
 
         Skip.If(true, $"Needs the real kernel as root: {reason}.");
     }
+
+    /// <summary>
+    /// The directory of bpftool 7.5 as calico-node ships it from v3.30 (the machine's may be older:
+    /// Debian bookworm's 7.1 lists no TCX or netkit entry). tests/tools/get-bpftool75.sh puts it there;
+    /// CALICOBPF_BPFTOOL75 names another. Skips when missing; with CI=true fails.
+    /// </summary>
+    public static string Bpftool75Directory()
+    {
+        string path = Environment.GetEnvironmentVariable("CALICOBPF_BPFTOOL75") is { Length: > 0 } given ? given : "/var/cache/calicobpf/bpftool-7.5/bpftool";
+        if (File.Exists(path))
+        {
+            return Path.GetDirectoryName(path)!;
+        }
+
+        if (InCi)
+        {
+            throw new InvalidOperationException($"bpftool 7.5 is needed at {path} (.ci/run puts it there with tests/tools/get-bpftool75.sh).");
+        }
+
+        Skip.If(true, $"bpftool 7.5 is not at {path}: run tests/tools/get-bpftool75.sh.");
+        return string.Empty;
+    }
 }
 
 /// <summary>
