@@ -111,7 +111,8 @@ function Invoke-Test {
         $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
         $xPassed = [int]$counters.passed
         $xFailed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
-        $xSkipped = [int]$counters.notExecuted
+        # A skipped test is counted in total, not in executed (the trx leaves notExecuted at 0).
+        $xSkipped = [int]$counters.total - [int]$counters.executed
     } else {
         Write-Warning 'xunit produced no results file: counting it as one failure.'
         $xFailed = 1

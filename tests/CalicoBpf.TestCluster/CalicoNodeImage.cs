@@ -140,7 +140,8 @@ public sealed class CalicoNodeImage
     /// subcommand and JSON field the module uses. 5.3.0 cannot be had here: a stand-in runs 7.5.0
     /// and refuses the link object, which bpftool gained with Linux 5.8, as bpftool refuses an
     /// object it does not know (its usage on stderr, exit 255). Without the fetched 7.5.0 this
-    /// machine's bpftool stands in.
+    /// machine's bpftool stands in. The 5.3.0 stand-in's net listing also leaves out what 5.3 cannot
+    /// see (TCX, netkit, netfilter).
     /// </summary>
     private string Bpftool(string stagingDirectory)
     {
@@ -160,8 +161,14 @@ public sealed class CalicoNodeImage
             var script = new StringBuilder()
                 .Append("#!/usr/bin/sh\n")
                 .Append("# bpftool 5.3.0 as the calico-node image of v3.25 to v3.28.0 ships it: 7.5.0 without the link object.\n")
-                .Append("obj=; for a in \"$@\"; do case \"$a\" in -*) ;; *) obj=$a; break;; esac; done\n")
-                .Append(CultureInfo.InvariantCulture, $"case \"$obj\" in l|li|lin|link) printf '{usage}' >&2; exit 255;; h|he|hel|help|'') printf '{usage}' >&2; exit 0;; v|ve|ver|vers|versi|versio|version) echo 'bpftool v5.3.0'; exit 0;; esac\n")
+                .Append("obj=; json=; for a in \"$@\"; do case \"$a\" in -j|--json|-p|--pretty) json=1;; -*) ;; *) obj=$a; break;; esac; done\n")
+                // bpftool 5.3's version: the text line, or with -j its JSON (no "features" object: that came with 5.14).
+                .Append($"case \"$obj\" in l|li|lin|link) printf '{usage}' >&2; exit 255;; h|he|hel|help|'') printf '{usage}' >&2; exit 0;; ")
+                .Append("v|ve|ver|vers|versi|versio|version) if [ -n \"$json\" ]; then echo '{\"version\":\"5.3.0\"}'; else echo 'bpftool v5.3.0'; fi; exit 0;; esac\n")
+                // Its net object knows XDP, tc filters and the flow dissector, nothing attached without netlink
+                // (TCX and netkit came with 7.3, netfilter with 7.3 too): in its JSON those are not there.
+                .Append("case \"$obj\" in n|ne|net) if [ -n \"$json\" ]; then set -o pipefail; /usr/libexec/bpftool-real \"$@\" | ")
+                .Append("sed -E 's/\\{[^{}]*\"kind\":\"(tcx|netkit)\\/[^{}]*\\},?//g; s/,\\]/]/g; s/,\"netfilter\":\\[[^]]*\\]//g'; exit $?; fi;; esac\n")
                 .Append("exec /usr/libexec/bpftool-real \"$@\"\n");
             string temp = path + ".tmp" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
             File.WriteAllText(temp, script.ToString());

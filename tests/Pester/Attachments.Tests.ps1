@@ -6,7 +6,6 @@ BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:kernel = Test-KernelAvailable
     $script:bpftool75 = if ($kernel) { Get-Bpftool75Directory }
-    $script:hostBpftoolOld = [bool](& bpftool -j version | ConvertFrom-Json | Where-Object { [version]($_.version -replace '[^0-9.].*$') -lt [version]'7.3' })
 }
 
 BeforeAll {
@@ -30,15 +29,15 @@ BeforeAll {
             `$null = [CalicoBpf.Interop.BpfPrograms]::AttachToDevice(`$i, 'TcxEgress', 'cali_tc_preamble', '$PinDirectory/${Device}_egress', 0)"
     }
 
-    function Start-TcxNode([string] $Name, [string] $ToolDirectory) {
-        # The demo cluster, its node-a attached as Felix with bpfAttachType TCX leaves it: eth0's links
-        # pinned in /sys/fs/bpf/tcx (inside the node), its clsact qdisc removed. The cluster inherits PATH,
-        # so ToolDirectory gives its nodes that bpftool.
-        $path = $env:PATH
-        try {
-            if ($ToolDirectory) { $env:PATH = "${ToolDirectory}:$path" }
-            $c = Start-TestCluster -Scenario (Join-Path $PSScriptRoot '../../demo/cluster.yaml') -Directory (Join-Path $TestDrive $Name)
-        } finally { $env:PATH = $path }
+    function Start-TcxNode([string] $Name, [string] $Release) {
+        # The demo cluster on a Calico release, its node-a attached as Felix with bpfAttachType TCX leaves
+        # it: eth0's links pinned in /sys/fs/bpf/tcx (inside the node), its clsact qdisc removed. The
+        # node's calico-node container carries that release's bpftool (7.5 from v3.30, 5.3 in v3.26).
+        $dir = Join-Path $TestDrive $Name
+        $null = New-Item -ItemType Directory -Force $dir
+        $scenario = Join-Path $dir 'cluster.yaml'
+        (Get-Content -Raw (Join-Path $PSScriptRoot '../../demo/cluster.yaml')) -replace '(?m)^calicoVersion: .*$', "calicoVersion: $Release" | Set-Content $scenario
+        $c = Start-TestCluster -Scenario $scenario -Directory $dir
         $PSDefaultParameterValues['*:Kubeconfig'] = $c.Kubeconfig
         & ip netns exec "cbk-$($c.RunId)-node-a" tc qdisc del dev eth0 clsact
         Add-TcxLinks "cbk-$($c.RunId)-node-a" eth0 "/tmp/cbk-$($c.RunId)-node-a/bpffs/tcx"
@@ -105,7 +104,7 @@ Describe 'TCX attachments on this machine' -Skip:(-not ($kernel -and $bpftool75)
 Describe 'TCX attachments on a remote node' -Skip:(-not ($kernel -and $bpftool75)) {
     BeforeAll {
         # The node runs bpftool 7.5, as calico-node does from v3.30.
-        $cluster = Start-TcxNode tcx75 $bpftool75
+        $cluster = Start-TcxNode tcx75 v3.30.7
         $nodeNs = "cbk-$($cluster.RunId)-node-a"
         $root = "/tmp/cbk-$($cluster.RunId)-node-a/bpffs"
     }
@@ -128,10 +127,10 @@ Describe 'TCX attachments on a remote node' -Skip:(-not ($kernel -and $bpftool75
     }
 }
 
-Describe 'A node whose bpftool predates TCX and netkit' -Skip:(-not ($kernel -and $hostBpftoolOld)) {
+Describe 'A node whose bpftool predates TCX and netkit' -Skip:(-not $kernel) {
     BeforeAll {
-        # The test cluster's node runs this machine's bpftool (Debian bookworm's 7.1; calico-node v3.25 to v3.28.0 ship 5.3).
-        $cluster = Start-TcxNode tcxold $null
+        # calico-node v3.25 to v3.28.0 ship bpftool 5.3.
+        $cluster = Start-TcxNode tcxold v3.26.5
     }
     AfterAll { Stop-TcxNode $cluster }
 
