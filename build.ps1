@@ -248,6 +248,8 @@ function Invoke-Bench {
         '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-Entries', $BenchEntries)
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Invoke-ClusterBenchmark.ps1'),
         '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-Entries', $BenchEntries)
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Measure-RemoteDelete.ps1'),
+        '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-Rounds', 1)
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Measure-ImportTime.ps1'),
         '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'))
 }
