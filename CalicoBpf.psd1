@@ -6,7 +6,7 @@
     Author               = 'CalicoBpf contributors'
     CompanyName          = 'CalicoBpf'
     Copyright            = '(c) CalicoBpf contributors. Apache-2.0.'
-    Description          = "Calico eBPF dataplane troubleshooting with objects: decode Calico's BPF maps (conntrack, counters, ...) on a node into rich .NET objects."
+    Description          = "Calico eBPF dataplane troubleshooting with objects: decode Calico's BPF maps (conntrack, counters, NAT, routes, ...) into rich .NET objects, on this machine or on any node of a cluster through the Kubernetes API; read and change FelixConfiguration's eBPF fields; run the troubleshooting guide's checks (Test-CalicoEbpf)."
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('CalicoBpf.Format.ps1xml')
@@ -44,7 +44,7 @@
             Tags         = @('Calico', 'eBPF', 'BPF', 'Kubernetes', 'Networking', 'Linux', 'PSEdition_Core')
             LicenseUri   = 'https://www.apache.org/licenses/LICENSE-2.0'
             ProjectUri   = 'https://github.com/calicobpf/CalicoBpf'
-            ReleaseNotes = 'The local dataplane: maps, conntrack, counters, NAT, routes, IP sets, ARP, interfaces, policy hits, qdisc drops, trace logs, connect-time programs, and the guarded changes.'
+            ReleaseNotes = 'Maps, conntrack, counters, NAT, routes, IP sets, ARP, interfaces, policy hits, qdisc drops, trace logs, connect-time programs and the guarded changes, locally and on cluster nodes (Get-CalicoNode, -Node); FelixConfiguration eBPF fields (Get-/Set-FelixBpfConfig, Use-FelixBpfDebugLog); Test-CalicoEbpf.'
         }
     }
 }

@@ -11,7 +11,7 @@
         test     xunit and Pester; the last line is "N passed, N failed"
         demo     seeds a simulated node's dataplane into real maps and runs the main job against it
         bench    the benchmarks of docs/performance.md
-        fuzz     SharpFuzz + AFL++ on every decoder and parser target, -FuzzSeconds each (docs/reliability.md)
+        fuzz     SharpFuzz + AFL++ on every decoder and parser target, -FuzzSeconds each (fuzz/Invoke-Fuzz.ps1, docs/reliability.md)
         package  out/CalicoBpf.<version>.nupkg, installable with Install-PSResource
         clean    removes out/ and the build folders
 .PARAMETER Task
@@ -47,24 +47,15 @@ $root = $PSScriptRoot
 $out = Join-Path $root 'out'
 $moduleOut = Join-Path $out 'CalicoBpf'
 
-function Get-ModuleVersion {
-    $props = [xml](Get-Content -Raw (Join-Path $root 'Directory.Build.props'))
-    return ($props.Project.PropertyGroup | Where-Object { $_['CalicoBpfVersion'] } | Select-Object -First 1).CalicoBpfVersion
-}
+. (Join-Path $root 'build/Common.ps1')
 
-function Invoke-Native {
-    param([string] $File, [string[]] $Arguments, [switch] $AllowFailure)
-    & $File @Arguments
-    if ($LASTEXITCODE -ne 0 -and -not $AllowFailure) {
-        throw "$File $($Arguments -join ' ') failed with exit code $LASTEXITCODE."
-    }
-}
+function Get-ModuleVersion { Get-BuildProperty 'CalicoBpfVersion' }
 
 function Invoke-Build {
     $version = Get-ModuleVersion
     Write-Host "Building CalicoBpf $version ($Configuration)"
     Invoke-Native dotnet @('build', (Join-Path $root 'src/CalicoBpf/CalicoBpf.csproj'), '-c', $Configuration, '--nologo', '-v', 'q', '-clp:ErrorsOnly')
-    $bin = Join-Path $root "src/CalicoBpf/bin/$Configuration/net8.0"
+    $bin = Get-BuildOutput (Join-Path $root 'src/CalicoBpf') $Configuration
 
     if (Test-Path $moduleOut) { Remove-Item -Recurse -Force $moduleOut }
     $lib = New-Item -ItemType Directory -Force (Join-Path $moduleOut 'lib')
@@ -97,7 +88,7 @@ function Get-ToolPackage([string] $Id, [string] $Version) {
 }
 
 function Invoke-Test {
-    Invoke-Package   # builds the module too; the Pester suite installs the package it writes
+    # Runs after package and testcluster (see $dependsOn): the Pester suite installs the package.
     $results = Join-Path $out 'TestResults'
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     $null = New-Item -ItemType Directory -Force $results
@@ -119,8 +110,7 @@ function Invoke-Test {
     }
 
     # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites.
-    Invoke-Native dotnet @('build', (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj'), '-c', $Configuration, '--nologo', '-v', 'q', '-clp:ErrorsOnly')
-    $env:CALICOBPF_TESTCLUSTER = Join-Path $root "tests/CalicoBpf.TestCluster/bin/$Configuration/net8.0/CalicoBpf.TestCluster.dll"
+    $env:CALICOBPF_TESTCLUSTER = Get-TestClusterPath
     # Its calico-node containers carry the bpftool of their release: 7.5.0 is fetched from Debian once.
     $null = & bash (Join-Path $root 'tests/tools/get-bpftool75.sh')
     if ($LASTEXITCODE) { Write-Warning "bpftool 7.5.0 for the test cluster's calico-node containers could not be fetched: this machine's bpftool stands in." }
@@ -165,84 +155,28 @@ Invoke-Pester -Configuration `$c
     if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
 }
 
+function Invoke-TestCluster {
+    Invoke-Native dotnet @('build', (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj'), '-c', $Configuration, '--nologo', '-v', 'q', '-clp:ErrorsOnly')
+}
+
+function Get-TestClusterPath {
+    Join-Path (Get-BuildOutput (Join-Path $root 'tests/CalicoBpf.TestCluster') $Configuration) 'CalicoBpf.TestCluster.dll'
+}
+
 function Invoke-Demo {
-    Invoke-Build
     $pwsh = Join-Path $PSHOME 'pwsh'
     # One node, locally...
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-Demo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'))
     # ...then a small cluster through the Kubernetes API.
-    Invoke-Native dotnet @('build', (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj'), '-c', $Configuration, '--nologo', '-v', 'q', '-clp:ErrorsOnly')
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-ClusterDemo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'),
-        '-TestCluster', (Join-Path $root "tests/CalicoBpf.TestCluster/bin/$Configuration/net8.0/CalicoBpf.TestCluster.dll"))
+        '-TestCluster', (Get-TestClusterPath))
 }
 
 function Invoke-Fuzz {
-    # SharpFuzz + AFL++ on every target of fuzz/CalicoBpf.Fuzz: the engine's assembly is instrumented
-    # in a copy of the build (out/fuzz/bin), afl-fuzz runs each target for -FuzzSeconds from its seed
-    # corpus (fuzz/corpus/TARGET), and every crash is replayed through the uninstrumented build to
-    # name its exception. Results: out/fuzz/results.md (copy them to docs/reliability.md).
-    if (-not (Get-Command afl-fuzz -ErrorAction SilentlyContinue)) {
-        & apt-get update -qq | Out-Null
-        & apt-get install -y -qq --no-install-recommends afl++ | Out-Null
-        if ($LASTEXITCODE) { throw 'apt-get install afl++ failed.' }
-    }
-
-    $fuzz = Join-Path $out 'fuzz'
-    Remove-Item -Recurse -Force $fuzz -ErrorAction SilentlyContinue
-    $project = Join-Path $root 'fuzz/CalicoBpf.Fuzz/CalicoBpf.Fuzz.csproj'
-    Invoke-Native dotnet @('build', $project, '-c', 'Release', '--nologo', '-v', 'q', '-clp:ErrorsOnly')
-    Invoke-Native dotnet @('publish', $project, '-c', 'Release', '-o', (Join-Path $fuzz 'bin'), '--nologo', '-v', 'q', '-clp:ErrorsOnly')
-    Invoke-Native dotnet @('tool', 'restore')
-    # The engine, and the test cluster's scenario reader for the cluster-scenario target.
-    foreach ($dll in 'CalicoBpf.Core.dll', 'CalicoBpf.TestCluster.dll') {
-        Invoke-Native dotnet @('tool', 'run', 'sharpfuzz', (Join-Path $fuzz "bin/$dll"))
-    }
-    $replay = Join-Path $root 'fuzz/CalicoBpf.Fuzz/bin/Release/net8.0/CalicoBpf.Fuzz.dll'
-    $env:AFL_SKIP_BIN_CHECK = '1'; $env:AFL_NO_UI = '1'; $env:AFL_SKIP_CPUFREQ = '1'; $env:AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES = '1'
-    $targets = if ($FuzzTarget) { $FuzzTarget -split "," | Where-Object { $_ } } else { (Get-ChildItem (Join-Path $root 'fuzz/corpus') -Directory).Name }
-    # Up to -FuzzJobs afl-fuzz instances at once (AFL++ binds each to a free core).
-    $queue = [Collections.Generic.Queue[string]]::new([string[]]$targets)
-    $running = [Collections.Generic.List[Diagnostics.Process]]::new()
-    $null = New-Item -ItemType Directory -Force (Join-Path $fuzz 'findings')
-    while ($queue.Count -or $running.Count) {
-        while ($queue.Count -and $running.Count -lt [Math]::Max(1, $FuzzJobs)) {
-            $target = $queue.Dequeue()
-            $afl = @('-i', (Join-Path $root "fuzz/corpus/$target"), '-o', (Join-Path $fuzz "findings/$target"), '-V', $FuzzSeconds, '-t', '5000', '-m', 'none',
-                '--', 'dotnet', (Join-Path $fuzz 'bin/CalicoBpf.Fuzz.dll'), $target)
-            $running.Add((Start-Process afl-fuzz -ArgumentList $afl -PassThru -NoNewWindow -RedirectStandardOutput (Join-Path $fuzz "$target.log") -RedirectStandardError (Join-Path $fuzz "$target.err")))
-        }
-
-        Start-Sleep -Seconds 1
-        $null = $running.RemoveAll({ param($p) $p.HasExited })
-    }
-
-    $rows = foreach ($target in $targets) {
-        $findings = Join-Path $fuzz "findings/$target"
-        $stats = @{}
-        foreach ($l in Get-Content (Join-Path $findings 'default/fuzzer_stats')) { $k, $v = $l -split '\s*:\s*', 2; $stats[$k.Trim()] = $v.Trim() }
-        $crashes = @(Get-ChildItem (Join-Path $findings 'default/crashes') -Filter 'id*' -ErrorAction SilentlyContinue)
-        $kinds = foreach ($c in $crashes) {
-            $one = Join-Path $fuzz 'one'; Remove-Item -Recurse -Force $one -ErrorAction SilentlyContinue; $null = New-Item -ItemType Directory $one
-            Copy-Item -LiteralPath $c.FullName $one
-            (& dotnet $replay $target --replay $one 2>&1 | Select-String 'Unhandled exception\. (\S+?):' | ForEach-Object { $_.Matches[0].Groups[1].Value }) | Select-Object -First 1
-        }
-        $found = ($kinds | Where-Object { $_ } | Group-Object | ForEach-Object { "$($_.Count) x $($_.Name)" }) -join ', '
-        "| $target | $FuzzSeconds s | $($stats.execs_done) | $($stats.execs_per_sec) | $($stats.corpus_count) | $($crashes.Count)$(if ($found) { " ($found)" }) |"
-    }
-    $report = @"
-
-Fuzzing $(Get-Date -AsUTC -Format 'yyyy-MM-dd'), SharpFuzz + AFL++, $FuzzSeconds s per target, $FuzzJobs at a time:
-
-| target | time | executions | per second | corpus | crashes |
-|---|---|---|---|---|---|
-$($rows -join "`n")
-"@
-    Set-Content -Path (Join-Path $fuzz 'results.md') -Value $report
-    Write-Host $report
+    & (Join-Path $root 'fuzz/Invoke-Fuzz.ps1') -FuzzSeconds $FuzzSeconds -FuzzTarget $FuzzTarget -FuzzJobs $FuzzJobs
 }
 
 function Invoke-Bench {
-    Invoke-Build
     $pwsh = Join-Path $PSHOME 'pwsh'
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Invoke-Benchmark.ps1'),
         '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-Entries', $BenchEntries)
@@ -255,7 +189,6 @@ function Invoke-Bench {
 }
 
 function Invoke-Package {
-    Invoke-Build
     $version = Get-ModuleVersion
     $repo = Join-Path $out 'repo'
     if (Test-Path $repo) { Remove-Item -Recurse -Force $repo }
@@ -279,14 +212,33 @@ function Invoke-Clean {
     }
 }
 
-foreach ($t in $Task) {
-    switch ($t) {
+# What each task needs first. A task runs at most once per invocation, so `build test` builds once.
+$dependsOn = @{
+    build       = @()
+    package     = @('build')
+    testcluster = @()
+    test        = @('package', 'testcluster')
+    demo        = @('build', 'testcluster')
+    bench       = @('build')
+    fuzz        = @()
+    clean       = @()
+}
+$done = @{}
+
+function Invoke-Task([string] $Name) {
+    if ($done[$Name]) { return }
+    foreach ($d in $dependsOn[$Name]) { Invoke-Task $d }
+    switch ($Name) {
         'build' { Invoke-Build }
+        'package' { Invoke-Package }
+        'testcluster' { Invoke-TestCluster }
         'test' { Invoke-Test }
         'demo' { Invoke-Demo }
         'bench' { Invoke-Bench }
         'fuzz' { Invoke-Fuzz }
-        'package' { Invoke-Package }
-        'clean' { Invoke-Clean }
+        'clean' { Invoke-Clean; $done.Clear() }   # what was built before a clean is gone
     }
+    if ($Name -ne 'clean') { $done[$Name] = $true }
 }
+
+foreach ($t in $Task) { Invoke-Task $t }

@@ -25,6 +25,7 @@ if (-not $IsLinux -or (id -u) -ne '0') { throw 'The benchmark creates real BPF m
 # The child pwsh processes run elsewhere: a relative module path would not load there.
 $ModulePath = (Resolve-Path -LiteralPath $ModulePath).Path
 $root = Split-Path $PSScriptRoot
+. (Join-Path $root 'build/Common.ps1')
 $work = Join-Path $root 'out/bench'
 $null = New-Item -ItemType Directory -Force $work
 
@@ -44,7 +45,7 @@ $cLoop = Join-Path $work 'ct_batch'
 if ($LASTEXITCODE) { throw 'Compiling bench/c/ct_batch.c failed.' }
 & dotnet build (Join-Path $PSScriptRoot 'CalicoBpf.Bench/CalicoBpf.Bench.csproj') -c Release --nologo -v q -clp:ErrorsOnly
 if ($LASTEXITCODE) { throw 'Building bench/CalicoBpf.Bench failed.' }
-$helper = Join-Path $PSScriptRoot 'CalicoBpf.Bench/bin/Release/net8.0/CalicoBpf.Bench'
+$helper = Join-Path (Get-BuildOutput (Join-Path $PSScriptRoot 'CalicoBpf.Bench')) 'CalicoBpf.Bench'
 
 function Median([double[]] $Values) {
     $s = $Values | Sort-Object

@@ -28,13 +28,14 @@ param(
 
 $ErrorActionPreference = 'Stop'
 $root = Split-Path $PSScriptRoot
+. (Join-Path $root 'build/Common.ps1')
 $work = Join-Path $root 'out/bench'
 $null = New-Item -ItemType Directory -Force $work
 Import-Module (Join-Path $root 'tests/Pester/TestSupport.psm1') -Force
 & dotnet build (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj') -c Release --nologo -v q -clp:ErrorsOnly
 if ($LASTEXITCODE) { throw 'Building the test cluster failed.' }
-$env:CALICOBPF_TESTCLUSTER = Join-Path $root 'tests/CalicoBpf.TestCluster/bin/Release/net8.0/CalicoBpf.TestCluster.dll'
-$helper = Join-Path $PSScriptRoot 'CalicoBpf.Bench/bin/Release/net8.0/CalicoBpf.Bench'
+$env:CALICOBPF_TESTCLUSTER = Join-Path (Get-BuildOutput (Join-Path $root 'tests/CalicoBpf.TestCluster')) 'CalicoBpf.TestCluster.dll'
+$helper = Join-Path (Get-BuildOutput (Join-Path $PSScriptRoot 'CalicoBpf.Bench')) 'CalicoBpf.Bench'
 if (-not (Get-Command kubectl -ErrorAction SilentlyContinue)) { throw 'kubectl is needed for the reference transfer.' }
 
 function Median([double[]] $v) { $s = $v | Sort-Object; $s[[int][math]::Floor(($s.Count - 1) / 2)] }

@@ -21,11 +21,12 @@ param(
 
 $ErrorActionPreference = 'Stop'
 $root = Split-Path $PSScriptRoot
+. (Join-Path $root 'build/Common.ps1')
 $work = Join-Path $root 'out/bench/remote-delete'
 $null = New-Item -ItemType Directory -Force $work
 & dotnet build (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj') -c Release --nologo -v q -clp:ErrorsOnly
 if ($LASTEXITCODE) { throw 'Building the test cluster failed.' }
-$dll = Join-Path $root 'tests/CalicoBpf.TestCluster/bin/Release/net8.0/CalicoBpf.TestCluster.dll'
+$dll = Join-Path (Get-BuildOutput (Join-Path $root 'tests/CalicoBpf.TestCluster')) 'CalicoBpf.TestCluster.dll'
 
 $modules = [ordered]@{ current = (Resolve-Path $ModulePath).Path }
 if ($BaselineModulePath) { $modules.baseline = (Resolve-Path $BaselineModulePath).Path }

@@ -8,7 +8,7 @@ namespace CalicoBpf;
 /// Assembly loading for the module. The engine (lib/CalicoBpf.Core.dll) loads into the default
 /// context, so its types ([CalicoBpf.ConntrackEntry], [CalicoBpf.TcpState], ...) are visible to
 /// PowerShell like any other. Third-party assemblies never load there: CalicoBpf.Core loads
-/// CalicoBpf.Adapters and its dependencies (YamlDotNet, later KubernetesClient) from lib/ into its
+/// CalicoBpf.Adapters and its dependencies (YamlDotNet, KubernetesClient) from lib/ into its
 /// private context (CalicoBpf.Isolation.DependencyLoadContext), so another module's version of the
 /// same library is never touched.
 /// </summary>

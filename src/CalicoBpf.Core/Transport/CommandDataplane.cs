@@ -16,7 +16,7 @@ public interface ICommandRun : IDisposable
     void Complete();
 }
 
-/// <summary>Runs commands on a node: locally as processes, or (later) in calico-node through Kubernetes exec.</summary>
+/// <summary>Runs commands on a node: locally as processes, or in calico-node through Kubernetes exec.</summary>
 public interface ICommandRunner
 {
     string Node { get; }

@@ -1,0 +1,39 @@
+namespace CalicoBpf.Diagnostics;
+
+/// <summary>12. The identity in use may read what the checks need and exec into calico-node; missing rights are reported once.</summary>
+public sealed class AccessCheck : Check
+{
+    public override string Id => "access";
+
+    public override string Title => "The identity in use may run the checks";
+
+    public override string HelpUri => "https://kubernetes.io/docs/reference/access-authn-authz/authorization/#checking-api-access";
+
+    public override IEnumerable<CheckResult> Run(CheckContext context)
+    {
+        var needed = new (string Verb, string Group, string Resource, string? Sub, string Use)[]
+        {
+            ("list", string.Empty, "nodes", null, "list nodes"),
+            ("list", string.Empty, "pods", null, "list pods"),
+            ("get", string.Empty, "pods", "log", "read pod logs"),
+            ("create", string.Empty, "pods", "exec", "exec into calico-node"),
+            ("get", "apps", "daemonsets", null, "read DaemonSets"),
+            ("list", context.Felix.Resource.Group, "felixconfigurations", null, "list FelixConfigurations"),
+        };
+        var missing = needed.Where(n => !context.MayDo(n.Verb, n.Group, n.Resource, n.Sub)).ToList();
+        foreach (var m in missing)
+        {
+            context.Denied.Add(m.Use);
+        }
+
+        if (missing.Count == 0)
+        {
+            yield return Result(CheckStatus.Pass, "The identity may read everything the checks need and exec into calico-node.");
+            yield break;
+        }
+
+        string list = string.Join(", ", missing.Select(m => $"{m.Verb} {(m.Group.Length > 0 ? m.Group + "/" : string.Empty)}{m.Resource}{(m.Sub is null ? string.Empty : "/" + m.Sub)}"));
+        yield return Result(CheckStatus.Fail, $"The identity in use lacks: {list}. The checks that need them are skipped.",
+            evidence: list, remediation: "kubectl apply -f deploy/ (the calicobpf-operator ClusterRole), or run with a kubeconfig that has these rights");
+    }
+}
