@@ -42,7 +42,7 @@ public sealed class GetFelixBpfConfigCommand : ClusterCmdletBase
         {
             Func<string, bool>? fields = WildcardFilter(Field);
             var warned = new HashSet<string>(StringComparer.Ordinal);
-            foreach (CalicoNode node in SelectNodes(Node!))
+            foreach (CalicoNode node in SelectNodes(Node!, needsCalicoNode: false))
             {
                 foreach (string problem in Api(() => felix.SelectorScoped(node).Problems, node.Node).Where(warned.Add))
                 {

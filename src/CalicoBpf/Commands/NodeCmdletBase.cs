@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Management.Automation;
 using CalicoBpf.Cluster;
 using CalicoBpf.Transport;
@@ -24,9 +23,6 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[]? Node { get; set; }
-
-    /// <summary>The name of each node worker's thread, before the node's name.</summary>
-    internal const string WorkerThreadPrefix = "cbpf-node ";
 
     /// <summary>
     /// How many nodes are read at once. Each node's read is mostly waiting for exec round trips, so a
@@ -87,13 +83,13 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
         }
     }
 
-    /// <summary>The cluster and the nodes -Node selects; a cluster that cannot be reached stops the cmdlet.</summary>
+    /// <summary>The cluster and the nodes -Node selects (running calico-node); a cluster that cannot be reached stops the cmdlet.</summary>
     private (IClusterConnection Cluster, List<CalicoNode> Targets) ResolveNodes() =>
-        (Cluster, SelectNodes(Api(() => Cluster.ListNodes(CancelToken))));
+        (Cluster, SelectNodes(Node!, needsCalicoNode: true));
 
-    /// <summary>A node of the cluster as a dataplane (its tools over pods/exec).</summary>
-    private protected CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node) =>
-        new CommandDataplane(cluster.ExecRunner(node), PinDirectory, CancelToken, ReleaseOf(node));
+    /// <summary>A node of the cluster as a dataplane (its tools over pods/exec), stopped by <paramref name="token"/> (default: the cmdlet's).</summary>
+    private protected CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node, CancellationToken? token = null) =>
+        new CommandDataplane(cluster.ExecRunner(node), PinDirectory, token ?? CancelToken, ReleaseOf(node));
 
     /// <summary>
     /// The Calico release whose meanings decode the node's maps. Remotely the calico-node image says it;
@@ -107,7 +103,7 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
     private protected NodeRelease? ReleaseOf(CalicoNode node) =>
         CalicoVersion is { } given ? NodeRelease.Given(given) : node.CalicoRelease;
 
-    /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster.</summary>
+    /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster, in parallel (<see cref="NodeFanOut"/>).</summary>
     protected void ForEachNode<T>(Func<INodeDataplane, IEnumerable<T>> read)
     {
         if (IsLocal)
@@ -123,144 +119,8 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
         }
 
         (IClusterConnection cluster, List<CalicoNode> targets) = ResolveNodes();
-
-        if (targets.Count == 0)
-        {
-            return;
-        }
-
-        // The workers stop when the pipeline stops, and also when a downstream command (Select-Object
-        // -First) ends it early: then nothing is left blocked on the queue or running on a node.
-        using var work = CancellationTokenSource.CreateLinkedTokenSource(CancelToken);
-        var results = new BlockingCollection<object?>(boundedCapacity: 4096);
-        int done = 0;
-        using var throttle = new SemaphoreSlim(ThrottleLimit);
-        Task producer = Task.Run(async () =>
-        {
-            try
-            {
-                await Task.WhenAll(targets.Select(async node =>
-                {
-                    await throttle.WaitAsync(work.Token);
-                    try
-                    {
-                        // A thread of its own per node being read: the read blocks on exec round trips, and
-                        // blocking pool threads would starve the pool (it adds about one thread a second),
-                        // serialising a fleet behind two cores' worth of threads.
-                        await Task.Factory.StartNew(() =>
-                        {
-                            // Named (cbpf-node ..., as /proc/PID/task/*/comm shows it), so a test can see none is left.
-                            Thread.CurrentThread.Name = WorkerThreadPrefix + node.Node;
-                            UseWorkerReporter(new QueueReporter(results, node.Node, work.Token));
-                            using var dataplane = new CommandDataplane(cluster.ExecRunner(node), PinDirectory, work.Token, ReleaseOf(node));
-                            foreach (T item in read(dataplane))
-                            {
-                                results.Add(item, work.Token);
-                            }
-                        }, work.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-                    }
-                    catch (Exception ex) when (ex is not OperationCanceledException || !work.Token.IsCancellationRequested)
-                    {
-                        results.TryAdd(new NodeFailure(node, ex), Timeout.Infinite, work.Token);
-                    }
-                    finally
-                    {
-                        throttle.Release();
-                        Interlocked.Increment(ref done);
-                        if (!work.IsCancellationRequested)
-                        {
-                            results.TryAdd(null, Timeout.Infinite, work.Token);
-                        }
-                    }
-                }));
-            }
-            catch (OperationCanceledException)
-            {
-            }
-            finally
-            {
-                results.CompleteAdding();
-            }
-        });
-
-        var progress = new ProgressRecord(1, $"Reading {targets.Count} node(s)", "Starting");
-        try
-        {
-            foreach (object? o in results.GetConsumingEnumerable(work.Token))
-            {
-                switch (o)
-                {
-                    case null:
-                        progress.PercentComplete = 100 * Volatile.Read(ref done) / targets.Count;
-                        progress.StatusDescription = $"{Volatile.Read(ref done)} of {targets.Count} nodes done";
-                        WriteProgress(progress);
-                        break;
-                    case NodeFailure f:
-                        WriteError(NodeError(f.Node, f.Error));
-                        break;
-                    case EngineMessage m when m.IsWarning:
-                        WriteWarning(m.Text);
-                        break;
-                    case EngineMessage m:
-                        WriteVerbose(m.Text);
-                        break;
-                    default:
-                        WriteObject(o);
-                        break;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        finally
-        {
-            work.Cancel();
-            progress.RecordType = ProgressRecordType.Completed;
-            WriteProgress(progress);
-        }
-
-        try
-        {
-            producer.Wait(TimeSpan.FromSeconds(5));
-        }
-        catch (AggregateException)
-        {
-            // Cancelled workers: their nodes' exec sessions were closed with them.
-        }
-    }
-
-    /// <summary>The nodes -Node names: literal names must exist; * and other wildcards pick nodes that run calico-node.</summary>
-    private List<CalicoNode> SelectNodes(IReadOnlyList<CalicoNode> all)
-    {
-        var selected = new List<CalicoNode>();
-        foreach (string pattern in Node!)
-        {
-            if (WildcardPattern.ContainsWildcardCharacters(pattern))
-            {
-                var w = new WildcardPattern(pattern, WildcardOptions.IgnoreCase);
-                selected.AddRange(all.Where(n => n.HasCalicoNode && w.IsMatch(n.Node)));
-                continue;
-            }
-
-            CalicoNode? node = all.FirstOrDefault(n => string.Equals(n.Node, pattern, StringComparison.OrdinalIgnoreCase));
-            if (node is null)
-            {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"The cluster has no node named {pattern}. Get-CalicoNode lists them."),
-                    "NodeNotFound", ErrorCategory.ObjectNotFound, pattern));
-            }
-            else if (!node.HasCalicoNode)
-            {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"Node {pattern} runs no calico-node pod: there is no Calico dataplane to read there."),
-                    "NoCalicoNodePod", ErrorCategory.ObjectNotFound, pattern));
-            }
-            else
-            {
-                selected.Add(node);
-            }
-        }
-
-        return selected.DistinctBy(n => n.Node).ToList();
+        new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => RemoteNode(cluster, node, token), UseWorkerReporter, NodeError)
+            .Read(targets, read);
     }
 
     private protected static ErrorRecord NodeError(CalicoNode node, Exception ex)
@@ -281,28 +141,5 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
         };
         record.ErrorDetails = new ErrorDetails(ex.Message.Contains(node.Node, StringComparison.Ordinal) ? ex.Message : $"{node.Node}: {ex.Message}");
         return record;
-    }
-
-    private sealed record NodeFailure(CalicoNode Node, Exception Error);
-
-    private sealed record EngineMessage(bool IsWarning, string Text);
-
-    /// <summary>Workers may not write to the pipeline: their messages queue up and are written by the pipeline thread.</summary>
-    private sealed class QueueReporter : IEngineReporter
-    {
-        private readonly BlockingCollection<object?> _queue;
-        private readonly string _node;
-        private readonly CancellationToken _cancellationToken;
-
-        public QueueReporter(BlockingCollection<object?> queue, string node, CancellationToken cancellationToken)
-        {
-            _queue = queue;
-            _node = node;
-            _cancellationToken = cancellationToken;
-        }
-
-        public void Warning(string message) => _queue.Add(new EngineMessage(true, $"{_node}: {message}"), _cancellationToken);
-
-        public void Verbose(string message) => _queue.Add(new EngineMessage(false, $"{_node}: {message}"), _cancellationToken);
     }
 }

@@ -29,7 +29,7 @@ public sealed class UseFelixBpfDebugLogCommand : ClusterCmdletBase
     protected override void EndProcessing()
     {
         var felix = new FelixConfigClient(Cluster, CancelToken);
-        List<string> names = Node is null ? new List<string> { "default" } : SelectNodes(Node).Select(n => "node." + n.Node).ToList();
+        List<string> names = Node is null ? new List<string> { "default" } : SelectNodes(Node, needsCalicoNode: false).Select(n => "node." + n.Node).ToList();
         if (names.Count == 0)
         {
             return;
