@@ -16,6 +16,84 @@ BeforeAll {
     function Get-Writes($Cluster) { Get-ClusterWrites $Cluster }
 }
 
+# A FelixConfiguration field is written in four places: the FelixFields table, a FelixBpfConfig
+# property, a Set-FelixBpfConfig parameter and that parameter's help. This ties them together, so
+# that a field added to one and forgotten in another fails here rather than being silently unsettable.
+Describe 'Felix fields: one table, one property, one parameter, one help entry each' {
+    BeforeAll {
+        $fields = [CalicoBpf.Cluster.FelixFields]::All
+        $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+        $set = Get-Command Set-FelixBpfConfig
+        $own = @($set.Parameters.Values | Where-Object Name -NotIn $common)
+        # Parameters of Set-FelixBpfConfig that are not fields: what to change, and how.
+        $notFields = 'Name', 'Node', 'Clear', 'UpdateInstallation', 'PassThru', 'Force', 'Kubeconfig', 'Context', 'TimeoutSec'
+        # How each kind of field is typed: as a parameter (what the user types) and as a property (what Get-FelixBpfConfig shows).
+        $parameterType = @{
+            Boolean = [Nullable[bool]]; Integer = [Nullable[long]]; Text = [string]; Duration = [string]
+            TextList = [string[]]; TextMap = [hashtable]; IntOrText = [string]
+        }
+        $propertyType = @{
+            Boolean = [Nullable[bool]]; Integer = [Nullable[long]]; Text = [string]; Duration = [Nullable[timespan]]
+            TextList = [string[]]; TextMap = [System.Collections.Generic.IReadOnlyDictionary[string, string]]; IntOrText = [string]
+        }
+        # A value of each kind as the API serves it.
+        $sample = @{
+            Boolean = $true; Integer = 7; Text = 'x'; Duration = '1m30s'; TextList = @('a'); TextMap = @{ k = 'v' }; IntOrText = '20000:29999'
+        }
+        # The help page's parameters: "### -Name", its description, and the Type: line of its block.
+        $helpPath = Join-Path $PSScriptRoot '../../en-US/Set-FelixBpfConfig.md'
+        $help = @{}
+        foreach ($m in [regex]::Matches((Get-Content -Raw $helpPath), '(?ms)^### -(\w+)\r?\n(.*?)^```yaml\r?\n.*?^Type: (\S+)')) {
+            $help[$m.Groups[1].Value] = [pscustomobject]@{ Description = $m.Groups[2].Value.Trim(); Type = $m.Groups[3].Value }
+        }
+    }
+
+    It 'every field has a Set-FelixBpfConfig parameter of its kind, in both parameter sets' {
+        $fields.Count | Should -BeGreaterThan 60
+        foreach ($f in $fields) {
+            $p = $set.Parameters[$f.Property]
+            $p | Should -Not -BeNullOrEmpty -Because "$($f.Json) must be settable with -$($f.Property)"
+            $p.ParameterType | Should -Be $parameterType[[string]$f.Kind] -Because "-$($f.Property) sets a $($f.Kind) field"
+            @($p.ParameterSets.Keys | Sort-Object) | Should -Be @('ByName', 'ByNode') -Because "-$($f.Property) works on a named and a node's FelixConfiguration"
+        }
+    }
+
+    It 'every Set-FelixBpfConfig parameter that is not a field option is a field' {
+        foreach ($p in $own | Where-Object Name -NotIn $notFields) {
+            [CalicoBpf.Cluster.FelixFields]::Find($p.Name) | Should -Not -BeNullOrEmpty -Because "-$($p.Name) must name a FelixFields entry, or it sets nothing"
+        }
+    }
+
+    It 'every field is a FelixBpfConfig property of its kind that reads that field and no other' {
+        foreach ($f in $fields) {
+            $property = [CalicoBpf.Cluster.FelixBpfConfig].GetProperty($f.Property)
+            $property | Should -Not -BeNullOrEmpty -Because "Get-FelixBpfConfig must show $($f.Json) as .$($f.Property)"
+            $property.PropertyType | Should -Be $propertyType[[string]$f.Kind] -Because ".$($f.Property) shows a $($f.Kind) field"
+            $spec = @{ $f.Json = $sample[[string]$f.Kind] }
+            $resource = [System.Text.Json.Nodes.JsonNode]::Parse((@{ apiVersion = 'projectcalico.org/v3'; metadata = @{ name = 'default' }; spec = $spec } | ConvertTo-Json -Depth 5 -Compress))
+            $config = [CalicoBpf.Cluster.FelixBpfConfig]::new($resource, '')
+            $config.($f.Property) | Should -Not -BeNullOrEmpty -Because ".$($f.Property) must read $($f.Json)"
+            $others = @($fields | Where-Object Json -ne $f.Json | Where-Object { $null -ne $config.($_.Property) } | ForEach-Object Property)
+            $others | Should -BeNullOrEmpty -Because "only .$($f.Property) reads $($f.Json)"
+        }
+    }
+
+    It 'the help page documents every parameter, with the parameter''s type, and no parameter that is gone' {
+        foreach ($p in $own) {
+            $help.ContainsKey($p.Name) | Should -BeTrue -Because "en-US/Set-FelixBpfConfig.md must have a '### -$($p.Name)' entry"
+            $help[$p.Name].Description | Should -Match '\w{4,}' -Because "-$($p.Name) needs a description"
+            if ($p.Name -notin $notFields) {
+                $type = if ($p.ParameterType.IsGenericType) { $p.ParameterType.GenericTypeArguments[0].Name } else { $p.ParameterType.Name }
+                $help[$p.Name].Type | Should -Be $type -Because "the help of -$($p.Name) must state its type"
+            }
+        }
+
+        foreach ($name in $help.Keys) {
+            $set.Parameters.ContainsKey($name) | Should -BeTrue -Because "the help page documents -$name, which Set-FelixBpfConfig does not have"
+        }
+    }
+}
+
 Describe 'Operator install, both groups, head CRDs' -Skip:(-not $kernel) {
     BeforeAll { $cluster = Start-Scenario resources }
     AfterAll { Stop-Scenario $cluster }

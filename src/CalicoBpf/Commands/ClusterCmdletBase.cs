@@ -44,23 +44,10 @@ public abstract class ClusterCmdletBase : CalicoBpfCmdletBase
         }
     }
 
-    /// <summary>The cluster's nodes that match the patterns (wildcards), with an error for each literal name that matches none.</summary>
-    private protected IReadOnlyList<CalicoNode> SelectNodes(string[] patterns)
-    {
-        IReadOnlyList<CalicoNode> all = Api(() => Cluster.ListNodes(CancelToken));
-        var selected = new List<CalicoNode>();
-        foreach (string p in patterns)
-        {
-            var w = new WildcardPattern(p, WildcardOptions.IgnoreCase);
-            var hits = all.Where(n => w.IsMatch(n.Node)).ToList();
-            if (hits.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(p))
-            {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"The cluster has no node named {p}. Get-CalicoNode lists them."), "NodeNotFound", ErrorCategory.ObjectNotFound, p));
-            }
-
-            selected.AddRange(hits);
-        }
-
-        return selected.DistinctBy(n => n.Node).ToList();
-    }
+    /// <summary>
+    /// The cluster's nodes that <paramref name="patterns"/> name, by the one rule of <see cref="NodeSelection"/>;
+    /// <paramref name="needsCalicoNode"/> for cmdlets that work on a node's Calico dataplane.
+    /// </summary>
+    private protected List<CalicoNode> SelectNodes(string[] patterns, bool needsCalicoNode) =>
+        NodeSelection.Select(Api(() => Cluster.ListNodes(CancelToken)), patterns, needsCalicoNode, WriteError);
 }

@@ -39,28 +39,3 @@ public sealed class GetBpfNatCommand : WorkloadCmdletBase
         ForEachNode(node => NatMaps.ReadFrontends(node, query, Reporter, CancelToken));
     }
 }
-
-/// <summary>Session-affinity entries (calico-bpf nat aff).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfNatAffinity")]
-[OutputType(typeof(NatAffinity))]
-public sealed class GetBpfNatAffinityCommand : RemoteCmdletBase
-{
-    [Parameter]
-    public SwitchParameter IPv6 { get; set; }
-
-    protected override void ProcessRecord() => ForEachNode(node => NatMaps.ReadAffinity(node, IPv6, Reporter, CancelToken));
-}
-
-/// <summary>Maglev lookup-table entries (calico-bpf nat maglev), where the node has the map.</summary>
-[Cmdlet(VerbsCommon.Get, "BpfNatMaglev")]
-[OutputType(typeof(MaglevEntry))]
-public sealed class GetBpfNatMaglevCommand : RemoteCmdletBase
-{
-    [Parameter]
-    public SwitchParameter IPv6 { get; set; }
-
-    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-    public uint? ServiceId { get; set; }
-
-    protected override void ProcessRecord() => ForEachNode(node => NatMaps.ReadMaglev(node, IPv6, ServiceId, Reporter, CancelToken));
-}

@@ -7,20 +7,6 @@ using CalicoBpf.Transport;
 namespace CalicoBpf.Commands;
 
 /// <summary>
-/// What every dataplane cmdlet that reads maps shares on top of <see cref="CalicoBpfCmdletBase"/>:
-/// the pin directory.
-/// </summary>
-public abstract class BpfCmdletBase : CalicoBpfCmdletBase
-{
-    /// <summary>The bpffs directory where Calico pins its maps.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string PinPath { get; set; } = MapCatalog.DefaultPinDirectory;
-
-    protected INodeDataplane OpenLocalNode() => new LocalDataplane(ResolvePinPath(PinPath));
-}
-
-/// <summary>
 /// What every CalicoBpf cmdlet shares: cancellation wired to Ctrl+C, the engine's warnings and
 /// verbose messages, and one mapping from engine exceptions to error records.
 /// </summary>
@@ -220,15 +206,4 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
         WildcardPattern[] compiled = patterns.Select(p => new WildcardPattern(p, WildcardOptions.IgnoreCase)).ToArray();
         return name => compiled.Any(w => w.IsMatch(name));
     }
-}
-
-internal sealed class Reporter : IEngineReporter
-{
-    private readonly Cmdlet _cmdlet;
-
-    public Reporter(Cmdlet cmdlet) => _cmdlet = cmdlet;
-
-    public void Warning(string message) => _cmdlet.WriteWarning(message);
-
-    public void Verbose(string message) => _cmdlet.WriteVerbose(message);
 }

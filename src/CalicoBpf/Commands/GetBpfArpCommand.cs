@@ -1,0 +1,15 @@
+using System.Management.Automation;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>Calico's tunnel neighbour table (calico-bpf arp dump).</summary>
+[Cmdlet(VerbsCommon.Get, "BpfArp")]
+[OutputType(typeof(ArpEntry))]
+public sealed class GetBpfArpCommand : RemoteCmdletBase
+{
+    [Parameter]
+    public SwitchParameter IPv6 { get; set; }
+
+    protected override void ProcessRecord() => ForEachNode(node => ArpMap.Read(node, IPv6, Reporter, CancelToken));
+}

@@ -1,0 +1,15 @@
+using System.Management.Automation;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>Session-affinity entries (calico-bpf nat aff).</summary>
+[Cmdlet(VerbsCommon.Get, "BpfNatAffinity")]
+[OutputType(typeof(NatAffinity))]
+public sealed class GetBpfNatAffinityCommand : RemoteCmdletBase
+{
+    [Parameter]
+    public SwitchParameter IPv6 { get; set; }
+
+    protected override void ProcessRecord() => ForEachNode(node => NatMaps.ReadAffinity(node, IPv6, Reporter, CancelToken));
+}

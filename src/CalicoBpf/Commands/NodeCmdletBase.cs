@@ -1,0 +1,145 @@
+using System.Management.Automation;
+using CalicoBpf.Cluster;
+using CalicoBpf.Transport;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>
+/// Dataplane readers that work on the local node or, with -Node, on any node or every node of a
+/// cluster through the Kubernetes API. Nodes are read in parallel (-ThrottleLimit); objects are
+/// written on the pipeline thread as they arrive, each carrying its Node; a node that fails is one
+/// non-terminating error naming the node, and the others complete.
+/// </summary>
+public abstract class NodeCmdletBase : ClusterCmdletBase
+{
+    /// <summary>This machine's dataplane, for local mode.</summary>
+    protected abstract INodeDataplane OpenLocalNode();
+
+    /// <summary>Where the maps are pinned on a node (local or remote); null for cmdlets that read no maps.</summary>
+    protected virtual string? PinDirectory => null;
+
+    /// <summary>Node names, wildcards allowed; * is every node running calico-node. Without it: this machine.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Node { get; set; }
+
+    /// <summary>
+    /// How many nodes are read at once. Each node's read is mostly waiting for exec round trips, so a
+    /// fleet read lasts about nodes / ThrottleLimit round trips: 32 (Invoke-Command's default) reads 500
+    /// nodes in 16 of them, where 8 took 63 (docs/performance.md, replayed fleets).
+    /// </summary>
+    [Parameter]
+    [ValidateRange(1, 256)]
+    public int ThrottleLimit { get; set; } = 32;
+
+    /// <summary>
+    /// Local mode: no -Node, or -Node naming only this machine (objects read here carry its name, so
+    /// piping them into another cmdlet stays local) with no -Kubeconfig or -Context.
+    /// </summary>
+    private protected bool IsLocal => Node is null
+        || (Kubeconfig is null && Context is null && Node.All(n => string.Equals(n, LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase)));
+
+    /// <summary>As <see cref="ForEachNode{T}"/>; locally, names given without wildcards that match nothing are reported.</summary>
+    protected void ReadEach<T>(Func<INodeDataplane, IEnumerable<T>> read, string[]? names, string errorId, Func<string, string> notFound)
+    {
+        if (IsLocal)
+        {
+            Run(() => WriteEach(read(OpenLocalNode()), names, errorId, notFound), PinDirectory);
+        }
+        else
+        {
+            ForEachNode(read);
+        }
+    }
+
+    /// <summary>
+    /// For changes: runs <paramref name="change"/> on the local node, or on each selected node in
+    /// turn, on the pipeline thread, so that it can ask ShouldProcess for the node before any exec.
+    /// A node that fails is one error; the others go on.
+    /// </summary>
+    protected void ForEachNodeInTurn(Action<INodeDataplane> change)
+    {
+        if (IsLocal)
+        {
+            Run(() => change(OpenLocalNode()), PinDirectory);
+            return;
+        }
+
+        (IClusterConnection cluster, List<CalicoNode> targets) = ResolveNodes();
+
+        foreach (CalicoNode node in targets)
+        {
+            CancelToken.ThrowIfCancellationRequested();
+            try
+            {
+                using CommandDataplane dataplane = RemoteNode(cluster, node);
+                change(dataplane);
+            }
+            catch (Exception ex) when (ex is not PipelineStoppedException and not OperationCanceledException)
+            {
+                WriteError(NodeError(node, ex));
+            }
+        }
+    }
+
+    /// <summary>The cluster and the nodes -Node selects (running calico-node); a cluster that cannot be reached stops the cmdlet.</summary>
+    private (IClusterConnection Cluster, List<CalicoNode> Targets) ResolveNodes() =>
+        (Cluster, SelectNodes(Node!, needsCalicoNode: true));
+
+    /// <summary>A node of the cluster as a dataplane (its tools over pods/exec), stopped by <paramref name="token"/> (default: the cmdlet's).</summary>
+    private protected CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node, CancellationToken? token = null) =>
+        new CommandDataplane(cluster.ExecRunner(node), PinDirectory, token ?? CancelToken, ReleaseOf(node));
+
+    /// <summary>
+    /// The Calico release whose meanings decode the node's maps. Remotely the calico-node image says it;
+    /// locally the pinned map versions do. Give it when neither can (a digest-only image, a node where
+    /// several releases' maps fit), or to decode as another release would.
+    /// </summary>
+    [Parameter]
+    public CalicoRelease? CalicoVersion { get; set; }
+
+    /// <summary>The release of a remote node: -CalicoVersion, else its image; null: its pins tell.</summary>
+    private protected NodeRelease? ReleaseOf(CalicoNode node) =>
+        CalicoVersion is { } given ? NodeRelease.Given(given) : node.CalicoRelease;
+
+    /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster, in parallel (<see cref="NodeFanOut"/>).</summary>
+    protected void ForEachNode<T>(Func<INodeDataplane, IEnumerable<T>> read)
+    {
+        if (IsLocal)
+        {
+            Run(() =>
+            {
+                foreach (T item in read(OpenLocalNode()))
+                {
+                    WriteObject(item);
+                }
+            }, PinDirectory);
+            return;
+        }
+
+        (IClusterConnection cluster, List<CalicoNode> targets) = ResolveNodes();
+        new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => RemoteNode(cluster, node, token), UseWorkerReporter, NodeError)
+            .Read(targets, read);
+    }
+
+    private protected static ErrorRecord NodeError(CalicoNode node, Exception ex)
+    {
+        if (ex is AggregateException { InnerException: { } inner })
+        {
+            ex = inner;
+        }
+
+        ErrorRecord record = ex switch
+        {
+            ClusterException c => ClusterError(c, "NodeExecFailed", node.Node),
+            NodeCommandException c => new ErrorRecord(c, c.ExitCode == 127 ? "NodeToolMissing" : "NodeCommandFailed",
+                c.ExitCode == 127 ? ErrorCategory.NotInstalled : ErrorCategory.InvalidResult, node.Node),
+            _ => ToErrorRecord(ex, node.Node) is { } r
+                ? new ErrorRecord(r.Exception, r.FullyQualifiedErrorId, r.CategoryInfo.Category, node.Node) // the node is the target
+                : new ErrorRecord(ex, "NodeReadFailed", ErrorCategory.ReadError, node.Node),
+        };
+        record.ErrorDetails = new ErrorDetails(ex.Message.Contains(node.Node, StringComparison.Ordinal) ? ex.Message : $"{node.Node}: {ex.Message}");
+        return record;
+    }
+}
