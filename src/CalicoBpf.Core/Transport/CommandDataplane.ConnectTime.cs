@@ -147,8 +147,9 @@ public sealed partial class CommandDataplane
 
     public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory)
     {
-        const string script =
-            "for n in " + "cali_ctlb_conn cali_ctlb_send cali_ctlb_recv" + "; do [ -e \"$1/$n\" ] && printf 'A %s\\n' \"$1/$n\"; done; " +
+        // The names come from ConnectTime.ProgramArrays, as the local plan's do: one list of them.
+        string script =
+            "for n in " + string.Join(' ', ConnectTime.ProgramArrays) + "; do [ -e \"$1/$n\" ] && printf 'A %s\\n' \"$1/$n\"; done; " +
             "if [ -d \"$2\" ]; then for f in \"$2\"/cali_* \"$2\"/calico_*; do [ -e \"$f\" ] && printf 'L %s\\n' \"$f\"; done; fi; exit 0";
         string[] lines = RunText("sh", "-c", script, "connect-time", PinDirectory, linkDirectory.TrimEnd('/')).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var arrays = ConnectTime.ProgramArrays.Select(n => PinDirectory.TrimEnd('/') + "/" + n).Where(p => lines.Contains("A " + p)).ToList();
