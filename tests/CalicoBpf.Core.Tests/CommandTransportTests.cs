@@ -241,6 +241,29 @@ public sealed class CommandTransportTests
         Assert.False(File.Exists(Path.Combine(scope.Links, "calico_connect_v4")));
     }
 
+    [Fact]
+    public void Connect_time_removal_plan_through_the_shell_knows_every_program_array()
+    {
+        // The shell looks for the names of ConnectTime.ProgramArrays; a pin of each must be planned, in that order.
+        DirectoryInfo pins = Directory.CreateTempSubdirectory("calicobpf-ctlb-");
+        try
+        {
+            foreach (string name in ConnectTime.ProgramArrays.Reverse())
+            {
+                File.WriteAllBytes(Path.Combine(pins.FullName, name), Array.Empty<byte>());
+            }
+
+            var remote = new CommandDataplane(new LocalCommandRunner("t1"), pins.FullName);
+            var plan = remote.PlanConnectTimeRemoval(Path.Combine(pins.FullName, "no-links"));
+            Assert.Equal(ConnectTime.ProgramArrays.Select(n => pins.FullName + "/" + n), plan.ProgramArrays);
+            Assert.Empty(plan.Links);
+        }
+        finally
+        {
+            pins.Delete(recursive: true);
+        }
+    }
+
     /// <summary>
     /// bpftool 5.3, as the calico-node image of v3.25 to v3.28.0 ships it (reference
     /// calico-node-image.md): the host's bpftool stands in and refuses the link object, which came with

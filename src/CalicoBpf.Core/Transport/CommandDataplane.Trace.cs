@@ -1,0 +1,59 @@
+using System.Text;
+using CalicoBpf.Interop;
+
+namespace CalicoBpf.Transport;
+
+public sealed partial class CommandDataplane
+{
+    /// <summary>Shell: find() sets $t to a mounted tracefs (or the debugfs one) and says whether there is one.</summary>
+    private const string FindTraceFs =
+        "find() { for d in /sys/kernel/tracing /sys/kernel/debug/tracing; do [ -f \"$d/trace\" ] && { t=$d; return 0; }; done; return 1; }; ";
+
+    /// <summary>
+    /// The trace buffer (or, following, the pipe) of the node's kernel from inside calico-node, through
+    /// a mounted tracefs. No real calico-node container has one (neither the manifest nor the operator
+    /// mounts it, and the image has no mount): following then streams through bpftool prog tracelog,
+    /// which mounts tracefs at /sys/kernel/tracing itself, where it stays until the container restarts.
+    /// Reading the buffer without consuming it needs that mount; bpftool cannot do it without reading
+    /// (and so consuming) the pipe, so a read before it says so (exit 4).
+    /// </summary>
+    public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
+    {
+        string script = tracingDirectory is not null
+            ? "t=\"$1\"; " + (follow ? "exec cat \"$t/trace_pipe\"" : "exec cat \"$t/trace\"")
+            : follow ? FindTraceFs + "if find; then exec cat \"$t/trace_pipe\"; fi; command -v bpftool >/dev/null || exit 3; exec bpftool prog tracelog 2>/dev/null"
+            : FindTraceFs + "find || exit 4; exec cat \"$t/trace\"";
+        // Ended by the caller's token (Ctrl+C) and by this dataplane's (a fan-out whose downstream stopped
+        // it, Select-Object -First): a follow waits for the next line, which may never come.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cancellationToken);
+        cancellationToken = stop.Token;
+        using ICommandRun run = _runner.Start(new[] { "sh", "-c", script, "trace", tracingDirectory ?? string.Empty }, cancellationToken);
+        using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
+        string? line;
+        while (!cancellationToken.IsCancellationRequested && (line = reader.ReadLine()) is not null)
+        {
+            if (line.Length > 0 && line[0] != '#')
+            {
+                yield return line;
+            }
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            yield break;
+        }
+
+        try
+        {
+            run.Complete();
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode is 3 or 4)
+        {
+            throw new BpfEnvironmentException(ex.ExitCode == 4
+                    ? $"calico-node on {Node} has no tracefs mounted (no calico-node does until something mounts it), so its trace buffer cannot be read without consuming it. " +
+                      $"Get-BpfTraceLog -Node {Node} -Follow streams it through bpftool prog tracelog, which mounts tracefs in the container (it stays until the container restarts); after that the buffer can be read too."
+                    : $"The kernel trace buffer of {Node} is not reachable from calico-node: no tracefs is mounted there and there is no bpftool to mount one.",
+                BpfEnvironmentProblem.NoTraceFs, "/sys/kernel/tracing", ex);
+        }
+    }
+}
