@@ -111,7 +111,7 @@ Describe 'Changes: -WhatIf leaves every map byte-identical, the real change remo
 
         $total = @(Get-BpfConntrack).Count
         $result = $victims | Remove-BpfConntrack -Confirm:$false
-        $result | Should -BeOfType ([CalicoBpf.Maps.ConntrackRemoval])
+        $result | Should -BeOfType ([CalicoBpf.ConntrackRemoval])
         $result.Removed | Should -Be 6
         @(Get-BpfConntrack).Count | Should -Be ($total - 6)
         $keys = $victims | ForEach-Object { $_.Key }

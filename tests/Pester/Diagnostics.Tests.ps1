@@ -24,7 +24,7 @@ Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
     AfterAll { Stop-Scenario $cluster }
 
     It 'writes results worst first, each with a check id, status and message' {
-        $results[0] | Should -BeOfType ([CalicoBpf.Diagnostics.CheckResult])
+        $results[0] | Should -BeOfType ([CalicoBpf.CheckResult])
         $order = $results | ForEach-Object { [int]$_.Status }
         ($order | Sort-Object) | Should -Be $order
         $results.Check | Sort-Object -Unique | Should -Be (@([CalicoBpf.Diagnostics.Checks]::All.Id) | Sort-Object)

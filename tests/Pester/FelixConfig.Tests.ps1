@@ -66,12 +66,12 @@ Describe 'Felix fields: one table, one property, one parameter, one help entry e
 
     It 'every field is a FelixBpfConfig property of its kind that reads that field and no other' {
         foreach ($f in $fields) {
-            $property = [CalicoBpf.Cluster.FelixBpfConfig].GetProperty($f.Property)
+            $property = [CalicoBpf.FelixBpfConfig].GetProperty($f.Property)
             $property | Should -Not -BeNullOrEmpty -Because "Get-FelixBpfConfig must show $($f.Json) as .$($f.Property)"
             $property.PropertyType | Should -Be $propertyType[[string]$f.Kind] -Because ".$($f.Property) shows a $($f.Kind) field"
             $spec = @{ $f.Json = $sample[[string]$f.Kind] }
             $resource = [System.Text.Json.Nodes.JsonNode]::Parse((@{ apiVersion = 'projectcalico.org/v3'; metadata = @{ name = 'default' }; spec = $spec } | ConvertTo-Json -Depth 5 -Compress))
-            $config = [CalicoBpf.Cluster.FelixBpfConfig]::new($resource, '')
+            $config = [CalicoBpf.FelixBpfConfig]::new($resource, '')
             $config.($f.Property) | Should -Not -BeNullOrEmpty -Because ".$($f.Property) must read $($f.Json)"
             $others = @($fields | Where-Object Json -ne $f.Json | Where-Object { $null -ne $config.($_.Property) } | ForEach-Object Property)
             $others | Should -BeNullOrEmpty -Because "only .$($f.Property) reads $($f.Json)"
@@ -102,7 +102,7 @@ Describe 'Operator install, both groups, head CRDs' -Skip:(-not $kernel) {
         $all = @(Get-FelixBpfConfig)
         $all.Name | Should -Be @('default', 'node.api-a')
         $d = $all[0]
-        $d | Should -BeOfType ([CalicoBpf.Cluster.FelixBpfConfig])
+        $d | Should -BeOfType ([CalicoBpf.FelixBpfConfig])
         ($d.ApiVersion, $d.Scope, $d.BpfEnabled, $d.BpfExternalServiceMode) | Should -Be @('projectcalico.org/v3', 'Global', $true, 'Tunnel')
         $d.BpfLogLevel | Should -Be ''
         $d.VxlanPort | Should -BeNullOrEmpty

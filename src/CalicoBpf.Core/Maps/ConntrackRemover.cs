@@ -3,17 +3,6 @@ using CalicoBpf.Transport;
 
 namespace CalicoBpf.Maps;
 
-/// <summary>How many conntrack entries a removal took out.</summary>
-public sealed class ConntrackRemoval
-{
-    public string Node { get; init; } = string.Empty;
-    public string MapName { get; init; } = string.Empty;
-    /// <summary>Entries deleted, NAT partners included.</summary>
-    public int Removed { get; init; }
-    /// <summary>Entries asked for that were already gone (expired or removed by someone else meanwhile).</summary>
-    public int AlreadyGone { get; init; }
-}
-
 /// <summary>
 /// Deletes conntrack entries from one map, always with their NAT partner: a NatForward entry takes its
 /// NatReverse entry with it and a NatReverse entry its NatForward entries, as the dataplane would

@@ -1,13 +1,5 @@
 namespace CalicoBpf;
 
-/// <summary>Which program's policy: the TC hooks of an interface, or its XDP program.</summary>
-public enum PolicyHook
-{
-    Ingress,
-    Egress,
-    Xdp,
-}
-
 /// <summary>
 /// One rule of the policy program Felix attached to an interface hook, from Felix's policy debug
 /// info, with its hit count from the rule counters map (cali_rule_ctrs).

@@ -88,35 +88,3 @@ public sealed partial record CalicoRelease(int Major, int Minor, int Patch, stri
     [GeneratedRegex(@"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?$", RegexOptions.CultureInvariant)]
     private static partial Regex VersionPattern();
 }
-
-/// <summary>How the release of a node was told, shown with -Verbose and on Get-BpfMap and Get-CalicoNode.</summary>
-public enum CalicoReleaseSource
-{
-    /// <summary>-CalicoVersion.</summary>
-    Given,
-    /// <summary>The calico-node container's image tag.</summary>
-    Image,
-    /// <summary>The map versions pinned on the node: a range of releases; the newest of it is used.</summary>
-    PinnedMaps,
-    /// <summary>Nothing told it: the newest rules CalicoBpf knows are used.</summary>
-    Unknown,
-}
-
-/// <summary>The Calico release a node's maps are decoded with, and how it was found.</summary>
-public sealed record NodeRelease(CalicoRelease Release, CalicoReleaseSource Source, string Detail)
-{
-    /// <summary>True when the release is exact (given or from the image), not inferred.</summary>
-    public bool Exact => Source is CalicoReleaseSource.Given or CalicoReleaseSource.Image;
-
-    /// <summary>Inferred from the pins: the oldest release they allow (Release is the newest); null otherwise.</summary>
-    public CalicoRelease? Earliest { get; init; }
-
-    public static NodeRelease Given(CalicoRelease release) => new(release, CalicoReleaseSource.Given, "given with -CalicoVersion");
-
-    /// <summary>The release an image's tag names (calico/node:v3.30.7, or the tag alone); null when it names none (a digest, "master").</summary>
-    public static NodeRelease? FromImage(string? image) => CalicoRelease.TryParse(image, out CalicoRelease r)
-        ? new NodeRelease(r, CalicoReleaseSource.Image, $"from the calico-node image {image}")
-        : null;
-
-    public override string ToString() => $"{Release} ({Detail})";
-}

@@ -2,40 +2,6 @@ using System.Net;
 
 namespace CalicoBpf;
 
-/// <summary>The 5-tuple a conntrack entry is keyed by, in the map's A/B order.</summary>
-public sealed record ConntrackKey(IpProtocol Protocol, IPAddress AddressA, int PortA, IPAddress AddressB, int PortB)
-{
-    public override string ToString() =>
-        $"{ConntrackText.Protocol(Protocol)} {ConntrackText.Endpoint(AddressA, PortA)} <-> {ConntrackText.Endpoint(AddressB, PortB)}";
-
-    /// <summary>The end that is not (address, port): the key is sorted, so either side may be the client.</summary>
-    public (IPAddress Address, int Port) Other(IPAddress address, int port) =>
-        AddressA.Equals(address) && PortA == port ? (AddressB, PortB) : (AddressA, PortA);
-}
-
-/// <summary>One direction of a connection (struct calico_ct_leg).</summary>
-public sealed record ConntrackLeg
-{
-    public static readonly ConntrackLeg Empty = new();
-
-    public ulong Bytes { get; init; }
-    public uint Packets { get; init; }
-    /// <summary>TCP sequence number, decoded from network order.</summary>
-    public uint SequenceNumber { get; init; }
-    public bool SynSeen { get; init; }
-    public bool AckSeen { get; init; }
-    public bool FinSeen { get; init; }
-    public bool RstSeen { get; init; }
-    /// <summary>Policy allowed this direction.</summary>
-    public bool Approved { get; init; }
-    /// <summary>This leg's packet created the entry.</summary>
-    public bool Opener { get; init; }
-    /// <summary>The leg was created by a workload-side program.</summary>
-    public bool Workload { get; init; }
-    /// <summary>Ingress ifindex for traffic towards the host; 0 for traffic from the host.</summary>
-    public int IfIndex { get; init; }
-}
-
 /// <summary>
 /// One entry of Calico's conntrack map, seen from the connection's opener: Source is who opened
 /// the connection (after the B-A flag), Forward is the opener's direction.

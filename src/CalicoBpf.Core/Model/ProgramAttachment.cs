@@ -1,20 +1,6 @@
 namespace CalicoBpf;
 
 /// <summary>
-/// How a program is attached to an interface (FelixConfiguration bpfAttachType): TC (a tc filter on
-/// the clsact qdisc), TCX (a bpf link on the device, kernel 6.6 and later, no qdisc) or Netkit (a bpf
-/// link on a netkit device, kernel 6.7 and later). An interface's summary may hold several.
-/// </summary>
-[Flags]
-public enum AttachKind
-{
-    None = 0,
-    TC = 0x1,
-    TCX = 0x2,
-    Netkit = 0x4,
-}
-
-/// <summary>
 /// One program attached to an interface at a TC-like hook, as bpftool net show lists it: a tc filter
 /// of the clsact qdisc, a TCX entry or a netkit entry.
 /// </summary>
@@ -46,10 +32,3 @@ public sealed class ProgramAttachment
 
     public override string ToString() => $"{Interface} {AttachPoint} {ProgramName} id {ProgramId}{(LinkId is { } l ? " link " + l : string.Empty)}";
 }
-
-/// <summary>
-/// What a node says about its attachments: the list, and where it cannot see some kinds (a node whose
-/// bpftool predates TCX and netkit) the reason, with the number of Felix's TCX and netkit link pins
-/// found there (attachments that exist but are not in the list).
-/// </summary>
-public sealed record AttachmentListing(IReadOnlyList<ProgramAttachment> Attachments, AttachKind Unseen = AttachKind.None, string? UnseenReason = null, int UnseenLinkPins = 0);

@@ -1,14 +1,4 @@
-namespace CalicoBpf.Diagnostics;
-
-/// <summary>A check's verdict, worst first (the order results are listed in).</summary>
-public enum CheckStatus
-{
-    Fail,
-    Error,
-    Warning,
-    Skipped,
-    Pass,
-}
+namespace CalicoBpf;
 
 /// <summary>One check on one node (or the cluster): what was found, the evidence, and what to do.</summary>
 public sealed class CheckResult

@@ -1,0 +1,182 @@
+using System.Text.Json.Nodes;
+using CalicoBpf.Cluster;
+
+namespace CalicoBpf;
+
+/// <summary>One FelixConfiguration object with its eBPF-related fields as typed properties (null: not set in this object).</summary>
+public sealed class FelixBpfConfig
+{
+    private readonly Dictionary<string, object?> _values;
+
+    public FelixBpfConfig(JsonObject resource, string node = "")
+    {
+        Resource = resource;
+        Name = resource["metadata"]?["name"]?.GetValue<string>() ?? string.Empty;
+        ApiVersion = resource["apiVersion"]?.GetValue<string>() ?? string.Empty;
+        ResourceVersion = resource["metadata"]?["resourceVersion"]?.GetValue<string>() ?? string.Empty;
+        Scope = Name == "default" ? "Global" : Name.StartsWith("node.", StringComparison.Ordinal) ? "Node" : "Selector";
+        Node = Scope == "Node" ? Name[5..] : node;
+        JsonObject spec = resource["spec"] as JsonObject ?? new JsonObject();
+        _values = FelixFields.All.Where(f => spec.ContainsKey(f.Json)).ToDictionary(f => f.Json, f => FelixFields.ToValue(f, spec[f.Json]), StringComparer.Ordinal);
+    }
+
+    /// <summary>default, node.NAME, or another (selector-scoped) name.</summary>
+    public string Name { get; }
+
+    /// <summary>crd.projectcalico.org/v1 or projectcalico.org/v3: the group it was read through.</summary>
+    public string ApiVersion { get; }
+
+    public string ResourceVersion { get; }
+
+    /// <summary>Global (default), Node (node.NAME) or Selector.</summary>
+    public string Scope { get; }
+
+    /// <summary>The node of a node.NAME object; empty for the others.</summary>
+    public string Node { get; }
+
+    /// <summary>The eBPF-related fields this object sets (JSON names), in catalog order.</summary>
+    public IReadOnlyList<string> SetFields => FelixFields.All.Where(f => _values.ContainsKey(f.Json)).Select(f => f.Json).ToList();
+
+    /// <summary>The whole resource as the API served it.</summary>
+    public JsonObject Resource { get; }
+
+    /// <summary>A field's value as written in the object ("Debug", "true", "1s"), "(unset)" when absent.</summary>
+    public string Show(string json) => FelixFields.Show(Resource["spec"]?[json]);
+
+    /// <summary>A field's value by JSON name (null when this object does not set it).</summary>
+    public object? Value(string json) => _values.TryGetValue(json, out object? v) ? v : null;
+
+    public bool? BpfEnabled => (bool?)Value("bpfEnabled");
+
+    public string? BpfLogLevel => (string?)Value("bpfLogLevel");
+
+    public IReadOnlyDictionary<string, string>? BpfLogFilters => (IReadOnlyDictionary<string, string>?)Value("bpfLogFilters");
+
+    public string? BpfCTLBLogFilter => (string?)Value("bpfCTLBLogFilter");
+
+    public string? BpfConntrackLogLevel => (string?)Value("bpfConntrackLogLevel");
+
+    public string? BpfConntrackMode => (string?)Value("bpfConntrackMode");
+
+    public IReadOnlyDictionary<string, string>? BpfConntrackTimeouts => (IReadOnlyDictionary<string, string>?)Value("bpfConntrackTimeouts");
+
+    public string? BpfDataIfacePattern => (string?)Value("bpfDataIfacePattern");
+
+    public string? BpfL3IfacePattern => (string?)Value("bpfL3IfacePattern");
+
+    public string? BpfConnectTimeLoadBalancing => (string?)Value("bpfConnectTimeLoadBalancing");
+
+    public bool? BpfConnectTimeLoadBalancingEnabled => (bool?)Value("bpfConnectTimeLoadBalancingEnabled");
+
+    public string? BpfHostNetworkedNATWithoutCTLB => (string?)Value("bpfHostNetworkedNATWithoutCTLB");
+
+    public string? BpfExternalServiceMode => (string?)Value("bpfExternalServiceMode");
+
+    public string[]? BpfDSROptoutCIDRs => (string[]?)Value("bpfDSROptoutCIDRs");
+
+    public long? BpfExtToServiceConnmark => (long?)Value("bpfExtToServiceConnmark");
+
+    public bool? BpfKubeProxyIptablesCleanupEnabled => (bool?)Value("bpfKubeProxyIptablesCleanupEnabled");
+
+    public TimeSpan? BpfKubeProxyMinSyncPeriod => (TimeSpan?)Value("bpfKubeProxyMinSyncPeriod");
+
+    public long? BpfKubeProxyHealthzPort => (long?)Value("bpfKubeProxyHealthzPort");
+
+    public bool? BpfKubeProxyEndpointSlicesEnabled => (bool?)Value("bpfKubeProxyEndpointSlicesEnabled");
+
+    public string? BpfPSNATPorts => (string?)Value("bpfPSNATPorts");
+
+    public long? BpfMapSizeNATFrontend => (long?)Value("bpfMapSizeNATFrontend");
+
+    public long? BpfMapSizeNATBackend => (long?)Value("bpfMapSizeNATBackend");
+
+    public long? BpfMapSizeNATAffinity => (long?)Value("bpfMapSizeNATAffinity");
+
+    public long? BpfMapSizeRoute => (long?)Value("bpfMapSizeRoute");
+
+    public long? BpfMapSizeConntrack => (long?)Value("bpfMapSizeConntrack");
+
+    public long? BpfMapSizePerCpuConntrack => (long?)Value("bpfMapSizePerCpuConntrack");
+
+    public string? BpfMapSizeConntrackScaling => (string?)Value("bpfMapSizeConntrackScaling");
+
+    public long? BpfMapSizeConntrackCleanupQueue => (long?)Value("bpfMapSizeConntrackCleanupQueue");
+
+    public long? BpfMapSizeIPSets => (long?)Value("bpfMapSizeIPSets");
+
+    public long? BpfMapSizeIfState => (long?)Value("bpfMapSizeIfState");
+
+    public long? BpfMaglevMaxEndpointsPerService => (long?)Value("bpfMaglevMaxEndpointsPerService");
+
+    public long? BpfMaglevMaxServices => (long?)Value("bpfMaglevMaxServices");
+
+    public string? BpfEnforceRPF => (string?)Value("bpfEnforceRPF");
+
+    public bool? BpfPolicyDebugEnabled => (bool?)Value("bpfPolicyDebugEnabled");
+
+    public string[]? BpfForceTrackPacketsFromIfaces => (string[]?)Value("bpfForceTrackPacketsFromIfaces");
+
+    public string? BpfDisableGROForIfaces => (string?)Value("bpfDisableGROForIfaces");
+
+    public string[]? BpfExcludeCIDRsFromNAT => (string[]?)Value("bpfExcludeCIDRsFromNAT");
+
+    public long? BpfExportBufferSizeMB => (long?)Value("bpfExportBufferSizeMB");
+
+    public bool? BpfHostConntrackBypass => (bool?)Value("bpfHostConntrackBypass");
+
+    public bool? BpfDisableUnprivileged => (bool?)Value("bpfDisableUnprivileged");
+
+    public string? BpfJITHardening => (string?)Value("bpfJITHardening");
+
+    public string? BpfRedirectToPeer => (string?)Value("bpfRedirectToPeer");
+
+    public string? BpfAttachType => (string?)Value("bpfAttachType");
+
+    public string? BpfProfiling => (string?)Value("bpfProfiling");
+
+    public string? BpfOverlayHostSourceIP => (string?)Value("bpfOverlayHostSourceIP");
+
+    public TimeSpan? BpfIPFragTimeout => (TimeSpan?)Value("bpfIPFragTimeout");
+
+    public bool? BpfIPFragmentReassemblyEnabled => (bool?)Value("bpfIPFragmentReassemblyEnabled");
+
+    public bool? IpipEnabled => (bool?)Value("ipipEnabled");
+
+    public long? IpipMTU => (long?)Value("ipipMTU");
+
+    public bool? VxlanEnabled => (bool?)Value("vxlanEnabled");
+
+    public long? VxlanMTU => (long?)Value("vxlanMTU");
+
+    public long? VxlanMTUV6 => (long?)Value("vxlanMTUV6");
+
+    public long? VxlanPort => (long?)Value("vxlanPort");
+
+    public long? VxlanVNI => (long?)Value("vxlanVNI");
+
+    public bool? WireguardEnabled => (bool?)Value("wireguardEnabled");
+
+    public bool? WireguardEnabledV6 => (bool?)Value("wireguardEnabledV6");
+
+    public string? RouteSource => (string?)Value("routeSource");
+
+    public string? IpForwarding => (string?)Value("ipForwarding");
+
+    public bool? Ipv6Support => (bool?)Value("ipv6Support");
+
+    public string? InterfacePrefix => (string?)Value("interfacePrefix");
+
+    public string? NftablesMode => (string?)Value("nftablesMode");
+
+    public string? ProgramClusterRoutes => (string?)Value("programClusterRoutes");
+
+    public string? LogSeverityScreen => (string?)Value("logSeverityScreen");
+
+    public string? FeatureDetectOverride => (string?)Value("featureDetectOverride");
+
+    public string? FeatureGates => (string?)Value("featureGates");
+
+    public string? CgroupV2Path => (string?)Value("cgroupV2Path");
+
+    public override string ToString() => $"{ApiVersion} FelixConfiguration {Name}";
+}

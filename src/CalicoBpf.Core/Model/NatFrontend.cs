@@ -1,0 +1,36 @@
+using System.Net;
+
+namespace CalicoBpf;
+
+/// <summary>A service frontend: one (address, port, protocol[, source CIDR]) key of the NAT frontend map, with its backends.</summary>
+public sealed class NatFrontend
+{
+    public string Node { get; init; } = string.Empty;
+    /// <summary>The service IP; 255.255.255.255 (or all-ones IPv6) is the wildcard NodePort entry.</summary>
+    public IPAddress Address { get; init; } = IPAddress.Any;
+    public int Port { get; init; }
+    public IpProtocol Protocol { get; init; }
+    /// <summary>The LoadBalancerSourceRanges CIDR this entry admits; null for an ordinary entry.</summary>
+    public string? SourceCidr { get; init; }
+    /// <summary>The service id: the key of the backend map; ClusterIP, NodePort and LB frontends of one service share it.</summary>
+    public uint ServiceId { get; init; }
+    /// <summary>Number of backends; -1 on a drop entry (traffic from outside the source ranges).</summary>
+    public int BackendCount { get; init; }
+    public int LocalBackendCount { get; init; }
+    public TimeSpan AffinityTimeout { get; init; }
+    public NatFrontendFlags Flags { get; init; }
+    public IReadOnlyList<NatBackend> Backends { get; init; } = Array.Empty<NatBackend>();
+
+    /// <summary>-Resolve: "namespace/name" of the Kubernetes service with this frontend (empty when none).</summary>
+    public string Service { get; set; } = string.Empty;
+    public string MapName { get; init; } = string.Empty;
+
+    public bool IsDropEntry => BackendCount < 0;
+    public bool IsNodePortWildcard => Address.GetAddressBytes().All(b => b == 0xff);
+    public int MissingBackendCount => Backends.Count(b => b.Missing);
+    public string Frontend => ConntrackText.HostPort(Address, Port);
+
+    public override string ToString() =>
+        $"{Address} port {Port} proto {(byte)Protocol} id {ServiceId} count {BackendCount} local {LocalBackendCount}" +
+        (Flags != NatFrontendFlags.None ? " flags " + Flags : string.Empty) + (SourceCidr is null ? string.Empty : " src " + SourceCidr);
+}
