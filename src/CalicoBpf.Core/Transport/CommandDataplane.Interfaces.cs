@@ -45,7 +45,7 @@ public sealed partial class CommandDataplane
     /// </summary>
     public AttachmentListing ListAttachments()
     {
-        const string script = "command -v bpftool >/dev/null || exit 127; " +
+        const string script = NeedBpftool +
             "x=$(bpftool -j version) || exit 5; printf '%s\\n@@\\n' \"$x\"; " +
             "x=$(bpftool -j net show) || exit 5; printf '%s\\n@@\\n' \"$x\"; " +
             "x=$(bpftool -j prog show) || exit 5; printf '%s\\n@@\\n' \"$x\"; " +

@@ -9,7 +9,7 @@ public sealed partial class CommandDataplane
 {
     public IMapReader OpenMap(string pinName)
     {
-        string path = PinDirectory + "/" + pinName;
+        string path = PinPath(pinName);
         if (_descriptors.TryGetValue(path, out BpfMapDescriptor? known))
         {
             return new BpftoolMapReader(this, path, known);
@@ -35,7 +35,7 @@ public sealed partial class CommandDataplane
     /// </summary>
     public IMapReader OpenMapToDump(string pinName)
     {
-        string path = PinDirectory + "/" + pinName;
+        string path = PinPath(pinName);
         if (Interlocked.Exchange(ref _prefetched, null) is { } prefetched)
         {
             if (prefetched.Path == path)
@@ -72,7 +72,7 @@ public sealed partial class CommandDataplane
     /// </summary>
     public void PrepareToOpen(IReadOnlyList<string> pinNames)
     {
-        var wanted = pinNames.Select(n => PinDirectory + "/" + n).Where(p => !_descriptors.ContainsKey(p)).ToList();
+        var wanted = pinNames.Select(PinPath).Where(p => !_descriptors.ContainsKey(p)).ToList();
         if (wanted.Count < 2)
         {
             return; // one map: OpenMap's own exec is as cheap
@@ -210,4 +210,7 @@ public sealed partial class CommandDataplane
         "arena" => BpfMapType.Arena,
         _ => BpfMapType.Unspecified,
     };
+
+    /// <summary>The node-side path of a pin in the pin directory.</summary>
+    private string PinPath(string pinName) => PinDirectory + "/" + pinName;
 }
