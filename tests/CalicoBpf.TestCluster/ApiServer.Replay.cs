@@ -44,17 +44,12 @@ public sealed partial class ApiServer
             byte[] stdin = StdinAsked(ctx) ? await ReceiveRecordedStdin(ws, protocol, node.Recordings.For(command), ct) : Array.Empty<byte>();
             ExecRecording? answer = node.Answer(command, stdin);
 
-            async Task Send(byte channel, ReadOnlyMemory<byte> data)
-            {
-                byte[] frame = new byte[data.Length + 1];
-                frame[0] = channel;
-                data.CopyTo(frame.AsMemory(1));
-                await ws.SendAsync(frame, WebSocketMessageType.Binary, true, ct);
-            }
+            async Task Send(byte channel, ReadOnlyMemory<byte> data) =>
+                await ws.SendAsync(ChannelFrame(channel, data.Span), WebSocketMessageType.Binary, true, ct);
 
             if (answer is null)
             {
-                await Send(3, Encoding.UTF8.GetBytes(node.NotRecorded(command, stdin.Length)));
+                await EndExec(ws, node.NotRecorded(command, stdin.Length), ct);
             }
             else
             {
@@ -68,11 +63,8 @@ public sealed partial class ApiServer
                     await Send(2, answer.Stderr);
                 }
 
-                await Send(3, Encoding.UTF8.GetBytes(answer.Status));
+                await EndExec(ws, answer.Status, ct);
             }
-
-            using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, closing.Token);
         }
         catch (Exception) when (ct.IsCancellationRequested || ws.State != WebSocketState.Open)
         {

@@ -853,48 +853,24 @@ public sealed partial class ApiServer : IAsyncDisposable
         {
             // Fault knob: every command of this node "runs" and ends as configured (a tool missing,
             // garbage on stdout, a failure), instead of running for real.
-            async Task Frame(byte channel, string text)
+            foreach ((byte channel, string text) in new[] { ((byte)1, node.Spec.ExecStdout), ((byte)2, node.Spec.ExecStderr) })
             {
-                byte[] bytes = Encoding.UTF8.GetBytes(text);
-                byte[] frame = new byte[bytes.Length + 1];
-                frame[0] = channel;
-                bytes.CopyTo(frame, 1);
-                await ws.SendAsync(frame, WebSocketMessageType.Binary, true, ctx.RequestAborted);
+                if (text.Length > 0)
+                {
+                    await ws.SendAsync(ChannelFrame(channel, Encoding.UTF8.GetBytes(text)), WebSocketMessageType.Binary, true, ctx.RequestAborted);
+                }
             }
 
-            if (node.Spec.ExecStdout.Length > 0)
-            {
-                await Frame(1, node.Spec.ExecStdout);
-            }
-
-            if (node.Spec.ExecStderr.Length > 0)
-            {
-                await Frame(2, node.Spec.ExecStderr);
-            }
-
-            await Frame(3, ExitStatus(exitCode, command).ToJsonString());
-            using var done = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, done.Token);
+            await EndExec(ws, ExitStatus(exitCode, command).ToJsonString(), ctx.RequestAborted);
             return;
-        }
-
-        async Task SendStatus(JsonObject status)
-        {
-            byte[] bytes = Encoding.UTF8.GetBytes(status.ToJsonString());
-            byte[] frame = new byte[bytes.Length + 1];
-            frame[0] = 3;
-            bytes.CopyTo(frame, 1);
-            await ws.SendAsync(frame, WebSocketMessageType.Binary, true, ctx.RequestAborted);
-            using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, closing.Token);
         }
 
         if (node.MissingExecutable(command[0]) is string missing)
         {
             // As containerd answers it: the runtime finds no such executable in the container, so no process
             // starts and there is no exit code, only an internal error.
-            await SendStatus(InternalError($"error executing command in container: failed to exec in container: failed to start exec \"{Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant()}\": " +
-                $"OCI runtime exec failed: exec failed: unable to start container process: {missing}: unknown"));
+            await EndExec(ws, InternalError($"error executing command in container: failed to exec in container: failed to start exec \"{Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant()}\": " +
+                $"OCI runtime exec failed: exec failed: unable to start container process: {missing}: unknown").ToJsonString(), ctx.RequestAborted);
             return;
         }
 
@@ -924,9 +900,7 @@ public sealed partial class ApiServer : IAsyncDisposable
 
         async Task Send(byte channel, ReadOnlyMemory<byte> data)
         {
-            byte[] frame = new byte[data.Length + 1];
-            frame[0] = channel;
-            data.CopyTo(frame.AsMemory(1));
+            byte[] frame = ChannelFrame(channel, data.Span);
             await sendLock.WaitAsync(abort.Token);
             try
             {
@@ -1069,12 +1043,8 @@ public sealed partial class ApiServer : IAsyncDisposable
             await Task.WhenAny(output, Task.Delay(Timeout.Infinite, abort.Token));
             abort.Token.ThrowIfCancellationRequested();
             await process.WaitForExitAsync(abort.Token);
-            await Send(3, Encoding.UTF8.GetBytes(ExitStatus(process.ExitCode, command).ToJsonString()));
-            // Send the close frame and end the request: waiting for the client's answer (CloseAsync)
-            // kept the request open as long as the client kept its socket, and a stopping server
-            // waited its whole shutdown timeout for it.
-            using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, closing.Token);
+            // Both pumps are done: nothing else sends now.
+            await EndExec(ws, ExitStatus(process.ExitCode, command).ToJsonString(), abort.Token);
         }
         catch (Exception) when (abort.IsCancellationRequested || ws.State != WebSocketState.Open)
         {
@@ -1096,6 +1066,27 @@ public sealed partial class ApiServer : IAsyncDisposable
                 process.Dispose();
             }
         }
+    }
+
+    /// <summary>One frame of the exec stream protocols (v4, v5): the channel's byte, then the data.</summary>
+    private static byte[] ChannelFrame(byte channel, ReadOnlySpan<byte> data)
+    {
+        byte[] frame = new byte[data.Length + 1];
+        frame[0] = channel;
+        data.CopyTo(frame.AsSpan(1));
+        return frame;
+    }
+
+    /// <summary>
+    /// Ends an exec as the kubelet does: its Status on the error channel (3), then the close frame.
+    /// The request ends without waiting for the client's answer (CloseAsync kept it open as long as
+    /// the client kept its socket, and a stopping server waited its whole shutdown timeout for it).
+    /// </summary>
+    private static async Task EndExec(WebSocket ws, string status, CancellationToken cancellationToken)
+    {
+        await ws.SendAsync(ChannelFrame(3, Encoding.UTF8.GetBytes(status)), WebSocketMessageType.Binary, true, cancellationToken);
+        using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, closing.Token);
     }
 
     /// <summary>The Status of an exec that could not start (InternalError, code 500, no exit code), as the kubelet writes it.</summary>

@@ -103,7 +103,7 @@ public sealed class CalicoNodeImage
             foreach (string path in Directory.EnumerateFileSystemEntries(dir).Order(StringComparer.Ordinal))
             {
                 string name = Path.GetFileName(path);
-                if (!Keeps(path) || name is "sh" or "bpftool" || !seen.Add(name) || !IsExecutableFile(path))
+                if (!Keeps(path) || name is "sh" or "bpftool" || !seen.Add(name) || !IsExecutable(path))
                 {
                     continue;
                 }
@@ -120,20 +120,6 @@ public sealed class CalicoNodeImage
         }
     }
 
-    private static bool IsExecutableFile(string path)
-    {
-        try
-        {
-            var info = new FileInfo(path);
-            FileSystemInfo target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) ?? info;
-            return target is FileInfo { Exists: true } f && IsExecutable(f.FullName);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
     /// <summary>
     /// Where the release's bpftool comes from. 7.5.0 is the real one (Debian's bookworm-backports
     /// build, fetched by tests/tools/get-bpftool75.sh); it also serves 7.4.0, which has every
@@ -145,10 +131,9 @@ public sealed class CalicoNodeImage
     /// </summary>
     private string Bpftool(string stagingDirectory)
     {
-        string real = FetchedBpftool ?? HostBpftool;
         if (BpftoolVersion != "5.3.0")
         {
-            return real;
+            return RealBpftool;
         }
 
         string path = Path.Combine(stagingDirectory, "bpftool-5.3.0");

@@ -148,13 +148,12 @@ public sealed class SimulatedNode : IDisposable
     /// </summary>
     public string? MissingExecutable(string file)
     {
-        static bool Executable(string p) => CalicoNodeImage.IsExecutable(p);
         if (file.Contains('/'))
         {
-            return Executable(ContainerRoot + (file.StartsWith('/') ? file : "/" + file)) ? null : $"exec: \"{file}\": stat {file}: no such file or directory";
+            return CalicoNodeImage.IsExecutable(ContainerRoot + (file.StartsWith('/') ? file : "/" + file)) ? null : $"exec: \"{file}\": stat {file}: no such file or directory";
         }
 
-        return CalicoNodeImage.ContainerPath.Split(':').Any(d => Executable(ContainerRoot + d + "/" + file)) ? null : $"exec: \"{file}\": executable file not found in $PATH";
+        return CalicoNodeImage.ContainerPath.Split(':').Any(d => CalicoNodeImage.IsExecutable(ContainerRoot + d + "/" + file)) ? null : $"exec: \"{file}\": executable file not found in $PATH";
     }
 
     /// <summary>

@@ -51,12 +51,6 @@ BeforeAll {
         # kubectl exec into the node's calico-node, stderr with stdout.
         kubectl --kubeconfig $cluster.Kubeconfig exec -n calico-system (Pod $Node) -c calico-node -- sh -c $Script 2>&1
     }
-
-    function Mark([string] $Text) {
-        # A line in the kernel's one trace buffer, written from the host.
-        & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $Text > /sys/kernel/tracing/trace_marker"
-        $LASTEXITCODE | Should -Be 0
-    }
 }
 
 AfterAll { Stop-ScenarioCluster $cluster }
@@ -92,7 +86,7 @@ Describe 'The calico-node container of <Release>' -ForEach $releases -Skip:(-not
 
     It 'follows the trace buffer through bpftool, which mounts tracefs in the container' {
         $mark = "cbpf-release-$Node-$PID"
-        Mark $mark
+        Add-TraceMark $mark
         $line = Get-BpfTraceLog -Node $Node -Follow -TimeoutSec 30 | Where-Object Message -match $mark | Select-Object -First 1
         $line.Node | Should -Be $Node
         Exec $Node 'grep -c tracefs /proc/mounts || true' | Should -Be '1'
@@ -145,7 +139,7 @@ Describe 'Nothing left running on a node' -Skip:(-not $kernel) {
         Wait-NodeIdle $cluster r332 | Should -BeNullOrEmpty
         # And the next line is not eaten by a reader left behind.
         $mark = "cbpf-after-stop-$PID"
-        Mark $mark
+        Add-TraceMark $mark
         (Get-BpfTraceLog -Node r332 -Follow -TimeoutSec 30 | Where-Object Message -match $mark | Select-Object -First 1).Node | Should -Be 'r332'
     }
 

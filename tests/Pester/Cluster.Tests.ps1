@@ -192,11 +192,6 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $kc = $cluster.Kubeconfig
         $pod = (kubectl --kubeconfig $kc get pods -n calico-system -o json | ConvertFrom-Json).items | Where-Object { $_.spec.nodeName -eq 'node-a' } | Select-Object -First 1
         function Mounted { kubectl --kubeconfig $kc exec -n calico-system $pod.metadata.name -c calico-node -- sh -c 'grep -c tracefs /proc/mounts || true' }
-        # A line in the kernel's one trace buffer, written from the host.
-        function Mark([string] $Text) {
-            & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $Text > /sys/kernel/tracing/trace_marker"
-            $LASTEXITCODE | Should -Be 0
-        }
         # As in a real calico-node container: neither the manifest nor the operator mounts tracefs, so the
         # buffer cannot be read without consuming it, and the error says how to get there.
         Mounted | Should -Be '0'
@@ -206,7 +201,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
 
         # -Follow streams through bpftool, which mounts tracefs in the container.
         $mark = "cbpf-mark-$PID-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
-        Mark $mark
+        Add-TraceMark $mark
         try {
             $line = Get-BpfTraceLog -Node node-a -Follow -TimeoutSec 30 | Where-Object Message -match $mark | Select-Object -First 1
             $line.Node | Should -Be 'node-a'
@@ -223,7 +218,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         # from then on the buffer is read without consuming it.
         Mounted | Should -Be '1'
         $second = "cbpf-mark2-$PID"
-        Mark $second
+        Add-TraceMark $second
         @(Get-BpfTraceLog -Node node-a | Where-Object Message -match $second).Count | Should -Be 1
     }
 

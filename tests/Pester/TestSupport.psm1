@@ -109,6 +109,12 @@ function Get-ClusterLongestExecTarget($Cluster) {
     (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).longestExecTarget
 }
 
+function Add-TraceMark([string] $Text) {
+    # A line in the kernel's one trace buffer, written from the host (through a tracefs of its own mount namespace).
+    & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $Text > /sys/kernel/tracing/trace_marker"
+    if ($LASTEXITCODE) { throw "Writing '$Text' to the trace buffer failed (exit code $LASTEXITCODE)." }
+}
+
 function Get-NodeProcess($Cluster, [string] $Node) {
     # The command lines running in a node's calico-node container, its PID 1 aside: what an exec left behind.
     @((Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/nodes/$Node/processes" -Headers @{ Authorization = 'Bearer admin-token' }).processes)
