@@ -1,20 +1,23 @@
 using System.Management.Automation;
 using CalicoBpf.Cluster;
-using CalicoBpf.Interop;
 using CalicoBpf.Maps;
 using CalicoBpf.Transport;
 
 namespace CalicoBpf.Commands;
 
 /// <summary>
-/// What every CalicoBpf cmdlet shares: cancellation wired to Ctrl+C, the engine's warnings and
-/// verbose messages, and one mapping from engine exceptions to error records.
+/// What every CalicoBpf cmdlet shares: the cluster of -Kubeconfig and -Context (one connection per
+/// run; cmdlets that talk to the Kubernetes API only derive from this base directly), cancellation
+/// wired to Ctrl+C, the engine's warnings and
+/// verbose messages, engine failures as error records (<see cref="ErrorRecords"/>), and the parsing of
+/// arguments that several cmdlets share.
 /// </summary>
 public abstract class CalicoBpfCmdletBase : PSCmdlet
 {
     private readonly CancellationTokenSource _stop = new();
     private Reporter? _reporter;
     private readonly AsyncLocal<IEngineReporter?> _workerReporter = new();
+    private IClusterConnection? _cluster;
 
     protected CancellationToken CancelToken => _stop.Token;
 
@@ -49,40 +52,11 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
         {
             throw;
         }
-        catch (Exception ex) when (ToErrorRecord(ex, target) is { } record)
+        catch (Exception ex) when (ErrorRecords.FromEngine(ex, target) is { } record)
         {
             ThrowTerminatingError(record);
         }
     }
-
-    /// <summary>The error record for an engine exception: a stable id, a real category, the map or path as target.</summary>
-    internal static ErrorRecord? ToErrorRecord(Exception ex, object? target) => ex switch
-    {
-        BpfEnvironmentException e => new ErrorRecord(e, e.Problem switch
-        {
-            BpfEnvironmentProblem.NotRoot => "NotRoot",
-            BpfEnvironmentProblem.NotLinux => "NotLinux",
-            BpfEnvironmentProblem.NoBpfFs => "NoBpfFs",
-            BpfEnvironmentProblem.NoCalicoMaps => "NoCalicoMaps",
-            BpfEnvironmentProblem.NoTraceFs => "NoTraceFs",
-            BpfEnvironmentProblem.NoPolicyDebugInfo => "NoPolicyDebugInfo",
-            _ => "UnsupportedPlatform",
-        }, e.Problem switch
-        {
-            BpfEnvironmentProblem.NotRoot => ErrorCategory.PermissionDenied,
-            BpfEnvironmentProblem.NoCalicoMaps or BpfEnvironmentProblem.NoPolicyDebugInfo => ErrorCategory.ObjectNotFound,
-            BpfEnvironmentProblem.NoBpfFs or BpfEnvironmentProblem.NoTraceFs => ErrorCategory.ResourceUnavailable,
-            _ => ErrorCategory.NotImplemented,
-        }, e.Target ?? target),
-        CalicoMapLayoutException e => new ErrorRecord(e, "UnknownMapLayout", ErrorCategory.InvalidData, e.MapName),
-        BpfObjectNotFoundException e => new ErrorRecord(e, "MapNotFound", ErrorCategory.ObjectNotFound, e.Target ?? target),
-        BpfPermissionDeniedException e => new ErrorRecord(e, "PermissionDenied", ErrorCategory.PermissionDenied, e.Target ?? target),
-        BpfNotSupportedException e => new ErrorRecord(e, "NotSupported", ErrorCategory.NotImplemented, e.Target ?? target),
-        BpfException e => new ErrorRecord(e, "BpfCallFailed", ErrorCategory.ReadError, e.Target ?? target),
-        UnauthorizedAccessException e => new ErrorRecord(e, "PermissionDenied", ErrorCategory.PermissionDenied, target),
-        IOException e => new ErrorRecord(e, "PinDirectoryUnreadable", ErrorCategory.ReadError, target),
-        _ => null,
-    };
 
     /// <summary>
     /// Writes each item as it comes. When the user named things without wildcards and nothing
@@ -150,25 +124,6 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
     private protected IClusterConnection ConnectCluster(string? kubeconfig, string? context, TimeSpan requestTimeout) =>
         ClusterConnections.Get(new ClusterTarget(kubeconfig is null ? null : GetUnresolvedProviderPathFromPSPath(kubeconfig), context, requestTimeout));
 
-    /// <summary>The error record of a refused or failed API call: 401, 403, 404, 414, 429 and timeouts get their own ids and categories.</summary>
-    private protected static ErrorRecord ClusterError(ClusterException ex, string id, object? target) => new(ex, ex.TimedOut ? "ClusterTimeout" : ex.StatusCode switch
-    {
-        401 => "ClusterUnauthorized",
-        403 => "ClusterForbidden",
-        404 => "ClusterNotFound",
-        414 => "ClusterRequestTooLong",
-        429 => "ClusterThrottled",
-        _ => id,
-    }, ex.TimedOut ? ErrorCategory.OperationTimeout : ex.StatusCode switch
-    {
-        401 => ErrorCategory.AuthenticationError,
-        403 => ErrorCategory.PermissionDenied,
-        404 => ErrorCategory.ObjectNotFound,
-        414 => ErrorCategory.LimitsExceeded,
-        429 => ErrorCategory.LimitsExceeded,
-        _ => ErrorCategory.ConnectionError,
-    }, target);
-
     /// <summary>
     /// The conntrack filter that Get-BpfConntrack and Remove-BpfConntrack share. False when an
     /// address was refused (the cmdlet has stopped with the error).
@@ -206,4 +161,47 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
         WildcardPattern[] compiled = patterns.Select(p => new WildcardPattern(p, WildcardOptions.IgnoreCase)).ToArray();
         return name => compiled.Any(w => w.IsMatch(name));
     }
+
+    /// <summary>The kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then the in-cluster account.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Kubeconfig { get; set; }
+
+    /// <summary>The kubeconfig context; default its current context.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Context { get; set; }
+
+    /// <summary>
+    /// Seconds one request may take: an API call, the start of a command on a node, or a node's
+    /// command sending nothing while it is read. Past it, the request is given up with a
+    /// ClusterTimeout error (for the node alone, when one node of many is slow).
+    /// </summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int TimeoutSec { get; set; } = (int)ClusterTarget.DefaultRequestTimeout.TotalSeconds;
+
+    /// <summary>The cluster of -Kubeconfig and -Context; one that cannot be used stops the cmdlet.</summary>
+    private protected IClusterConnection Cluster => _cluster ??= Api(() => ConnectCluster(Kubeconfig, Context, TimeSpan.FromSeconds(TimeoutSec)), Kubeconfig);
+
+    /// <summary>Runs a step against the cluster; an unreachable or refusing cluster stops the cmdlet with its status.</summary>
+    private protected T Api<T>(Func<T> step, object? target = null)
+    {
+        try
+        {
+            return step();
+        }
+        catch (ClusterException ex)
+        {
+            ThrowTerminatingError(ErrorRecords.FromCluster(ex, "ClusterUnavailable", target));
+            throw; // not reached
+        }
+    }
+
+    /// <summary>
+    /// The cluster's nodes that <paramref name="patterns"/> name, by the one rule of <see cref="NodeSelection"/>;
+    /// <paramref name="needsCalicoNode"/> for cmdlets that work on a node's Calico dataplane.
+    /// </summary>
+    private protected List<CalicoNode> SelectNodes(string[] patterns, bool needsCalicoNode) =>
+        NodeSelection.Select(Api(() => Cluster.ListNodes(CancelToken)), patterns, needsCalicoNode, WriteError);
 }

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Removes every entry of Calico's tunnel neighbour table (calico-bpf arp clean); the dataplane learns them again.</summary>
 [Cmdlet(VerbsCommon.Clear, "BpfArp", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(void))]
-public sealed class ClearBpfArpCommand : RemoteCmdletBase
+public sealed class ClearBpfArpCommand : MapCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Resets Calico's per-interface counters to zero (calico-bpf counters flush).</summary>
 [Cmdlet(VerbsCommon.Clear, "BpfCounter", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(void))]
-public sealed class ClearBpfCounterCommand : RemoteCmdletBase
+public sealed class ClearBpfCounterCommand : MapCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Calico's tunnel neighbour table (calico-bpf arp dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfArp")]
 [OutputType(typeof(ArpEntry))]
-public sealed class GetBpfArpCommand : RemoteCmdletBase
+public sealed class GetBpfArpCommand : MapCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }

@@ -23,8 +23,6 @@ public sealed class GetBpfConnectTimeProgramCommand : NodeCmdletBase
     [Parameter]
     public SwitchParameter All { get; set; }
 
-    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(release: CalicoVersion);
-
     protected override void ProcessRecord()
     {
         // Paths of another node are that node's: only local ones go through the provider (relative paths, ~).

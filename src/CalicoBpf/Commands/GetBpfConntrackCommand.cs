@@ -7,8 +7,10 @@ namespace CalicoBpf.Commands;
 /// <summary>Decodes Calico's conntrack table into <see cref="ConntrackEntry"/> objects, filtering while it reads.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfConntrack")]
 [OutputType(typeof(ConntrackEntry))]
-public sealed class GetBpfConntrackCommand : WorkloadCmdletBase
+public sealed class GetBpfConntrackCommand : MapCmdletBase
 {
+    private readonly WorkloadLookup _workloads = new();
+
     /// <summary>Read the IPv6 table (cali_v6_ct*) instead of the IPv4 one.</summary>
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
@@ -39,6 +41,28 @@ public sealed class GetBpfConntrackCommand : WorkloadCmdletBase
     [Parameter]
     public TimeSpan OlderThan { get; set; }
 
+    /// <summary>Adds SourcePod, DestinationPod and Service (namespace/name) by matching the entries' addresses with the cluster's pod and service IPs (<see cref="WorkloadLookup"/>).</summary>
+    [Parameter]
+    public SwitchParameter Resolve { get; set; }
+
+    /// <summary>Only entries from or to one of these pods (namespace/name, or a name in any namespace; wildcards). Implies -Resolve.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Pod { get; set; }
+
+    /// <summary>Only entries with a pod or service in one of these namespaces (wildcards). Implies -Resolve.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Namespace { get; set; }
+
+    /// <summary>Only entries of connections to one of these services (namespace/name, or a name in any namespace; wildcards). Implies -Resolve.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Service { get; set; }
+
     protected override void ProcessRecord()
     {
         if (!TryBuildConntrackQuery(IPv6, Protocol, Address, Port, Type, State, OlderThan, out ConntrackQuery query))
@@ -46,13 +70,13 @@ public sealed class GetBpfConntrackCommand : WorkloadCmdletBase
             return;
         }
 
-        if (LoadWorkloads() is not { } workloads)
+        WorkloadFilter? filter = WorkloadLookup.Filter(Pod, Namespace, Service);
+        if (_workloads.Load(Resolve, filter, () => Api(() => Cluster.LoadWorkloads(CancelToken)), WriteWarning) is not { } workloads)
         {
             ForEachNode(node => ConntrackReader.Read(node, query, Reporter, CancelToken));
             return;
         }
 
-        WorkloadFilter? filter = Workloads;
         query = query with { Resolver = workloads, Workloads = filter, WorkloadAddresses = filter?.Prefixes(workloads) };
         ForEachNode(node => ConntrackReader.Read(node, query, Reporter, CancelToken).Select(Resolved));
     }

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Reads Calico's per-interface packet counters (what calico-bpf counters dump shows).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfCounter")]
 [OutputType(typeof(BpfCounter))]
-public sealed class GetBpfCounterCommand : RemoteCmdletBase
+public sealed class GetBpfCounterCommand : MapCmdletBase
 {
     /// <summary>Interface names, wildcards allowed.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]

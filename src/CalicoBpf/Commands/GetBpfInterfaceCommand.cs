@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Felix's interface state: which interfaces it manages and the programs it attached (calico-bpf ifstate dump), with the kernel's attachments (TC, TCX, Netkit).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfInterface")]
 [OutputType(typeof(BpfInterfaceState))]
-public sealed class GetBpfInterfaceCommand : RemoteCmdletBase
+public sealed class GetBpfInterfaceCommand : MapCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]

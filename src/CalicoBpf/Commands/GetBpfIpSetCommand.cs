@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Members of Calico's IP sets (calico-bpf ipsets dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfIpSet")]
 [OutputType(typeof(BpfIpSetMember))]
-public sealed class GetBpfIpSetCommand : RemoteCmdletBase
+public sealed class GetBpfIpSetCommand : MapCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Session-affinity entries (calico-bpf nat aff).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfNatAffinity")]
 [OutputType(typeof(NatAffinity))]
-public sealed class GetBpfNatAffinityCommand : RemoteCmdletBase
+public sealed class GetBpfNatAffinityCommand : MapCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }

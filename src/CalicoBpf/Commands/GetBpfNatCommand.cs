@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using CalicoBpf.Cluster;
 using CalicoBpf.Maps;
 
 namespace CalicoBpf.Commands;
@@ -6,8 +7,10 @@ namespace CalicoBpf.Commands;
 /// <summary>Service frontends of the NAT maps with their backends (calico-bpf nat dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfNat")]
 [OutputType(typeof(NatFrontend))]
-public sealed class GetBpfNatCommand : WorkloadCmdletBase
+public sealed class GetBpfNatCommand : MapCmdletBase
 {
+    private readonly WorkloadLookup _workloads = new();
+
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
 
@@ -28,6 +31,28 @@ public sealed class GetBpfNatCommand : WorkloadCmdletBase
     [ValidateNotNullOrEmpty]
     public uint[]? ServiceId { get; set; }
 
+    /// <summary>Adds Service to each frontend and Pod to each backend (namespace/name), from the cluster's services and pods (<see cref="WorkloadLookup"/>).</summary>
+    [Parameter]
+    public SwitchParameter Resolve { get; set; }
+
+    /// <summary>Only frontends with one of these pods among their backends (namespace/name, or a name in any namespace; wildcards). Implies -Resolve.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Pod { get; set; }
+
+    /// <summary>Only frontends whose service, or one of whose backend pods, is in one of these namespaces (wildcards). Implies -Resolve.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Namespace { get; set; }
+
+    /// <summary>Only the frontends of these services (namespace/name, or a name in any namespace; wildcards). Implies -Resolve.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Service { get; set; }
+
     protected override void ProcessRecord()
     {
         if (!TryParseAddresses(Address, IPv6, out List<AddressPrefix>? addresses))
@@ -35,7 +60,12 @@ public sealed class GetBpfNatCommand : WorkloadCmdletBase
             return;
         }
 
-        var query = new NatQuery { IPv6 = IPv6, Addresses = addresses, Ports = Port, Protocols = Protocol, ServiceIds = ServiceId, Resolver = LoadWorkloads(), Workloads = Workloads };
+        WorkloadFilter? filter = WorkloadLookup.Filter(Pod, Namespace, Service);
+        var query = new NatQuery
+        {
+            IPv6 = IPv6, Addresses = addresses, Ports = Port, Protocols = Protocol, ServiceIds = ServiceId,
+            Resolver = _workloads.Load(Resolve, filter, () => Api(() => Cluster.LoadWorkloads(CancelToken)), WriteWarning), Workloads = filter,
+        };
         ForEachNode(node => NatMaps.ReadFrontends(node, query, Reporter, CancelToken));
     }
 }

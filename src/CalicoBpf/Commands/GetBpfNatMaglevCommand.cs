@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Maglev lookup-table entries (calico-bpf nat maglev), where the node has the map.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfNatMaglev")]
 [OutputType(typeof(MaglevEntry))]
-public sealed class GetBpfNatMaglevCommand : RemoteCmdletBase
+public sealed class GetBpfNatMaglevCommand : MapCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>The policy rules attached to interfaces, with per-rule hit counts (calico-bpf policy dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfPolicy")]
 [OutputType(typeof(BpfPolicyRule))]
-public sealed class GetBpfPolicyCommand : RemoteCmdletBase
+public sealed class GetBpfPolicyCommand : MapCmdletBase
 {
     /// <summary>Interface names, wildcards allowed; without it, every interface Felix wrote policy debug info for.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]

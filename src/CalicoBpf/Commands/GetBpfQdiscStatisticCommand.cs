@@ -18,8 +18,6 @@ public sealed class GetBpfQdiscStatisticCommand : NodeCmdletBase
     [ValidateNotNullOrEmpty]
     public string[]? Kind { get; set; }
 
-    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(release: CalicoVersion);
-
     protected override void ProcessRecord()
     {
         Func<string, bool>? filter = WildcardFilter(Interface);

@@ -7,7 +7,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Calico's routing map (calico-bpf routes dump); -Address finds the route the dataplane uses.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfRoute")]
 [OutputType(typeof(BpfRoute))]
-public sealed class GetBpfRouteCommand : RemoteCmdletBase
+public sealed class GetBpfRouteCommand : MapCmdletBase
 {
     [Parameter]
     public SwitchParameter IPv6 { get; set; }

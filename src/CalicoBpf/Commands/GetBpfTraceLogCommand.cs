@@ -40,8 +40,6 @@ public sealed class GetBpfTraceLogCommand : NodeCmdletBase
     [ValidateNotNullOrEmpty]
     public string? TracingPath { get; set; }
 
-    protected override INodeDataplane OpenLocalNode() => new LocalDataplane(release: CalicoVersion);
-
     protected override void ProcessRecord()
     {
         string? dir = TracingPath is null ? null : Node is null ? GetUnresolvedProviderPathFromPSPath(TracingPath) : TracingPath;

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// <summary>Lists the cluster's nodes with their calico-node pods; pipes into every -Node cmdlet.</summary>
 [Cmdlet(VerbsCommon.Get, "CalicoNode")]
 [OutputType(typeof(CalicoNode))]
-public sealed class GetCalicoNodeCommand : ClusterCmdletBase
+public sealed class GetCalicoNodeCommand : CalicoBpfCmdletBase
 {
     [Parameter(Position = 0)]
     [SupportsWildcards]

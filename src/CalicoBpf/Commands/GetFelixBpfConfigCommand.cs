@@ -7,7 +7,7 @@ namespace CalicoBpf.Commands;
 [Cmdlet(VerbsCommon.Get, "FelixBpfConfig", DefaultParameterSetName = Objects)]
 [OutputType(typeof(FelixBpfConfig), ParameterSetName = new[] { Objects })]
 [OutputType(typeof(FelixEffectiveValue), ParameterSetName = new[] { EffectiveSet })]
-public sealed class GetFelixBpfConfigCommand : ClusterCmdletBase
+public sealed class GetFelixBpfConfigCommand : CalicoBpfCmdletBase
 {
     private const string Objects = "Objects";
     private const string EffectiveSet = "Effective";

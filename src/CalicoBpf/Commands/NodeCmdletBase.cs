@@ -10,13 +10,17 @@ namespace CalicoBpf.Commands;
 /// written on the pipeline thread as they arrive, each carrying its Node; a node that fails is one
 /// non-terminating error naming the node, and the others complete.
 /// </summary>
-public abstract class NodeCmdletBase : ClusterCmdletBase
+public abstract class NodeCmdletBase : CalicoBpfCmdletBase
 {
-    /// <summary>This machine's dataplane, for local mode.</summary>
-    protected abstract INodeDataplane OpenLocalNode();
+    /// <summary>
+    /// Where the maps are pinned on a node (local or remote): the -PinPath of a cmdlet that reads or
+    /// changes Calico's maps (<see cref="MapCmdletBase"/>); null: the default (release inference reads it).
+    /// </summary>
+    private protected virtual string? PinDirectory => null;
 
-    /// <summary>Where the maps are pinned on a node (local or remote); null for cmdlets that read no maps.</summary>
-    protected virtual string? PinDirectory => null;
+    /// <summary>This machine's dataplane, for local mode: the maps of -PinPath (a PowerShell path, resolved).</summary>
+    private protected INodeDataplane OpenLocalNode() =>
+        new LocalDataplane(PinDirectory is { } pins ? ResolvePinPath(pins) : null, release: CalicoVersion);
 
     /// <summary>Node names, wildcards allowed; * is every node running calico-node. Without it: this machine.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -54,7 +58,7 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
     }
 
     /// <summary>
-    /// For changes: runs <paramref name="change"/> on the local node, or on each selected node in
+    /// For changes: runs <paramref name="change"/> on the local node, or on each node -Node selects in
     /// turn, on the pipeline thread, so that it can ask ShouldProcess for the node before any exec.
     /// A node that fails is one error; the others go on.
     /// </summary>
@@ -66,9 +70,14 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
             return;
         }
 
-        (IClusterConnection cluster, List<CalicoNode> targets) = ResolveNodes();
+        ForEachNodeInTurn(Node!, change);
+    }
 
-        foreach (CalicoNode node in targets)
+    /// <summary>As <see cref="ForEachNodeInTurn(Action{INodeDataplane})"/>, on the cluster nodes <paramref name="nodes"/> names (by <see cref="NodeSelection"/>'s rule).</summary>
+    private protected void ForEachNodeInTurn(IEnumerable<string> nodes, Action<INodeDataplane> change)
+    {
+        IClusterConnection cluster = Cluster;
+        foreach (CalicoNode node in SelectNodes(nodes.ToArray(), needsCalicoNode: true))
         {
             CancelToken.ThrowIfCancellationRequested();
             try
@@ -78,17 +87,13 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
             }
             catch (Exception ex) when (ex is not PipelineStoppedException and not OperationCanceledException)
             {
-                WriteError(NodeError(node, ex));
+                WriteError(ErrorRecords.FromNode(node, ex));
             }
         }
     }
 
-    /// <summary>The cluster and the nodes -Node selects (running calico-node); a cluster that cannot be reached stops the cmdlet.</summary>
-    private (IClusterConnection Cluster, List<CalicoNode> Targets) ResolveNodes() =>
-        (Cluster, SelectNodes(Node!, needsCalicoNode: true));
-
     /// <summary>A node of the cluster as a dataplane (its tools over pods/exec), stopped by <paramref name="token"/> (default: the cmdlet's).</summary>
-    private protected CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node, CancellationToken? token = null) =>
+    private CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node, CancellationToken? token = null) =>
         new CommandDataplane(cluster.ExecRunner(node), PinDirectory, token ?? CancelToken, ReleaseOf(node));
 
     /// <summary>
@@ -118,28 +123,8 @@ public abstract class NodeCmdletBase : ClusterCmdletBase
             return;
         }
 
-        (IClusterConnection cluster, List<CalicoNode> targets) = ResolveNodes();
-        new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => RemoteNode(cluster, node, token), UseWorkerReporter, NodeError)
-            .Read(targets, read);
-    }
-
-    private protected static ErrorRecord NodeError(CalicoNode node, Exception ex)
-    {
-        if (ex is AggregateException { InnerException: { } inner })
-        {
-            ex = inner;
-        }
-
-        ErrorRecord record = ex switch
-        {
-            ClusterException c => ClusterError(c, "NodeExecFailed", node.Node),
-            NodeCommandException c => new ErrorRecord(c, c.ExitCode == 127 ? "NodeToolMissing" : "NodeCommandFailed",
-                c.ExitCode == 127 ? ErrorCategory.NotInstalled : ErrorCategory.InvalidResult, node.Node),
-            _ => ToErrorRecord(ex, node.Node) is { } r
-                ? new ErrorRecord(r.Exception, r.FullyQualifiedErrorId, r.CategoryInfo.Category, node.Node) // the node is the target
-                : new ErrorRecord(ex, "NodeReadFailed", ErrorCategory.ReadError, node.Node),
-        };
-        record.ErrorDetails = new ErrorDetails(ex.Message.Contains(node.Node, StringComparison.Ordinal) ? ex.Message : $"{node.Node}: {ex.Message}");
-        return record;
+        IClusterConnection cluster = Cluster;
+        new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => RemoteNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode)
+            .Read(SelectNodes(Node!, needsCalicoNode: true), read);
     }
 }

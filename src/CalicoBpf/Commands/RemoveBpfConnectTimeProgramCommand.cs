@@ -9,7 +9,7 @@ namespace CalicoBpf.Commands;
 /// </summary>
 [Cmdlet(VerbsCommon.Remove, "BpfConnectTimeProgram", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(void))]
-public sealed class RemoveBpfConnectTimeProgramCommand : RemoteCmdletBase
+public sealed class RemoveBpfConnectTimeProgramCommand : MapCmdletBase
 {
     [Parameter]
     [ValidateNotNullOrEmpty]

@@ -12,7 +12,7 @@ namespace CalicoBpf.Commands;
 /// </summary>
 [Cmdlet(VerbsCommon.Remove, "BpfConntrack", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FilterSet)]
 [OutputType(typeof(ConntrackRemoval))]
-public sealed class RemoveBpfConntrackCommand : RemoteCmdletBase
+public sealed class RemoveBpfConntrackCommand : MapCmdletBase
 {
     private const string FilterSet = "Filter";
     private const string InputSet = "InputObject";
@@ -197,28 +197,8 @@ public sealed class RemoveBpfConntrackCommand : RemoteCmdletBase
             return;
         }
 
-        IClusterConnection cluster = Cluster;
-        IReadOnlyList<CalicoNode> nodes = Api(() => cluster.ListNodes(CancelToken));
-
-        foreach ((string name, List<ConntrackEntry> entries) in _remoteEntries)
-        {
-            CalicoNode? node = nodes.FirstOrDefault(n => string.Equals(n.Node, name, StringComparison.OrdinalIgnoreCase) && n.HasCalicoNode);
-            if (node is null)
-            {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"These conntrack entries were read on node {name}, which the cluster of this kubeconfig does not have (or which runs no calico-node)."),
-                    "NodeNotFound", ErrorCategory.ObjectNotFound, name));
-                continue;
-            }
-
-            try
-            {
-                using CommandDataplane dataplane = RemoteNode(cluster, node);
-                RemoveOnNode(dataplane, entries);
-            }
-            catch (Exception ex) when (ex is not PipelineStoppedException and not OperationCanceledException)
-            {
-                WriteError(NodeError(node, ex));
-            }
-        }
+        // Entries read on other nodes: removed there, by the one rule that picks nodes (NodeSelection:
+        // a node the cluster does not have, or one without calico-node, is an error of its own).
+        ForEachNodeInTurn(_remoteEntries.Keys, node => RemoveOnNode(node, _remoteEntries[node.Node]));
     }
 }

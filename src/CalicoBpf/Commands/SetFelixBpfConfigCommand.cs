@@ -13,7 +13,7 @@ namespace CalicoBpf.Commands;
 /// </summary>
 [Cmdlet(VerbsCommon.Set, "FelixBpfConfig", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ByName)]
 [OutputType(typeof(FelixBpfConfig))]
-public sealed class SetFelixBpfConfigCommand : ClusterCmdletBase
+public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 {
     private const string ByName = "ByName";
     private const string ByNode = "ByNode";

@@ -11,7 +11,7 @@ namespace CalicoBpf.Commands;
 [Cmdlet(VerbsDiagnostic.Test, "CalicoEbpf", DefaultParameterSetName = ClusterSet)]
 [OutputType(typeof(CheckResult))]
 [OutputType(typeof(bool))]
-public sealed class TestCalicoEbpfCommand : ClusterCmdletBase
+public sealed class TestCalicoEbpfCommand : CalicoBpfCmdletBase
 {
     private const string ClusterSet = "Cluster";
     private const string LocalSet = "Local";

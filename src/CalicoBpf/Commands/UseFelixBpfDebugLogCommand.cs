@@ -10,7 +10,7 @@ namespace CalicoBpf.Commands;
 /// </summary>
 [Cmdlet(VerbsOther.Use, "FelixBpfDebugLog", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(object))]
-public sealed class UseFelixBpfDebugLogCommand : ClusterCmdletBase
+public sealed class UseFelixBpfDebugLogCommand : CalicoBpfCmdletBase
 {
     /// <summary>The script block to run while Debug logging is on; its output is this cmdlet's output, as it comes.</summary>
     [Parameter(Mandatory = true, Position = 0)]
