@@ -15,10 +15,13 @@ public abstract class ReadOnlyNode : INodeDataplane
 
     public virtual string PinDirectory => MapCatalog.DefaultPinDirectory;
 
+    /// <summary>The maps the subclass holds.</summary>
     public abstract IReadOnlyList<CalicoMapName> ListMaps();
 
-    /// <summary>As a local node tells it, from the pinned map versions, unless the subclass knows better.</summary>
-    public virtual NodeRelease Release => ReleaseInference.Infer(ListMaps());
+    public IReadOnlyList<string> ListPins() => ListMaps().Select(p => p.PinName).ToList();
+
+    /// <summary>Null: inferred from the pinned map versions, as on a local node, unless the subclass knows better.</summary>
+    public virtual NodeRelease? GivenRelease => null;
 
     public abstract IMapReader OpenMap(string pinName);
 
@@ -51,9 +54,10 @@ public abstract class ReadOnlyNode : INodeDataplane
 
     public virtual IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken) => Array.Empty<string>();
 
-    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly) => Array.Empty<ConnectTimeProgram>();
+    public string? ReadEnvironment(string name) => null;
 
-    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory) => (Array.Empty<string>(), Array.Empty<string>());
+    public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory) =>
+        new(cgroupPath, Array.Empty<CgroupAttachment>(), new Dictionary<uint, string>());
 
     public void RemoveConnectTimeProgramArray(string path) => throw ReadOnly();
 

@@ -186,8 +186,8 @@ public sealed class CommandTransportTests
         var local = new LocalDataplane();
         foreach (bool calicoOnly in new[] { true, false })
         {
-            IReadOnlyList<ConnectTimeProgram> theirs = remote.ListConnectTimePrograms(cgroup, links, calicoOnly);
-            IReadOnlyList<ConnectTimeProgram> ours = local.ListConnectTimePrograms(cgroup, links, calicoOnly);
+            IReadOnlyList<ConnectTimeProgram> theirs = ConnectTime.Programs(remote, cgroup, links, calicoOnly);
+            IReadOnlyList<ConnectTimeProgram> ours = ConnectTime.Programs(local, cgroup, links, calicoOnly);
             Assert.Equal(calicoOnly ? 2 : 3, theirs.Count);
             Assert.Equal(ours.Select(p => Fields(p, "Node", "Loaded")), theirs.Select(p => Fields(p, "Node", "Loaded")));
             Assert.All(ours.Zip(theirs), pair => Assert.InRange(Math.Abs((pair.First.Loaded!.Value - pair.Second.Loaded!.Value).TotalSeconds), 0, 1));
@@ -195,12 +195,12 @@ public sealed class CommandTransportTests
 
         // The hooks come in the kernel's order, whatever order they were attached in; a pin
         // that is not Calico's does not make its program Calico's.
-        IReadOnlyList<ConnectTimeProgram> all = remote.ListConnectTimePrograms(cgroup, links, calicoOnly: false);
+        IReadOnlyList<ConnectTimeProgram> all = ConnectTime.Programs(remote, cgroup, links, calicoOnly: false);
         Assert.Equal(new[] { CgroupAttachType.Connect4, CgroupAttachType.Connect6, CgroupAttachType.SendMsg4 }, all.Select(p => p.AttachType));
         Assert.False(all[1].IsCalico);
         Assert.Null(all[1].LinkPath);
 
-        var missing = Assert.Throws<BpfEnvironmentException>(() => remote.ListConnectTimePrograms(cgroup + "-missing", links, true));
+        var missing = Assert.Throws<BpfEnvironmentException>(() => ConnectTime.Programs(remote, cgroup + "-missing", links, true));
         Assert.Contains("does not exist on node t1", missing.Message);
     }
 
@@ -220,8 +220,8 @@ public sealed class CommandTransportTests
         var remote = new CommandDataplane(new LocalCommandRunner("t1"), scope.Fs.PinDirectory);
         var local = new LocalDataplane(scope.Fs.PinDirectory);
 
-        var plan = remote.PlanConnectTimeRemoval(scope.Links);
-        var localPlan = local.PlanConnectTimeRemoval(scope.Links);
+        var plan = ConnectTime.Plan(remote, scope.Links);
+        var localPlan = ConnectTime.Plan(local, scope.Links);
         Assert.Equal(localPlan.ProgramArrays, plan.ProgramArrays);
         Assert.Equal(localPlan.Links, plan.Links);
         Assert.Equal(new[] { Path.Combine(scope.Fs.PinDirectory, "cali_ctlb_send") }, plan.ProgramArrays);
@@ -235,16 +235,64 @@ public sealed class CommandTransportTests
 
         Assert.Empty(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect4));
         Assert.Single(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect6));   // not Calico's: stays
-        var after = remote.PlanConnectTimeRemoval(scope.Links);
+        var after = ConnectTime.Plan(remote, scope.Links);
         Assert.Empty(after.ProgramArrays);
         Assert.Empty(after.Links);
         Assert.False(File.Exists(Path.Combine(scope.Links, "calico_connect_v4")));
     }
 
+    [Theory]
+    [InlineData("cali_v4_ct", "cali_v4_ct3", "cali_v4_ct4", "cali_v4_ct_nats", "cali_v4_ct4_old", "cali_v4_ct5_old")]
+    [InlineData("cali_v4_ct", "cali_v4_ct_nats")]
+    [InlineData("cali_v4_ct_nats", "cali_v4_ct2x", "cali_v4_ct1000")]
+    [InlineData("cali_v4_ct9", "cali_v4_ct10", "cali_v4_ct100")]
+    [InlineData("cali_counters", "cali_counters6", "cali_counters_old")]
+    [InlineData("cali_v4_nat_fe3", "cali_v4_nat_be", "cali_v4_nat_fe")]
+    public void The_shell_guesses_the_pin_the_catalogue_picks(params string[] pins)
+    {
+        // The probe's exec starts the dump of the pin the shell guesses; the catalogue decides what is
+        // read. Where they differ the dump is wasted, so the guess follows the catalogue's rule.
+        DirectoryInfo dir = Directory.CreateTempSubdirectory("calicobpf-newest-");
+        try
+        {
+            foreach (string pin in pins)
+            {
+                File.WriteAllBytes(Path.Combine(dir.FullName, pin), Array.Empty<byte>());
+            }
+
+            IReadOnlyList<CalicoMapName> listed = MapCatalog.ListPins(dir.FullName);
+            foreach (string baseName in new[] { MapCatalog.ConntrackV4, MapCatalog.Counters, "cali_v4_nat_fe", "cali_v4_nat_be", "cali_v4_ct_nats" })
+            {
+                string guess = Shell.Run("sh", "-c", CommandDataplane.NewestPinGuess + "printf %s \"${best##*/}\"", "guess", dir.FullName, baseName);
+                Assert.Equal(MapCatalog.FindLatest(listed, baseName)?.PinName ?? string.Empty, guess);
+            }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public void The_default_cgroup_is_decided_once_for_every_transport()
+    {
+        // CALICO_CGROUP_PATH of calico-node's environment wins; without it both transports give the
+        // same answer from the node's facts (/run/calico/cgroup, else the first cgroup2 mount).
+        var told = new CommandDataplane(new LocalCommandRunner("t1", new Dictionary<string, string> { ["CALICO_CGROUP_PATH"] = "/run/elsewhere" }));
+        Assert.Equal("/run/elsewhere", ConnectTime.DefaultCgroup(told));
+        if (Environment.GetEnvironmentVariable("CALICO_CGROUP_PATH") is null && ConnectTime.Cgroup2Mount() is not null)
+        {
+            Assert.Equal(ConnectTime.DefaultCgroup(new LocalDataplane()), ConnectTime.DefaultCgroup(new CommandDataplane(new LocalCommandRunner("t1"))));
+        }
+
+        Assert.Equal("/sys/fs/cgroup", ConnectTime.Cgroup2Mount("proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\ncgroup2 /run/calico/cgroup cgroup2 rw 0 0\n"));
+        Assert.Null(ConnectTime.Cgroup2Mount("proc /proc proc rw 0 0\n"));
+    }
+
     [Fact]
     public void Connect_time_removal_plan_through_the_shell_knows_every_program_array()
     {
-        // The shell looks for the names of ConnectTime.ProgramArrays; a pin of each must be planned, in that order.
+        // The plan takes the names of ConnectTime.ProgramArrays from the node's listing; a pin of each is planned, in that order.
         DirectoryInfo pins = Directory.CreateTempSubdirectory("calicobpf-ctlb-");
         try
         {
@@ -254,7 +302,7 @@ public sealed class CommandTransportTests
             }
 
             var remote = new CommandDataplane(new LocalCommandRunner("t1"), pins.FullName);
-            var plan = remote.PlanConnectTimeRemoval(Path.Combine(pins.FullName, "no-links"));
+            var plan = ConnectTime.Plan(remote, Path.Combine(pins.FullName, "no-links"));
             Assert.Equal(ConnectTime.ProgramArrays.Select(n => pins.FullName + "/" + n), plan.ProgramArrays);
             Assert.Empty(plan.Links);
         }
@@ -311,13 +359,13 @@ public sealed class CommandTransportTests
         var local = new LocalDataplane(scope.Fs.PinDirectory);
 
         // Programs and hooks as the local read has them; which pin holds a link bpftool 5.3 cannot say.
-        IReadOnlyList<ConnectTimeProgram> theirs = remote.ListConnectTimePrograms(scope.Cgroup, scope.Links, calicoOnly: false);
-        IReadOnlyList<ConnectTimeProgram> ours = local.ListConnectTimePrograms(scope.Cgroup, scope.Links, calicoOnly: false);
+        IReadOnlyList<ConnectTimeProgram> theirs = ConnectTime.Programs(remote, scope.Cgroup, scope.Links, calicoOnly: false);
+        IReadOnlyList<ConnectTimeProgram> ours = ConnectTime.Programs(local, scope.Cgroup, scope.Links, calicoOnly: false);
         Assert.Equal(ours.Select(p => (p.AttachType, p.ProgramId, p.Name)), theirs.Select(p => (p.AttachType, p.ProgramId, p.Name)));
         Assert.All(theirs, p => Assert.Null(p.LinkPath));
 
         // Removing a link's pin releases the link, which detaches its program.
-        var plan = remote.PlanConnectTimeRemoval(scope.Links);
+        var plan = ConnectTime.Plan(remote, scope.Links);
         Assert.Equal(new[] { "calico_connect_v4" }, plan.Links.Select(Path.GetFileName));
         remote.RemoveConnectTimeLink(plan.Links[0]);
         // The kernel frees a link whose last reference went in a work item (bpf_link_put schedules

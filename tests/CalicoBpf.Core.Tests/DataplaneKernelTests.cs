@@ -221,21 +221,22 @@ public sealed class DataplaneKernelTests
         scope.Attach(CgroupAttachType.SendMsg4, "calico_sendmsg_", "calico_sendmsg_v4");
         using (BpfMap array = fs.CreatePinned(BpfMapType.ProgramArray, 4, 4, 1, "cali_ctlb_conn")) { }
 
-        var listed = ConnectTime.List("t1", cgroup, links, calicoOnly: true).ToList();
+        var node = new LocalDataplane(fs.PinDirectory, "t1");
+        var listed = ConnectTime.Programs(node, cgroup, links, calicoOnly: true);
         Assert.Equal(new[] { CgroupAttachType.Connect4, CgroupAttachType.SendMsg4 }, listed.Select(p => p.AttachType));
         Assert.All(listed, p => Assert.True(p.IsCalico && p.LinkPath is not null && p.Loaded is not null));
 
-        (IReadOnlyList<string> arrays, IReadOnlyList<string> pins) = ConnectTime.Plan(fs.PinDirectory, links);
+        (IReadOnlyList<string> arrays, IReadOnlyList<string> pins) = ConnectTime.Plan(node, links);
         Assert.Single(arrays);
         Assert.Equal(2, pins.Count);
         foreach (string a in arrays)
         {
-            ConnectTime.RemoveProgramArray(a);
+            node.RemoveConnectTimeProgramArray(a);
         }
 
         foreach (string l in pins)
         {
-            ConnectTime.RemoveLink(l);
+            node.RemoveConnectTimeLink(l);
         }
 
         Assert.Empty(BpfPrograms.QueryCgroup(cgroup, CgroupAttachType.Connect4));

@@ -216,18 +216,18 @@ public class ReaderKernelTests
     public void Environment_problems_are_named()
     {
         using var fs = new BpfFsScope();
-        var missing = Assert.Throws<BpfEnvironmentException>(() => new LocalDataplane(Path.Combine(fs.Root, "nope")).EnsureReadable());
+        var missing = Assert.Throws<BpfEnvironmentException>(() => new LocalDataplane(Path.Combine(fs.Root, "nope")).ListMaps());
         Assert.Equal(BpfEnvironmentProblem.NoBpfFs, missing.Problem);
         Assert.Contains("does not exist", missing.Message);
 
-        var empty = Assert.Throws<BpfEnvironmentException>(() => new LocalDataplane(fs.PinDirectory).EnsureReadable());
+        var empty = Assert.Throws<BpfEnvironmentException>(() => new LocalDataplane(fs.PinDirectory).ListMaps());
         Assert.Equal(BpfEnvironmentProblem.NoCalicoMaps, empty.Problem);
         Assert.Contains("eBPF mode", empty.Message);
 
         string plain = Directory.CreateTempSubdirectory("calicobpf-plain").FullName;
         try
         {
-            var notBpf = Assert.Throws<BpfEnvironmentException>(() => new LocalDataplane(plain).EnsureReadable());
+            var notBpf = Assert.Throws<BpfEnvironmentException>(() => new LocalDataplane(plain).ListMaps());
             Assert.Equal(BpfEnvironmentProblem.NoBpfFs, notBpf.Problem);
             Assert.Contains("not on a bpffs", notBpf.Message);
         }

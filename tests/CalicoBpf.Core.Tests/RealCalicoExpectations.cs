@@ -70,8 +70,8 @@ public static class RealCalicoExpectations
             $"entries not from {r.ConntrackPin} version {r.ConntrackVersion}");
         f.Equal(r.CountersPin, MapReading.Find(s.Node, MapCatalog.Counters, "counters").PinName, "the live counters pin");
         // What the node's pins tell of its release (nothing else names it locally) is the release that ran.
-        f.Equal(r.Line, s.Node.Release.Release.Line, "the release inferred from the pins");
-        f.Equal(CalicoReleaseSource.PinnedMaps.ToString(), s.Node.Release.Source.ToString(), "how the release was found");
+        f.Equal(r.Line, ReleaseInference.Of(s.Node).Release.Line, "the release inferred from the pins");
+        f.Equal(CalicoReleaseSource.PinnedMaps.ToString(), ReleaseInference.Of(s.Node).Source.ToString(), "how the release was found");
         f.Equal(r.Line, entries[0].Release.Line, "the release the entries were decoded with");
         f.ThrowIfAny("the release's maps");
     }

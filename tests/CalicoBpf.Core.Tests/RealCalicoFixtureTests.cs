@@ -51,7 +51,7 @@ public class RealCalicoFixtureTests
         CalicoMapName pin = Maps.ConntrackReader.FindMap(node, ipv6: false);
         using Transport.IMapReader reader = node.OpenMap(pin.PinName);
         var layout = Maps.ConntrackLayout.For(pin.PinName, pin.Version, reader.Descriptor.KeySize, reader.Descriptor.ValueSize);
-        CalicoRelease decodedAs = node.Release.Release;
+        CalicoRelease decodedAs = Maps.ReleaseInference.Of(node).Release;
         var codec = new Maps.ConntrackCodec(layout, node.Node, pin.PinName, node.SampleClock(), decodedAs);
         var differences = new List<string>();
         int entries = 0;

@@ -16,152 +16,96 @@ public static class ConnectTime
     public static bool IsCalicoName(string name) =>
         name.StartsWith("cali_", StringComparison.Ordinal) || name.StartsWith("calico_", StringComparison.Ordinal);
 
-    /// <summary>The cgroup Calico attaches to: CALICO_CGROUP_PATH, /run/calico/cgroup, else the first cgroup2 mount.</summary>
-    public static string DefaultCgroup()
+    /// <summary>Where calico-node mounts its own cgroup v2 hierarchy (the DaemonSet's default).</summary>
+    public const string CalicoCgroup = "/run/calico/cgroup";
+
+    /// <summary>
+    /// The cgroup Calico attaches to on a node: CALICO_CGROUP_PATH, /run/calico/cgroup, else the first
+    /// cgroup2 mount. One rule for every transport, from the node's raw facts.
+    /// </summary>
+    public static string DefaultCgroup(INodeHost node)
     {
-        string? env = Environment.GetEnvironmentVariable("CALICO_CGROUP_PATH");
-        if (!string.IsNullOrEmpty(env))
+        if (node.ReadEnvironment("CALICO_CGROUP_PATH") is { Length: > 0 } env)
         {
             return env;
         }
 
-        if (Directory.Exists("/run/calico/cgroup"))
+        if (node.ListDirectory(CalicoCgroup) is not null)
         {
-            return "/run/calico/cgroup";
+            return CalicoCgroup;
         }
 
-        return Cgroup2Mount() ?? throw new BpfEnvironmentException("No cgroup v2 hierarchy is mounted, so no connect-time programs can be attached. Pass -CgroupPath if it is mounted somewhere unusual.",
-            BpfEnvironmentProblem.NoBpfFs, "/run/calico/cgroup");
+        return (node.ReadTextFile("/proc/self/mounts") is { } mounts ? Cgroup2Mount(mounts) : null)
+            ?? throw new BpfEnvironmentException(
+                $"Node {node.Node} has no cgroup v2 hierarchy mounted, so no connect-time programs can be attached. Pass -CgroupPath if it is mounted somewhere unusual.",
+                BpfEnvironmentProblem.NoBpfFs, CalicoCgroup);
     }
 
-    /// <summary>Where the cgroup v2 hierarchy is mounted (the first cgroup2 mount), or null.</summary>
-    public static string? Cgroup2Mount() =>
-        File.ReadLines("/proc/self/mounts").Select(l => l.Split(' ')).Where(f => f.Length >= 3 && f[2] == "cgroup2").Select(f => f[1]).FirstOrDefault();
+    /// <summary>Where the cgroup v2 hierarchy is mounted (the first cgroup2 mount of a mounts table), or null.</summary>
+    public static string? Cgroup2Mount(string mounts) =>
+        mounts.Split('\n').Select(l => l.Split(' ')).Where(f => f.Length >= 3 && f[2] == "cgroup2").Select(f => f[1]).FirstOrDefault();
 
-    /// <summary>Calico's link pins in the link directory (calico_* and cali_*), by program id.</summary>
-    public static Dictionary<uint, string> LinkPins(string linkDirectory)
+    /// <summary>This machine's cgroup v2 mount, or null.</summary>
+    public static string? Cgroup2Mount() => Cgroup2Mount(File.ReadAllText("/proc/self/mounts"));
+
+    /// <summary>
+    /// The programs attached to the connect-time load balancer's cgroup (<paramref name="cgroupPath"/>,
+    /// default <see cref="DefaultCgroup"/>), hooks in their order and each hook's programs in the kernel's;
+    /// a program is Calico's when its name is, or when a Calico link pin of <paramref name="linkDirectory"/> holds it.
+    /// </summary>
+    public static IReadOnlyList<ConnectTimeProgram> Programs(INodeDataplane node, string? cgroupPath, string linkDirectory, bool calicoOnly)
     {
-        var result = new Dictionary<uint, string>();
-        if (!Directory.Exists(linkDirectory))
+        string cgroup = cgroupPath ?? DefaultCgroup(node);
+        CgroupProgramListing listing;
+        try
         {
-            return result;
+            listing = node.ListCgroupPrograms(cgroup, linkDirectory);
+        }
+        catch (DirectoryNotFoundException ex)
+        {
+            throw new BpfEnvironmentException(
+                $"The cgroup {cgroup} does not exist on node {node.Node}. Pass the cgroup v2 directory calico-node uses (CALICO_CGROUP_PATH, by default {CalicoCgroup}).",
+                BpfEnvironmentProblem.NoBpfFs, cgroup, ex);
         }
 
-        foreach (string path in Directory.EnumerateFileSystemEntries(linkDirectory))
+        var result = new List<ConnectTimeProgram>();
+        foreach (CgroupAttachment a in listing.Attached.OrderBy(a => a.Type))
         {
-            if (!IsCalicoName(Path.GetFileName(path)))
+            string? link = listing.LinkPins.TryGetValue(a.ProgramId, out string? pin) && IsCalicoName(Path.GetFileName(pin)) ? pin : null;
+            bool calico = IsCalicoName(a.Name) || link is not null;
+            if (calicoOnly && !calico)
             {
                 continue;
             }
 
-            try
+            result.Add(new ConnectTimeProgram
             {
-                result[BpfPrograms.DescribeLink(path).ProgramId] = path;
-            }
-            catch (BpfException)
-            {
-                // Not a link (or gone): calico-bpf connect-time clean only detaches links.
-            }
+                Node = node.Node,
+                Cgroup = listing.Cgroup,
+                AttachType = a.Type,
+                ProgramId = a.ProgramId,
+                Name = a.Name,
+                Tag = a.Tag,
+                Loaded = a.Loaded,
+                LinkPath = link,
+                IsCalico = calico,
+            });
         }
 
         return result;
     }
 
-    public static IEnumerable<ConnectTimeProgram> List(string node, string cgroupPath, string linkDirectory, bool calicoOnly)
-    {
-        Dictionary<uint, string> links = LinkPins(linkDirectory);
-        ulong bootNow = KernelInfo.BootTimeNanoseconds();
-        DateTime utcNow = DateTime.UtcNow;
-        foreach (CgroupAttachType type in Enum.GetValues<CgroupAttachType>())
-        {
-            foreach (uint id in BpfPrograms.QueryCgroup(cgroupPath, type))
-            {
-                BpfProgramDescriptor p;
-                try
-                {
-                    p = BpfPrograms.Describe(id);
-                }
-                catch (BpfObjectNotFoundException)
-                {
-                    continue; // detached meanwhile
-                }
-
-                string? link = links.GetValueOrDefault(id);
-                bool calico = IsCalicoName(p.Name) || link is not null;
-                if (calicoOnly && !calico)
-                {
-                    continue;
-                }
-
-                yield return new ConnectTimeProgram
-                {
-                    Node = node,
-                    Cgroup = cgroupPath,
-                    AttachType = type,
-                    ProgramId = id,
-                    Name = p.Name,
-                    Tag = p.Tag,
-                    Loaded = p.LoadTimeNanoseconds > 0 && p.LoadTimeNanoseconds <= bootNow
-                        ? WholeSeconds(utcNow - TimeSpan.FromTicks((long)((bootNow - p.LoadTimeNanoseconds) / 100)))
-                        : null,
-                    LinkPath = link,
-                    IsCalico = calico,
-                };
-            }
-        }
-    }
-
     /// <summary>
-    /// Load times to the second, as bpftool's loaded_at gives them: the boot-clock conversion jitters
-    /// below that, and a remote node (read through bpftool) must give the same object as a local one.
+    /// What calico-bpf connect-time clean would remove on a node: the cali_ctlb_* program arrays in its
+    /// pin directory (in <see cref="ProgramArrays"/>' order) and Calico's pins in the link directory.
     /// </summary>
-    public static DateTime WholeSeconds(DateTime utc) => new(utc.Ticks - (utc.Ticks % TimeSpan.TicksPerSecond), DateTimeKind.Utc);
-
-    /// <summary>A hook from bpftool's name for it: the short one of older bpftool, or libbpf's (bpftool 7+).</summary>
-    public static CgroupAttachType? ParseAttachType(string bpftoolName) => bpftoolName switch
+    public static (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) Plan(INodeDataplane node, string linkDirectory)
     {
-        "connect4" or "cgroup_inet4_connect" => CgroupAttachType.Connect4,
-        "connect6" or "cgroup_inet6_connect" => CgroupAttachType.Connect6,
-        "sendmsg4" or "cgroup_udp4_sendmsg" => CgroupAttachType.SendMsg4,
-        "sendmsg6" or "cgroup_udp6_sendmsg" => CgroupAttachType.SendMsg6,
-        "recvmsg4" or "cgroup_udp4_recvmsg" => CgroupAttachType.RecvMsg4,
-        "recvmsg6" or "cgroup_udp6_recvmsg" => CgroupAttachType.RecvMsg6,
-        _ => null,
-    };
-
-    /// <summary>What connect-time clean would remove: the program arrays present and Calico's link pins.</summary>
-    public static (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) Plan(string pinDirectory, string linkDirectory)
-    {
-        var arrays = ProgramArrays.Select(n => Path.Combine(pinDirectory, n)).Where(File.Exists).ToList();
-        var links = Directory.Exists(linkDirectory)
-            ? Directory.EnumerateFileSystemEntries(linkDirectory).Where(p => IsCalicoName(Path.GetFileName(p))).OrderBy(p => p, StringComparer.Ordinal).ToList()
-            : new List<string>();
-        return (arrays, links);
-    }
-
-    /// <summary>Empties (index 0) and unpins one of the cali_ctlb_* program arrays.</summary>
-    public static void RemoveProgramArray(string path)
-    {
-        using (BpfMap map = BpfMap.OpenPinned(path, writable: true))
-        {
-            map.Delete(new byte[map.Descriptor.KeySize]);
-        }
-
-        File.Delete(path);
-    }
-
-    /// <summary>Detaches a link pin (when it is a link) and removes the pin.</summary>
-    public static void RemoveLink(string path)
-    {
-        try
-        {
-            BpfPrograms.DetachLink(path);
-        }
-        catch (BpfInvalidArgumentException)
-        {
-            // A Calico pin that is not a link: removing the pin is all calico-bpf does with it.
-        }
-
-        File.Delete(path);
+        string pins = node.PinDirectory.TrimEnd('/'), links = linkDirectory.TrimEnd('/');
+        IReadOnlyList<string> present = node.ListDirectory(pins) ?? Array.Empty<string>();
+        var arrays = ProgramArrays.Where(present.Contains).Select(n => pins + "/" + n).ToList();
+        var linkPins = (node.ListDirectory(links) ?? Array.Empty<string>()).Where(IsCalicoName).Select(n => links + "/" + n)
+            .OrderBy(p => p, StringComparer.Ordinal).ToList();
+        return (arrays, linkPins);
     }
 }

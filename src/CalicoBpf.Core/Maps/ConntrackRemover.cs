@@ -16,7 +16,7 @@ public sealed class ConntrackRemover : IDisposable
     private Dictionary<byte[], List<byte[]>>? _forwardByReverse;
     private readonly HashSet<byte[]> _deleted = new(ByteArrayComparer.Instance);
 
-    public ConntrackRemover(INodeDataplane node, CalicoMapName pin, CancellationToken cancellationToken = default)
+    public ConntrackRemover(INodeMaps node, CalicoMapName pin, CancellationToken cancellationToken = default)
     {
         Node = node.Node;
         MapName = pin.PinName;

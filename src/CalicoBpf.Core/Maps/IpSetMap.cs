@@ -53,7 +53,7 @@ public static class IpSetMap
     }
 
     /// <summary>Every member, in calico-bpf's order: sets by id, members by their text.</summary>
-    public static IEnumerable<BpfIpSetMember> Read(INodeDataplane node, bool ipv6, IReadOnlyCollection<ulong>? setIds = null,
+    public static IEnumerable<BpfIpSetMember> Read(INodeMaps node, bool ipv6, IReadOnlyCollection<ulong>? setIds = null,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 IP set" : "IPv4 IP set");

@@ -1,4 +1,6 @@
 using System.Globalization;
+using CalicoBpf.Interop;
+using CalicoBpf.Transport;
 
 namespace CalicoBpf.Maps;
 
@@ -17,7 +19,7 @@ public sealed record CalicoMapName(string PinName, string BaseName, int Version,
 public static class MapCatalog
 {
     /// <summary>Where Felix pins every map.</summary>
-    public const string DefaultPinDirectory = "/sys/fs/bpf/tc/globals";
+    public const string DefaultPinDirectory = NodePaths.CalicoPinDirectory;
 
     /// <summary>Known base names with a short description.</summary>
     private static readonly Dictionary<string, string> KnownBases = new(StringComparer.Ordinal)
@@ -158,6 +160,23 @@ public static class MapCatalog
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Every Calico map pinned on a node (resize leftovers included, flagged IsOld), ordered by name.
+    /// A node with none is not running Calico's eBPF dataplane: that is an error naming the node.
+    /// </summary>
+    public static IReadOnlyList<CalicoMapName> ListMaps(this INodeMaps node)
+    {
+        var pins = node.ListPins().Select(Parse).OfType<CalicoMapName>().OrderBy(p => p.PinName, StringComparer.Ordinal).ToList();
+        if (pins.Count == 0)
+        {
+            throw new BpfEnvironmentException(
+                $"No Calico BPF maps are pinned in {node.PinDirectory} on {node.Node}. Is calico-node running in eBPF mode there (FelixConfiguration bpfEnabled: true)? Use -PinPath for maps pinned elsewhere, or -Node to read another node.",
+                BpfEnvironmentProblem.NoCalicoMaps, node.PinDirectory);
+        }
+
+        return pins;
     }
 
     /// <summary>Every Calico pin in a directory (resize leftovers included, flagged IsOld), ordered by name.</summary>

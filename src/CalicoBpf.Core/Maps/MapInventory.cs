@@ -6,7 +6,7 @@ namespace CalicoBpf.Maps;
 /// <summary>Lists the Calico maps pinned on a node with their sizes and fill level.</summary>
 public static class MapInventory
 {
-    public static IEnumerable<BpfMapInfo> List(INodeDataplane node, Func<string, bool>? nameFilter = null, bool countEntries = true,
+    public static IEnumerable<BpfMapInfo> List(INodeMaps node, Func<string, bool>? nameFilter = null, bool countEntries = true,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         reporter ??= NullReporter.Instance;
@@ -26,7 +26,7 @@ public static class MapInventory
                 }
             }
 
-            NodeRelease release = node.Release;
+            NodeRelease release = ReleaseInference.Of(node);
             reporter.Verbose($"{node.Node}: Calico {release}.");
             node.PrepareToOpen(pins.Select(p => p.PinName).ToList());
             foreach (CalicoMapName pin in pins)

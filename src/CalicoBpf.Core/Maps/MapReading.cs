@@ -11,24 +11,24 @@ public delegate T? EntryDecoder<T>(ReadOnlySpan<byte> key, ReadOnlySpan<byte> va
 public static class MapReading
 {
     /// <summary>As <see cref="Find"/>, for a reader that dumps the map next (a remote node may start the dump with its probe).</summary>
-    public static CalicoMapName FindToDump(INodeDataplane node, string baseName, string what, string? hint = null)
+    public static CalicoMapName FindToDump(INodeMaps node, string baseName, string what, string? hint = null)
     {
         node.ExpectDump(baseName);
         return Find(node, baseName, what, hint);
     }
 
     /// <summary>The live pin of a map family, or a not-found error that names it and says what its absence means.</summary>
-    public static CalicoMapName Find(INodeDataplane node, string baseName, string what, string? hint = null) =>
+    public static CalicoMapName Find(INodeMaps node, string baseName, string what, string? hint = null) =>
         MapCatalog.FindLatest(node.ListMaps(), baseName)
             ?? throw new BpfObjectNotFoundException(
                 $"No {what} map ({baseName}) is pinned in {node.PinDirectory} on {node.Node}." + (hint is null ? string.Empty : " " + hint),
                 Errno.ENOENT, Path.Combine(node.PinDirectory, baseName));
 
     /// <summary>The live pin of a map family, or null when the node has none.</summary>
-    public static CalicoMapName? TryFind(INodeDataplane node, string baseName) => MapCatalog.FindLatest(node.ListMaps(), baseName);
+    public static CalicoMapName? TryFind(INodeMaps node, string baseName) => MapCatalog.FindLatest(node.ListMaps(), baseName);
 
     /// <summary>Opens a pin, builds its decoder from the map's real sizes, and streams what the decoder returns.</summary>
-    public static IEnumerable<T> Decode<T>(INodeDataplane node, CalicoMapName pin, Func<BpfMapDescriptor, EntryDecoder<T>> decoderFor,
+    public static IEnumerable<T> Decode<T>(INodeMaps node, CalicoMapName pin, Func<BpfMapDescriptor, EntryDecoder<T>> decoderFor,
         IEngineReporter? reporter, CancellationToken cancellationToken)
         where T : class
     {

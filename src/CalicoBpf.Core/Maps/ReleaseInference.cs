@@ -110,15 +110,23 @@ public static class ReleaseInference
         };
     }
 
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<INodeDataplane, object> Warned = new();
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<INodeMaps, object> Warned = new();
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<INodeMaps, NodeRelease> Inferred = new();
+
+    /// <summary>
+    /// The node's Calico release, which decides what its maps' bytes mean: given (-CalicoVersion, the
+    /// calico-node image), else inferred from its pinned map versions once per node object.
+    /// </summary>
+    public static NodeRelease Of(INodeMaps node) =>
+        node.GivenRelease ?? Inferred.GetValue(node, n => InferOrUnknown(() => n.ListMaps()));
 
     /// <summary>
     /// The node's release for a reader, saying once per node (per cmdlet run: a node object lives as
     /// long as one) when nothing could tell it, so the user knows which rules decoded the maps.
     /// </summary>
-    public static NodeRelease Of(INodeDataplane node, IEngineReporter reporter)
+    public static NodeRelease Of(INodeMaps node, IEngineReporter reporter)
     {
-        NodeRelease release = node.Release;
+        NodeRelease release = Of(node);
         if (release.Source == CalicoReleaseSource.Unknown && Warned.TryAdd(node, Warned))
         {
             reporter.Warning($"{node.Node}: the Calico release could not be told ({release.Detail}). Maps are decoded with the rules of {release.Release.Line}.");

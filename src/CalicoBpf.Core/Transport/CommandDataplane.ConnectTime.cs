@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using CalicoBpf.Interop;
-using CalicoBpf.Maps;
 
 namespace CalicoBpf.Transport;
 
@@ -15,19 +14,15 @@ public sealed partial class CommandDataplane
     private const string NoLinkObject = "! bpftool help 2>&1 | grep -qw link";
 
     /// <summary>
-    /// One exec: the cgroup (resolved on the node as <see cref="ConnectTime.DefaultCgroup"/> does),
-    /// its inode (a cgroup's id), bpftool's cgroup listing (empty output when nothing is attached),
-    /// its links with their pins, and its programs. Attachments held by links are taken from the
-    /// links even if the cgroup listing fails: Calico attaches through links.
+    /// One exec: the cgroup's inode (a cgroup's id), bpftool's cgroup listing (empty output when
+    /// nothing is attached), the links with their pins, and the programs. Attachments held by links
+    /// are taken from the links even if the cgroup listing fails: Calico attaches through links.
     /// </summary>
-    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly)
+    public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory)
     {
         const string script =
-            "cg=\"$1\"; [ -n \"$cg\" ] || cg=\"${CALICO_CGROUP_PATH:-}\"; " +
-            "if [ -z \"$cg\" ] && [ -d /run/calico/cgroup ]; then cg=/run/calico/cgroup; fi; " +
-            "if [ -z \"$cg\" ]; then while read -r dev mnt type rest; do if [ \"$type\" = cgroup2 ]; then cg=$mnt; break; fi; done < /proc/self/mounts; fi; " +
-            "[ -n \"$cg\" ] || exit 3; [ -d \"$cg\" ] || exit 4; " +
-            "printf '%s\\n' \"$cg\"; set -- $(ls -di \"$cg\"); printf '%s\\n' \"$1\"; " +
+            "cg=\"$1\"; [ -d \"$cg\" ] || exit 4; " +
+            "set -- $(ls -di \"$cg\"); printf '%s\\n' \"$1\"; " +
             "x=$(bpftool -j cgroup show \"$cg\" 2>/dev/null); printf '%s\\n' \"$x\"; " +
             // bpftool 5.3 (the image's in v3.25 to v3.28.0) has no link object: then the cgroup listing alone.
             // A listing races with links and programs coming and going (Felix at work), so a failed one is
@@ -37,26 +32,22 @@ public sealed partial class CommandDataplane
         string text;
         try
         {
-            text = RunText("sh", "-c", script, "connect-time", cgroupPath ?? string.Empty);
+            text = RunText("sh", "-c", NeedBpftool + script, "cgroup-programs", cgroupPath);
         }
-        catch (NodeCommandException ex) when (ex.ExitCode is 3 or 4)
+        catch (NodeCommandException ex) when (ex.ExitCode == 4)
         {
-            throw new BpfEnvironmentException(ex.ExitCode == 3
-                    ? $"Node {Node} has no cgroup v2 hierarchy mounted, so no connect-time programs can be attached. Pass -CgroupPath if it is mounted somewhere unusual."
-                    : $"The cgroup {cgroupPath} does not exist on node {Node}. Pass the cgroup v2 directory calico-node uses (CALICO_CGROUP_PATH, by default /run/calico/cgroup).",
-                BpfEnvironmentProblem.NoBpfFs, cgroupPath ?? "/run/calico/cgroup");
+            throw new DirectoryNotFoundException($"The cgroup {cgroupPath} does not exist on node {Node}.", ex);
         }
 
         string[] lines = text.Split('\n');
-        if (lines.Length < 5)
+        if (lines.Length < 4)
         {
-            throw new InvalidDataException($"Node {Node} answered the connect-time listing with {lines.Length} lines where 5 were expected.");
+            throw new InvalidDataException($"Node {Node} answered the cgroup program listing with {lines.Length} lines where 4 were expected.");
         }
 
-        string cgroup = lines[0];
-        ulong cgroupId = ulong.Parse(lines[1].Trim(), CultureInfo.InvariantCulture);
+        ulong cgroupId = ulong.Parse(lines[0].Trim(), CultureInfo.InvariantCulture);
         var programs = new Dictionary<uint, JsonElement>();
-        using JsonDocument progDoc = JsonDocument.Parse(lines[4]);
+        using JsonDocument progDoc = JsonDocument.Parse(lines[3]);
         foreach (JsonElement prog in progDoc.RootElement.EnumerateArray())
         {
             programs[prog.GetProperty("id").GetUInt32()] = prog;
@@ -65,7 +56,7 @@ public sealed partial class CommandDataplane
         string directory = linkDirectory.TrimEnd('/');
         var viaLinks = new List<(CgroupAttachType Type, uint ProgramId)>();
         var pins = new Dictionary<uint, string>();
-        using JsonDocument linkDoc = JsonDocument.Parse(lines[3]);
+        using JsonDocument linkDoc = JsonDocument.Parse(lines[2]);
         foreach (JsonElement link in linkDoc.RootElement.EnumerateArray())
         {
             // A link type this bpftool's libbpf does not know is printed as its number (bpftool 7.1 prints a TCX link as 11).
@@ -77,18 +68,14 @@ public sealed partial class CommandDataplane
             uint id = progId.GetUInt32();
             if (link.TryGetProperty("pinned", out JsonElement pinned))
             {
-                foreach (JsonElement pin in pinned.EnumerateArray())
+                foreach (string path in pinned.EnumerateArray().Select(p => p.GetString() ?? string.Empty).Where(p => Path.GetDirectoryName(p) == directory).Order(StringComparer.Ordinal))
                 {
-                    string path = pin.GetString() ?? string.Empty;
-                    if (Path.GetDirectoryName(path) == directory && ConnectTime.IsCalicoName(Path.GetFileName(path)))
-                    {
-                        pins[id] = path;
-                    }
+                    pins.TryAdd(id, path);
                 }
             }
 
             if (link.TryGetProperty("cgroup_id", out JsonElement cg) && cg.GetUInt64() == cgroupId &&
-                link.TryGetProperty("attach_type", out JsonElement at) && ConnectTime.ParseAttachType(at.GetString() ?? string.Empty) is { } type)
+                link.TryGetProperty("attach_type", out JsonElement at) && ParseAttachType(at.GetString() ?? string.Empty) is { } type)
             {
                 viaLinks.Add((type, id));
             }
@@ -97,65 +84,47 @@ public sealed partial class CommandDataplane
         // bpftool's cgroup listing has every attachment, with or without a link, in the kernel's
         // order; when it could not query the cgroup, the links (in the order they were made) stand in.
         List<(CgroupAttachType Type, uint ProgramId)> attached = viaLinks;
-        if (lines[2].TrimStart().StartsWith('['))
+        if (lines[1].TrimStart().StartsWith('['))
         {
             attached = new();
-            using JsonDocument cgroupDoc = JsonDocument.Parse(lines[2]);
+            using JsonDocument cgroupDoc = JsonDocument.Parse(lines[1]);
             foreach (JsonElement a in cgroupDoc.RootElement.EnumerateArray())
             {
-                if (ConnectTime.ParseAttachType(a.GetProperty("attach_type").GetString() ?? string.Empty) is { } type)
+                if (ParseAttachType(a.GetProperty("attach_type").GetString() ?? string.Empty) is { } type)
                 {
                     attached.Add((type, a.GetProperty("id").GetUInt32()));
                 }
             }
         }
 
-        var result = new List<ConnectTimeProgram>();
-        foreach ((CgroupAttachType type, uint id) in attached.OrderBy(a => a.Type))
+        var result = new List<CgroupAttachment>();
+        foreach ((CgroupAttachType type, uint id) in attached)
         {
             if (!programs.TryGetValue(id, out JsonElement prog))
             {
                 continue; // detached meanwhile
             }
 
-            string name = prog.TryGetProperty("name", out JsonElement n) ? n.GetString() ?? string.Empty : string.Empty;
-            string? linkPath = pins.GetValueOrDefault(id);
-            bool calico = ConnectTime.IsCalicoName(name) || linkPath is not null;
-            if (calicoOnly && !calico)
-            {
-                continue;
-            }
-
-            result.Add(new ConnectTimeProgram
-            {
-                Node = Node,
-                Cgroup = cgroup,
-                AttachType = type,
-                ProgramId = id,
-                Name = name,
-                Tag = prog.TryGetProperty("tag", out JsonElement t) ? t.GetString() ?? string.Empty : string.Empty,
-                Loaded = prog.TryGetProperty("loaded_at", out JsonElement l) && l.ValueKind == JsonValueKind.Number
-                    ? DateTime.UnixEpoch.AddSeconds(l.GetInt64())
-                    : null,
-                LinkPath = linkPath,
-                IsCalico = calico,
-            });
+            result.Add(new CgroupAttachment(type, id,
+                prog.TryGetProperty("name", out JsonElement n) ? n.GetString() ?? string.Empty : string.Empty,
+                prog.TryGetProperty("tag", out JsonElement t) ? t.GetString() ?? string.Empty : string.Empty,
+                prog.TryGetProperty("loaded_at", out JsonElement l) && l.ValueKind == JsonValueKind.Number ? DateTime.UnixEpoch.AddSeconds(l.GetInt64()) : null));
         }
 
-        return result;
+        return new CgroupProgramListing(cgroupPath, result, pins);
     }
 
-    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory)
+    /// <summary>A hook from bpftool's name for it: the short one of older bpftool, or libbpf's (bpftool 7+).</summary>
+    internal static CgroupAttachType? ParseAttachType(string bpftoolName) => bpftoolName switch
     {
-        // The names come from ConnectTime.ProgramArrays, as the local plan's do: one list of them.
-        string script =
-            "for n in " + string.Join(' ', ConnectTime.ProgramArrays) + "; do [ -e \"$1/$n\" ] && printf 'A %s\\n' \"$1/$n\"; done; " +
-            "if [ -d \"$2\" ]; then for f in \"$2\"/cali_* \"$2\"/calico_*; do [ -e \"$f\" ] && printf 'L %s\\n' \"$f\"; done; fi; exit 0";
-        string[] lines = RunText("sh", "-c", script, "connect-time", PinDirectory, linkDirectory.TrimEnd('/')).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        var arrays = ConnectTime.ProgramArrays.Select(n => PinDirectory.TrimEnd('/') + "/" + n).Where(p => lines.Contains("A " + p)).ToList();
-        var links = lines.Where(l => l.StartsWith("L ", StringComparison.Ordinal)).Select(l => l[2..]).OrderBy(p => p, StringComparer.Ordinal).ToList();
-        return (arrays, links);
-    }
+        "connect4" or "cgroup_inet4_connect" => CgroupAttachType.Connect4,
+        "connect6" or "cgroup_inet6_connect" => CgroupAttachType.Connect6,
+        "sendmsg4" or "cgroup_udp4_sendmsg" => CgroupAttachType.SendMsg4,
+        "sendmsg6" or "cgroup_udp6_sendmsg" => CgroupAttachType.SendMsg6,
+        "recvmsg4" or "cgroup_udp4_recvmsg" => CgroupAttachType.RecvMsg4,
+        "recvmsg6" or "cgroup_udp6_recvmsg" => CgroupAttachType.RecvMsg6,
+        _ => null,
+    };
 
     public void RemoveConnectTimeProgramArray(string path)
     {

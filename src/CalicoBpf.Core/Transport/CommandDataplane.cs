@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using CalicoBpf.Interop;
-using CalicoBpf.Maps;
 
 namespace CalicoBpf.Transport;
 
@@ -26,20 +25,18 @@ public sealed partial class CommandDataplane : INodeDataplane, IDisposable
     /// <summary>What one exec learns about a node: its pins, possible CPUs and links.</summary>
     private sealed record Probe(string[] Pins, bool PinDirectoryMissing, string PinError, int PossibleCpus, IReadOnlyDictionary<int, NetworkLink> Links);
 
-    private NodeRelease? _release;
-
     /// <param name="release">The node's release when known (-CalicoVersion, or the calico-node image: <see cref="NodeRelease.FromImage"/>); null: inferred from the pinned maps.</param>
     public CommandDataplane(ICommandRunner runner, string? pinDirectory = null, CancellationToken cancellationToken = default, NodeRelease? release = null)
     {
         _runner = runner;
-        PinDirectory = string.IsNullOrEmpty(pinDirectory) ? MapCatalog.DefaultPinDirectory : pinDirectory;
+        PinDirectory = string.IsNullOrEmpty(pinDirectory) ? NodePaths.CalicoPinDirectory : pinDirectory;
         _cancellationToken = cancellationToken;
-        _release = release;
+        GivenRelease = release;
     }
 
     public string Node => _runner.Node;
 
-    public NodeRelease Release => _release ??= ReleaseInference.InferOrUnknown(ListMaps);
+    public NodeRelease? GivenRelease { get; }
 
     public string PinDirectory { get; }
 
@@ -114,13 +111,22 @@ public sealed partial class CommandDataplane : INodeDataplane, IDisposable
     private ClockSample? _probeClock;
 
     /// <summary>
-    /// The probe, then (in the same exec, gzip'd) the description and dump of the highest version of
-    /// one map family, picked in the shell as <see cref="MapCatalog.FindLatest"/> picks it: the reader
-    /// that asked for it (<see cref="ExpectDump"/>) then needs no second round trip.
+    /// A guess, in the shell, at the pin <c>MapCatalog.FindLatest</c> will pick in directory $1
+    /// for base name $2 (the highest version: no suffix is 1, a suffix of digits is the
+    /// version, _old pins are left): $best, empty when none. Only a guess, to start the dump in the
+    /// probe's exec: the catalogue decides, and a dump of another pin is dropped unread
+    /// (<see cref="OpenMapToDump"/>). A test holds the guess to the catalogue's pick.
     /// </summary>
-    private const string ProbeAndDumpScript = NeedGzip + "{ " + ProbeScript + "; echo; echo '@@probe-end'; " +
+    internal const string NewestPinGuess =
         "best=; bestv=0; for f in \"$1\"/\"$2\"*; do n=${f##*/}; v=${n#\"$2\"}; case \"$v\" in '') v=1;; *[!0-9]*) continue;; esac; " +
-        "if [ \"$v\" -gt \"$bestv\" ]; then best=$f; bestv=$v; fi; done; " +
+        "if [ \"$v\" -gt \"$bestv\" ]; then best=$f; bestv=$v; fi; done; ";
+
+    /// <summary>
+    /// The probe, then (in the same exec, gzip'd) the description and dump of the pin of one map family
+    /// that <see cref="NewestPinGuess"/> names: the reader that asked for it (<see cref="ExpectDump"/>)
+    /// then needs no second round trip.
+    /// </summary>
+    private const string ProbeAndDumpScript = NeedGzip + "{ " + ProbeScript + "; echo; echo '@@probe-end'; " + NewestPinGuess +
         "if [ -n \"$best\" ] && command -v bpftool >/dev/null; then printf '@@show %s\\n' \"$best\"; bpftool -j map show pinned \"$best\"; " +
         "printf '@@map %s\\n' \"$best\"; bpftool -j map dump pinned \"$best\"; printf '\\n'; fi; } | gzip -1";
 
@@ -218,7 +224,7 @@ public sealed partial class CommandDataplane : INodeDataplane, IDisposable
             KernelInfo.ParseCpuList(parts[1]), links);
     }
 
-    public IReadOnlyList<CalicoMapName> ListMaps()
+    public IReadOnlyList<string> ListPins()
     {
         Probe probe = NodeProbe();
         if (probe.PinDirectoryMissing)
@@ -228,16 +234,7 @@ public sealed partial class CommandDataplane : INodeDataplane, IDisposable
                 BpfEnvironmentProblem.NoBpfFs, PinDirectory);
         }
 
-        var pins = probe.Pins
-            .Select(MapCatalog.Parse).Where(p => p is not null).Select(p => p!).OrderBy(p => p.PinName, StringComparer.Ordinal).ToList();
-        if (pins.Count == 0)
-        {
-            throw new BpfEnvironmentException(
-                $"No Calico BPF maps are pinned in {PinDirectory} on {Node}. Is calico-node running in eBPF mode there (FelixConfiguration bpfEnabled: true)?",
-                BpfEnvironmentProblem.NoCalicoMaps, PinDirectory);
-        }
-
-        return pins;
+        return probe.Pins;
     }
 
     /// <summary>Possible CPUs of the node (per-CPU values have one copy each).</summary>
@@ -284,5 +281,17 @@ public sealed partial class CommandDataplane : INodeDataplane, IDisposable
     {
         string text = RunText("sh", "-c", "[ -f \"$1\" ] || { printf missing; exit 0; }; printf 'present\\n'; cat \"$1\"", "cat", path);
         return text.StartsWith("present\n", StringComparison.Ordinal) ? text["present\n".Length..] : null;
+    }
+
+    public string? ReadEnvironment(string name)
+    {
+        if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z_][A-Za-z0-9_]*$"))
+        {
+            throw new ArgumentException($"{name} is not the name of an environment variable.", nameof(name));
+        }
+
+        // The exec's shell has the container's environment (the image's and the DaemonSet's).
+        string text = RunText("sh", "-c", "[ -n \"${" + name + "+set}\" ] || { printf unset; exit 0; }; printf 'set\\n%s' \"$" + name + "\"", "env");
+        return text.StartsWith("set\n", StringComparison.Ordinal) ? text["set\n".Length..] : null;
     }
 }

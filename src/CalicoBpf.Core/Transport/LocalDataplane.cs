@@ -1,24 +1,21 @@
 using CalicoBpf.Interop;
-using CalicoBpf.Maps;
 
 namespace CalicoBpf.Transport;
 
 /// <summary>The dataplane of the machine this process runs on, read through bpf(2) and rtnetlink.</summary>
 public sealed class LocalDataplane : INodeDataplane
 {
-    private NodeRelease? _release;
-
     /// <param name="release">The node's Calico release (-CalicoVersion); null: inferred from the pinned maps.</param>
     public LocalDataplane(string? pinDirectory = null, string? nodeName = null, CalicoRelease? release = null)
     {
-        PinDirectory = string.IsNullOrEmpty(pinDirectory) ? MapCatalog.DefaultPinDirectory : pinDirectory;
+        PinDirectory = string.IsNullOrEmpty(pinDirectory) ? NodePaths.CalicoPinDirectory : pinDirectory;
         Node = string.IsNullOrEmpty(nodeName) ? LocalNodeName() : nodeName;
-        _release = release is null ? null : NodeRelease.Given(release);
+        GivenRelease = release is null ? null : NodeRelease.Given(release);
     }
 
     public string Node { get; }
 
-    public NodeRelease Release => _release ??= ReleaseInference.InferOrUnknown(ListMaps);
+    public NodeRelease? GivenRelease { get; }
 
     public string PinDirectory { get; }
 
@@ -31,9 +28,9 @@ public sealed class LocalDataplane : INodeDataplane
 
     /// <summary>
     /// Checks, in order, that maps can be read here at all: Linux, root, the pin directory, a bpffs
-    /// under it, Calico maps in it. Throws one <see cref="BpfEnvironmentException"/> naming what is missing.
+    /// under it; then lists it. Throws one <see cref="BpfEnvironmentException"/> naming what is missing.
     /// </summary>
-    public IReadOnlyList<CalicoMapName> EnsureReadable()
+    public IReadOnlyList<string> ListPins()
     {
         KernelInfo.EnsureLinux();
         if (!KernelInfo.IsRoot)
@@ -60,18 +57,8 @@ public sealed class LocalDataplane : INodeDataplane
                 BpfEnvironmentProblem.NoBpfFs, PinDirectory);
         }
 
-        IReadOnlyList<CalicoMapName> pins = MapCatalog.ListPins(PinDirectory);
-        if (pins.Count == 0)
-        {
-            throw new BpfEnvironmentException(
-                $"No Calico BPF maps are pinned in {PinDirectory}. Is calico-node running in eBPF mode on this node (FelixConfiguration bpfEnabled: true)? Use -Node to read a remote node.",
-                BpfEnvironmentProblem.NoCalicoMaps, PinDirectory);
-        }
-
-        return pins;
+        return Directory.EnumerateFileSystemEntries(PinDirectory).Select(p => Path.GetFileName(p)).Order(StringComparer.Ordinal).ToList();
     }
-
-    public IReadOnlyList<CalicoMapName> ListMaps() => EnsureReadable();
 
     public IMapReader OpenMap(string pinName) =>
         new LocalMapReader(BpfMap.OpenPinned(Path.Combine(PinDirectory, pinName)));
@@ -111,15 +98,95 @@ public sealed class LocalDataplane : INodeDataplane
         return follow ? Trace.TraceFs.Follow(dir, cancellationToken) : Trace.TraceFs.ReadSnapshot(dir, cancellationToken);
     }
 
-    public IReadOnlyList<ConnectTimeProgram> ListConnectTimePrograms(string? cgroupPath, string linkDirectory, bool calicoOnly) =>
-        ConnectTime.List(Node, cgroupPath ?? ConnectTime.DefaultCgroup(), linkDirectory, calicoOnly).ToList();
+    public string? ReadEnvironment(string name) => Environment.GetEnvironmentVariable(name);
 
-    public (IReadOnlyList<string> ProgramArrays, IReadOnlyList<string> Links) PlanConnectTimeRemoval(string linkDirectory) =>
-        ConnectTime.Plan(PinDirectory, linkDirectory);
+    public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory)
+    {
+        if (!Directory.Exists(cgroupPath))
+        {
+            throw new DirectoryNotFoundException($"The cgroup {cgroupPath} does not exist.");
+        }
 
-    public void RemoveConnectTimeProgramArray(string path) => ConnectTime.RemoveProgramArray(path);
+        ulong bootNow = KernelInfo.BootTimeNanoseconds();
+        DateTime utcNow = DateTime.UtcNow;
+        var attached = new List<CgroupAttachment>();
+        foreach (CgroupAttachType type in Enum.GetValues<CgroupAttachType>())
+        {
+            foreach (uint id in BpfPrograms.QueryCgroup(cgroupPath, type))
+            {
+                BpfProgramDescriptor p;
+                try
+                {
+                    p = BpfPrograms.Describe(id);
+                }
+                catch (BpfObjectNotFoundException)
+                {
+                    continue; // detached meanwhile
+                }
 
-    public void RemoveConnectTimeLink(string path) => ConnectTime.RemoveLink(path);
+                // To the second, as bpftool's loaded_at: the boot-clock conversion jitters below that,
+                // and a remote node must give the same object as a local one.
+                DateTime? loaded = null;
+                if (p.LoadTimeNanoseconds > 0 && p.LoadTimeNanoseconds <= bootNow)
+                {
+                    DateTime at = utcNow - TimeSpan.FromTicks((long)((bootNow - p.LoadTimeNanoseconds) / 100));
+                    loaded = new DateTime(at.Ticks - (at.Ticks % TimeSpan.TicksPerSecond), DateTimeKind.Utc);
+                }
+
+                attached.Add(new CgroupAttachment(type, id, p.Name, p.Tag, loaded));
+            }
+        }
+
+        return new CgroupProgramListing(cgroupPath, attached, LinkPins(linkDirectory));
+    }
+
+    /// <summary>The bpf links pinned in a directory, by the program each runs.</summary>
+    private static Dictionary<uint, string> LinkPins(string linkDirectory)
+    {
+        var result = new Dictionary<uint, string>();
+        if (!Directory.Exists(linkDirectory))
+        {
+            return result;
+        }
+
+        foreach (string path in Directory.EnumerateFileSystemEntries(linkDirectory).OrderBy(p => p, StringComparer.Ordinal))
+        {
+            try
+            {
+                result[BpfPrograms.DescribeLink(path).ProgramId] = path;
+            }
+            catch (BpfException)
+            {
+                // Not a link (or gone).
+            }
+        }
+
+        return result;
+    }
+
+    public void RemoveConnectTimeProgramArray(string path)
+    {
+        using (BpfMap map = BpfMap.OpenPinned(path, writable: true))
+        {
+            map.Delete(new byte[map.Descriptor.KeySize]);
+        }
+
+        File.Delete(path);
+    }
+
+    public void RemoveConnectTimeLink(string path)
+    {
+        try
+        {
+            BpfPrograms.DetachLink(path);
+        }
+        catch (BpfInvalidArgumentException)
+        {
+            // A pin that is not a link: removing the pin is all calico-bpf does with it.
+        }
+
+        File.Delete(path);
+    }
 
     private sealed class LocalMapReader : IMapWriter
     {

@@ -28,6 +28,6 @@ public sealed class GetBpfConnectTimeProgramCommand : NodeCmdletBase
         // Paths of another node are that node's: only local ones go through the provider (relative paths, ~).
         string? cgroup = CgroupPath is null ? null : IsLocal ? GetUnresolvedProviderPathFromPSPath(CgroupPath) : CgroupPath;
         string links = IsLocal ? GetUnresolvedProviderPathFromPSPath(LinkPath) : LinkPath;
-        ForEachNode(node => node.ListConnectTimePrograms(cgroup, links, !All));
+        ForEachNode(node => ConnectTime.Programs(node, cgroup, links, !All));
     }
 }

@@ -21,7 +21,7 @@ public sealed class RemoveBpfConnectTimeProgramCommand : MapCmdletBase
         ForEachNodeInTurn(node =>
         {
             string on = IsLocal ? string.Empty : " on " + node.Node;
-            (IReadOnlyList<string> arrays, IReadOnlyList<string> linkPins) = node.PlanConnectTimeRemoval(links);
+            (IReadOnlyList<string> arrays, IReadOnlyList<string> linkPins) = ConnectTime.Plan(node, links);
             if (arrays.Count == 0 && linkPins.Count == 0)
             {
                 WriteVerbose($"No connect-time load balancer pins were found{on}: nothing to remove.");

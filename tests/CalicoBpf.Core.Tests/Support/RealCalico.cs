@@ -174,9 +174,6 @@ public sealed class RealCalicoCapturedNode : ReadOnlyNode
 
     public override string Node => "rcal";
 
-    /// <summary>As a local node tells it: from the pinned map versions (the capture names its release too; the tests compare the two).</summary>
-    public override NodeRelease Release => ReleaseInference.Infer(ListMaps());
-
     public override string PinDirectory => "/tmp/rcal-bpffs/globals";
 
     public override IReadOnlyList<CalicoMapName> ListMaps() =>

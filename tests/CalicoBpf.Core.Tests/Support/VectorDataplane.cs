@@ -25,7 +25,7 @@ public sealed class VectorDataplane : ReadOnlyNode
         _given = release is null ? null : new NodeRelease(CalicoRelease.Parse(release), CalicoReleaseSource.Given, "the case's release");
     }
 
-    public override NodeRelease Release => _given ?? base.Release;
+    public override NodeRelease? GivenRelease => _given;
 
     public override string Node => "calico-ut";
 

@@ -1,3 +1,5 @@
+using CalicoBpf.Maps;
+
 namespace CalicoBpf.Diagnostics;
 
 /// <summary>2. eBPF actually running, per node: the calico-node log, Calico's maps, the kernel minimum for the node's distribution.</summary>

@@ -1,4 +1,5 @@
 using CalicoBpf.Cluster;
+using CalicoBpf.Maps;
 
 namespace CalicoBpf.Diagnostics;
 
@@ -55,6 +56,6 @@ public static class DebugTrace
 {
     public static int CalicoLines(Transport.INodeDataplane node, CancellationToken cancellationToken) =>
         node.ReadTraceLines(follow: false, tracingDirectory: null, cancellationToken)
-            .Select(l => Trace.TraceLogParser.Parse(l, node.Node, release: node.Release.Release))
+            .Select(l => Trace.TraceLogParser.Parse(l, node.Node, release: ReleaseInference.Of(node).Release))
             .Count(e => e.Direction != TraceDirection.None);
 }

@@ -1,0 +1,34 @@
+using CalicoBpf.Interop;
+
+namespace CalicoBpf.Transport;
+
+/// <summary>Facts of a node's host: its clock, network interfaces, qdiscs, TC attachments, and files.</summary>
+public interface INodeHost : INodeSource
+{
+    /// <summary>The node's monotonic clock and wall time, sampled together.</summary>
+    ClockSample SampleClock();
+
+    /// <summary>The node's network interfaces by ifindex (the namespace calico-node runs in).</summary>
+    IReadOnlyDictionary<int, NetworkLink> ListLinks();
+
+    /// <summary>The node's qdiscs with their counters (tc -s qdisc show).</summary>
+    IReadOnlyList<QdiscStatistic> ListQdiscs();
+
+    /// <summary>
+    /// The programs on the node's interfaces at the TC hooks: tc filters, TCX and netkit (bpftool net
+    /// show), with the kinds the node cannot see (a bpftool older than 7.3 sees no TCX or netkit).
+    /// </summary>
+    AttachmentListing ListAttachments();
+
+    /// <summary>The names in a directory of the node, or null when it does not exist.</summary>
+    IReadOnlyList<string>? ListDirectory(string path);
+
+    /// <summary>A text file of the node, or null when it does not exist.</summary>
+    string? ReadTextFile(string path);
+
+    /// <summary>
+    /// A variable of the environment calico-node runs in (remotely the calico-node container's,
+    /// locally this process's), or null when it is not set.
+    /// </summary>
+    string? ReadEnvironment(string name);
+}
