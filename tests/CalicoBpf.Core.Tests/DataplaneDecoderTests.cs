@@ -243,5 +243,10 @@ public class DataplaneDecoderTests
         Assert.Equal("ffff:", TrafficControl.FormatHandle(0xffff0000));
         Assert.Equal("ffff:fff1", TrafficControl.FormatHandle(0xfffffff1, full: true));
         Assert.Equal("0:", TrafficControl.FormatHandle(0));
+        // tc's text back to the kernel's number, as a remote node's tc JSON is read.
+        Assert.Equal(0xffff0000u, TrafficControl.ParseHandle("ffff:"));
+        Assert.Equal(0xfffffff1u, TrafficControl.ParseHandle("ffff:fff1"));
+        Assert.Equal(TrafficControl.RootHandle, TrafficControl.ParseHandle("root"));
+        Assert.Equal(0u, TrafficControl.ParseHandle("0:"));
     }
 }

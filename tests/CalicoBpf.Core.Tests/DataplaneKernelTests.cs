@@ -196,7 +196,7 @@ public sealed class DataplaneKernelTests
         ns.Ip("link", "set", "cbt0", "up");
         ns.Ip("link", "set", "cbt1", "up");
         ns.Exec("tc", "qdisc", "add", "dev", "cbt0", "clsact");
-        var ours = NetworkNamespace.Run(ns.Name, () => TrafficControl.ListQdiscs("t1", NetLink.ListLinks()));
+        var ours = NetworkNamespace.Run(ns.Name, () => new LocalDataplane(null, "t1").ListQdiscs());
         using JsonDocument tc = JsonDocument.Parse(ns.Exec("tc", "-s", "-j", "qdisc", "show"));
         foreach (JsonElement q in tc.RootElement.EnumerateArray())
         {

@@ -29,7 +29,7 @@ public class FelixFieldsTests
     [Fact]
     public void Values_are_typed_and_absent_fields_null()
     {
-        var config = new FelixBpfConfig((JsonObject)JsonNode.Parse("""
+        var config = FelixFields.Read((JsonObject)JsonNode.Parse("""
             {"apiVersion":"crd.projectcalico.org/v1","kind":"FelixConfiguration","metadata":{"name":"node.n1","resourceVersion":"7"},
              "spec":{"bpfEnabled":true,"bpfKubeProxyMinSyncPeriod":"2s","vxlanPort":4790,"bpfDSROptoutCIDRs":["10.0.0.0/8"],
                      "bpfLogFilters":{"eth0":"tcp port 80"},"bpfPSNATPorts":20000,"unrelated":1}}

@@ -71,7 +71,7 @@ Describe 'Felix fields: one table, one property, one parameter, one help entry e
             $property.PropertyType | Should -Be $propertyType[[string]$f.Kind] -Because ".$($f.Property) shows a $($f.Kind) field"
             $spec = @{ $f.Json = $sample[[string]$f.Kind] }
             $resource = [System.Text.Json.Nodes.JsonNode]::Parse((@{ apiVersion = 'projectcalico.org/v3'; metadata = @{ name = 'default' }; spec = $spec } | ConvertTo-Json -Depth 5 -Compress))
-            $config = [CalicoBpf.FelixBpfConfig]::new($resource, '')
+            $config = [CalicoBpf.Cluster.FelixFields]::Read($resource, '')
             $config.($f.Property) | Should -Not -BeNullOrEmpty -Because ".$($f.Property) must read $($f.Json)"
             $others = @($fields | Where-Object Json -ne $f.Json | Where-Object { $null -ne $config.($_.Property) } | ForEach-Object Property)
             $others | Should -BeNullOrEmpty -Because "only .$($f.Property) reads $($f.Json)"

@@ -7,7 +7,7 @@ namespace CalicoBpf.Cluster;
 /// <summary>One field's change in a planned Set-FelixBpfConfig.</summary>
 public sealed record FelixFieldChange(FelixField Field, JsonNode? Old, JsonNode? New)
 {
-    public override string ToString() => $"{Field.Json}: {FelixFields.Show(Old)} -> {FelixFields.Show(New)}";
+    public override string ToString() => $"{Field.Json}: {FelixBpfConfig.ShowValue(Old)} -> {FelixBpfConfig.ShowValue(New)}";
 }
 
 /// <summary>A change computed against one version of one FelixConfiguration: applied only if that version, or one that left these fields alone, is current.</summary>
@@ -118,12 +118,12 @@ public sealed class FelixConfigClient
     public bool Knows(FelixField field) => Schema is not { } s || s.Field("spec." + field.Json) is not null;
 
     public IReadOnlyList<FelixBpfConfig> List() =>
-        _cluster.ListResources(Resource, _cancellationToken).Select(o => new FelixBpfConfig(o)).OrderBy(c => c.Name == "default" ? 0 : 1).ThenBy(c => c.Name, StringComparer.Ordinal).ToList();
+        _cluster.ListResources(Resource, _cancellationToken).Select(o => FelixFields.Read(o)).OrderBy(c => c.Name == "default" ? 0 : 1).ThenBy(c => c.Name, StringComparer.Ordinal).ToList();
 
     /// <summary>Every FelixConfiguration as first listed by this client: what reads share (changes read afresh).</summary>
     public IReadOnlyList<FelixBpfConfig> Configs => _configs ??= List();
 
-    public FelixBpfConfig? Get(string name) => _cluster.GetResource(Resource, name, _cancellationToken) is { } o ? new FelixBpfConfig(o) : null;
+    public FelixBpfConfig? Get(string name) => _cluster.GetResource(Resource, name, _cancellationToken) is { } o ? FelixFields.Read(o) : null;
 
     /// <summary>
     /// Computes a change: the current object (or none, when <paramref name="create"/> allows making it),
@@ -207,7 +207,7 @@ public sealed class FelixConfigClient
                         spec[c.Field.Json] = c.New!.DeepClone();
                     }
 
-                    return new FelixBpfConfig(_cluster.CreateResource(plan.Resource, new JsonObject
+                    return FelixFields.Read(_cluster.CreateResource(plan.Resource, new JsonObject
                     {
                         ["apiVersion"] = plan.Resource.GroupVersion,
                         ["kind"] = "FelixConfiguration",
@@ -223,7 +223,7 @@ public sealed class FelixConfigClient
                 }
 
                 var patch = new JsonObject { ["metadata"] = new JsonObject { ["resourceVersion"] = plan.ResourceVersion }, ["spec"] = patchSpec };
-                return new FelixBpfConfig(_cluster.PatchResource(plan.Resource, plan.Name, patch.ToJsonString(), dryRun, _cancellationToken));
+                return FelixFields.Read(_cluster.PatchResource(plan.Resource, plan.Name, patch.ToJsonString(), dryRun, _cancellationToken));
             }
             catch (ClusterException ex) when (ex.StatusCode == 409 && attempt < 3)
             {
@@ -234,7 +234,7 @@ public sealed class FelixConfigClient
                     (true, false) => "it was deleted meanwhile",
                     (false, true) => "it was created meanwhile",
                     _ => plan.Changes.Where(c => !JsonNode.DeepEquals(nowSpec[c.Field.Json], c.Old)).ToList() is { Count: > 0 } touched
-                        ? string.Join("; ", touched.Select(c => $"{c.Field.Json} was {FelixFields.Show(c.Old)} and is now {FelixFields.Show(nowSpec[c.Field.Json])}"))
+                        ? string.Join("; ", touched.Select(c => $"{c.Field.Json} was {FelixBpfConfig.ShowValue(c.Old)} and is now {FelixBpfConfig.ShowValue(nowSpec[c.Field.Json])}"))
                         : null,
                 };
                 if (meanwhile is not null)
@@ -317,7 +317,7 @@ public sealed class FelixConfigClient
                 // Empty or null means unset (reference 1.2): Felix falls back to the next source.
                 if (config?.Resource["spec"]?[f.Json] is JsonNode v && !(v.GetValueKind() == JsonValueKind.String && v.GetValue<string>().Length == 0))
                 {
-                    sources.Add((source, FelixFields.Show(v), "FelixConfiguration " + config.Name));
+                    sources.Add((source, FelixBpfConfig.ShowValue(v), "FelixConfiguration " + config.Name));
                 }
             }
 

@@ -186,13 +186,12 @@ public static class FelixFields
         }
     }
 
-    /// <summary>The value as it is written in FelixConfiguration YAML ("1s", "true", "[a, b]"), for messages and -WhatIf.</summary>
-    public static string Show(JsonNode? node) => node switch
+    /// <summary>A FelixConfiguration object as the model has it: its eBPF fields decoded by their types, in catalog order.</summary>
+    public static FelixBpfConfig Read(JsonObject resource, string node = "")
     {
-        null => "(unset)",
-        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>() is { Length: > 0 } s ? s : "\"\"",
-        _ => node.ToJsonString(),
-    };
+        JsonObject spec = resource["spec"] as JsonObject ?? new JsonObject();
+        return new FelixBpfConfig(resource, All.Where(f => spec.ContainsKey(f.Json)).Select(f => KeyValuePair.Create(f.Json, ToValue(f, spec[f.Json]))), node);
+    }
 }
 
 /// <summary>Go's time.Duration text ("1h2m3.5s", "500ms", "0s"), as Felix and the CRDs write durations.</summary>

@@ -24,7 +24,7 @@ public sealed record ServicePortSpec(IpProtocol Protocol, int Port, int NodePort
 /// -Resolve looks addresses up in, and that -Pod, -Namespace and -Service turn into the address
 /// sets the readers filter raw entries with before decoding.
 /// </summary>
-public sealed class WorkloadIndex
+public sealed class WorkloadIndex : IWorkloadNamer
 {
     private static readonly IPAddress WildcardV4 = IPAddress.Broadcast;
     private readonly Dictionary<IPAddress, WorkloadPod> _podByAddress = new();
@@ -132,7 +132,7 @@ public sealed class WorkloadIndex
 /// namespace) checked on resolved objects, and the address prefixes that let the readers skip
 /// entries before decoding them.
 /// </summary>
-public sealed class WorkloadFilter
+public sealed class WorkloadFilter : IWorkloadMatcher
 {
     public IReadOnlyCollection<string>? Pods { get; init; }
 

@@ -92,12 +92,12 @@ public static class TrafficControl
     }
 
     /// <summary>Every qdisc of the current network namespace with its counters.</summary>
-    public static IReadOnlyList<QdiscStatistic> ListQdiscs(string node, IReadOnlyDictionary<int, NetworkLink> links)
+    public static IReadOnlyList<QdiscCounters> ListQdiscs()
     {
-        var result = new List<QdiscStatistic>();
+        var result = new List<QdiscCounters>();
         NetLink.Dump(RTM_GETQDISC, TcMsgLen, chunk => NetLink.ForEachMessage(chunk, RTM_NEWQDISC, msg =>
         {
-            QdiscStatistic? q = Parse(node, links, msg);
+            QdiscCounters? q = Parse(msg);
             if (q is not null)
             {
                 result.Add(q);
@@ -106,7 +106,7 @@ public static class TrafficControl
         return result;
     }
 
-    internal static QdiscStatistic? Parse(string node, IReadOnlyDictionary<int, NetworkLink> links, ReadOnlySpan<byte> msg)
+    internal static QdiscCounters? Parse(ReadOnlySpan<byte> msg)
     {
         if (msg.Length < TcMsgLen)
         {
@@ -163,22 +163,21 @@ public static class TrafficControl
             }
         });
 
-        return new QdiscStatistic
+        return new QdiscCounters(ifIndex, null, kind, handle, parent, bytes, packets64 ?? packets, drops, overlimits, requeues, backlog, qlen);
+    }
+
+    /// <summary>A handle as tc prints it ("ffff:", "ffff:fff1", "root") back to its number.</summary>
+    public static uint ParseHandle(string text)
+    {
+        if (text == "root")
         {
-            Node = node,
-            IfIndex = ifIndex,
-            Interface = links.TryGetValue(ifIndex, out NetworkLink? l) ? l.Name : "ifindex " + ifIndex,
-            Kind = kind,
-            Handle = FormatHandle(handle),
-            Parent = parent == RootHandle ? "root" : FormatHandle(parent, full: true),
-            Bytes = bytes,
-            Packets = packets64 ?? packets,
-            Drops = drops,
-            Overlimits = overlimits,
-            Requeues = requeues,
-            Backlog = backlog,
-            QueueLength = qlen,
-        };
+            return RootHandle;
+        }
+
+        int colon = text.IndexOf(':');
+        string major = colon < 0 ? text : text[..colon], minor = colon < 0 ? string.Empty : text[(colon + 1)..];
+        uint Hex(string h) => h.Length == 0 ? 0 : uint.Parse(h, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+        return (Hex(major) << 16) | Hex(minor);
     }
 
     /// <summary>tc's handle text: "ffff:" for a major-only handle, "ffff:fff1" with a minor.</summary>
@@ -191,3 +190,10 @@ public static class TrafficControl
             : major.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + ":" + (minor == 0 ? string.Empty : minor.ToString("x", System.Globalization.CultureInfo.InvariantCulture));
     }
 }
+
+/// <summary>
+/// One qdisc and its counters as the kernel reports them (rtnetlink, or tc -s -j qdisc show): raw
+/// numbers; the device's name when the source gives it (tc does), else only its ifindex.
+/// </summary>
+public sealed record QdiscCounters(int IfIndex, string? Device, string Kind, uint Handle, uint Parent,
+    ulong Bytes, ulong Packets, uint Drops, uint Overlimits, uint Requeues, uint Backlog, uint QueueLength);

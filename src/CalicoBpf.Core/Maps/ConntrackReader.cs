@@ -1,4 +1,3 @@
-using CalicoBpf.Cluster;
 using CalicoBpf.Interop;
 using CalicoBpf.Transport;
 
@@ -19,10 +18,10 @@ public sealed record ConntrackQuery
     public TimeSpan? OlderThan { get; init; }
 
     /// <summary>-Resolve: pods and services to name each entry's ends and service with.</summary>
-    public WorkloadIndex? Resolver { get; init; }
+    public IWorkloadNamer? Resolver { get; init; }
 
     /// <summary>-Pod, -Namespace, -Service: checked on resolved entries (needs <see cref="Resolver"/>).</summary>
-    public WorkloadFilter? Workloads { get; init; }
+    public IWorkloadMatcher? Workloads { get; init; }
 
     /// <summary>The addresses of <see cref="Workloads"/>: an entry must touch one of them as well as one of <see cref="Addresses"/>.</summary>
     public IReadOnlyList<AddressPrefix>? WorkloadAddresses { get; init; }

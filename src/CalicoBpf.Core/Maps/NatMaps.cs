@@ -313,10 +313,10 @@ public sealed class NatQuery
     public IReadOnlyCollection<uint>? ServiceIds { get; init; }
 
     /// <summary>-Resolve: names each frontend's service and each backend's pod.</summary>
-    public Cluster.WorkloadIndex? Resolver { get; init; }
+    public IWorkloadNamer? Resolver { get; init; }
 
     /// <summary>-Pod, -Namespace, -Service: checked on resolved frontends (needs <see cref="Resolver"/>).</summary>
-    public Cluster.WorkloadFilter? Workloads { get; init; }
+    public IWorkloadMatcher? Workloads { get; init; }
 
     internal bool Matches(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, bool ipv6)
     {

@@ -1,5 +1,5 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
-using CalicoBpf.Cluster;
 
 namespace CalicoBpf;
 
@@ -8,7 +8,10 @@ public sealed class FelixBpfConfig
 {
     private readonly Dictionary<string, object?> _values;
 
-    public FelixBpfConfig(JsonObject resource, string node = "")
+    /// <param name="resource">The object as the API served it.</param>
+    /// <param name="values">The eBPF fields it sets, typed, in catalog order (Cluster.FelixFields.Read decodes them).</param>
+    /// <param name="node">The node a selector-scoped object was read for.</param>
+    public FelixBpfConfig(JsonObject resource, IEnumerable<KeyValuePair<string, object?>> values, string node = "")
     {
         Resource = resource;
         Name = resource["metadata"]?["name"]?.GetValue<string>() ?? string.Empty;
@@ -16,8 +19,15 @@ public sealed class FelixBpfConfig
         ResourceVersion = resource["metadata"]?["resourceVersion"]?.GetValue<string>() ?? string.Empty;
         Scope = Name == "default" ? "Global" : Name.StartsWith("node.", StringComparison.Ordinal) ? "Node" : "Selector";
         Node = Scope == "Node" ? Name[5..] : node;
-        JsonObject spec = resource["spec"] as JsonObject ?? new JsonObject();
-        _values = FelixFields.All.Where(f => spec.ContainsKey(f.Json)).ToDictionary(f => f.Json, f => FelixFields.ToValue(f, spec[f.Json]), StringComparer.Ordinal);
+        _values = new Dictionary<string, object?>(StringComparer.Ordinal);
+        var set = new List<string>();
+        foreach ((string json, object? value) in values)
+        {
+            _values[json] = value;
+            set.Add(json);
+        }
+
+        SetFields = set;
     }
 
     /// <summary>default, node.NAME, or another (selector-scoped) name.</summary>
@@ -35,13 +45,21 @@ public sealed class FelixBpfConfig
     public string Node { get; }
 
     /// <summary>The eBPF-related fields this object sets (JSON names), in catalog order.</summary>
-    public IReadOnlyList<string> SetFields => FelixFields.All.Where(f => _values.ContainsKey(f.Json)).Select(f => f.Json).ToList();
+    public IReadOnlyList<string> SetFields { get; }
 
     /// <summary>The whole resource as the API served it.</summary>
     public JsonObject Resource { get; }
 
     /// <summary>A field's value as written in the object ("Debug", "true", "1s"), "(unset)" when absent.</summary>
-    public string Show(string json) => FelixFields.Show(Resource["spec"]?[json]);
+    public string Show(string json) => ShowValue(Resource["spec"]?[json]);
+
+    /// <summary>A field's JSON value as written ("Debug", "true", "1s"), "(unset)" for none: one rule for every message.</summary>
+    public static string ShowValue(JsonNode? node) => node switch
+    {
+        null => "(unset)",
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>() is { Length: > 0 } s ? s : "\"\"",
+        _ => node.ToJsonString(),
+    };
 
     /// <summary>A field's value by JSON name (null when this object does not set it).</summary>
     public object? Value(string json) => _values.TryGetValue(json, out object? v) ? v : null;

@@ -12,31 +12,18 @@ public sealed partial class CommandDataplane
         IReadOnlyDictionary<int, NetworkLink> links = ListLinks();
         var byName = links.Values.ToDictionary(l => l.Name, l => l.IfIndex);
         using JsonDocument doc = JsonDocument.Parse(RunText("tc", "-s", "-j", "qdisc", "show"));
-        var result = new List<QdiscStatistic>();
+        var qdiscs = new List<QdiscCounters>();
         foreach (JsonElement q in doc.RootElement.EnumerateArray())
         {
             string dev = q.GetProperty("dev").GetString() ?? string.Empty;
             ulong U(string name) => q.TryGetProperty(name, out JsonElement v) ? v.GetUInt64() : 0;
-            string parent = q.TryGetProperty("parent", out JsonElement p) ? p.GetString() ?? string.Empty : q.TryGetProperty("root", out _) ? "root" : string.Empty;
-            result.Add(new QdiscStatistic
-            {
-                Node = Node,
-                Interface = dev,
-                IfIndex = byName.TryGetValue(dev, out int i) ? i : 0,
-                Kind = q.GetProperty("kind").GetString() ?? string.Empty,
-                Handle = q.GetProperty("handle").GetString() ?? string.Empty,
-                Parent = parent,
-                Bytes = U("bytes"),
-                Packets = U("packets"),
-                Drops = (uint)U("drops"),
-                Overlimits = (uint)U("overlimits"),
-                Requeues = (uint)U("requeues"),
-                Backlog = (uint)U("backlog"),
-                QueueLength = (uint)U("qlen"),
-            });
+            string parent = q.TryGetProperty("parent", out JsonElement p) ? p.GetString() ?? string.Empty : q.TryGetProperty("root", out _) ? "root" : "0:";
+            qdiscs.Add(new QdiscCounters(byName.TryGetValue(dev, out int i) ? i : 0, dev, q.GetProperty("kind").GetString() ?? string.Empty,
+                TrafficControl.ParseHandle(q.GetProperty("handle").GetString() ?? "0:"), TrafficControl.ParseHandle(parent),
+                U("bytes"), U("packets"), (uint)U("drops"), (uint)U("overlimits"), (uint)U("requeues"), (uint)U("backlog"), (uint)U("qlen")));
         }
 
-        return result;
+        return QdiscStatistics.From(Node, links, qdiscs);
     }
 
     /// <summary>

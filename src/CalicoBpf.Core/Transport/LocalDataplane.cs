@@ -76,7 +76,7 @@ public sealed class LocalDataplane : INodeDataplane
 
     public IReadOnlyDictionary<int, NetworkLink> ListLinks() => NetLink.ListLinks();
 
-    public IReadOnlyList<QdiscStatistic> ListQdiscs() => TrafficControl.ListQdiscs(Node, NetLink.ListLinks());
+    public IReadOnlyList<QdiscStatistic> ListQdiscs() => QdiscStatistics.From(Node, NetLink.ListLinks(), TrafficControl.ListQdiscs());
 
     public AttachmentListing ListAttachments() => AttachmentReader.ReadLocal(Node);
 

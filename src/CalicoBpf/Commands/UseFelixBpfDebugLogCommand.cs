@@ -106,7 +106,7 @@ public sealed class UseFelixBpfDebugLogCommand : CalicoBpfCmdletBase
             }
             catch (Exception ex) when (ex is ClusterException or FelixConflictException or FelixValidationException)
             {
-                string previous = string.Join(", ", values.Select(v => $"{v.Item1.Json}: {FelixFields.Show(v.Item2)}"));
+                string previous = string.Join(", ", values.Select(v => $"{v.Item1.Json}: {FelixBpfConfig.ShowValue(v.Item2)}"));
                 WriteError(new ErrorRecord(ex, "DebugLogNotRestored", ErrorCategory.WriteError, name)
                 {
                     ErrorDetails = new ErrorDetails($"FelixConfiguration {name} could not be put back ({ex.Message}). Set it back by hand: {(created ? "delete it" : previous)}."),
