@@ -109,8 +109,10 @@ function Invoke-Test {
         $xFailed = 1
     }
 
-    # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites.
+    # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites, and
+    # the simulator (built with it) for the suites that seed maps on this machine.
     $env:CALICOBPF_TESTCLUSTER = Get-TestClusterPath
+    $env:CALICOBPF_SIMULATION = Get-SimulationPath
     # Its calico-node containers carry the bpftool of their release: 7.5.0 is fetched from Debian once.
     $null = & bash (Join-Path $root 'tests/tools/get-bpftool75.sh')
     if ($LASTEXITCODE) { Write-Warning "bpftool 7.5.0 for the test cluster's calico-node containers could not be fetched: this machine's bpftool stands in." }
@@ -163,10 +165,16 @@ function Get-TestClusterPath {
     Join-Path (Get-BuildOutput (Join-Path $root 'tests/CalicoBpf.TestCluster') $Configuration) 'CalicoBpf.TestCluster.dll'
 }
 
+# The simulator is test support, not part of the module: the test cluster's build builds it.
+function Get-SimulationPath {
+    Join-Path (Get-BuildOutput (Join-Path $root 'tests/CalicoBpf.Simulation') $Configuration) 'CalicoBpf.Simulation.dll'
+}
+
 function Invoke-Demo {
     $pwsh = Join-Path $PSHOME 'pwsh'
     # One node, locally...
-    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-Demo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'))
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-Demo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'),
+        '-Simulation', (Get-SimulationPath))
     # ...then a small cluster through the Kubernetes API.
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-ClusterDemo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'),
         '-TestCluster', (Get-TestClusterPath))

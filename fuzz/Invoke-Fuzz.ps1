@@ -38,8 +38,8 @@ $project = Join-Path $root 'fuzz/CalicoBpf.Fuzz/CalicoBpf.Fuzz.csproj'
 Invoke-Native dotnet @('build', $project, '-c', 'Release', '--nologo', '-v', 'q', '-clp:ErrorsOnly')
 Invoke-Native dotnet @('publish', $project, '-c', 'Release', '-o', (Join-Path $fuzz 'bin'), '--nologo', '-v', 'q', '-clp:ErrorsOnly')
 Invoke-Native dotnet @('tool', 'restore')
-# The engine, and the test cluster's scenario reader for the cluster-scenario target.
-foreach ($dll in 'CalicoBpf.Core.dll', 'CalicoBpf.TestCluster.dll') {
+# The engine, the simulator's scenario reader (node-scenario) and the test cluster's (cluster-scenario, kube-protobuf).
+foreach ($dll in 'CalicoBpf.Core.dll', 'CalicoBpf.Simulation.dll', 'CalicoBpf.TestCluster.dll') {
     Invoke-Native dotnet @('tool', 'run', 'sharpfuzz', (Join-Path $fuzz "bin/$dll"))
 }
 $replay = Join-Path (Get-BuildOutput (Join-Path $root 'fuzz/CalicoBpf.Fuzz')) 'CalicoBpf.Fuzz.dll'
