@@ -93,20 +93,23 @@ function Invoke-Test {
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     $null = New-Item -ItemType Directory -Force $results
 
-    Write-Host 'xunit: CalicoBpf.Core.Tests'
-    Invoke-Native dotnet @('test', (Join-Path $root 'tests/CalicoBpf.Core.Tests/CalicoBpf.Core.Tests.csproj'), '-c', $Configuration, '--nologo',
-        '--logger', 'trx;LogFileName=xunit.trx', '--results-directory', $results) -AllowFailure
+    # Core's tests, and the test cluster's own (its scenario reader, its protobuf decoder, its fuzz targets).
     $xPassed = 0; $xFailed = 0; $xSkipped = 0
-    $trx = Join-Path $results 'xunit.trx'
-    if (Test-Path $trx) {
-        $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
-        $xPassed = [int]$counters.passed
-        $xFailed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
-        # A skipped test is counted in total, not in executed (the trx leaves notExecuted at 0).
-        $xSkipped = [int]$counters.total - [int]$counters.executed
-    } else {
-        Write-Warning 'xunit produced no results file: counting it as one failure.'
-        $xFailed = 1
+    foreach ($project in 'CalicoBpf.Core.Tests', 'CalicoBpf.TestCluster.Tests') {
+        Write-Host "xunit: $project"
+        Invoke-Native dotnet @('test', (Join-Path $root "tests/$project/$project.csproj"), '-c', $Configuration, '--nologo',
+            '--logger', "trx;LogFileName=$project.trx", '--results-directory', $results) -AllowFailure
+        $trx = Join-Path $results "$project.trx"
+        if (Test-Path $trx) {
+            $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+            $xPassed += [int]$counters.passed
+            $xFailed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+            # A skipped test is counted in total, not in executed (the trx leaves notExecuted at 0).
+            $xSkipped += [int]$counters.total - [int]$counters.executed
+        } else {
+            Write-Warning "$project produced no results file: counting it as one failure."
+            $xFailed += 1
+        }
     }
 
     # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites, and
