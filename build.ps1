@@ -93,24 +93,29 @@ function Invoke-Test {
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     $null = New-Item -ItemType Directory -Force $results
 
-    Write-Host 'xunit: CalicoBpf.Core.Tests'
-    Invoke-Native dotnet @('test', (Join-Path $root 'tests/CalicoBpf.Core.Tests/CalicoBpf.Core.Tests.csproj'), '-c', $Configuration, '--nologo',
-        '--logger', 'trx;LogFileName=xunit.trx', '--results-directory', $results) -AllowFailure
+    # Core's tests, and the test cluster's own (its scenario reader, its protobuf decoder, its fuzz targets).
     $xPassed = 0; $xFailed = 0; $xSkipped = 0
-    $trx = Join-Path $results 'xunit.trx'
-    if (Test-Path $trx) {
-        $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
-        $xPassed = [int]$counters.passed
-        $xFailed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
-        # A skipped test is counted in total, not in executed (the trx leaves notExecuted at 0).
-        $xSkipped = [int]$counters.total - [int]$counters.executed
-    } else {
-        Write-Warning 'xunit produced no results file: counting it as one failure.'
-        $xFailed = 1
+    foreach ($project in 'CalicoBpf.Core.Tests', 'CalicoBpf.TestCluster.Tests') {
+        Write-Host "xunit: $project"
+        Invoke-Native dotnet @('test', (Join-Path $root "tests/$project/$project.csproj"), '-c', $Configuration, '--nologo',
+            '--logger', "trx;LogFileName=$project.trx", '--results-directory', $results) -AllowFailure
+        $trx = Join-Path $results "$project.trx"
+        if (Test-Path $trx) {
+            $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+            $xPassed += [int]$counters.passed
+            $xFailed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+            # A skipped test is counted in total, not in executed (the trx leaves notExecuted at 0).
+            $xSkipped += [int]$counters.total - [int]$counters.executed
+        } else {
+            Write-Warning "$project produced no results file: counting it as one failure."
+            $xFailed += 1
+        }
     }
 
-    # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites.
+    # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites, and
+    # the simulator (built with it) for the suites that seed maps on this machine.
     $env:CALICOBPF_TESTCLUSTER = Get-TestClusterPath
+    $env:CALICOBPF_SIMULATION = Get-SimulationPath
     # Its calico-node containers carry the bpftool of their release: 7.5.0 is fetched from Debian once.
     $null = & bash (Join-Path $root 'tests/tools/get-bpftool75.sh')
     if ($LASTEXITCODE) { Write-Warning "bpftool 7.5.0 for the test cluster's calico-node containers could not be fetched: this machine's bpftool stands in." }
@@ -163,10 +168,16 @@ function Get-TestClusterPath {
     Join-Path (Get-BuildOutput (Join-Path $root 'tests/CalicoBpf.TestCluster') $Configuration) 'CalicoBpf.TestCluster.dll'
 }
 
+# The simulator is test support, not part of the module: the test cluster's build builds it.
+function Get-SimulationPath {
+    Join-Path (Get-BuildOutput (Join-Path $root 'tests/CalicoBpf.Simulation') $Configuration) 'CalicoBpf.Simulation.dll'
+}
+
 function Invoke-Demo {
     $pwsh = Join-Path $PSHOME 'pwsh'
     # One node, locally...
-    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-Demo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'))
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-Demo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'),
+        '-Simulation', (Get-SimulationPath))
     # ...then a small cluster through the Kubernetes API.
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'demo/Start-ClusterDemo.ps1'), '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'),
         '-TestCluster', (Get-TestClusterPath))

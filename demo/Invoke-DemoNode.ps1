@@ -6,12 +6,15 @@
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] [string] $Simulation,
     [Parameter(Mandatory)] [string] $Scenario,
     [Parameter(Mandatory)] [string] $PinPath
 )
 
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath
+# After the module, so that the simulator binds to the engine the module loaded.
+Add-Type -Path $Simulation
 
 $node = [CalicoBpf.Simulation.NodeScenario]::Load($Scenario)
 # Calico names a node after NODENAME (else the host name); so does CalicoBpf.

@@ -12,6 +12,8 @@
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
+    # The simulator that seeds the maps (tests/CalicoBpf.Simulation, built by build.ps1 demo): test support, not part of the module.
+    [Parameter(Mandatory)] [string] $Simulation,
     [string] $Scenario = (Join-Path $PSScriptRoot 'demo-node.yaml')
 )
 
@@ -42,7 +44,7 @@ try {
     if (Get-Command unshare -ErrorAction SilentlyContinue) { $clock = @('unshare', '--time', '--monotonic', '86400', '--boottime', '86400', '--fork') }
     else { Write-Warning 'unshare (util-linux) is not installed: the demo node''s ages are capped at this machine''s uptime.' }
     & ip netns exec $ns @clock $pwsh -NoProfile -NonInteractive -File (Join-Path $PSScriptRoot 'Invoke-DemoNode.ps1') `
-        -ModulePath $ModulePath -Scenario $Scenario -PinPath (Join-Path $bpffs 'tc/globals')
+        -ModulePath $ModulePath -Simulation $Simulation -Scenario $Scenario -PinPath (Join-Path $bpffs 'tc/globals')
     if ($LASTEXITCODE) { throw "The demo node failed (exit code $LASTEXITCODE)." }
 }
 finally {

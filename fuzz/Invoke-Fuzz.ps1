@@ -1,9 +1,10 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-    Fuzzes every decoder and parser target of fuzz/CalicoBpf.Fuzz with SharpFuzz + AFL++ (build.ps1 fuzz).
+    Fuzzes every decoder and parser target the runner fuzz/CalicoBpf.Fuzz knows (CalicoBpf.Fuzz.Targets,
+    CalicoBpf.Fuzz.ClusterTargets) with SharpFuzz + AFL++ (build.ps1 fuzz).
 .DESCRIPTION
-    The engine's assembly is instrumented in a copy of the build (out/fuzz/bin), afl-fuzz runs each
+    The assemblies the targets reach (the engine, the simulator, the test cluster) are instrumented in a copy of the build (out/fuzz/bin), afl-fuzz runs each
     target for -FuzzSeconds from its seed corpus (fuzz/corpus/TARGET), and every crash is replayed
     through the uninstrumented build to name its exception. Results: out/fuzz/results.md (copy them
     to docs/reliability.md). AFL++ is installed with apt when missing.
@@ -38,8 +39,8 @@ $project = Join-Path $root 'fuzz/CalicoBpf.Fuzz/CalicoBpf.Fuzz.csproj'
 Invoke-Native dotnet @('build', $project, '-c', 'Release', '--nologo', '-v', 'q', '-clp:ErrorsOnly')
 Invoke-Native dotnet @('publish', $project, '-c', 'Release', '-o', (Join-Path $fuzz 'bin'), '--nologo', '-v', 'q', '-clp:ErrorsOnly')
 Invoke-Native dotnet @('tool', 'restore')
-# The engine, and the test cluster's scenario reader for the cluster-scenario target.
-foreach ($dll in 'CalicoBpf.Core.dll', 'CalicoBpf.TestCluster.dll') {
+# The engine, the simulator's scenario reader (node-scenario) and the test cluster's (cluster-scenario, kube-protobuf).
+foreach ($dll in 'CalicoBpf.Core.dll', 'CalicoBpf.Simulation.dll', 'CalicoBpf.TestCluster.dll') {
     Invoke-Native dotnet @('tool', 'run', 'sharpfuzz', (Join-Path $fuzz "bin/$dll"))
 }
 $replay = Join-Path (Get-BuildOutput (Join-Path $root 'fuzz/CalicoBpf.Fuzz')) 'CalicoBpf.Fuzz.dll'

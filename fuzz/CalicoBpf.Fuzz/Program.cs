@@ -3,9 +3,9 @@ using SharpFuzz;
 
 // CalicoBpf.Fuzz TARGET             run under afl-fuzz (SharpFuzz's out-of-process loop)
 // CalicoBpf.Fuzz TARGET --replay DIR  run every file of DIR in-process (the corpus, the findings)
-if (args.Length == 0 || !Targets.All.TryGetValue(args[0], out Action<byte[]>? target))
+if (args.Length == 0 || !ClusterTargets.EveryTarget.TryGetValue(args[0], out Action<byte[]>? target))
 {
-    Console.Error.WriteLine($"usage: CalicoBpf.Fuzz {string.Join('|', Targets.All.Keys)} [--replay DIR]");
+    Console.Error.WriteLine($"usage: CalicoBpf.Fuzz {string.Join('|', ClusterTargets.EveryTarget.Keys)} [--replay DIR]");
     return 2;
 }
 

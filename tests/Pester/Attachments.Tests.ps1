@@ -63,7 +63,8 @@ Describe 'TCX attachments on this machine' -Skip:(-not ($kernel -and $bpftool75)
         $fs = New-TestBpfFs
         foreach ($c in @('link add cbtx0 type veth peer name cbtx1', 'link set cbtx0 up', 'link set cbtx1 up')) { & ip -n $ns @($c -split ' ') }
         # cbtx0 keeps TC (clsact and a filter); cbtx1 is attached with TCX and has no qdisc of Calico's.
-        Invoke-InNetns $ns "`$links = [System.Collections.Generic.Dictionary[string, int]]::new()
+        Invoke-InNetns $ns "Add-Type -Path '$(Get-SimulationPath)'
+            `$links = [System.Collections.Generic.Dictionary[string, int]]::new()
             foreach (`$l in [CalicoBpf.Interop.NetLink]::ListLinks().Values) { `$links[`$l.Name] = `$l.IfIndex }
             `$sim = [CalicoBpf.Simulation.SimulatedDataplane]::Claim('$($fs.PinPath)')
             try { [CalicoBpf.Simulation.NodeScenario]::Parse(""interfaces:`n  - { name: cbtx0, ingress: { TotalPackets: 10 } }`n  - { name: cbtx1, ingress: { TotalPackets: 20, DroppedByPolicy: 4 } }"").Seed(`$sim, `$links) } finally { `$sim.Dispose() }

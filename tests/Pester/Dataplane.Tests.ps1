@@ -8,6 +8,7 @@ BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $manifestPath = Get-ModuleUnderTest
     Import-Module $manifestPath -Force
+    Import-Simulation
     $fs = $null
     if (Test-KernelAvailable) {
         $fs = New-TestBpfFs

@@ -16,11 +16,11 @@ Describe 'Third-party assemblies load in the module''s private context' {
 `$ErrorActionPreference = 'Stop'
 Add-Type -Path '$other'
 Import-Module '$manifestPath'
-`$s = [CalicoBpf.Simulation.NodeScenario]::Parse("node: n7``nconntrack:``n  tcp: 2")
 `$ours = [CalicoBpf.Isolation.DependencyLoadContext]::Yaml
+`$s = `$ours.ToJsonDocuments("node: n7``nconntrack:``n  tcp: 2")[0] | ConvertFrom-Json
 `$loaded = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'YamlDotNet' } |
     ForEach-Object { '{0}@{1}' -f `$_.GetName().Version, [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
-"node=`$(`$s.Node);tcp=`$(`$s.Conntrack.Tcp);ours=`$(`$ours.Version);loaded=`$((`$loaded | Sort-Object) -join ',')"
+"node=`$(`$s.node);tcp=`$(`$s.conntrack.tcp);ours=`$(`$ours.Version);loaded=`$((`$loaded | Sort-Object) -join ',')"
 "@
         $out = & $pwsh -NoProfile -NonInteractive -Command $script 2>&1
         $LASTEXITCODE | Should -Be 0 -Because ($out | Out-String)

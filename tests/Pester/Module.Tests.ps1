@@ -36,6 +36,21 @@ Describe 'The module manifest and layout' {
         Get-ChildItem $moduleDir -Recurse -Filter 'System.Management.Automation.dll' | Should -BeNullOrEmpty
     }
 
+    It 'ships no test support: no CalicoBpf.Simulation assembly, no type in that namespace' {
+        # Read from each file's metadata, not from what is loaded: an assembly the module never loads counts too.
+        $dlls = @(Get-ChildItem $moduleDir -Recurse -Filter *.dll)
+        $dlls.Name | Should -Not -Contain 'CalicoBpf.Simulation.dll'
+        $namespaces = foreach ($dll in $dlls) {
+            $pe = [System.Reflection.PortableExecutable.PEReader]::new([IO.File]::OpenRead($dll.FullName))
+            try {
+                $md = [System.Reflection.Metadata.PEReaderExtensions]::GetMetadataReader($pe)
+                foreach ($t in $md.TypeDefinitions) { $md.GetString($md.GetTypeDefinition($t).Namespace) }
+            } finally { $pe.Dispose() }
+        }
+        $namespaces | Should -Contain 'CalicoBpf.Maps' -Because 'the engine''s own namespaces are read, so an empty result proves nothing'
+        @($namespaces | Where-Object { $_ -like 'CalicoBpf.Simulation*' }) | Should -BeNullOrEmpty
+    }
+
     It 'makes its types usable by name right after import' {
         [CalicoBpf.TcpState]::Established | Should -Be 'Established'
         [System.Runtime.Loader.AssemblyLoadContext]::GetLoadContext([CalicoBpf.ConntrackEntry].Assembly).Name | Should -Be 'Default'

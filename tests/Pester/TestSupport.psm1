@@ -6,6 +6,20 @@ function Get-ModuleUnderTest {
     return (Join-Path $PSScriptRoot '../../out/CalicoBpf/CalicoBpf.psd1')
 }
 
+function Get-SimulationPath {
+    # The simulator (tests/CalicoBpf.Simulation: real Calico maps seeded from a node scenario) is test
+    # support, not part of the module; build.ps1 test builds it with the test cluster.
+    if ($env:CALICOBPF_SIMULATION) { return $env:CALICOBPF_SIMULATION }
+    return (Join-Path $PSScriptRoot '../CalicoBpf.Simulation/bin/Release/net8.0/CalicoBpf.Simulation.dll')
+}
+
+function Import-Simulation {
+    # After Import-Module: the simulator's reference to CalicoBpf.Core binds to the engine the module loaded.
+    $path = Get-SimulationPath
+    if (-not (Test-Path $path)) { throw "The simulator is not built ($path): run build.ps1 test." }
+    Add-Type -Path $path
+}
+
 function Test-KernelAvailable {
     # Tests that need the real kernel as root skip locally when they cannot have it; with CI=true they fail.
     $reason = if (-not $IsLinux) { 'not Linux' } elseif ((id -u) -ne '0') { 'not root' } else { $null }

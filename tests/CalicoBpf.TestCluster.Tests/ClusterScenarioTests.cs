@@ -1,7 +1,6 @@
-using CalicoBpf.TestCluster;
 using Xunit;
 
-namespace CalicoBpf.Tests;
+namespace CalicoBpf.TestCluster.Tests;
 
 /// <summary>
 /// The test cluster's scenario reader: every scenario the tests and the demo use is valid, and a

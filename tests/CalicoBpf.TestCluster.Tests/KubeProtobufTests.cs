@@ -1,8 +1,7 @@
 using System.Text.Json.Nodes;
-using CalicoBpf.TestCluster;
 using Xunit;
 
-namespace CalicoBpf.Tests;
+namespace CalicoBpf.TestCluster.Tests;
 
 /// <summary>The test cluster reads the protobuf SelfSubjectAccessReviews kubectl auth can-i sends, byte for byte as kubectl 1.32 sent them.</summary>
 public class KubeProtobufTests

@@ -4,16 +4,16 @@ using CalicoBpf.Diagnostics;
 using CalicoBpf.Interop;
 using CalicoBpf.Maps;
 using CalicoBpf.Simulation;
-using CalicoBpf.TestCluster;
 using CalicoBpf.Trace;
 using CalicoBpf.Transport;
 
 namespace CalicoBpf.Fuzz;
 
 /// <summary>
-/// The fuzz targets. Each takes one input; the exceptions a caller is promised for bad input (a
-/// typed BpfException, a FormatException naming line and column) are the expected outcome and are
-/// swallowed; anything else escapes and is a finding.
+/// The fuzz targets of the engine and the simulator (the test cluster's are in an assembly of their
+/// own, CalicoBpf.Fuzz.ClusterTargets). Each takes one input; the exceptions a caller is promised for
+/// bad input (a typed BpfException, a FormatException naming line and column) are the expected
+/// outcome and are swallowed; anything else escapes and is a finding.
 /// </summary>
 public static class Targets
 {
@@ -26,8 +26,6 @@ public static class Targets
         ["node-scenario"] = NodeScenarioText,
         ["maps"] = Maps,
         ["nat"] = Nat,
-        ["cluster-scenario"] = ClusterScenarioText,
-        ["kube-protobuf"] = KubeProtobufBody,
     };
 
     // A property, not a static field: instrumented code must not run before SharpFuzz has set up its shared memory.
@@ -178,54 +176,6 @@ public static class Targets
         catch (FormatException)
         {
             // The promised outcome of bad YAML or a bad endpoint: line, column and cause.
-        }
-    }
-
-    /// <summary>Kinds by the scenario fields they depend on: reading the CRD fixtures once, not per input.</summary>
-    private static readonly Dictionary<string, List<ResourceKind>> KindsByInstall = new(StringComparer.Ordinal);
-
-    /// <summary>
-    /// The test cluster's scenario file: parsed, validated, and seeded into a resource store as the
-    /// test cluster does before it serves. Bad input is a FormatException (YAML, with line and column)
-    /// or an InvalidDataException naming the entry and field. RBAC manifests are files the scenario
-    /// names, not part of its text, and are not read.
-    /// </summary>
-    private static void ClusterScenarioText(byte[] input)
-    {
-        try
-        {
-            ClusterScenario scenario = ClusterScenario.Parse(Encoding.UTF8.GetString(input));
-            scenario.RbacManifests.Clear();
-            string key = $"{scenario.Install}|{scenario.CalicoCrds}|{string.Join(",", scenario.CalicoApiGroups)}";
-            if (!KindsByInstall.TryGetValue(key, out List<ResourceKind>? kinds))
-            {
-                KindsByInstall[key] = kinds = ScenarioObjects.Kinds(scenario);
-            }
-
-            var store = new ResourceStore();
-            ScenarioObjects.Seed(scenario, kinds, store);
-            _ = store.List(ScenarioObjects.Pods, null).Count;
-        }
-        catch (Exception ex) when (ex is FormatException or InvalidDataException)
-        {
-            // The promised outcome of a scenario the cluster cannot serve: what is wrong, and where.
-        }
-    }
-
-    /// <summary>
-    /// A request body in Kubernetes' protobuf encoding, as the test cluster reads kubectl's access and
-    /// rules reviews: a review as JSON, a FormatException naming the fault, or NotSupportedException
-    /// for a kind it does not decode (the server's 415).
-    /// </summary>
-    private static void KubeProtobufBody(byte[] input)
-    {
-        try
-        {
-            _ = KubeProtobuf.Decode(input).ToJsonString();
-        }
-        catch (Exception ex) when (ex is FormatException or NotSupportedException)
-        {
-            // The promised outcomes: 400 and 415.
         }
     }
 }
