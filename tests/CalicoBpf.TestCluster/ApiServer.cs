@@ -70,21 +70,43 @@ public sealed partial class ApiServer : IAsyncDisposable
     /// </summary>
     public const int DefaultMaxRequestLineBytes = 8 * 1024;
 
+    /// <summary>
+    /// Creates the scenario's nodes (namespaces, bpffs mounts, maps, calico-node containers) and
+    /// serves the API for them. A start that fails removes what it had created; a started server
+    /// removes it when disposed. <see cref="TestClusterHost"/> is the entry tests use.
+    /// </summary>
     /// <param name="maxRequestLineBytes">The longest request line served; longer ones are refused with 414 URI Too Long.</param>
-    public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0, int maxRequestLineBytes = DefaultMaxRequestLineBytes)
+    /// <param name="runId">Names what the nodes create (network namespace cbk-RUNID-NODE, /tmp/cbk-RUNID-NODE); this process's id in hex by default.</param>
+    public static async Task<ApiServer> StartAsync(ClusterScenario scenario, int port = 0, int maxRequestLineBytes = DefaultMaxRequestLineBytes, string? runId = null)
     {
-        string runId = Environment.ProcessId.ToString("x", CultureInfo.InvariantCulture);
+        runId ??= Environment.ProcessId.ToString("x", CultureInfo.InvariantCulture);
         Dictionary<string, ReplayedNode> replayed = ReplayedNode.ForScenario(scenario);
         var nodes = new Dictionary<string, SimulatedNode>();
+        WebApplication? app = null;
         try
         {
             foreach (ClusterScenario.NodeSpec n in scenario.Nodes.Where(n => !replayed.ContainsKey(n.Name)))
             {
                 nodes[n.Name] = SimulatedNode.Create(n, runId);
             }
+
+            // HTTPS with a certificate of its own, as a real API server: clients only send tokens over TLS.
+            X509Certificate2 certificate = CreateCertificate();
+            app = Build(certificate, port, maxRequestLineBytes);
+            var server = new ApiServer(scenario, nodes, app) { CertificatePem = certificate.ExportCertificatePem(), Replayed = replayed };
+            app.UseWebSockets();
+            app.Run(server.HandleAsync);
+            await app.StartAsync();
+            server.Url = app.Urls.First().Replace("[::1]", "127.0.0.1", StringComparison.Ordinal);
+            return server;
         }
         catch
         {
+            if (app is not null)
+            {
+                await app.DisposeAsync();
+            }
+
             foreach (SimulatedNode n in nodes.Values)
             {
                 n.Dispose();
@@ -92,9 +114,10 @@ public sealed partial class ApiServer : IAsyncDisposable
 
             throw;
         }
+    }
 
-        // HTTPS with a certificate of its own, as a real API server: clients only send tokens over TLS.
-        X509Certificate2 certificate = CreateCertificate();
+    private static WebApplication Build(X509Certificate2 certificate, int port, int maxRequestLineBytes)
+    {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         // A stopping server does not wait for clients that keep connections open (watches, exec sockets).
@@ -110,27 +133,7 @@ public sealed partial class ApiServer : IAsyncDisposable
                 o.UseHttps(certificate);
             });
         });
-        WebApplication app = builder.Build();
-        ApiServer server;
-        try
-        {
-            server = new ApiServer(scenario, nodes, app) { CertificatePem = certificate.ExportCertificatePem(), Replayed = replayed };
-        }
-        catch
-        {
-            foreach (SimulatedNode n in nodes.Values)
-            {
-                n.Dispose();
-            }
-
-            throw;
-        }
-
-        app.UseWebSockets();
-        app.Run(server.HandleAsync);
-        await app.StartAsync();
-        server.Url = app.Urls.First().Replace("[::1]", "127.0.0.1", StringComparison.Ordinal);
-        return server;
+        return builder.Build();
     }
 
     /// <summary>A kubeconfig for one of the scenario's tokens.</summary>
