@@ -1,15 +1,15 @@
 using System.Diagnostics;
+using System.Net;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using CalicoBpf.TestCluster.Tests.Support;
-using Xunit;
 
 namespace CalicoBpf.TestCluster.Tests;
 
 /// <summary>
 /// The test cluster's API server against the real kubectl: Kubernetes resources, Calico custom
 /// resources validated with the real CRD schemas, patches, conflicts, RBAC, dry runs, watch, logs,
-/// exec with stdin. What the module's cluster features are tested against must behave as the real one.
+/// exec with stdin, and request lines refused as a front-end proxy refuses them. What the module's
+/// cluster features are tested against must behave as the real one.
 /// </summary>
 [Collection(ResourcesCluster.Name)]
 public sealed class KubernetesResourcesTests(ResourcesCluster cluster)
@@ -188,5 +188,26 @@ public sealed class KubernetesResourcesTests(ResourcesCluster cluster)
         Assert.Single(Kubectl.Run("logs", "-n", "calico-system", pod, "--since-time", "2026-11-26T05:30:00Z").Lines);
         Assert.Contains("container nope is not valid for pod", Kubectl.Run("logs", "-n", "calico-system", pod, "-c", "nope").Joined);
         Assert.Equal(new[] { "hello from stdin" }, Kubectl.RunWithStdin("hello from stdin\n", "exec", "-i", "-n", "calico-system", pod, "--", "cat").Lines);
+    }
+
+    [SkippableFact]
+    public async Task A_request_line_over_8_KB_is_answered_414_URI_Too_Long_and_one_of_8_KB_is_served()
+    {
+        Assert.Equal(HttpStatusCode.OK, await Request(8192));
+        Assert.Equal(HttpStatusCode.RequestUriTooLong, await Request(8193));
+    }
+
+    /// <summary>The status of a GET whose request line ("GET PATH HTTP/1.1" and its CRLF, as Kestrel and nginx count it) is that long.</summary>
+    private async Task<HttpStatusCode> Request(int length)
+    {
+        TestClusterHost host = cluster.Host;
+        const string Path = "/api/v1/namespaces/calico-system/pods?labelSelector=k8s-app%3Dcalico-node&pad=";
+        string pad = new('x', length - $"GET {Path} HTTP/1.1\r\n".Length);
+        using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = HttpClientHandler.DangerousAcceptAnyServerCertificateValidator };
+        using var client = new HttpClient(handler);
+        using var request = new HttpRequestMessage(HttpMethod.Get, host.Url + Path + pad);
+        request.Headers.Authorization = new("Bearer", "admin-token");
+        using HttpResponseMessage response = await client.SendAsync(request);
+        return response.StatusCode;
     }
 }

@@ -1,6 +1,4 @@
 using System.Text.Json.Nodes;
-using CalicoBpf.TestCluster.Tests.Support;
-using Xunit;
 
 namespace CalicoBpf.TestCluster.Tests;
 

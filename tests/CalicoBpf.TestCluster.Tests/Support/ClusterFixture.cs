@@ -1,6 +1,5 @@
 using CalicoBpf.Interop;
 using CalicoBpf.Tests.Support;
-using Xunit;
 
 namespace CalicoBpf.TestCluster.Tests.Support;
 
@@ -75,4 +74,18 @@ public sealed class ResourcesCluster() : ClusterFixture("tests/Pester/resources.
 public sealed class ManifestV328Cluster() : ClusterFixture("tests/Pester/manifest-v328.yaml"), ICollectionFixture<ManifestV328Cluster>
 {
     public const string Name = "manifest v3.28 cluster";
+}
+
+/// <summary>demo/cluster.yaml: three nodes with calico-node (v3.30.7) and one without.</summary>
+[CollectionDefinition(Name)]
+public sealed class DemoCluster() : ClusterFixture("demo/cluster.yaml"), ICollectionFixture<DemoCluster>
+{
+    public const string Name = "demo cluster";
+}
+
+/// <summary>tests/Pester/rbac.yaml: deploy/calicobpf-rbac.yaml's roles, a token for each, and one for an identity bound to nothing.</summary>
+[CollectionDefinition(Name)]
+public sealed class RbacCluster() : ClusterFixture("tests/Pester/rbac.yaml"), ICollectionFixture<RbacCluster>
+{
+    public const string Name = "rbac cluster";
 }
