@@ -8,7 +8,7 @@
         dotnet tool restore; dotnet pwsh ./build.ps1 test
     Tasks:
         build    an importable module in out/CalicoBpf (manifest, DLLs, formats, types, en-US help)
-        test     xunit and Pester; the last line is "N passed, N failed"
+        test     xunit (Core.Tests, TestCluster.Tests) and Pester; the last line is "N passed, N failed, N skipped"
         demo     seeds a simulated node's dataplane into real maps and runs the main job against it
         bench    the benchmarks of docs/performance.md
         fuzz     SharpFuzz + AFL++ on every decoder and parser target, -FuzzSeconds each (fuzz/Invoke-Fuzz.ps1, docs/reliability.md)
@@ -87,29 +87,37 @@ function Get-ToolPackage([string] $Id, [string] $Version) {
     return $dir
 }
 
+function Invoke-Xunit([string] $Project, [string] $Results) {
+    # One xunit project's tests, and its counts from its trx (no trx counts as one failure).
+    $name = [IO.Path]::GetFileNameWithoutExtension($Project)
+    Write-Host "xunit: $name"
+    Invoke-Native dotnet @('test', $Project, '-c', $Configuration, '--nologo',
+        '--logger', "trx;LogFileName=$name.trx", '--results-directory', $Results) -AllowFailure | Out-Host
+    $trx = Join-Path $Results "$name.trx"
+    if (-not (Test-Path $trx)) {
+        Write-Warning "xunit ($name) produced no results file: counting it as one failure."
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+    [pscustomobject]@{
+        Passed  = [int]$counters.passed
+        Failed  = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+        # A skipped test is counted in total, not in executed (the trx leaves notExecuted at 0).
+        Skipped = [int]$counters.total - [int]$counters.executed
+    }
+}
+
 function Invoke-Test {
     # Runs after package and testcluster (see $dependsOn): the Pester suite installs the package.
     $results = Join-Path $out 'TestResults'
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     $null = New-Item -ItemType Directory -Force $results
 
-    # Core's tests, and the test cluster's own (its scenario reader, its protobuf decoder, its fuzz targets).
+    # Core against the kernel; the test cluster's engine (started in-process, against kubectl) and its own readers.
     $xPassed = 0; $xFailed = 0; $xSkipped = 0
     foreach ($project in 'CalicoBpf.Core.Tests', 'CalicoBpf.TestCluster.Tests') {
-        Write-Host "xunit: $project"
-        Invoke-Native dotnet @('test', (Join-Path $root "tests/$project/$project.csproj"), '-c', $Configuration, '--nologo',
-            '--logger', "trx;LogFileName=$project.trx", '--results-directory', $results) -AllowFailure
-        $trx = Join-Path $results "$project.trx"
-        if (Test-Path $trx) {
-            $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
-            $xPassed += [int]$counters.passed
-            $xFailed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
-            # A skipped test is counted in total, not in executed (the trx leaves notExecuted at 0).
-            $xSkipped += [int]$counters.total - [int]$counters.executed
-        } else {
-            Write-Warning "$project produced no results file: counting it as one failure."
-            $xFailed += 1
-        }
+        $x = Invoke-Xunit (Join-Path $root "tests/$project/$project.csproj") $results
+        $xPassed += $x.Passed; $xFailed += $x.Failed; $xSkipped += $x.Skipped
     }
 
     # The test cluster (a Kubernetes API server over simulated nodes) for the cluster-mode suites, and

@@ -86,23 +86,8 @@ public sealed partial class ApiServer
             || (candidates.Any(r => r.Stdin.Length == received.Length && Prefix(r)) && !candidates.Any(r => r.Stdin.Length > received.Length && Prefix(r)));
 
         byte[] buffer = new byte[64 * 1024];
-        var message = new MemoryStream();
-        while (!Done())
+        while (!Done() && await ReceiveMessage(ws, buffer, ct) is byte[] frame)
         {
-            WebSocketReceiveResult r = await ws.ReceiveAsync(buffer, ct);
-            if (r.MessageType == WebSocketMessageType.Close)
-            {
-                break;
-            }
-
-            message.Write(buffer, 0, r.Count);
-            if (!r.EndOfMessage)
-            {
-                continue;
-            }
-
-            byte[] frame = message.ToArray();
-            message.SetLength(0);
             if (frame.Length > 0 && frame[0] == 0)
             {
                 received.Write(frame, 1, frame.Length - 1);

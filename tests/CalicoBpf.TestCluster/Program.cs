@@ -2,8 +2,9 @@ using System.Runtime.InteropServices;
 using CalicoBpf.TestCluster;
 
 // CalicoBpf.TestCluster --scenario FILE [--port N] [--kubeconfig FILE] [--token NAME] [--max-request-line BYTES] [--no-stdin]
-// Starts the test cluster, writes a kubeconfig, prints "ready <url>", and serves until stdin closes
-// (unless --no-stdin), SIGINT or SIGTERM; then removes every namespace, mount and map it created.
+// Starts the test cluster (TestClusterHost, as in-process tests do), writes a kubeconfig, prints
+// "ready <url>", and serves until stdin closes (unless --no-stdin), SIGINT or SIGTERM; then removes
+// every namespace, mount and map it created.
 // --max-request-line: the longest request line served (default 8192, as a front-end proxy); longer: 414.
 string? scenarioPath = null, kubeconfigPath = null;
 string token = "admin-token";
@@ -27,10 +28,10 @@ if (scenarioPath is null)
     return 2;
 }
 
-ApiServer server;
+TestClusterHost host;
 try
 {
-    server = await ApiServer.StartAsync(ClusterScenario.Load(scenarioPath), port, maxRequestLine);
+    host = await TestClusterHost.StartAsync(scenarioPath, new TestClusterOptions { Port = port, MaxRequestLineBytes = maxRequestLine, Token = token, KubeconfigPath = kubeconfigPath });
 }
 catch (Exception ex) when (ex is InvalidDataException or FormatException or FileNotFoundException or DirectoryNotFoundException)
 {
@@ -39,13 +40,8 @@ catch (Exception ex) when (ex is InvalidDataException or FormatException or File
     return 2;
 }
 
-await using ApiServer running = server;
-if (kubeconfigPath is not null)
-{
-    File.WriteAllText(kubeconfigPath, server.Kubeconfig(token));
-}
-
-Console.WriteLine("ready " + server.Url);
+await using TestClusterHost running = host;
+Console.WriteLine("ready " + host.Url);
 var stop = new CancellationTokenSource();
 // SIGINT, SIGTERM or the end of stdin stop the server; the normal exit path then removes what it created.
 using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });

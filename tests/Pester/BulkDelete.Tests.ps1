@@ -14,24 +14,11 @@ BeforeAll {
     $pins = if ($cluster) { "/tmp/cbk-$($cluster.RunId)-bulk-a/bpffs/tc/globals" }
 
     function Id($e) { "$($e.Protocol) $($e.Type) $($e.SourceAddress):$($e.SourcePort) $($e.DestinationAddress):$($e.DestinationPort)" }
-
-    function Request([int] $Length) {
-        # A GET whose request line ("GET <path> HTTP/1.1" and its CRLF, as Kestrel and nginx count it) is $Length bytes long.
-        $path = '/api/v1/namespaces/calico-system/pods?labelSelector=k8s-app%3Dcalico-node&pad='
-        $pad = 'x' * ($Length - "GET $path HTTP/1.1`r`n".Length)
-        Invoke-WebRequest -Uri "$($cluster.Url)$path$pad" -Headers @{ Authorization = 'Bearer admin-token' } -SkipCertificateCheck -SkipHttpErrorCheck
-    }
 }
 
 AfterAll { Stop-ScenarioCluster $cluster }
 
 Describe 'The test cluster refuses what a front-end proxy refuses' -Skip:(-not $kernel) {
-    It 'a request line over 8 KB is answered 414 URI Too Long; one of 8 KB is served' {
-        (Request 8192).StatusCode | Should -Be 200
-        $refused = Request 8193
-        $refused.StatusCode | Should -Be 414
-    }
-
     It 'refuses an exec whose command does not fit, as bulk deletes sent them before their keys went on stdin' {
         # 120 IPv4 conntrack keys as command arguments, as a 500-key chunk began (43 KB for 500): over 8 KB of
         # URL. (Kept near the limit: a client still sending a much longer request line when the 414 and the

@@ -1,7 +1,7 @@
 # Every cmdlet with -Node against the calico-node container of each Calico release the module supports
 # (tests/Pester/calico-releases.yaml): the image's keep-list of binaries and its bpftool (5.3 with no link
-# object, 7.4, 7.5), no tracefs, no mount; exec as a kubelet runs it (a missing program is an
-# InternalError, a client that goes away kills nothing). What an operator would see on a real cluster.
+# object, 7.4, 7.5), no tracefs, no mount. What an operator would see on a real cluster. (Exec as a
+# kubelet runs it, against kubectl, is tests/CalicoBpf.TestCluster.Tests' NodesThroughKubectlTests.)
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:kernel = Test-KernelAvailable
@@ -94,33 +94,6 @@ Describe 'The calico-node container of <Release>' -ForEach $releases -Skip:(-not
 
     It 'leaves nothing running in the container' {
         Wait-NodeIdle $cluster $Node | Should -BeNullOrEmpty
-    }
-}
-
-Describe 'Exec as a kubelet runs it' -Skip:(-not $kernel) {
-    It 'a program the image lacks is an InternalError Status with no exit code, as containerd answers' {
-        $out = kubectl --kubeconfig $cluster.Kubeconfig exec -n calico-system (Pod r330) -c calico-node -- nsenter --version 2>&1
-        $LASTEXITCODE | Should -Be 1
-        "$out" | Should -Match 'Internal error occurred: error executing command in container: .*OCI runtime exec failed: exec failed: unable to start container process: exec: "nsenter": executable file not found in \$PATH: unknown'
-    }
-
-    It 'refuses a container the pod does not have, and a pod of one container needs none' {
-        $out = kubectl --kubeconfig $cluster.Kubeconfig exec -n calico-system (Pod r330) -c calico-nodes -- true 2>&1
-        "$out" | Should -Match 'container calico-nodes is not valid for pod calico-node-'
-        kubectl --kubeconfig $cluster.Kubeconfig exec -n calico-system (Pod r330) -- true 2>$null
-        $LASTEXITCODE | Should -Be 0
-    }
-
-    It 'a client that goes away kills nothing: a command that blocks stays' {
-        $job = Start-ThreadJob { param($kc, $pod) kubectl --kubeconfig $kc exec -n calico-system $pod -c calico-node -- sleep 7 } -ArgumentList $cluster.Kubeconfig, (Pod r331)
-        try {
-            $deadline = [DateTime]::UtcNow.AddSeconds(10)
-            while (-not (Get-NodeProcess $cluster r331 | Where-Object { $_ -eq 'sleep 7' }) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
-        }
-        finally { Stop-Job $job; Remove-Job $job -Force }
-        # kubectl is gone; its sleep is not.
-        Get-NodeProcess $cluster r331 | Should -Contain 'sleep 7'
-        Wait-NodeIdle $cluster r331 -Seconds 15 | Should -BeNullOrEmpty
     }
 }
 

@@ -1,8 +1,8 @@
 # Cluster mode against the test cluster: a Kubernetes API server whose nodes are real below the API.
+# (The test cluster against kubectl is tests/CalicoBpf.TestCluster.Tests.)
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:kernel = Test-KernelAvailable
-    $script:kubectl = [bool](Get-Command kubectl -CommandType Application -ErrorAction SilentlyContinue)
 }
 
 BeforeAll {
@@ -20,34 +20,6 @@ AfterAll {
     $PSDefaultParameterValues.Remove('*:Kubeconfig')
     [CalicoBpf.Cluster.ClusterConnections]::Reset()
     Stop-TestCluster $cluster
-}
-
-Describe 'The test cluster behaves like a real API server for kubectl' -Skip:(-not ($kernel -and $kubectl)) {
-    BeforeAll { $env:KUBECONFIG = $cluster.Kubeconfig }
-    AfterAll { Remove-Item Env:KUBECONFIG }
-
-    It 'kubectl get pods -A and get nodes' {
-        $pods = kubectl get pods -A -o json | ConvertFrom-Json
-        $LASTEXITCODE | Should -Be 0
-        ($pods.items | Where-Object { $_.metadata.labels.'k8s-app' -eq 'calico-node' }).Count | Should -Be 3
-        (kubectl get nodes -o name) | Should -Be @('node/node-a', 'node/node-b', 'node/node-c', 'node/node-d')
-    }
-
-    It 'kubectl logs and kubectl exec -- bpftool map show run against the simulated node' {
-        $pod = (kubectl get pods -n calico-system -o json | ConvertFrom-Json).items | Where-Object { $_.spec.nodeName -eq 'node-a' }
-        (kubectl logs -n calico-system $pod.metadata.name -c calico-node) | Should -Match 'BPF enabled, starting BPF endpoint manager'
-        $maps = kubectl exec -n calico-system $pod.metadata.name -c calico-node -- bpftool -j map show pinned /sys/fs/bpf/tc/globals/cali_v4_ct3 | ConvertFrom-Json
-        $maps.name | Should -Be 'cali_v4_ct3'
-        kubectl exec -n calico-system $pod.metadata.name -- sh -c 'exit 3' 2>$null
-        $LASTEXITCODE | Should -Be 3
-    }
-
-    It 'refuses exec to the read-only identity with 403, as RBAC does' {
-        $pod = (kubectl get pods -n calico-system -o name | Select-Object -First 1)
-        $out = kubectl --kubeconfig $cluster.ReadonlyKubeconfig exec -n calico-system $pod -- true 2>&1
-        $LASTEXITCODE | Should -Not -Be 0
-        "$out" | Should -Match 'forbidden.*pods/exec'
-    }
 }
 
 Describe 'Cluster mode' -Skip:(-not $kernel) {

@@ -1,6 +1,7 @@
 # deploy/calicobpf-rbac.yaml: each cmdlet works with the role the docs assign it, and with less it
 # fails with a message naming the missing permission. The test cluster evaluates the manifest's
-# ClusterRoles and ClusterRoleBindings as Kubernetes' RBAC does.
+# ClusterRoles and ClusterRoleBindings as Kubernetes' RBAC does (kubectl auth can-i's view of the
+# roles is tests/CalicoBpf.TestCluster.Tests' RbacReviewTests).
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:kernel = Test-KernelAvailable
@@ -62,36 +63,5 @@ Describe 'an identity bound to nothing' -Skip:(-not $kernel) {
         $e = { Get-CalicoNode -Kubeconfig $kc.nobody } | Should -Throw -PassThru
         $e.FullyQualifiedErrorId | Should -BeLike 'ClusterForbidden,*'
         $e.Exception.Message | Should -Match 'User "system:serviceaccount:calicobpf:nobody" cannot list resource "nodes"'
-    }
-}
-
-Describe 'the roles as kubectl auth can-i sees them' -Skip:(-not ($kernel -and (Get-Command kubectl -CommandType Application -ErrorAction SilentlyContinue))) {
-    # kubectl posts its SelfSubjectAccessReviews as protobuf, as to a real API server.
-    It '<who>: kubectl auth can-i <verb> <resource> (subresource ''<sub>'') says <answer>' -ForEach @(
-        @{ who = 'reader'; verb = 'list'; resource = 'nodes'; sub = ''; answer = 'yes' }
-        @{ who = 'reader'; verb = 'list'; resource = 'felixconfigurations.crd.projectcalico.org'; sub = ''; answer = 'yes' }
-        @{ who = 'reader'; verb = 'create'; resource = 'pods'; sub = 'exec'; answer = 'no' }
-        @{ who = 'reader'; verb = 'patch'; resource = 'felixconfigurations.crd.projectcalico.org'; sub = ''; answer = 'no' }
-        @{ who = 'operator'; verb = 'create'; resource = 'pods'; sub = 'exec'; answer = 'yes' }
-        @{ who = 'operator'; verb = 'patch'; resource = 'felixconfigurations.crd.projectcalico.org'; sub = ''; answer = 'yes' }
-        @{ who = 'operator'; verb = 'delete'; resource = 'pods'; sub = ''; answer = 'no' }
-        @{ who = 'nobody'; verb = 'list'; resource = 'nodes'; sub = ''; answer = 'no' }
-    ) {
-        $kubeArgs = @('auth', 'can-i', $verb, $resource, '-n', 'calico-system', '--kubeconfig', $kc[$who])
-        if ($sub) { $kubeArgs += "--subresource=$sub" }
-        $out = & kubectl @kubeArgs 2>$null
-        $out | Should -Be $answer
-        $LASTEXITCODE | Should -Be ($answer -eq 'yes' ? 0 : 1)
-    }
-
-    It 'kubectl auth can-i --list shows each role''s rules: pods/exec for the operator only' {
-        $operator = & kubectl auth can-i --list -n calico-system --kubeconfig $kc.operator 2>&1
-        $LASTEXITCODE | Should -Be 0
-        @($operator | Where-Object { $_ -match '^pods/exec\s+\[\]\s+\[\]\s+\[create get\]$' }).Count | Should -Be 1
-        @($operator | Where-Object { $_ -match '^felixconfigurations\.crd\.projectcalico\.org\s.*\bpatch\b' }).Count | Should -Be 1
-        $reader = & kubectl auth can-i --list -n calico-system --kubeconfig $kc.reader 2>&1
-        $LASTEXITCODE | Should -Be 0
-        @($reader | Where-Object { $_ -match '^pods/exec\s' }).Count | Should -Be 0
-        @($reader | Where-Object { $_ -match '^nodes\s.*\[get list\]$' }).Count | Should -Be 1
     }
 }
