@@ -289,14 +289,14 @@ public class CalicoUnitVectorTests
         VectorDataplane node = Node(c, map, cpus).Add((string)map["name"]!, Hex.Parse((string)c["key_hex"]!), value);
         JsonObject exp = c["calico"]!.AsObject();
         int hook = (int)exp["hook"]!;
-        List<BpfCounter> rows = CounterReader.Read(node).ToList();
+        List<InterfaceCounter> rows = CounterReader.Read(node).ToList();
         var d = new Differences(c);
 
         d.True($"the reader yields rows for ifindex {exp["ifindex"]}", rows.All(r => r.IfIndex == (int)exp["ifindex"]!) && rows.Count > 0);
         foreach (JsonObject x in exp["counters"]!.AsArray().Select(n => n!.AsObject()))
         {
             int index = (int)x["index"]!;
-            BpfCounter? row = rows.SingleOrDefault(r => r.Index == index);
+            InterfaceCounter? row = rows.SingleOrDefault(r => r.Index == index);
             if (x["printed"] is JsonNode printed && !(bool)printed)
             {
                 d.True($"index {index} has no row ({x["why"]}), but we print \"{row?.Category} {row?.Name}\"", row is null);
@@ -332,7 +332,7 @@ public class CalicoUnitVectorTests
         var d = new Differences(c);
         foreach (JsonObject x in c["entries"]!.AsArray().Select(n => n!.AsObject()))
         {
-            BpfRoute r = RouteMap.Decode("calico-ut", false, Hex.Parse((string)x["key_hex"]!), Hex.Parse((string)x["value_hex"]!), null, CalicoRelease.Parse((string)c["release"]!));
+            Route r = RouteMap.Decode("calico-ut", false, Hex.Parse((string)x["key_hex"]!), Hex.Parse((string)x["value_hex"]!), null, CalicoRelease.Parse((string)c["release"]!));
             JsonObject exp = x["calico"]!.AsObject();
             d.Equal($"{exp["cidr"]} cidr", (string)exp["cidr"]!, r.Cidr);
             d.Equal($"{exp["cidr"]} flags", (uint)exp["flags"]!, (uint)r.Flags);
@@ -368,12 +368,12 @@ public class CalicoUnitVectorTests
             node.Add((string)map["name"]!, Hex.Parse((string)x["key_hex"]!), Hex.Parse((string)x["value_hex"]!));
         }
 
-        List<BpfInterfaceState> states = InterfaceStateMap.Read(node).ToList();
+        List<InterfaceState> states = InterfaceStateMap.Read(node).ToList();
         var d = new Differences(c);
         foreach (JsonObject exp in entries.Select(x => x["calico"]!.AsObject()))
         {
             int ifindex = (int)exp["ifindex"]!;
-            BpfInterfaceState? s = states.SingleOrDefault(x => x.IfIndex == ifindex);
+            InterfaceState? s = states.SingleOrDefault(x => x.IfIndex == ifindex);
             if (s is null)
             {
                 d.True($"ifindex {ifindex} is decoded", false);
@@ -514,14 +514,14 @@ public class CalicoUnitVectorTests
         JsonObject c = Case("policy", id);
         var hits = c["hits"]!.AsObject().ToDictionary(h => ulong.Parse(h.Key, CultureInfo.InvariantCulture), h => (ulong)h.Value!);
         PolicyHook hook = Enum.Parse<PolicyHook>((string)c["hook"]!, ignoreCase: true);
-        List<BpfPolicyRule> rules = PolicyDebug.Parse(c["document"]!.ToJsonString(), "calico-ut", (string)c["iface"]!, hook, false, hits).ToList();
+        List<PolicyRule> rules = PolicyDebug.Parse(c["document"]!.ToJsonString(), "calico-ut", (string)c["iface"]!, hook, false, hits).ToList();
         JsonObject[] exp = c["calico"]!["rules"]!.AsArray().Select(n => n!.AsObject()).ToArray();
         var d = new Differences(c);
         d.Equal("rules", exp.Length, rules.Count);
         for (int i = 0; i < Math.Min(exp.Length, rules.Count); i++)
         {
             JsonObject x = exp[i];
-            BpfPolicyRule r = rules[i];
+            PolicyRule r = rules[i];
             d.Equal($"rule {i} tier", (string)x["tier"]!, r.Tier);
             d.Equal($"rule {i} action", (string)x["action"]!, r.Action);
             if (x["end_of_tier"] is not null)

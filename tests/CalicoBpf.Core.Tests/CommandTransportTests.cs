@@ -233,8 +233,8 @@ public sealed class CommandTransportTests
             remote.RemoveConnectTimeLink(link);
         }
 
-        Assert.Empty(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect4));
-        Assert.Single(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect6));   // not Calico's: stays
+        Assert.Empty(BpfPrograms.QueryCgroup(scope.Cgroup, (uint)CgroupAttachType.Connect4));
+        Assert.Single(BpfPrograms.QueryCgroup(scope.Cgroup, (uint)CgroupAttachType.Connect6));   // not Calico's: stays
         var after = ConnectTime.Plan(remote, scope.Links);
         Assert.Empty(after.ProgramArrays);
         Assert.Empty(after.Links);
@@ -371,13 +371,13 @@ public sealed class CommandTransportTests
         // The kernel frees a link whose last reference went in a work item (bpf_link_put schedules
         // bpf_link_put_deferred), so the detach follows the unpin shortly, not at once.
         var deadline = DateTime.UtcNow.AddSeconds(5);
-        while (BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect4).Count > 0 && DateTime.UtcNow < deadline)
+        while (BpfPrograms.QueryCgroup(scope.Cgroup, (uint)CgroupAttachType.Connect4).Count > 0 && DateTime.UtcNow < deadline)
         {
             Thread.Sleep(20);
         }
 
-        Assert.Empty(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect4));
-        Assert.Single(BpfPrograms.QueryCgroup(scope.Cgroup, CgroupAttachType.Connect6));
+        Assert.Empty(BpfPrograms.QueryCgroup(scope.Cgroup, (uint)CgroupAttachType.Connect4));
+        Assert.Single(BpfPrograms.QueryCgroup(scope.Cgroup, (uint)CgroupAttachType.Connect6));
         Assert.False(File.Exists(plan.Links[0]));
     }
 

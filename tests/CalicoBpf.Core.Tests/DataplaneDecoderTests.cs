@@ -98,11 +98,11 @@ public class DataplaneDecoderTests
     public void Route_value_holds_next_hop_or_ifindex()
     {
         byte[] key = Hex.Parse("1a 00 00 00 0a 41 01 00");   // 10.65.1.0/26
-        BpfRoute remote = RouteMap.Decode("n", false, key, Hex.Parse("05 00 00 00 ac 11 00 07"), null);
+        Route remote = RouteMap.Decode("n", false, key, Hex.Parse("05 00 00 00 ac 11 00 07"), null);
         Assert.Equal("10.65.1.0/26", remote.Cidr);
         Assert.Equal(IPAddress.Parse("172.17.0.7"), remote.NextHop);
         Assert.Null(remote.IfIndex);
-        BpfRoute local = RouteMap.Decode("n", false, Hex.Parse("20 00 00 00 0a 41 00 02"), Hex.Parse("0d 00 00 00 0c 00 00 00"), null);
+        Route local = RouteMap.Decode("n", false, Hex.Parse("20 00 00 00 0a 41 00 02"), Hex.Parse("0d 00 00 00 0c 00 00 00"), null);
         Assert.Equal(12, local.IfIndex);
         Assert.Null(local.NextHop);
         Assert.Equal("local workload in-pool idx 12", local.Description);
@@ -113,7 +113,7 @@ public class DataplaneDecoderTests
     {
         // Set 0x1122334455667788 (big-endian id), 10.65.0.3/32: prefixlen 64 + 32 = 96.
         byte[] cidr = Hex.Parse("60 00 00 00 11 22 33 44 55 66 77 88 0a 41 00 03 00 00 00 00");
-        BpfIpSetMember m = IpSetMap.Decode("n", false, cidr);
+        IpSetMember m = IpSetMap.Decode("n", false, cidr);
         Assert.Equal("0x1122334455667788", m.SetIdText);
         Assert.Equal("10.65.0.3/32", m.Member);
         Assert.Null(m.Port);
@@ -145,16 +145,16 @@ public class DataplaneDecoderTests
         byte[] key = BitConverter.GetBytes(17u);
         byte[] v4 = InterfaceStateMap.EncodeValue(4, InterfaceStateFlags.Workload | InterfaceStateFlags.V4Ready, "cali12ab34cd56e", -1, 5, 6, -1, -1, -1, -1, -1);
         Assert.Equal(52, v4.Length);
-        BpfInterfaceState s4 = InterfaceStateMap.Decode("n", 4, key, v4);
+        InterfaceState s4 = InterfaceStateMap.Decode("n", 4, key, v4);
         Assert.Equal((17, "cali12ab34cd56e", 5, 6, -1), (s4.IfIndex, s4.Name, s4.IngressPolicyV4!.Value, s4.EgressPolicyV4!.Value, s4.XdpPolicyV6!.Value));
         Assert.Equal(new[] { "workload", "v4Ready" }, s4.FlagNames);
 
-        BpfInterfaceState s3 = InterfaceStateMap.Decode("n", 3, key, InterfaceStateMap.EncodeValue(3, 0, "eth0", -1, 1, 2, 3, 4));
+        InterfaceState s3 = InterfaceStateMap.Decode("n", 3, key, InterfaceStateMap.EncodeValue(3, 0, "eth0", -1, 1, 2, 3, 4));
         Assert.Equal((1, 2, 3, 4), (s3.IngressPolicyV4!.Value, s3.EgressPolicyV4!.Value, s3.TcIngressFilter!.Value, s3.TcEgressFilter!.Value));
         Assert.Null(s3.IngressPolicyV6);
         Assert.Equal(new[] { "host" }, s3.FlagNames);
 
-        BpfInterfaceState s2 = InterfaceStateMap.Decode("n", 2, key, InterfaceStateMap.EncodeValue(2, InterfaceStateFlags.Workload, "cali1"));
+        InterfaceState s2 = InterfaceStateMap.Decode("n", 2, key, InterfaceStateMap.EncodeValue(2, InterfaceStateFlags.Workload, "cali1"));
         Assert.Equal("cali1", s2.Name);
         Assert.Null(s2.IngressPolicyV4);
     }
@@ -229,7 +229,7 @@ public class DataplaneDecoderTests
         """;
         var rules = PolicyDebug.Parse(json, "n", "cali1", PolicyHook.Egress, false, new Dictionary<ulong, ulong> { [77] = 12 }).ToList();
         Assert.Equal(2, rules.Count);
-        BpfPolicyRule r = rules[0];
+        PolicyRule r = rules[0];
         Assert.Equal(("default", "default/allow-dns", "allow", 77UL, 12UL), (r.Tier, r.Policy, r.Action, r.MatchId!.Value, r.HitCount!.Value));
         Assert.Equal("action:\"allow\" protocol:{name:\"udp\"}", r.Rule);
         Assert.Equal(new[] { "If protocol != udp,skip to next rule" }, r.Matches);

@@ -128,7 +128,7 @@ public sealed class DataplaneKernelTests
         ArpEntry arp = Assert.Single(ArpMap.Read(s.Node, false));
         Assert.Equal(("lo", "66:e2:1f:00:0a:01", "66:e2:1f:00:0b:02"), (arp.Interface, arp.SourceMac, arp.DestinationMac));
 
-        BpfInterfaceState lo = Assert.Single(InterfaceStateMap.Read(s.Node));
+        InterfaceState lo = Assert.Single(InterfaceStateMap.Read(s.Node));
         Assert.Equal(("lo", 1, 4), (lo.Name, lo.IfIndex, lo.MapVersion));
         Assert.Contains("host", lo.FlagNames);
     }
@@ -239,7 +239,7 @@ public sealed class DataplaneKernelTests
             node.RemoveConnectTimeLink(l);
         }
 
-        Assert.Empty(BpfPrograms.QueryCgroup(cgroup, CgroupAttachType.Connect4));
+        Assert.Empty(BpfPrograms.QueryCgroup(cgroup, (uint)CgroupAttachType.Connect4));
         Assert.Empty(Directory.EnumerateFileSystemEntries(links));
         Assert.False(File.Exists(Path.Combine(fs.PinDirectory, "cali_ctlb_conn")));
     }
@@ -264,7 +264,7 @@ public sealed class OlderVersionKernelTests
 
         BpfMap iface3 = sim.CreateMap(new MapSpec("cali_iface", 3, BpfMapType.Hash, 4, 40, 16, true));
         iface3.Update(BitConverter.GetBytes(3u), InterfaceStateMap.EncodeValue(3, InterfaceStateFlags.Workload, "cali3", -1, 11, 12, 13, 14));
-        BpfInterfaceState s3 = Assert.Single(InterfaceStateMap.Read(node));
+        InterfaceState s3 = Assert.Single(InterfaceStateMap.Read(node));
         Assert.Equal((3, 11, 14), (s3.MapVersion, s3.IngressPolicyV4!.Value, s3.TcEgressFilter!.Value));
         Assert.Null(s3.XdpPolicyV6);
 
@@ -272,7 +272,7 @@ public sealed class OlderVersionKernelTests
         File.Delete(Path.Combine(fs.PinDirectory, "cali_iface3"));
         BpfMap iface2 = sim.CreateMap(new MapSpec("cali_iface", 2, BpfMapType.Hash, 4, 20, 16, true));
         iface2.Update(BitConverter.GetBytes(9u), InterfaceStateMap.EncodeValue(2, InterfaceStateFlags.Workload | InterfaceStateFlags.V4Ready, "cali2"));
-        BpfInterfaceState s2 = Assert.Single(InterfaceStateMap.Read(node));
+        InterfaceState s2 = Assert.Single(InterfaceStateMap.Read(node));
         Assert.Equal(("cali2", 2), (s2.Name, s2.MapVersion));
         Assert.Null(s2.IngressPolicyV4);
     }
@@ -289,7 +289,7 @@ public sealed class OlderVersionKernelTests
         BpfMap map = sim.CreateMap(MapSpecs.Counters(version, counters));
         int last = counters - 1 == 24 ? 23 : counters - 1; // index 24 is Reserved1
         sim.WriteCounters(map, 1, CounterLayout.HookIngress, new Dictionary<int, ulong> { [0] = 10, [last] = 3 });
-        List<BpfCounter> rows = CounterReader.Read(new LocalDataplane(fs.PinDirectory, "old")).ToList();
+        List<InterfaceCounter> rows = CounterReader.Read(new LocalDataplane(fs.PinDirectory, "old")).ToList();
         Assert.Equal(counters - (counters > 24 ? 1 : 0), rows.Count); // Reserved1 (index 24) is never printed
         Assert.Equal(10UL, rows.Single(r => r.Index == 0).Ingress);
         Assert.Equal(3UL, rows.Single(r => r.Index == last).Ingress);

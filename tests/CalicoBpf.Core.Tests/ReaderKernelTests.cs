@@ -172,16 +172,16 @@ public class ReaderKernelTests
         sim.WriteCounters(counters, lo.Key, CounterLayout.HookEgress, new Dictionary<int, ulong> { [0] = 900 });
         sim.WriteCounters(counters, 987654, CounterLayout.HookIngress, new Dictionary<int, ulong> { [8] = 3 });
 
-        List<BpfCounter> rows = CounterReader.Read(new LocalDataplane(fs.PinDirectory, "n")).ToList();
+        List<InterfaceCounter> rows = CounterReader.Read(new LocalDataplane(fs.PinDirectory, "n")).ToList();
 
         Assert.Equal(2 * 26, rows.Count); // two interfaces, 27 counters less the unprinted Reserved1
-        BpfCounter byPolicy = rows.Single(r => r.Interface == "lo" && r.Id == "DroppedByPolicy");
+        InterfaceCounter byPolicy = rows.Single(r => r.Interface == "lo" && r.Id == "DroppedByPolicy");
         Assert.Equal((7UL, 0UL, (ulong?)null), (byPolicy.Ingress!.Value, byPolicy.Egress!.Value, byPolicy.Xdp));
         Assert.Equal("by policy", byPolicy.Name);
         Assert.Equal(CounterCategory.Dropped, byPolicy.Category);
         Assert.Equal(5_000_000_000UL, rows.Single(r => r.Interface == "lo" && r.Index == 26).Ingress);
         Assert.Equal(900UL, rows.Single(r => r.Interface == "lo" && r.Id == "TotalPackets").Egress);
-        BpfCounter gone = rows.Single(r => r.IfIndex == 987654 && r.Id == "DroppedIPMalformed");
+        InterfaceCounter gone = rows.Single(r => r.IfIndex == 987654 && r.Id == "DroppedIPMalformed");
         Assert.Equal("ifindex 987654", gone.Interface);
         Assert.Null(gone.Egress);
         // calico-bpf's row order: category, then caption, byte-wise.
@@ -200,7 +200,7 @@ public class ReaderKernelTests
 
         var maps = MapInventory.List(new LocalDataplane(fs.PinDirectory, "n")).ToDictionary(m => m.Name);
 
-        BpfMapInfo ct = maps["cali_v4_ct4"];
+        MapInfo ct = maps["cali_v4_ct4"];
         Assert.Equal(("cali_v4_ct", 4, MapFamily.IPv4, BpfMapType.LruHash), (ct.BaseName, ct.Version, ct.Family, ct.Type));
         Assert.Equal((16, 88, 512000), (ct.KeySize, ct.ValueSize, ct.MaxEntries));
         Assert.Equal(100, ct.Entries);

@@ -277,7 +277,7 @@ public static class RealCalicoExpectations
     private static void Counters(Source s)
     {
         var f = new Findings();
-        List<BpfCounter> counters = CounterReader.Read(s.Node).ToList();
+        List<InterfaceCounter> counters = CounterReader.Read(s.Node).ToList();
         int width = FactsOf(s.Release).Counters;
         f.Equal(width, counters.Max(c => c.Index) + 1, $"counters per interface and hook (value size / 8) at {s.Release}");
         foreach (RealCalicoRecord.Workload w in s.Sent.Workloads)
@@ -315,7 +315,7 @@ public static class RealCalicoExpectations
             // Egress (towards the workload): replies hit conntrack, no new flow meets the egress policy.
             f.Equal((ulong?)0, rows["AcceptedByPolicy"].Egress, $"{i}: AcceptedByPolicy egress");
             f.Equal((ulong?)0, rows["DroppedByPolicy"].Egress, $"{i}: DroppedByPolicy egress");
-            foreach (BpfCounter c in rows.Values.Where(c => c.Id is not ("TotalPackets" or "AcceptedByPolicy" or "DroppedByPolicy")))
+            foreach (InterfaceCounter c in rows.Values.Where(c => c.Id is not ("TotalPackets" or "AcceptedByPolicy" or "DroppedByPolicy")))
             {
                 f.Equal((ulong?)0, c.Ingress, $"{i}: {c.Id} ingress");
                 f.Equal((ulong?)0, c.Egress, $"{i}: {c.Id} egress");
@@ -364,7 +364,7 @@ public static class RealCalicoExpectations
     private static void Routes(Source s)
     {
         var f = new Findings();
-        List<BpfRoute> routes = RouteMap.Read(s.Node, false).ToList();
+        List<Route> routes = RouteMap.Read(s.Node, false).ToList();
         var expected = new List<(IPAddress Address, RouteFlags Flags, int? IfIndex, string? Interface, string Description)>();
         foreach (RealCalicoRecord.Workload w in s.Sent.Workloads)
         {

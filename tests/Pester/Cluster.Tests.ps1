@@ -203,7 +203,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $links = Join-Path ([IO.Path]::GetTempPath()) "cbk-$($cluster.RunId)-node-a/bpffs/ctlb"
         $null = New-Item -ItemType Directory $cgroup, $links -Force
         try {
-            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, 'Connect4', 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
+            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, [uint][CalicoBpf.CgroupAttachType]::Connect4, 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
             $local = @(Get-BpfConnectTimeProgram -CgroupPath $cgroup -LinkPath $links)
             $remote = @(Get-BpfConnectTimeProgram -Node node-a -CgroupPath "/run/calico/cgroup/$leaf")
             $remote.Count | Should -Be 1
@@ -310,20 +310,20 @@ Describe 'Changes on remote nodes' -Skip:(-not $kernel) {
         $array = Join-Path (Pins node-b) 'cali_ctlb_conn'
         $null = New-Item -ItemType Directory $cgroup, $links -Force
         try {
-            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, 'Connect4', 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
+            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, [uint][CalicoBpf.CgroupAttachType]::Connect4, 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
             $map = [CalicoBpf.Interop.BpfMap]::Create('ProgramArray', 4, 4, 1, 'cali_ctlb_conn', 0)
             try { $map.Pin($array) } finally { $map.Dispose() }
 
             Remove-BpfConnectTimeProgram -Node node-b -WhatIf
             Test-Path $array | Should -BeTrue
-            @([CalicoBpf.Interop.BpfPrograms]::QueryCgroup($cgroup, 'Connect4')).Count | Should -Be 1
+            @([CalicoBpf.Interop.BpfPrograms]::QueryCgroup($cgroup, [uint][CalicoBpf.CgroupAttachType]::Connect4)).Count | Should -Be 1
 
             $said = Remove-BpfConnectTimeProgram -Node node-b -Confirm:$false -Verbose 4>&1 | ForEach-Object Message
             $said | Should -Contain 'Performing the operation "Empty and unpin the connect-time program array" on target "/sys/fs/bpf/tc/globals/cali_ctlb_conn on node-b".'
             @($said -like '*target "/sys/fs/bpf/ctlb/calico_connect_v4 on node-b"*').Count | Should -Be 1
             Test-Path $array | Should -BeFalse
             Get-ChildItem $links | Should -BeNullOrEmpty
-            @([CalicoBpf.Interop.BpfPrograms]::QueryCgroup($cgroup, 'Connect4')).Count | Should -Be 0
+            @([CalicoBpf.Interop.BpfPrograms]::QueryCgroup($cgroup, [uint][CalicoBpf.CgroupAttachType]::Connect4)).Count | Should -Be 0
         } finally {
             Remove-Item $array -Force -ErrorAction SilentlyContinue
             Remove-TestCgroup $cgroup $links

@@ -45,7 +45,7 @@ Describe 'Get-BpfMap' -Skip:(-not $kernel) {
     It 'lists Calico maps with sizes and fill' {
         $maps = Get-BpfMap
         $maps | Should -Not -BeNullOrEmpty
-        $maps[0] | Should -BeOfType ([CalicoBpf.BpfMapInfo])
+        $maps[0] | Should -BeOfType ([CalicoBpf.MapInfo])
         $ct = $maps | Where-Object Name -eq 'cali_v4_ct4'
         $ct.Entries | Should -Be $expected
         $ct.MaxEntries | Should -Be 512000
@@ -162,7 +162,7 @@ Describe 'Get-BpfCounter' -Skip:(-not $kernel) {
     It 'gives one row per counter, N/A where no program is attached' {
         $lo = @(Get-BpfCounter -Interface lo)
         $lo.Count | Should -Be 26
-        $lo[0] | Should -BeOfType ([CalicoBpf.BpfCounter])
+        $lo[0] | Should -BeOfType ([CalicoBpf.InterfaceCounter])
         ($lo | Where-Object Id -eq 'TotalPackets').Egress | Should -Be 4000
         ($lo | Where-Object Id -eq 'TotalPackets').Xdp | Should -BeNullOrEmpty
         $text = $lo | Out-String -Width 150

@@ -170,7 +170,7 @@ Describe 'Changes: -WhatIf leaves every map byte-identical, the real change remo
         $links = Join-Path $fs.Root 'ctlb'
         $null = New-Item -ItemType Directory $cgroup, $links -Force
         try {
-            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, 'Connect4', 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
+            [CalicoBpf.Interop.BpfPrograms]::AttachAllowAllToCgroup($cgroup, [uint][CalicoBpf.CgroupAttachType]::Connect4, 'calico_connect_', (Join-Path $links 'calico_connect_v4'))
             $listed = @(Get-BpfConnectTimeProgram -CgroupPath $cgroup -LinkPath $links)
             $listed.Count | Should -Be 1
             $listed[0].AttachType | Should -Be 'Connect4'

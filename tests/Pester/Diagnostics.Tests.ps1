@@ -161,7 +161,7 @@ interfaces:
         try { $scenario.Seed($sim, $links) } finally { $sim.Dispose() }
         # The trace buffer is read through tracefs; mounted here when the machine has it unmounted.
         $mountedTracefs = $false
-        if (-not [CalicoBpf.Trace.TraceFs]::FindTracingDirectory()) {
+        if (-not [CalicoBpf.Interop.TraceFs]::FindTracingDirectory()) {
             & mount -t tracefs nodev /sys/kernel/tracing
             $mountedTracefs = $LASTEXITCODE -eq 0
         }
@@ -179,7 +179,7 @@ interfaces:
     }
 
     It 'debug logging, locally: Calico lines in the kernel''s trace buffer' {
-        $tracing = [CalicoBpf.Trace.TraceFs]::FindTracingDirectory()
+        $tracing = [CalicoBpf.Interop.TraceFs]::FindTracingDirectory()
         try {
             # Opening trace with O_TRUNC empties the buffer (.NET's FileMode.Create does not: it truncates separately).
             & sh -c ': > "$1/trace"' sh $tracing

@@ -2,17 +2,6 @@ using System.Text;
 
 namespace CalicoBpf.Interop;
 
-/// <summary>Cgroup attach types of Calico's connect-time load balancer (enum bpf_attach_type).</summary>
-public enum CgroupAttachType : uint
-{
-    Connect4 = 10,
-    Connect6 = 11,
-    SendMsg4 = 14,
-    SendMsg6 = 15,
-    RecvMsg4 = 19,
-    RecvMsg6 = 20,
-}
-
 /// <summary>
 /// Device attach types of TCX and netkit (enum bpf_attach_type): the TC hooks as bpf links, queried
 /// with BPF_PROG_QUERY on the device's ifindex.
@@ -70,7 +59,7 @@ public static unsafe class BpfPrograms
     }
 
     /// <summary>Ids of the programs attached to a cgroup at one hook (effective or not).</summary>
-    public static IReadOnlyList<uint> QueryCgroup(string cgroupPath, CgroupAttachType attachType)
+    public static IReadOnlyList<uint> QueryCgroup(string cgroupPath, uint attachType)
     {
         using SafeFd cgroup = SafeFd.OpenDirectory(cgroupPath);
         uint[] ids = new uint[64];
@@ -147,7 +136,7 @@ public static unsafe class BpfPrograms
     /// Test fixture: loads a two-instruction CGROUP_SOCK_ADDR program (allow everything), links it
     /// to a cgroup at <paramref name="attachType"/>, and pins the link at <paramref name="linkPin"/>.
     /// </summary>
-    public static void AttachAllowAllToCgroup(string cgroupPath, CgroupAttachType attachType, string programName, string linkPin)
+    public static void AttachAllowAllToCgroup(string cgroupPath, uint attachType, string programName, string linkPin)
     {
         using SafeFd prog = LoadReturning(BpfProgTypeCgroupSockAddr, (uint)attachType, 1, programName);
         using SafeFd cgroup = SafeFd.OpenDirectory(cgroupPath);

@@ -3,10 +3,10 @@ using CalicoBpf.Transport;
 
 namespace CalicoBpf.Maps;
 
-/// <summary>Reads cali_counters into one <see cref="BpfCounter"/> per interface and counter.</summary>
+/// <summary>Reads cali_counters into one <see cref="InterfaceCounter"/> per interface and counter.</summary>
 public static class CounterReader
 {
-    public static IEnumerable<BpfCounter> Read(INodeDataplane node, Func<string, bool>? interfaceFilter = null,
+    public static IEnumerable<InterfaceCounter> Read(INodeDataplane node, Func<string, bool>? interfaceFilter = null,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         reporter ??= NullReporter.Instance;
@@ -63,7 +63,7 @@ public static class CounterReader
             string name = NameOf(links, ifIndex);
             foreach (CounterDefinition d in order)
             {
-                yield return new BpfCounter
+                yield return new InterfaceCounter
                 {
                     Node = node.Node,
                     Interface = name,

@@ -76,7 +76,7 @@ public static class InterfaceStateMap
     }
 
     /// <param name="attachments">The node's attachments (<see cref="INodeDataplane.ListAttachments"/>); null: not read.</param>
-    public static BpfInterfaceState Decode(string node, int version, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, IReadOnlyList<ProgramAttachment>? attachments = null)
+    public static InterfaceState Decode(string node, int version, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, IReadOnlyList<ProgramAttachment>? attachments = null)
     {
         var flags = (InterfaceStateFlags)BinaryPrimitives.ReadUInt32LittleEndian(value);
         int ifIndex = (int)BinaryPrimitives.ReadUInt32LittleEndian(key);
@@ -84,7 +84,7 @@ public static class InterfaceStateMap
         ReadOnlySpan<byte> name = value.Slice(4, 16);
         int nul = name.IndexOf((byte)0);
         bool v4 = value.Length >= 52;
-        return new BpfInterfaceState
+        return new InterfaceState
         {
             Node = node,
             IfIndex = ifIndex,
@@ -112,7 +112,7 @@ public static class InterfaceStateMap
     /// Also ask the node which programs are attached to its interfaces (TC, TCX, netkit), and say in a
     /// warning which kinds it cannot see.
     /// </param>
-    public static IEnumerable<BpfInterfaceState> Read(INodeDataplane node, IEngineReporter? reporter = null, CancellationToken cancellationToken = default, bool withAttachments = false)
+    public static IEnumerable<InterfaceState> Read(INodeDataplane node, IEngineReporter? reporter = null, CancellationToken cancellationToken = default, bool withAttachments = false)
     {
         CalicoMapName pin = MapReading.FindToDump(node, BaseName, "interface state");
         IReadOnlyList<ProgramAttachment>? attachments = null;
@@ -127,7 +127,7 @@ public static class InterfaceStateMap
             attachments = listing.Attachments;
         }
 
-        return MapReading.Decode<BpfInterfaceState>(node, pin, d =>
+        return MapReading.Decode<InterfaceState>(node, pin, d =>
         {
             int expected = d.ValueSize is 52 or 40 or 20 ? d.ValueSize : ValueSize(pin.Version);
             MapReading.ExpectSizes(pin, d, 4, expected, "4-byte keys and 52 (version 4), 40 (version 3) or 20-byte (version 2) values");

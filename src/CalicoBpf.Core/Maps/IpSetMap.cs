@@ -34,14 +34,14 @@ public static class IpSetMap
         return key;
     }
 
-    public static BpfIpSetMember Decode(string node, bool ipv6, ReadOnlySpan<byte> key)
+    public static IpSetMember Decode(string node, bool ipv6, ReadOnlySpan<byte> key)
     {
         int l = ipv6 ? 16 : 4;
         int prefix = (int)BinaryPrimitives.ReadUInt32LittleEndian(key);
         int full = SetIdBits + (l * 8) + 16 + 8;
         byte protocol = key[14 + l];
         bool namedPort = prefix == full && protocol != 0;
-        return new BpfIpSetMember
+        return new IpSetMember
         {
             Node = node,
             SetId = BinaryPrimitives.ReadUInt64BigEndian(key[4..]),
@@ -53,11 +53,11 @@ public static class IpSetMap
     }
 
     /// <summary>Every member, in calico-bpf's order: sets by id, members by their text.</summary>
-    public static IEnumerable<BpfIpSetMember> Read(INodeMaps node, bool ipv6, IReadOnlyCollection<ulong>? setIds = null,
+    public static IEnumerable<IpSetMember> Read(INodeMaps node, bool ipv6, IReadOnlyCollection<ulong>? setIds = null,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 IP set" : "IPv4 IP set");
-        return MapReading.Decode<BpfIpSetMember>(node, pin, d =>
+        return MapReading.Decode<IpSetMember>(node, pin, d =>
         {
             MapReading.ExpectSizes(pin, d, KeySize(ipv6), 4, $"{KeySize(ipv6)}-byte keys and 4-byte values");
             return (key, value) => setIds is { Count: > 0 } && !setIds.Contains(BinaryPrimitives.ReadUInt64BigEndian(key[4..]))

@@ -6,7 +6,7 @@ namespace CalicoBpf.Maps;
 /// <summary>Lists the Calico maps pinned on a node with their sizes and fill level.</summary>
 public static class MapInventory
 {
-    public static IEnumerable<BpfMapInfo> List(INodeMaps node, Func<string, bool>? nameFilter = null, bool countEntries = true,
+    public static IEnumerable<MapInfo> List(INodeMaps node, Func<string, bool>? nameFilter = null, bool countEntries = true,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         reporter ??= NullReporter.Instance;
@@ -51,7 +51,7 @@ public static class MapInventory
                 (CalicoMapName pin, IMapReader reader) = open[i];
                 BpfMapDescriptor d = reader.Descriptor;
                 long? entries = counts[i];
-                yield return new BpfMapInfo
+                yield return new MapInfo
                 {
                     Node = node.Node,
                     Name = pin.PinName,

@@ -52,7 +52,7 @@ public static partial class PolicyDebug
         $"{iface}_{hook.ToString().ToLowerInvariant()}_v{(ipv6 ? 6 : 4)}.json";
 
     /// <summary>Rules of one interface's hooks. Throws when Felix wrote nothing for the interface.</summary>
-    public static IEnumerable<BpfPolicyRule> Read(INodeDataplane node, string directory, string iface, IReadOnlyCollection<PolicyHook> hooks, bool ipv6,
+    public static IEnumerable<PolicyRule> Read(INodeDataplane node, string directory, string iface, IReadOnlyCollection<PolicyHook> hooks, bool ipv6,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
         IReadOnlyList<string>? names = node.ListDirectory(directory);
@@ -76,7 +76,7 @@ public static partial class PolicyDebug
         foreach ((PolicyHook hook, string name) in files)
         {
             string json = node.ReadTextFile(directory + "/" + name) ?? "{}";
-            foreach (BpfPolicyRule rule in Parse(json, node.Node, iface, hook, ipv6, hits, reporter))
+            foreach (PolicyRule rule in Parse(json, node.Node, iface, hook, ipv6, hits, reporter))
             {
                 if (rule.Matches.Any(m => IpSetId().IsMatch(m)))
                 {
@@ -164,7 +164,7 @@ public static partial class PolicyDebug
     }
 
     /// <summary>Turns one debug file's instruction comments into rules.</summary>
-    public static IEnumerable<BpfPolicyRule> Parse(string json, string node, string iface, PolicyHook hook, bool ipv6,
+    public static IEnumerable<PolicyRule> Parse(string json, string node, string iface, PolicyHook hook, bool ipv6,
         IReadOnlyDictionary<ulong, ulong> hits, IEngineReporter? reporter = null)
     {
         using JsonDocument doc = JsonDocument.Parse(json.TrimStart('\uFEFF'));
@@ -174,7 +174,7 @@ public static partial class PolicyDebug
             reporter?.Warning($"Felix recorded an error for the {hook} policy of {iface}: {e}");
         }
 
-        var rules = new List<BpfPolicyRule>();
+        var rules = new List<PolicyRule>();
         string tier = string.Empty, policy = string.Empty, kind = string.Empty;
         int index = 0;
         RuleBuilder? current = null;
@@ -287,10 +287,10 @@ public static partial class PolicyDebug
         /// <summary>What an end-of-tier rule does to a packet no policy decided: deny, or pass (to the next tier) from v3.30.</summary>
         public string EndOfTierAction { get; init; } = "deny";
 
-        public BpfPolicyRule Build(string node, string iface, PolicyHook hook, bool ipv6, string tier, string policy, string kind, IReadOnlyDictionary<ulong, ulong> hits)
+        public PolicyRule Build(string node, string iface, PolicyHook hook, bool ipv6, string tier, string policy, string kind, IReadOnlyDictionary<ulong, ulong> hits)
         {
             Match a = RuleAction().Match(_rule);
-            return new BpfPolicyRule
+            return new PolicyRule
             {
                 Node = node,
                 Interface = iface,

@@ -109,7 +109,7 @@ public static class RouteMap
         return words.Count == 0 ? $"unknown type ({(uint)f})" : string.Join(' ', words);
     }
 
-    public static BpfRoute Decode(string node, bool ipv6, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, IReadOnlyDictionary<int, NetworkLink>? links,
+    public static Route Decode(string node, bool ipv6, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, IReadOnlyDictionary<int, NetworkLink>? links,
         CalicoRelease? release = null)
     {
         int l = ipv6 ? 16 : 4;
@@ -120,7 +120,7 @@ public static class RouteMap
         IPAddress? nextHop = !local && workload ? new IPAddress(value.Slice(4, l)) : null;
         var address = new IPAddress(key.Slice(4, l));
         int prefix = (int)BinaryPrimitives.ReadUInt32LittleEndian(key);
-        return new BpfRoute
+        return new Route
         {
             Node = node,
             Address = address,
@@ -138,7 +138,7 @@ public static class RouteMap
     /// Every route, sorted as calico-bpf sorts them (address bytes, then prefix length); with
     /// <paramref name="lookup"/>, only the route the dataplane would use for it (longest prefix match).
     /// </summary>
-    public static IEnumerable<BpfRoute> Read(INodeDataplane node, bool ipv6, IPAddress? lookup = null, IEngineReporter? reporter = null,
+    public static IEnumerable<Route> Read(INodeDataplane node, bool ipv6, IPAddress? lookup = null, IEngineReporter? reporter = null,
         CancellationToken cancellationToken = default)
     {
         CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 route" : "IPv4 route",

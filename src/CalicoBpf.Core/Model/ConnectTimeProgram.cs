@@ -6,7 +6,7 @@ public sealed class ConnectTimeProgram
     public string Node { get; init; } = string.Empty;
     public string Cgroup { get; init; } = string.Empty;
     /// <summary>The hook: Connect4/6, SendMsg4/6, RecvMsg4/6.</summary>
-    public Interop.CgroupAttachType AttachType { get; init; }
+    public CgroupAttachType AttachType { get; init; }
     public uint ProgramId { get; init; }
     /// <summary>The kernel's program name (15 characters at most).</summary>
     public string Name { get; init; } = string.Empty;

@@ -94,8 +94,8 @@ public sealed class LocalDataplane : INodeDataplane
 
     public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
     {
-        string dir = tracingDirectory ?? Trace.TraceFs.RequireTracingDirectory();
-        return follow ? Trace.TraceFs.Follow(dir, cancellationToken) : Trace.TraceFs.ReadSnapshot(dir, cancellationToken);
+        string dir = tracingDirectory ?? TraceFs.RequireTracingDirectory();
+        return follow ? TraceFs.Follow(dir, cancellationToken) : TraceFs.ReadSnapshot(dir, cancellationToken);
     }
 
     public string? ReadEnvironment(string name) => Environment.GetEnvironmentVariable(name);
@@ -112,7 +112,7 @@ public sealed class LocalDataplane : INodeDataplane
         var attached = new List<CgroupAttachment>();
         foreach (CgroupAttachType type in Enum.GetValues<CgroupAttachType>())
         {
-            foreach (uint id in BpfPrograms.QueryCgroup(cgroupPath, type))
+            foreach (uint id in BpfPrograms.QueryCgroup(cgroupPath, (uint)type))
             {
                 BpfProgramDescriptor p;
                 try

@@ -5,7 +5,7 @@ namespace CalicoBpf.Commands;
 
 /// <summary>Reads Calico's per-interface packet counters (what calico-bpf counters dump shows).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfCounter")]
-[OutputType(typeof(BpfCounter))]
+[OutputType(typeof(InterfaceCounter))]
 public sealed class GetBpfCounterCommand : MapCmdletBase
 {
     /// <summary>Interface names, wildcards allowed.</summary>

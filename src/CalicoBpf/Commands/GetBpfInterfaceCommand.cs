@@ -5,7 +5,7 @@ namespace CalicoBpf.Commands;
 
 /// <summary>Felix's interface state: which interfaces it manages and the programs it attached (calico-bpf ifstate dump), with the kernel's attachments (TC, TCX, Netkit).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfInterface")]
-[OutputType(typeof(BpfInterfaceState))]
+[OutputType(typeof(InterfaceState))]
 public sealed class GetBpfInterfaceCommand : MapCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]

@@ -5,7 +5,7 @@ namespace CalicoBpf.Commands;
 
 /// <summary>Members of Calico's IP sets (calico-bpf ipsets dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfIpSet")]
-[OutputType(typeof(BpfIpSetMember))]
+[OutputType(typeof(IpSetMember))]
 public sealed class GetBpfIpSetCommand : MapCmdletBase
 {
     [Parameter]

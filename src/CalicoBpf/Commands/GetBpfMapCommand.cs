@@ -5,7 +5,7 @@ namespace CalicoBpf.Commands;
 
 /// <summary>Lists the Calico BPF maps pinned on the node, with sizes and how full each is.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfMap")]
-[OutputType(typeof(BpfMapInfo))]
+[OutputType(typeof(MapInfo))]
 public sealed class GetBpfMapCommand : MapCmdletBase
 {
     /// <summary>Pin names or base names, wildcards allowed.</summary>

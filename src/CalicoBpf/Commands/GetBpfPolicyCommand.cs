@@ -5,7 +5,7 @@ namespace CalicoBpf.Commands;
 
 /// <summary>The policy rules attached to interfaces, with per-rule hit counts (calico-bpf policy dump).</summary>
 [Cmdlet(VerbsCommon.Get, "BpfPolicy")]
-[OutputType(typeof(BpfPolicyRule))]
+[OutputType(typeof(PolicyRule))]
 public sealed class GetBpfPolicyCommand : MapCmdletBase
 {
     /// <summary>Interface names, wildcards allowed; without it, every interface Felix wrote policy debug info for.</summary>

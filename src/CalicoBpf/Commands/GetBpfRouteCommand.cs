@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 
 /// <summary>Calico's routing map (calico-bpf routes dump); -Address finds the route the dataplane uses.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfRoute")]
-[OutputType(typeof(BpfRoute))]
+[OutputType(typeof(Route))]
 public sealed class GetBpfRouteCommand : MapCmdletBase
 {
     [Parameter]

@@ -122,7 +122,7 @@ public sealed class CgroupScope : IDisposable
 
     /// <summary>Attaches an allow-all program at a hook, held by a link pinned as <paramref name="pinName"/>.</summary>
     public void Attach(CgroupAttachType type, string programName, string pinName) =>
-        BpfPrograms.AttachAllowAllToCgroup(Cgroup, type, programName, Path.Combine(Links, pinName));
+        BpfPrograms.AttachAllowAllToCgroup(Cgroup, (uint)type, programName, Path.Combine(Links, pinName));
 
     public void Dispose()
     {

@@ -4,7 +4,7 @@ namespace CalicoBpf;
 /// One rule of the policy program Felix attached to an interface hook, from Felix's policy debug
 /// info, with its hit count from the rule counters map (cali_rule_ctrs).
 /// </summary>
-public sealed class BpfPolicyRule
+public sealed class PolicyRule
 {
     public string Node { get; init; } = string.Empty;
     public string Interface { get; init; } = string.Empty;

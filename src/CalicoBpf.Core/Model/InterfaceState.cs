@@ -1,7 +1,7 @@
 namespace CalicoBpf;
 
 /// <summary>What Felix records about an interface it manages: flags and the policy programs attached per hook; and what the kernel has attached to it.</summary>
-public sealed class BpfInterfaceState
+public sealed class InterfaceState
 {
     public string Node { get; init; } = string.Empty;
     public int IfIndex { get; init; }

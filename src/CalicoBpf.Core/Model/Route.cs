@@ -3,7 +3,7 @@ using System.Net;
 namespace CalicoBpf;
 
 /// <summary>A route of Calico's routing map.</summary>
-public sealed class BpfRoute
+public sealed class Route
 {
     public string Node { get; init; } = string.Empty;
     public string Cidr { get; init; } = string.Empty;

@@ -1,7 +1,7 @@
 namespace CalicoBpf;
 
 /// <summary>A Calico map pinned on a node: what it is and how full it is.</summary>
-public sealed class BpfMapInfo
+public sealed class MapInfo
 {
     public string Node { get; init; } = string.Empty;
     /// <summary>The pin name (= kernel map name), such as cali_v4_ct4.</summary>

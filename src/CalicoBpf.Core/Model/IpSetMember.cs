@@ -3,7 +3,7 @@ using System.Net;
 namespace CalicoBpf;
 
 /// <summary>One member of one Calico IP set.</summary>
-public sealed class BpfIpSetMember
+public sealed class IpSetMember
 {
     public string Node { get; init; } = string.Empty;
     public ulong SetId { get; init; }

@@ -4,7 +4,7 @@ namespace CalicoBpf;
 /// One Calico counter of one interface, summed over CPUs for each hook. A hook with no entry in
 /// the map (no program attached there) is null, where calico-bpf prints N/A.
 /// </summary>
-public sealed class BpfCounter
+public sealed class InterfaceCounter
 {
     public string Node { get; init; } = string.Empty;
     /// <summary>The interface name, or "ifindex N" when no interface has that index any more.</summary>

@@ -1,7 +1,6 @@
 using System.Text;
-using CalicoBpf.Interop;
 
-namespace CalicoBpf.Trace;
+namespace CalicoBpf.Interop;
 
 /// <summary>
 /// The kernel trace buffer in tracefs, wherever it is mounted: a tracefs mount, or a debugfs mount's
