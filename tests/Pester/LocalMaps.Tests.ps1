@@ -1,4 +1,4 @@
-# The three cmdlets on real BPF maps in a private bpffs, seeded through Core's encoders.
+# On this machine: Get-BpfMap, Get-BpfConntrack and Get-BpfCounter on real BPF maps in a private bpffs, seeded through the simulator; errors of parameters in the wrong places.
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:kernel = Test-KernelAvailable

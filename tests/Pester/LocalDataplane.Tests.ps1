@@ -1,4 +1,4 @@
-# The dataplane cmdlets beyond the foundation, on real maps; every change cmdlet's -WhatIf leaves the bytes identical.
+# On this machine: the other dataplane readers on real maps, and every change cmdlet (its -WhatIf leaves the bytes identical; the real change removes exactly what it says).
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:kernel = Test-KernelAvailable
