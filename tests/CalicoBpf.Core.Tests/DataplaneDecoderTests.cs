@@ -11,6 +11,21 @@ namespace CalicoBpf.Tests;
 public class DataplaneDecoderTests
 {
     [Fact]
+    public void The_trace_buffer_is_found_in_the_mounts_by_one_rule()
+    {
+        // The first tracefs mount wins; a debugfs mount's tracing/ stands in; a mount point with a
+        // space comes escaped as \040; only directories that have a trace_pipe count.
+        const string mounts = "proc /proc proc rw 0 0\n" +
+            "debugfs /sys/kernel/debug debugfs rw 0 0\n" +
+            "tracefs /mnt/my\\040trace tracefs rw 0 0\n" +
+            "tracefs /sys/kernel/tracing tracefs rw 0 0\n";
+        Assert.Equal("/mnt/my trace", Interop.TraceFs.TracingDirectory(mounts, _ => true));
+        Assert.Equal("/sys/kernel/tracing", Interop.TraceFs.TracingDirectory(mounts, d => d != "/mnt/my trace"));
+        Assert.Equal("/sys/kernel/debug/tracing", Interop.TraceFs.TracingDirectory(mounts, d => d.StartsWith("/sys/kernel/debug", StringComparison.Ordinal)));
+        Assert.Null(Interop.TraceFs.TracingDirectory("proc /proc proc rw 0 0\n", _ => true));
+    }
+
+    [Fact]
     public void Nat_frontend_with_a_source_range()
     {
         // 10.0.0.100 port 80 proto 6, src 192.168.0.0/16: prefixlen 56 + 16 = 72.

@@ -10,8 +10,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    $manifestPath = Get-ModuleUnderTest
-    Import-Module $manifestPath -Force
+    $manifestPath = Import-ModuleUnderTest -PassThru
     $bpftool75 = Get-Bpftool75Directory
 
     function Invoke-InNetns([string] $Netns, [string] $Script) {

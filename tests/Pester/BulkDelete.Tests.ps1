@@ -8,7 +8,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    Import-Module (Get-ModuleUnderTest) -Force
+    Import-ModuleUnderTest
     $cluster = $null
     if (Test-KernelAvailable) { $cluster = Start-ScenarioCluster bulk-delete $TestDrive }
     $pins = if ($cluster) { "/tmp/cbk-$($cluster.RunId)-bulk-a/bpffs/tc/globals" }

@@ -7,8 +7,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    $manifestPath = Get-ModuleUnderTest
-    Import-Module $manifestPath -Force
+    $manifestPath = Import-ModuleUnderTest -PassThru
     $cluster = $null
     if (Test-KernelAvailable) {
         $cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot '../../demo/cluster.yaml') -Directory $TestDrive

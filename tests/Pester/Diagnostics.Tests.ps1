@@ -8,8 +8,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    Import-Module (Get-ModuleUnderTest) -Force
-    Import-Simulation
+    Import-ModuleUnderTest -Simulation
 
     function Start-Scenario([string] $Name) { Start-ScenarioCluster $Name $TestDrive }
     function Stop-Scenario($Cluster) { Stop-ScenarioCluster $Cluster }

@@ -7,7 +7,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    Import-Module (Get-ModuleUnderTest) -Force
+    Import-ModuleUnderTest
 
     # Each Describe runs its own cluster; the cmdlets find it through the default -Kubeconfig.
     function Start-Scenario([string] $Name) {

@@ -6,9 +6,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    $manifestPath = Get-ModuleUnderTest
-    Import-Module $manifestPath -Force
-    Import-Simulation
+    $manifestPath = Import-ModuleUnderTest -Simulation -PassThru
     $fs = $null
     if (Test-KernelAvailable) {
         $fs = New-TestBpfFs

@@ -9,7 +9,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    Import-Module (Get-ModuleUnderTest) -Force
+    Import-ModuleUnderTest
     $cluster = $null
     if (Test-KernelAvailable) {
         $cluster = Start-ScenarioCluster rbac $TestDrive

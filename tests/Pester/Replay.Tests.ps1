@@ -8,7 +8,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    Import-Module (Get-ModuleUnderTest) -Force
+    Import-ModuleUnderTest
 
     function Read-Node([string] $Node, [string] $Kubeconfig) {
         # What a user reads from a node, by cmdlet: Get-BpfMap exercises an exec with stdin (the pins to describe).

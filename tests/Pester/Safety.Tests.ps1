@@ -9,8 +9,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    Import-Module (Get-ModuleUnderTest) -Force
-    Import-Simulation
+    Import-ModuleUnderTest -Simulation
 }
 
 Describe 'A filtered removal under live traffic' -Skip:(-not ($kernel -and $bpftool)) {

@@ -13,6 +13,16 @@ function Get-SimulationPath {
     return (Join-Path $PSScriptRoot '../CalicoBpf.Simulation/bin/Release/net8.0/CalicoBpf.Simulation.dll')
 }
 
+function Import-ModuleUnderTest {
+    # The module under test into the session (-Force: this build, not one loaded before), and with
+    # -Simulation the simulator after it; -PassThru gives the manifest's path, for child processes.
+    param([switch] $Simulation, [switch] $PassThru)
+    $path = Get-ModuleUnderTest
+    Import-Module $path -Force -Global
+    if ($Simulation) { Import-Simulation }
+    if ($PassThru) { $path }
+}
+
 function Import-Simulation {
     # After Import-Module: the simulator's reference to CalicoBpf.Core binds to the engine the module loaded.
     $path = Get-SimulationPath

@@ -9,8 +9,7 @@ BeforeDiscovery {
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
-    $manifestPath = Get-ModuleUnderTest
-    Import-Module $manifestPath -Force
+    $manifestPath = Import-ModuleUnderTest -PassThru
     $ns = "cbt-tc-$PID"
     $peer = "cbt-tcp-$PID"
     $mountedTracefs = $false

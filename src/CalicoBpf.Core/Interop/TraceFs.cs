@@ -9,11 +9,16 @@ namespace CalicoBpf.Interop;
 /// </summary>
 public static unsafe class TraceFs
 {
-    /// <summary>The tracing directory, or null when neither tracefs nor debugfs is mounted.</summary>
-    public static string? FindTracingDirectory(string mountsFile = "/proc/self/mounts")
+    /// <summary>
+    /// Where the trace buffer is, from a mounts table (/proc/self/mounts): the first tracefs mount, else
+    /// the tracing/ directory of a debugfs mount; only those where <paramref name="hasTracePipe"/> says
+    /// the directory has a trace_pipe. Null when none. One rule for this machine and for a node's
+    /// calico-node container (whose mounts are read through exec).
+    /// </summary>
+    public static string? TracingDirectory(string mounts, Func<string, bool> hasTracePipe)
     {
         string? debugfs = null;
-        foreach (string line in File.ReadLines(mountsFile))
+        foreach (string line in mounts.Split('\n'))
         {
             string[] f = line.Split(' ');
             if (f.Length < 3)
@@ -22,12 +27,12 @@ public static unsafe class TraceFs
             }
 
             string path = f[1].Replace("\\040", " ", StringComparison.Ordinal);
-            if (f[2] == "tracefs" && File.Exists(Path.Combine(path, "trace_pipe")))
+            if (f[2] == "tracefs" && hasTracePipe(path))
             {
                 return path;
             }
 
-            if (f[2] == "debugfs" && File.Exists(Path.Combine(path, "tracing", "trace_pipe")))
+            if (f[2] == "debugfs" && debugfs is null && hasTracePipe(Path.Combine(path, "tracing")))
             {
                 debugfs = Path.Combine(path, "tracing");
             }
@@ -35,6 +40,10 @@ public static unsafe class TraceFs
 
         return debugfs;
     }
+
+    /// <summary>This machine's tracing directory (<see cref="TracingDirectory"/>), or null when neither tracefs nor debugfs is mounted.</summary>
+    public static string? FindTracingDirectory(string mountsFile = "/proc/self/mounts") =>
+        TracingDirectory(File.ReadAllText(mountsFile), d => File.Exists(Path.Combine(d, "trace_pipe")));
 
     public static string RequireTracingDirectory() => FindTracingDirectory()
         ?? throw new BpfEnvironmentException(

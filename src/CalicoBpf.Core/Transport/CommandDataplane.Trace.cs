@@ -5,29 +5,31 @@ namespace CalicoBpf.Transport;
 
 public sealed partial class CommandDataplane
 {
-    /// <summary>Shell: find() sets $t to a mounted tracefs (or the debugfs one) and says whether there is one.</summary>
-    private const string FindTraceFs =
-        "find() { for d in /sys/kernel/tracing /sys/kernel/debug/tracing; do [ -f \"$d/trace\" ] && { t=$d; return 0; }; done; return 1; }; ";
-
     /// <summary>
     /// The trace buffer (or, following, the pipe) of the node's kernel from inside calico-node, through
-    /// a mounted tracefs. No real calico-node container has one (neither the manifest nor the operator
-    /// mounts it, and the image has no mount): following then streams through bpftool prog tracelog,
-    /// which mounts tracefs at /sys/kernel/tracing itself, where it stays until the container restarts.
-    /// Reading the buffer without consuming it needs that mount; bpftool cannot do it without reading
-    /// (and so consuming) the pipe, so a read before it says so (exit 4).
+    /// a mounted tracefs, found in the container's mounts by the rule local mode uses
+    /// (<see cref="TraceFs.TracingDirectory"/>). No real calico-node container has one (neither the
+    /// manifest nor the operator mounts it, and the image has no mount): following then streams through
+    /// bpftool prog tracelog, which mounts tracefs at /sys/kernel/tracing itself, where it stays until
+    /// the container restarts. Reading the buffer without consuming it needs that mount; bpftool cannot
+    /// do it without reading (and so consuming) the pipe, so a read before it says so.
     /// </summary>
     public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
     {
-        string script = tracingDirectory is not null
-            ? "t=\"$1\"; " + (follow ? "exec cat \"$t/trace_pipe\"" : "exec cat \"$t/trace\"")
-            : follow ? FindTraceFs + "if find; then exec cat \"$t/trace_pipe\"; fi; command -v bpftool >/dev/null || exit 3; exec bpftool prog tracelog 2>/dev/null"
-            : FindTraceFs + "find || exit 4; exec cat \"$t/trace\"";
+        // The node's script checks that the file is there as it reads it: the directory is only
+        // chosen here, from the mounts, in one exec before the read.
+        string? found = tracingDirectory is null && ReadTextFile("/proc/self/mounts") is { } mounts ? TraceFs.TracingDirectory(mounts, _ => true) : null;
+        string? dir = tracingDirectory ?? found;
+        string file = follow ? "trace_pipe" : "trace";
+        string script = dir is not null
+            ? (tracingDirectory is null ? "[ -f \"$1/" + file + "\" ] || exit 4; " : string.Empty) + "exec cat \"$1/" + file + "\""
+            : follow ? "command -v bpftool >/dev/null || exit 3; exec bpftool prog tracelog 2>/dev/null"
+            : "exit 4";
         // Ended by the caller's token (Ctrl+C) and by this dataplane's (a fan-out whose downstream stopped
         // it, Select-Object -First): a follow waits for the next line, which may never come.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cancellationToken);
         cancellationToken = stop.Token;
-        using ICommandRun run = _runner.Start(new[] { "sh", "-c", script, "trace", tracingDirectory ?? string.Empty }, cancellationToken);
+        using ICommandRun run = _runner.Start(new[] { "sh", "-c", script, "trace", dir ?? string.Empty }, cancellationToken);
         using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
         string? line;
         while (!cancellationToken.IsCancellationRequested && (line = reader.ReadLine()) is not null)
