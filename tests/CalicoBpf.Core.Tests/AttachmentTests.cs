@@ -1,9 +1,4 @@
 using CalicoBpf.Diagnostics;
-using CalicoBpf.Interop;
-using CalicoBpf.Simulation;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Transport;
-using Xunit;
 using static CalicoBpf.Tests.CommandTransportTests;
 
 namespace CalicoBpf.Tests;

@@ -1,7 +1,3 @@
-using CalicoBpf.Interop;
-using CalicoBpf.Tests.Support;
-using Xunit;
-
 namespace CalicoBpf.Tests;
 
 public class BpfMapKernelTests

@@ -1,7 +1,4 @@
 using System.Text;
-using CalicoBpf.Interop;
-using CalicoBpf.Transport;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

@@ -1,5 +1,4 @@
 using CalicoBpf.Cluster;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

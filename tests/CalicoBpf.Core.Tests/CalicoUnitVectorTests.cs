@@ -1,11 +1,5 @@
 using System.Globalization;
-using System.Net;
 using System.Text.Json.Nodes;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Trace;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

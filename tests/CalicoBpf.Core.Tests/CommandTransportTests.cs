@@ -1,10 +1,3 @@
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Simulation;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Transport;
-using Xunit;
-
 namespace CalicoBpf.Tests;
 
 /// <summary>

@@ -1,9 +1,3 @@
-using System.Net;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Tests.Support;
-using Xunit;
-
 namespace CalicoBpf.Tests;
 
 /// <summary>Byte vectors worked out by hand from ../shared/reference/calico-bpf-maps.md section 2.1.</summary>

@@ -1,8 +1,4 @@
-using System.Net;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
 using CsCheck;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

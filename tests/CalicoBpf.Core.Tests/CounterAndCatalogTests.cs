@@ -1,7 +1,4 @@
 using System.Buffers.Binary;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

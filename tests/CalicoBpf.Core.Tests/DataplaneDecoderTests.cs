@@ -1,10 +1,3 @@
-using System.Net;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Trace;
-using Xunit;
-
 namespace CalicoBpf.Tests;
 
 /// <summary>Byte vectors worked out by hand from ../shared/reference/calico-bpf-maps.md sections 2.3 to 2.10.</summary>

@@ -1,11 +1,4 @@
-using System.Net;
 using System.Text.Json;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Simulation;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Transport;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

@@ -1,5 +1,4 @@
 using CalicoBpf.Diagnostics;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

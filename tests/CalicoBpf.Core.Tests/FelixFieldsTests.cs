@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using CalicoBpf.Cluster;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

@@ -1,5 +1,4 @@
 using CalicoBpf.Fuzz;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

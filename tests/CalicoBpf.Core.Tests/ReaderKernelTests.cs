@@ -1,11 +1,3 @@
-using System.Net;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Simulation;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Transport;
-using Xunit;
-
 namespace CalicoBpf.Tests;
 
 /// <summary>Real maps with Calico's names, types and sizes, filled through the encoders, read back through the readers.</summary>

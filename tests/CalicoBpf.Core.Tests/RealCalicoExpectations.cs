@@ -1,9 +1,4 @@
 using System.Buffers.Binary;
-using System.Net;
-using CalicoBpf.Maps;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Trace;
-using CalicoBpf.Transport;
 using Xunit.Sdk;
 
 namespace CalicoBpf.Tests;

@@ -1,7 +1,3 @@
-using CalicoBpf.Maps;
-using CalicoBpf.Tests.Support;
-using Xunit;
-
 namespace CalicoBpf.Tests;
 
 /// <summary>

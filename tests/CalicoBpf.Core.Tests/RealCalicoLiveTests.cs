@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Transport;
-using Xunit;
 using Xunit.Abstractions;
 using Xunit.Sdk;
 

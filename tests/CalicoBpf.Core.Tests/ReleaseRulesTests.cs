@@ -1,10 +1,3 @@
-using System.Net;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Tests.Support;
-using CalicoBpf.Transport;
-using Xunit;
-
 namespace CalicoBpf.Tests;
 
 /// <summary>

@@ -1,6 +1,4 @@
 using CalicoBpf.Isolation;
-using CalicoBpf.Simulation;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using CalicoBpf.Cluster;
 using CalicoBpf.Isolation;
-using Xunit;
 
 namespace CalicoBpf.Tests;
 

@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Removes every entry of Calico's tunnel neighbour table (calico-bpf arp clean); the dataplane learns them again.</summary>

@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Resets Calico's per-interface counters to zero (calico-bpf counters flush).</summary>

@@ -1,9 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Cluster;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Transport;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>

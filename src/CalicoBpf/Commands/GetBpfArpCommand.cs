@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Calico's tunnel neighbour table (calico-bpf arp dump).</summary>

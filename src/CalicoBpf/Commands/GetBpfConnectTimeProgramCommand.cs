@@ -1,7 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-using CalicoBpf.Transport;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Programs attached to the cgroup Calico's connect-time load balancer uses.</summary>

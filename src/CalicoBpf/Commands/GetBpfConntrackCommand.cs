@@ -1,7 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Cluster;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Decodes Calico's conntrack table into <see cref="ConntrackEntry"/> objects, filtering while it reads.</summary>

@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Reads Calico's per-interface packet counters (what calico-bpf counters dump shows).</summary>

@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Felix's interface state: which interfaces it manages and the programs it attached (calico-bpf ifstate dump), with the kernel's attachments (TC, TCX, Netkit).</summary>

@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Lists the Calico BPF maps pinned on the node, with sizes and how full each is.</summary>

@@ -1,7 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Cluster;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Service frontends of the NAT maps with their backends (calico-bpf nat dump).</summary>

@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Maglev lookup-table entries (calico-bpf nat maglev), where the node has the map.</summary>

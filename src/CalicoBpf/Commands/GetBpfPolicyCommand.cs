@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>The policy rules attached to interfaces, with per-rule hit counts (calico-bpf policy dump).</summary>

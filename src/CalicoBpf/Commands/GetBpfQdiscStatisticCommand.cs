@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Transport;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Queueing disciplines and their counters over rtnetlink (what tc -s qdisc show prints).</summary>

@@ -1,6 +1,4 @@
-using System.Management.Automation;
 using System.Net;
-using CalicoBpf.Maps;
 
 namespace CalicoBpf.Commands;
 

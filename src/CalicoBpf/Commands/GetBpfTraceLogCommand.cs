@@ -1,8 +1,4 @@
-using System.Management.Automation;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
 using CalicoBpf.Trace;
-using CalicoBpf.Transport;
 
 namespace CalicoBpf.Commands;
 

@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Cluster;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Lists the cluster's nodes with their calico-node pods; pipes into every -Node cmdlet.</summary>

@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Cluster;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Reads FelixConfiguration objects with their eBPF settings typed, or what Felix on a node actually uses.</summary>

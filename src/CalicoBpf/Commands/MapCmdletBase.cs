@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Maps;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>Node cmdlets that read or change Calico's pinned maps, on this node or on nodes of a cluster.</summary>

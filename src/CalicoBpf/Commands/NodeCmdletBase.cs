@@ -1,7 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Cluster;
-using CalicoBpf.Transport;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>

@@ -1,7 +1,4 @@
 using System.Collections.Concurrent;
-using System.Management.Automation;
-using CalicoBpf.Cluster;
-using CalicoBpf.Transport;
 
 namespace CalicoBpf.Commands;
 

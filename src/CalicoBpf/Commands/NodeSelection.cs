@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Cluster;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>

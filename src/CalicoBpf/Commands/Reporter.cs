@@ -1,6 +1,3 @@
-using System.Management.Automation;
-using CalicoBpf.Transport;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>The engine's warnings and verbose messages, written by the cmdlet on the pipeline thread.</summary>

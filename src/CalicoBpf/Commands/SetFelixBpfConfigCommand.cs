@@ -1,8 +1,6 @@
 using System.Collections;
 using System.Globalization;
-using System.Management.Automation;
 using System.Text.Json.Nodes;
-using CalicoBpf.Cluster;
 
 namespace CalicoBpf.Commands;
 

@@ -1,9 +1,5 @@
-using System.Management.Automation;
 using System.Xml.Linq;
-using CalicoBpf.Cluster;
 using CalicoBpf.Diagnostics;
-using CalicoBpf.Maps;
-using CalicoBpf.Transport;
 
 namespace CalicoBpf.Commands;
 

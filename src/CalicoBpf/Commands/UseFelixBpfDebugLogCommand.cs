@@ -1,6 +1,4 @@
-using System.Management.Automation;
 using System.Text.Json.Nodes;
-using CalicoBpf.Cluster;
 
 namespace CalicoBpf.Commands;
 

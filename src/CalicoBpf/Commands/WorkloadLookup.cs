@@ -1,5 +1,3 @@
-using CalicoBpf.Cluster;
-
 namespace CalicoBpf.Commands;
 
 /// <summary>

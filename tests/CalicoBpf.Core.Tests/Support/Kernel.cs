@@ -1,3 +1,4 @@
+// Its own using lines: tests/CalicoBpf.TestCluster.Tests compiles this file too, without Core.Tests' global usings.
 using CalicoBpf.Interop;
 using Xunit;
 

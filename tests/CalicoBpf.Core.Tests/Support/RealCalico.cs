@@ -1,9 +1,5 @@
 using CalicoBpf.Fuzz;
-using System.Net;
 using System.Text.Json;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Transport;
 
 namespace CalicoBpf.Tests.Support;
 

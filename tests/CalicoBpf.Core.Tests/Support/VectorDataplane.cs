@@ -1,7 +1,4 @@
 using CalicoBpf.Fuzz;
-using CalicoBpf.Interop;
-using CalicoBpf.Maps;
-using CalicoBpf.Transport;
 
 namespace CalicoBpf.Tests.Support;
 
