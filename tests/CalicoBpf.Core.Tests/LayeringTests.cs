@@ -59,6 +59,18 @@ public sealed class LayeringTests
     }
 
     [Fact]
+    public void No_layer_of_core_is_imported_for_every_file()
+    {
+        // A global using of one of Core's namespaces would make every folder depend on it, unseen.
+        string core = Path.Combine(RepositoryRoot(), "src", "CalicoBpf.Core");
+        var global = Directory.EnumerateFiles(core, "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
+            .SelectMany(f => File.ReadLines(f).Where(l => Regex.IsMatch(l, @"^\s*global\s+using\s+(static\s+)?CalicoBpf\b")).Select(l => Path.GetRelativePath(core, f) + ": " + l.Trim()))
+            .ToList();
+        Assert.Empty(global);
+    }
+
+    [Fact]
     public void The_layer_table_knows_every_folder_of_core()
     {
         string core = Path.Combine(RepositoryRoot(), "src", "CalicoBpf.Core");

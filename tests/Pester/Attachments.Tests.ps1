@@ -9,7 +9,6 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $manifestPath = Import-ModuleUnderTest -PassThru
     $bpftool75 = Get-Bpftool75Directory
 

@@ -7,10 +7,8 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-ModuleUnderTest
-    $cluster = $null
-    if (Test-KernelAvailable) { $cluster = Start-ScenarioCluster bulk-delete $TestDrive }
+    $cluster = Start-ScenarioCluster bulk-delete $TestDrive
     $pins = if ($cluster) { "/tmp/cbk-$($cluster.RunId)-bulk-a/bpffs/tc/globals" }
 
     function Id($e) { "$($e.Protocol) $($e.Type) $($e.SourceAddress):$($e.SourcePort) $($e.DestinationAddress):$($e.DestinationPort)" }

@@ -38,10 +38,8 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-ModuleUnderTest
-    $cluster = $null
-    if (Test-KernelAvailable) { $cluster = Start-ScenarioCluster calico-releases $TestDrive }
+    $cluster = Start-ScenarioCluster calico-releases $TestDrive
 
     function Pod([string] $Node) {
         ((kubectl --kubeconfig $cluster.Kubeconfig get pods -n calico-system -o json | ConvertFrom-Json).items | Where-Object { $_.spec.nodeName -eq $Node }).metadata.name

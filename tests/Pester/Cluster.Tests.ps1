@@ -6,7 +6,6 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $manifestPath = Import-ModuleUnderTest -PassThru
     $cluster = $null
     if (Test-KernelAvailable) {

@@ -6,10 +6,8 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-ModuleUnderTest
-    $cluster = $null
-    if (Test-KernelAvailable) { $cluster = Start-ScenarioCluster fault-matrix $TestDrive }
+    $cluster = Start-ScenarioCluster fault-matrix $TestDrive
 
     function Kubeconfig([string] $Name, [scriptblock] $Edit) {
         $path = Join-Path $TestDrive $Name

@@ -6,7 +6,6 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-ModuleUnderTest
 
     # Each Describe runs its own cluster; the cmdlets find it through the default -Kubeconfig.

@@ -7,7 +7,6 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-ModuleUnderTest
 
     function Start-Scenario([string] $Name) { Start-ScenarioCluster $Name $TestDrive }

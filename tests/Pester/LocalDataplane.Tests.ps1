@@ -5,7 +5,6 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $manifestPath = Import-ModuleUnderTest -Simulation -PassThru
     $fs = $null
     if (Test-KernelAvailable) {

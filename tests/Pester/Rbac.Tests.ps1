@@ -8,11 +8,9 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-ModuleUnderTest
-    $cluster = $null
-    if (Test-KernelAvailable) {
-        $cluster = Start-ScenarioCluster rbac $TestDrive
+    $cluster = Start-ScenarioCluster rbac $TestDrive
+    if ($cluster) {
         $kc = @{}
         foreach ($who in 'reader', 'operator', 'nobody') {
             $kc[$who] = Join-Path $TestDrive "kubeconfig-$who"

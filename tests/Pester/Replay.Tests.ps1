@@ -7,7 +7,6 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     Import-ModuleUnderTest
 
     function Read-Node([string] $Node, [string] $Kubeconfig) {

@@ -1,4 +1,5 @@
 # Shared by the Pester suites: the module under test, a private bpffs per suite, kernel requirements.
+# Each test file imports it in BeforeDiscovery (for its -Skip conditions); it stays loaded for the run.
 Set-StrictMode -Version Latest
 
 function Get-ModuleUnderTest {
@@ -106,7 +107,9 @@ function Stop-TestCluster($Cluster) {
 }
 
 function Start-ScenarioCluster([string] $Name, [string] $Directory) {
-    # The test cluster of tests/Pester/NAME.yaml, made the default -Kubeconfig of every cmdlet.
+    # The test cluster of tests/Pester/NAME.yaml, made the default -Kubeconfig of every cmdlet; null
+    # where the kernel cannot be had (the tests are skipped then; with CI=true that is an error).
+    if (-not (Test-KernelAvailable)) { return $null }
     $c = Start-TestCluster -Scenario (Join-Path $PSScriptRoot "$Name.yaml") -Directory (Join-Path $Directory $Name)
     $global:PSDefaultParameterValues['*:Kubeconfig'] = $c.Kubeconfig
     $c

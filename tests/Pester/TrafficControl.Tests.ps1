@@ -8,7 +8,6 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $manifestPath = Import-ModuleUnderTest -PassThru
     $ns = "cbt-tc-$PID"
     $peer = "cbt-tcp-$PID"

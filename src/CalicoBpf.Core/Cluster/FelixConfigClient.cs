@@ -1,7 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
-
 namespace CalicoBpf.Cluster;
 
 /// <summary>One field's change in a planned Set-FelixBpfConfig.</summary>

@@ -1,9 +1,3 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
-
 namespace CalicoBpf.Cluster;
 
 /// <summary>One field that a schema rejects, shaped as a Kubernetes StatusCause.</summary>

@@ -1,5 +1,3 @@
-using System.Text.RegularExpressions;
-
 namespace CalicoBpf.Diagnostics;
 
 /// <summary>One calico-node log line (reference 3.1): time, level, component, file, line, message and its fields.</summary>

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace CalicoBpf.Interop;
 
 /// <summary>What the kernel says about a map (struct bpf_map_info).</summary>

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace CalicoBpf.Interop;
 
 /// <summary>bpf(2) commands used by the core (include/uapi/linux/bpf.h).</summary>

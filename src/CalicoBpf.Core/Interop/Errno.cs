@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace CalicoBpf.Interop;
 
 /// <summary>The errno values the interop core tells apart, with their symbolic names.</summary>

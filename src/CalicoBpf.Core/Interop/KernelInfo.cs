@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace CalicoBpf.Interop;
 
 /// <summary>Facts about the running kernel and process the readers need: CPUs, clocks, privileges, bpffs.</summary>

@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
-
 namespace CalicoBpf.Interop;
 
 /// <summary>A network interface as rtnetlink reports it.</summary>

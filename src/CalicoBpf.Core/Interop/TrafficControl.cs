@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace CalicoBpf.Interop;
 
 /// <summary>One BPF tc filter of a clsact hook: its program and the name tc gave it (obj.o:[sec]), in the kernel's order.</summary>

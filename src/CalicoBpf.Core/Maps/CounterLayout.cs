@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace CalicoBpf.Maps;
 
 /// <summary>One counter index of cali_counters (reference section 3.1; the list is append-only).</summary>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using CalicoBpf.Interop;
 using CalicoBpf.Transport;
 

@@ -1,7 +1,3 @@
-using System.Buffers.Binary;
-using System.Globalization;
-using System.Text.Json;
-using System.Text.RegularExpressions;
 using CalicoBpf.Interop;
 using CalicoBpf.Transport;
 

@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.Net;
-using System.Text;
 using CalicoBpf.Interop;
 using CalicoBpf.Transport;
 

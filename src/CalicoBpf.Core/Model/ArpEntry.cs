@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace CalicoBpf;
 
 /// <summary>A neighbour Calico learnt from a tunnel packet (used to answer NodePort forwarding).</summary>

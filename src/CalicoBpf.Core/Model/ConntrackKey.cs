@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace CalicoBpf;
 
 /// <summary>The 5-tuple a conntrack entry is keyed by, in the map's A/B order.</summary>

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
-
 namespace CalicoBpf;
 
 /// <summary>One FelixConfiguration object with its eBPF-related fields as typed properties (null: not set in this object).</summary>

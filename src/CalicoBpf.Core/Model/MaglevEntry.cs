@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace CalicoBpf;
 
 /// <summary>One slot of a service's Maglev lookup table.</summary>

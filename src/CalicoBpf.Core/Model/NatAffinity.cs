@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace CalicoBpf;
 
 /// <summary>A session-affinity entry: which backend a client sticks to for a service.</summary>

@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace CalicoBpf;
 
 /// <summary>One backend of a service frontend (calico_nat_dest), resolved from the backend map.</summary>

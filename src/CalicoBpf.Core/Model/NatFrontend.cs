@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace CalicoBpf;
 
 /// <summary>A service frontend: one (address, port, protocol[, source CIDR]) key of the NAT frontend map, with its backends.</summary>

@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace CalicoBpf;
 
 /// <summary>A route of Calico's routing map.</summary>

@@ -1,6 +1,4 @@
 using CalicoBpf.Maps;
-using System.Globalization;
-using System.Text.RegularExpressions;
 using CalicoBpf.Interop;
 
 namespace CalicoBpf.Trace;

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CalicoBpf.Interop;
 
 namespace CalicoBpf.Transport;

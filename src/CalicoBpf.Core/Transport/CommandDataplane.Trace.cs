@@ -1,4 +1,3 @@
-using System.Text;
 using CalicoBpf.Interop;
 
 namespace CalicoBpf.Transport;

@@ -1,4 +1,3 @@
-using System.Globalization;
 using CalicoBpf.Maps;
 
 namespace CalicoBpf.Diagnostics;

@@ -1,5 +1,3 @@
-using System.Text.Json.Nodes;
-
 namespace CalicoBpf.Diagnostics;
 
 /// <summary>3. Services have an implementation: kube-proxy disabled needs eBPF running on every node, and the API server's address in a ConfigMap.</summary>
