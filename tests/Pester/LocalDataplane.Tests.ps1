@@ -116,6 +116,23 @@ Describe 'Changes: -WhatIf leaves every map byte-identical, the real change remo
         @(Get-BpfConntrack -Type NatForward | Where-Object { $keys -contains $_.ReverseKey }).Count | Should -Be 0
     }
 
+    It 'Remove-BpfConntrack removes a piped entry from the pin path it was read from, whatever -PinPath says' {
+        $victim = @(Get-BpfConntrack -Type Normal -Protocol Tcp | Select-Object -First 1)
+        $victim.Count | Should -Be 1
+        $victim[0].PinPath | Should -Be $fs.PinPath
+        $before = Get-DataplaneHash
+        $victim | Remove-BpfConntrack -PinPath '/nonexistent/elsewhere' -WhatIf
+        Get-DataplaneHash | Should -Be $before
+
+        # ShouldProcess names the target it acts on in the verbose stream.
+        $output = @($victim | Remove-BpfConntrack -PinPath '/nonexistent/elsewhere' -Confirm:$false -Verbose 4>&1)
+        $said = ($output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }) -join "`n"
+        $said | Should -Match ([regex]::Escape("$($fs.PinPath)/$($victim[0].MapName) on "))
+        $result = $output | Where-Object { $_ -is [CalicoBpf.ConntrackRemoval] }
+        $result.Removed | Should -Be 1
+        @(Get-BpfConntrack | Where-Object { "$($_.Key)" -eq "$($victim[0].Key)" }).Count | Should -Be 0
+    }
+
     It 'Remove-BpfConntrack with filters removes exactly what Get-BpfConntrack returns' {
         $want = @(Get-BpfConntrack -Protocol Udp -Type Normal)
         $want.Count | Should -BeGreaterThan 0

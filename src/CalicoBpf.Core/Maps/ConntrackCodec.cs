@@ -12,15 +12,18 @@ public sealed class ConntrackCodec
     private readonly ConntrackLayout _layout;
     private readonly string _node;
     private readonly string _mapName;
+    private readonly string _pinDirectory;
     private readonly ClockSample _clock;
     private readonly ConntrackMeaning _meaning;
 
     /// <param name="release">The node's Calico release; null: the newest release that wrote this map version.</param>
-    public ConntrackCodec(ConntrackLayout layout, string node, string mapName, ClockSample clock, CalicoRelease? release = null)
+    /// <param name="pinDirectory">Where the map is pinned on the node, stamped on each entry (its PinPath).</param>
+    public ConntrackCodec(ConntrackLayout layout, string node, string mapName, ClockSample clock, CalicoRelease? release = null, string pinDirectory = "")
     {
         _layout = layout;
         _node = node;
         _mapName = mapName;
+        _pinDirectory = pinDirectory;
         _clock = clock;
         _meaning = ConntrackMeaning.For(layout.Version, release ?? CalicoRelease.Newest);
     }
@@ -129,6 +132,7 @@ public sealed class ConntrackCodec
             Reverse = sourceIsB ? legA : legB,
             Key = ctKey,
             MapName = _mapName,
+            PinPath = _pinDirectory,
             MapVersion = l.Version,
             Release = _meaning.Release,
             RawKey = key.ToArray(),

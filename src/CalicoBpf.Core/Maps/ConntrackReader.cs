@@ -131,7 +131,7 @@ public static class ConntrackReader
 
         reporter.Verbose($"Reading {pin.PinName} ({d.Type}, {d.KeySize}/{d.ValueSize} bytes, max {d.MaxEntries}) on {node.Node}, Calico {release}.");
         ClockSample clock = node.SampleClock();
-        var codec = new ConntrackCodec(layout, node.Node, pin.PinName, clock, meaning.Release);
+        var codec = new ConntrackCodec(layout, node.Node, pin.PinName, clock, meaning.Release, node.PinDirectory);
         foreach (RawEntryBatch batch in reader.ReadEntries(cancellationToken))
         {
             for (int i = 0; i < batch.Count; i++)

@@ -41,6 +41,11 @@ public sealed class ConntrackEntry
     public ConntrackLeg Reverse { get; init; } = ConntrackLeg.Empty;
     public ConntrackKey Key { get; init; } = new(IpProtocol.HopByHop, IPAddress.Any, 0, IPAddress.Any, 0);
     public string MapName { get; init; } = string.Empty;
+    /// <summary>
+    /// The bpffs directory the entry's map is pinned in, on its node (-PinPath of the read):
+    /// Remove-BpfConntrack removes a piped entry there, not in the default directory.
+    /// </summary>
+    public string PinPath { get; init; } = string.Empty;
     public int MapVersion { get; init; }
     /// <summary>The Calico release whose meanings decoded the entry (offset 0, flag names): see Get-BpfMap's CalicoRelease.</summary>
     public CalicoRelease Release { get; init; } = CalicoRelease.Newest;

@@ -15,8 +15,10 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
     private protected virtual string? PinDirectory => null;
 
     /// <summary>This machine's dataplane, for local mode: the maps of -PinPath (a PowerShell path, resolved).</summary>
-    private protected INodeDataplane OpenLocalNode() =>
-        new LocalDataplane(PinDirectory is { } pins ? ResolvePinPath(pins) : null, release: CalicoVersion);
+    private protected INodeDataplane OpenLocalNode() => OpenLocalNode(PinDirectory is { } pins ? ResolvePinPath(pins) : null);
+
+    /// <summary>This machine's dataplane with its maps in <paramref name="pinDirectory"/> (a file-system path; null: the default).</summary>
+    private protected INodeDataplane OpenLocalNode(string? pinDirectory) => new LocalDataplane(pinDirectory, release: CalicoVersion);
 
     /// <summary>Node names, wildcards allowed; * is every node running calico-node. Without it: this machine.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -70,7 +72,8 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
     }
 
     /// <summary>As <see cref="ForEachNodeInTurn(Action{INodeDataplane})"/>, on the cluster nodes <paramref name="nodes"/> names (by <see cref="NodeSelection"/>'s rule).</summary>
-    private protected void ForEachNodeInTurn(IEnumerable<string> nodes, Action<INodeDataplane> change)
+    /// <param name="pinDirectory">Where the maps are pinned on those nodes; null: -PinPath.</param>
+    private protected void ForEachNodeInTurn(IEnumerable<string> nodes, Action<INodeDataplane> change, string? pinDirectory = null)
     {
         IClusterConnection cluster = Cluster;
         foreach (CalicoNode node in SelectNodes(nodes.ToArray(), needsCalicoNode: true))
@@ -78,7 +81,7 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
             CancelToken.ThrowIfCancellationRequested();
             try
             {
-                using CommandDataplane dataplane = RemoteNode(cluster, node);
+                using CommandDataplane dataplane = RemoteNode(cluster, node, pinDirectory: pinDirectory);
                 change(dataplane);
             }
             catch (Exception ex) when (ex is not PipelineStoppedException and not OperationCanceledException)
@@ -89,8 +92,8 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
     }
 
     /// <summary>A node of the cluster as a dataplane (its tools over pods/exec), stopped by <paramref name="token"/> (default: the cmdlet's).</summary>
-    private CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node, CancellationToken? token = null) =>
-        new CommandDataplane(cluster.ExecRunner(node), PinDirectory, token ?? CancelToken, ReleaseOf(node));
+    private CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node, CancellationToken? token = null, string? pinDirectory = null) =>
+        new CommandDataplane(cluster.ExecRunner(node), pinDirectory ?? PinDirectory, token ?? CancelToken, ReleaseOf(node));
 
     /// <summary>
     /// The Calico release whose meanings decode the node's maps. Remotely the calico-node image says it;

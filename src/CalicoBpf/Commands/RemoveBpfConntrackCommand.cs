@@ -13,9 +13,12 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
     private const string InputSet = "InputObject";
     private const string AllSet = "All";
 
-    private readonly Dictionary<string, ConntrackRemover> _localRemovers = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<ConntrackEntry>> _remoteEntries = new(StringComparer.OrdinalIgnoreCase);
-    private INodeDataplane? _local;
+    /// <summary>Local removers by pin directory and map: piped entries go back where they were read.</summary>
+    private readonly Dictionary<(string Directory, string Map), ConntrackRemover> _localRemovers = new();
+    private readonly Dictionary<string, INodeDataplane> _localNodes = new(StringComparer.Ordinal);
+
+    /// <summary>Entries read on other nodes, by node and the pin directory they were read from.</summary>
+    private readonly Dictionary<(string Node, string Directory), List<ConntrackEntry>> _remoteEntries = new();
 
     /// <summary>Entries from Get-BpfConntrack (local, or read with -Node).</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = InputSet)]
@@ -68,9 +71,10 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
                         else
                         {
                             // Read on another node: removed there, one confirmation per node, at the end.
-                            if (!_remoteEntries.TryGetValue(e.Node, out List<ConntrackEntry>? list))
+                            (string, string) where = (e.Node.ToLowerInvariant(), e.PinPath.Length > 0 ? e.PinPath : PinPath);
+                            if (!_remoteEntries.TryGetValue(where, out List<ConntrackEntry>? list))
                             {
-                                _remoteEntries[e.Node] = list = new List<ConntrackEntry>();
+                                _remoteEntries[where] = list = new List<ConntrackEntry>();
                             }
 
                             list.Add(e);
@@ -88,7 +92,7 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
                         count = reader.CountEntries(CancelToken) ?? 0;
                     }
 
-                    if (ShouldProcess($"{pin.PinName} on {node.Node}", $"Remove all {count} conntrack entries (existing connections lose their NAT and policy state)"))
+                    if (ShouldProcess(MapTarget(node.PinDirectory, pin.PinName, node.Node), $"Remove all {count} conntrack entries (existing connections lose their NAT and policy state)"))
                     {
                         using var remover = new ConntrackRemover(node, pin, CancelToken);
                         remover.RemoveAll();
@@ -123,7 +127,7 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
             List<ConntrackEntry> matches = ConntrackReader.Read(node, query, Reporter, CancelToken).ToList();
             if (local)
             {
-                _local = node;
+                _localNodes[node.PinDirectory] = node;
                 foreach (ConntrackEntry e in matches)
                 {
                     RemoveLocal(e);
@@ -136,14 +140,22 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
         });
     }
 
-    /// <summary>Local: one confirmation per entry, as the entries are few and each names a connection.</summary>
+    /// <summary>
+    /// Local: one confirmation per entry, as the entries are few and each names a connection. An entry
+    /// goes from the pin directory it was read from (its PinPath); one without goes from -PinPath.
+    /// </summary>
     private void RemoveLocal(ConntrackEntry entry)
     {
-        _local ??= OpenLocalNode();
-        if (!_localRemovers.TryGetValue(entry.MapName, out ConntrackRemover? remover))
+        string directory = entry.PinPath.Length > 0 ? entry.PinPath : ResolvePinPath(PinPath);
+        if (!_localNodes.TryGetValue(directory, out INodeDataplane? local))
+        {
+            _localNodes[directory] = local = OpenLocalNode(directory);
+        }
+
+        if (!_localRemovers.TryGetValue((directory, entry.MapName), out ConntrackRemover? remover))
         {
             CalicoMapName pin = MapCatalog.Parse(entry.MapName) ?? throw new ArgumentException($"{entry.MapName} is not a Calico conntrack map.");
-            _localRemovers[entry.MapName] = remover = new ConntrackRemover(_local, pin, CancelToken);
+            _localRemovers[(directory, entry.MapName)] = remover = new ConntrackRemover(local, pin, CancelToken);
         }
 
         string partner = entry.Type switch
@@ -152,7 +164,7 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
             ConntrackType.NatReverse => " and its NatForward entries",
             _ => string.Empty,
         };
-        if (ShouldProcess($"{entry.MapName} on {_local.Node}", $"Remove conntrack entry {entry}{partner}"))
+        if (ShouldProcess(MapTarget(directory, entry.MapName, local.Node), $"Remove conntrack entry {entry}{partner}"))
         {
             remover.Remove(entry);
         }
@@ -165,7 +177,7 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
         {
             CalicoMapName pin = MapCatalog.Parse(byMap.Key) ?? throw new ArgumentException($"{byMap.Key} is not a Calico conntrack map.");
             int n = byMap.Count();
-            if (ShouldProcess($"{pin.PinName} on {node.Node}", $"Remove {n} conntrack entr{(n == 1 ? "y" : "ies")} and their NAT partners"))
+            if (ShouldProcess(MapTarget(node.PinDirectory, pin.PinName, node.Node), $"Remove {n} conntrack entr{(n == 1 ? "y" : "ies")} and their NAT partners"))
             {
                 using var remover = new ConntrackRemover(node, pin, CancelToken);
                 remover.RemoveMany(byMap);
@@ -173,6 +185,10 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
             }
         }
     }
+
+    /// <summary>What -WhatIf and -Confirm name: the map on the node, with its directory when it is not Felix's.</summary>
+    private static string MapTarget(string directory, string map, string node) =>
+        directory.TrimEnd('/') == MapCatalog.DefaultPinDirectory ? $"{map} on {node}" : $"{directory.TrimEnd('/')}/{map} on {node}";
 
     protected override void EndProcessing()
     {
@@ -194,6 +210,10 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
 
         // Entries read on other nodes: removed there, by the one rule that picks nodes (NodeSelection:
         // a node the cluster does not have, or one without calico-node, is an error of its own).
-        ForEachNodeInTurn(_remoteEntries.Keys, node => RemoveOnNode(node, _remoteEntries[node.Node]));
+        foreach (IGrouping<string, (string Node, string Directory)> byDirectory in _remoteEntries.Keys.GroupBy(k => k.Directory))
+        {
+            string directory = byDirectory.Key;
+            ForEachNodeInTurn(byDirectory.Select(k => k.Node), node => RemoveOnNode(node, _remoteEntries[(node.Node.ToLowerInvariant(), directory)]), directory);
+        }
     }
 }
