@@ -4,3 +4,4 @@ global using CalicoBpf.Maps;
 global using CalicoBpf.Cluster;
 global using CalicoBpf.Transport;
 global using CalicoBpf.Interop;
+global using CalicoBpf.Arguments;

@@ -96,6 +96,33 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
         $want.Count | Should -BeGreaterThan 0
     }
 
+    It 'takes states, protocols and durations as the tables and calico-bpf write them' {
+        function Ids($entries) { @($entries | ForEach-Object { "$($_.Protocol) $($_.Source) $($_.Destination) $($_.Type)" } | Sort-Object) }
+        $synSent = Ids ($all | Where-Object State -eq 'SynSent')
+        $synSent.Count | Should -BeGreaterThan 0
+        Ids (Get-BpfConntrack -State SYN-SENT) | Should -Be $synSent
+        Ids (Get-BpfConntrack -State syn-sent, SynSent) | Should -Be $synSent
+        Ids (Get-BpfConntrack -Protocol 17) | Should -Be (Ids (Get-BpfConntrack -Protocol Udp))
+        Ids (Get-BpfConntrack -Protocol tcp, 17) | Should -Be (Ids ($all | Where-Object Protocol -in 'Tcp', 'Udp'))
+        @(Get-BpfConntrack -Protocol 200 -ErrorAction Stop).Count | Should -Be 0   # a number with no name: nothing, no error
+        # A threshold in whole seconds in the widest gap between the ages (they grow while the test runs).
+        $ages = $all.Age | Sort-Object
+        $gap = 1..($ages.Count - 1) | Sort-Object { ($ages[$_] - $ages[$_ - 1]).Ticks } -Descending | Select-Object -First 1
+        $seconds = [math]::Ceiling(($ages[$gap - 1] + [timespan]::FromTicks(($ages[$gap] - $ages[$gap - 1]).Ticks / 2)).TotalSeconds)
+        $old = Ids ($all | Where-Object Age -gt ([timespan]::FromSeconds($seconds)))
+        $old.Count | Should -BeGreaterThan 0
+        Ids (Get-BpfConntrack -OlderThan "$($seconds)s") | Should -Be $old
+        Ids (Get-BpfConntrack -OlderThan $seconds) | Should -Be $old
+        Ids (Get-BpfConntrack -OlderThan ([timespan]::FromSeconds($seconds)).ToString()) | Should -Be $old
+        Ids (Get-BpfConntrack -OlderThan "$([math]::Floor($seconds / 60))m$($seconds % 60)s") | Should -Be $old
+        # What it does not take, it says, naming the forms it takes.
+        { Get-BpfConntrack -State SYN-RECV -ErrorAction Stop } | Should -Throw -ExpectedMessage '*SYN-SENT, ESTABLISHED, CLOSED, RESET*'
+        { Get-BpfConntrack -Protocol 300 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*a number from 0 to 255*'
+        { Get-BpfConntrack -OlderThan 5 minutes -ErrorAction Stop } | Should -Throw
+        { Get-BpfConntrack -OlderThan soon -ErrorAction Stop } | Should -Throw -ExpectedMessage '*5m, 1h30m, 90s or 1500ms*'
+        { Remove-BpfConntrack -State SYN-SENT -WhatIf -ErrorAction Stop } | Should -Not -Throw
+    }
+
     It 'matches -Address against source, destination and service' {
         $one = ($all | Where-Object Type -eq 'NatReverse' | Select-Object -First 1)
         $hits = @(Get-BpfConntrack -Address "$($one.ServiceAddress)")

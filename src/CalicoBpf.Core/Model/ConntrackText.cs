@@ -163,6 +163,24 @@ public static class ConntrackText
         _ => string.Empty,
     };
 
+    /// <summary>Every state's text as the tables show it (and calico-bpf prints it).</summary>
+    public static IReadOnlyList<string> StateTexts { get; } =
+        Enum.GetValues<TcpState>().Select(StateText).Where(t => t.Length > 0).ToArray();
+
+    /// <summary>A state from its text as shown (SYN-SENT) or its name (SynSent), case-insensitive; null when it is neither.</summary>
+    public static TcpState? ParseState(string text)
+    {
+        foreach (TcpState state in Enum.GetValues<TcpState>())
+        {
+            if (StateText(state).Length > 0 && string.Equals(StateText(state), text, StringComparison.OrdinalIgnoreCase))
+            {
+                return state;
+            }
+        }
+
+        return Enum.TryParse(text, ignoreCase: true, out TcpState named) && !int.TryParse(text, out _) ? named : null;
+    }
+
     /// <summary>Go's time.Duration text, as calico-bpf prints ages (1.5s, 2m3.2s, 1h0m0s, 850ms).</summary>
     public static string GoDuration(TimeSpan span)
     {

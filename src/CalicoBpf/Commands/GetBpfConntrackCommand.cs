@@ -12,6 +12,7 @@ public sealed class GetBpfConntrackCommand : MapCmdletBase
     public SwitchParameter IPv6 { get; set; }
 
     [Parameter]
+    [IpProtocolArgument]
     [ValidateNotNullOrEmpty]
     public IpProtocol[]? Protocol { get; set; }
 
@@ -30,11 +31,13 @@ public sealed class GetBpfConntrackCommand : MapCmdletBase
     public ConntrackType[]? Type { get; set; }
 
     [Parameter]
+    [TcpStateArgument]
     [ValidateNotNullOrEmpty]
     public TcpState[]? State { get; set; }
 
     /// <summary>Only entries whose last packet is older than this.</summary>
     [Parameter]
+    [DurationArgument]
     public TimeSpan OlderThan { get; set; }
 
     /// <summary>Adds SourcePod, DestinationPod and Service (namespace/name) by matching the entries' addresses with the cluster's pod and service IPs (<see cref="WorkloadLookup"/>).</summary>

@@ -20,6 +20,7 @@ public sealed class GetBpfNatCommand : MapCmdletBase
     public int[]? Port { get; set; }
 
     [Parameter]
+    [IpProtocolArgument]
     [ValidateNotNullOrEmpty]
     public IpProtocol[]? Protocol { get; set; }
 

@@ -33,6 +33,7 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
     public SwitchParameter IPv6 { get; set; }
 
     [Parameter(ParameterSetName = FilterSet)]
+    [IpProtocolArgument]
     [ValidateNotNullOrEmpty]
     public IpProtocol[]? Protocol { get; set; }
 
@@ -49,10 +50,12 @@ public sealed class RemoveBpfConntrackCommand : MapCmdletBase
     public ConntrackType[]? Type { get; set; }
 
     [Parameter(ParameterSetName = FilterSet)]
+    [TcpStateArgument]
     [ValidateNotNullOrEmpty]
     public TcpState[]? State { get; set; }
 
     [Parameter(ParameterSetName = FilterSet)]
+    [DurationArgument]
     public TimeSpan OlderThan { get; set; }
 
     protected override void ProcessRecord()
