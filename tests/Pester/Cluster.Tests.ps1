@@ -139,6 +139,13 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
     It 'names missing nodes and nodes without calico-node' {
         $null = Get-BpfCounter -Node node-d, node-x -ErrorVariable errs -ErrorAction SilentlyContinue
         ($errs.FullyQualifiedErrorId | ForEach-Object { ($_ -split ',')[0] } | Sort-Object) | Should -Be @('NoCalicoNodePod', 'NodeNotFound')
+        # Wildcards that match nothing (or only nodes without calico-node) say so, as a warning.
+        $null = Get-BpfCounter -Node node-z*, node-d* -WarningVariable warned -WarningAction SilentlyContinue -ErrorAction Stop
+        @($warned).Count | Should -Be 2
+        "$($warned[0])" | Should -Be 'No node of the cluster matches -Node node-z*. Get-CalicoNode lists them.'
+        "$($warned[1])" | Should -Match 'No node that matches -Node node-d\* runs calico-node'
+        $null = Get-BpfCounter -Node node-a* -WarningVariable quiet -WarningAction SilentlyContinue
+        @($quiet).Count | Should -Be 0
     }
 
     It 'reads a node''s qdiscs through tc in calico-node' {

@@ -74,6 +74,7 @@ Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
         ($results | ConvertTo-Json -Depth 3 | ConvertFrom-Json)[0].Status | Should -Be 0
         $xmlPath = Join-Path $TestDrive 'results.xml'
         $null = Test-CalicoEbpf -JUnitPath $xmlPath
+        [IO.File]::ReadAllBytes($xmlPath)[0..4] | Should -Be ([Text.Encoding]::ASCII.GetBytes('<?xml'))   # no byte-order mark
         [xml]$x = Get-Content -Raw $xmlPath
         [int]$x.testsuites.testsuite.tests | Should -Be $results.Count
         [int]$x.testsuites.testsuite.failures | Should -Be @($results | Where-Object Status -eq 'Fail').Count

@@ -198,5 +198,5 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
     /// <paramref name="needsCalicoNode"/> for cmdlets that work on a node's Calico dataplane.
     /// </summary>
     private protected List<CalicoNode> SelectNodes(string[] patterns, bool needsCalicoNode) =>
-        NodeSelection.Select(Api(() => Cluster.ListNodes(CancelToken)), patterns, needsCalicoNode, WriteError);
+        NodeSelection.Select(Api(() => Cluster.ListNodes(CancelToken)), patterns, needsCalicoNode, WriteError, WriteWarning);
 }

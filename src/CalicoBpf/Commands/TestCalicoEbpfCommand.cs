@@ -156,7 +156,9 @@ public sealed class TestCalicoEbpfCommand : CalicoBpfCmdletBase
             new XAttribute("skipped", results.Count(r => r.Status == CheckStatus.Skipped)),
             new XAttribute("timestamp", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss", System.Globalization.CultureInfo.InvariantCulture)),
             results.Select(Case));
-        new XDocument(new XElement("testsuites", suite)).Save(path);
+        // UTF-8 without a byte-order mark, as JUnit readers (and CI systems parsing the file) expect.
+        using var writer = System.Xml.XmlWriter.Create(path, new System.Xml.XmlWriterSettings { Encoding = new System.Text.UTF8Encoding(false), Indent = true });
+        new XDocument(new XElement("testsuites", suite)).Save(writer);
     }
 
     /// <summary>Tab completion of -Check with the check ids.</summary>
