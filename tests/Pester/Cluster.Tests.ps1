@@ -183,6 +183,9 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         try {
             $line = Get-BpfTraceLog -Node node-a -Follow -TimeoutSec 30 | Where-Object Message -match $mark | Select-Object -First 1
             $line.Node | Should -Be 'node-a'
+            # Lines of many nodes mix in one stream: the table says whose each is, and when, with the date.
+            $row = ($line | Out-String -Width 160) -split "`n" | Where-Object { $_ -match $mark }
+            $row | Should -Match ('^' + [regex]::Escape($line.Time.ToString('yyyy-MM-dd HH:mm:ss.ffffff', [cultureinfo]::InvariantCulture)) + ' +node-a ')
         }
         finally {
             # The follow ended when Select-Object had its line; its bpftool must end with it, though the
