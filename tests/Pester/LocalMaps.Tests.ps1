@@ -50,6 +50,19 @@ Describe 'Get-BpfMap' -Skip:(-not $kernel) {
         $ct.FillPercent | Should -Be ([math]::Round(100 * $expected / 512000, 1))
     }
 
+    It 'gives an array no fill: its slots all exist from the start, so it is never full' {
+        $arrays = New-TestBpfFs
+        try {
+            $state = [CalicoBpf.Interop.BpfMap]::Create('PerCpuArray', 4, 8, 2, 'cali_state6', 0)
+            try { $state.Pin((Join-Path $arrays.PinPath 'cali_state6')) } finally { $state.Dispose() }
+            $m = Get-BpfMap -PinPath $arrays.PinPath cali_state6
+            $m.Entries | Should -Be 2
+            $m.FillPercent | Should -BeNullOrEmpty
+            @(Get-BpfMap -PinPath $arrays.PinPath | Where-Object FillPercent -gt 90).Count | Should -Be 0   # about_CalicoBpf's own example
+        }
+        finally { Remove-TestBpfFs $arrays }
+    }
+
     It 'filters by pin or base name with wildcards' {
         (Get-BpfMap cali_v4_ct*).Name | Should -Be @('cali_v4_ct4')
         (Get-BpfMap cali_counters).Name | Should -Be @('cali_counters6')

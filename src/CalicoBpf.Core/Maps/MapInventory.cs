@@ -63,7 +63,8 @@ public static class MapInventory
                     ValueSize = d.ValueSize,
                     MaxEntries = d.MaxEntries,
                     Entries = entries,
-                    FillPercent = entries is { } n && d.MaxEntries > 0 ? Math.Round(100.0 * n / d.MaxEntries, 1) : null,
+                    // An array has every slot from its creation: it is never "full", and its fill says nothing.
+                    FillPercent = !d.Type.IsArray() && entries is { } n && d.MaxEntries > 0 ? Math.Round(100.0 * n / d.MaxEntries, 1) : null,
                     Id = d.Id,
                     Flags = d.Flags,
                     Path = System.IO.Path.Combine(node.PinDirectory, pin.PinName),

@@ -16,7 +16,7 @@ public sealed class MapInfo
     public int MaxEntries { get; init; }
     /// <summary>Entries present now; null for maps that cannot be counted (program arrays, ring buffers).</summary>
     public long? Entries { get; init; }
-    /// <summary>Entries as a percentage of MaxEntries, rounded to one decimal.</summary>
+    /// <summary>Entries as a percentage of MaxEntries, rounded to one decimal; null for arrays (whose slots all exist from the start) and maps not counted.</summary>
     public double? FillPercent { get; init; }
     public uint Id { get; init; }
     public uint Flags { get; init; }
