@@ -222,6 +222,22 @@ Describe 'Clear errors in the wrong places' -Skip:(-not $kernel) {
         { Get-BpfMap -PinPath '/nonexistent/calicobpf' -ErrorAction Stop } | Should -Throw -ErrorId 'NoBpfFs,CalicoBpf.Commands.GetBpfMapCommand'
     }
 
+    It 'says a file or a map''s pin given as -PinPath is not the directory (PinPathNotDirectory)' {
+        $file = Join-Path $TestDrive 'a-file'
+        Set-Content $file 'x'
+        $err = $null
+        try { Get-BpfMap -PinPath $file -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'PinPathNotDirectory,CalicoBpf.Commands.GetBpfMapCommand'
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $err.Exception.Message | Should -Match 'is a file, not a directory'
+        $err.Exception.Message | Should -Not -Match 'no bpffs'
+        $pin = Join-Path $fs.PinPath 'cali_v4_ct4'
+        $err = $null
+        try { Get-BpfConntrack -PinPath $pin -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'PinPathNotDirectory,CalicoBpf.Commands.GetBpfConntrackCommand'
+        $err.Exception.Message | Should -Match ([regex]::Escape("pinned object (a map's pin?), not a directory: -PinPath takes the directory the maps are pinned in ($($fs.PinPath) here)"))
+    }
+
     It 'names a directory that is not bpffs (NoBpfFs)' {
         { Get-BpfCounter -PinPath $TestDrive -ErrorAction Stop } | Should -Throw -ErrorId 'NoBpfFs,CalicoBpf.Commands.GetBpfCounterCommand'
     }

@@ -83,4 +83,7 @@ public enum BpfEnvironmentProblem
     UnsupportedArchitecture,
     NoTraceFs,
     NoPolicyDebugInfo,
+
+    /// <summary>A path that should be a directory (-PinPath) is a file: a map's pin, or something else.</summary>
+    NotADirectory,
 }

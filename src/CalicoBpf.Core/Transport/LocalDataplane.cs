@@ -40,6 +40,15 @@ public sealed class LocalDataplane : INodeDataplane
                 BpfEnvironmentProblem.NotRoot);
         }
 
+        if (File.Exists(PinDirectory))
+        {
+            bool pin = KernelInfo.IsOnBpfFs(Path.GetDirectoryName(PinDirectory) ?? "/");
+            throw new BpfEnvironmentException(
+                $"{PinDirectory} is a {(pin ? "pinned object (a map's pin?)" : "file")}, not a directory: -PinPath takes the directory the maps are pinned in" +
+                $"{(pin ? $" ({Path.GetDirectoryName(PinDirectory)} here)" : string.Empty)}; to read one map, give its directory and the map's name (Get-BpfMap -PinPath DIR NAME).",
+                BpfEnvironmentProblem.NotADirectory, PinDirectory);
+        }
+
         if (!Directory.Exists(PinDirectory))
         {
             string why = Directory.Exists("/sys/fs/bpf") && KernelInfo.IsOnBpfFs("/sys/fs/bpf")

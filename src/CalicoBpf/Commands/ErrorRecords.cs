@@ -17,12 +17,14 @@ internal static class ErrorRecords
             BpfEnvironmentProblem.NoCalicoMaps => "NoCalicoMaps",
             BpfEnvironmentProblem.NoTraceFs => "NoTraceFs",
             BpfEnvironmentProblem.NoPolicyDebugInfo => "NoPolicyDebugInfo",
+            BpfEnvironmentProblem.NotADirectory => "PinPathNotDirectory",
             _ => "UnsupportedPlatform",
         }, e.Problem switch
         {
             BpfEnvironmentProblem.NotRoot => ErrorCategory.PermissionDenied,
             BpfEnvironmentProblem.NoCalicoMaps or BpfEnvironmentProblem.NoPolicyDebugInfo => ErrorCategory.ObjectNotFound,
             BpfEnvironmentProblem.NoBpfFs or BpfEnvironmentProblem.NoTraceFs => ErrorCategory.ResourceUnavailable,
+            BpfEnvironmentProblem.NotADirectory => ErrorCategory.InvalidArgument,
             _ => ErrorCategory.NotImplemented,
         }, e.Target ?? target),
         CalicoMapLayoutException e => new ErrorRecord(e, "UnknownMapLayout", ErrorCategory.InvalidData, e.MapName),
