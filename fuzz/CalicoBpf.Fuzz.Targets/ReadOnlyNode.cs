@@ -57,7 +57,7 @@ public abstract class ReadOnlyNode : INodeDataplane
     public string? ReadEnvironment(string name) => null;
 
     public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory) =>
-        new(cgroupPath, Array.Empty<CgroupAttachment>(), new Dictionary<uint, string>());
+        new(cgroupPath, Array.Empty<CgroupAttachment>(), Array.Empty<LinkPin>());
 
     public void RemoveConnectTimeProgramArray(string path) => throw ReadOnly();
 

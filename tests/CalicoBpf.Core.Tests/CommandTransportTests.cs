@@ -174,6 +174,10 @@ public sealed class CommandTransportTests
         scope.Attach(CgroupAttachType.SendMsg4, "calico_sendmsg_", "calico_sendmsg_v4");
         scope.Attach(CgroupAttachType.Connect4, "calico_connect_", "calico_connect_v4");
         scope.Attach(CgroupAttachType.Connect6, "other_connect6", "other_connect6");
+        // A second pin of Calico's connect4 link, with a name that is not Calico's and sorts first:
+        // the program is still Calico's, held by its Calico pin, on both transports.
+        uint link = BpfPrograms.DescribeLink(Path.Combine(links, "calico_connect_v4")).LinkId;
+        Shell.Run("bpftool", "link", "pin", "id", link.ToString(System.Globalization.CultureInfo.InvariantCulture), Path.Combine(links, "another_pin"));
 
         var remote = new CommandDataplane(new LocalCommandRunner("t1"));
         var local = new LocalDataplane();
@@ -192,6 +196,7 @@ public sealed class CommandTransportTests
         Assert.Equal(new[] { CgroupAttachType.Connect4, CgroupAttachType.Connect6, CgroupAttachType.SendMsg4 }, all.Select(p => p.AttachType));
         Assert.False(all[1].IsCalico);
         Assert.Null(all[1].LinkPath);
+        Assert.Equal(Path.Combine(links, "calico_connect_v4"), all[0].LinkPath);
 
         var missing = Assert.Throws<BpfEnvironmentException>(() => ConnectTime.Programs(remote, cgroup + "-missing", links, true));
         Assert.Contains("does not exist on node t1", missing.Message);

@@ -71,7 +71,7 @@ public static class ConnectTime
         var result = new List<ConnectTimeProgram>();
         foreach (CgroupAttachment a in listing.Attached.OrderBy(a => a.Type))
         {
-            string? link = listing.LinkPins.TryGetValue(a.ProgramId, out string? pin) && IsCalicoName(Path.GetFileName(pin)) ? pin : null;
+            string? link = listing.LinkPins.FirstOrDefault(p => p.ProgramId == a.ProgramId && IsCalicoName(Path.GetFileName(p.Path)))?.Path;
             bool calico = IsCalicoName(a.Name) || link is not null;
             if (calicoOnly && !calico)
             {

@@ -53,7 +53,7 @@ public sealed partial class CommandDataplane
 
         string directory = linkDirectory.TrimEnd('/');
         var viaLinks = new List<(CgroupAttachType Type, uint ProgramId)>();
-        var pins = new Dictionary<uint, string>();
+        var pins = new List<LinkPin>();
         using JsonDocument linkDoc = JsonDocument.Parse(lines[2]);
         foreach (JsonElement link in linkDoc.RootElement.EnumerateArray())
         {
@@ -66,10 +66,7 @@ public sealed partial class CommandDataplane
             uint id = progId.GetUInt32();
             if (link.TryGetProperty("pinned", out JsonElement pinned))
             {
-                foreach (string path in pinned.EnumerateArray().Select(p => p.GetString() ?? string.Empty).Where(p => Path.GetDirectoryName(p) == directory).Order(StringComparer.Ordinal))
-                {
-                    pins.TryAdd(id, path);
-                }
+                pins.AddRange(pinned.EnumerateArray().Select(p => p.GetString() ?? string.Empty).Where(p => Path.GetDirectoryName(p) == directory).Select(p => new LinkPin(id, p)));
             }
 
             if (link.TryGetProperty("cgroup_id", out JsonElement cg) && cg.GetUInt64() == cgroupId &&
@@ -109,7 +106,7 @@ public sealed partial class CommandDataplane
                 prog.TryGetProperty("loaded_at", out JsonElement l) && l.ValueKind == JsonValueKind.Number ? DateTime.UnixEpoch.AddSeconds(l.GetInt64()) : null));
         }
 
-        return new CgroupProgramListing(cgroupPath, result, pins);
+        return new CgroupProgramListing(cgroupPath, result, pins.OrderBy(p => p.Path, StringComparer.Ordinal).ToList());
     }
 
     /// <summary>A hook from bpftool's name for it: the short one of older bpftool, or libbpf's (bpftool 7+).</summary>

@@ -149,10 +149,10 @@ public sealed class LocalDataplane : INodeDataplane
         return new CgroupProgramListing(cgroupPath, attached, LinkPins(linkDirectory));
     }
 
-    /// <summary>The bpf links pinned in a directory, by the program each runs.</summary>
-    private static Dictionary<uint, string> LinkPins(string linkDirectory)
+    /// <summary>The bpf links pinned in a directory with the program each runs, by path.</summary>
+    private static List<LinkPin> LinkPins(string linkDirectory)
     {
-        var result = new Dictionary<uint, string>();
+        var result = new List<LinkPin>();
         if (!Directory.Exists(linkDirectory))
         {
             return result;
@@ -162,7 +162,7 @@ public sealed class LocalDataplane : INodeDataplane
         {
             try
             {
-                result[BpfPrograms.DescribeLink(path).ProgramId] = path;
+                result.Add(new LinkPin(BpfPrograms.DescribeLink(path).ProgramId, path));
             }
             catch (BpfException)
             {
