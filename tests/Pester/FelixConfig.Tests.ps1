@@ -172,8 +172,51 @@ Describe 'Operator install, both groups, head CRDs' -Skip:(-not $kernel) {
         }
     }
 
-    It '-Node creates node.NAME when it is missing' {
-        $r = Set-FelixBpfConfig -Node api-b -BpfLogLevel Debug -PassThru -WarningAction SilentlyContinue
+    It 'refuses what Felix refuses though the CRD takes it: ranges, regexps, CIDRs, names; nothing is sent' -Skip:(-not $kubectl) {
+        $cases = @(
+            @{ Field = 'VxlanPort'; Json = 'vxlanPort'; Bad = 99999; Good = 4789; Says = '99999 is out of range; give 1 to 65535' }
+            @{ Field = 'BpfMapSizeConntrack'; Json = 'bpfMapSizeConntrack'; Bad = -5; Good = 1024000; Says = '-5 is out of range; give 1 to 4294967295' }
+            @{ Field = 'VxlanVNI'; Json = 'vxlanVNI'; Bad = 16777216; Good = 4097; Says = 'give 0 to 16777215' }
+            @{ Field = 'BpfMaglevMaxServices'; Json = 'bpfMaglevMaxServices'; Bad = 5000; Good = 200; Says = 'give 1 to 3000' }
+            @{ Field = 'BpfPSNATPorts'; Json = 'bpfPSNATPorts'; Bad = '30000:20000'; Good = '30000:39999'; Says = 'starts above its end' }
+            @{ Field = 'BpfDataIfacePattern'; Json = 'bpfDataIfacePattern'; Bad = '^(?!cali).*'; Good = '^(eth|ens).*'; Says = "Go's regular expressions do not have" }
+            @{ Field = 'BpfL3IfacePattern'; Json = 'bpfL3IfacePattern'; Bad = '^(wg'; Good = '^wg.*'; Says = 'is not a regular expression' }
+            @{ Field = 'BpfExcludeCIDRsFromNAT'; Json = 'bpfExcludeCIDRsFromNAT'; Bad = @('10.96.0.10/32', '10.0.0.0/33'); Good = @('169.254.20.10/32'); Says = "'10.0.0.0/33' is not an address or a CIDR" }
+            @{ Field = 'BpfForceTrackPacketsFromIfaces'; Json = 'bpfForceTrackPacketsFromIfaces'; Bad = @('docker+', 'a-very-long-interface'); Good = @('docker+', 'podman0'); Says = "'a-very-long-interface': each must be an interface name" }
+            @{ Field = 'BpfLogFilters'; Json = 'bpfLogFilters'; Bad = @{ 'eth0 and more' = 'tcp' }; Good = @{ eth0 = 'tcp port 80' }; Says = "key 'eth0 and more'" }
+        )
+        foreach ($c in $cases) {
+            $writes = Get-Writes $cluster
+            $p = @{ $c.Field = $c.Bad }
+            Set-FelixBpfConfig @p -Force -ErrorVariable err -ErrorAction SilentlyContinue -WarningAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidFelixValue,*' -Because $c.Field
+            "$($err[0])" | Should -Match ([regex]::Escape("$($c.Json): ")) -Because $c.Field
+            "$($err[0])" | Should -Match ([regex]::Escape($c.Says)) -Because $c.Field
+            Get-Writes $cluster | Should -Be $writes -Because "$($c.Field) $($c.Bad) must not be sent"
+            # The CRD alone would have stored it: this is Felix's rule, not the API server's.
+            $bad = @{ spec = @{ $c.Json = $c.Bad } } | ConvertTo-Json -Compress
+            kubectl --kubeconfig $cluster.Kubeconfig patch felixconfigurations.crd.projectcalico.org default --type merge --dry-run=server -p $bad 2>&1 | Should -Match 'patched' -Because "the CRD takes $($c.Json) $($c.Bad)"
+            $p = @{ $c.Field = $c.Good }
+            Set-FelixBpfConfig @p -Force -WhatIf -WarningAction SilentlyContinue -ErrorVariable err2 -ErrorAction SilentlyContinue
+            $err2 | Should -BeNullOrEmpty -Because "$($c.Field) $($c.Good) is valid"
+        }
+    }
+
+    It '-Node refuses a node the cluster does not have, unless -Force' {
+        $writes = Get-Writes $cluster
+        Set-FelixBpfConfig -Node node-zz -BpfLogLevel Info -ErrorVariable err -ErrorAction SilentlyContinue -WarningAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'NodeNotFound,*'
+        "$($err[0])" | Should -Match 'There is no node node-zz in this cluster .* give -Force'
+        Get-Writes $cluster | Should -Be $writes
+        (Get-FelixBpfConfig).Name | Should -Not -Contain 'node.node-zz'
+        Set-FelixBpfConfig -Node node-zz -BpfLogLevel Info -Force -WarningAction SilentlyContinue
+        (Get-FelixBpfConfig).Name | Should -Contain 'node.node-zz'
+        Set-FelixBpfConfig -Node node-zz -BpfLogLevel Off -WarningAction SilentlyContinue -ErrorAction Stop
+        kubectl --kubeconfig $cluster.Kubeconfig delete felixconfigurations.crd.projectcalico.org node.node-zz 2>&1 | Out-Null
+    }
+
+    It '-Node creates node.NAME when it is missing (-Force: api-b has not joined this cluster)' {
+        $r = Set-FelixBpfConfig -Node api-b -BpfLogLevel Debug -Force -PassThru -WarningAction SilentlyContinue
         ($r.Name, $r.Scope, $r.Node, $r.BpfLogLevel) | Should -Be @('node.api-b', 'Node', 'api-b', 'Debug')
         (Get-FelixBpfConfig).Name | Should -Contain 'node.api-b'
     }

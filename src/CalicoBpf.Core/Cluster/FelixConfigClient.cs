@@ -176,6 +176,15 @@ public sealed class FelixConfigClient
             }
         }
 
+        // Felix's own rules, for the fields the CRD let through (one problem per field).
+        foreach ((FelixField field, JsonNode? value) in values)
+        {
+            if (!problems.Any(p => p.StartsWith(field.Json + ":", StringComparison.Ordinal)) && FelixRules.Check(field, value) is { } problem)
+            {
+                problems.Add(problem);
+            }
+        }
+
         if (problems.Count > 0)
         {
             throw new FelixValidationException($"FelixConfiguration {name} was not changed, nothing was sent: {string.Join(" ", problems)}", problems);

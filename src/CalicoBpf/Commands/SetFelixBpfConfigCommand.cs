@@ -39,7 +39,7 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
-    /// <summary>Changes that can interrupt traffic go ahead without the extra confirmation (for runbooks).</summary>
+    /// <summary>Changes that can interrupt traffic go ahead without the extra confirmation (for runbooks), and -Node may name a node that has not joined the cluster yet.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
 
@@ -337,6 +337,14 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
         catch (FelixValidationException ex)
         {
             WriteError(new ErrorRecord(ex, "InvalidFelixValue", ErrorCategory.InvalidArgument, name));
+            return;
+        }
+
+        if (!plan.Exists && ParameterSetName == ByNode && !Force && !Api(() => Cluster.ListNodes(CancelToken)).Any(n => n.Node == Node))
+        {
+            WriteError(new ErrorRecord(new ItemNotFoundException(
+                    $"There is no node {Node} in this cluster (Get-CalicoNode lists them), so FelixConfiguration {name} was not created: Felix reads node.NAME only on the node of that exact name. Check the name, or give -Force to create it for a node that has not joined yet."),
+                "NodeNotFound", ErrorCategory.ObjectNotFound, Node));
             return;
         }
 
