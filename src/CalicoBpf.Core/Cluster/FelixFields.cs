@@ -143,6 +143,34 @@ public static class FelixFields
         ("bpfDataIfacePattern", new CalicoRelease(3, 24, 0), "^((en|wl|ww|sl|ib)[opsx].*|(eth|wlan|wwan).*|tunl0$|vxlan.calico$|wireguard.cali$)"),
     };
 
+    /// <summary>
+    /// The words a text field takes, as the head CRD spells them (its enums and (?i) patterns,
+    /// api/config/crd at v3.34.0-0.dev) with Felix's oneof lists (felix/config/config_params.go);
+    /// any case is accepted. For completion: the cluster's own CRD still decides what is valid.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Choices = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal)
+    {
+        ["bpfLogLevel"] = new[] { "Off", "Info", "Debug" },
+        ["bpfConntrackLogLevel"] = new[] { "Off", "Debug" },
+        ["bpfConntrackMode"] = new[] { "Auto", "Userspace", "BPFProgram" },
+        ["bpfCTLBLogFilter"] = new[] { "all" },
+        ["bpfConnectTimeLoadBalancing"] = new[] { "TCP", "Enabled", "Disabled" },
+        ["bpfHostNetworkedNATWithoutCTLB"] = new[] { "Enabled", "Disabled" },
+        ["bpfExternalServiceMode"] = new[] { "Tunnel", "DSR" },
+        ["bpfMapSizeConntrackScaling"] = new[] { "Disabled", "DoubleIfFull" },
+        ["bpfEnforceRPF"] = new[] { "Disabled", "Strict", "Loose" },
+        ["bpfJITHardening"] = new[] { "Auto", "Strict" },
+        ["bpfRedirectToPeer"] = new[] { "Enabled", "Disabled", "L2Only" },
+        ["bpfAttachType"] = new[] { "TC", "TCX", "Netkit" },
+        ["bpfProfiling"] = new[] { "Enabled", "Disabled" },
+        ["bpfOverlayHostSourceIP"] = new[] { "TunnelAddress", "HostAddress" },
+        ["routeSource"] = new[] { "WorkloadIPs", "CalicoIPAM" },
+        ["ipForwarding"] = new[] { "Enabled", "Disabled" },
+        ["nftablesMode"] = new[] { "Disabled", "Enabled", "Auto" },
+        ["programClusterRoutes"] = new[] { "Enabled", "Disabled", "EnabledIPIPOnly", "EnabledNoEncapOnly" },
+        ["logSeverityScreen"] = new[] { "Trace", "Debug", "Info", "Warning", "Error", "Fatal" },
+    };
+
     private static readonly Dictionary<string, FelixField> ByName = All
         .SelectMany(f => new[] { (f.Json, f), (f.Property, f) })
         .DistinctBy(p => p.Item1, StringComparer.OrdinalIgnoreCase)

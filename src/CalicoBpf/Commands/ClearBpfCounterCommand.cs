@@ -8,6 +8,7 @@ public sealed class ClearBpfCounterCommand : MapCmdletBase
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(InterfaceNameCompleter))]
     public string[]? Interface { get; set; }
 
     protected override void ProcessRecord() => ForEachNodeInTurn(node =>

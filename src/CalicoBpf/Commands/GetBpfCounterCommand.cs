@@ -9,6 +9,7 @@ public sealed class GetBpfCounterCommand : MapCmdletBase
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(InterfaceNameCompleter))]
     public string[]? Interface { get; set; }
 
     protected override void ProcessRecord() =>

@@ -9,6 +9,7 @@ public sealed class GetBpfInterfaceCommand : MapCmdletBase
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     [Alias("Interface")]
+    [ArgumentCompleter(typeof(InterfaceNameCompleter))]
     public string[]? Name { get; set; }
 
     protected override void ProcessRecord()

@@ -9,6 +9,7 @@ public sealed class GetBpfMapCommand : MapCmdletBase
     [Parameter(Position = 0)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(MapNameCompleter))]
     public string[]? Name { get; set; }
 
     /// <summary>Skip counting entries (fast on very large maps); Entries and FillPercent stay empty.</summary>

@@ -9,6 +9,7 @@ public sealed class GetBpfPolicyCommand : MapCmdletBase
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(InterfaceNameCompleter))]
     public string[]? Interface { get; set; }
 
     /// <summary>Which hooks: Ingress, Egress (the TC hooks) or Xdp. Default: all.</summary>

@@ -8,6 +8,7 @@ public sealed class GetBpfQdiscStatisticCommand : NodeCmdletBase
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(InterfaceNameCompleter))]
     public string[]? Interface { get; set; }
 
     /// <summary>Only qdiscs of these kinds (clsact, noqueue, ...).</summary>

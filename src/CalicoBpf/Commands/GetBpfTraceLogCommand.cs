@@ -20,6 +20,7 @@ public sealed class GetBpfTraceLogCommand : NodeCmdletBase
     [Parameter(Position = 0)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(InterfaceNameCompleter))]
     public string[]? Interface { get; set; }
 
     [Parameter]

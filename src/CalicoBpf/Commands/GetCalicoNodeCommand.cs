@@ -8,6 +8,7 @@ public sealed class GetCalicoNodeCommand : CalicoBpfCmdletBase
     [Parameter(Position = 0)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NodeNameCompleter))]
     public string[]? Name { get; set; }
 
     protected override void ProcessRecord()

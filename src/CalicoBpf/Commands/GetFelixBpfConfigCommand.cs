@@ -13,6 +13,7 @@ public sealed class GetFelixBpfConfigCommand : CalicoBpfCmdletBase
     [Parameter(Position = 0, ParameterSetName = Objects)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(FelixConfigurationNameCompleter))]
     public string[]? Name { get; set; }
 
     /// <summary>Nodes (wildcards): their node.NAME objects, or with -Effective what Felix uses there.</summary>
@@ -20,6 +21,7 @@ public sealed class GetFelixBpfConfigCommand : CalicoBpfCmdletBase
     [Parameter(ParameterSetName = EffectiveSet, Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NodeNameCompleter))]
     public string[]? Node { get; set; }
 
     /// <summary>What Felix on each node uses, field by field, with the source of each value.</summary>
@@ -30,6 +32,7 @@ public sealed class GetFelixBpfConfigCommand : CalicoBpfCmdletBase
     [Parameter(ParameterSetName = EffectiveSet)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(FelixFieldCompleter))]
     public string[]? Field { get; set; }
 
     protected override void ProcessRecord()

@@ -24,6 +24,7 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NodeNameCompleter))]
     public string[]? Node { get; set; }
 
     /// <summary>

@@ -19,16 +19,19 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
     /// <summary>The FelixConfiguration to change (default: default, the global one).</summary>
     [Parameter(Position = 0, ParameterSetName = ByName, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(FelixConfigurationNameCompleter))]
     public string Name { get; set; } = "default";
 
     /// <summary>Change node.NODE (created when missing) for this node only.</summary>
     [Parameter(Mandatory = true, ParameterSetName = ByNode)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NodeNameCompleter))]
     public string? Node { get; set; }
 
     /// <summary>Fields to remove from the object (JSON or property names), so that lower-priority sources apply again.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(FelixFieldCompleter))]
     public string[]? Clear { get; set; }
 
     /// <summary>Operator installs: change bpfEnabled through the Installation's linuxDataplane, as the operator requires.</summary>
@@ -49,6 +52,7 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfLogLevel { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
@@ -57,14 +61,17 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfCTLBLogFilter { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfConntrackLogLevel { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfConntrackMode { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
@@ -81,6 +88,7 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfConnectTimeLoadBalancing { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
@@ -89,10 +97,12 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfHostNetworkedNATWithoutCTLB { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfExternalServiceMode { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
@@ -149,6 +159,7 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfMapSizeConntrackScaling { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
@@ -173,6 +184,7 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfEnforceRPF { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
@@ -205,22 +217,27 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfJITHardening { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfRedirectToPeer { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfAttachType { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfProfiling { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? BpfOverlayHostSourceIP { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
@@ -269,10 +286,12 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? RouteSource { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? IpForwarding { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
@@ -285,14 +304,17 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? NftablesMode { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? ProgramClusterRoutes { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
     public string? LogSeverityScreen { get; set; }
 
     [Parameter(ParameterSetName = ByName)]

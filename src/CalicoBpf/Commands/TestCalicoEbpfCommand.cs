@@ -24,6 +24,7 @@ public sealed class TestCalicoEbpfCommand : CalicoBpfCmdletBase
     [Parameter(ParameterSetName = ClusterSet, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NodeNameCompleter))]
     public string[]? Node { get; set; }
 
     /// <summary>The node-local checks on this machine, without a cluster.</summary>

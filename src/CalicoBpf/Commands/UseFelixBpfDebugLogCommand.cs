@@ -17,6 +17,7 @@ public sealed class UseFelixBpfDebugLogCommand : CalicoBpfCmdletBase
     /// <summary>Debug logging on these nodes only (their node.NAME objects); without it, cluster-wide (default).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NodeNameCompleter))]
     public string[]? Node { get; set; }
 
     /// <summary>A pcap filter expression (tcp port 80, host 10.65.0.5): only packets it matches are logged (bpfLogFilters all).</summary>
