@@ -48,6 +48,15 @@ Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
         (Find $results kube-proxy-conflict gb-old).Status | Should -Be 'Pass'
     }
 
+    It 'the kube-proxy fix keeps kube-proxy on the node that still needs it, in the same run' {
+        # gb-old fell back to iptables (bpf-running Fail): kube-proxy serves its services. Disabling
+        # kube-proxy everywhere, the plain fix, would cut them.
+        $r = Find $results kube-proxy-conflict gb-a
+        $r.Remediation | Should -Not -Match '^Disable kube-proxy'
+        $r.Remediation | Should -Match 'Do not disable kube-proxy everywhere: gb-old still needs it'
+        $r.Remediation | Should -Match ([regex]::Escape('kubectl label node gb-old non-calico=true, then kubectl patch ds -n kube-system kube-proxy'))
+    }
+
     It 'DSR on AWS, IPIP pools, Debug logging on: warnings with the commands that fix them' {
         (Find $results dsr-cloud gb-a).Message | Should -Match 'source/destination check must be disabled'
         (Find $results dsr-cloud gb-a).Status | Should -Be 'Warning'

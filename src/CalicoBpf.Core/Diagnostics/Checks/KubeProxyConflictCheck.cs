@@ -32,9 +32,25 @@ public sealed class KubeProxyConflictCheck : Check
                     $"bpfKubeProxyIptablesCleanupEnabled {cleanup.Value} ({cleanup.SourceDetail}); {kp}");
             }
 
+            const string patch = "kubectl patch ds -n kube-system kube-proxy -p '{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"non-calico\":\"true\"}}}}}'";
+            IReadOnlyList<string> dependents = Dependents(context);
+            string fix = dependents.Count == 0
+                ? $"Disable kube-proxy: {patch}  or, if kube-proxy must stay: Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:$false"
+                : $"Do not disable kube-proxy everywhere: {string.Join(", ", dependents)} still {(dependents.Count == 1 ? "needs" : "need")} it (no eBPF dataplane there). " +
+                  $"Keep it only there: kubectl label node {string.Join(" ", dependents)} non-calico=true, then {patch}  or leave kube-proxy alone: Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:$false";
             return Result(CheckStatus.Fail, "kube-proxy runs while Felix in eBPF mode deletes its iptables rules: they fight (high CPU, churning rules).", node.Node,
-                $"{kp}; bpfKubeProxyIptablesCleanupEnabled true ({cleanup.SourceDetail})",
-                "Disable kube-proxy: kubectl patch ds -n kube-system kube-proxy -p '{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"non-calico\":\"true\"}}}}}'  or, if kube-proxy must stay: Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:$false");
+                $"{kp}; bpfKubeProxyIptablesCleanupEnabled true ({cleanup.SourceDetail})", fix);
         });
     }
+
+    /// <summary>
+    /// The cluster's nodes that kube-proxy serves, so that disabling it cluster-wide would cut their
+    /// services: no calico-node, eBPF not enabled for them, or Felix fell back (its log says so).
+    /// Every node counts, not only those -Node selected: the DaemonSet is the cluster's.
+    /// </summary>
+    private static IReadOnlyList<string> Dependents(CheckContext context) =>
+        context.AllNodes.Where(n => !n.HasCalicoNode
+                || (context.Effective(n).TryGetValue("bpfEnabled", out FelixEffectiveValue? e) && !IsTrue(e.Value))
+                || (!context.Denied.Contains("read pod logs") && context.BpfRunning(n) == false))
+            .Select(n => n.Node).OrderBy(n => n, StringComparer.Ordinal).ToList();
 }
