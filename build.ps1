@@ -10,19 +10,20 @@
         build    an importable module in out/CalicoBpf (manifest, DLLs, formats, types, en-US help)
         test     xunit (Core.Tests, TestCluster.Tests) and Pester; the last line is "N passed, N failed, N skipped"
         demo     seeds a simulated node's dataplane into real maps and runs the main job against it
+        readme   runs the demo and writes its output into README.md's two transcripts (tests/Pester/Readme.Tests.ps1 checks them)
         bench    the benchmarks of docs/performance.md
         fuzz     SharpFuzz + AFL++ on every decoder and parser target, -FuzzSeconds each (fuzz/Invoke-Fuzz.ps1, docs/reliability.md)
         package  out/CalicoBpf.<version>.nupkg, installable with Install-PSResource
         clean    removes out/ and the build folders
 .PARAMETER Task
-    One or more of build, test, demo, bench, fuzz, package, clean. Default: build.
+    One or more of build, test, demo, readme, bench, fuzz, package, clean. Default: build.
 .PARAMETER Configuration
     Release (default) or Debug.
 #>
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'demo', 'bench', 'fuzz', 'package', 'clean')]
+    [ValidateSet('build', 'test', 'demo', 'readme', 'bench', 'fuzz', 'package', 'clean')]
     [string[]] $Task = @('build'),
 
     [ValidateSet('Release', 'Debug')]
@@ -48,6 +49,7 @@ $out = Join-Path $root 'out'
 $moduleOut = Join-Path $out 'CalicoBpf'
 
 . (Join-Path $root 'build/Common.ps1')
+. (Join-Path $root 'build/Transcript.ps1')
 
 function Get-ModuleVersion { Get-BuildProperty 'CalicoBpfVersion' }
 
@@ -191,6 +193,20 @@ function Invoke-Demo {
         '-TestCluster', (Get-TestClusterPath))
 }
 
+function Invoke-HostTools {
+    # The Debian packages and the bpftool the demo and the tests run on the host (build/install-host-tools.sh).
+    if (-not $IsLinux) { return }
+    & bash (Join-Path $root 'build/install-host-tools.sh')
+    if ($LASTEXITCODE) { Write-Warning 'Some host tools are missing (see above): the demo and the kernel tests need them.' }
+}
+
+function Invoke-Readme {
+    $readme = Join-Path $root 'README.md'
+    $transcript = Invoke-DemoTranscript -ModulePath (Join-Path $moduleOut 'CalicoBpf.psd1') -Simulation (Get-SimulationPath) -TestCluster (Get-TestClusterPath)
+    Set-ReadmeTranscript $readme $transcript
+    Write-Host "README.md: the tour ($($transcript.Node.Count) lines) and the cluster mode ($($transcript.Cluster.Count) lines) written from this run of the demo."
+}
+
 function Invoke-Fuzz {
     & (Join-Path $root 'fuzz/Invoke-Fuzz.ps1') -FuzzSeconds $FuzzSeconds -FuzzTarget $FuzzTarget -FuzzJobs $FuzzJobs
 }
@@ -236,8 +252,10 @@ $dependsOn = @{
     build       = @()
     package     = @('build')
     testcluster = @()
-    test        = @('package', 'testcluster')
-    demo        = @('build', 'testcluster')
+    hosttools   = @()
+    test        = @('hosttools', 'package', 'testcluster')
+    demo        = @('hosttools', 'build', 'testcluster')
+    readme      = @('hosttools', 'build', 'testcluster')
     bench       = @('build')
     fuzz        = @()
     clean       = @()
@@ -252,7 +270,9 @@ function Invoke-Task([string] $Name) {
         'package' { Invoke-Package }
         'testcluster' { Invoke-TestCluster }
         'test' { Invoke-Test }
+        'hosttools' { Invoke-HostTools }
         'demo' { Invoke-Demo }
+        'readme' { Invoke-Readme }
         'bench' { Invoke-Bench }
         'fuzz' { Invoke-Fuzz }
         'clean' { Invoke-Clean; $done.Clear() }   # what was built before a clean is gone

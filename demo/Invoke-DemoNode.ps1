@@ -54,11 +54,11 @@ Show 'maglev' { Get-BpfNatMaglev -ServiceId 9 | Group-Object { "$($_.BackendAddr
 Show 'where does traffic to a pod go' { Get-BpfRoute -Address 10.65.2.17 }
 Show 'routes' { Get-BpfRoute }
 Show 'IP sets' { Get-BpfIpSet }
-Show 'tunnel neighbours' { Get-BpfArp }
+Show 'tunnel neighbours' { Get-BpfArp | Sort-Object Interface, Address }
 Show 'interfaces Felix manages' { Get-BpfInterface }
 Show 'policy hits' { Get-BpfPolicy cali7f3a1b2c9d0 }
 Show 'qdisc drops' { Get-BpfQdiscStatistic -Kind clsact }
-Show 'remove what a test left behind' { Get-BpfConntrack -Port 6379 -Type NatReverse | Select-Object -First 3 | Remove-BpfConntrack -WhatIf }
+Show 'remove what a test left behind' { Get-BpfConntrack -Port 6379 -Type NatReverse | Sort-Object Age | Select-Object -First 3 | Remove-BpfConntrack -WhatIf }
 Show 'and really remove them all' { Get-BpfConntrack -Port 6379 -Type NatReverse | Remove-BpfConntrack -Confirm:$false }
 Show 'reset counters before a reproduction' { Clear-BpfCounter -Interface eth0 -WhatIf }
 Show 'clean stale neighbours' { Clear-BpfArp -WhatIf }

@@ -36,11 +36,11 @@ try {
 
     Write-Host "Test cluster at $($cluster.Url) (kubeconfig $($cluster.Kubeconfig)): 4 nodes, Calico v3.30.7 installed by the operator."
     Show { Get-CalicoNode }
-    Show { Get-BpfMap -Node * cali_v4_ct? | Select-Object Node, Name, Entries, FillPercent }
-    Show { Get-BpfCounter -Node * | Where-Object { $_.Category -eq 'Dropped' -and $_.Ingress -gt 0 } | Select-Object Node, Interface, Name, Ingress }
+    Show { Get-BpfMap -Node * cali_v4_ct? | Sort-Object Node | Select-Object Node, Name, Entries, FillPercent }
+    Show { Get-BpfCounter -Node * | Where-Object { $_.Category -eq 'Dropped' -and $_.Ingress -gt 0 } | Sort-Object Node, Interface, Name | Select-Object Node, Interface, Name, Ingress }
     Show { Get-BpfConntrack -Node * -Protocol Tcp | Group-Object Node, State -NoElement | Sort-Object Name }
     Show { Get-BpfNat -Node node-a -Address 10.96.0.10 | Select-Object -ExpandProperty Backends }
-    Show { Get-BpfConntrack -Node * -Namespace shop }
+    Show { Get-BpfConntrack -Node * -Namespace shop | Sort-Object Node, Type, Source, Destination }
     Show { Get-BpfNat -Node node-a -Resolve | Format-Table Frontend, Service, @{ n = 'Backends'; e = { $_.Backends.Pod -join ', ' } } }
     Show { Get-FelixBpfConfig }
     Show { Get-FelixBpfConfig -Node node-a -Effective -Field bpfEnabled, bpfLogLevel, bpfExternalServiceMode, bpfKubeProxyIptablesCleanupEnabled }

@@ -32,6 +32,11 @@ try {
     & ip -n $ns link add cali7f3a1b2c9d0 type veth peer name caliab12cd34ef5
     & ip -n $ns link add vxlan.calico type vxlan id 4096 dstport 4789
     foreach ($l in 'lo', 'eth0', 'eth1', 'cali7f3a1b2c9d0', 'caliab12cd34ef5', 'vxlan.calico') { & ip -n $ns link set $l up }
+    # Felix gives every interface it manages a clsact qdisc for its TC programs.
+    foreach ($l in 'eth0', 'cali7f3a1b2c9d0', 'vxlan.calico') {
+        & tc -n $ns qdisc add dev $l clsact
+        if ($LASTEXITCODE) { throw "tc qdisc add dev $l clsact failed." }
+    }
     $null = New-Item -ItemType Directory -Force $bpffs
     & mount -t bpf bpf $bpffs
     if ($LASTEXITCODE) { throw "mount -t bpf $bpffs failed." }
