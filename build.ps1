@@ -10,7 +10,7 @@
         build    an importable module in out/CalicoBpf (manifest, DLLs, formats, types, en-US help)
         test     xunit (Core.Tests, TestCluster.Tests) and Pester; the last line is "N passed, N failed, N skipped"
         demo     seeds a simulated node's dataplane into real maps and runs the main job against it
-        readme   runs the demo and writes its output into README.md's two transcripts (tests/Pester/Readme.Tests.ps1 checks them)
+        readme   runs the demo and writes its output into README.md's two transcripts and the help examples that run its commands (tests/Pester/Readme.Tests.ps1 checks them)
         bench    the benchmarks of docs/performance.md
         fuzz     SharpFuzz + AFL++ on every decoder and parser target, -FuzzSeconds each (fuzz/Invoke-Fuzz.ps1, docs/reliability.md)
         package  out/CalicoBpf.<version>.nupkg, installable with Install-PSResource
@@ -205,6 +205,8 @@ function Invoke-Readme {
     $transcript = Invoke-DemoTranscript -ModulePath (Join-Path $moduleOut 'CalicoBpf.psd1') -Simulation (Get-SimulationPath) -TestCluster (Get-TestClusterPath)
     Set-ReadmeTranscript $readme $transcript
     Write-Host "README.md: the tour ($($transcript.Node.Count) lines) and the cluster mode ($($transcript.Cluster.Count) lines) written from this run of the demo."
+    $examples = @(Set-HelpExamplesFromTranscript (Join-Path $root 'en-US') $transcript)
+    Write-Host "en-US: $($examples.Count) help examples that run a demo command written from the same run ($(($examples | ForEach-Object { "$(Split-Path -Leaf $_.File) $($_.Example -replace ':.*')" }) -join ', '))."
 }
 
 function Invoke-Fuzz {

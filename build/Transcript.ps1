@@ -73,3 +73,52 @@ function ConvertTo-ComparableTranscript([string[]] $Lines) {
         $l.Trim()
     }
 }
+
+# The commands of a transcript and what each printed: @{ 'Get-BpfNat' = lines; ... } (the prompt's
+# "PS> " left out; a command's output runs to the next prompt).
+function Split-TranscriptCommands([string[]] $Lines) {
+    $result = [ordered]@{}
+    $command = $null
+    foreach ($line in $Lines) {
+        if ($line.StartsWith('PS> ')) { $command = $line.Substring(4); $result[$command] = [System.Collections.Generic.List[string]]::new(); continue }
+        if ($null -ne $command -and $line.Trim()) { $result[$command].Add($line) }
+    }
+    $result
+}
+
+# The help examples of en-US/*.md whose command is one of the demo's, as
+# @{ File; Example; Command; First; Last } (First..Last: the lines of its output block).
+function Find-DemoHelpExamples([string] $HelpDirectory, $Commands) {
+    foreach ($file in Get-ChildItem $HelpDirectory -Filter *.md) {
+        $lines = Get-Content $file.FullName
+        for ($i = 0; $i -lt $lines.Count - 1; $i++) {
+            if ($lines[$i] -notmatch '^### (Example \d+.*)') { continue }
+            $example = $Matches[1]
+            if ($lines[$i + 1] -ne '```powershell' -or $i + 3 -ge $lines.Count -or $lines[$i + 3] -ne '```') { continue }
+            $command = $lines[$i + 2]
+            if (-not $Commands.Contains($command)) { continue }
+            $open = $i + 4
+            while ($open -lt $lines.Count -and $lines[$open] -ne '```output' -and $lines[$open] -notmatch '^#') { $open++ }
+            if ($open -ge $lines.Count -or $lines[$open] -ne '```output') { continue }   # an example without output
+            $close = $open + 1
+            while ($close -lt $lines.Count -and $lines[$close] -ne '```') { $close++ }
+            [pscustomobject]@{ File = $file.FullName; Example = $example; Command = $command; First = $open + 1; Last = $close - 1 }
+        }
+    }
+}
+
+# Writes the demo's output into every help example that runs one of its commands.
+function Set-HelpExamplesFromTranscript([string] $HelpDirectory, $Transcript) {
+    $commands = Split-TranscriptCommands $Transcript.Node
+    foreach ($c in (Split-TranscriptCommands $Transcript.Cluster).GetEnumerator()) { $commands[$c.Key] = $c.Value }
+    $examples = @(Find-DemoHelpExamples $HelpDirectory $commands)
+    foreach ($group in $examples | Group-Object File) {
+        $lines = [System.Collections.Generic.List[string]]::new([string[]](Get-Content $group.Name))
+        foreach ($e in $group.Group | Sort-Object First -Descending) {
+            $lines.RemoveRange($e.First, $e.Last - $e.First + 1)
+            $lines.InsertRange($e.First, [string[]]$commands[$e.Command])
+        }
+        [IO.File]::WriteAllLines($group.Name, $lines)
+    }
+    $examples
+}

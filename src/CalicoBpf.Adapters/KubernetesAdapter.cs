@@ -80,7 +80,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
                     Node = n.Metadata.Name,
                     Pod = pod?.Metadata?.Name ?? string.Empty,
                     Namespace = pod?.Metadata?.NamespaceProperty ?? string.Empty,
-                    Ready = pod?.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == "calico-node")?.Ready ?? false,
+                    PodReady = pod?.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == "calico-node")?.Ready ?? false,
                     NodeReady = n.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") ?? false,
                     KernelVersion = n.Status?.NodeInfo?.KernelVersion ?? string.Empty,
                     OsImage = n.Status?.NodeInfo?.OsImage ?? string.Empty,

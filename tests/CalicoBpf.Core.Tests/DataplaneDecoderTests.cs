@@ -41,7 +41,7 @@ public class DataplaneDecoderTests
         byte[] key = Hex.Parse("38 00 00 00 0a 00 00 64 50 00 06 00 00 00 00 00");
         NatFrontend drop = NatMaps.DecodeFrontend("n", "fe", false, key, Hex.Parse("0b 00 00 00 ff ff ff ff 00 00 00 00 00 00 00 00 00 00 00 00"));
         Assert.True(drop.IsDropEntry);
-        Assert.Equal(-1, drop.BackendCount);
+        Assert.Equal(0, drop.BackendCount); // not -1: the drop entry has no backends
         Assert.Null(drop.SourceCidr);
 
         // Version 2: 16-byte value, no flags word; affinity 10800 s.

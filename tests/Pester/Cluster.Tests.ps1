@@ -26,7 +26,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $nodes.Node | Should -Be @('node-a', 'node-b', 'node-c', 'node-d')
         $a = $nodes | Where-Object Node -eq 'node-a'
         $a | Should -BeOfType ([CalicoBpf.CalicoNode])
-        ($a.Namespace, $a.CalicoVersion, $a.OperatorManaged, $a.Ready, $a.KernelVersion) | Should -Be @('calico-system', 'v3.30.7', $true, $true, '6.8.0-1015-aws')
+        ($a.Namespace, $a.CalicoVersion, $a.OperatorManaged, $a.PodReady, $a.KernelVersion) | Should -Be @('calico-system', 'v3.30.7', $true, $true, '6.8.0-1015-aws')
         $a.ProviderId | Should -BeLike 'aws:///*'
         ($nodes | Where-Object Node -eq 'node-d').HasCalicoNode | Should -BeFalse
     }
@@ -83,7 +83,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         # The resolved entries carry a type name of their own, whose table shows names for addresses.
         $dns[0].PSObject.TypeNames[0] | Should -Be 'CalicoBpf.ConntrackEntry#Resolved'
         $text | Should -Match 'shop/frontend-7d4b9c-x2k8p\s+kube-system/kube-dns\s+kube-system/coredns-5d78c9869d-q7v2r\s+NatReverse'
-        $text | Should -Match 'kube-system/kube-dns\s+-> kube-system/coredns-5d78c9869d-q7v2r\s+NatForward'
+        $text | Should -Match 'kube-system/kube-dns\s+kube-system/coredns-5d78c9869d-q7v2r\s+NatForward'
     }
 
     It '-Pod, -Namespace and -Service return exactly what -Resolve and Where-Object would' {

@@ -68,7 +68,7 @@ Describe 'Reading the rest of the dataplane' -Skip:(-not $kernel) {
         "$warn" | Should -Match '10\.96\.0\.30:9090.*missing'
         @(Get-BpfNat 10.96.0.10 -Protocol Udp).ServiceId | Should -Be 1
         @(Get-BpfNat -Port 443).ServiceId | Should -Be 5
-        ($nat | Out-String -Width 150) | Should -Match 'Frontend\s+Proto\s+Source\s+Id\s+Count\s+Local\s+Backends'
+        ($nat | Out-String -Width 150) | Should -Match 'Frontend\s+Protocol\s+SourceCidr\s+ServiceId\s+BackendCount\s+Backends'
     }
 
     It 'Get-BpfNatAffinity and Get-BpfNatMaglev' {

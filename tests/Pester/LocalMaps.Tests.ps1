@@ -154,7 +154,7 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
 
     It 'renders its default table' {
         $text = Get-BpfConntrack -Type NatReverse | Select-Object -First 3 | Out-String -Width 150
-        $text | Should -Match 'Proto\s+Source\s+Service\s+Destination\s+Type\s+State\s+Active ago'
+        $text | Should -Match 'Protocol\s+Source\s+Destination\s+Type\s+State\s+Age\s+ServiceEndpoint'
         $text | Should -Match 'NatReverse'
     }
 
@@ -203,7 +203,7 @@ Describe 'Get-BpfCounter' -Skip:(-not $kernel) {
         ($lo | Where-Object Id -eq 'TotalPackets').Egress | Should -Be 4000
         ($lo | Where-Object Id -eq 'TotalPackets').Xdp | Should -BeNullOrEmpty
         $text = $lo | Out-String -Width 150
-        $text | Should -Match 'CATEGORY\s+TYPE\s+INGRESS\s+EGRESS\s+XDP'
+        $text | Should -Match 'CATEGORY\s+NAME\s+INGRESS\s+EGRESS\s+XDP'
         $text | Should -Match 'N/A'
     }
 

@@ -38,4 +38,17 @@ Describe 'README transcripts against a fresh run of the demo' -Skip:(-not $kerne
         $diff = Compare-Object $then $now -SyncWindow 0 | ForEach-Object { "$($_.SideIndicator) $($_.InputObject)" }
         $diff | Should -BeNullOrEmpty -Because "README.md's $_ transcript must be the demo's output (<= README, => demo)"
     }
+
+    It 'every help example that runs a demo command shows what the demo prints now' {
+        $commands = Split-TranscriptCommands $fresh.Node
+        foreach ($c in (Split-TranscriptCommands $fresh.Cluster).GetEnumerator()) { $commands[$c.Key] = $c.Value }
+        $examples = @(Find-DemoHelpExamples (Join-Path $PSScriptRoot '../../en-US') $commands)
+        $examples.Count | Should -BeGreaterThan 10 -Because 'most help examples are the demo''s commands'
+        foreach ($e in $examples) {
+            $shown = @(ConvertTo-ComparableTranscript @((Get-Content $e.File)[$e.First..$e.Last] | Where-Object { $_.Trim() }))
+            $now = @(ConvertTo-ComparableTranscript $commands[$e.Command])
+            $diff = Compare-Object $shown $now -SyncWindow 0 | ForEach-Object { "$($_.SideIndicator) $($_.InputObject)" }
+            $diff | Should -BeNullOrEmpty -Because "$(Split-Path -Leaf $e.File) $($e.Example) must show the demo's output (<= help, => demo; dotnet pwsh ./build.ps1 readme)"
+        }
+    }
 }

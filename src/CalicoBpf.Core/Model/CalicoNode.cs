@@ -10,8 +10,10 @@ public sealed class CalicoNode
     /// <summary>calico-system (operator installs) or kube-system (manifest installs), as found by the pod's label.</summary>
     public string Namespace { get; init; } = string.Empty;
     public bool HasCalicoNode => Pod.Length > 0;
-    /// <summary>The calico-node container is ready.</summary>
-    public bool Ready { get; init; }
+    /// <summary>The calico-node container of the node's pod is ready (was Ready, next to NodeReady, which read as the node's).</summary>
+    public bool PodReady { get; init; }
+
+    /// <summary>The Kubernetes node's Ready condition.</summary>
     public bool NodeReady { get; init; }
     public string KernelVersion { get; init; } = string.Empty;
     public string OsImage { get; init; } = string.Empty;

@@ -181,6 +181,23 @@ public static class ConntrackText
         return Enum.TryParse(text, ignoreCase: true, out TcpState named) && !int.TryParse(text, out _) ? named : null;
     }
 
+    /// <summary>
+    /// A duration for a table cell, at most 6 characters, in its two largest units: 850ms, 8.3s, 42s,
+    /// 11m08s, 3h05m, 2d04h (GoDuration gives every digit, for lists and messages).
+    /// </summary>
+    public static string ShortDuration(TimeSpan span)
+    {
+        string sign = span < TimeSpan.Zero ? "-" : string.Empty;
+        TimeSpan d = span.Duration();
+        string text = d.TotalSeconds < 1 ? $"{(int)d.TotalMilliseconds}ms"
+            : d.TotalSeconds < 10 ? $"{Math.Floor(d.TotalSeconds * 10) / 10:0.0}s"
+            : d.TotalMinutes < 1 ? $"{(int)d.TotalSeconds}s"
+            : d.TotalHours < 1 ? $"{d.Minutes}m{d.Seconds:00}s"
+            : d.TotalDays < 1 ? $"{d.Hours}h{d.Minutes:00}m"
+            : $"{(int)d.TotalDays}d{d.Hours:00}h";
+        return sign + text;
+    }
+
     /// <summary>Go's time.Duration text, as calico-bpf prints ages (1.5s, 2m3.2s, 1h0m0s, 850ms).</summary>
     public static string GoDuration(TimeSpan span)
     {

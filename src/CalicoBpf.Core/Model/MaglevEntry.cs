@@ -8,4 +8,7 @@ public sealed class MaglevEntry
     public int Ordinal { get; init; }
     public IPAddress BackendAddress { get; init; } = IPAddress.Any;
     public int BackendPort { get; init; }
+
+    /// <summary>The backend as host:port (IPv6 in brackets).</summary>
+    public string Backend => ConntrackText.HostPort(BackendAddress, BackendPort);
 }

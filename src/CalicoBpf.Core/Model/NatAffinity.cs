@@ -10,6 +10,12 @@ public sealed class NatAffinity
     public IPAddress ClientAddress { get; init; } = IPAddress.Any;
     public IPAddress BackendAddress { get; init; } = IPAddress.Any;
     public int BackendPort { get; init; }
+
+    /// <summary>The service as host:port (IPv6 in brackets), as ConntrackEntry.ServiceEndpoint.</summary>
+    public string ServiceEndpoint => ConntrackText.HostPort(ServiceAddress, ServicePort);
+
+    /// <summary>The backend as host:port (IPv6 in brackets).</summary>
+    public string Backend => ConntrackText.HostPort(BackendAddress, BackendPort);
     /// <summary>When the affinity was created or last refreshed (UTC).</summary>
     public DateTime LastRefreshed { get; init; }
     public TimeSpan Age { get; init; }

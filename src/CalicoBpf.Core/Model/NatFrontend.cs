@@ -23,7 +23,12 @@ public sealed class NatFrontend
     public string Service { get; set; } = string.Empty;
     public string MapName { get; init; } = string.Empty;
 
-    public bool IsDropEntry => BackendCount < 0;
+    /// <summary>
+    /// Calico's drop entry (count 0xffffffff, BlackHoleCount in felix/bpf/nat/maps.go): the frontend
+    /// of a LoadBalancer's source ranges that drops clients outside them. calico-bpf prints its count
+    /// as -1; here BackendCount is 0, as it has no backends.
+    /// </summary>
+    public bool IsDropEntry { get; init; }
     public bool IsNodePortWildcard => Address.GetAddressBytes().All(b => b == 0xff);
     public int MissingBackendCount => Backends.Count(b => b.Missing);
     public string Frontend => ConntrackText.HostPort(Address, Port);
