@@ -85,6 +85,13 @@ Describe '<Name>' -ForEach $cmdlets {
         }
     }
 
+    It 'sends Get-Help -Online to its help page in the project' {
+        $uri = "https://github.com/calicobpf/CalicoBpf/blob/main/en-US/$Name.md"
+        $command.HelpUri | Should -Be $uri
+        Join-Path $PSScriptRoot "../../en-US/$Name.md" | Should -Exist
+        (Get-Content (Join-Path $PSScriptRoot "../../en-US/$Name.md") -TotalCount 5) | Should -Contain "online version: $uri"
+    }
+
     It 'has two or more examples with code, shown by Get-Help -Examples' {
         $examples = @($help.Examples.Example)
         $examples.Count | Should -BeGreaterOrEqual 2
@@ -96,5 +103,12 @@ Describe '<Name>' -ForEach $cmdlets {
 Describe 'about_CalicoBpf' {
     It 'is installed as a help topic' {
         (Get-Help about_CalicoBpf | Out-String) | Should -Match 'Get-BpfConntrack'
+    }
+
+    It 'names every cmdlet of the module, and no file it does not ship' {
+        $text = Get-Help about_CalicoBpf | Out-String
+        foreach ($c in Get-Command -Module CalicoBpf) { $text | Should -Match "\b$([regex]::Escape($c.Name))\b" -Because "about_CalicoBpf lists $($c.Name)" }
+        # A path of the project (docs/...) comes with its address: the module ships no docs folder.
+        foreach ($m in [regex]::Matches($text, '(?<![/\w])docs/\S+')) { $text.Substring($m.Index + $m.Length, 3) | Should -Match '^\s*\(?h' -Because "$($m.Value) is not in the module: give its URL" }
     }
 }

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Removes every entry of Calico's tunnel neighbour table (calico-bpf arp clean); the dataplane learns them again.</summary>
-[Cmdlet(VerbsCommon.Clear, "BpfArp", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Clear, "BpfArp", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpUris.Base + "Clear-BpfArp.md")]
 [OutputType(typeof(void))]
 public sealed class ClearBpfArpCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Resets Calico's per-interface counters to zero (calico-bpf counters flush).</summary>
-[Cmdlet(VerbsCommon.Clear, "BpfCounter", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Clear, "BpfCounter", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpUris.Base + "Clear-BpfCounter.md")]
 [OutputType(typeof(void))]
 public sealed class ClearBpfCounterCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Calico's tunnel neighbour table (calico-bpf arp dump).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfArp")]
+[Cmdlet(VerbsCommon.Get, "BpfArp", HelpUri = HelpUris.Base + "Get-BpfArp.md")]
 [OutputType(typeof(ArpEntry))]
 public sealed class GetBpfArpCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Programs attached to the cgroup Calico's connect-time load balancer uses.</summary>
-[Cmdlet(VerbsCommon.Get, "BpfConnectTimeProgram")]
+[Cmdlet(VerbsCommon.Get, "BpfConnectTimeProgram", HelpUri = HelpUris.Base + "Get-BpfConnectTimeProgram.md")]
 [OutputType(typeof(ConnectTimeProgram))]
 public sealed class GetBpfConnectTimeProgramCommand : NodeCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Decodes Calico's conntrack table into <see cref="ConntrackEntry"/> objects, filtering while it reads.</summary>
-[Cmdlet(VerbsCommon.Get, "BpfConntrack")]
+[Cmdlet(VerbsCommon.Get, "BpfConntrack", HelpUri = HelpUris.Base + "Get-BpfConntrack.md")]
 [OutputType(typeof(ConntrackEntry))]
 public sealed class GetBpfConntrackCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Reads Calico's per-interface packet counters (what calico-bpf counters dump shows).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfCounter")]
+[Cmdlet(VerbsCommon.Get, "BpfCounter", HelpUri = HelpUris.Base + "Get-BpfCounter.md")]
 [OutputType(typeof(InterfaceCounter))]
 public sealed class GetBpfCounterCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Felix's interface state: which interfaces it manages and the programs it attached (calico-bpf ifstate dump), with the kernel's attachments (TC, TCX, Netkit).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfInterface")]
+[Cmdlet(VerbsCommon.Get, "BpfInterface", HelpUri = HelpUris.Base + "Get-BpfInterface.md")]
 [OutputType(typeof(InterfaceState))]
 public sealed class GetBpfInterfaceCommand : MapCmdletBase
 {

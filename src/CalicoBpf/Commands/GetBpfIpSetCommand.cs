@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Members of Calico's IP sets (calico-bpf ipsets dump).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfIpSet")]
+[Cmdlet(VerbsCommon.Get, "BpfIpSet", HelpUri = HelpUris.Base + "Get-BpfIpSet.md")]
 [OutputType(typeof(IpSetMember))]
 public sealed class GetBpfIpSetCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Lists the Calico BPF maps pinned on the node, with sizes and how full each is.</summary>
-[Cmdlet(VerbsCommon.Get, "BpfMap")]
+[Cmdlet(VerbsCommon.Get, "BpfMap", HelpUri = HelpUris.Base + "Get-BpfMap.md")]
 [OutputType(typeof(MapInfo))]
 public sealed class GetBpfMapCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Session-affinity entries (calico-bpf nat aff).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfNatAffinity")]
+[Cmdlet(VerbsCommon.Get, "BpfNatAffinity", HelpUri = HelpUris.Base + "Get-BpfNatAffinity.md")]
 [OutputType(typeof(NatAffinity))]
 public sealed class GetBpfNatAffinityCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Service frontends of the NAT maps with their backends (calico-bpf nat dump).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfNat")]
+[Cmdlet(VerbsCommon.Get, "BpfNat", HelpUri = HelpUris.Base + "Get-BpfNat.md")]
 [OutputType(typeof(NatFrontend))]
 public sealed class GetBpfNatCommand : MapCmdletBase
 {

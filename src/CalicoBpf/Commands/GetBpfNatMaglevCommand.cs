@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Maglev lookup-table entries (calico-bpf nat maglev), where the node has the map.</summary>
-[Cmdlet(VerbsCommon.Get, "BpfNatMaglev")]
+[Cmdlet(VerbsCommon.Get, "BpfNatMaglev", HelpUri = HelpUris.Base + "Get-BpfNatMaglev.md")]
 [OutputType(typeof(MaglevEntry))]
 public sealed class GetBpfNatMaglevCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>The policy rules attached to interfaces, with per-rule hit counts (calico-bpf policy dump).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfPolicy")]
+[Cmdlet(VerbsCommon.Get, "BpfPolicy", HelpUri = HelpUris.Base + "Get-BpfPolicy.md")]
 [OutputType(typeof(PolicyRule))]
 public sealed class GetBpfPolicyCommand : MapCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Queueing disciplines and their counters over rtnetlink (what tc -s qdisc show prints).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfQdiscStatistic")]
+[Cmdlet(VerbsCommon.Get, "BpfQdiscStatistic", HelpUri = HelpUris.Base + "Get-BpfQdiscStatistic.md")]
 [OutputType(typeof(QdiscStatistic))]
 public sealed class GetBpfQdiscStatisticCommand : NodeCmdletBase
 {

@@ -3,7 +3,7 @@ using System.Net;
 namespace CalicoBpf.Commands;
 
 /// <summary>Calico's routing map (calico-bpf routes dump); -Address finds the route the dataplane uses.</summary>
-[Cmdlet(VerbsCommon.Get, "BpfRoute")]
+[Cmdlet(VerbsCommon.Get, "BpfRoute", HelpUri = HelpUris.Base + "Get-BpfRoute.md")]
 [OutputType(typeof(Route))]
 public sealed class GetBpfRouteCommand : MapCmdletBase
 {

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// The eBPF programs' debug log (bpfLogLevel Debug) from the kernel trace buffer, parsed. Without
 /// -Follow it reads what the buffer holds and consumes nothing; -Follow streams the trace pipe.
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "BpfTraceLog", DefaultParameterSetName = SnapshotSet)]
+[Cmdlet(VerbsCommon.Get, "BpfTraceLog", DefaultParameterSetName = SnapshotSet, HelpUri = HelpUris.Base + "Get-BpfTraceLog.md")]
 [OutputType(typeof(TraceLogEntry))]
 public sealed class GetBpfTraceLogCommand : NodeCmdletBase
 {

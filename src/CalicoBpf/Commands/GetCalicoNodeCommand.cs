@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Lists the cluster's nodes with their calico-node pods; pipes into every -Node cmdlet.</summary>
-[Cmdlet(VerbsCommon.Get, "CalicoNode")]
+[Cmdlet(VerbsCommon.Get, "CalicoNode", HelpUri = HelpUris.Base + "Get-CalicoNode.md")]
 [OutputType(typeof(CalicoNode))]
 public sealed class GetCalicoNodeCommand : CalicoBpfCmdletBase
 {

@@ -1,7 +1,7 @@
 namespace CalicoBpf.Commands;
 
 /// <summary>Reads FelixConfiguration objects with their eBPF settings typed, or what Felix on a node actually uses.</summary>
-[Cmdlet(VerbsCommon.Get, "FelixBpfConfig", DefaultParameterSetName = Objects)]
+[Cmdlet(VerbsCommon.Get, "FelixBpfConfig", DefaultParameterSetName = Objects, HelpUri = HelpUris.Base + "Get-FelixBpfConfig.md")]
 [OutputType(typeof(FelixBpfConfig), ParameterSetName = new[] { Objects })]
 [OutputType(typeof(FelixEffectiveValue), ParameterSetName = new[] { EffectiveSet })]
 public sealed class GetFelixBpfConfigCommand : CalicoBpfCmdletBase

@@ -4,7 +4,7 @@ namespace CalicoBpf.Commands;
 /// Removes Calico's connect-time load balancer (calico-bpf connect-time clean): empties and unpins
 /// the cali_ctlb_* program arrays, detaches and unpins the links in /sys/fs/bpf/ctlb.
 /// </summary>
-[Cmdlet(VerbsCommon.Remove, "BpfConnectTimeProgram", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[Cmdlet(VerbsCommon.Remove, "BpfConnectTimeProgram", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = HelpUris.Base + "Remove-BpfConnectTimeProgram.md")]
 [OutputType(typeof(void))]
 public sealed class RemoveBpfConnectTimeProgramCommand : MapCmdletBase
 {

@@ -5,7 +5,7 @@ namespace CalicoBpf.Commands;
 /// or all of them (-All, calico-bpf conntrack clean), on this node or, with -Node, on nodes of a
 /// cluster. A NAT entry always goes with its partner.
 /// </summary>
-[Cmdlet(VerbsCommon.Remove, "BpfConntrack", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FilterSet)]
+[Cmdlet(VerbsCommon.Remove, "BpfConntrack", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = FilterSet, HelpUri = HelpUris.Base + "Remove-BpfConntrack.md")]
 [OutputType(typeof(ConntrackRemoval))]
 public sealed class RemoveBpfConntrackCommand : MapCmdletBase
 {

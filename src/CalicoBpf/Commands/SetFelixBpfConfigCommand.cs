@@ -9,7 +9,7 @@ namespace CalicoBpf.Commands;
 /// CRD before anything is sent, a merge patch of the given fields only, carrying the resourceVersion
 /// it was computed from (a concurrent change of the same fields is reported, never overwritten).
 /// </summary>
-[Cmdlet(VerbsCommon.Set, "FelixBpfConfig", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ByName)]
+[Cmdlet(VerbsCommon.Set, "FelixBpfConfig", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = ByName, HelpUri = HelpUris.Base + "Set-FelixBpfConfig.md")]
 [OutputType(typeof(FelixBpfConfig))]
 public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 {

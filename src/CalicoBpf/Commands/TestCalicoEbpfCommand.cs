@@ -4,7 +4,7 @@ using CalicoBpf.Diagnostics;
 namespace CalicoBpf.Commands;
 
 /// <summary>Runs every check of Calico's eBPF troubleshooting guide, cluster-wide or on this machine, one result per check and node.</summary>
-[Cmdlet(VerbsDiagnostic.Test, "CalicoEbpf", DefaultParameterSetName = ClusterSet)]
+[Cmdlet(VerbsDiagnostic.Test, "CalicoEbpf", DefaultParameterSetName = ClusterSet, HelpUri = HelpUris.Base + "Test-CalicoEbpf.md")]
 [OutputType(typeof(CheckResult))]
 [OutputType(typeof(bool))]
 public sealed class TestCalicoEbpfCommand : CalicoBpfCmdletBase

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// Runs a script block with bpfLogLevel Debug (and bpfLogFilters) set, and puts the previous values
 /// back afterwards, also when the script block fails or is stopped with Ctrl+C.
 /// </summary>
-[Cmdlet(VerbsOther.Use, "FelixBpfDebugLog", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsOther.Use, "FelixBpfDebugLog", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpUris.Base + "Use-FelixBpfDebugLog.md")]
 [OutputType(typeof(object))]
 public sealed class UseFelixBpfDebugLogCommand : CalicoBpfCmdletBase
 {
