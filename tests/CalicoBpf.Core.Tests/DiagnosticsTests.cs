@@ -44,6 +44,6 @@ public class DiagnosticsTests
     {
         Assert.Equal(12, Checks.All.Count);
         Assert.Equal(Checks.All.Count, Checks.All.Select(c => c.Id).Distinct().Count());
-        Assert.Equal(new[] { "bpf-running", "debug-logging", "drops", "capacity" }, Checks.All.Where(c => c.Local).Select(c => c.Id));
+        Assert.Equal(new[] { "access", "bpf-running", "debug-logging", "drops", "capacity" }, Checks.All.Where(c => c.Local).Select(c => c.Id));
     }
 }

@@ -266,24 +266,49 @@ Describe 'Clear errors in the wrong places' -Skip:(-not $kernel) {
     }
 
     It 'tells a non-root user to run as root (NotRoot)' {
-        $setpriv = Get-Command setpriv -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-        if (-not $setpriv) { Set-ItResult -Skipped -Because 'setpriv (util-linux) is not installed'; return }
-        # pwsh and the module may sit under /root; give the unprivileged user its own readable copies.
-        $copy = Join-Path ([IO.Path]::GetTempPath()) "calicobpf-nobody-$PID"
+        $out = Invoke-AsNobody "try { Get-BpfMap -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category; `$_.Exception.Message }"
+        if ($null -eq $out) { Set-ItResult -Skipped -Because 'setpriv (util-linux) is not installed'; return }
+        $out[0] | Should -Be 'NotRoot,CalicoBpf.Commands.GetBpfMapCommand'
+        $out[1] | Should -Be 'PermissionDenied'
+        $out[2] | Should -Match 'needs root.*sudo pwsh'
+    }
+
+    It 'a non-root user is told the trace buffer needs root, not that tracefs is not mounted, and Test-CalicoEbpf -Local says it once' {
+        $tracing = Join-Path ([IO.Path]::GetTempPath()) "calicobpf-tracefs-$PID"
+        $null = New-Item -ItemType Directory $tracing
+        & mount -t tracefs nodev $tracing
         try {
-            $null = New-Item -ItemType Directory $copy
-            Copy-Item -Recurse $PSHOME (Join-Path $copy 'pwsh')
-            Copy-Item -Recurse (Split-Path $manifestPath) (Join-Path $copy 'CalicoBpf')
-            & chmod -R a+rX $copy
-            $script = "Import-Module '$copy/CalicoBpf/CalicoBpf.psd1'; try { Get-BpfMap -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category; `$_.Exception.Message }"
-            $env:HOME, $home0 = $copy, $env:HOME
-            try {
-                $out = & $setpriv.Source --reuid=65534 --regid=65534 --clear-groups (Join-Path $copy 'pwsh/pwsh') -NoProfile -NonInteractive -Command $script 2>&1
-            } finally { $env:HOME = $home0 }
-            $out[0] | Should -Be 'NotRoot,CalicoBpf.Commands.GetBpfMapCommand'
-            $out[1] | Should -Be 'PermissionDenied'
-            $out[2] | Should -Match 'needs root.*sudo pwsh'
-        } finally { Remove-Item -Recurse -Force $copy -ErrorAction SilentlyContinue }
+            $out = Invoke-AsNobody "foreach (`$p in @{}, @{ TracingPath = '$tracing' }) { try { Get-BpfTraceLog @p -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId; `$_.Exception.Message } }; Test-CalicoEbpf -Local | ForEach-Object { `"`$(`$_.Check)|`$(`$_.Status)|`$(`$_.Message)`" }"
+            if ($null -eq $out) { Set-ItResult -Skipped -Because 'setpriv (util-linux) is not installed'; return }
+            # Found in the mounts table, and given as -TracingPath: both say root, neither "not mounted".
+            $out[0] | Should -Be 'NotRoot,CalicoBpf.Commands.GetBpfTraceLogCommand'
+            $out[1] | Should -Match 'is readable by root only.*sudo pwsh'
+            $out[2] | Should -Be 'NotRoot,CalicoBpf.Commands.GetBpfTraceLogCommand'
+            $out[3] | Should -Match ([regex]::Escape("($tracing) is readable by root only"))
+            # Test-CalicoEbpf -Local says it once, in the access check; the checks that need root are Skipped.
+            $checks = @($out | Select-Object -Skip 4)
+            @($checks | Where-Object { $_ -match 'root' -and $_ -notmatch '\|Skipped\|' }) | Should -Be @('access|Fail|Not running as root: this machine''s BPF maps and trace buffer are root''s. The checks that read them are skipped.')
+            @($checks | Where-Object { $_ -match '\|Skipped\|Not checked: reading this machine''s BPF maps needs root \(see access\)' }).Count | Should -BeGreaterThan 0
+            @($checks | Where-Object { $_ -match '\|Error\|' }) | Should -BeNullOrEmpty
+        } finally {
+            & umount $tracing
+            Remove-Item -Recurse -Force $tracing -ErrorAction SilentlyContinue
+        }
+    }
+
+    It '-TracingPath that is no tracefs directory says what it is and what to give' {
+        $file = Join-Path $TestDrive 'a-file'
+        Set-Content $file 'x'
+        $empty = Join-Path $TestDrive 'empty-dir'
+        $null = New-Item -ItemType Directory $empty
+        foreach ($case in @(@{ Path = (Join-Path $TestDrive 'missing'); Says = 'does not exist' }, @{ Path = $file; Says = 'is a file, not a directory' }, @{ Path = $empty; Says = 'has no trace file: it is not a tracefs directory' })) {
+            $err = $null
+            try { $null = Get-BpfTraceLog -TracingPath $case.Path -ErrorAction Stop } catch { $err = $_ }
+            $err.FullyQualifiedErrorId | Should -Be 'TracingPathNotTraceFs,CalicoBpf.Commands.GetBpfTraceLogCommand'
+            $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+            "$err" | Should -Match ([regex]::Escape("-TracingPath $($case.Path) $($case.Says)"))
+            "$err" | Should -Match '/sys/kernel/tracing'
+        }
     }
 
     It 'turns a kernel refusal (EACCES on a pin) into PermissionDenied, not a crash' {

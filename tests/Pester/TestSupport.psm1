@@ -67,6 +67,25 @@ function Remove-TestBpfFs($Fs) {
 
 function Get-PwshPath { Join-Path $PSHOME 'pwsh' }
 
+function Invoke-AsNobody([string] $Script) {
+    # Runs $Script after importing the module under test, as the unprivileged user 65534, and returns
+    # its output (2>&1); $null when setpriv (util-linux) is missing. pwsh and the module may sit under
+    # /root, so that user gets its own readable copies, removed afterwards.
+    $setpriv = Get-Command setpriv -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if (-not $setpriv) { return $null }
+    $copy = Join-Path ([IO.Path]::GetTempPath()) "calicobpf-nobody-$PID-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+    try {
+        $null = New-Item -ItemType Directory $copy
+        Copy-Item -Recurse $PSHOME (Join-Path $copy 'pwsh')
+        Copy-Item -Recurse (Split-Path (Get-ModuleUnderTest)) (Join-Path $copy 'CalicoBpf')
+        & chmod -R a+rX $copy
+        $env:HOME, $home0 = $copy, $env:HOME
+        try {
+            & $setpriv.Source --reuid=65534 --regid=65534 --clear-groups (Join-Path $copy 'pwsh/pwsh') -NoProfile -NonInteractive -Command "Import-Module '$copy/CalicoBpf/$(Split-Path -Leaf (Get-ModuleUnderTest))'; $Script" 2>&1
+        } finally { $env:HOME = $home0 }
+    } finally { Remove-Item -Recurse -Force $copy -ErrorAction SilentlyContinue }
+}
+
 function Get-TestCgroupRoot {
     # Where the cgroup v2 hierarchy is mounted; null when it is not (callers skip, or fail with CI=true).
     # The module must be imported: Core finds it as Get-BpfConnectTimeProgram does.

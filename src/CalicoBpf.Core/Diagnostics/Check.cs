@@ -83,6 +83,8 @@ public abstract class Check
     public CheckResult Failure(Exception ex, string node) => ex switch
     {
         CheckUnavailableException => Result(CheckStatus.Skipped, $"Not checked: {ex.Message}.", node),
+        Interop.BpfEnvironmentException { Problem: Interop.BpfEnvironmentProblem.NotRoot } =>
+            Result(CheckStatus.Skipped, "Not checked: reading this machine's BPF maps needs root (see access).", node),
         Interop.BpfEnvironmentException { Problem: Interop.BpfEnvironmentProblem.NoBpfFs or Interop.BpfEnvironmentProblem.NoCalicoMaps } =>
             Result(CheckStatus.Skipped, "Not checked: no Calico maps are pinned there, eBPF is not running (see bpf-running).", node, ex.Message),
         ClusterException { StatusCode: 401 or 403 } => Result(CheckStatus.Skipped, "Not checked: " + ex.Message + ".", node),

@@ -86,4 +86,7 @@ public enum BpfEnvironmentProblem
 
     /// <summary>A path that should be a directory (-PinPath) is a file: a map's pin, or something else.</summary>
     NotADirectory,
+
+    /// <summary>-TracingPath names no tracefs directory (missing, a file, or no trace file in it).</summary>
+    NotTracingDirectory,
 }

@@ -43,10 +43,67 @@ public static unsafe class TraceFs
     public static string? FindTracingDirectory(string mountsFile = "/proc/self/mounts") =>
         TracingDirectory(File.ReadAllText(mountsFile), d => File.Exists(Path.Combine(d, "trace_pipe")));
 
-    public static string RequireTracingDirectory() => FindTracingDirectory()
-        ?? throw new BpfEnvironmentException(
+    /// <summary>
+    /// The tracing directory to read: <paramref name="given"/> (-TracingPath) when it is one, else this
+    /// machine's. Throws naming the real cause: a given path that is missing, a file or no tracefs; a
+    /// trace buffer that is mounted but readable by root only (tracefs is mode 700); or none mounted.
+    /// </summary>
+    public static string RequireTracingDirectory(string? given = null, string mountsFile = "/proc/self/mounts")
+    {
+        if (given is not null)
+        {
+            if (Directory.Exists(given) && Unreadable(given))
+            {
+                throw NotRoot(given);
+            }
+
+            string? why = File.Exists(given) ? "is a file, not a directory"
+                : !Directory.Exists(given) ? "does not exist"
+                : !File.Exists(Path.Combine(given, "trace")) ? "has no trace file: it is not a tracefs directory"
+                : null;
+            if (why is not null)
+            {
+                throw new BpfEnvironmentException(
+                    $"-TracingPath {given} {why}. Give the directory tracefs is mounted at (/sys/kernel/tracing, or /sys/kernel/debug/tracing under debugfs), or leave -TracingPath out to find it.",
+                    BpfEnvironmentProblem.NotTracingDirectory, given);
+            }
+
+            return given;
+        }
+
+        if (FindTracingDirectory(mountsFile) is { } found)
+        {
+            return found;
+        }
+
+        // Mounted, but its trace_pipe was not visible: tracefs lets only root in.
+        string? mounted = TracingDirectory(File.ReadAllText(mountsFile), d => Directory.Exists(d));
+        if (mounted is not null && Unreadable(mounted))
+        {
+            throw NotRoot(mounted);
+        }
+
+        throw new BpfEnvironmentException(
             "The kernel trace buffer is not reachable: neither tracefs nor debugfs is mounted. Mount it (mount -t tracefs nodev /sys/kernel/tracing) and try again.",
             BpfEnvironmentProblem.NoTraceFs, "/sys/kernel/tracing");
+    }
+
+    private static bool Unreadable(string directory)
+    {
+        try
+        {
+            _ = Directory.EnumerateFileSystemEntries(directory).Any();
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return true;
+        }
+    }
+
+    private static BpfEnvironmentException NotRoot(string directory) => new(
+        $"The kernel trace buffer ({directory}) is readable by root only. Run pwsh as root (sudo pwsh), or use -Node to read a node through Kubernetes.",
+        BpfEnvironmentProblem.NotRoot, directory);
 
     /// <summary>The lines in the trace buffer now (comment lines skipped); reading consumes nothing.</summary>
     public static IEnumerable<string> ReadSnapshot(string tracingDirectory, CancellationToken cancellationToken = default)

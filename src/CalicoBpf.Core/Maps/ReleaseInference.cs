@@ -60,7 +60,10 @@ public static class ReleaseInference
         catch (Interop.BpfException ex)
         {
             return new NodeRelease(CalicoRelease.Newest, CalicoReleaseSource.Unknown,
-                $"not told: the pinned maps could not be listed ({ex.Message}); the newest rules CalicoBpf knows are used; give -CalicoVersion");
+                $"not told: the pinned maps could not be listed ({ex.Message}); the newest rules CalicoBpf knows are used; give -CalicoVersion")
+            {
+                ListingNeedsRoot = ex is Interop.BpfEnvironmentException { Problem: Interop.BpfEnvironmentProblem.NotRoot },
+            };
         }
     }
 
@@ -127,7 +130,7 @@ public static class ReleaseInference
     public static NodeRelease Of(INodeMaps node, IEngineReporter reporter)
     {
         NodeRelease release = Of(node);
-        if (release.Source == CalicoReleaseSource.Unknown && Warned.TryAdd(node, Warned))
+        if (release.Source == CalicoReleaseSource.Unknown && !release.ListingNeedsRoot && Warned.TryAdd(node, Warned))
         {
             reporter.Warning($"{node.Node}: the Calico release could not be told ({release.Detail}). Maps are decoded with the rules of {release.Release.Line}.");
         }

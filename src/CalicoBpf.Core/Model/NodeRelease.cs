@@ -9,6 +9,9 @@ public sealed record NodeRelease(CalicoRelease Release, CalicoReleaseSource Sour
     /// <summary>Inferred from the pins: the oldest release they allow (Release is the newest); null otherwise.</summary>
     public CalicoRelease? Earliest { get; init; }
 
+    /// <summary>The pins could not be listed for want of root: the reader's own NotRoot error says so, no warning is due.</summary>
+    internal bool ListingNeedsRoot { get; init; }
+
     public static NodeRelease Given(CalicoRelease release) => new(release, CalicoReleaseSource.Given, "given with -CalicoVersion");
 
     /// <summary>The release an image's tag names (calico/node:v3.30.7, or the tag alone); null when it names none (a digest, "master").</summary>

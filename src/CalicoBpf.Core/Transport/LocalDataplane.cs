@@ -103,7 +103,7 @@ public sealed class LocalDataplane : INodeDataplane
 
     public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
     {
-        string dir = tracingDirectory ?? TraceFs.RequireTracingDirectory();
+        string dir = TraceFs.RequireTracingDirectory(tracingDirectory);
         return follow ? TraceFs.Follow(dir, cancellationToken) : TraceFs.ReadSnapshot(dir, cancellationToken);
     }
 

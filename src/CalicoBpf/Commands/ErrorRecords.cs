@@ -18,13 +18,14 @@ internal static class ErrorRecords
             BpfEnvironmentProblem.NoTraceFs => "NoTraceFs",
             BpfEnvironmentProblem.NoPolicyDebugInfo => "NoPolicyDebugInfo",
             BpfEnvironmentProblem.NotADirectory => "PinPathNotDirectory",
+            BpfEnvironmentProblem.NotTracingDirectory => "TracingPathNotTraceFs",
             _ => "UnsupportedPlatform",
         }, e.Problem switch
         {
             BpfEnvironmentProblem.NotRoot => ErrorCategory.PermissionDenied,
             BpfEnvironmentProblem.NoCalicoMaps or BpfEnvironmentProblem.NoPolicyDebugInfo => ErrorCategory.ObjectNotFound,
             BpfEnvironmentProblem.NoBpfFs or BpfEnvironmentProblem.NoTraceFs => ErrorCategory.ResourceUnavailable,
-            BpfEnvironmentProblem.NotADirectory => ErrorCategory.InvalidArgument,
+            BpfEnvironmentProblem.NotADirectory or BpfEnvironmentProblem.NotTracingDirectory => ErrorCategory.InvalidArgument,
             _ => ErrorCategory.NotImplemented,
         }, e.Target ?? target),
         CalicoMapLayoutException e => new ErrorRecord(e, "UnknownMapLayout", ErrorCategory.InvalidData, e.MapName),

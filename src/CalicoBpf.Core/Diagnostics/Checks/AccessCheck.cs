@@ -9,8 +9,20 @@ public sealed class AccessCheck : Check
 
     public override string HelpUri => "https://kubernetes.io/docs/reference/access-authn-authz/authorization/#checking-api-access";
 
+    /// <summary>Locally the rights are root's: reported here once, and the checks that need them are Skipped.</summary>
+    public override bool Local => true;
+
     public override IEnumerable<CheckResult> Run(CheckContext context)
     {
+        if (context.Local is { } local)
+        {
+            yield return Interop.KernelInfo.IsRoot
+                ? Result(CheckStatus.Pass, "Running as root: this machine's BPF maps and trace buffer can be read.", local.Node)
+                : Result(CheckStatus.Fail, "Not running as root: this machine's BPF maps and trace buffer are root's. The checks that read them are skipped.", local.Node,
+                    $"effective uid {Environment.UserName}", "Run pwsh as root (sudo pwsh), or check the cluster's nodes without -Local");
+            yield break;
+        }
+
         var needed = new (string Verb, string Group, string Resource, string? Sub, string Use)[]
         {
             ("list", string.Empty, "nodes", null, "list nodes"),
