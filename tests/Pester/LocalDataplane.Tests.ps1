@@ -84,6 +84,20 @@ Describe 'Reading the rest of the dataplane' -Skip:(-not $kernel) {
         $err[0].FullyQualifiedErrorId | Should -BeLike 'NoRoute,*'
     }
 
+    It 'Get-BpfRoute -Address takes a CIDR (the routes within it) and says what it takes' {
+        (Get-BpfRoute 10.65.0.0/16).Cidr | Should -Be @(Get-BpfRoute | Where-Object Cidr -like '10.65.*').Cidr
+        (Get-BpfRoute -Address 10.65.2.0/24).Cidr | Should -Be '10.65.2.0/26'
+        $null = Get-BpfRoute 192.168.0.0/16 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'NoRoute,*'
+        "$($err[0])" | Should -Match 'No Calico route lies within 192.168.0.0/16'
+        $e = $null
+        try { Get-BpfRoute 10.65.0.0/40 -ErrorAction Stop } catch { $e = $_ }
+        $e.FullyQualifiedErrorId | Should -BeLike 'InvalidAddress,*'
+        "$e" | Should -Be "-Address '10.65.0.0/40' has an invalid prefix length; use 0 to 32."
+        try { Get-BpfRoute nope -ErrorAction Stop } catch { $e = $_ }
+        "$e" | Should -Match ([regex]::Escape("-Address 'nope' is not an IP address or CIDR (examples: 10.65.0.2, 10.65.0.0/16, fd00::/64)."))
+    }
+
     It 'Get-BpfIpSet, Get-BpfArp and Get-BpfInterface' {
         (Get-BpfIpSet 0x7).Member | Should -Be @('10.65.0.5/32', '10.65.2.0/24')
         { Get-BpfIpSet 'set-a' -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidSetId,CalicoBpf.Commands.GetBpfIpSetCommand'

@@ -10,15 +10,36 @@ public sealed class GetBpfRouteCommand : MapCmdletBase
     [Parameter]
     public SwitchParameter IPv6 { get; set; }
 
-    /// <summary>Shows only the longest-prefix match for this address.</summary>
+    /// <summary>
+    /// An address: only the route the dataplane uses for it (longest-prefix match). A CIDR: every route
+    /// within it, as Get-BpfConntrack -Address takes CIDRs.
+    /// </summary>
     [Parameter(Position = 0)]
-    [ValidateNotNull]
-    public IPAddress? Address { get; set; }
+    [ValidateNotNullOrEmpty]
+    public string? Address { get; set; }
 
     protected override void ProcessRecord()
     {
-        bool ipv6 = IPv6 || (Address is not null && ConntrackText.IsIPv6(Address));
-        ReadEach(node => RouteMap.Read(node, ipv6, Address, Reporter, CancelToken), Address is null ? null : new[] { Address.ToString() },
-            "NoRoute", a => $"No Calico route covers {a}: the dataplane has no route for it (packets to it are dropped as unknown route, or go to the host stack).");
+        AddressPrefix? given = null;
+        if (Address is not null)
+        {
+            try
+            {
+                given = AddressPrefix.Parse(Address);
+            }
+            catch (FormatException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Address {ex.Message}", ex), "InvalidAddress", ErrorCategory.InvalidArgument, Address));
+            }
+        }
+
+        bool ipv6 = IPv6 || given?.IsIPv6 == true;
+        bool lookup = given is not null && !Address!.Contains('/');
+        IPAddress? address = lookup ? IPAddress.Parse(Address!.Trim()) : null;
+        ReadEach(node => RouteMap.Read(node, ipv6, address, Reporter, CancelToken).Where(r => lookup || given is null || (r.PrefixLength >= given.PrefixLength && given.Matches(r.Address))),
+            Address is null ? null : new[] { Address },
+            "NoRoute", a => lookup
+                ? $"No Calico route covers {a}: the dataplane has no route for it (packets to it are dropped as unknown route, or go to the host stack)."
+                : $"No Calico route lies within {a}. Give an address to see the route that covers it.");
     }
 }
