@@ -62,6 +62,20 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         "$($errs[0])" | Should -Match 'node-c.*eBPF mode'
     }
 
+    It 'a name that matches nothing on a node is an error for that node, as locally (never silence)' {
+        $found = @(Get-BpfCounter -Node node-a, node-b -Interface nope -ErrorVariable errs -ErrorAction SilentlyContinue)
+        $found | Should -BeNullOrEmpty
+        @($errs | ForEach-Object { $_.FullyQualifiedErrorId -replace ',.*' }) | Should -Be @('InterfaceNotFound', 'InterfaceNotFound')
+        @($errs | ForEach-Object { "$_" -replace ':.*' }) | Should -Be @('node-a', 'node-b')
+        "$($errs[0])" | Should -Match 'Calico keeps no counters for interface nope'
+        # On a node that has it, the name is found; only the other is reported; a wildcard is a filter.
+        $eth = @(Get-BpfCounter -Node node-a, node-b -Interface vxlan.calico -ErrorVariable errs2 -ErrorAction SilentlyContinue)
+        @($eth.Node | Sort-Object -Unique) | Should -Be @('node-a')
+        @($errs2 | ForEach-Object { "$_" -replace ':.*' }) | Should -Be @('node-b')
+        $null = Get-BpfCounter -Node node-a -Interface nope* -ErrorVariable errs3 -ErrorAction SilentlyContinue
+        $errs3 | Should -BeNullOrEmpty
+    }
+
     It '-Resolve names pods and services from one pod list and one service list per run' {
         function Get-Requests { Invoke-RestMethod -SkipCertificateCheck -Uri "$($cluster.Url)/debug/calicobpf/requests" -Headers @{ Authorization = 'Bearer admin-token' } }
         $before = Get-Requests

@@ -43,17 +43,43 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
     private protected bool IsLocal => Node is null
         || (Kubeconfig is null && Context is null && Node.All(n => string.Equals(n, LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase)));
 
-    /// <summary>As <see cref="ForEachNode{T}"/>; locally, names given without wildcards that match nothing are reported.</summary>
+    /// <summary>
+    /// As <see cref="ForEachNode{T}"/>; names given without wildcards that match nothing are reported,
+    /// locally and on each node read to the end that had none (a node that failed has its own error).
+    /// </summary>
     protected void ReadEach<T>(Func<INodeDataplane, IEnumerable<T>> read, string[]? names, string errorId, Func<string, string> notFound)
     {
         if (IsLocal)
         {
             Run(() => WriteEach(read(OpenLocalNode()), names, errorId, notFound), PinDirectory);
+            return;
         }
-        else
+
+        if (names is not { Length: > 0 } || names.Any(WildcardPattern.ContainsWildcardCharacters))
         {
             ForEachNode(read);
+            return;
         }
+
+        var empty = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+        ForEachNode(node => Counted(read(node), node.Node, empty));
+        foreach (string node in empty.Where(e => e.Value).Select(e => e.Key).OrderBy(n => n, StringComparer.Ordinal))
+        {
+            WriteError(new ErrorRecord(new ItemNotFoundException($"{node}: {notFound(string.Join(", ", names))}"), errorId, ErrorCategory.ObjectNotFound, names));
+        }
+    }
+
+    /// <summary>Passes <paramref name="items"/> on; once they are all read, notes whether there were none.</summary>
+    private static IEnumerable<T> Counted<T>(IEnumerable<T> items, string node, System.Collections.Concurrent.ConcurrentDictionary<string, bool> empty)
+    {
+        bool any = false;
+        foreach (T item in items)
+        {
+            any = true;
+            yield return item;
+        }
+
+        empty[node] = !any;
     }
 
     /// <summary>
