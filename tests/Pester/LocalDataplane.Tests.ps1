@@ -208,6 +208,9 @@ Describe 'Changes: -WhatIf leaves every map byte-identical, the real change remo
             Remove-BpfConnectTimeProgram -LinkPath $links -Confirm:$false
             @(Get-BpfConnectTimeProgram -CgroupPath $cgroup -LinkPath $links -All).Count | Should -Be 0
             Get-ChildItem $links | Should -BeNullOrEmpty
+            # Once it is gone, asking again says so (with -WhatIf too), naming where it looked.
+            Remove-BpfConnectTimeProgram -LinkPath $links -WhatIf -WarningVariable warn -WarningAction SilentlyContinue
+            "$warn" | Should -Match ([regex]::Escape("No connect-time load balancer pins were found (program arrays in $($fs.PinPath), links in $links): nothing to remove."))
         } finally {
             Remove-TestCgroup $cgroup $links
         }

@@ -21,7 +21,11 @@ public sealed class RemoveBpfConnectTimeProgramCommand : MapCmdletBase
             (IReadOnlyList<string> arrays, IReadOnlyList<string> linkPins) = ConnectTime.Plan(node, links);
             if (arrays.Count == 0 && linkPins.Count == 0)
             {
-                WriteVerbose($"No connect-time load balancer pins were found{on}: nothing to remove.");
+                // Said, not whispered: a cleanup that finds nothing may be looking in the wrong place.
+                string why = IsLocal && ConnectTime.Cgroup2Mount() is null
+                    ? " This machine has no cgroup v2 hierarchy mounted, which Calico attaches it to: it cannot be in use here."
+                    : string.Empty;
+                WriteWarning($"No connect-time load balancer pins were found{on} (program arrays in {node.PinDirectory}, links in {links}): nothing to remove.{why}");
             }
 
             foreach (string array in arrays)
