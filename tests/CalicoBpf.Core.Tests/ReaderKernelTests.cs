@@ -176,7 +176,7 @@ public class ReaderKernelTests
         InterfaceCounter gone = rows.Single(r => r.IfIndex == 987654 && r.Id == "DroppedIPMalformed");
         Assert.Equal("ifindex 987654", gone.Interface);
         Assert.Null(gone.Egress);
-        // calico-bpf's row order: category, then caption, byte-wise.
+        // Row order: category, then caption ignoring case (calico-bpf compares byte-wise: capitals first).
         Assert.Equal(new[] { "by another program", "by failsafe", "by policy" }, rows.Where(r => r.Interface == "lo" && r.Category == CounterCategory.Accepted).Select(r => r.Name));
         Assert.Equal(CounterCategory.Total, rows.Last(r => r.Interface == "lo").Category);
 

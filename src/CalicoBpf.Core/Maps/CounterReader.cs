@@ -56,7 +56,7 @@ public static class CounterReader
             .Where(d => d.Printed)
             .OrderBy(d => d.Category == CounterCategory.Unknown ? 1 : 0)
             .ThenBy(d => d.Category.ToString(), StringComparer.Ordinal)
-            .ThenBy(d => d.Caption, StringComparer.Ordinal)
+            .ThenBy(d => d.Caption, StringComparer.OrdinalIgnoreCase)
             .ToArray();
         foreach ((int ifIndex, ulong[]?[] hooks) in byInterface)
         {
