@@ -152,6 +152,16 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
         $json[0].ServiceEndpoint | Should -Match ':\d+$'
     }
 
+    It 'gives an unchanged entry the same LastSeen in two reads' {
+        $first = @(Get-BpfConntrack | Sort-Object { $_.Key.ToString() })
+        Start-Sleep -Milliseconds 20
+        $second = @(Get-BpfConntrack | Sort-Object { $_.Key.ToString() })
+        $second.Count | Should -Be $first.Count
+        for ($i = 0; $i -lt $first.Count; $i++) { $second[$i].LastSeen | Should -Be $first[$i].LastSeen }
+        # The age still grows: it is measured against the monotonic clock now.
+        ($second[0].Age - $first[0].Age) | Should -BeGreaterThan ([timespan]::Zero)
+    }
+
     It 'renders its default table' {
         $text = Get-BpfConntrack -Type NatReverse | Select-Object -First 3 | Out-String -Width 150
         $text | Should -Match 'Protocol\s+Source\s+Destination\s+Type\s+State\s+Age\s+ServiceEndpoint'

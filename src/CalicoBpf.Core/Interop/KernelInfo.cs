@@ -136,6 +136,29 @@ public readonly record struct ClockSample(ulong MonotonicNanoseconds, DateTime U
     public TimeSpan AgeOf(ulong timestamp) =>
         timestamp >= MonotonicNanoseconds ? TimeSpan.Zero : TimeSpan.FromTicks((long)((MonotonicNanoseconds - timestamp) / 100));
 
-    /// <summary>Wall-clock time (UTC) of a bpf_ktime_get_ns() timestamp.</summary>
-    public DateTime WallTimeOf(ulong timestamp) => UtcNow - AgeOf(timestamp);
+    /// <summary>Wall-clock time (UTC) of a bpf_ktime_get_ns() timestamp: the anchored epoch plus it, else now less its age.</summary>
+    public DateTime WallTimeOf(ulong timestamp) =>
+        Epoch is { } epoch ? epoch + TimeSpan.FromTicks((long)(Math.Min(timestamp, MonotonicNanoseconds) / 100)) : UtcNow - AgeOf(timestamp);
+
+    /// <summary>The wall-clock time of monotonic zero this sample is anchored to (<see cref="Anchored"/>); null: none.</summary>
+    public DateTime? Epoch { get; init; }
+
+    /// <summary>How far a node's wall-clock epoch may move before it is taken as a clock step (NTP, a resume) and anchored again.</summary>
+    public static readonly TimeSpan EpochTolerance = TimeSpan.FromMilliseconds(50);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> Epochs = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// This sample with the wall-clock time of monotonic zero (the epoch) that <paramref name="node"/>
+    /// had at its first sample in this process, while the two agree within <see cref="EpochTolerance"/>.
+    /// Two samples taken apart differ by the time between their two clock reads (microseconds here,
+    /// milliseconds through exec), so without it an unchanged entry's LastSeen moved between reads.
+    /// Ages are not touched: they come from the monotonic clock alone.
+    /// </summary>
+    public ClockSample Anchored(string node)
+    {
+        DateTime epoch = UtcNow - TimeSpan.FromTicks((long)(MonotonicNanoseconds / 100));
+        DateTime anchored = Epochs.AddOrUpdate(node, epoch, (_, known) => (known - epoch).Duration() <= EpochTolerance ? known : epoch);
+        return this with { UtcNow = anchored + TimeSpan.FromTicks((long)(MonotonicNanoseconds / 100)), Epoch = anchored };
+    }
 }

@@ -249,10 +249,10 @@ public sealed partial class CommandDataplane : INodeDataplane, IDisposable
         if (_probeClock is { } sample)
         {
             _probeClock = null;
-            return sample;
+            return sample.Anchored("node:" + Node);
         }
 
-        return ParseClock(RunText("sh", "-c", ClockScript));
+        return ParseClock(RunText("sh", "-c", ClockScript)).Anchored("node:" + Node);
     }
 
     private static ClockSample ParseClock(string text)

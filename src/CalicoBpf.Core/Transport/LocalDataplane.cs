@@ -81,7 +81,7 @@ public sealed class LocalDataplane : INodeDataplane
     public IMapWriter OpenMapForWrite(string pinName) =>
         new LocalMapReader(BpfMap.OpenPinned(Path.Combine(PinDirectory, pinName), writable: true));
 
-    public ClockSample SampleClock() => KernelInfo.SampleClocks();
+    public ClockSample SampleClock() => KernelInfo.SampleClocks().Anchored("local:" + Node);
 
     public IReadOnlyDictionary<int, NetworkLink> ListLinks() => NetLink.ListLinks();
 
