@@ -47,3 +47,43 @@ public class DiagnosticsTests
         Assert.Equal(new[] { "access", "bpf-running", "debug-logging", "drops", "capacity" }, Checks.All.Where(c => c.Local).Select(c => c.Id));
     }
 }
+
+/// <summary>The debug-logging check's words when the trace buffer cannot be read, said once.</summary>
+public class DebugLoggingTraceBufferTests
+{
+    /// <summary>A dataplane whose trace buffer fails as given, and that has nothing else (the check reads nothing else locally).</summary>
+    public class Unreadable : System.Reflection.DispatchProxy
+    {
+        public Exception Failure { get; set; } = new InvalidOperationException();
+
+        protected override object? Invoke(System.Reflection.MethodInfo? method, object?[]? args) =>
+            method?.Name switch
+            {
+                "get_Node" => "n",
+                "ReadTraceLines" => throw Failure,
+                _ => throw new NotSupportedException(method?.Name),
+            };
+    }
+
+    private static CheckResult Run(Exception failure)
+    {
+        INodeDataplane local = System.Reflection.DispatchProxy.Create<INodeDataplane, Unreadable>();
+        ((Unreadable)(object)local).Failure = failure;
+        return new DebugLoggingCheck().Run(new CheckContext(null, null, local, CancellationToken.None)).Single();
+    }
+
+    [Fact]
+    public void No_trace_buffer_is_skipped_with_the_reason_said_once()
+    {
+        CheckResult r = Run(new BpfEnvironmentException("The kernel trace buffer is not reachable: neither tracefs nor debugfs is mounted. Mount it (mount -t tracefs nodev /sys/kernel/tracing) and try again.", BpfEnvironmentProblem.NoTraceFs));
+        Assert.Equal(CheckStatus.Skipped, r.Status);
+        Assert.Equal("Not checked: The kernel trace buffer is not reachable: neither tracefs nor debugfs is mounted. Mount it (mount -t tracefs nodev /sys/kernel/tracing) and try again.", r.Message);
+    }
+
+    [Fact]
+    public void A_trace_buffer_for_root_only_points_at_the_access_check()
+    {
+        CheckResult r = Run(new BpfEnvironmentException("The kernel trace buffer (/sys/kernel/tracing) is readable by root only.", BpfEnvironmentProblem.NotRoot));
+        Assert.Equal((CheckStatus.Skipped, "Not checked: reading this machine's BPF maps needs root (see access)."), (r.Status, r.Message));
+    }
+}

@@ -39,9 +39,14 @@ public sealed class DebugLoggingCheck : Check
         {
             lines = DebugTrace.CalicoLines(local, CancellationToken.None);
         }
+        catch (Interop.BpfEnvironmentException ex) when (ex.Problem == Interop.BpfEnvironmentProblem.NotRoot)
+        {
+            return Failure(ex, local.Node);
+        }
         catch (Interop.BpfException ex)
         {
-            return Result(CheckStatus.Skipped, "Not checked: the kernel's trace buffer cannot be read here: " + ex.Message, local.Node);
+            // The message says what the trace buffer lacks ("The kernel trace buffer is not reachable: ...").
+            return Result(CheckStatus.Skipped, "Not checked: " + ex.Message, local.Node);
         }
 
         return lines == 0
