@@ -90,7 +90,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
                     Image = image,
                     OperatorManaged = pod?.Metadata?.NamespaceProperty == "calico-system",
                     Context = Context,
-                    Labels = new Dictionary<string, string>(n.Metadata.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal),
+                    Labels = new ValueMap(new Dictionary<string, string>(n.Metadata.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal)),
                 };
             }).OrderBy(n => n.Node, StringComparer.Ordinal).ToList();
         }

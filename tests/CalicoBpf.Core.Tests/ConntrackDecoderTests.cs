@@ -52,7 +52,8 @@ public class ConntrackDecoderTests
         Assert.Equal(7, e.Forward.IfIndex);
         Assert.Equal(0, e.Reverse.IfIndex);
         Assert.Equal(Hex.Parse(WorkedKey), e.RawKey);
-        Assert.Equal(88, e.RawValue.Length);
+        Assert.Equal(88, e.RawValue.Count);
+        Assert.Equal("06 00 00 00 0a 41 00 02 0a 41 00 03 40 9c 50 00", e.RawKey.ToString()); // one CSV cell, as the reference writes keys
         Assert.Equal("TCP 10.65.0.2:40000 -> 10.65.0.3:80  Active ago 1.5s ESTABLISHED", e.ToString());
     }
 

@@ -33,7 +33,7 @@ Describe 'Felix fields: one table, one property, one parameter, one help entry e
         }
         $propertyType = @{
             Boolean = [Nullable[bool]]; Integer = [Nullable[long]]; Text = [string]; Duration = [Nullable[timespan]]
-            TextList = [string[]]; TextMap = [System.Collections.Generic.IReadOnlyDictionary[string, string]]; IntOrText = [string]
+            TextList = [CalicoBpf.ValueList[string]]; TextMap = [CalicoBpf.ValueMap]; IntOrText = [string]
         }
         # A value of each kind as the API serves it.
         $sample = @{

@@ -69,6 +69,20 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
     }
     AfterAll { Stop-TestCluster $cluster }
 
+    It '<_> exports to CSV with every cell a value, never a .NET type name, and reads back' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
+        $items = $objects[$_]
+        $csv = @($items | ConvertTo-Csv)
+        $back = @($csv | ConvertFrom-Csv)
+        $back.Count | Should -Be $items.Count
+        foreach ($row in $back) {
+            foreach ($p in $row.PSObject.Properties) {
+                $p.Value | Should -Not -Match '^System\.[\w.`]+(\[.*\])?$' -Because "$_ column $($p.Name) holds a type name, not its value"
+                $p.Value | Should -Not -Match '^CalicoBpf\.[\w.]+$' -Because "$_ column $($p.Name) holds a type name, not its value"
+            }
+        }
+        if ($items[0].PSObject.Properties['Node']) { $back[0].Node | Should -Be "$($items[0].Node)" }
+    }
+
     It '<_> at <Width> columns: no line wider, every column there' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'ConntrackResolved', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
         $set = $_
         $items = $objects[$set]

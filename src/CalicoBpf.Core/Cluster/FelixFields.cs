@@ -11,9 +11,9 @@ public enum FelixValueKind
     Text,
     /// <summary>A Go duration string ("1s", "1m30s", "500ms"): TimeSpan.</summary>
     Duration,
-    /// <summary>A list of strings: string[].</summary>
+    /// <summary>A list of strings: ValueList&lt;string&gt;.</summary>
     TextList,
-    /// <summary>An object of strings (bpfLogFilters, bpfConntrackTimeouts): a dictionary.</summary>
+    /// <summary>An object of strings (bpfLogFilters, bpfConntrackTimeouts): a ValueMap.</summary>
     TextMap,
     /// <summary>An integer or a string (bpfPSNATPorts: 20000 or "20000:29999"): string.</summary>
     IntOrText,
@@ -201,9 +201,9 @@ public static class FelixFields
             case FelixValueKind.Duration:
                 return node.GetValueKind() == JsonValueKind.String && GoDuration.TryParse(node.GetValue<string>(), out TimeSpan d) ? d : null;
             case FelixValueKind.TextList:
-                return node is JsonArray a ? a.Select(x => x?.ToString() ?? string.Empty).ToArray() : null;
+                return node is JsonArray a ? new ValueList<string>(a.Select(x => x?.ToString() ?? string.Empty)) : null;
             case FelixValueKind.TextMap:
-                return node is JsonObject o ? o.ToDictionary(p => p.Key, p => p.Value?.ToString() ?? string.Empty) : null;
+                return node is JsonObject o ? new ValueMap(o.ToDictionary(p => p.Key, p => p.Value?.ToString() ?? string.Empty)) : null;
             default:
                 return node.GetValueKind() == JsonValueKind.String ? node.GetValue<string>() : node.ToJsonString();
         }

@@ -36,14 +36,14 @@ public sealed class ConntrackRemover : IDisposable
     /// <summary>The keys a removal of this entry deletes: its own, and its NAT partners'.</summary>
     public IReadOnlyList<byte[]> KeysFor(ConntrackEntry entry)
     {
-        var keys = new List<byte[]> { entry.RawKey };
+        var keys = new List<byte[]> { entry.RawKey.Bytes };
         if (entry.Type == ConntrackType.NatForward && entry.ReverseKey is { } rk)
         {
             byte[] reverse = new byte[_layout.KeySize];
             ConntrackCodec.WriteKey(_layout, reverse, rk.Protocol, rk.AddressA, rk.PortA, rk.AddressB, rk.PortB);
             keys.Add(reverse);
         }
-        else if (entry.Type == ConntrackType.NatReverse && ForwardIndex().TryGetValue(entry.RawKey, out List<byte[]>? forwards))
+        else if (entry.Type == ConntrackType.NatReverse && ForwardIndex().TryGetValue(entry.RawKey.Bytes, out List<byte[]>? forwards))
         {
             keys.AddRange(forwards);
         }
@@ -54,9 +54,9 @@ public sealed class ConntrackRemover : IDisposable
     /// <summary>Deletes the entry and its NAT partners. Returns how many were deleted.</summary>
     public int Remove(ConntrackEntry entry)
     {
-        if (entry.RawKey.Length != _layout.KeySize)
+        if (entry.RawKey.Count != _layout.KeySize)
         {
-            throw new ArgumentException($"The entry's key has {entry.RawKey.Length} bytes; {MapName} takes {_layout.KeySize}. Was it read from another map?", nameof(entry));
+            throw new ArgumentException($"The entry's key has {entry.RawKey.Count} bytes; {MapName} takes {_layout.KeySize}. Was it read from another map?", nameof(entry));
         }
 
         int n = 0;

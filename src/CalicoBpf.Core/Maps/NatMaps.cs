@@ -130,7 +130,7 @@ public static class NatMaps
             LocalBackendCount = (int)BinaryPrimitives.ReadUInt32LittleEndian(value[8..]),
             AffinityTimeout = TimeSpan.FromSeconds(BinaryPrimitives.ReadUInt32LittleEndian(value[12..])),
             Flags = value.Length >= 20 ? (NatFrontendFlags)BinaryPrimitives.ReadUInt32LittleEndian(value[16..]) : NatFrontendFlags.None,
-            Backends = backends ?? Array.Empty<NatBackend>(),
+            Backends = backends is null ? ValueList<NatBackend>.Empty : new ValueList<NatBackend>(backends, format: b => b.Missing ? $"#{b.Ordinal} missing" : ConntrackText.HostPort(b.Address!, b.Port)),
         };
     }
 

@@ -78,7 +78,7 @@ public static partial class PolicyDebug
                 {
                     // One read of the IP sets per call, and only when a rule names one.
                     sets ??= ReadIpSetMembers(node, ipv6, reporter, cancellationToken);
-                    rule.ResolvedMatches = rule.Matches.Select(m => ResolveIpSets(m, sets)).ToArray();
+                    rule.ResolvedMatches = new ValueList<string>(rule.Matches.Select(m => ResolveIpSets(m, sets)), "; ");
                 }
 
                 yield return rule;
@@ -298,7 +298,7 @@ public static partial class PolicyDebug
                 Index = _index,
                 Rule = _rule,
                 Action = a.Success ? a.Groups["a"].Value : _endOfTier ? EndOfTierAction : string.Empty,
-                Matches = Matches.ToArray(),
+                Matches = new ValueList<string>(Matches, "; "),
                 MatchId = MatchId,
                 HitCount = MatchId is { } id ? (hits.TryGetValue(id, out ulong h) ? h : 0) : null,
             };

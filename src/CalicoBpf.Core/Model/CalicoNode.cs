@@ -32,7 +32,7 @@ public sealed class CalicoNode
     public bool OperatorManaged { get; init; }
     public string Context { get; init; } = string.Empty;
     /// <summary>The node's labels (what Calico selectors, such as a FelixConfiguration's nodeSelector, match).</summary>
-    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+    public ValueMap Labels { get; init; } = ValueMap.Empty;
 
     public override string ToString() => Node;
 }

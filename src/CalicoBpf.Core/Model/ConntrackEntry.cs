@@ -49,8 +49,8 @@ public sealed class ConntrackEntry
     public int MapVersion { get; init; }
     /// <summary>The Calico release whose meanings decoded the entry (offset 0, flag names): see Get-BpfMap's CalicoRelease.</summary>
     public CalicoRelease Release { get; init; } = CalicoRelease.Newest;
-    public byte[] RawKey { get; init; } = Array.Empty<byte>();
-    public byte[] RawValue { get; init; } = Array.Empty<byte>();
+    public HexBytes RawKey { get; init; } = HexBytes.Empty;
+    public HexBytes RawValue { get; init; } = HexBytes.Empty;
 
     /// <summary>The opener as host:port (IPv6 in brackets), as calico-bpf's JSON prints it.</summary>
     public string Source => ConntrackText.HostPort(SourceAddress, SourcePort);
@@ -84,7 +84,7 @@ public sealed class ConntrackEntry
     public TcpState State => ConntrackText.DeriveState(Protocol, Type, Flags, Forward, Reverse);
 
     /// <summary>The flag names calico-bpf prints (nat-out, B-A, ...).</summary>
-    public string[] FlagNames => ConntrackText.FlagNames(Flags, Release);
+    public ValueList<string> FlagNames => ConntrackText.FlagNames(Flags, Release);
 
     public override string ToString() => ConntrackText.Describe(this);
 }

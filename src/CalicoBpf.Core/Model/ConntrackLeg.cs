@@ -21,4 +21,20 @@ public sealed record ConntrackLeg
     public bool Workload { get; init; }
     /// <summary>Ingress ifindex for traffic towards the host; 0 for traffic from the host.</summary>
     public int IfIndex { get; init; }
+
+    /// <summary>One line for a CSV cell or a message: "1500 bytes 12 packets seq 4211 syn ack approved opener ifindex 5".</summary>
+    public override string ToString()
+    {
+        var words = new List<string> { $"{Bytes} bytes", $"{Packets} packets", $"seq {SequenceNumber}" };
+        foreach ((bool on, string name) in new[] { (SynSeen, "syn"), (AckSeen, "ack"), (FinSeen, "fin"), (RstSeen, "rst"), (Approved, "approved"), (Opener, "opener"), (Workload, "workload") })
+        {
+            if (on)
+            {
+                words.Add(name);
+            }
+        }
+
+        words.Add($"ifindex {IfIndex}");
+        return string.Join(" ", words);
+    }
 }

@@ -42,7 +42,7 @@ public sealed class FelixBpfConfig
     public string Node { get; }
 
     /// <summary>The eBPF-related fields this object sets (JSON names), in catalog order.</summary>
-    public IReadOnlyList<string> SetFields { get; }
+    public ValueList<string> SetFields { get; }
 
     /// <summary>The whole resource as the API served it.</summary>
     public JsonObject Resource { get; }
@@ -65,7 +65,7 @@ public sealed class FelixBpfConfig
 
     public string? BpfLogLevel => (string?)Value("bpfLogLevel");
 
-    public IReadOnlyDictionary<string, string>? BpfLogFilters => (IReadOnlyDictionary<string, string>?)Value("bpfLogFilters");
+    public ValueMap? BpfLogFilters => (ValueMap?)Value("bpfLogFilters");
 
     public string? BpfCTLBLogFilter => (string?)Value("bpfCTLBLogFilter");
 
@@ -73,7 +73,7 @@ public sealed class FelixBpfConfig
 
     public string? BpfConntrackMode => (string?)Value("bpfConntrackMode");
 
-    public IReadOnlyDictionary<string, string>? BpfConntrackTimeouts => (IReadOnlyDictionary<string, string>?)Value("bpfConntrackTimeouts");
+    public ValueMap? BpfConntrackTimeouts => (ValueMap?)Value("bpfConntrackTimeouts");
 
     public string? BpfDataIfacePattern => (string?)Value("bpfDataIfacePattern");
 
@@ -87,7 +87,7 @@ public sealed class FelixBpfConfig
 
     public string? BpfExternalServiceMode => (string?)Value("bpfExternalServiceMode");
 
-    public string[]? BpfDSROptoutCIDRs => (string[]?)Value("bpfDSROptoutCIDRs");
+    public ValueList<string>? BpfDSROptoutCIDRs => (ValueList<string>?)Value("bpfDSROptoutCIDRs");
 
     public long? BpfExtToServiceConnmark => (long?)Value("bpfExtToServiceConnmark");
 
@@ -129,11 +129,11 @@ public sealed class FelixBpfConfig
 
     public bool? BpfPolicyDebugEnabled => (bool?)Value("bpfPolicyDebugEnabled");
 
-    public string[]? BpfForceTrackPacketsFromIfaces => (string[]?)Value("bpfForceTrackPacketsFromIfaces");
+    public ValueList<string>? BpfForceTrackPacketsFromIfaces => (ValueList<string>?)Value("bpfForceTrackPacketsFromIfaces");
 
     public string? BpfDisableGROForIfaces => (string?)Value("bpfDisableGROForIfaces");
 
-    public string[]? BpfExcludeCIDRsFromNAT => (string[]?)Value("bpfExcludeCIDRsFromNAT");
+    public ValueList<string>? BpfExcludeCIDRsFromNAT => (ValueList<string>?)Value("bpfExcludeCIDRsFromNAT");
 
     public long? BpfExportBufferSizeMB => (long?)Value("bpfExportBufferSizeMB");
 

@@ -8,7 +8,7 @@ public sealed class InterfaceState
     /// <summary>The name Felix stored (up to 15 characters).</summary>
     public string Name { get; init; } = string.Empty;
     public InterfaceStateFlags Flags { get; init; }
-    public string[] FlagNames { get; init; } = Array.Empty<string>();
+    public ValueList<string> FlagNames { get; init; } = ValueList<string>.Empty;
     /// <summary>Program indices Felix assigned (-1: none). Null where the map version has no such field.</summary>
     public int? XdpPolicyV4 { get; init; }
     public int? IngressPolicyV4 { get; init; }
@@ -22,5 +22,5 @@ public sealed class InterfaceState
     /// <summary>How the programs on the interface are attached: TC, TCX or Netkit (several while Felix switches); None when none is, or when they were not asked for.</summary>
     public AttachKind AttachKind { get; init; }
     /// <summary>The programs attached to the interface at the TC hooks, as bpftool net show lists them.</summary>
-    public ProgramAttachment[] Attachments { get; init; } = Array.Empty<ProgramAttachment>();
+    public ValueList<ProgramAttachment> Attachments { get; init; } = ValueList<ProgramAttachment>.Empty;
 }

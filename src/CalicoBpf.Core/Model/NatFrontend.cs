@@ -17,7 +17,7 @@ public sealed class NatFrontend
     public int LocalBackendCount { get; init; }
     public TimeSpan AffinityTimeout { get; init; }
     public NatFrontendFlags Flags { get; init; }
-    public IReadOnlyList<NatBackend> Backends { get; init; } = Array.Empty<NatBackend>();
+    public ValueList<NatBackend> Backends { get; init; } = ValueList<NatBackend>.Empty;
 
     /// <summary>-Resolve: "namespace/name" of the Kubernetes service with this frontend (empty when none).</summary>
     public string Service { get; set; } = string.Empty;

@@ -22,14 +22,14 @@ public sealed class PolicyRule
     /// <summary>allow, deny, pass, next-tier, log (as Felix names them).</summary>
     public string Action { get; init; } = string.Empty;
     /// <summary>The match conditions as the program checks them.</summary>
-    public string[] Matches { get; init; } = Array.Empty<string>();
+    public ValueList<string> Matches { get; init; } = ValueList<string>.Empty;
     /// <summary>
     /// The Match lines with IP set ids replaced by the sets' members, as HEAD's calico-bpf policy dump
     /// prints them (read from the node's IP set map); the same as Matches when no line names a set.
     /// </summary>
-    public string[] ResolvedMatches { get => _resolved ?? Matches; set => _resolved = value; }
+    public ValueList<string> ResolvedMatches { get => _resolved ?? Matches; set => _resolved = value; }
 
-    private string[]? _resolved;
+    private ValueList<string>? _resolved;
     /// <summary>The rule's id in the rule counters map; null when Felix recorded none.</summary>
     public ulong? MatchId { get; init; }
     /// <summary>Packets that hit the rule (summed over CPUs); null when the rule has no counter.</summary>
