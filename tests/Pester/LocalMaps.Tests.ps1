@@ -133,6 +133,15 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
         { Get-BpfConntrack -Protocol 300 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*a number from 0 to 255*'
         { Get-BpfConntrack -OlderThan 5 minutes -ErrorAction Stop } | Should -Throw
         { Get-BpfConntrack -OlderThan soon -ErrorAction Stop } | Should -Throw -ExpectedMessage '*5m, 1h30m, 90s or 1500ms*'
+        # Every age the tables show is taken back as it is shown (ShortDuration), days included.
+        foreach ($shown in '850ms', '8.3s', '42s', '11m08s', '3h05m', '2d04h', '2d') {
+            { Get-BpfConntrack -OlderThan $shown -ErrorAction Stop } | Should -Not -Throw -Because "the tables show ages as $shown"
+        }
+        @(Get-BpfConntrack -OlderThan 2d04h).Count | Should -Be 0
+        foreach ($t in [timespan]::FromMilliseconds(850), [timespan]::FromSeconds(668.3), [timespan]'03:05:59', [timespan]'2.04:30:00') {
+            $shown = [CalicoBpf.ConntrackText]::ShortDuration($t)
+            { Get-BpfConntrack -OlderThan $shown -ErrorAction Stop } | Should -Not -Throw -Because "$t is shown as $shown"
+        }
         { Remove-BpfConntrack -State SYN-SENT -WhatIf -ErrorAction Stop } | Should -Not -Throw
     }
 
