@@ -138,6 +138,15 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
             { Get-BpfConntrack -OlderThan $shown -ErrorAction Stop } | Should -Not -Throw -Because "the tables show ages as $shown"
         }
         @(Get-BpfConntrack -OlderThan 2d04h).Count | Should -Be 0
+        # Every state and protocol the tables show is taken as -State and -Protocol.
+        foreach ($state in [Enum]::GetValues([CalicoBpf.TcpState])) {
+            $text = [CalicoBpf.ConntrackText]::StateText($state)
+            if ($text) { { Get-BpfConntrack -State $text -ErrorAction Stop } | Should -Not -Throw -Because "the table shows $state as $text" }
+        }
+        foreach ($n in 0..255) {
+            $text = [CalicoBpf.ConntrackText]::Protocol([Enum]::ToObject([CalicoBpf.IpProtocol], $n))
+            { Get-BpfConntrack -Protocol $text -ErrorAction Stop } | Should -Not -Throw -Because "the table shows protocol $n as $text"
+        }
         foreach ($t in [timespan]::FromMilliseconds(850), [timespan]::FromSeconds(668.3), [timespan]'03:05:59', [timespan]'2.04:30:00') {
             $shown = [CalicoBpf.ConntrackText]::ShortDuration($t)
             { Get-BpfConntrack -OlderThan $shown -ErrorAction Stop } | Should -Not -Throw -Because "$t is shown as $shown"

@@ -41,6 +41,31 @@ public static class ConntrackText
         _ => "Proto-" + (byte)protocol,
     };
 
+    /// <summary>
+    /// A protocol as <see cref="Protocol"/> prints it (TCP, ICMP6, Proto-200, any case), by its enum
+    /// name (IcmpV6, Gre) or by number (0 to 255); null for anything else.
+    /// </summary>
+    public static IpProtocol? ParseProtocol(string text)
+    {
+        string t = text.Trim();
+        if (t.StartsWith("Proto-", StringComparison.OrdinalIgnoreCase))
+        {
+            t = t[6..];
+        }
+
+        if (byte.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out byte b))
+        {
+            return (IpProtocol)b;
+        }
+
+        if (t.Equals("ICMP6", StringComparison.OrdinalIgnoreCase))
+        {
+            return IpProtocol.IcmpV6;
+        }
+
+        return t.Length > 0 && !char.IsDigit(t[0]) && t[0] != '-' && t[0] != '+' && Enum.TryParse(t, ignoreCase: true, out IpProtocol p) ? p : null;
+    }
+
     /// <summary>addr:port, IPv6 without brackets as calico-bpf's text dump prints it.</summary>
     public static string Endpoint(IPAddress address, int port) => address + ":" + port;
 

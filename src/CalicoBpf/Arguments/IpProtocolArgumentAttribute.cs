@@ -1,8 +1,8 @@
 namespace CalicoBpf.Arguments;
 
 /// <summary>
-/// -Protocol as users write it: a name as the tables show it (tcp, UDP, icmp), or the protocol's
-/// number (6, 17, 200: any of 0 to 255, named or not), as the help promises.
+/// -Protocol as users write it: a name as the tables show it (tcp, UDP, ICMP6, Proto-47), an
+/// IpProtocol name, or the protocol's number (6, 17, 200: any of 0 to 255), as the help promises.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
 internal sealed class IpProtocolArgumentAttribute : ArgumentTransformationAttribute
@@ -16,9 +16,8 @@ internal sealed class IpProtocolArgumentAttribute : ArgumentTransformationAttrib
         byte b => (IpProtocol)b,
         int n when n is >= 0 and <= 255 => (IpProtocol)n,
         long n when n is >= 0 and <= 255 => (IpProtocol)n,
-        string s when byte.TryParse(s, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out byte b) => (IpProtocol)b,
-        string s when Enum.TryParse(s, ignoreCase: true, out IpProtocol p) && !int.TryParse(s, out _) => p,
+        string s when ConntrackText.ParseProtocol(s) is { } p => p,
         _ => throw new ArgumentTransformationMetadataException(
-            $"'{value}' is not an IP protocol: give a name ({string.Join(", ", Enum.GetNames<IpProtocol>())}) or a number from 0 to 255."),
+            $"'{value}' is not an IP protocol: give a name as the tables show it (TCP, UDP, ICMP, ICMP6, Proto-47) or as the type names it ({string.Join(", ", Enum.GetNames<IpProtocol>())}), or a number from 0 to 255."),
     };
 }
