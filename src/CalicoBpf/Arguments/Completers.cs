@@ -128,19 +128,28 @@ internal static class Completion
     public static string? OneNode(IDictionary fakeBoundParameters) =>
         Names(fakeBoundParameters["Node"]).FirstOrDefault(n => !WildcardPattern.ContainsWildcardCharacters(n));
 
-    /// <summary>The dataplane the line names: the -Node of the cluster, or this machine (with -PinPath), and a key for the cache.</summary>
-    public static (INodeDataplane Node, string Key) Dataplane(string commandName, IDictionary fakeBoundParameters)
+    /// <summary>
+    /// The dataplane the line names (the -Node of the cluster, or this machine with -PinPath): a key for
+    /// the cache, and a read that opens it, runs <paramref name="read"/> and disposes of it, so that a
+    /// list served from the cache costs no node lookup and no exec.
+    /// </summary>
+    public static (string Key, Func<IEnumerable<(string Name, string Tip)>> Read) OnDataplane(string commandName, IDictionary fakeBoundParameters,
+        Func<INodeDataplane, IEnumerable<(string Name, string Tip)>> read)
     {
         string pins = Given(commandName, fakeBoundParameters, "PinPath") is { } p ? Path.GetFullPath(p) : MapCatalog.DefaultPinDirectory;
         if (OneNode(fakeBoundParameters) is { } name && !name.Equals(LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase))
         {
             (IClusterConnection cluster, string key) = Cluster(commandName, fakeBoundParameters);
-            CalicoNode node = cluster.ListNodes(CancellationToken.None).FirstOrDefault(n => n.Node.Equals(name, StringComparison.OrdinalIgnoreCase))
-                ?? throw new ItemNotFoundException(name);
-            return (new CommandDataplane(cluster.ExecRunner(node), pins, CancellationToken.None, node.CalicoRelease), $"{key}|{node.Node}|{pins}");
+            return ($"{key}|{name}|{pins}", () =>
+            {
+                CalicoNode node = cluster.ListNodes(CancellationToken.None).FirstOrDefault(n => n.Node.Equals(name, StringComparison.OrdinalIgnoreCase))
+                    ?? throw new ItemNotFoundException(name);
+                using var dataplane = new CommandDataplane(cluster.ExecRunner(node), pins, CancellationToken.None, node.CalicoRelease);
+                return read(dataplane).ToList();
+            });
         }
 
-        return (new LocalDataplane(pins), "local|" + pins);
+        return ("local|" + pins, () => read(new LocalDataplane(pins)).ToList());
     }
 
     private static string? First(object? value) => Names(value).FirstOrDefault();
@@ -183,8 +192,8 @@ public sealed class InterfaceNameCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
         Completion.Offer(wordToComplete, () =>
         {
-            (INodeDataplane node, string key) = Completion.Dataplane(commandName, fakeBoundParameters);
-            return ("interfaces|" + key, () => Read(node));
+            (string key, var read) = Completion.OnDataplane(commandName, fakeBoundParameters, Read);
+            return ("interfaces|" + key, read);
         });
 
     private static IEnumerable<(string, string)> Read(INodeDataplane node)
@@ -215,8 +224,9 @@ public sealed class MapNameCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
         Completion.Offer(wordToComplete, () =>
         {
-            (INodeDataplane node, string key) = Completion.Dataplane(commandName, fakeBoundParameters);
-            return ("maps|" + key, () => node.ListMaps().Select(m => (m.PinName, $"{m.PinName}: {m.Family} v{m.Version}{(m.IsOld ? " (left over from a resize)" : string.Empty)}")));
+            (string key, var read) = Completion.OnDataplane(commandName, fakeBoundParameters,
+                node => node.ListMaps().Select(m => (m.PinName, $"{m.PinName}: {m.Family} v{m.Version}{(m.IsOld ? " (left over from a resize)" : string.Empty)}")));
+            return ("maps|" + key, read);
         });
 }
 
