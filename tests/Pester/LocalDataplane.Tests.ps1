@@ -87,6 +87,7 @@ Describe 'Reading the rest of the dataplane' -Skip:(-not $kernel) {
     It 'Get-BpfRoute -Address takes a CIDR (the routes within it) and says what it takes' {
         (Get-BpfRoute 10.65.0.0/16).Cidr | Should -Be @(Get-BpfRoute | Where-Object Cidr -like '10.65.*').Cidr
         (Get-BpfRoute -Address 10.65.2.0/24).Cidr | Should -Be '10.65.2.0/26'
+        (Get-BpfRoute ::ffff:10.65.2.5).Cidr | Should -Be '10.65.2.0/26'   # IPv4-mapped: the IPv4 map, with the IPv4 key
         $null = Get-BpfRoute 192.168.0.0/16 -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -BeLike 'NoRoute,*'
         "$($err[0])" | Should -Match 'No Calico route lies within 192.168.0.0/16'

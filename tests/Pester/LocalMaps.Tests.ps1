@@ -128,6 +128,16 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
         Ids (Get-BpfConntrack -OlderThan $seconds) | Should -Be $old
         Ids (Get-BpfConntrack -OlderThan ([timespan]::FromSeconds($seconds)).ToString()) | Should -Be $old
         Ids (Get-BpfConntrack -OlderThan "$([math]::Floor($seconds / 60))m$($seconds % 60)s") | Should -Be $old
+        # The threshold as the table shows it (ShortDuration) selects exactly the same entries.
+        $shown = [CalicoBpf.ConntrackText]::ShortDuration([timespan]::FromSeconds($seconds))
+        Ids (Get-BpfConntrack -OlderThan $shown) | Should -Be $old -Because "$seconds s is shown as $shown"
+        # Unquoted, 90s reaches the cmdlet as the Int16 90 (seconds, as meant); 2d as the decimal 2, refused.
+        Ids (Get-BpfConntrack -OlderThan 90s) | Should -Be (Ids ($all | Where-Object Age -gt ([timespan]::FromSeconds(90))))
+        { Get-BpfConntrack -OlderThan 2d -ErrorAction Stop } | Should -Throw -ExpectedMessage "*PowerShell reads 2d unquoted as the decimal 2*'2d'*"
+        # A comma is a list to PowerShell, never OR-ed flags: 'tcp,udp' is refused, not protocol 23.
+        { Get-BpfConntrack -Protocol 'tcp,udp' -ErrorAction Stop } | Should -Throw -ExpectedMessage "*'tcp,udp' is not an IP protocol*"
+        { Get-BpfConntrack -Protocol Proto-tcp -ErrorAction Stop } | Should -Throw
+        { Get-BpfConntrack -State 'SynSent,Established' -ErrorAction Stop } | Should -Throw
         # What it does not take, it says, naming the forms it takes.
         { Get-BpfConntrack -State SYN-RECV -ErrorAction Stop } | Should -Throw -ExpectedMessage '*SYN-SENT, ESTABLISHED, CLOSED, RESET*'
         { Get-BpfConntrack -Protocol 300 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*a number from 0 to 255*'

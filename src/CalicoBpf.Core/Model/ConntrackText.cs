@@ -50,12 +50,18 @@ public static class ConntrackText
         string t = text.Trim();
         if (t.StartsWith("Proto-", StringComparison.OrdinalIgnoreCase))
         {
-            t = t[6..];
+            return byte.TryParse(t.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out byte n) ? (IpProtocol)n : null;
         }
 
         if (byte.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out byte b))
         {
             return (IpProtocol)b;
+        }
+
+        // Enum.TryParse would read "tcp,udp" as the flags 6|17, protocol 23.
+        if (t.Contains(',') || t.Any(char.IsWhiteSpace))
+        {
+            return null;
         }
 
         if (t.Equals("ICMP6", StringComparison.OrdinalIgnoreCase))
@@ -203,19 +209,21 @@ public static class ConntrackText
             }
         }
 
-        return Enum.TryParse(text, ignoreCase: true, out TcpState named) && !int.TryParse(text, out _) ? named : null;
+        // Not "SynSent,Established" (Enum.TryParse reads a comma list as OR-ed values), nor a number.
+        return !text.Contains(',') && Enum.TryParse(text, ignoreCase: true, out TcpState named) && !int.TryParse(text, out _) ? named : null;
     }
 
     /// <summary>
-    /// A duration for a table cell, at most 6 characters, in its two largest units: 850ms, 8.3s, 42s,
-    /// 11m08s, 3h05m, 2d04h (GoDuration gives every digit, for lists and messages).
+    /// A duration for a table cell in its two largest units: 850ms, 8.3s, 42s, 11m08s, 3h05m, 2d04h
+    /// (6 characters below 100 days; GoDuration gives every digit, for lists and messages). The
+    /// decimal point is always '.', whatever the culture, as -OlderThan takes it back.
     /// </summary>
     public static string ShortDuration(TimeSpan span)
     {
         string sign = span < TimeSpan.Zero ? "-" : string.Empty;
         TimeSpan d = span.Duration();
         string text = d.TotalSeconds < 1 ? $"{(int)d.TotalMilliseconds}ms"
-            : d.TotalSeconds < 10 ? $"{Math.Floor(d.TotalSeconds * 10) / 10:0.0}s"
+            : d.TotalSeconds < 10 ? (Math.Floor(d.TotalSeconds * 10) / 10).ToString("0.0", CultureInfo.InvariantCulture) + "s"
             : d.TotalMinutes < 1 ? $"{(int)d.TotalSeconds}s"
             : d.TotalHours < 1 ? $"{d.Minutes}m{d.Seconds:00}s"
             : d.TotalDays < 1 ? $"{d.Hours}h{d.Minutes:00}m"

@@ -14,6 +14,12 @@ internal sealed class DurationArgumentAttribute : ArgumentTransformationAttribut
         return value switch
         {
             TimeSpan t => t,
+            // 90s unquoted reaches here as the Int16 90 (s is PowerShell's short suffix): seconds, as meant.
+            short n => TimeSpan.FromSeconds(n),
+            // 2d unquoted is the decimal 2 (d is PowerShell's decimal suffix): days were meant, and 2
+            // seconds would remove far more than asked, so it is refused.
+            decimal m => throw new ArgumentTransformationMetadataException(
+                $"{m} reached -OlderThan as a number: PowerShell reads 2d unquoted as the decimal 2. Quote a duration with days ('2d', '2d04h'), or give hours (48h)."),
             int n => TimeSpan.FromSeconds(n),
             long n => TimeSpan.FromSeconds(n),
             double d => TimeSpan.FromSeconds(d),
