@@ -92,24 +92,11 @@ public sealed class FelixRule
             ? $"'{text}' starts above its end; give FIRST:LAST with FIRST not above LAST" : null;
     });
 
-    /// <summary>A regular expression Go's regexp (RE2) compiles: .NET's parser, less the constructs RE2 has not (look-around, back-references, atomic groups).</summary>
+    /// <summary>A regular expression Go's regexp (RE2 syntax) compiles (<see cref="Cluster.GoRegexp"/>).</summary>
     public static FelixRule GoRegexp() => new("validator regexp, Felix regexp", v =>
     {
         string text = v.GetValue<string>();
-        if (Regex.Match(text, @"\(\?(?:[=!>]|<[=!])|\\[1-9]|\\k<") is { Success: true } m)
-        {
-            return $"'{text}' uses {m.Value}, which Go's regular expressions do not have (no look-around, back-references or atomic groups)";
-        }
-
-        try
-        {
-            _ = new Regex(text, RegexOptions.CultureInvariant);
-            return null;
-        }
-        catch (ArgumentException ex)
-        {
-            return $"'{text}' is not a regular expression: {ex.Message.TrimEnd('.')}";
-        }
+        return Cluster.GoRegexp.Problem(text) is { } why ? $"'{text}' {why}" : null;
     });
 
     /// <summary>Each element an address or a CIDR (libcalico-go's ParseCIDROrIP).</summary>
