@@ -95,6 +95,12 @@ Describe 'Completion against the test cluster' -Skip:(-not $kernel) {
         Complete "Test-CalicoEbpf -Kubeconfig $kc -Node x" | Should -BeNullOrEmpty
     }
 
+    It 'reads a relative -Kubeconfig from PowerShell''s location, as the cmdlets do' {
+        Push-Location (Split-Path $kc)
+        try { Complete "Get-BpfConntrack -Kubeconfig ./$(Split-Path -Leaf $kc) -Node " | Should -Be @('gh-a') }
+        finally { Pop-Location }
+    }
+
     It 'takes -Kubeconfig from $PSDefaultParameterValues, as the demo sets it' {
         $PSDefaultParameterValues['*:Kubeconfig'] = $kc
         try { Complete 'Get-BpfMap -Node ' | Should -Be @('gh-a') }

@@ -115,12 +115,28 @@ internal static class Completion
         return ps.Invoke().FirstOrDefault()?.BaseObject as IDictionary;
     }
 
+    /// <summary>A path typed on the line as the cmdlet would read it: relative to PowerShell's location, ~ expanded.</summary>
+    private static string ResolvePath(string path)
+    {
+        if (Runspace.DefaultRunspace is not null)
+        {
+            using var ps = System.Management.Automation.PowerShell.Create(RunspaceMode.CurrentRunspace);
+            ps.AddScript("param($p) $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($p)").AddArgument(path);
+            if (ps.Invoke().FirstOrDefault()?.BaseObject is string resolved && !ps.HadErrors)
+            {
+                return resolved;
+            }
+        }
+
+        return Path.GetFullPath(path);
+    }
+
     /// <summary>The cluster of the -Kubeconfig and -Context on the line, with the completion timeout, and a key for the cache.</summary>
     public static (IClusterConnection Cluster, string Key) Cluster(string commandName, IDictionary fakeBoundParameters)
     {
         string? kubeconfig = Given(commandName, fakeBoundParameters, "Kubeconfig");
         string? context = Given(commandName, fakeBoundParameters, "Context");
-        var target = new ClusterTarget(kubeconfig is null ? null : Path.GetFullPath(kubeconfig), context, RequestTimeout);
+        var target = new ClusterTarget(kubeconfig is null ? null : ResolvePath(kubeconfig), context, RequestTimeout);
         return (ClusterConnections.Get(target), $"{target.ResolvedKubeconfig}|{context}");
     }
 
@@ -136,7 +152,10 @@ internal static class Completion
     public static (string Key, Func<IEnumerable<(string Name, string Tip)>> Read) OnDataplane(string commandName, IDictionary fakeBoundParameters,
         Func<INodeDataplane, IEnumerable<(string Name, string Tip)>> read)
     {
-        string pins = Given(commandName, fakeBoundParameters, "PinPath") is { } p ? Path.GetFullPath(p) : MapCatalog.DefaultPinDirectory;
+        string? given = Given(commandName, fakeBoundParameters, "PinPath");
+        bool remote = OneNode(fakeBoundParameters) is { } n && !n.Equals(LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase);
+        // A node's -PinPath is a path on that node, as the cmdlets take it; this machine's is resolved here.
+        string pins = given is null ? MapCatalog.DefaultPinDirectory : remote ? given : ResolvePath(given);
         if (OneNode(fakeBoundParameters) is { } name && !name.Equals(LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase))
         {
             (IClusterConnection cluster, string key) = Cluster(commandName, fakeBoundParameters);
