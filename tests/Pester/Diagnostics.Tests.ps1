@@ -55,6 +55,10 @@ Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
         $r.Remediation | Should -Not -Match '^Disable kube-proxy'
         $r.Remediation | Should -Match 'Do not disable kube-proxy everywhere: gb-old still needs it'
         $r.Remediation | Should -Match ([regex]::Escape('kubectl label node gb-old non-calico=true, then kubectl patch ds -n kube-system kube-proxy'))
+        # Checking gb-a alone, gb-old's log is not read (one node, one log): the safe fix comes first.
+        $one = Find @(Test-CalicoEbpf -Check kube-proxy-conflict -Node gb-a) kube-proxy-conflict gb-a
+        $one.Status | Should -Be 'Fail'
+        $one.Remediation | Should -Match '^Leave kube-proxy alone and stop Felix removing its rules: Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:\$false  or disable kube-proxy .* once Test-CalicoEbpf -Check bpf-running passes on every node'
     }
 
     It 'DSR on AWS, IPIP pools, Debug logging on: warnings with the commands that fix them' {

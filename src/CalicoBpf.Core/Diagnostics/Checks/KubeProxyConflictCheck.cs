@@ -16,6 +16,8 @@ public sealed class KubeProxyConflictCheck : Check
             return new[] { Result(CheckStatus.Pass, "kube-proxy is not running.", evidence: kp) };
         }
 
+        // Who still needs kube-proxy is asked once per run, and only when a node fails.
+        var dependents = new Lazy<(IReadOnlyList<string> Nodes, bool Partial)>(() => Dependents(context));
         return PerNode(context, node =>
         {
             if (!context.Denied.Contains("read pod logs") && context.BpfRunning(node) == false)
@@ -33,11 +35,15 @@ public sealed class KubeProxyConflictCheck : Check
             }
 
             const string patch = "kubectl patch ds -n kube-system kube-proxy -p '{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"non-calico\":\"true\"}}}}}'";
-            IReadOnlyList<string> dependents = Dependents(context);
-            string fix = dependents.Count == 0
-                ? $"Disable kube-proxy: {patch}  or, if kube-proxy must stay: Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:$false"
-                : $"Do not disable kube-proxy everywhere: {string.Join(", ", dependents)} still {(dependents.Count == 1 ? "needs" : "need")} it (no eBPF dataplane there). " +
-                  $"Keep it only there: kubectl label node {string.Join(" ", dependents)} non-calico=true, then {patch}  or leave kube-proxy alone: Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:$false";
+            (IReadOnlyList<string> needing, bool partial) = dependents.Value;
+            const string keep = "Set-FelixBpfConfig -BpfKubeProxyIptablesCleanupEnabled:$false";
+            string fix = needing.Count > 0
+                ? $"Do not disable kube-proxy everywhere: {string.Join(", ", needing)} still {(needing.Count == 1 ? "needs" : "need")} it (no eBPF dataplane there). " +
+                  $"Keep it only there: kubectl label node {string.Join(" ", needing)} non-calico=true, then {patch}  or leave kube-proxy alone: {keep}"
+                : partial
+                    // Not every node was asked whether Felix fell back there: the safe fix comes first.
+                    ? $"Leave kube-proxy alone and stop Felix removing its rules: {keep}  or disable kube-proxy ({patch}) once Test-CalicoEbpf -Check bpf-running passes on every node (only the nodes checked were asked)"
+                    : $"Disable kube-proxy: {patch}  or, if kube-proxy must stay: {keep}";
             return Result(CheckStatus.Fail, "kube-proxy runs while Felix in eBPF mode deletes its iptables rules: they fight (high CPU, churning rules).", node.Node,
                 $"{kp}; bpfKubeProxyIptablesCleanupEnabled true ({cleanup.SourceDetail})", fix);
         });
@@ -45,12 +51,38 @@ public sealed class KubeProxyConflictCheck : Check
 
     /// <summary>
     /// The cluster's nodes that kube-proxy serves, so that disabling it cluster-wide would cut their
-    /// services: no calico-node, eBPF not enabled for them, or Felix fell back (its log says so).
-    /// Every node counts, not only those -Node selected: the DaemonSet is the cluster's.
+    /// services: no calico-node or eBPF not enabled for them (every node: the DaemonSet is the
+    /// cluster's), or Felix fell back (its log says so: read for the nodes checked only, so that
+    /// -Node one on a large fleet reads one log). A node whose facts cannot be read is left out, never
+    /// turning this check's result into an error. Partial: some nodes' logs were not read.
     /// </summary>
-    private static IReadOnlyList<string> Dependents(CheckContext context) =>
-        context.AllNodes.Where(n => !n.HasCalicoNode
-                || (context.Effective(n).TryGetValue("bpfEnabled", out FelixEffectiveValue? e) && !IsTrue(e.Value))
-                || (!context.Denied.Contains("read pod logs") && context.BpfRunning(n) == false))
-            .Select(n => n.Node).OrderBy(n => n, StringComparer.Ordinal).ToList();
+    private static (IReadOnlyList<string> Nodes, bool Partial) Dependents(CheckContext context)
+    {
+        var checkedNodes = new HashSet<string>(context.Nodes.Select(n => n.Node), StringComparer.Ordinal);
+        bool logs = !context.Denied.Contains("read pod logs");
+        var needing = new List<string>();
+        bool partial = false;
+        foreach (CalicoNode n in context.AllNodes)
+        {
+            try
+            {
+                if (!n.HasCalicoNode
+                    || (context.Effective(n).TryGetValue("bpfEnabled", out FelixEffectiveValue? e) && !IsTrue(e.Value))
+                    || (logs && checkedNodes.Contains(n.Node) && context.BpfRunning(n) == false))
+                {
+                    needing.Add(n.Node);
+                }
+                else if (!checkedNodes.Contains(n.Node) || !logs)
+                {
+                    partial = true;
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                partial = true;
+            }
+        }
+
+        return (needing.OrderBy(n => n, StringComparer.Ordinal).ToList(), partial);
+    }
 }
