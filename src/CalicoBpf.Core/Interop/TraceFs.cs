@@ -52,7 +52,7 @@ public static unsafe class TraceFs
     {
         if (given is not null)
         {
-            if (Directory.Exists(given) && Unreadable(given))
+            if ((Directory.Exists(given) && Unreadable(given)) || (!Directory.Exists(given) && !File.Exists(given) && UnreadableAncestor(given) is not null))
             {
                 throw NotRoot(given);
             }
@@ -76,11 +76,12 @@ public static unsafe class TraceFs
             return found;
         }
 
-        // Mounted, but its trace_pipe was not visible: tracefs lets only root in.
-        string? mounted = TracingDirectory(File.ReadAllText(mountsFile), d => Directory.Exists(d));
-        if (mounted is not null && Unreadable(mounted))
+        // Mounted, but its trace_pipe was not visible: tracefs (and debugfs, which holds it at tracing/)
+        // let only root in, so a mount this user cannot enter is the cause, not a missing mount.
+        string? mounted = TracingDirectory(File.ReadAllText(mountsFile), d => Directory.Exists(d) ? Unreadable(d) : UnreadableAncestor(d) is not null);
+        if (mounted is not null)
         {
-            throw NotRoot(mounted);
+            throw NotRoot(Directory.Exists(mounted) ? mounted : UnreadableAncestor(mounted) ?? mounted);
         }
 
         throw new BpfEnvironmentException(
@@ -99,6 +100,20 @@ public static unsafe class TraceFs
         {
             return true;
         }
+    }
+
+    /// <summary>The nearest existing directory above <paramref name="path"/> that this user cannot list; null when there is none.</summary>
+    private static string? UnreadableAncestor(string path)
+    {
+        for (string? d = Path.GetDirectoryName(Path.GetFullPath(path)); d is not null; d = Path.GetDirectoryName(d))
+        {
+            if (Directory.Exists(d))
+            {
+                return Unreadable(d) ? d : null;
+            }
+        }
+
+        return null;
     }
 
     private static BpfEnvironmentException NotRoot(string directory) => new(
