@@ -151,7 +151,9 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
         # Every state and protocol the tables show is taken as -State and -Protocol.
         foreach ($state in [Enum]::GetValues([CalicoBpf.TcpState])) {
             $text = [CalicoBpf.ConntrackText]::StateText($state)
-            if ($text) { { Get-BpfConntrack -State $text -ErrorAction Stop } | Should -Not -Throw -Because "the table shows $state as $text" }
+            if ($text) {
+                Ids (Get-BpfConntrack -State $text -ErrorAction Stop) | Should -Be (Ids ($all | Where-Object State -eq $state)) -Because "the table shows $state as $text"
+            }
         }
         foreach ($n in 0..255) {
             $text = [CalicoBpf.ConntrackText]::Protocol([Enum]::ToObject([CalicoBpf.IpProtocol], $n))
