@@ -19,6 +19,9 @@ public sealed class AddressPrefix
 
     public bool IsIPv6 => _bytes.Length == 16;
 
+    /// <summary>The network address (an IPv4-mapped IPv6 address given is its IPv4 address).</summary>
+    public IPAddress Address => new(_bytes);
+
     /// <summary>Parses "10.65.0.2", "10.65.0.0/16" or an IPv6 form. Throws FormatException with the reason.</summary>
     public static AddressPrefix Parse(string text)
     {
@@ -86,5 +89,5 @@ public sealed class AddressPrefix
 
     public AddressFamily Family => IsIPv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
 
-    public override string ToString() => new IPAddress(_bytes) + "/" + PrefixLength;
+    public override string ToString() => Address + "/" + PrefixLength;
 }

@@ -35,11 +35,7 @@ public sealed class GetBpfRouteCommand : MapCmdletBase
 
         bool ipv6 = IPv6 || given?.IsIPv6 == true;
         bool lookup = given is not null && !Address!.Contains('/');
-        IPAddress? address = lookup ? IPAddress.Parse(Address!.Trim()) : null;
-        if (address is { IsIPv4MappedToIPv6: true })
-        {
-            address = address.MapToIPv4();   // ::ffff:10.65.2.17 is read from the IPv4 map, as AddressPrefix decided
-        }
+        IPAddress? address = lookup ? given!.Address : null;
         ReadEach(node => RouteMap.Read(node, ipv6, address, Reporter, CancelToken).Where(r => lookup || given is null || (r.PrefixLength >= given.PrefixLength && given.Matches(r.Address))),
             Address is null ? null : new[] { Address },
             "NoRoute", a => lookup
