@@ -329,6 +329,11 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
     [Parameter(ParameterSetName = ByNode)]
     public string? CgroupV2Path { get; set; }
 
+    private IReadOnlyList<CalicoNode>? _nodes;
+
+    /// <summary>The cluster's nodes, listed once per run (the -Node check and the override warnings share them).</summary>
+    private IReadOnlyList<CalicoNode> ClusterNodes => _nodes ??= Api(() => Cluster.ListNodes(CancelToken));
+
     protected override void ProcessRecord()
     {
         string name = ParameterSetName == ByNode ? "node." + Node : Name;
@@ -362,7 +367,7 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
             return;
         }
 
-        if (!plan.Exists && ParameterSetName == ByNode && !Force && !Api(() => Cluster.ListNodes(CancelToken)).Any(n => n.Node == Node))
+        if (!plan.Exists && ParameterSetName == ByNode && !Force && !ClusterNodes.Any(n => n.Node == Node))
         {
             WriteError(new ErrorRecord(new ItemNotFoundException(
                     $"There is no node {Node} in this cluster (Get-CalicoNode lists them), so FelixConfiguration {name} was not created: Felix reads node.NAME only on the node of that exact name. Check the name, or give -Force to create it for a node that has not joined yet."),
@@ -500,7 +505,7 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
     /// <summary>Warnings where the change will not do what the user expects.</summary>
     private void WarnOverrides(FelixConfigClient felix, FelixChangePlan plan)
     {
-        CalicoNode? anyNode = Api(() => Cluster.ListNodes(CancelToken)).FirstOrDefault(n => n.HasCalicoNode);
+        CalicoNode? anyNode = ClusterNodes.FirstOrDefault(n => n.HasCalicoNode);
         if (anyNode is not null)
         {
             Dictionary<string, (string Value, string Detail)> env = Api(() => felix.CalicoNodeEnvironment(anyNode));
