@@ -86,6 +86,13 @@ function Split-TranscriptCommands([string[]] $Lines) {
     $result
 }
 
+# Every command of both demos (node, then cluster) and what it printed.
+function Get-TranscriptCommands($Transcript) {
+    $commands = Split-TranscriptCommands $Transcript.Node
+    foreach ($c in (Split-TranscriptCommands $Transcript.Cluster).GetEnumerator()) { $commands[$c.Key] = $c.Value }
+    $commands
+}
+
 # The help examples of en-US/*.md whose command is one of the demo's, as
 # @{ File; Example; Command; First; Last } (First..Last: the lines of its output block).
 function Find-DemoHelpExamples([string] $HelpDirectory, $Commands) {
@@ -109,8 +116,7 @@ function Find-DemoHelpExamples([string] $HelpDirectory, $Commands) {
 
 # Writes the demo's output into every help example that runs one of its commands.
 function Set-HelpExamplesFromTranscript([string] $HelpDirectory, $Transcript) {
-    $commands = Split-TranscriptCommands $Transcript.Node
-    foreach ($c in (Split-TranscriptCommands $Transcript.Cluster).GetEnumerator()) { $commands[$c.Key] = $c.Value }
+    $commands = Get-TranscriptCommands $Transcript
     $examples = @(Find-DemoHelpExamples $HelpDirectory $commands)
     foreach ($group in $examples | Group-Object File) {
         $lines = [System.Collections.Generic.List[string]]::new([string[]](Get-Content $group.Name))

@@ -40,8 +40,7 @@ Describe 'README transcripts against a fresh run of the demo' -Skip:(-not $kerne
     }
 
     It 'every help example that runs a demo command shows what the demo prints now' {
-        $commands = Split-TranscriptCommands $fresh.Node
-        foreach ($c in (Split-TranscriptCommands $fresh.Cluster).GetEnumerator()) { $commands[$c.Key] = $c.Value }
+        $commands = Get-TranscriptCommands $fresh
         $examples = @(Find-DemoHelpExamples (Join-Path $PSScriptRoot '../../en-US') $commands)
         $examples.Count | Should -BeGreaterThan 10 -Because 'most help examples are the demo''s commands'
         foreach ($e in $examples) {
