@@ -41,7 +41,9 @@ public static unsafe class TraceFs
 
     /// <summary>This machine's tracing directory (<see cref="TracingDirectory"/>), or null when neither tracefs nor debugfs is mounted.</summary>
     public static string? FindTracingDirectory(string mountsFile = "/proc/self/mounts") =>
-        TracingDirectory(File.ReadAllText(mountsFile), d => File.Exists(Path.Combine(d, "trace_pipe")));
+        TracingDirectory(File.ReadAllText(mountsFile), HasTracePipe);
+
+    private static bool HasTracePipe(string directory) => File.Exists(Path.Combine(directory, "trace_pipe"));
 
     /// <summary>
     /// The tracing directory to read: <paramref name="given"/> (-TracingPath) when it is one, else this
@@ -71,14 +73,15 @@ public static unsafe class TraceFs
             return given;
         }
 
-        if (FindTracingDirectory(mountsFile) is { } found)
+        string mounts = File.ReadAllText(mountsFile);
+        if (TracingDirectory(mounts, HasTracePipe) is { } found)
         {
             return found;
         }
 
         // Mounted, but its trace_pipe was not visible: tracefs (and debugfs, which holds it at tracing/)
         // let only root in, so a mount this user cannot enter is the cause, not a missing mount.
-        string? mounted = TracingDirectory(File.ReadAllText(mountsFile), d => Directory.Exists(d) ? Unreadable(d) : UnreadableAncestor(d) is not null);
+        string? mounted = TracingDirectory(mounts, d => Directory.Exists(d) ? Unreadable(d) : UnreadableAncestor(d) is not null);
         if (mounted is not null)
         {
             throw NotRoot(Directory.Exists(mounted) ? mounted : UnreadableAncestor(mounted) ?? mounted);
