@@ -78,28 +78,52 @@ internal static class Completion
         }
     }
 
-    /// <summary>A parameter typed on the line, else its $PSDefaultParameterValues entry for this command, else null.</summary>
-    public static string? Given(string commandName, IDictionary fakeBoundParameters, string parameter)
+    /// <summary>
+    /// The parameters of one command line: typed there, else its $PSDefaultParameterValues entry for
+    /// the command (read once per line: each read is a nested pipeline), else null.
+    /// </summary>
+    private sealed class Line
     {
-        if (fakeBoundParameters[parameter] is { } bound)
+        private readonly string _command;
+        private readonly IDictionary _bound;
+        private IDictionary? _defaults;
+        private bool _defaultsRead;
+
+        public Line(string command, IDictionary bound)
         {
-            return First(bound);
+            _command = command;
+            _bound = bound;
         }
 
-        if (Defaults() is { } defaults)
+        /// <summary>The node named by -Node without wildcards (the first such), when it is not this machine; null: the local node.</summary>
+        public string? RemoteNode => Names(_bound["Node"]).FirstOrDefault(n => !WildcardPattern.ContainsWildcardCharacters(n)) is { } name
+            && !name.Equals(LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase) ? name : null;
+
+        public string? Get(string parameter)
         {
-            foreach (DictionaryEntry e in defaults)
+            if (_bound[parameter] is { } bound)
+            {
+                return First(bound);
+            }
+
+            if (!_defaultsRead)
+            {
+                _defaults = Defaults();
+                _defaultsRead = true;
+            }
+
+            foreach (DictionaryEntry e in _defaults ?? new Hashtable())
             {
                 if (e.Key is string key && key.Split(':', 2) is [string command, string name]
                     && name.Equals(parameter, StringComparison.OrdinalIgnoreCase)
-                    && new WildcardPattern(command, WildcardOptions.IgnoreCase).IsMatch(commandName))
+                    && new WildcardPattern(command, WildcardOptions.IgnoreCase).IsMatch(_command))
                 {
                     return First(e.Value);
                 }
             }
-        }
 
-        return null;
+            return null;
+        }
     }
 
     /// <summary>$PSDefaultParameterValues of the session (a completer runs inside a pipeline: read through a nested one).</summary>
@@ -138,17 +162,16 @@ internal static class Completion
     }
 
     /// <summary>The cluster of the -Kubeconfig and -Context on the line, with the completion timeout, and a key for the cache.</summary>
-    public static (IClusterConnection Cluster, string Key) Cluster(string commandName, IDictionary fakeBoundParameters)
+    public static (IClusterConnection Cluster, string Key) Cluster(string commandName, IDictionary fakeBoundParameters) =>
+        Cluster(new Line(commandName, fakeBoundParameters));
+
+    private static (IClusterConnection Cluster, string Key) Cluster(Line line)
     {
-        string? kubeconfig = Given(commandName, fakeBoundParameters, "Kubeconfig");
-        string? context = Given(commandName, fakeBoundParameters, "Context");
+        string? kubeconfig = line.Get("Kubeconfig");
+        string? context = line.Get("Context");
         var target = new ClusterTarget(kubeconfig is null ? null : ResolvePath(kubeconfig), context, RequestTimeout);
         return (ClusterConnections.Get(target), $"{target.ResolvedKubeconfig}|{context}");
     }
-
-    /// <summary>The node named on the line by -Node without wildcards (the first such), else null: the local node.</summary>
-    public static string? OneNode(IDictionary fakeBoundParameters) =>
-        Names(fakeBoundParameters["Node"]).FirstOrDefault(n => !WildcardPattern.ContainsWildcardCharacters(n));
 
     /// <summary>
     /// The dataplane the line names (the -Node of the cluster, or this machine with -PinPath): a key for
@@ -158,13 +181,14 @@ internal static class Completion
     public static (string Key, Func<IEnumerable<(string Name, string Tip)>> Read) OnDataplane(string commandName, IDictionary fakeBoundParameters,
         Func<INodeDataplane, IEnumerable<(string Name, string Tip)>> read)
     {
-        string? given = Given(commandName, fakeBoundParameters, "PinPath");
-        bool remote = OneNode(fakeBoundParameters) is { } n && !n.Equals(LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase);
+        var line = new Line(commandName, fakeBoundParameters);
+        string? given = line.Get("PinPath");
+        string? name = line.RemoteNode;
         // A node's -PinPath is a path on that node, as the cmdlets take it; this machine's is resolved here.
-        string pins = given is null ? MapCatalog.DefaultPinDirectory : remote ? given : ResolvePath(given);
-        if (OneNode(fakeBoundParameters) is { } name && !name.Equals(LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase))
+        string pins = given is null ? MapCatalog.DefaultPinDirectory : name is not null ? given : ResolvePath(given);
+        if (name is not null)
         {
-            (IClusterConnection cluster, string key) = Cluster(commandName, fakeBoundParameters);
+            (IClusterConnection cluster, string key) = Cluster(line);
             return ($"{key}|{name}|{pins}", () =>
             {
                 CalicoNode node = cluster.ListNodes(CancellationToken.None).FirstOrDefault(n => n.Node.Equals(name, StringComparison.OrdinalIgnoreCase))
