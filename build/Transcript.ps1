@@ -69,6 +69,7 @@ function ConvertTo-ComparableTranscript([string[]] $Lines) {
         $l = $l -replace '\b(ing|egr|xdp):\d+', '$1:ID'
         $l = $l -replace '\b(\d+d)?(\d+h)?(\d+m)?\d+(\.\d+)?(ns|µs|us|ms|s)\b', '<time>'
         $l = $l -replace '\b(\d+d\d+h|\d+h\d+m)\b', '<time>'
+        $l = $l -replace '\b(\d+\.)?\d\d:\d\d:\d\d(\.\d{1,7})?\b', '<time>'   # TimeSpan text (JSON's "Age")
         $l = $l -replace '\s+', ' '
         $l.Trim()
     }

@@ -45,7 +45,8 @@ Show 'how full' { Get-BpfMap cali_v4_ct* | Select-Object Name, Entries, MaxEntri
 Show 'drops' { Get-BpfCounter | Where-Object { $_.Category -eq 'Dropped' -and ($_.Ingress -gt 0 -or $_.Egress -gt 0) } }
 Show 'drops by interface' { Get-BpfCounter -Interface eth0 | Where-Object Category -in 'Dropped', 'Total' }
 Show 'conntrack by state' { Get-BpfConntrack -Protocol TCP | Group-Object State -NoElement | Sort-Object Count -Descending }
-Show 'service connections' { Get-BpfConntrack -Type NatReverse | Sort-Object Age | Select-Object -First 6 }
+Show 'service connections' { Get-BpfConntrack -Type NatReverse | Sort-Object AgeValue | Select-Object -First 6 }
+Show 'as JSON for a ticket' { Get-BpfConntrack -Type NatReverse -Port 8080 | Sort-Object AgeValue | Select-Object -First 2 SourceAddress, SourcePort, DestinationAddress, ServiceAddress, State, Age | ConvertTo-Json }
 # 16m lies in the widest gap between the scenario's ages (930 s to 983 s): the count holds however long the demo takes to get here.
 Show 'long-idle flows' { Get-BpfConntrack -OlderThan 16m | Group-Object Protocol -NoElement | Sort-Object Name }
 Show 'services' { Get-BpfNat }
@@ -59,7 +60,7 @@ Show 'tunnel neighbours' { Get-BpfArp | Sort-Object Interface, Address }
 Show 'interfaces Felix manages' { Get-BpfInterface }
 Show 'policy hits' { Get-BpfPolicy cali7f3a1b2c9d0 }
 Show 'qdisc drops' { Get-BpfQdiscStatistic -Kind clsact }
-Show 'remove what a test left behind' { Get-BpfConntrack -Port 6379 -Type NatReverse | Sort-Object Age | Select-Object -First 3 | Remove-BpfConntrack -WhatIf }
+Show 'remove what a test left behind' { Get-BpfConntrack -Port 6379 -Type NatReverse | Sort-Object AgeValue | Select-Object -First 3 | Remove-BpfConntrack -WhatIf }
 Show 'and really remove them all' { Get-BpfConntrack -Port 6379 -Type NatReverse | Remove-BpfConntrack -Confirm:$false }
 Show 'reset counters before a reproduction' { Clear-BpfCounter -Interface eth0 -WhatIf }
 Show 'clean stale neighbours' { Clear-BpfArp -WhatIf }

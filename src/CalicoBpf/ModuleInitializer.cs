@@ -26,9 +26,16 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
 
         // Load the engine now, so that its type names work in scripts right after Import-Module.
         AssemblyLoadContext.Default.LoadFromAssemblyName(new AssemblyName(EngineName));
+
+        // ConvertTo-Json writes the engine's enums by name (Formats/JsonEnumNames.cs).
+        Formats.JsonEnumNames.Install();
     }
 
-    public void OnRemove(PSModuleInfo psModuleInfo) => AssemblyLoadContext.Default.Resolving -= Resolve;
+    public void OnRemove(PSModuleInfo psModuleInfo)
+    {
+        Formats.JsonEnumNames.Remove();
+        AssemblyLoadContext.Default.Resolving -= Resolve;
+    }
 
     private static Assembly? Resolve(AssemblyLoadContext context, AssemblyName name)
     {

@@ -185,8 +185,8 @@ public class CalicoUnitVectorTests
 
         d.Equal("type", TypeNames[(string)exp["type"]!], e.Type);
         d.Equal("protocol", (int)exp["protocol"]!, (int)(byte)e.Protocol);
-        d.Equal("key A", (string)exp["key_a"]!, Endpoint(e.Key.AddressA, e.Key.PortA));
-        d.Equal("key B", (string)exp["key_b"]!, Endpoint(e.Key.AddressB, e.Key.PortB));
+        d.Equal("key A", (string)exp["key_a"]!, Endpoint(e.Key.AddressAValue, e.Key.PortA));
+        d.Equal("key B", (string)exp["key_b"]!, Endpoint(e.Key.AddressBValue, e.Key.PortB));
         d.Equal("flags", (uint)exp["flags"]!, (uint)e.Flags);
         d.Sequence("flag names", exp["flag_names"]!.AsArray().Select(n => (string)n!), e.FlagNames);
         d.Equal("last_seen", (ulong)exp["last_seen"]!, e.LastSeenNanoseconds);
@@ -224,8 +224,8 @@ public class CalicoUnitVectorTests
             if (e.ReverseKey is { } r)
             {
                 d.Equal("rev_key protocol", (int)rk["protocol"]!, (int)(byte)r.Protocol);
-                d.Equal("rev_key A", (string)rk["a"]!, Endpoint(r.AddressA, r.PortA));
-                d.Equal("rev_key B", (string)rk["b"]!, Endpoint(r.AddressB, r.PortB));
+                d.Equal("rev_key A", (string)rk["a"]!, Endpoint(r.AddressAValue, r.PortA));
+                d.Equal("rev_key B", (string)rk["b"]!, Endpoint(r.AddressBValue, r.PortB));
             }
 
             d.Equal("nat_sport", (int)exp["nat_sport"]!, e.NatSourcePort ?? 0);
@@ -233,13 +233,13 @@ public class CalicoUnitVectorTests
 
         if (exp["tun_ip"] is JsonNode tun)
         {
-            d.Equal("tun_ip", (string)tun!, (e.TunnelAddress ?? IPAddress.Any).ToString());
+            d.Equal("tun_ip", (string)tun!, (e.TunnelAddressValue ?? IPAddress.Any).ToString());
             d.Equal("orig_sport", (int)exp["orig_sport"]!, e.OriginalSourcePort ?? 0);
         }
 
         if (exp["orig_src"] is JsonNode osrc)
         {
-            d.Equal("orig_src", (string)osrc!, (e.OriginalSourceAddress ?? IPAddress.Any).ToString());
+            d.Equal("orig_src", (string)osrc!, (e.OriginalSourceAddressValue ?? IPAddress.Any).ToString());
         }
 
         if (exp["a_to_b"] is JsonObject ab && exp["b_to_a"] is JsonObject ba)
@@ -449,7 +449,7 @@ public class CalicoUnitVectorTests
             foreach (JsonObject f in exp["frontends"]!.AsArray().Select(n => n!.AsObject()))
             {
                 string at = $"{f["addr"]}:{f["port"]}/{f["proto"]}";
-                NatFrontend? fe = fes.SingleOrDefault(x => x.Address.ToString() == (string)f["addr"]! && x.Port == (int)f["port"]! && (int)(byte)x.Protocol == (int)f["proto"]!);
+                NatFrontend? fe = fes.SingleOrDefault(x => x.AddressValue.ToString() == (string)f["addr"]! && x.Port == (int)f["port"]! && (int)(byte)x.Protocol == (int)f["proto"]!);
                 if (fe is null)
                 {
                     d.True($"frontend {at} is decoded", false);
@@ -459,7 +459,7 @@ public class CalicoUnitVectorTests
                 d.Equal($"{at} id", (uint)f["id"]!, fe.ServiceId);
                 d.Equal($"{at} count", (int)f["count"]!, fe.BackendCount);
                 d.Equal($"{at} local", (int)f["local"]!, fe.LocalBackendCount);
-                d.Equal($"{at} affinity", TimeSpan.FromSeconds((int)f["affinity_seconds"]!), fe.AffinityTimeout);
+                d.Equal($"{at} affinity", TimeSpan.FromSeconds((int)f["affinity_seconds"]!), fe.AffinityTimeoutValue);
                 d.Equal($"{at} flags", (uint)f["flags"]!, (uint)fe.Flags);
                 JsonObject[] backs = f["backends"]!.AsArray().Select(n => n!.AsObject()).ToArray();
                 d.Equal($"{at} backend lines", backs.Length, fe.Backends.Count);
@@ -469,7 +469,7 @@ public class CalicoUnitVectorTests
                     NatBackend? be = fe.Backends.SingleOrDefault(x => x.Ordinal == ordinal);
                     bool missing = b["missing"] is not null;
                     d.True($"{at} backend {ordinal}: {(missing ? "is missing" : b["addr"] + ":" + b["port"])}, we decode {be?.ToString() ?? "nothing"}",
-                        be is not null && be.Missing == missing && (missing || (be.Address!.ToString() == (string)b["addr"]! && be.Port == (int)b["port"]!)));
+                        be is not null && be.Missing == missing && (missing || (be.AddressValue!.ToString() == (string)b["addr"]! && be.Port == (int)b["port"]!)));
                 }
             }
         }
@@ -478,7 +478,7 @@ public class CalicoUnitVectorTests
         {
             d.Sequence("Maglev entries (svc, ordinal, backend), sorted as calico-bpf sorts them",
                 exp["sorted"]!.AsArray().Select(x => $"{x!["svc_id"]} {x["ordinal"]} {x["addr"]}:{x["port"]}"),
-                NatMaps.ReadMaglev(node, false).OrderBy(m => m.ServiceId).ThenBy(m => m.Ordinal).Select(m => $"{m.ServiceId} {m.Ordinal} {m.BackendAddress}:{m.BackendPort}"));
+                NatMaps.ReadMaglev(node, false).OrderBy(m => m.ServiceId).ThenBy(m => m.Ordinal).Select(m => $"{m.ServiceId} {m.Ordinal} {m.BackendAddressValue}:{m.BackendPort}"));
         }
 
         if (maps["affinity"] is JsonObject af)
@@ -487,15 +487,15 @@ public class CalicoUnitVectorTests
             List<NatAffinity> got = NatMaps.ReadAffinity(node, v6).ToList();
             foreach (JsonObject x in exp["entries"]!.AsArray().Select(n => n!.AsObject()))
             {
-                NatAffinity? a = got.SingleOrDefault(g => g.ClientAddress.Equals(IPAddress.Parse((string)x["client"]!)));
+                NatAffinity? a = got.SingleOrDefault(g => g.ClientAddressValue.Equals(IPAddress.Parse((string)x["client"]!)));
                 if (a is null)
                 {
                     d.True($"affinity of client {x["client"]} is decoded", false);
                     continue;
                 }
 
-                d.Equal("service", $"{x["addr"]}:{x["port"]}/{x["proto"]}", $"{a.ServiceAddress}:{a.ServicePort}/{(byte)a.Protocol}");
-                d.Equal("backend", $"{x["backend_addr"]}:{x["backend_port"]}", $"{a.BackendAddress}:{a.BackendPort}");
+                d.Equal("service", $"{x["addr"]}:{x["port"]}/{x["proto"]}", $"{a.ServiceAddressValue}:{a.ServicePort}/{(byte)a.Protocol}");
+                d.Equal("backend", $"{x["backend_addr"]}:{x["backend_port"]}", $"{a.BackendAddressValue}:{a.BackendPort}");
                 d.Equal("ts", (ulong)x["ts"]!, a.TimestampNanoseconds);
             }
         }

@@ -28,16 +28,16 @@ public class ConntrackDecoderTests
         Assert.Equal("node-a", e.Node);
         Assert.Equal(IpProtocol.Tcp, e.Protocol);
         Assert.Equal(ConntrackType.Normal, e.Type);
-        Assert.Equal(IPAddress.Parse("10.65.0.2"), e.SourceAddress);
+        Assert.Equal(IPAddress.Parse("10.65.0.2"), e.SourceAddressValue);
         Assert.Equal(40000, e.SourcePort);
-        Assert.Equal(IPAddress.Parse("10.65.0.3"), e.DestinationAddress);
+        Assert.Equal(IPAddress.Parse("10.65.0.3"), e.DestinationAddressValue);
         Assert.Equal(80, e.DestinationPort);
-        Assert.Null(e.ServiceAddress);
-        Assert.Null(e.TunnelAddress);
+        Assert.Null(e.ServiceAddressValue);
+        Assert.Null(e.TunnelAddressValue);
         Assert.Equal(ConntrackFlags.None, e.Flags);
         Assert.Equal(TcpState.Established, e.State);
         Assert.Equal(5_000_000_000_000UL, e.LastSeenNanoseconds);
-        Assert.Equal(TimeSpan.FromSeconds(1.5), e.Age);
+        Assert.Equal(TimeSpan.FromSeconds(1.5), e.AgeValue);
         Assert.Equal(Clock.UtcNow.AddSeconds(-1.5), e.LastSeen);
         Assert.Equal(DateTimeKind.Utc, e.LastSeen.Kind);
         Assert.Null(e.ResetSeen);
@@ -84,8 +84,8 @@ public class ConntrackDecoderTests
 
         Assert.Equal(ConntrackType.NatForward, fwd.Type);
         Assert.Equal(IpProtocol.Udp, fwd.Protocol);
-        Assert.Equal(IPAddress.Parse("10.96.0.10"), fwd.DestinationAddress);
-        Assert.Equal(IPAddress.Parse("10.96.0.10"), fwd.ServiceAddress);
+        Assert.Equal(IPAddress.Parse("10.96.0.10"), fwd.DestinationAddressValue);
+        Assert.Equal(IPAddress.Parse("10.96.0.10"), fwd.ServiceAddressValue);
         Assert.Equal(53, fwd.ServicePort);
         Assert.Equal(TcpState.None, fwd.State);
         Assert.Null(fwd.NatSourcePort);
@@ -93,17 +93,17 @@ public class ConntrackDecoderTests
         Assert.Equal(new ConntrackKey(IpProtocol.Udp, IPAddress.Parse("10.65.0.2"), 53000, IPAddress.Parse("10.65.0.5"), 53), fwd.ReverseKey);
 
         Assert.Equal(ConntrackType.NatReverse, rev.Type);
-        Assert.Equal(IPAddress.Parse("10.65.0.2"), rev.SourceAddress);
+        Assert.Equal(IPAddress.Parse("10.65.0.2"), rev.SourceAddressValue);
         Assert.Equal(53000, rev.SourcePort);
-        Assert.Equal(IPAddress.Parse("10.65.0.5"), rev.DestinationAddress);
-        Assert.Equal(IPAddress.Parse("10.96.0.10"), rev.ServiceAddress);
+        Assert.Equal(IPAddress.Parse("10.65.0.5"), rev.DestinationAddressValue);
+        Assert.Equal(IPAddress.Parse("10.96.0.10"), rev.ServiceAddressValue);
         Assert.Equal(53, rev.ServicePort);
-        Assert.Null(rev.TunnelAddress);
-        Assert.Null(rev.OriginalSourceAddress);
+        Assert.Null(rev.TunnelAddressValue);
+        Assert.Null(rev.OriginalSourceAddressValue);
         Assert.Equal(120UL, rev.BytesForward);
         Assert.Equal(300UL, rev.BytesReverse);
         Assert.Equal(TcpState.None, rev.State);
-        Assert.Equal(TimeSpan.FromMilliseconds(320), rev.Age);
+        Assert.Equal(TimeSpan.FromMilliseconds(320), rev.AgeValue);
         Assert.Equal("UDP 10.65.0.2:53000 -> 10.96.0.10:53 -> 10.65.0.5:53  Active ago 320ms", rev.ToString());
     }
 
@@ -123,16 +123,16 @@ public class ConntrackDecoderTests
         ConntrackEntry e = Codec().Decode(key, value);
 
         Assert.Equal(ConntrackFlags.BA, e.Flags);
-        Assert.Equal(IPAddress.Parse("192.168.1.10"), e.SourceAddress);
+        Assert.Equal(IPAddress.Parse("192.168.1.10"), e.SourceAddressValue);
         Assert.Equal(51234, e.SourcePort);
-        Assert.Equal(IPAddress.Parse("10.65.0.3"), e.DestinationAddress);
+        Assert.Equal(IPAddress.Parse("10.65.0.3"), e.DestinationAddressValue);
         Assert.Equal(80, e.DestinationPort);
         Assert.Equal(900UL, e.BytesForward);
         Assert.True(e.Forward.Opener);
         Assert.Equal(3, e.Forward.IfIndex);
         Assert.Equal(500UL, e.BytesReverse);
         Assert.Equal(TcpState.SynSent, e.State);
-        Assert.Equal(IPAddress.Parse("10.65.0.3"), e.Key.AddressA);
+        Assert.Equal(IPAddress.Parse("10.65.0.3"), e.Key.AddressAValue);
         Assert.Equal(new[] { "B-A" }, e.FlagNames);
     }
 
@@ -202,14 +202,14 @@ public class ConntrackDecoderTests
 
         ConntrackEntry e = Codec(ipv6: true).Decode(key, value);
 
-        Assert.Equal(client, e.SourceAddress);
-        Assert.Equal(backend, e.DestinationAddress);
+        Assert.Equal(client, e.SourceAddressValue);
+        Assert.Equal(backend, e.DestinationAddressValue);
         Assert.Equal(8443, e.DestinationPort);
-        Assert.Equal(IPAddress.Parse("fd00:96::10"), e.ServiceAddress);
+        Assert.Equal(IPAddress.Parse("fd00:96::10"), e.ServiceAddressValue);
         Assert.Equal(443, e.ServicePort);
-        Assert.Equal(IPAddress.Parse("fd00:ff::6"), e.TunnelAddress);
+        Assert.Equal(IPAddress.Parse("fd00:ff::6"), e.TunnelAddressValue);
         Assert.Equal(1234, e.OriginalSourcePort);
-        Assert.Equal(IPAddress.Parse("fd00::99"), e.OriginalSourceAddress);
+        Assert.Equal(IPAddress.Parse("fd00::99"), e.OriginalSourceAddressValue);
         Assert.Equal(ConntrackFlags.NodePortForward | ConntrackFlags.HostPsnat, e.Flags);
         Assert.Equal(TcpState.Reset, e.State);
         Assert.Equal(Clock.WallTimeOf(4_000_000_000_000UL), e.ResetSeen);
@@ -240,9 +240,9 @@ public class ConntrackDecoderTests
         Assert.Equal(42U, e.Forward.SequenceNumber);
         Assert.Equal(5, e.Forward.IfIndex);
         Assert.Equal(0UL, e.BytesForward);
-        Assert.Equal(IPAddress.Parse("10.96.0.20"), e.ServiceAddress);
+        Assert.Equal(IPAddress.Parse("10.96.0.20"), e.ServiceAddressValue);
         Assert.Equal(80, e.ServicePort);
-        Assert.Equal(IPAddress.Parse("10.0.0.6"), e.TunnelAddress);
+        Assert.Equal(IPAddress.Parse("10.0.0.6"), e.TunnelAddressValue);
         Assert.Equal(TcpState.Closed, e.State);
         Assert.False(e.Forward.Workload);
     }

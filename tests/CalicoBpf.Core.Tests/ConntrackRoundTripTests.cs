@@ -37,9 +37,9 @@ public class ConntrackRoundTripTests
                 {
                     Protocol = proto,
                     Type = kind,
-                    SourceAddress = src,
+                    SourceAddressValue = src,
                     SourcePort = sport,
-                    DestinationAddress = dst,
+                    DestinationAddressValue = dst,
                     DestinationPort = dport,
                     Flags = (ConntrackFlags)flags & ~ConntrackFlags.BA,
                     LastSeenNanoseconds = seen,
@@ -47,9 +47,9 @@ public class ConntrackRoundTripTests
                     // Calico sets the opener bit on the opener's leg, and only there (bpf-gpl/conntrack.h).
                     Forward = kind == ConntrackType.NatForward ? ConntrackLeg.Empty : fwd with { Opener = true },
                     Reverse = kind == ConntrackType.NatForward ? ConntrackLeg.Empty : rev with { Opener = false },
-                    ServiceAddress = kind == ConntrackType.NatReverse ? other : kind == ConntrackType.NatForward ? dst : null,
+                    ServiceAddressValue = kind == ConntrackType.NatReverse ? other : kind == ConntrackType.NatForward ? dst : null,
                     ServicePort = kind == ConntrackType.NatReverse ? otherPort : kind == ConntrackType.NatForward ? dport : null,
-                    TunnelAddress = kind == ConntrackType.NatReverse && extraPort % 2 == 0 ? other : null,
+                    TunnelAddressValue = kind == ConntrackType.NatReverse && extraPort % 2 == 0 ? other : null,
                     OriginalSourcePort = kind == ConntrackType.NatReverse && extraPort != 0 && extraPort != sport ? extraPort : null,
                     NatSourcePort = kind == ConntrackType.NatForward && extraPort != 0 ? extraPort : null,
                     // The reverse key holds the client with its rewritten port when host PSNAT changed it (nat_sport).
@@ -61,12 +61,12 @@ public class ConntrackRoundTripTests
     {
         Assert.Equal(expected.Protocol, actual.Protocol);
         Assert.Equal(expected.Type, actual.Type);
-        Assert.Equal(expected.SourceAddress, actual.SourceAddress);
-        Assert.Equal(expected.DestinationAddress, actual.DestinationAddress);
+        Assert.Equal(expected.SourceAddressValue, actual.SourceAddressValue);
+        Assert.Equal(expected.DestinationAddressValue, actual.DestinationAddressValue);
         Assert.Equal(expected.LastSeenNanoseconds, actual.LastSeenNanoseconds);
-        Assert.Equal(expected.ServiceAddress, actual.ServiceAddress);
+        Assert.Equal(expected.ServiceAddressValue, actual.ServiceAddressValue);
         Assert.Equal(expected.ServicePort, actual.ServicePort);
-        Assert.Equal(expected.TunnelAddress, actual.TunnelAddress);
+        Assert.Equal(expected.TunnelAddressValue, actual.TunnelAddressValue);
         Assert.Equal(expected.OriginalSourcePort, actual.OriginalSourcePort);
         Assert.Equal(expected.NatSourcePort, actual.NatSourcePort);
         Assert.Equal(expected.ReverseKey, actual.ReverseKey);
@@ -78,7 +78,7 @@ public class ConntrackRoundTripTests
         // tracking entry carries B-A (a NAT forward entry is oriented by its reverse key).
         Assert.Equal(expected.SourcePort, actual.SourcePort);
         Assert.Equal(expected.DestinationPort, actual.DestinationPort);
-        bool openerIsA = ConntrackCodec.SortsFirst(expected.SourceAddress, expected.SourcePort, expected.DestinationAddress, expected.DestinationPort);
+        bool openerIsA = ConntrackCodec.SortsFirst(expected.SourceAddressValue, expected.SourcePort, expected.DestinationAddressValue, expected.DestinationPort);
         Assert.Equal(!openerIsA && expected.Type != ConntrackType.NatForward, (actual.Flags & ConntrackFlags.BA) != 0);
     }
 

@@ -25,7 +25,7 @@ public class DataplaneDecoderTests
         byte[] key = Hex.Parse("48 00 00 00 0a 00 00 64 50 00 06 c0 a8 00 00 00");
         byte[] value = Hex.Parse("0b 00 00 00 02 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00");
         NatFrontend f = NatMaps.DecodeFrontend("n", "cali_v4_nat_fe3", false, key, value);
-        Assert.Equal(IPAddress.Parse("10.0.0.100"), f.Address);
+        Assert.Equal(IPAddress.Parse("10.0.0.100"), f.AddressValue);
         Assert.Equal(80, f.Port);
         Assert.Equal(IpProtocol.Tcp, f.Protocol);
         Assert.Equal("192.168.0.0/16", f.SourceCidr);
@@ -46,7 +46,7 @@ public class DataplaneDecoderTests
 
         // Version 2: 16-byte value, no flags word; affinity 10800 s.
         NatFrontend v2 = NatMaps.DecodeFrontend("n", "cali_v4_nat_fe2", false, key, Hex.Parse("07 00 00 00 02 00 00 00 01 00 00 00 30 2a 00 00"));
-        Assert.Equal(TimeSpan.FromHours(3), v2.AffinityTimeout);
+        Assert.Equal(TimeSpan.FromHours(3), v2.AffinityTimeoutValue);
         Assert.Equal(1, v2.LocalBackendCount);
         Assert.Equal(NatFrontendFlags.None, v2.Flags);
     }
@@ -62,7 +62,7 @@ public class DataplaneDecoderTests
         Assert.Equal(40, v6.Length);
         Assert.Equal(152 + 48, BitConverter.ToInt32(v6));
         NatFrontend f = NatMaps.DecodeFrontend("n", "cali_v6_nat_fe3", true, v6, new byte[20]);
-        Assert.Equal(IPAddress.Parse("fd00:96::10"), f.Address);
+        Assert.Equal(IPAddress.Parse("fd00:96::10"), f.AddressValue);
         Assert.Equal("fd00::/48", f.SourceCidr);
         Assert.Equal("[fd00:96::10]:53", f.Frontend);
     }
@@ -108,11 +108,11 @@ public class DataplaneDecoderTests
         byte[] key = Hex.Parse("1a 00 00 00 0a 41 01 00");   // 10.65.1.0/26
         Route remote = RouteMap.Decode("n", false, key, Hex.Parse("05 00 00 00 ac 11 00 07"), null);
         Assert.Equal("10.65.1.0/26", remote.Cidr);
-        Assert.Equal(IPAddress.Parse("172.17.0.7"), remote.NextHop);
+        Assert.Equal(IPAddress.Parse("172.17.0.7"), remote.NextHopValue);
         Assert.Null(remote.IfIndex);
         Route local = RouteMap.Decode("n", false, Hex.Parse("20 00 00 00 0a 41 00 02"), Hex.Parse("0d 00 00 00 0c 00 00 00"), null);
         Assert.Equal(12, local.IfIndex);
-        Assert.Null(local.NextHop);
+        Assert.Null(local.NextHopValue);
         Assert.Equal("local workload in-pool idx 12", local.Description);
     }
 

@@ -71,14 +71,14 @@ public sealed class DataplaneKernelTests
         var all = NatMaps.ReadFrontends(s.Node, new NatQuery()).ToList();
         Assert.Equal(7, all.Count); // 5 services + 1 NodePort wildcard + 1 drop entry
         NatFrontend dns = all.Single(f => f.Protocol == IpProtocol.Udp);
-        Assert.Equal(new[] { "10.65.0.5:53", "10.65.2.9:53" }, dns.Backends.Select(b => b.Address + ":" + b.Port));
+        Assert.Equal(new[] { "10.65.0.5:53", "10.65.2.9:53" }, dns.Backends.Select(b => b.AddressValue + ":" + b.Port));
         NatFrontend broken = all.Single(f => f.ServiceId == 4);
         Assert.Equal((3, 2), (broken.BackendCount, broken.MissingBackendCount));
         Assert.True(broken.Backends[1].Missing);
         Assert.Contains(all, f => f.IsDropEntry && f.ServiceId == 3);
         Assert.Contains(all, f => f.SourceCidr == "192.168.0.0/16");
         Assert.Contains(all, f => f.IsNodePortWildcard && f.Port == 30080);
-        Assert.Equal(TimeSpan.FromMinutes(10), all.First(f => f.ServiceId == 2).AffinityTimeout);
+        Assert.Equal(TimeSpan.FromMinutes(10), all.First(f => f.ServiceId == 2).AffinityTimeoutValue);
 
         var filtered = NatMaps.ReadFrontends(s.Node, new NatQuery { Addresses = new[] { AddressPrefix.Parse("10.96.0.0/24") }, Protocols = new[] { IpProtocol.Tcp } }).ToList();
         Assert.Equal(new uint[] { 2, 4, 5 }, filtered.Select(f => f.ServiceId).OrderBy(x => x));
@@ -89,8 +89,8 @@ public sealed class DataplaneKernelTests
     {
         using var s = new Seeded();
         NatAffinity a = Assert.Single(NatMaps.ReadAffinity(s.Node, false));
-        Assert.Equal((IPAddress.Parse("10.96.0.20"), 80, IPAddress.Parse("10.65.0.8")), (a.ServiceAddress, a.ServicePort, a.BackendAddress));
-        Assert.InRange(a.Age, TimeSpan.FromSeconds(41), TimeSpan.FromMinutes(5));
+        Assert.Equal((IPAddress.Parse("10.96.0.20"), 80, IPAddress.Parse("10.65.0.8")), (a.ServiceAddressValue, a.ServicePort, a.BackendAddressValue));
+        Assert.InRange(a.AgeValue, TimeSpan.FromSeconds(41), TimeSpan.FromMinutes(5));
         var lut = NatMaps.ReadMaglev(s.Node, false, 5).ToList();
         Assert.Equal(13, lut.Count);
         Assert.Equal(Enumerable.Range(0, 13), lut.Select(m => m.Ordinal).OrderBy(x => x));
@@ -253,7 +253,7 @@ public sealed class OlderVersionKernelTests
         var node = new LocalDataplane(fs.PinDirectory, "old");
         NatFrontend f = Assert.Single(NatMaps.ReadFrontends(node, new NatQuery()));
         Assert.Equal(("cali_v4_nat_fe2", 7U, NatFrontendFlags.None), (f.MapName, f.ServiceId, f.Flags));
-        Assert.Equal(IPAddress.Parse("10.65.0.5"), Assert.Single(f.Backends).Address);
+        Assert.Equal(IPAddress.Parse("10.65.0.5"), Assert.Single(f.Backends).AddressValue);
 
         BpfMap iface3 = sim.CreateMap(new MapSpec("cali_iface", 3, BpfMapType.Hash, 4, 40, 16, true));
         iface3.Update(BitConverter.GetBytes(3u), InterfaceStateMap.EncodeValue(3, InterfaceStateFlags.Workload, "cali3", -1, 11, 12, 13, 14));

@@ -35,7 +35,7 @@ public class FelixFieldsTests
             """)!);
         Assert.Equal(("node.n1", "Node", "n1", "7"), (config.Name, config.Scope, config.Node, config.ResourceVersion));
         Assert.True(config.BpfEnabled);
-        Assert.Equal(TimeSpan.FromSeconds(2), config.BpfKubeProxyMinSyncPeriod);
+        Assert.Equal(TimeSpan.FromSeconds(2), config.BpfKubeProxyMinSyncPeriodValue);
         Assert.Equal(4790L, config.VxlanPort);
         Assert.Equal(new[] { "10.0.0.0/8" }, config.BpfDSROptoutCIDRs);
         Assert.Equal("tcp port 80", config.BpfLogFilters!["eth0"]);

@@ -18,7 +18,7 @@ public class ReaderKernelTests
         return (sim, new LocalDataplane(fs.PinDirectory, "node-t"));
     }
 
-    private static string Id(ConntrackEntry e) => $"{e.Protocol} {e.SourceAddress}:{e.SourcePort} {e.DestinationAddress}:{e.DestinationPort} {e.Type}";
+    private static string Id(ConntrackEntry e) => $"{e.Protocol} {e.SourceAddressValue}:{e.SourcePort} {e.DestinationAddressValue}:{e.DestinationPort} {e.Type}";
 
     [SkippableTheory]
     [InlineData(4)]
@@ -40,12 +40,12 @@ public class ReaderKernelTests
                 Assert.Equal(version, r.MapVersion);
                 Assert.Equal($"cali_v4_ct{version}", r.MapName);
                 Assert.Equal(w.LastSeenNanoseconds, r.LastSeenNanoseconds);
-                Assert.Equal(w.ServiceAddress, r.ServiceAddress);
-                Assert.Equal(w.TunnelAddress, r.TunnelAddress);
+                Assert.Equal(w.ServiceAddressValue, r.ServiceAddressValue);
+                Assert.Equal(w.TunnelAddressValue, r.TunnelAddressValue);
                 Assert.Equal(w.ReverseKey, r.ReverseKey);
                 Assert.Equal(version == 2 ? 0UL : w.BytesForward, r.BytesForward);
                 Assert.Equal(version == 2 ? 0U : w.PacketsReverse, r.PacketsReverse);
-                Assert.True(r.Age > TimeSpan.Zero);
+                Assert.True(r.AgeValue > TimeSpan.Zero);
                 Assert.Equal(DateTimeKind.Utc, r.LastSeen.Kind);
             }
 
@@ -62,9 +62,9 @@ public class ReaderKernelTests
         var e = new ConntrackEntry
         {
             Protocol = IpProtocol.Tcp,
-            SourceAddress = IPAddress.Parse("fd00:10::5"),
+            SourceAddressValue = IPAddress.Parse("fd00:10::5"),
             SourcePort = 40000,
-            DestinationAddress = IPAddress.Parse("fd00:10::2"),
+            DestinationAddressValue = IPAddress.Parse("fd00:10::2"),
             DestinationPort = 443,
             LastSeenNanoseconds = KernelInfo.MonotonicNanoseconds() - 1_000_000_000,
             Forward = new ConntrackLeg { SynSeen = true, AckSeen = true, Opener = true, Bytes = 10 },
@@ -74,7 +74,7 @@ public class ReaderKernelTests
         using (sim)
         {
             ConntrackEntry r = Assert.Single(ConntrackReader.Read(node, new ConntrackQuery { IPv6 = true }));
-            Assert.Equal(e.SourceAddress, r.SourceAddress);
+            Assert.Equal(e.SourceAddressValue, r.SourceAddressValue);
             Assert.Equal(443, r.DestinationPort);
             Assert.Equal(TcpState.Established, r.State);
             Assert.Equal(ConntrackFlags.BA, r.Flags); // fd00:10::5 sorts after fd00:10::2
@@ -92,7 +92,7 @@ public class ReaderKernelTests
         using (sim)
         {
             List<ConntrackEntry> all = ConntrackReader.Read(node, new ConntrackQuery()).ToList();
-            TimeSpan older = ThresholdInWidestGap(all.Select(e => e.Age));
+            TimeSpan older = ThresholdInWidestGap(all.Select(e => e.AgeValue));
             AddressPrefix pods = AddressPrefix.Parse("10.65.0.0/17");
             var queries = new (ConntrackQuery Query, Func<ConntrackEntry, bool> Expected)[]
             {
@@ -100,8 +100,8 @@ public class ReaderKernelTests
                 (new() { Types = new[] { ConntrackType.NatReverse } }, e => e.Type == ConntrackType.NatReverse),
                 (new() { States = new[] { TcpState.Established, TcpState.Reset } }, e => e.State is TcpState.Established or TcpState.Reset),
                 (new() { Ports = new HashSet<int> { 53, 8080 } }, e => e.SourcePort is 53 or 8080 || e.DestinationPort is 53 or 8080 || (e.Type == ConntrackType.NatReverse && e.ServicePort is 53 or 8080)),
-                (new() { Addresses = new[] { pods } }, e => pods.Matches(e.SourceAddress) || pods.Matches(e.DestinationAddress) || (e.Type == ConntrackType.NatReverse && pods.Matches(e.ServiceAddress))),
-                (new() { OlderThan = older }, e => e.Age > older),
+                (new() { Addresses = new[] { pods } }, e => pods.Matches(e.SourceAddressValue) || pods.Matches(e.DestinationAddressValue) || (e.Type == ConntrackType.NatReverse && pods.Matches(e.ServiceAddressValue))),
+                (new() { OlderThan = older }, e => e.AgeValue > older),
             };
             foreach ((ConntrackQuery q, Func<ConntrackEntry, bool> expected) in queries)
             {
@@ -132,7 +132,7 @@ public class ReaderKernelTests
         using SimulatedDataplane sim = SimulatedDataplane.Claim(fs.PinDirectory);
         sim.CreateMap(MapSpecs.Conntrack(3, false), 16);
         BpfMap v4 = sim.CreateMap(MapSpecs.Conntrack(4, false), 16);
-        var e = new ConntrackEntry { Protocol = IpProtocol.Udp, SourceAddress = IPAddress.Parse("10.0.0.1"), DestinationAddress = IPAddress.Parse("10.0.0.2"), SourcePort = 1, DestinationPort = 2 };
+        var e = new ConntrackEntry { Protocol = IpProtocol.Udp, SourceAddressValue = IPAddress.Parse("10.0.0.1"), DestinationAddressValue = IPAddress.Parse("10.0.0.2"), SourcePort = 1, DestinationPort = 2 };
         sim.WriteConntrack(v4, ConntrackLayout.For("cali_v4_ct4", 4, 16, 88), new[] { e });
         using (BpfMap bigger = BpfMap.Create(BpfMapType.LruHash, 16, 88, 32, "cali_v4_ct5"))
         {

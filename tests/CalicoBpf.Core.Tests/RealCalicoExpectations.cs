@@ -127,7 +127,7 @@ public static class RealCalicoExpectations
         List<ConntrackEntry> entries = Conntrack(s);
         foreach (RealCalicoRecord.Workload w in s.Sent.Workloads.Where(w => s.Sent.Flows.Any(x => x.Workload == w.Name && x.Denied)))
         {
-            f.Equal(0, entries.Count(e => e.Key.AddressA.Equals(w.WorkloadAddress) || e.Key.AddressB.Equals(w.WorkloadAddress)),
+            f.Equal(0, entries.Count(e => e.Key.AddressAValue.Equals(w.WorkloadAddress) || e.Key.AddressBValue.Equals(w.WorkloadAddress)),
                 $"entries of the denied workload {w.Name} ({w.WorkloadAddress})");
         }
 
@@ -155,10 +155,10 @@ public static class RealCalicoExpectations
             f.Equal(flow.Protocol, e.Protocol, $"{n}: Protocol");
             f.Equal(HostPort(flow.Client, flow.ClientPort), e.Source, $"{n}: Source (the client)");
             f.Equal(HostPort(flow.Backend!, flow.BackendPort!.Value), e.Destination, $"{n}: Destination (the backend)");
-            f.Equal(flow.Server, e.ServiceAddress, $"{n}: ServiceAddress (the VIP, orig_ip)");
+            f.Equal(flow.Server, e.ServiceAddressValue, $"{n}: ServiceAddress (the VIP, orig_ip)");
             f.Equal(flow.ServerPort, e.ServicePort, $"{n}: ServicePort (orig_port)");
             f.Equal(HostPort(flow.Server, flow.ServerPort), e.ServiceEndpoint, $"{n}: ServiceEndpoint");
-            f.Equal(null, e.TunnelAddress, $"{n}: TunnelAddress (no tunnel)");
+            f.Equal(null, e.TunnelAddressValue, $"{n}: TunnelAddress (no tunnel)");
             // The reverse entry does the bookkeeping of the NAT'd connection (both legs). NAT does not
             // change lengths, so the sniffed frames (service address in both directions) compare directly.
             f.Equal((uint)flow.ForwardPackets, e.Forward.Packets, $"{n}: Forward.Packets");
@@ -196,11 +196,11 @@ public static class RealCalicoExpectations
             bool clientFirst = SortsFirst(flow.Client, flow.ClientPort, flow.Server, flow.ServerPort);
             vipIsA.Add(!clientFirst);
             string side = clientFirst ? "VIP is key side B" : "VIP is key side A";
-            f.Equal(clientFirst ? flow.Client : flow.Server, e.Key.AddressA, $"{n}: Key.AddressA (src_lt_dest order)");
+            f.Equal(clientFirst ? flow.Client : flow.Server, e.Key.AddressAValue, $"{n}: Key.AddressA (src_lt_dest order)");
             f.Equal(ConntrackFlags.None, e.Flags & ConntrackFlags.BA, $"{n}: B-A flag (Calico never sets it on NAT_FWD)");
             f.Equal(HostPort(flow.Client, flow.ClientPort), e.Source, $"{n} ({side}): Source (the client)");
             f.Equal(HostPort(flow.Server, flow.ServerPort), e.Destination, $"{n} ({side}): Destination (the VIP)");
-            f.Equal(flow.Server, e.ServiceAddress, $"{n} ({side}): ServiceAddress");
+            f.Equal(flow.Server, e.ServiceAddressValue, $"{n} ({side}): ServiceAddress");
             f.Equal(flow.ServerPort, e.ServicePort, $"{n} ({side}): ServicePort");
             f.Equal(HostPort(flow.Backend!, flow.BackendPort!.Value), e.Backend, $"{n} ({side}): Backend");
             f.Equal(null, e.NatSourcePort, $"{n}: NatSourcePort (no source port rewrite)");
@@ -240,7 +240,7 @@ public static class RealCalicoExpectations
 
             f.Equal(ConntrackFlags.None, e.Flags & ConntrackFlags.HostPsnat, $"{n}: host-psnat flag");
             f.Equal(null, e.OriginalSourcePort, $"{n}: OriginalSourcePort (the port was not changed)");
-            f.Equal(null, e.OriginalSourceAddress, $"{n}: OriginalSourceAddress (the client {flow.Client} was not changed)");
+            f.Equal(null, e.OriginalSourceAddressValue, $"{n}: OriginalSourceAddress (the client {flow.Client} was not changed)");
         }
 
         f.ThrowIfAny("NAT reverse entries' original source");
@@ -338,14 +338,14 @@ public static class RealCalicoExpectations
             }
 
             NatFrontend fe = matching[0];
-            f.Equal(svc.Address, fe.Address, $"{n}: Address");
+            f.Equal(svc.Address, fe.AddressValue, $"{n}: Address");
             f.Equal(svc.Port, fe.Port, $"{n}: Port");
             f.Equal(svc.Protocol, fe.Protocol, $"{n}: Protocol");
             f.Equal(null, fe.SourceCidr, $"{n}: SourceCidr (prefixlen 56: no source range)");
             // Written as felix/bpf/nat/maps.go NewNATValue(id, count, local = count, affinity 0), flags 0.
             f.Equal(svc.Backends.Count, fe.BackendCount, $"{n}: BackendCount");
             f.Equal(svc.Backends.Count, fe.LocalBackendCount, $"{n}: LocalBackendCount");
-            f.Equal(TimeSpan.Zero, fe.AffinityTimeout, $"{n}: AffinityTimeout");
+            f.Equal(TimeSpan.Zero, fe.AffinityTimeoutValue, $"{n}: AffinityTimeout");
             f.Equal(NatFrontendFlags.None, fe.Flags, $"{n}: Flags");
             f.Equal(
                 string.Join(", ", svc.Backends.Select((b, o) => $"{svc.Id}:{o} {HostPort(b.Address, b.Port)}")),
@@ -372,7 +372,7 @@ public static class RealCalicoExpectations
         f.Equal(expected.Count, routes.Count, "routes");
         foreach (var x in expected)
         {
-            var r = routes.Where(r => r.Address.Equals(x.Address) && r.PrefixLength == 32).ToList();
+            var r = routes.Where(r => r.AddressValue.Equals(x.Address) && r.PrefixLength == 32).ToList();
             string n = x.Address + "/32";
             if (!f.Equal(1, r.Count, $"{n}: routes"))
             {
@@ -382,7 +382,7 @@ public static class RealCalicoExpectations
             f.Equal(x.Flags, r[0].Flags, $"{n}: Flags");
             f.Equal(x.IfIndex, r[0].IfIndex, $"{n}: IfIndex");
             f.Equal(x.Interface, r[0].Interface, $"{n}: Interface");
-            f.Equal(null, r[0].NextHop, $"{n}: NextHop");
+            f.Equal(null, r[0].NextHopValue, $"{n}: NextHop");
             f.Equal(x.Description, r[0].Description, $"{n}: Description (as calico-bpf routes dump prints it)");
             f.Equal(n, r[0].Cidr, $"{n}: Cidr");
         }
@@ -421,7 +421,7 @@ public static class RealCalicoExpectations
             string letter = line.Contains(w.HostInterface.PadRight(15, '-') + "-I: ", StringComparison.Ordinal) ? "I" : "E";
             f.Equal(w.HostInterface.PadRight(15, '-') + "-" + letter, e.Tag, $"Tag of '{line.Trim()}'");
             f.Equal(letter == "I" ? TraceDirection.Ingress : TraceDirection.Egress, e.Direction, $"Direction of '{line.Trim()}'");
-            f.True(e.Pid is not null && e.Cpu is not null && e.Timestamp is not null && e.Process is not null, $"kernel fields of '{line.Trim()}'");
+            f.True(e.Pid is not null && e.Cpu is not null && e.TimestampValue is not null && e.Process is not null, $"kernel fields of '{line.Trim()}'");
 
             // "IP s=<src> d=<dst>" names the packet: from the pod it is seen by from_wep ("-E"), to the pod by to_wep ("-I").
             System.Text.RegularExpressions.Match ip = System.Text.RegularExpressions.Regex.Match(e.Message, @"^IP s=(\S+) d=(\S+)$");
@@ -459,8 +459,8 @@ public static class RealCalicoExpectations
 
     /// <summary>The key joins these two ends, whichever side each sorted to.</summary>
     private static bool Joins(ConntrackEntry e, IPAddress a, int portA, IPAddress b, int portB) =>
-        (e.Key.AddressA.Equals(a) && e.Key.PortA == portA && e.Key.AddressB.Equals(b) && e.Key.PortB == portB)
-        || (e.Key.AddressA.Equals(b) && e.Key.PortA == portB && e.Key.AddressB.Equals(a) && e.Key.PortB == portA);
+        (e.Key.AddressAValue.Equals(a) && e.Key.PortA == portA && e.Key.AddressBValue.Equals(b) && e.Key.PortB == portB)
+        || (e.Key.AddressAValue.Equals(b) && e.Key.PortA == portB && e.Key.AddressBValue.Equals(a) && e.Key.PortB == portA);
 
     /// <summary>The one NatReverse entry of a NAT flow (client and backend), or null after recording why not.</summary>
     private static ConntrackEntry? Reverse(Findings f, List<ConntrackEntry> entries, RealCalicoRecord.Flow flow)

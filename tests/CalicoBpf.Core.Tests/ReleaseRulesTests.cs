@@ -38,7 +38,7 @@ public class ReleaseRulesTests
             Assert.Equal(ConntrackType.NatForward, e.Type);
             Assert.Equal("10.78.0.2:40000", e.Source);
             Assert.Equal($"{service}:80", e.Destination);
-            Assert.Equal(IPAddress.Parse(service), e.ServiceAddress);
+            Assert.Equal(IPAddress.Parse(service), e.ServiceAddressValue);
             Assert.Equal($"{backend}:18080", e.Backend);
             Assert.Equal(ConntrackFlags.None, e.Flags);
         }
@@ -70,8 +70,8 @@ public class ReleaseRulesTests
         BitConverter.TryWriteBytes(value.AsSpan(openerIsB ? 40 : 28), 0x33U);   // syn|ack|approved|opener
         BitConverter.TryWriteBytes(value.AsSpan(openerIsB ? 28 : 40), 0x13U);   // syn|ack|approved
         ConntrackEntry e = Decode(2, "v3.23.5", key, value);
-        Assert.Equal(IPAddress.Parse(source), e.SourceAddress);
-        Assert.Equal(IPAddress.Parse(destination), e.DestinationAddress);
+        Assert.Equal(IPAddress.Parse(source), e.SourceAddressValue);
+        Assert.Equal(IPAddress.Parse(destination), e.DestinationAddressValue);
         Assert.True(e.Forward.Opener);
         Assert.False(e.Reverse.Opener);
         Assert.Equal(TcpState.Established, e.State);
@@ -232,8 +232,8 @@ public class ReleaseRulesTests
         var e = new ConntrackEntry
         {
             Protocol = IpProtocol.Tcp, Type = ConntrackType.NatReverse, Flags = ConntrackFlags.HostPsnat,
-            SourceAddress = IPAddress.Parse("172.18.0.10"), SourcePort = 30001, DestinationAddress = IPAddress.Parse("10.65.0.5"), DestinationPort = 8080,
-            ServiceAddress = IPAddress.Parse("10.96.0.1"), ServicePort = 443, OriginalSourcePort = 41000,
+            SourceAddressValue = IPAddress.Parse("172.18.0.10"), SourcePort = 30001, DestinationAddressValue = IPAddress.Parse("10.65.0.5"), DestinationPort = 8080,
+            ServiceAddressValue = IPAddress.Parse("10.96.0.1"), ServicePort = 443, OriginalSourcePort = 41000,
         };
         Assert.Equal("TCP 172.18.0.10:30001 -> 10.96.0.1:443 -> 10.65.0.5:8080 source port changed from 41000  Active ago 0s SYN-SENT", e.ToString());
     }

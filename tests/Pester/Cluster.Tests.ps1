@@ -50,7 +50,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $skip += 'Interface'
         (Get-BpfCounter -Node node-a | ForEach-Object { Fields $_ }) | Should -Be (Get-BpfCounter -PinPath $pins | ForEach-Object { Fields $_ })
         (Get-BpfCounter -Node node-a).Interface | Sort-Object -Unique | Should -Be @('eth0', 'vxlan.calico')
-        (Get-BpfNat -Node node-a).Backends.Address.IPAddressToString | Should -Be @('10.65.0.5', '10.65.2.9')
+        (Get-BpfNat -Node node-a).Backends.Address | Should -Be @('10.65.0.5', '10.65.2.9')
     }
 
     It '-Node * reads every node running calico-node in parallel; a broken node is one error and the others complete' {

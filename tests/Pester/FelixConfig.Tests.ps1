@@ -32,7 +32,7 @@ Describe 'Felix fields: one table, one property, one parameter, one help entry e
             TextList = [string[]]; TextMap = [hashtable]; IntOrText = [string]
         }
         $propertyType = @{
-            Boolean = [Nullable[bool]]; Integer = [Nullable[long]]; Text = [string]; Duration = [Nullable[timespan]]
+            Boolean = [Nullable[bool]]; Integer = [Nullable[long]]; Text = [string]; Duration = [string]   # as written; the TimeSpan is the hidden NAMEValue
             TextList = [CalicoBpf.ValueList[string]]; TextMap = [CalicoBpf.ValueMap]; IntOrText = [string]
         }
         # A value of each kind as the API serves it.
@@ -139,7 +139,8 @@ Describe 'Operator install, both groups, head CRDs' -Skip:(-not $kernel) {
 
     It 'sends only the fields given, as a merge patch, and -PassThru returns the result' {
         $r = Set-FelixBpfConfig -BpfKubeProxyMinSyncPeriod 1500ms -BpfMapSizeNATFrontend 131072 -PassThru
-        $r.BpfKubeProxyMinSyncPeriod | Should -Be ([TimeSpan]::FromMilliseconds(1500))
+        $r.BpfKubeProxyMinSyncPeriod | Should -Be '1500ms'
+        $r.BpfKubeProxyMinSyncPeriodValue | Should -Be ([TimeSpan]::FromMilliseconds(1500))
         $r.BpfMapSizeNATFrontend | Should -Be 131072
         ($r.BpfEnabled, $r.BpfExternalServiceMode) | Should -Be @($true, 'Tunnel')
         Set-FelixBpfConfig -Clear bpfMapSizeNATFrontend

@@ -63,7 +63,7 @@ Describe 'Reading the rest of the dataplane' -Skip:(-not $kernel) {
         $nat = @(Get-BpfNat -WarningVariable warn -WarningAction SilentlyContinue)
         $nat.Count | Should -Be 4
         $nat[0] | Should -BeOfType ([CalicoBpf.NatFrontend])
-        ($nat | Where-Object ServiceId -eq 1).Backends.Address.IPAddressToString | Should -Be @('10.65.0.5', '10.65.2.9')
+        ($nat | Where-Object ServiceId -eq 1).Backends.Address | Should -Be @('10.65.0.5', '10.65.2.9')
         ($nat | Where-Object ServiceId -eq 4).MissingBackendCount | Should -Be 1
         "$warn" | Should -Match '10\.96\.0\.30:9090.*missing'
         @(Get-BpfNat 10.96.0.10 -Protocol Udp).ServiceId | Should -Be 1
@@ -72,7 +72,7 @@ Describe 'Reading the rest of the dataplane' -Skip:(-not $kernel) {
     }
 
     It 'Get-BpfNatAffinity and Get-BpfNatMaglev' {
-        (Get-BpfNatAffinity).BackendAddress.IPAddressToString | Should -Be '10.65.0.8'
+        (Get-BpfNatAffinity).BackendAddress | Should -Be '10.65.0.8'
         @(Get-BpfNat -ServiceId 5 | Get-BpfNatMaglev).Count | Should -Be 7
     }
 

@@ -101,10 +101,10 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
 
     It 'applies -OlderThan while reading' {
         # Ages grow while the test runs: take a threshold in the middle of the widest gap between ages.
-        $ages = $all.Age | Sort-Object
+        $ages = $all.AgeValue | Sort-Object
         $gap = 1..($ages.Count - 1) | Sort-Object { ($ages[$_] - $ages[$_ - 1]).Ticks } -Descending | Select-Object -First 1
         $threshold = $ages[$gap - 1] + [timespan]::FromTicks(($ages[$gap] - $ages[$gap - 1]).Ticks / 2)
-        $want = @($all | Where-Object Age -gt $threshold | ForEach-Object { "$($_.Source) $($_.Type)" } | Sort-Object)
+        $want = @($all | Where-Object AgeValue -gt $threshold | ForEach-Object { "$($_.Source) $($_.Type)" } | Sort-Object)
         @(Get-BpfConntrack -OlderThan $threshold | ForEach-Object { "$($_.Source) $($_.Type)" } | Sort-Object) | Should -Be $want
         $want.Count | Should -BeGreaterThan 0
     }
@@ -119,10 +119,10 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
         Ids (Get-BpfConntrack -Protocol tcp, 17) | Should -Be (Ids ($all | Where-Object Protocol -in 'Tcp', 'Udp'))
         @(Get-BpfConntrack -Protocol 200 -ErrorAction Stop).Count | Should -Be 0   # a number with no name: nothing, no error
         # A threshold in whole seconds in the widest gap between the ages (they grow while the test runs).
-        $ages = $all.Age | Sort-Object
+        $ages = $all.AgeValue | Sort-Object
         $gap = 1..($ages.Count - 1) | Sort-Object { ($ages[$_] - $ages[$_ - 1]).Ticks } -Descending | Select-Object -First 1
         $seconds = [math]::Ceiling(($ages[$gap - 1] + [timespan]::FromTicks(($ages[$gap] - $ages[$gap - 1]).Ticks / 2)).TotalSeconds)
-        $old = Ids ($all | Where-Object Age -gt ([timespan]::FromSeconds($seconds)))
+        $old = Ids ($all | Where-Object AgeValue -gt ([timespan]::FromSeconds($seconds)))
         $old.Count | Should -BeGreaterThan 0
         Ids (Get-BpfConntrack -OlderThan "$($seconds)s") | Should -Be $old
         Ids (Get-BpfConntrack -OlderThan $seconds) | Should -Be $old
@@ -132,7 +132,7 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
         $shown = [CalicoBpf.ConntrackText]::ShortDuration([timespan]::FromSeconds($seconds))
         Ids (Get-BpfConntrack -OlderThan $shown) | Should -Be $old -Because "$seconds s is shown as $shown"
         # Unquoted, 90s reaches the cmdlet as the Int16 90 (seconds, as meant); 2d as the decimal 2, refused.
-        Ids (Get-BpfConntrack -OlderThan 90s) | Should -Be (Ids ($all | Where-Object Age -gt ([timespan]::FromSeconds(90))))
+        Ids (Get-BpfConntrack -OlderThan 90s) | Should -Be (Ids ($all | Where-Object AgeValue -gt ([timespan]::FromSeconds(90))))
         { Get-BpfConntrack -OlderThan 2d -ErrorAction Stop } | Should -Throw -ExpectedMessage "*PowerShell reads 2d unquoted as the decimal 2*'2d'*"
         # A comma is a list to PowerShell, never OR-ed flags: 'tcp,udp' is refused, not protocol 23.
         { Get-BpfConntrack -Protocol 'tcp,udp' -ErrorAction Stop } | Should -Throw -ExpectedMessage "*'tcp,udp' is not an IP protocol*"
@@ -176,10 +176,13 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
     It 'pipes into Group-Object, Sort-Object and ConvertTo-Json' {
         $states = Get-BpfConntrack -Protocol Tcp -Type Normal, NatReverse | Group-Object State -NoElement
         ($states | Measure-Object Count -Sum).Sum | Should -Be @($all | Where-Object { $_.Protocol -eq 'Tcp' -and $_.Type -ne 'NatForward' }).Count
-        $json = Get-BpfConntrack -Type NatReverse | Sort-Object Age | Select-Object -First 2 Source, ServiceEndpoint, Destination, State, LastSeen |
-            ConvertTo-Json -EnumsAsStrings | ConvertFrom-Json
+        $json = Get-BpfConntrack -Type NatReverse | Sort-Object AgeValue | Select-Object -First 2 Source, SourceAddress, ServiceEndpoint, Destination, State, Age, LastSeen |
+            ConvertTo-Json | ConvertFrom-Json
         $json[0].Source | Should -Match '^\d+\.\d+\.\d+\.\d+:\d+$'
+        $json[0].SourceAddress | Should -Match '^\d+\.\d+\.\d+\.\d+$'
         $json[0].ServiceEndpoint | Should -Match ':\d+$'
+        $json[0].State | Should -BeOfType [string]
+        [timespan]$json[0].Age | Should -BeLessOrEqual ([timespan]$json[1].Age)
     }
 
     It 'gives an unchanged entry the same LastSeen in two reads' {
@@ -189,7 +192,7 @@ Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
         $second.Count | Should -Be $first.Count
         for ($i = 0; $i -lt $first.Count; $i++) { $second[$i].LastSeen | Should -Be $first[$i].LastSeen }
         # The age still grows: it is measured against the monotonic clock now.
-        ($second[0].Age - $first[0].Age) | Should -BeGreaterThan ([timespan]::Zero)
+        ($second[0].AgeValue - $first[0].AgeValue) | Should -BeGreaterThan ([timespan]::Zero)
     }
 
     It 'renders its default table' {

@@ -19,8 +19,8 @@ Describe 'README transcripts' {
     }
 
     It 'the comparison tells a timing from a change' {
-        $a = ConvertTo-ComparableTranscript @('UDP 10.0.0.1:53 NatReverse   887.4771ms', 'Age 11m08s, 2h05m, 1m30.5s', 'in /tmp/calicobpf-demo-22358/x', 'TC ing:3720 egr:3721')
-        $b = ConvertTo-ComparableTranscript @('UDP 10.0.0.1:53 NatReverse 1.3314487s', 'Age 9m59s, 3d04h, 2s', 'in /tmp/calicobpf-demo-9685/x', 'TC ing:12 egr:13')
+        $a = ConvertTo-ComparableTranscript @('UDP 10.0.0.1:53 NatReverse   887.4771ms', 'Age 11m08s, 2h05m, 1m30.5s', '"Age": "00:11:08.2828276"', 'in /tmp/calicobpf-demo-22358/x', 'TC ing:3720 egr:3721')
+        $b = ConvertTo-ComparableTranscript @('UDP 10.0.0.1:53 NatReverse 1.3314487s', 'Age 9m59s, 3d04h, 2s', '"Age": "1.02:00:01"', 'in /tmp/calicobpf-demo-9685/x', 'TC ing:12 egr:13')
         $b | Should -Be $a
         ConvertTo-ComparableTranscript @('UDP 10.0.0.2:53 NatReverse 1s') | Should -Not -Be (ConvertTo-ComparableTranscript @('UDP 10.0.0.1:53 NatReverse 1s'))
     }

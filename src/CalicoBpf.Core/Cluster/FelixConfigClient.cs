@@ -274,12 +274,12 @@ public sealed class FelixConfigClient
     /// <summary>The selector-scoped configurations, oldest first (then by name), each with its nodeSelector parsed or the reason it does not parse: once per client, not per node.</summary>
     private IReadOnlyList<(FelixBpfConfig Config, CalicoSelector? Selector, string? Problem)> SelectorConfigs => _selectorConfigs ??= Configs
         .Where(c => c.Scope == "Selector")
-        .OrderBy(c => c.Resource["metadata"]?["creationTimestamp"]?.GetValue<string>() is string t
+        .OrderBy(c => c.Json["metadata"]?["creationTimestamp"]?.GetValue<string>() is string t
             && DateTime.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AdjustToUniversal, out DateTime when) ? when : DateTime.MaxValue)
         .ThenBy(c => c.Name, StringComparer.Ordinal)
         .Select(c =>
         {
-            string text = c.Resource["spec"]?["nodeSelector"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : string.Empty;
+            string text = c.Json["spec"]?["nodeSelector"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : string.Empty;
             try
             {
                 return (c, CalicoSelector.Parse(text), (string?)null);
@@ -320,7 +320,7 @@ public sealed class FelixConfigClient
             })
             {
                 // Empty or null means unset (reference 1.2): Felix falls back to the next source.
-                if (config?.Resource["spec"]?[f.Json] is JsonNode v && !(v.GetValueKind() == JsonValueKind.String && v.GetValue<string>().Length == 0))
+                if (config?.Json["spec"]?[f.Json] is JsonNode v && !(v.GetValueKind() == JsonValueKind.String && v.GetValue<string>().Length == 0))
                 {
                     sources.Add((source, FelixBpfConfig.ShowValue(v), "FelixConfiguration " + config.Name));
                 }

@@ -87,25 +87,25 @@ public sealed class WorkloadIndex : IWorkloadNamer
     /// <summary>Sets SourcePod, DestinationPod and Service of a conntrack entry.</summary>
     public void Annotate(ConntrackEntry e)
     {
-        e.SourcePod = PodAt(e.SourceAddress);
-        e.DestinationPod = PodAt(e.DestinationAddress);
-        e.Service = e.ServiceAddress is not null
-            ? ServiceAt(e.ServiceAddress, e.ServicePort ?? 0, e.Protocol)
-            : ServiceAt(e.DestinationAddress, e.DestinationPort, e.Protocol);
+        e.SourcePod = PodAt(e.SourceAddressValue);
+        e.DestinationPod = PodAt(e.DestinationAddressValue);
+        e.Service = e.ServiceAddressValue is not null
+            ? ServiceAt(e.ServiceAddressValue, e.ServicePort ?? 0, e.Protocol)
+            : ServiceAt(e.DestinationAddressValue, e.DestinationPort, e.Protocol);
         if (e.DestinationPod.Length == 0 && e.ReverseKey is { } reverse && e.Type == ConntrackType.NatForward)
         {
             // A NAT forward entry points at the backend through its reverse key.
-            e.DestinationPod = PodAt(reverse.Other(e.SourceAddress, e.SourcePort).Address);
+            e.DestinationPod = PodAt(reverse.Other(e.SourceAddressValue, e.SourcePort).Address);
         }
     }
 
     /// <summary>Sets the Service of a NAT frontend and the Pod of each backend.</summary>
     public void Annotate(NatFrontend f)
     {
-        f.Service = ServiceAt(f.Address, f.Port, f.Protocol);
+        f.Service = ServiceAt(f.AddressValue, f.Port, f.Protocol);
         foreach (NatBackend b in f.Backends)
         {
-            b.Pod = PodAt(b.Address);
+            b.Pod = PodAt(b.AddressValue);
         }
     }
 

@@ -46,7 +46,7 @@ public static class ArpMap
                 return new ArpEntry
                 {
                     Node = node.Node,
-                    Address = new IPAddress(key[..l]),
+                    AddressValue = new IPAddress(key[..l]),
                     IfIndex = ifIndex,
                     Interface = CounterReader.NameOf(links, ifIndex),
                     SourceMac = FormatMac(value[..6]),

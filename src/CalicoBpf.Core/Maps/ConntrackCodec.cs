@@ -109,21 +109,21 @@ public sealed class ConntrackCodec
             Node = _node,
             Protocol = protocol,
             Type = type,
-            SourceAddress = src,
+            SourceAddressValue = src,
             SourcePort = sport,
-            DestinationAddress = dst,
+            DestinationAddressValue = dst,
             DestinationPort = dport,
-            ServiceAddress = service,
+            ServiceAddressValue = service,
             ServicePort = servicePort,
-            TunnelAddress = tunnel,
-            OriginalSourceAddress = origSource,
+            TunnelAddressValue = tunnel,
+            OriginalSourceAddressValue = origSource,
             OriginalSourcePort = origSourcePort,
             NatSourcePort = natSourcePort,
             ReverseKey = reverseKey,
             Flags = flags,
             LastSeenNanoseconds = lastSeen,
             LastSeen = _clock.WallTimeOf(lastSeen),
-            Age = _clock.AgeOf(lastSeen),
+            AgeValue = _clock.AgeOf(lastSeen),
             ResetSeenNanoseconds = _meaning.OffsetZeroIsCreated ? 0 : ts0,
             ResetSeen = !_meaning.OffsetZeroIsCreated && ts0 != 0 ? _clock.WallTimeOf(ts0) : null,
             CreatedNanoseconds = _meaning.OffsetZeroIsCreated ? ts0 : 0,
@@ -152,17 +152,17 @@ public sealed class ConntrackCodec
         bool Same(IPAddress address, int port, IPAddress revAddress, int revPort) =>
             address.Equals(revAddress) && (natSourcePort ?? port) == revPort;
 
-        if (Same(key.AddressA, key.PortA, reverse.AddressA, reverse.PortA))
+        if (Same(key.AddressAValue, key.PortA, reverse.AddressAValue, reverse.PortA))
         {
             return false;
         }
 
-        if (Same(key.AddressB, key.PortB, reverse.AddressA, reverse.PortA))
+        if (Same(key.AddressBValue, key.PortB, reverse.AddressAValue, reverse.PortA))
         {
             return true;
         }
 
-        return !Same(key.AddressA, key.PortA, reverse.AddressB, reverse.PortB) && Same(key.AddressB, key.PortB, reverse.AddressB, reverse.PortB);
+        return !Same(key.AddressAValue, key.PortA, reverse.AddressBValue, reverse.PortB) && Same(key.AddressBValue, key.PortB, reverse.AddressBValue, reverse.PortB);
     }
 
     private ConntrackKey DecodeKey(ReadOnlySpan<byte> key)
@@ -221,9 +221,9 @@ public sealed class ConntrackCodec
 
         key.Clear();
         value.Clear();
-        bool openerIsA = SortsFirst(e.SourceAddress, e.SourcePort, e.DestinationAddress, e.DestinationPort);
-        WriteKey(l, key, e.Protocol, openerIsA ? e.SourceAddress : e.DestinationAddress, openerIsA ? e.SourcePort : e.DestinationPort,
-            openerIsA ? e.DestinationAddress : e.SourceAddress, openerIsA ? e.DestinationPort : e.SourcePort);
+        bool openerIsA = SortsFirst(e.SourceAddressValue, e.SourcePort, e.DestinationAddressValue, e.DestinationPort);
+        WriteKey(l, key, e.Protocol, openerIsA ? e.SourceAddressValue : e.DestinationAddressValue, openerIsA ? e.SourcePort : e.DestinationPort,
+            openerIsA ? e.DestinationAddressValue : e.SourceAddressValue, openerIsA ? e.DestinationPort : e.SourcePort);
 
         bool tracking = e.Type != ConntrackType.NatForward;
         ConntrackFlags flags = (e.Flags & ~ConntrackFlags.BA)
@@ -236,7 +236,7 @@ public sealed class ConntrackCodec
         if (!tracking)
         {
             ConntrackKey rk = e.ReverseKey ?? throw new ArgumentException("A NatForward entry needs its ReverseKey.", nameof(e));
-            WriteKey(l, value.Slice(l.ReverseKeyOffset, l.KeySize), rk.Protocol, rk.AddressA, rk.PortA, rk.AddressB, rk.PortB);
+            WriteKey(l, value.Slice(l.ReverseKeyOffset, l.KeySize), rk.Protocol, rk.AddressAValue, rk.PortA, rk.AddressBValue, rk.PortB);
             BinaryPrimitives.WriteUInt16LittleEndian(value[l.NatSourcePortOffset..], (ushort)(e.NatSourcePort ?? 0));
             return;
         }
@@ -246,12 +246,12 @@ public sealed class ConntrackCodec
         EncodeLeg(l, value.Slice(l.LegBOffset, l.LegSize), openerIsA ? e.Reverse : opener);
         if (e.Type == ConntrackType.NatReverse)
         {
-            WriteAddress(l, value, l.TunnelOffset, e.TunnelAddress);
-            WriteAddress(l, value, l.OriginalDestinationOffset, e.ServiceAddress);
+            WriteAddress(l, value, l.TunnelOffset, e.TunnelAddressValue);
+            WriteAddress(l, value, l.OriginalDestinationOffset, e.ServiceAddressValue);
             BinaryPrimitives.WriteUInt16LittleEndian(value[l.OriginalPortOffset..], (ushort)(e.ServicePort ?? 0));
             // Calico writes the original source even when nothing changed it: then it is the client's own.
             BinaryPrimitives.WriteUInt16LittleEndian(value[l.OriginalSourcePortOffset..], (ushort)(e.OriginalSourcePort ?? e.SourcePort));
-            WriteAddress(l, value, l.OriginalSourceAddressOffset, e.OriginalSourceAddress ?? e.SourceAddress);
+            WriteAddress(l, value, l.OriginalSourceAddressOffset, e.OriginalSourceAddressValue ?? e.SourceAddressValue);
         }
     }
 

@@ -40,7 +40,7 @@ public sealed class ConntrackRemover : IDisposable
         if (entry.Type == ConntrackType.NatForward && entry.ReverseKey is { } rk)
         {
             byte[] reverse = new byte[_layout.KeySize];
-            ConntrackCodec.WriteKey(_layout, reverse, rk.Protocol, rk.AddressA, rk.PortA, rk.AddressB, rk.PortB);
+            ConntrackCodec.WriteKey(_layout, reverse, rk.Protocol, rk.AddressAValue, rk.PortA, rk.AddressBValue, rk.PortB);
             keys.Add(reverse);
         }
         else if (entry.Type == ConntrackType.NatReverse && ForwardIndex().TryGetValue(entry.RawKey.Bytes, out List<byte[]>? forwards))

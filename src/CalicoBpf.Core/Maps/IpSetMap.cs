@@ -43,7 +43,7 @@ public static class IpSetMap
         {
             Node = node,
             SetId = BinaryPrimitives.ReadUInt64BigEndian(key[4..]),
-            Address = new IPAddress(key.Slice(12, l)),
+            AddressValue = new IPAddress(key.Slice(12, l)),
             PrefixLength = namedPort ? l * 8 : Math.Clamp(prefix - SetIdBits, 0, l * 8),
             Port = namedPort ? BinaryPrimitives.ReadUInt16LittleEndian(key[(12 + l)..]) : null,
             Protocol = namedPort ? (IpProtocol)protocol : null,

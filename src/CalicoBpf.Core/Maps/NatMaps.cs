@@ -120,7 +120,7 @@ public static class NatMaps
         {
             Node = node,
             MapName = mapName,
-            Address = new IPAddress(key.Slice(4, l)),
+            AddressValue = new IPAddress(key.Slice(4, l)),
             Port = BinaryPrimitives.ReadUInt16LittleEndian(key[(4 + l)..]),
             Protocol = (IpProtocol)key[6 + l],
             SourceCidr = srcPrefix > 0 ? new IPAddress(key.Slice(7 + l, l)) + "/" + srcPrefix : null,
@@ -128,9 +128,9 @@ public static class NatMaps
             BackendCount = count == DropCount ? 0 : (int)Math.Min(count, int.MaxValue),
             IsDropEntry = count == DropCount,
             LocalBackendCount = (int)BinaryPrimitives.ReadUInt32LittleEndian(value[8..]),
-            AffinityTimeout = TimeSpan.FromSeconds(BinaryPrimitives.ReadUInt32LittleEndian(value[12..])),
+            AffinityTimeoutValue = TimeSpan.FromSeconds(BinaryPrimitives.ReadUInt32LittleEndian(value[12..])),
             Flags = value.Length >= 20 ? (NatFrontendFlags)BinaryPrimitives.ReadUInt32LittleEndian(value[16..]) : NatFrontendFlags.None,
-            Backends = backends is null ? ValueList<NatBackend>.Empty : new ValueList<NatBackend>(backends, format: b => b.Missing ? $"#{b.Ordinal} missing" : ConntrackText.HostPort(b.Address!, b.Port)),
+            Backends = backends is null ? ValueList<NatBackend>.Empty : new ValueList<NatBackend>(backends, format: b => b.Missing ? $"#{b.Ordinal} missing" : ConntrackText.HostPort(b.AddressValue!, b.Port)),
         };
     }
 
@@ -255,15 +255,15 @@ public static class NatMaps
                 return new NatAffinity
                 {
                     Node = node.Node,
-                    ServiceAddress = new IPAddress(key[..l]),
+                    ServiceAddressValue = new IPAddress(key[..l]),
                     ServicePort = BinaryPrimitives.ReadUInt16LittleEndian(key[l..]),
                     Protocol = (IpProtocol)key[l + 2],
-                    ClientAddress = new IPAddress(key.Slice(l + 4, l)),
-                    BackendAddress = backend,
+                    ClientAddressValue = new IPAddress(key.Slice(l + 4, l)),
+                    BackendAddressValue = backend,
                     BackendPort = backendPort,
                     TimestampNanoseconds = ts,
                     LastRefreshed = clock.WallTimeOf(ts),
-                    Age = clock.AgeOf(ts),
+                    AgeValue = clock.AgeOf(ts),
                 };
             };
         }, reporter, cancellationToken);
@@ -292,7 +292,7 @@ public static class NatMaps
                 }
 
                 (IPAddress a, int p) = DecodeDestination(value, ipv6);
-                return new MaglevEntry { Node = node.Node, ServiceId = id, Ordinal = (int)BinaryPrimitives.ReadUInt32LittleEndian(key[4..]), BackendAddress = a, BackendPort = p };
+                return new MaglevEntry { Node = node.Node, ServiceId = id, Ordinal = (int)BinaryPrimitives.ReadUInt32LittleEndian(key[4..]), BackendAddressValue = a, BackendPort = p };
             };
         }, reporter, cancellationToken);
     }

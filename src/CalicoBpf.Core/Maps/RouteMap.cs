@@ -120,11 +120,11 @@ public static class RouteMap
         return new Route
         {
             Node = node,
-            Address = address,
+            AddressValue = address,
             PrefixLength = prefix,
             Cidr = address + "/" + prefix,
             Flags = flags,
-            NextHop = nextHop,
+            NextHopValue = nextHop,
             IfIndex = ifIndex,
             Interface = ifIndex is { } i and > 0 && links is not null ? CounterReader.NameOf(links, i) : null,
             Description = Describe(flags, nextHop, ifIndex, release ?? CalicoRelease.Newest),

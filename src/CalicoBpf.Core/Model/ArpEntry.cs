@@ -4,7 +4,9 @@ namespace CalicoBpf;
 public sealed class ArpEntry
 {
     public string Node { get; init; } = string.Empty;
-    public IPAddress Address { get; init; } = IPAddress.Any;
+    public string Address => AddressValue.ToString();
+    /// <summary>Address typed; PowerShell shows it as the hidden property AddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress AddressValue { get; init; } = IPAddress.Any;
     public int IfIndex { get; init; }
     public string Interface { get; init; } = string.Empty;
     /// <summary>Our interface's MAC (the received packet's destination).</summary>

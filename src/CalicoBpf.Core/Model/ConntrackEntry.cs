@@ -9,17 +9,27 @@ public sealed class ConntrackEntry
     public string Node { get; init; } = string.Empty;
     public IpProtocol Protocol { get; init; }
     public ConntrackType Type { get; init; }
-    public IPAddress SourceAddress { get; init; } = IPAddress.Any;
+    public string SourceAddress => SourceAddressValue.ToString();
+    /// <summary>SourceAddress typed; PowerShell shows it as the hidden property SourceAddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress SourceAddressValue { get; init; } = IPAddress.Any;
     public int SourcePort { get; init; }
-    public IPAddress DestinationAddress { get; init; } = IPAddress.Any;
+    public string DestinationAddress => DestinationAddressValue.ToString();
+    /// <summary>DestinationAddress typed; PowerShell shows it as the hidden property DestinationAddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress DestinationAddressValue { get; init; } = IPAddress.Any;
     public int DestinationPort { get; init; }
     /// <summary>The pre-DNAT destination (service VIP) of a NAT entry; null for Normal entries.</summary>
-    public IPAddress? ServiceAddress { get; init; }
+    public string? ServiceAddress => ServiceAddressValue?.ToString();
+    /// <summary>ServiceAddress typed; PowerShell shows it as the hidden property ServiceAddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress? ServiceAddressValue { get; init; }
     public int? ServicePort { get; init; }
     /// <summary>NatReverse: the remote node service traffic is tunnelled to or from; null if none.</summary>
-    public IPAddress? TunnelAddress { get; init; }
+    public string? TunnelAddress => TunnelAddressValue?.ToString();
+    /// <summary>TunnelAddress typed; PowerShell shows it as the hidden property TunnelAddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress? TunnelAddressValue { get; init; }
     /// <summary>NatReverse: the source before SNAT; null if the source was not changed.</summary>
-    public IPAddress? OriginalSourceAddress { get; init; }
+    public string? OriginalSourceAddress => OriginalSourceAddressValue?.ToString();
+    /// <summary>OriginalSourceAddress typed; PowerShell shows it as the hidden property OriginalSourceAddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress? OriginalSourceAddressValue { get; init; }
     /// <summary>NatReverse: the source port before host source-port collision resolution; null if unchanged.</summary>
     public int? OriginalSourcePort { get; init; }
     /// <summary>NatForward: the rewritten source port; null if unchanged.</summary>
@@ -28,7 +38,9 @@ public sealed class ConntrackEntry
     public ConntrackKey? ReverseKey { get; init; }
     public ConntrackFlags Flags { get; init; }
     public DateTime LastSeen { get; init; }
-    public TimeSpan Age { get; init; }
+    public string Age => AgeValue.ToString("c", CultureInfo.InvariantCulture);
+    /// <summary>Age typed; PowerShell shows it as the hidden property AgeValue (CalicoBpf.Types.ps1xml).</summary>
+    internal TimeSpan AgeValue { get; init; }
     /// <summary>Raw last_seen: CLOCK_MONOTONIC nanoseconds on the node.</summary>
     public ulong LastSeenNanoseconds { get; init; }
     /// <summary>When a TCP RST was first seen (versions 3 and 4); null if none.</summary>
@@ -53,18 +65,18 @@ public sealed class ConntrackEntry
     public HexBytes RawValue { get; init; } = HexBytes.Empty;
 
     /// <summary>The opener as host:port (IPv6 in brackets), as calico-bpf's JSON prints it.</summary>
-    public string Source => ConntrackText.HostPort(SourceAddress, SourcePort);
+    public string Source => ConntrackText.HostPort(SourceAddressValue, SourcePort);
 
     /// <summary>The responder as host:port: the backend of a NatReverse entry, the service of a NatForward entry.</summary>
-    public string Destination => ConntrackText.HostPort(DestinationAddress, DestinationPort);
+    public string Destination => ConntrackText.HostPort(DestinationAddressValue, DestinationPort);
 
     /// <summary>The service (pre-DNAT destination) as host:port; empty for Normal entries.</summary>
     /// <summary>A NatForward entry's backend as host:port (the far end of its reverse key); empty for other types.</summary>
     public string Backend => Type == ConntrackType.NatForward && ReverseKey is { } r
-        ? ConntrackText.HostPort(r.Other(SourceAddress, NatSourcePort ?? SourcePort).Address, r.Other(SourceAddress, NatSourcePort ?? SourcePort).Port)
+        ? ConntrackText.HostPort(r.Other(SourceAddressValue, NatSourcePort ?? SourcePort).Address, r.Other(SourceAddressValue, NatSourcePort ?? SourcePort).Port)
         : string.Empty;
 
-    public string ServiceEndpoint => ServiceAddress is null ? string.Empty : ConntrackText.HostPort(ServiceAddress, ServicePort ?? 0);
+    public string ServiceEndpoint => ServiceAddressValue is null ? string.Empty : ConntrackText.HostPort(ServiceAddressValue, ServicePort ?? 0);
 
     /// <summary>-Resolve: "namespace/name" of the pod at the source address (empty when none is).</summary>
     public string SourcePod { get; set; } = string.Empty;

@@ -153,21 +153,21 @@ public static class ConntrackText
     public static string Describe(ConntrackEntry e)
     {
         var sb = new StringBuilder();
-        sb.Append(Protocol(e.Protocol)).Append(' ').Append(Endpoint(e.SourceAddress, e.SourcePort)).Append(" -> ");
-        if (e.Type == ConntrackType.NatReverse && e.ServiceAddress is not null)
+        sb.Append(Protocol(e.Protocol)).Append(' ').Append(Endpoint(e.SourceAddressValue, e.SourcePort)).Append(" -> ");
+        if (e.Type == ConntrackType.NatReverse && e.ServiceAddressValue is not null)
         {
-            sb.Append(Endpoint(e.ServiceAddress, e.ServicePort ?? 0)).Append(" -> ");
+            sb.Append(Endpoint(e.ServiceAddressValue, e.ServicePort ?? 0)).Append(" -> ");
         }
 
-        sb.Append(Endpoint(e.DestinationAddress, e.DestinationPort));
+        sb.Append(Endpoint(e.DestinationAddressValue, e.DestinationPort));
         if (e.Type == ConntrackType.NatForward)
         {
             sb.Append(" (nat-forward)");
         }
 
-        if (e.TunnelAddress is not null)
+        if (e.TunnelAddressValue is not null)
         {
-            sb.Append(" external client, service forwarded to/from ").Append(e.TunnelAddress);
+            sb.Append(" external client, service forwarded to/from ").Append(e.TunnelAddressValue);
         }
 
         if ((e.Flags & ConntrackFlags.HostPsnat) != 0 && e.Type != ConntrackType.NatForward)
@@ -176,7 +176,7 @@ public static class ConntrackText
             sb.Append(" source port changed from ").Append(e.OriginalSourcePort ?? 0);
         }
 
-        sb.Append("  Active ago ").Append(GoDuration(e.Age));
+        sb.Append("  Active ago ").Append(GoDuration(e.AgeValue));
         if (e.State != TcpState.None)
         {
             sb.Append(' ').Append(StateText(e.State));

@@ -4,13 +4,14 @@ namespace CalicoBpf;
 public sealed class FelixBpfConfig
 {
     private readonly Dictionary<string, object?> _values;
+    private ValueTree? _resource;
 
     /// <param name="resource">The object as the API served it.</param>
     /// <param name="values">The eBPF fields it sets, typed, in catalog order (Cluster.FelixFields.Read decodes them).</param>
     /// <param name="node">The node a selector-scoped object was read for.</param>
     public FelixBpfConfig(JsonObject resource, IEnumerable<KeyValuePair<string, object?>> values, string node = "")
     {
-        Resource = resource;
+        Json = resource;
         Name = resource["metadata"]?["name"]?.GetValue<string>() ?? string.Empty;
         ApiVersion = resource["apiVersion"]?.GetValue<string>() ?? string.Empty;
         ResourceVersion = resource["metadata"]?["resourceVersion"]?.GetValue<string>() ?? string.Empty;
@@ -44,11 +45,14 @@ public sealed class FelixBpfConfig
     /// <summary>The eBPF-related fields this object sets (JSON names), in catalog order.</summary>
     public ValueList<string> SetFields { get; }
 
+    /// <summary>The whole resource as the API served it, as plain values (ConvertTo-Json writes it back as it came).</summary>
+    public ValueTree Resource => _resource ??= ValueTree.From(Json);
+
     /// <summary>The whole resource as the API served it.</summary>
-    public JsonObject Resource { get; }
+    internal JsonObject Json { get; }
 
     /// <summary>A field's value as written in the object ("Debug", "true", "1s"), "(unset)" when absent.</summary>
-    public string Show(string json) => ShowValue(Resource["spec"]?[json]);
+    public string Show(string json) => ShowValue(Json["spec"]?[json]);
 
     /// <summary>A field's JSON value as written ("Debug", "true", "1s"), "(unset)" for none: one rule for every message.</summary>
     public static string ShowValue(JsonNode? node) => node switch
@@ -57,6 +61,9 @@ public sealed class FelixBpfConfig
         JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>() is { Length: > 0 } s ? s : "\"\"",
         _ => node.ToJsonString(),
     };
+
+    /// <summary>A duration field as the object writes it ("1m30s"); null when it does not set it.</summary>
+    private string? Written(string json) => Value(json) is null ? null : Json["spec"]?[json]?.GetValue<string>();
 
     /// <summary>A field's value by JSON name (null when this object does not set it).</summary>
     public object? Value(string json) => _values.TryGetValue(json, out object? v) ? v : null;
@@ -93,7 +100,10 @@ public sealed class FelixBpfConfig
 
     public bool? BpfKubeProxyIptablesCleanupEnabled => (bool?)Value("bpfKubeProxyIptablesCleanupEnabled");
 
-    public TimeSpan? BpfKubeProxyMinSyncPeriod => (TimeSpan?)Value("bpfKubeProxyMinSyncPeriod");
+    /// <summary>As written ("5s"); PowerShell shows the TimeSpan as the hidden property BpfKubeProxyMinSyncPeriodValue.</summary>
+    public string? BpfKubeProxyMinSyncPeriod => Written("bpfKubeProxyMinSyncPeriod");
+
+    internal TimeSpan? BpfKubeProxyMinSyncPeriodValue => (TimeSpan?)Value("bpfKubeProxyMinSyncPeriod");
 
     public long? BpfKubeProxyHealthzPort => (long?)Value("bpfKubeProxyHealthzPort");
 
@@ -151,7 +161,10 @@ public sealed class FelixBpfConfig
 
     public string? BpfOverlayHostSourceIP => (string?)Value("bpfOverlayHostSourceIP");
 
-    public TimeSpan? BpfIPFragTimeout => (TimeSpan?)Value("bpfIPFragTimeout");
+    /// <summary>As written ("30s"); PowerShell shows the TimeSpan as the hidden property BpfIPFragTimeoutValue.</summary>
+    public string? BpfIPFragTimeout => Written("bpfIPFragTimeout");
+
+    internal TimeSpan? BpfIPFragTimeoutValue => (TimeSpan?)Value("bpfIPFragTimeout");
 
     public bool? BpfIPFragmentReassemblyEnabled => (bool?)Value("bpfIPFragmentReassemblyEnabled");
 

@@ -5,7 +5,9 @@ public sealed class NatFrontend
 {
     public string Node { get; init; } = string.Empty;
     /// <summary>The service IP; 255.255.255.255 (or all-ones IPv6) is the wildcard NodePort entry.</summary>
-    public IPAddress Address { get; init; } = IPAddress.Any;
+    public string Address => AddressValue.ToString();
+    /// <summary>Address typed; PowerShell shows it as the hidden property AddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress AddressValue { get; init; } = IPAddress.Any;
     public int Port { get; init; }
     public IpProtocol Protocol { get; init; }
     /// <summary>The LoadBalancerSourceRanges CIDR this entry admits; null for an ordinary entry.</summary>
@@ -15,7 +17,9 @@ public sealed class NatFrontend
     /// <summary>Number of backends; -1 on a drop entry (traffic from outside the source ranges).</summary>
     public int BackendCount { get; init; }
     public int LocalBackendCount { get; init; }
-    public TimeSpan AffinityTimeout { get; init; }
+    public string AffinityTimeout => AffinityTimeoutValue.ToString("c", CultureInfo.InvariantCulture);
+    /// <summary>AffinityTimeout typed; PowerShell shows it as the hidden property AffinityTimeoutValue (CalicoBpf.Types.ps1xml).</summary>
+    internal TimeSpan AffinityTimeoutValue { get; init; }
     public NatFrontendFlags Flags { get; init; }
     public ValueList<NatBackend> Backends { get; init; } = ValueList<NatBackend>.Empty;
 
@@ -29,11 +33,11 @@ public sealed class NatFrontend
     /// as -1; here BackendCount is 0, as it has no backends.
     /// </summary>
     public bool IsDropEntry { get; init; }
-    public bool IsNodePortWildcard => Address.GetAddressBytes().All(b => b == 0xff);
+    public bool IsNodePortWildcard => AddressValue.GetAddressBytes().All(b => b == 0xff);
     public int MissingBackendCount => Backends.Count(b => b.Missing);
-    public string Frontend => ConntrackText.HostPort(Address, Port);
+    public string Frontend => ConntrackText.HostPort(AddressValue, Port);
 
     public override string ToString() =>
-        $"{Address} port {Port} proto {(byte)Protocol} id {ServiceId} count {BackendCount} local {LocalBackendCount}" +
+        $"{AddressValue} port {Port} proto {(byte)Protocol} id {ServiceId} count {BackendCount} local {LocalBackendCount}" +
         (Flags != NatFrontendFlags.None ? " flags " + Flags : string.Empty) + (SourceCidr is null ? string.Empty : " src " + SourceCidr);
 }

@@ -11,7 +11,9 @@ public sealed class TraceLogEntry
     /// <summary>The irqs-off / need-resched / hardirq-softirq / preempt-depth column.</summary>
     public string? Flags { get; init; }
     /// <summary>The trace clock timestamp (time since boot).</summary>
-    public TimeSpan? Timestamp { get; init; }
+    public string? Timestamp => TimestampValue?.ToString("c", CultureInfo.InvariantCulture);
+    /// <summary>Timestamp typed; PowerShell shows it as the hidden property TimestampValue (CalicoBpf.Types.ps1xml).</summary>
+    internal TimeSpan? TimestampValue { get; init; }
     /// <summary>Wall-clock time of the line (UTC), from the timestamp and the node's clocks.</summary>
     public DateTime? Time { get; init; }
     /// <summary>The Calico tag as printed (eth0------------I).</summary>
@@ -29,7 +31,9 @@ public sealed class TraceLogEntry
     /// <summary>Final result lines: the drop reason's name, from Calico's reasons.h.</summary>
     public string? Reason { get; init; }
     /// <summary>Final result lines: the program's execution time.</summary>
-    public TimeSpan? ExecutionTime { get; init; }
+    public string? ExecutionTime => ExecutionTimeValue?.ToString("c", CultureInfo.InvariantCulture);
+    /// <summary>ExecutionTime typed; PowerShell shows it as the hidden property ExecutionTimeValue (CalicoBpf.Types.ps1xml).</summary>
+    internal TimeSpan? ExecutionTimeValue { get; init; }
     /// <summary>Final result lines: the program's execution time in nanoseconds, as printed.</summary>
     public long? ExecutionNanoseconds { get; init; }
     public string RawLine { get; init; } = string.Empty;

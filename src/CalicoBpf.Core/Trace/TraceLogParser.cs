@@ -113,7 +113,7 @@ public static partial class TraceLogParser
             Pid = pid,
             Cpu = cpu,
             Flags = k.Groups["flags"].Success ? k.Groups["flags"].Value : null,
-            Timestamp = ts,
+            TimestampValue = ts,
             Time = clock?.WallTimeOf((ulong)(seconds * 1e9)),
             Tag = tag,
             Interface = iface,
@@ -123,7 +123,7 @@ public static partial class TraceLogParser
             Result = result,
             Code = code,
             Reason = reason,
-            ExecutionTime = exec,
+            ExecutionTimeValue = exec,
             ExecutionNanoseconds = execNs,
             RawLine = line,
         };

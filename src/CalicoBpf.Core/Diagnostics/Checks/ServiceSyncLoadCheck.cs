@@ -17,7 +17,7 @@ public sealed class ServiceSyncLoadCheck : Check
         int services = context.ServiceCount;
         int slices = context.EndpointSliceCount;
         FelixBpfConfig? d = context.DefaultConfig;
-        string evidence = $"{services} services, {slices} EndpointSlices; bpfKubeProxyMinSyncPeriod {(d?.BpfKubeProxyMinSyncPeriod is TimeSpan t ? t.ToString() : "default (1s)")}";
+        string evidence = $"{services} services, {slices} EndpointSlices; bpfKubeProxyMinSyncPeriod {(d?.BpfKubeProxyMinSyncPeriodValue is TimeSpan t ? t.ToString() : "default (1s)")}";
         bool warned = false;
         if (context.Felix.Knows(FelixFields.Find("bpfKubeProxyEndpointSlicesEnabled")!) && d?.BpfKubeProxyEndpointSlicesEnabled == false)
         {
@@ -26,7 +26,7 @@ public sealed class ServiceSyncLoadCheck : Check
                 evidence: evidence, remediation: "Set-FelixBpfConfig -BpfKubeProxyEndpointSlicesEnabled:$true");
         }
 
-        if ((services > ServiceThreshold || slices > SliceThreshold) && d?.BpfKubeProxyMinSyncPeriod is null)
+        if ((services > ServiceThreshold || slices > SliceThreshold) && d?.BpfKubeProxyMinSyncPeriodValue is null)
         {
             warned = true;
             yield return Result(CheckStatus.Warning, $"A large cluster (over {ServiceThreshold} services or {SliceThreshold} EndpointSlices) with bpfKubeProxyMinSyncPeriod at its 1s default: every change costs Felix a full sync, and churn keeps it busy.",
