@@ -20,9 +20,10 @@ public sealed class LayeringTests
         ["Trace"] = new[] { "Interop", "Transport", "Maps" },
         ["Cluster"] = new[] { "Interop", "Transport", "Maps", "Isolation" },
         ["Diagnostics"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Isolation" },
+        ["Flow"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Isolation" },
     };
 
-    private static readonly Regex Reference = new(@"\bCalicoBpf\.(Interop|Isolation|Transport|Maps|Trace|Cluster|Diagnostics)\b|(?<![\w.])(Interop|Transport|Maps|Trace|Cluster|Diagnostics)\.[A-Z]\w*", RegexOptions.CultureInvariant);
+    private static readonly Regex Reference = new(@"\bCalicoBpf\.(Interop|Isolation|Transport|Maps|Trace|Cluster|Diagnostics|Flow)\b|(?<![\w.])(Interop|Transport|Maps|Trace|Cluster|Diagnostics|Flow)\.[A-Z]\w*", RegexOptions.CultureInvariant);
 
     [Fact]
     public void Every_folder_of_core_uses_only_the_layers_below_it()

@@ -1,0 +1,124 @@
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Flow;
+
+/// <summary>One rule of a policy program, with the counter id Felix gave it (null: none, as for end-of-tier rules).</summary>
+public sealed record PolicyProgramRule(RuleMatch Match, ulong? MatchId = null);
+
+/// <summary>A policy or a profile: its rules in order.</summary>
+public sealed record PolicyBlock(string Name, IReadOnlyList<PolicyProgramRule> Rules);
+
+/// <summary>A tier: its policies in order, and what a packet no policy decided gets ("" and "deny": deny; "pass": the next tier).</summary>
+public sealed record PolicyTier(string Name, string EndAction, IReadOnlyList<PolicyBlock> Policies, ulong? EndRuleId = null);
+
+/// <summary>
+/// What Felix compiles into one interface's policy program (polprog.Rules of
+/// felix/bpf/polprog/pol_prog_builder.go): host tiers by stage, workload tiers, profiles.
+/// </summary>
+public sealed class PolicyProgram
+{
+    public int IpVersion { get; init; } = 4;
+
+    public bool ForHostInterface { get; init; }
+
+    public bool ForXdp { get; init; }
+
+    public bool SuppressNormalHostPolicy { get; init; }
+
+    public IReadOnlyList<PolicyTier> HostPreDnatTiers { get; init; } = Array.Empty<PolicyTier>();
+
+    public IReadOnlyList<PolicyTier> HostForwardTiers { get; init; } = Array.Empty<PolicyTier>();
+
+    public IReadOnlyList<PolicyTier> HostNormalTiers { get; init; } = Array.Empty<PolicyTier>();
+
+    public IReadOnlyList<PolicyBlock> HostProfiles { get; init; } = Array.Empty<PolicyBlock>();
+
+    public IReadOnlyList<PolicyTier> Tiers { get; init; } = Array.Empty<PolicyTier>();
+
+    public IReadOnlyList<PolicyBlock> Profiles { get; init; } = Array.Empty<PolicyBlock>();
+}
+
+/// <summary>
+/// What the policy program reads of a packet (the state Calico's tc program fills before the tail
+/// call): protocol, source, post-NAT and pre-NAT destination, and whether either end is this host.
+/// For ICMP the post-NAT destination port holds type | code &lt;&lt; 8, as in Calico's state.
+/// StateDestinationPort is the state's dport, which the ICMP type and code matches read (they
+/// overlay it): the packet's destination port, or type | code &lt;&lt; 8 for ICMP; null means the
+/// pre-NAT destination port.
+/// </summary>
+public sealed record PolicyPacket(
+    int Protocol,
+    IPAddress Source,
+    int SourcePort,
+    IPAddress Destination,
+    int DestinationPort,
+    IPAddress PreNatDestination,
+    int PreNatDestinationPort,
+    bool SourceIsHost = false,
+    bool DestinationIsHost = false,
+    int? StateDestinationPort = null)
+{
+    public static int IcmpPort(int type, int code) => (type & 0xff) | ((code & 0xff) << 8);
+}
+
+/// <summary>IP set membership as the program looks it up (cali_v4_ip_sets, an LPM trie on set id, address, port, protocol).</summary>
+public interface IIpSetMembership
+{
+    /// <summary>False for a set that is not there: the lookup misses.</summary>
+    bool Contains(string setId, IPAddress address, int port, int protocol);
+}
+
+/// <summary>
+/// Members as Felix writes them ("10.0.0.0/8", and named ports "10.0.0.2/32,tcp:80"): a CIDR
+/// member matches any port and protocol; a named-port member uses the whole key, so address, port
+/// and protocol must all be equal (felix/bpf/ipsets/map.go, MakeBPFIPSetEntry).
+/// </summary>
+public sealed class IpSetMembers : IIpSetMembership
+{
+    private readonly Dictionary<string, List<(AddressPrefix Prefix, int Port, int Protocol)>> _sets = new(StringComparer.Ordinal);
+
+    public IpSetMembers(IEnumerable<KeyValuePair<string, IEnumerable<string>>> sets)
+    {
+        foreach ((string id, IEnumerable<string> members) in sets)
+        {
+            var list = new List<(AddressPrefix, int, int)>();
+            foreach (string member in members)
+            {
+                list.Add(ParseMember(member));
+            }
+
+            _sets[id] = list;
+        }
+    }
+
+    public bool Contains(string setId, IPAddress address, int port, int protocol)
+    {
+        if (!_sets.TryGetValue(setId, out var members))
+        {
+            return false;
+        }
+
+        foreach ((AddressPrefix prefix, int p, int proto) in members)
+        {
+            if (proto == 0 ? prefix.Matches(address) : prefix.Address.Equals(address) && p == port && proto == protocol)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static (AddressPrefix, int, int) ParseMember(string member)
+    {
+        int comma = member.IndexOf(',', StringComparison.Ordinal);
+        if (comma < 0)
+        {
+            return (AddressPrefix.Parse(member), 0, 0);
+        }
+
+        string[] named = member[(comma + 1)..].Split(':');
+        int proto = named[0].ToLowerInvariant() switch { "tcp" => 6, "udp" => 17, "sctp" => 132, string n => int.Parse(n, CultureInfo.InvariantCulture) };
+        return (AddressPrefix.Parse(member[..comma]), int.Parse(named[1], CultureInfo.InvariantCulture), proto);
+    }
+}
