@@ -158,3 +158,54 @@ public class PolicyProgramVectorTests
         return ipVersion == 4 && a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? new IPAddress(a.GetAddressBytes()[..4]) : a;
     }
 }
+
+/// <summary>
+/// PolicyDebugProgram rebuilds the program from a policy debug file: the documents of
+/// tests/fixtures/calico-ut/policy.json (Felix's comment formats of v3.29.7 to HEAD) give the
+/// tiers, policies, actions and match ids calico-bpf lists, in its order.
+/// </summary>
+public class PolicyDebugProgramTests
+{
+    public static IEnumerable<object[]> Cases() => Fixture().Select(c => new object[] { (string)c!["id"]! });
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void A_debug_file_gives_calico_bpfs_rules_in_order(string id)
+    {
+        JsonObject c = Fixture().Single(x => (string?)x!["id"] == id)!.AsObject();
+        DebugProgram d = PolicyDebugProgram.Read(c["document"]!.ToJsonString(), forHostInterface: false, ipv6: false);
+        var got = new List<string>();
+        foreach (PolicyTier t in d.Program.Tiers)
+        {
+            foreach (PolicyBlock p in t.Policies)
+            {
+                got.AddRange(p.Rules.Select(r => $"{t.Name}|{p.Name}|{r.Match.Action}|{r.MatchId}"));
+            }
+
+            got.Add($"{t.Name}||{(t.EndAction.Length > 0 ? t.EndAction : "deny")}|");
+        }
+
+        var want = c["calico"]!["rules"]!.AsArray().Select(r => $"{r!["tier"]}|{r["policy"]}|{r["action"]}|{r["match_id"]}").ToList();
+        Assert.Equal(want, got);
+        Assert.Contains(d.Problems, p => p.Contains("no instruction labels", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void From_v3_32_the_rule_text_follows_the_policy_name()
+    {
+        Assert.Equal("action:\"allow\" protocol:{number:6}", PolicyDebugProgram.RuleBody("default/allow-tcp action:\"allow\" protocol:{number:6}"));
+        Assert.Equal("action:\"allow\"", PolicyDebugProgram.RuleBody("action:\"allow\""));
+        Assert.Equal(string.Empty, PolicyDebugProgram.RuleBody("kns.default"));
+    }
+
+    private static JsonArray Fixture()
+    {
+        string dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "tests", "fixtures", "calico-ut", "policy.json")))
+        {
+            dir = Path.GetDirectoryName(dir) ?? throw new FileNotFoundException("tests/fixtures/calico-ut/policy.json is not above the test binaries.");
+        }
+
+        return JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "tests", "fixtures", "calico-ut", "policy.json")))!["cases"]!.AsArray();
+    }
+}

@@ -51,6 +51,11 @@ public static class PolicyEvaluator
         return run.Execute();
     }
 
+    private sealed class UnknownMembership(string set) : Exception($"IP set {set} is not known")
+    {
+        public string Set { get; } = set;
+    }
+
     private sealed class Run
     {
         private readonly PolicyProgram _p;
@@ -58,6 +63,7 @@ public static class PolicyEvaluator
         private readonly IIpSetMembership _sets;
         private readonly List<PolicyStep> _steps = new();
         private PolicyStep? _decided;
+        private PolicyStep? _unknown;
         private string _reason = string.Empty;
 
         public Run(PolicyProgram program, PolicyPacket packet, IIpSetMembership sets)
@@ -160,6 +166,12 @@ public static class PolicyEvaluator
 
         private PolicyDecision Done(PolicyVerdict verdict)
         {
+            if (_unknown is { } u)
+            {
+                _reason = $"{u.Stage}: tier {u.Tier}, policy {u.Policy}, rule {u.Index} ({u.Action}) may match: {u.Why}";
+                return new PolicyDecision(PolicyVerdict.Unknown, u, _reason, _steps);
+            }
+
             if (_reason.Length == 0 && _decided is { } d)
             {
                 _reason = d.Policy.Length > 0
@@ -257,11 +269,27 @@ public static class PolicyEvaluator
                 return null;   // Felix leaves the rule out of this IP version's program
             }
 
-            string? failed = Mismatch(m, preNat);
+            string? failed;
+            try
+            {
+                failed = Mismatch(m, preNat);
+            }
+            catch (UnknownMembership u)
+            {
+                // The real program may or may not have matched here: nothing after this rule can be told for sure.
+                var unknown = new PolicyStep(stage, tier, policy, index, rule.MatchId, action, false, $"the members of IP set {u.Set} are not known (a named-port set: the debug file does not give its id)", rule.Match.Text);
+                _steps.Add(unknown);
+                _unknown ??= unknown;
+                return unknown;
+            }
+
             var step = new PolicyStep(stage, tier, policy, index, rule.MatchId, action, failed is null, failed ?? why ?? "matches", rule.Match.Text);
             _steps.Add(step);
             return step;
         }
+
+        private bool In(string set, IPAddress address, int port, int proto) =>
+            _sets.Contains(set, address, port, proto) ?? throw new UnknownMembership(set);
 
         private string? Mismatch(RuleMatch m, bool preNat)
         {
@@ -300,49 +328,49 @@ public static class PolicyEvaluator
                 return $"{dstName} {dst} is in {dn}";
             }
 
-            if (m.SrcIpSetIds.FirstOrDefault(s => !_sets.Contains(s, _pkt.Source, _pkt.SourcePort, proto)) is { } ss)
+            if (m.SrcIpSetIds.FirstOrDefault(s => !In(s, _pkt.Source, _pkt.SourcePort, proto)) is { } ss)
             {
                 return $"source {_pkt.Source} is not in IP set {ss}";
             }
 
-            if (m.NotSrcIpSetIds.FirstOrDefault(s => _sets.Contains(s, _pkt.Source, _pkt.SourcePort, proto)) is { } nss)
+            if (m.NotSrcIpSetIds.FirstOrDefault(s => In(s, _pkt.Source, _pkt.SourcePort, proto)) is { } nss)
             {
                 return $"source {_pkt.Source} is in IP set {nss}";
             }
 
-            if (m.DstIpSetIds.Count > 0 && !m.DstIpSetIds.Any(s => _sets.Contains(s, dst, dport, proto)))
+            if (m.DstIpSetIds.Count > 0 && !m.DstIpSetIds.Any(s => In(s, dst, dport, proto)))
             {
                 return $"{dstName} {dst} is not in IP set {string.Join(" or ", m.DstIpSetIds)}";
             }
 
-            if (m.NotDstIpSetIds.FirstOrDefault(s => _sets.Contains(s, dst, dport, proto)) is { } nds)
+            if (m.NotDstIpSetIds.FirstOrDefault(s => In(s, dst, dport, proto)) is { } nds)
             {
                 return $"{dstName} {dst} is in IP set {nds}";
             }
 
-            if (m.DstIpPortSetIds.FirstOrDefault(s => !_sets.Contains(s, dst, dport, proto)) is { } dps)
+            if (m.DstIpPortSetIds.FirstOrDefault(s => !In(s, dst, dport, proto)) is { } dps)
             {
                 return $"{dstName} {dst}:{dport} is not in IP set {dps}";
             }
 
             if ((m.SrcPorts.Count > 0 || m.SrcNamedPortIpSetIds.Count > 0)
-                && !m.SrcPorts.Any(r => r.Contains(_pkt.SourcePort)) && !m.SrcNamedPortIpSetIds.Any(s => _sets.Contains(s, _pkt.Source, _pkt.SourcePort, proto)))
+                && !m.SrcPorts.Any(r => r.Contains(_pkt.SourcePort)) && !m.SrcNamedPortIpSetIds.Any(s => In(s, _pkt.Source, _pkt.SourcePort, proto)))
             {
                 return $"source port {_pkt.SourcePort} is not {Ports(m.SrcPorts, m.SrcNamedPortIpSetIds)}";
             }
 
-            if (m.NotSrcPorts.Any(r => r.Contains(_pkt.SourcePort)) || m.NotSrcNamedPortIpSetIds.Any(s => _sets.Contains(s, _pkt.Source, _pkt.SourcePort, proto)))
+            if (m.NotSrcPorts.Any(r => r.Contains(_pkt.SourcePort)) || m.NotSrcNamedPortIpSetIds.Any(s => In(s, _pkt.Source, _pkt.SourcePort, proto)))
             {
                 return $"source port {_pkt.SourcePort} is {Ports(m.NotSrcPorts, m.NotSrcNamedPortIpSetIds)}";
             }
 
             if ((m.DstPorts.Count > 0 || m.DstNamedPortIpSetIds.Count > 0)
-                && !m.DstPorts.Any(r => r.Contains(dport)) && !m.DstNamedPortIpSetIds.Any(s => _sets.Contains(s, dst, dport, proto)))
+                && !m.DstPorts.Any(r => r.Contains(dport)) && !m.DstNamedPortIpSetIds.Any(s => In(s, dst, dport, proto)))
             {
                 return $"{dstName} port {dport} is not {Ports(m.DstPorts, m.DstNamedPortIpSetIds)}";
             }
 
-            if (m.NotDstPorts.Any(r => r.Contains(dport)) || m.NotDstNamedPortIpSetIds.Any(s => _sets.Contains(s, dst, dport, proto)))
+            if (m.NotDstPorts.Any(r => r.Contains(dport)) || m.NotDstNamedPortIpSetIds.Any(s => In(s, dst, dport, proto)))
             {
                 return $"{dstName} port {dport} is {Ports(m.NotDstPorts, m.NotDstNamedPortIpSetIds)}";
             }

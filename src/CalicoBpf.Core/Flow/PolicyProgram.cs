@@ -64,8 +64,8 @@ public sealed record PolicyPacket(
 /// <summary>IP set membership as the program looks it up (cali_v4_ip_sets, an LPM trie on set id, address, port, protocol).</summary>
 public interface IIpSetMembership
 {
-    /// <summary>False for a set that is not there: the lookup misses.</summary>
-    bool Contains(string setId, IPAddress address, int port, int protocol);
+    /// <summary>False for a set the map does not hold (the lookup misses); null when the set's id is not known, so neither is the answer.</summary>
+    bool? Contains(string setId, IPAddress address, int port, int protocol);
 }
 
 /// <summary>
@@ -91,7 +91,7 @@ public sealed class IpSetMembers : IIpSetMembership
         }
     }
 
-    public bool Contains(string setId, IPAddress address, int port, int protocol)
+    public bool? Contains(string setId, IPAddress address, int port, int protocol)
     {
         if (!_sets.TryGetValue(setId, out var members))
         {
@@ -120,5 +120,63 @@ public sealed class IpSetMembers : IIpSetMembership
         string[] named = member[(comma + 1)..].Split(':');
         int proto = named[0].ToLowerInvariant() switch { "tcp" => 6, "udp" => 17, "sctp" => 132, string n => int.Parse(n, CultureInfo.InvariantCulture) };
         return (AddressPrefix.Parse(member[..comma]), int.Parse(named[1], CultureInfo.InvariantCulture), proto);
+    }
+}
+
+/// <summary>
+/// IP set membership from a node's cali_v4_ip_sets / cali_v6_ip_sets entries (Get-BpfIpSet), for the
+/// set names of a debug file's rules mapped to their ids (DebugProgram.IpSetIds). A name with no id
+/// (a named-port set: the debug file does not print their ids) is not known.
+/// </summary>
+public sealed class MapIpSetMembership : IIpSetMembership
+{
+    private readonly IReadOnlyDictionary<string, ulong> _ids;
+    private readonly Dictionary<ulong, List<IpSetMember>> _members = new();
+
+    public MapIpSetMembership(IReadOnlyDictionary<string, ulong> ids, IEnumerable<IpSetMember> members)
+    {
+        _ids = ids;
+        foreach (IpSetMember m in members)
+        {
+            if (!_members.TryGetValue(m.SetId, out List<IpSetMember>? list))
+            {
+                _members[m.SetId] = list = new List<IpSetMember>();
+            }
+
+            list.Add(m);
+        }
+    }
+
+    public bool? Contains(string setId, IPAddress address, int port, int protocol)
+    {
+        if (!_ids.TryGetValue(setId, out ulong id))
+        {
+            return null;
+        }
+
+        if (!_members.TryGetValue(id, out List<IpSetMember>? members))
+        {
+            return false;
+        }
+
+        Span<byte> want = stackalloc byte[16];
+        address.TryWriteBytes(want, out int n);
+        Span<byte> net = stackalloc byte[16];
+        foreach (IpSetMember m in members)
+        {
+            m.AddressValue.TryWriteBytes(net, out int nn);
+            if (nn != n)
+            {
+                continue;
+            }
+
+            bool covers = AddressPrefix.Covers(net[..nn], m.PrefixLength, want[..n]);
+            if (m.Port is null ? covers : covers && m.Port == port && (int)m.Protocol!.Value == protocol)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

@@ -15,18 +15,18 @@ public static partial class PolicyDebug
     public const string RuleCounters = "cali_rule_ctrs";
 
     [GeneratedRegex(@"^Start of tier ""?(?<n>.*?)""?$")]
-    private static partial Regex StartTier();
+    internal static partial Regex StartTier();
 
     /// <summary>"End of tier NAME", from v3.30 with the end-of-tier action: "End of tier NAME: pass" (empty: deny).</summary>
     [GeneratedRegex(@"^End of tier ""?(?<n>[^"":]*?)""?(?::\s*(?<a>[\w-]*))?$")]
-    private static partial Regex EndTier();
+    internal static partial Regex EndTier();
 
     /// <summary>
     /// "Start of policy NAME" (profiles likewise) up to v3.31; from v3.32 "Start of KIND NAME ID"
     /// (felix/bpf/polprog: NetworkPolicy, GlobalNetworkPolicy, Staged..., Profile).
     /// </summary>
     [GeneratedRegex(@"^Start of (?:(?:policy|profile) ""?(?<n>.*?)""?|(?<kind>[A-Z]\w*) (?<n>\S+) (?<id>-?\d+))$")]
-    private static partial Regex StartPolicy();
+    internal static partial Regex StartPolicy();
 
     [GeneratedRegex(@"^End of (?:policy|profile|[A-Z]\w*)\b")]
     private static partial Regex EndPolicy();
@@ -36,10 +36,10 @@ public static partial class PolicyDebug
     private static partial Regex EndRule();
 
     [GeneratedRegex(@"^Start of rule (?<r>.*)$")]
-    private static partial Regex StartRule();
+    internal static partial Regex StartRule();
 
     [GeneratedRegex(@"Rule MatchID: (?<id>\d+)")]
-    private static partial Regex MatchIdComment();
+    internal static partial Regex MatchIdComment();
 
     [GeneratedRegex(@"action:\\?""(?<a>[\w-]+)\\?""")]
     private static partial Regex RuleAction();

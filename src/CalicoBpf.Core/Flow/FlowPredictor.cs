@@ -1,0 +1,289 @@
+namespace CalicoBpf.Flow;
+
+public enum FlowVerdict
+{
+    Allow,
+    Deny,
+
+    /// <summary>The tables do not tell (Reason says what is missing and what to change).</summary>
+    Unknown,
+}
+
+/// <summary>One stage of a prediction, in the order Calico's programs take them: what it decided and the evidence (map entry, rule).</summary>
+public sealed record FlowStage(string Stage, string Where, string Decision, string Evidence);
+
+/// <summary>A flow to predict: the first packet of a new connection (a SYN for TCP), from Source to Destination.</summary>
+public sealed record FlowQuery(IpProtocol Protocol, IPAddress Source, int SourcePort, IPAddress Destination, int DestinationPort);
+
+/// <summary>What the dataplane would do with a flow's first packet, and why: the verdict, the stages, and the post-NAT destination.</summary>
+public sealed record FlowPrediction(FlowQuery Query, FlowVerdict Verdict, string Reason, IReadOnlyList<FlowStage> Stages, IPAddress? Backend, int? BackendPort, PolicyDecision? Policy);
+
+/// <summary>
+/// Predicts what Calico's tc programs (felix/bpf-gpl/tc.c at v3.30.7, the stages of
+/// /work/reports/issue16-datapath-stages.md) do with a flow's first packet from a local workload,
+/// from the node's tables alone: the workload's tc ingress program (from-workload); conntrack
+/// (an existing entry is followed, and policy is skipped except for a TCP SYN); the NAT frontend
+/// (exact match, longest source range; NodePort's 255.255.255.255 only when the destination is a
+/// host; the drop entry of source ranges; no backend; affinity; else one of the backends); the
+/// workload RPF check and the destination route (blackhole, host, local or remote workload, none);
+/// the workload's egress policy; then, for a local workload destination, its ingress policy.
+/// Nothing is written, no counter moves, no program runs.
+/// </summary>
+public static class FlowPredictor
+{
+    public static FlowPrediction Predict(FlowTables t, FlowQuery q)
+    {
+        var stages = new List<FlowStage>();
+        FlowPrediction Done(FlowVerdict v, string reason, IPAddress? be = null, int? bePort = null, PolicyDecision? pol = null) =>
+            new(q, v, reason, stages, be, bePort, pol);
+
+        // 1. Which program sees the packet first: the source must be a local workload (its route names its interface).
+        Route? srcRoute = t.RouteOf(q.Source);
+        if (srcRoute is null || !srcRoute.Flags.HasFlag(RouteFlags.Local) || !srcRoute.Flags.HasFlag(RouteFlags.Workload) || srcRoute.IfIndex is not int ifIndex)
+        {
+            stages.Add(new("interface", "-", "not a local workload", srcRoute is null ? $"no route holds {q.Source}" : $"route {srcRoute.Cidr}: {srcRoute.Description}"));
+            return Done(FlowVerdict.Unknown, $"{q.Source} is not a workload on {t.Node} (no local workload route): predictions start at a local workload's interface so far");
+        }
+
+        t.Interfaces.TryGetValue(ifIndex, out InterfaceState? srcIf);
+        string iface = srcIf?.Name ?? srcRoute.Interface ?? $"ifindex {ifIndex}";
+        string where = $"{iface} tc ingress (from workload)";
+        // The source's own interface state is Felix's bookkeeping: the attached programs run without it
+        // (Calico's programs on tests/fixtures/realcalico's veths have none). It is evidence only.
+        stages.Add(srcIf is null
+            ? new("interface", where, "no interface state", $"cali_iface has no entry for ifindex {ifIndex} (predicted as if Calico's programs are attached; Get-BpfInterface shows the attachments)")
+            : new("interface", where, srcIf.Flags.HasFlag(InterfaceStateFlags.V4Ready) ? "ready" : "not ready",
+                $"cali_iface[{ifIndex}] {srcIf.Name}: {string.Join(", ", srcIf.FlagNames)}; policy programs ingress {srcIf.IngressPolicyV4?.ToString(CultureInfo.InvariantCulture) ?? "-"}, egress {srcIf.EgressPolicyV4?.ToString(CultureInfo.InvariantCulture) ?? "-"}"));
+
+        // 2. Conntrack.
+        IPAddress dst = q.Destination;
+        int dport = q.DestinationPort;
+        bool established = false;
+        ConntrackEntry? ct = t.Conntrack(q.Protocol, q.Source, q.SourcePort, q.Destination, q.DestinationPort);
+        if (ct is null)
+        {
+            stages.Add(new("conntrack", where, "new flow", $"no entry for {Tuple(q)}"));
+        }
+        else if (ct.Type == ConntrackType.NatForward && ct.ReverseKey is { } rk)
+        {
+            (IPAddress backend, int bport) = rk.Other(q.Source, ct.NatSourcePort ?? q.SourcePort);
+            dst = backend;
+            dport = bport;
+            established = q.Protocol != IpProtocol.Tcp;
+            stages.Add(new("conntrack", where, established ? "established, DNAT" : "existing NAT flow: a SYN still goes through policy, DNAT from conntrack",
+                $"NatForward {ct.Key} -> backend {ConntrackText.HostPort(backend, bport)} (reverse key {rk})"));
+        }
+        else
+        {
+            established = q.Protocol != IpProtocol.Tcp;
+            stages.Add(new("conntrack", where, established ? "established: policy is not consulted" : "existing entry: a SYN still goes through policy",
+                $"{ct.Type} {ct.Key}, state {ct.State}, approved forward {ct.Forward.Approved} reverse {ct.Reverse.Approved}"));
+        }
+
+        // 3. NAT, for a new flow.
+        if (ct is null)
+        {
+            NatFrontend? fe = Frontend(t, q.Protocol, q.Source, dst, dport, out string lookup);
+            if (fe is null)
+            {
+                stages.Add(new("NAT", where, "no service", lookup));
+            }
+            else if (fe.IsDropEntry)
+            {
+                stages.Add(new("NAT", where, "drop: source outside the service's ranges", $"{fe} ({lookup})"));
+                return Done(FlowVerdict.Deny, $"{fe.Frontend} takes only its loadBalancerSourceRanges; {q.Source} is outside them (counter: dropped, unauthorised source)");
+            }
+            else if (fe.Flags.HasFlag(NatFrontendFlags.NatExclude))
+            {
+                stages.Add(new("NAT", where, "excluded from NAT", $"{fe} ({lookup})"));
+            }
+            else
+            {
+                int count = fe.Flags.HasFlag(NatFrontendFlags.InternalLocal) ? fe.LocalBackendCount : fe.BackendCount;
+                if (count == 0)
+                {
+                    stages.Add(new("NAT", where, "no backend", $"{fe}{(count != fe.BackendCount ? " (internalTrafficPolicy Local: local backends only)" : string.Empty)}"));
+                    return Done(FlowVerdict.Deny, $"service {fe.Frontend} (id {fe.ServiceId}) has no backend{(count != fe.BackendCount ? " on this node" : string.Empty)}: the program answers ICMP port unreachable");
+                }
+
+                List<NatBackend> candidates = fe.Backends.Where(b => b.Ordinal < count).ToList();
+                NatAffinity? aff = fe.AffinityTimeoutValue > TimeSpan.Zero
+                    ? t.Affinity.FirstOrDefault(a => a.ServiceAddressValue.Equals(dst) && a.ServicePort == dport && a.Protocol == q.Protocol && a.ClientAddressValue.Equals(q.Source) && t.Now - a.LastRefreshed <= fe.AffinityTimeoutValue)
+                    : null;
+                if (aff is not null)
+                {
+                    stages.Add(new("NAT", where, "DNAT by affinity", $"{fe}; affinity {aff.ClientAddress} -> {aff.Backend}, refreshed {aff.LastRefreshed:u}"));
+                    dst = aff.BackendAddressValue;
+                    dport = aff.BackendPort;
+                }
+                else if (candidates.Count == 1 || candidates.Select(b => (b.AddressValue, b.Port)).Distinct().Count() == 1)
+                {
+                    NatBackend only = candidates[0];
+                    if (only.AddressValue is null)
+                    {
+                        stages.Add(new("NAT", where, "missing backend", $"{fe}: ordinal {only.Ordinal} has no cali_v4_nat_be entry"));
+                        return Done(FlowVerdict.Deny, $"service {fe.Frontend} counts a backend the backend map does not have (no backend: ICMP port unreachable)");
+                    }
+
+                    stages.Add(new("NAT", where, "DNAT", $"{fe} -> {ConntrackText.HostPort(only.AddressValue, only.Port)} (ordinal {only.Ordinal})"));
+                    dst = only.AddressValue;
+                    dport = only.Port;
+                }
+                else
+                {
+                    int missing = candidates.Count(b => b.AddressValue is null);
+                    stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{fe}: {string.Join(", ", candidates.Select(b => b.AddressValue is null ? $"#{b.Ordinal} missing" : ConntrackText.HostPort(b.AddressValue, b.Port)))}" +
+                        (missing > 0 ? $"; {missing} of {count} missing: those packets get ICMP port unreachable" : string.Empty)));
+                    return Predictions(t, q, stages, where, iface, ifIndex, srcRoute, fe, candidates);
+                }
+            }
+        }
+
+        return AfterNat(t, q, stages, where, iface, ifIndex, srcRoute, dst, dport, established);
+    }
+
+    /// <summary>With several backends the program picks one at random: each is predicted, and the verdict is theirs if they agree.</summary>
+    private static FlowPrediction Predictions(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, NatFrontend fe, List<NatBackend> candidates)
+    {
+        var results = candidates.Where(b => b.AddressValue is not null)
+            .Select(b => (Backend: b, Result: AfterNat(t, q, new List<FlowStage>(stages), where, iface, ifIndex, srcRoute, b.AddressValue!, b.Port, false)))
+            .ToList();
+        bool anyMissing = candidates.Any(b => b.AddressValue is null);
+        var verdicts = results.Select(r => r.Result.Verdict).Distinct().ToList();
+        FlowPrediction first = results[0].Result;
+        if (verdicts.Count == 1 && !anyMissing)
+        {
+            return first with { Backend = null, BackendPort = null, Reason = $"every backend of {fe.Frontend}: {first.Reason}" };
+        }
+
+        string each = string.Join("; ", results.Select(r => $"{ConntrackText.HostPort(r.Backend.AddressValue!, r.Backend.Port)}: {r.Result.Verdict} ({r.Result.Reason})"));
+        return new FlowPrediction(q, FlowVerdict.Unknown, $"it depends on the backend the program picks at random: {each}{(anyMissing ? "; a missing backend: ICMP port unreachable" : string.Empty)}",
+            first.Stages, null, null, null);
+    }
+
+    private static FlowPrediction AfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, IPAddress dst, int dport, bool established)
+    {
+        FlowPrediction Done(FlowVerdict v, string reason, PolicyDecision? pol = null) =>
+            new(q, v, reason, stages, dst.Equals(q.Destination) && dport == q.DestinationPort ? null : dst, dst.Equals(q.Destination) && dport == q.DestinationPort ? null : dport, pol);
+
+        // 4. Routes: the workload RPF check (strict, against the route map), then the destination's route.
+        stages.Add(new("route", where, "source check passed", $"{srcRoute.Cidr}: {srcRoute.Description} (ifindex {ifIndex}, the interface the packet came in on)"));
+        Route? dstRoute = t.RouteOf(dst);
+        bool toHost = dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Local) && dstRoute.Flags.HasFlag(RouteFlags.Host);
+        bool toLocalWorkload = dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Local) && dstRoute.Flags.HasFlag(RouteFlags.Workload);
+        if (dstRoute is not null && (dstRoute.Flags.HasFlag(RouteFlags.BlackholeDrop) || dstRoute.Flags.HasFlag(RouteFlags.BlackholeReject)))
+        {
+            stages.Add(new("route", where, "blackhole", $"{dstRoute.Cidr}: {dstRoute.Description}"));
+            return Done(FlowVerdict.Deny, $"{dst} is in a blackhole route ({dstRoute.Cidr}; counter: dropped, black-holed)");
+        }
+
+        string path = dstRoute is null ? "no Calico route: the host's routing table takes it (FIB)"
+            : toHost ? "this host"
+            : toLocalWorkload ? $"the local workload on {(dstRoute.IfIndex is int di && t.Interfaces.TryGetValue(di, out InterfaceState? s) ? s.Name : dstRoute.Interface ?? "?")}"
+            : dstRoute.Flags.HasFlag(RouteFlags.Workload) ? $"a workload on another node, next hop {dstRoute.NextHop}{(dstRoute.Flags.HasFlag(RouteFlags.Tunneled) ? ", tunnelled" : string.Empty)}"
+            : dstRoute.Flags.HasFlag(RouteFlags.Host) ? $"another Calico host{(dstRoute.NextHop is { } nh ? ", next hop " + nh : string.Empty)}"
+            : dstRoute.Description;
+        bool natOutgoing = srcRoute.Flags.HasFlag(RouteFlags.NatOut) && (dstRoute is null || (!dstRoute.Flags.HasFlag(RouteFlags.InPool) && !toHost));
+        stages.Add(new("route", where, path + (natOutgoing ? "; NAT outgoing (iptables masquerades it)" : string.Empty),
+            dstRoute is null ? $"no entry of cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}"));
+
+        if (established)
+        {
+            return Done(FlowVerdict.Allow, "an established flow: conntrack lets it through without policy");
+        }
+
+        // 5. The source workload's egress policy (the from-workload hook runs the policy of direction egress).
+        PolicyDecision? egress = Policy(t, stages, iface, "egress", where, q, dst, dport, toHost, srcIsHost: false, out FlowVerdict? stop, out string? why);
+        if (stop is FlowVerdict v)
+        {
+            return Done(v, why!, egress);
+        }
+
+        // 6. A local workload destination: its tc egress program runs its ingress policy.
+        if (toLocalWorkload && dstRoute!.IfIndex is int dIf)
+        {
+            t.Interfaces.TryGetValue(dIf, out InterfaceState? dstIf);
+            string dstWhere = $"{dstIf?.Name ?? "ifindex " + dIf} tc egress (to workload)";
+            if (dstIf is null || !dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready))
+            {
+                stages.Add(new("interface", dstWhere, "not ready", dstIf is null ? $"cali_iface has no entry for ifindex {dIf}" : $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
+                return Done(FlowVerdict.Deny, $"the destination workload's interface is not ready in Calico: a new flow to it is dropped (no counter)");
+            }
+
+            stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
+            PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, toHost: false, srcIsHost: false, out stop, out why);
+            if (stop is FlowVerdict v2)
+            {
+                return Done(v2, why!, ingress);
+            }
+
+            return Done(FlowVerdict.Allow, $"the egress policy of {iface} and the ingress policy of {dstIf.Name} allow it", ingress);
+        }
+
+        return Done(FlowVerdict.Allow, $"the egress policy of {iface} allows it; it goes to {path}", egress);
+    }
+
+    private static PolicyDecision? Policy(FlowTables t, List<FlowStage> stages, string iface, string direction, string where, FlowQuery q, IPAddress dst, int dport, bool toHost, bool srcIsHost,
+        out FlowVerdict? stop, out string? why)
+    {
+        stop = null;
+        why = null;
+        DebugProgram? program = t.Program(iface, direction, forHostInterface: false, out string? missing);
+        if (program is null)
+        {
+            stages.Add(new("policy", where, "unknown", missing!));
+            stop = FlowVerdict.Unknown;
+            why = $"the {direction} policy of {iface} cannot be read: {missing}";
+            return null;
+        }
+
+        int proto = (int)q.Protocol;
+        bool icmp = q.Protocol == IpProtocol.Icmp;
+        var packet = new PolicyPacket(proto, q.Source, q.SourcePort, dst, dport, q.Destination, icmp ? 0 : q.DestinationPort, srcIsHost, toHost, icmp ? dport : q.DestinationPort);
+        PolicyDecision d = PolicyEvaluator.Evaluate(program.Program, packet, t.IpSets(program));
+        string rule = d.DecidedBy is { } r
+            ? $"{(r.Tier.Length > 0 ? "tier " + r.Tier + ", " : string.Empty)}{(r.Policy.Length > 0 ? "policy " + r.Policy + ", rule " + r.Index + ", " : string.Empty)}{r.Action}{(r.MatchId is ulong id ? $", match id {id}, hits {t.Hits(id)}" : string.Empty)}: {r.Rule}"
+            : d.Reason;
+        stages.Add(new("policy", where, d.Verdict.ToString().ToLowerInvariant(), rule + (program.Problems.Count > 0 ? " [" + string.Join("; ", program.Problems) + "]" : string.Empty)));
+        if (d.Verdict != PolicyVerdict.Allow)
+        {
+            stop = d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown;
+            why = $"the {direction} policy of {iface}: {d.Reason}";
+        }
+
+        return d;
+    }
+
+    /// <summary>calico_nat_lookup: the exact frontend with the longest source range holding the source; else, for a host destination, NodePort's 255.255.255.255.</summary>
+    private static NatFrontend? Frontend(FlowTables t, IpProtocol protocol, IPAddress src, IPAddress dst, int port, out string lookup)
+    {
+        NatFrontend? Best(IPAddress address) => t.Frontends
+            .Where(f => f.AddressValue.Equals(address) && f.Port == port && f.Protocol == protocol)
+            .Where(f => f.SourceCidr is null || Maps.AddressPrefix.Parse(f.SourceCidr).Matches(src))
+            .OrderByDescending(f => f.SourceCidr is null ? 0 : Maps.AddressPrefix.Parse(f.SourceCidr).PrefixLength)
+            .FirstOrDefault();
+
+        NatFrontend? exact = Best(dst);
+        if (exact is not null)
+        {
+            lookup = $"frontend {exact.Frontend}/{protocol}{(exact.SourceCidr is null ? string.Empty : " for sources in " + exact.SourceCidr)}";
+            return exact;
+        }
+
+        Route? r = t.RouteOf(dst);
+        if (r is not null && r.Flags.HasFlag(RouteFlags.Host))
+        {
+            NatFrontend? np = Best(IPAddress.Broadcast);
+            if (np is not null)
+            {
+                lookup = $"no frontend {ConntrackText.HostPort(dst, port)}; {dst} is a host, so the NodePort entry 255.255.255.255:{port} applies";
+                return np;
+            }
+        }
+
+        lookup = $"no frontend {ConntrackText.HostPort(dst, port)}/{protocol}{(r is not null && r.Flags.HasFlag(RouteFlags.Host) ? " and no NodePort " + port : string.Empty)}";
+        return null;
+    }
+
+    private static string Tuple(FlowQuery q) => $"{ConntrackText.Protocol(q.Protocol)} {ConntrackText.HostPort(q.Source, q.SourcePort)} -> {ConntrackText.HostPort(q.Destination, q.DestinationPort)}";
+}

@@ -1,0 +1,134 @@
+using CalicoBpf.Flow;
+using CalicoBpf.Maps;
+using CalicoBpf.Tests.Support;
+using Xunit.Abstractions;
+
+namespace CalicoBpf.Tests;
+
+/// <summary>
+/// Test-BpfFlow's predictions against what Calico's own programs did (tests/fixtures/realcalico:
+/// maps written by Calico's tc programs on real traffic, and that traffic as sniffed on the host
+/// veths). Each flow of a capture is predicted twice: with the captured conntrack (the flow exists,
+/// conntrack decides) and with none (its first packet, as the programs first saw it). The harness
+/// writes no policy debug files, so policy is Unknown, and the prediction must say which setting to
+/// change; every other stage is checked against Calico's bytes and the sniffed traffic.
+/// </summary>
+public class FlowPredictionTests
+{
+    private readonly ITestOutputHelper _out;
+
+    public FlowPredictionTests(ITestOutputHelper output) => _out = output;
+
+    public static TheoryData<string> Releases() => new(RealCalicoPaths.CapturedReleases());
+
+    [Theory]
+    [MemberData(nameof(Releases))]
+    public void An_existing_flow_is_predicted_from_the_conntrack_entry_calicos_programs_wrote(string release)
+    {
+        (RealCalicoRecord sent, FlowTables live, _) = Load(release);
+        foreach (RealCalicoRecord.Flow f in sent.Flows)
+        {
+            FlowPrediction p = Predict(live, f);
+            FlowStage ct = p.Stages.Single(s => s.Stage == "conntrack");
+            if (f.Denied)
+            {
+                // The programs dropped it by policy, so they created no entry: the flow is new, and policy cannot be read here.
+                Assert.Equal("new flow", ct.Decision);
+                Assert.Equal(FlowVerdict.Unknown, p.Verdict);
+                Assert.Contains("bpfPolicyDebugEnabled", p.Reason, StringComparison.Ordinal);
+                continue;
+            }
+
+            if (f.Nat)
+            {
+                // The backend Calico's program chose, as the sniffer saw the DNAT'd packets.
+                Assert.True(f.Backend!.Equals(p.Backend) && f.BackendPort == p.BackendPort, $"{f.Name}: predicted {p.Backend}:{p.BackendPort}, Calico sent it to {f.Backend}:{f.BackendPort}");
+                Assert.Contains("DNAT", ct.Decision, StringComparison.Ordinal);
+            }
+
+            if (f.Protocol == IpProtocol.Tcp)
+            {
+                // A SYN on an existing entry still goes through policy (tc.c: the SYN exception).
+                Assert.Equal(FlowVerdict.Unknown, p.Verdict);
+                Assert.Contains("bpfPolicyDebugEnabled", p.Reason, StringComparison.Ordinal);
+            }
+            else
+            {
+                // Established: allowed without policy; the answer (or the ICMP error) came back through the same programs.
+                Assert.Equal(FlowVerdict.Allow, p.Verdict);
+                Assert.True(f.ReversePackets > 0 || f.RelatedIcmpReverse > 0, $"{f.Name}: predicted Allow, but nothing came back");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Releases))]
+    public void A_first_packet_takes_the_frontend_backend_and_route_calico_took(string release)
+    {
+        (RealCalicoRecord sent, _, FlowTables fresh) = Load(release);
+        foreach (RealCalicoRecord.Flow f in sent.Flows)
+        {
+            FlowPrediction p = Predict(fresh, f);
+            RealCalicoRecord.Workload w = sent.WorkloadOf(f);
+            Assert.Equal($"{w.HostInterface} tc ingress (from workload)", p.Stages[0].Where);
+            Assert.Equal("new flow", p.Stages.Single(s => s.Stage == "conntrack").Decision);
+            FlowStage nat = p.Stages.Single(s => s.Stage == "NAT");
+            if (f.Nat)
+            {
+                RealCalicoRecord.Service svc = sent.ServiceOf(f);
+                Assert.Equal("DNAT", nat.Decision);
+                Assert.Contains($"id {svc.Id} ", nat.Evidence, StringComparison.Ordinal);
+                Assert.True(f.Backend!.Equals(p.Backend) && f.BackendPort == p.BackendPort, $"{f.Name}: predicted {p.Backend}:{p.BackendPort}, Calico sent it to {f.Backend}:{f.BackendPort}");
+            }
+            else
+            {
+                Assert.Equal("no service", nat.Decision);
+                Assert.Null(p.Backend);
+            }
+
+            // The source passes the workload RPF check (its /32 route names the veth the packet came in on), and every
+            // destination of the harness, after NAT, is an address of the host (route flags LOCAL|HOST).
+            FlowStage[] route = p.Stages.Where(s => s.Stage == "route").ToArray();
+            Assert.Equal("source check passed", route[0].Decision);
+            Assert.StartsWith($"{w.WorkloadAddress}/32", route[0].Evidence, StringComparison.Ordinal);
+            Assert.Equal("this host", route[1].Decision);
+            Assert.Equal(FlowVerdict.Unknown, p.Verdict);
+            Assert.Contains($"{w.HostInterface}_egress_v4.json", p.Reason, StringComparison.Ordinal);
+            _out.WriteLine($"{f.Name}: {p.Verdict} -- {p.Reason}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Releases))]
+    public void A_service_port_that_has_no_frontend_is_not_nat_and_a_non_workload_source_is_not_predicted(string release)
+    {
+        (RealCalicoRecord sent, FlowTables live, _) = Load(release);
+        RealCalicoRecord.Workload wl = sent.Workloads.Single(w => w.Name == "wl");
+        RealCalicoRecord.Service svc = sent.Services.First(s => s.Protocol == IpProtocol.Tcp);
+        FlowPrediction other = FlowPredictor.Predict(live, new FlowQuery(IpProtocol.Tcp, wl.WorkloadAddress, 45000, svc.Address, svc.Port + 100));
+        Assert.Equal("no service", other.Stages.Single(s => s.Stage == "NAT").Decision);
+        Assert.Contains("no Calico route", other.Stages.Where(s => s.Stage == "route").Last().Decision, StringComparison.Ordinal);
+
+        FlowPrediction fromHost = FlowPredictor.Predict(live, new FlowQuery(IpProtocol.Tcp, wl.HostAddress, 45000, wl.WorkloadAddress, 80));
+        Assert.Equal(FlowVerdict.Unknown, fromHost.Verdict);
+        Assert.Contains("not a workload", fromHost.Reason, StringComparison.Ordinal);
+    }
+
+    private static FlowPrediction Predict(FlowTables t, RealCalicoRecord.Flow f) =>
+        FlowPredictor.Predict(t, new FlowQuery(f.Protocol, f.Client, f.ClientPort, f.Server, f.ServerPort));
+
+    private static (RealCalicoRecord Sent, FlowTables Live, FlowTables Fresh) Load(string release)
+    {
+        string dir = RealCalicoPaths.Fixture(release);
+        var node = new RealCalicoCapturedNode(dir);
+        FlowTables Tables(bool conntrack) => new(
+            node.Node,
+            conntrack ? ConntrackReader.Read(node, new ConntrackQuery()) : Array.Empty<ConntrackEntry>(),
+            NatMaps.ReadFrontends(node, new NatQuery()),
+            NatMaps.ReadAffinity(node, false),
+            RouteMap.Read(node, false),
+            InterfaceStateMap.Read(node),
+            node);
+        return (RealCalicoRecord.Load(dir), Tables(true), Tables(false));
+    }
+}
