@@ -49,6 +49,8 @@ public static partial class PolicyDebugProgram
         bool sawAllowedByHost = false;
 
         string? tierName = null;
+        Stage tierStage = stage;
+        Stage ruleStage = stage;
         List<PolicyBlock>? tierPolicies = null;
         string? policyName = null;
         List<PolicyProgramRule>? policyRules = null;
@@ -67,13 +69,13 @@ public static partial class PolicyDebugProgram
             {
                 policyRules.Add(r);
             }
-            else if (profiles.TryGetValue(stage, out List<PolicyProgramRule>? p))
+            else if (profiles.TryGetValue(ruleStage, out List<PolicyProgramRule>? p))
             {
                 p.Add(r);
             }
             else
             {
-                problems.Add($"a rule outside any policy in the {stage} stage is left out: {rule.Text}");
+                problems.Add($"a rule outside any policy in the {ruleStage} stage is left out: {rule.Text}");
             }
 
             rule = null;
@@ -106,13 +108,13 @@ public static partial class PolicyDebugProgram
                 {
                     switch (l.GetString())
                     {
+                        // A label starts what follows it; comments on the same instruction may still end what
+                        // came before (End of tier ...), so each tier and rule keeps the stage it started in.
                         case "to_or_from_host":
-                            ClosePolicy();
                             stage = Stage.Normal;
                             sawToOrFromHost = true;
                             break;
                         case "allowed_by_host_policy":
-                            ClosePolicy();
                             stage = Stage.Workload;
                             sawAllowedByHost = true;
                             break;
@@ -138,12 +140,13 @@ public static partial class PolicyDebugProgram
                 {
                     ClosePolicy();
                     tierName = m.Groups["n"].Value;
+                    tierStage = stage;
                     tierPolicies = new List<PolicyBlock>();
                 }
                 else if ((m = Maps.PolicyDebug.EndTier().Match(text)).Success)
                 {
                     ClosePolicy();
-                    tiers[stage].Add(new PolicyTier(tierName ?? m.Groups["n"].Value, m.Groups["a"].Value, tierPolicies ?? new List<PolicyBlock>()));
+                    tiers[tierName is null ? stage : tierStage].Add(new PolicyTier(tierName ?? m.Groups["n"].Value, m.Groups["a"].Value, tierPolicies ?? new List<PolicyBlock>()));
                     tierName = null;
                     tierPolicies = null;
                 }
@@ -164,6 +167,7 @@ public static partial class PolicyDebugProgram
                 else if ((m = Maps.PolicyDebug.StartRule().Match(text)).Success)
                 {
                     CloseRule();
+                    ruleStage = stage;
                     string body = RuleBody(Maps.PolicyDebug.Unquote(m.Groups["r"].Value));
                     try
                     {
