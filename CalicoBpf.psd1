@@ -33,6 +33,7 @@
         'Remove-BpfConnectTimeProgram'
         'Remove-BpfConntrack'
         'Set-FelixBpfConfig'
+        'Test-BpfFlow'
         'Test-CalicoEbpf'
         'Use-FelixBpfDebugLog'
     )

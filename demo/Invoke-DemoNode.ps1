@@ -32,6 +32,7 @@ finally {
 }
 $PSDefaultParameterValues['*-Bpf*:PinPath'] = $PinPath
 $PSDefaultParameterValues['Get-BpfPolicy:PolicyDebugPath'] = $policyDebug
+$PSDefaultParameterValues['Test-BpfFlow:PolicyDebugPath'] = $policyDebug
 
 function Show([string] $Title, [scriptblock] $Command) {
     Write-Host ''
@@ -60,6 +61,9 @@ Show 'tunnel neighbours' { Get-BpfArp | Sort-Object Interface, Address }
 Show 'interfaces Felix manages' { Get-BpfInterface }
 Show 'policy hits' { Get-BpfPolicy cali7f3a1b2c9d0 }
 Show 'qdisc drops' { Get-BpfQdiscStatistic -Kind clsact }
+Show 'why is this connection refused' { Test-BpfFlow 10.65.0.8 10.65.2.17:23 }
+Show 'can this pod reach these services' { '10.96.31.7:80', '10.96.90.3:9090', '10.65.0.70:80' | ForEach-Object { Test-BpfFlow 10.65.0.8 $_ } | Format-Table -View Summary }
+Show 'the stages of a prediction' { Test-BpfFlow 10.65.0.8 10.96.0.10:53 -Protocol UDP | Select-Object -ExpandProperty Stages }
 Show 'remove what a test left behind' { Get-BpfConntrack -Port 6379 -Type NatReverse | Sort-Object AgeValue | Select-Object -First 3 | Remove-BpfConntrack -WhatIf }
 Show 'and really remove them all' { Get-BpfConntrack -Port 6379 -Type NatReverse | Remove-BpfConntrack -Confirm:$false }
 Show 'reset counters before a reproduction' { Clear-BpfCounter -Interface eth0 -WhatIf }

@@ -28,7 +28,7 @@ public class FlowPredictionTests
         (RealCalicoRecord sent, FlowTables live, _) = Load(release);
         foreach (RealCalicoRecord.Flow f in sent.Flows)
         {
-            FlowPrediction p = Predict(live, f);
+            FlowResult p = Predict(live, f);
             FlowStage ct = p.Stages.Single(s => s.Stage == "conntrack");
             if (f.Denied)
             {
@@ -68,7 +68,7 @@ public class FlowPredictionTests
         (RealCalicoRecord sent, _, FlowTables fresh) = Load(release);
         foreach (RealCalicoRecord.Flow f in sent.Flows)
         {
-            FlowPrediction p = Predict(fresh, f);
+            FlowResult p = Predict(fresh, f);
             RealCalicoRecord.Workload w = sent.WorkloadOf(f);
             Assert.Equal($"{w.HostInterface} tc ingress (from workload)", p.Stages[0].Where);
             Assert.Equal("new flow", p.Stages.Single(s => s.Stage == "conntrack").Decision);
@@ -105,16 +105,16 @@ public class FlowPredictionTests
         (RealCalicoRecord sent, FlowTables live, _) = Load(release);
         RealCalicoRecord.Workload wl = sent.Workloads.Single(w => w.Name == "wl");
         RealCalicoRecord.Service svc = sent.Services.First(s => s.Protocol == IpProtocol.Tcp);
-        FlowPrediction other = FlowPredictor.Predict(live, new FlowQuery(IpProtocol.Tcp, wl.WorkloadAddress, 45000, svc.Address, svc.Port + 100));
+        FlowResult other = FlowPredictor.Predict(live, new FlowQuery(IpProtocol.Tcp, wl.WorkloadAddress, 45000, svc.Address, svc.Port + 100));
         Assert.Equal("no service", other.Stages.Single(s => s.Stage == "NAT").Decision);
         Assert.Contains("no Calico route", other.Stages.Where(s => s.Stage == "route").Last().Decision, StringComparison.Ordinal);
 
-        FlowPrediction fromHost = FlowPredictor.Predict(live, new FlowQuery(IpProtocol.Tcp, wl.HostAddress, 45000, wl.WorkloadAddress, 80));
+        FlowResult fromHost = FlowPredictor.Predict(live, new FlowQuery(IpProtocol.Tcp, wl.HostAddress, 45000, wl.WorkloadAddress, 80));
         Assert.Equal(FlowVerdict.Unknown, fromHost.Verdict);
         Assert.Contains("not a workload", fromHost.Reason, StringComparison.Ordinal);
     }
 
-    private static FlowPrediction Predict(FlowTables t, RealCalicoRecord.Flow f) =>
+    private static FlowResult Predict(FlowTables t, RealCalicoRecord.Flow f) =>
         FlowPredictor.Predict(t, new FlowQuery(f.Protocol, f.Client, f.ClientPort, f.Server, f.ServerPort));
 
     private static (RealCalicoRecord Sent, FlowTables Live, FlowTables Fresh) Load(string release)

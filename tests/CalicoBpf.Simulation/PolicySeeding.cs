@@ -48,7 +48,16 @@ public static class PolicySeeding
         foreach (PolicySpec program in programs)
         {
             var insns = new List<object>();
-            void Comment(string text) => insns.Add(new { inst = new[] { 0xb7, 1, 0, 0, 0, 0, 0, 0 }, labels = Array.Empty<string>(), comments = new[] { text }, annotation = string.Empty });
+
+            // A workload's program as Felix builds it without host endpoints: no host stages, so the
+            // builder's label allowed_by_host_policy starts the workload tiers (pol_prog_builder.go).
+            string[] labels = { "allowed_by_host_policy" };
+            void Comment(string text)
+            {
+                insns.Add(new { inst = new[] { 0xb7, 1, 0, 0, 0, 0, 0, 0 }, labels, comments = new[] { text }, annotation = string.Empty });
+                labels = Array.Empty<string>();
+            }
+
             foreach (PolicySpec.TierSpec tier in program.Tiers)
             {
                 Comment($"Start of tier \"{tier.Name}\"");

@@ -2,9 +2,13 @@
 # Refreshes tests/fixtures/realcalico/<RELEASE>/ from a run of the realcalico harness: Calico's own tc
 # programs, loaded into a private bpffs and driven with real traffic (see ../shared/realcalico/README.md).
 #
-#   sudo tests/tools/capture-realcalico.sh [-r RELEASE] [-H HARNESS]
+#   sudo tests/tools/capture-realcalico.sh [-r RELEASE] [-H HARNESS] [-P]
 #     RELEASE  a directory under HARNESS/objects (87c15906f20c, the default, or v3.30.7)
 #     HARNESS  the harness directory; default ../shared/realcalico from the repository root
+#     -P       after the harness's traffic, run tests/tools/realcalico-probes.py (Test-BpfFlow's ground
+#              truth: a service without backends, one with a missing backend, a NodePort, a blackhole
+#              route) and write tests/fixtures/realcalico-probes/<RELEASE>/ instead, maps as the probes
+#              left them and probes.json
 #
 # It runs HARNESS/setup.sh into a temporary directory, copies what setup.sh wrote, adds what the tests
 # need to rebuild the maps' descriptions without a kernel (capture.json: bpftool map show of every pin,
@@ -15,11 +19,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REL=87c15906f20c
 HARNESS=$ROOT/../shared/realcalico
-while getopts r:H: o; do
+PROBES=
+while getopts r:H:P o; do
   case $o in
     r) REL=$OPTARG ;;
     H) HARNESS=$OPTARG ;;
-    *) echo "usage: $0 [-r RELEASE] [-H HARNESS]" >&2; exit 2 ;;
+    P) PROBES=1 ;;
+    *) echo "usage: $0 [-r RELEASE] [-H HARNESS] [-P]" >&2; exit 2 ;;
   esac
 done
 HARNESS=$(cd "$HARNESS" && pwd)
@@ -27,6 +33,7 @@ HARNESS=$(cd "$HARNESS" && pwd)
 [ -x "$HARNESS/setup.sh" ] || { echo "capture-realcalico.sh: no harness at $HARNESS" >&2; exit 1; }
 [ -d "$HARNESS/objects/$REL" ] || { echo "capture-realcalico.sh: $HARNESS/objects/$REL does not exist" >&2; exit 1; }
 DEST=$ROOT/tests/fixtures/realcalico/$REL
+[ -z "$PROBES" ] || DEST=$ROOT/tests/fixtures/realcalico-probes/$REL
 LOCK=/tmp/rcal.lock
 [ ! -e "$LOCK" ] || { echo "capture-realcalico.sh: another harness run holds $LOCK ($(cat "$LOCK/owner" 2>/dev/null)); wait for it or run its teardown.sh" >&2; exit 1; }
 OUT=$(mktemp -d /tmp/rcal-capture.XXXXXX)
@@ -60,6 +67,7 @@ COMMAND="$HARNESS/setup.sh -r $REL $OUT"
 echo "== $COMMAND"
 "$HARNESS/setup.sh" -r "$REL" "$OUT"
 PIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pin_path"])' "$OUT/setup.json")
+[ -z "$PROBES" ] || python3 "$ROOT/tests/tools/realcalico-probes.py" "$OUT"
 
 # What the dumps alone do not say: each pin's type and sizes, and the possible CPUs (per-CPU values).
 python3 - "$OUT" "$PIN" "$HARNESS/objects/$REL" "$REL" "$COMMAND" "$STARTED" <<'PY'
@@ -102,4 +110,5 @@ mkdir -p "$DEST/maps"
 cp "$OUT"/setup.json "$OUT"/traffic.json "$OUT"/capture.json "$OUT"/trace.txt "$OUT"/loader.log "$DEST/"
 cp "$OUT"/qdisc-*.json "$OUT"/link-*.json "$DEST/"
 cp "$OUT"/maps/*.json "$DEST/maps/"
+[ -z "$PROBES" ] || cp "$OUT"/probes.json "$DEST/"
 echo "== wrote $DEST ($(du -sh "$DEST" | cut -f1))"

@@ -1,22 +1,17 @@
 namespace CalicoBpf.Flow;
 
-public enum FlowVerdict
-{
-    Allow,
-    Deny,
-
-    /// <summary>The tables do not tell (Reason says what is missing and what to change).</summary>
-    Unknown,
-}
-
-/// <summary>One stage of a prediction, in the order Calico's programs take them: what it decided and the evidence (map entry, rule).</summary>
-public sealed record FlowStage(string Stage, string Where, string Decision, string Evidence);
-
 /// <summary>A flow to predict: the first packet of a new connection (a SYN for TCP), from Source to Destination.</summary>
 public sealed record FlowQuery(IpProtocol Protocol, IPAddress Source, int SourcePort, IPAddress Destination, int DestinationPort);
 
-/// <summary>What the dataplane would do with a flow's first packet, and why: the verdict, the stages, and the post-NAT destination.</summary>
-public sealed record FlowPrediction(FlowQuery Query, FlowVerdict Verdict, string Reason, IReadOnlyList<FlowStage> Stages, IPAddress? Backend, int? BackendPort, PolicyDecision? Policy);
+/// <summary>The engine's answer: the prediction users see, and the policy decision behind it (null when no policy ran).</summary>
+public sealed record FlowResult(FlowPrediction Prediction, PolicyDecision? Policy)
+{
+    public FlowVerdict Verdict => Prediction.Verdict;
+    public string Reason => Prediction.Reason;
+    public IReadOnlyList<FlowStage> Stages => Prediction.Stages;
+    public IPAddress? Backend => Prediction.BackendAddressValue;
+    public int? BackendPort => Prediction.BackendPort;
+}
 
 /// <summary>
 /// Predicts what Calico's tc programs (felix/bpf-gpl/tc.c at v3.30.7, the stages of
@@ -31,11 +26,10 @@ public sealed record FlowPrediction(FlowQuery Query, FlowVerdict Verdict, string
 /// </summary>
 public static class FlowPredictor
 {
-    public static FlowPrediction Predict(FlowTables t, FlowQuery q)
+    public static FlowResult Predict(FlowTables t, FlowQuery q)
     {
         var stages = new List<FlowStage>();
-        FlowPrediction Done(FlowVerdict v, string reason, IPAddress? be = null, int? bePort = null, PolicyDecision? pol = null) =>
-            new(q, v, reason, stages, be, bePort, pol);
+        FlowResult Done(FlowVerdict v, string reason) => Result(t, q, v, reason, stages, null, null, null);
 
         // 1. Which program sees the packet first: the source must be a local workload (its route names its interface).
         Route? srcRoute = t.RouteOf(q.Source);
@@ -143,28 +137,30 @@ public static class FlowPredictor
     }
 
     /// <summary>With several backends the program picks one at random: each is predicted, and the verdict is theirs if they agree.</summary>
-    private static FlowPrediction Predictions(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, NatFrontend fe, List<NatBackend> candidates)
+    private static FlowResult Predictions(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, NatFrontend fe, List<NatBackend> candidates)
     {
         var results = candidates.Where(b => b.AddressValue is not null)
             .Select(b => (Backend: b, Result: AfterNat(t, q, new List<FlowStage>(stages), where, iface, ifIndex, srcRoute, b.AddressValue!, b.Port, false)))
             .ToList();
         bool anyMissing = candidates.Any(b => b.AddressValue is null);
         var verdicts = results.Select(r => r.Result.Verdict).Distinct().ToList();
-        FlowPrediction first = results[0].Result;
+        FlowResult first = results[0].Result;
         if (verdicts.Count == 1 && !anyMissing)
         {
-            return first with { Backend = null, BackendPort = null, Reason = $"every backend of {fe.Frontend}: {first.Reason}" };
+            // One deciding rule only when every backend's decision came from the same rule.
+            bool sameRule = results.Select(r => r.Result.Policy?.DecidedBy?.MatchId).Distinct().Count() == 1;
+            return Result(t, q, first.Verdict, $"every backend of {fe.Frontend}: {first.Reason}", first.Prediction.Stages.ToList(), null, null, sameRule ? first.Policy : null);
         }
 
         string each = string.Join("; ", results.Select(r => $"{ConntrackText.HostPort(r.Backend.AddressValue!, r.Backend.Port)}: {r.Result.Verdict} ({r.Result.Reason})"));
-        return new FlowPrediction(q, FlowVerdict.Unknown, $"it depends on the backend the program picks at random: {each}{(anyMissing ? "; a missing backend: ICMP port unreachable" : string.Empty)}",
-            first.Stages, null, null, null);
+        return Result(t, q, FlowVerdict.Unknown, $"it depends on the backend the program picks at random: {each}{(anyMissing ? "; a missing backend: ICMP port unreachable" : string.Empty)}",
+            first.Prediction.Stages.ToList(), null, null, null);
     }
 
-    private static FlowPrediction AfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, IPAddress dst, int dport, bool established)
+    private static FlowResult AfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, IPAddress dst, int dport, bool established)
     {
-        FlowPrediction Done(FlowVerdict v, string reason, PolicyDecision? pol = null) =>
-            new(q, v, reason, stages, dst.Equals(q.Destination) && dport == q.DestinationPort ? null : dst, dst.Equals(q.Destination) && dport == q.DestinationPort ? null : dport, pol);
+        bool nat = !(dst.Equals(q.Destination) && dport == q.DestinationPort);
+        FlowResult Done(FlowVerdict v, string reason, PolicyDecision? pol = null) => Result(t, q, v, reason, stages, nat ? dst : null, nat ? dport : null, pol);
 
         // 4. Routes: the workload RPF check (strict, against the route map), then the destination's route.
         stages.Add(new("route", where, "source check passed", $"{srcRoute.Cidr}: {srcRoute.Description} (ifindex {ifIndex}, the interface the packet came in on)"));
@@ -242,7 +238,9 @@ public static class FlowPredictor
         var packet = new PolicyPacket(proto, q.Source, q.SourcePort, dst, dport, q.Destination, icmp ? 0 : q.DestinationPort, srcIsHost, toHost, icmp ? dport : q.DestinationPort);
         PolicyDecision d = PolicyEvaluator.Evaluate(program.Program, packet, t.IpSets(program));
         string rule = d.DecidedBy is { } r
-            ? $"{(r.Tier.Length > 0 ? "tier " + r.Tier + ", " : string.Empty)}{(r.Policy.Length > 0 ? "policy " + r.Policy + ", rule " + r.Index + ", " : string.Empty)}{r.Action}{(r.MatchId is ulong id ? $", match id {id}, hits {t.Hits(id)}" : string.Empty)}: {r.Rule}"
+            ? r.Policy.Length > 0
+                ? $"{(r.Tier.Length > 0 ? "tier " + r.Tier + ", " : string.Empty)}policy {r.Policy}, rule {r.Index}, {r.Action}{(r.MatchId is ulong id ? $", match id {id}, hits {t.Hits(id)}" : string.Empty)}: {r.Rule}"
+                : r.Why
             : d.Reason;
         stages.Add(new("policy", where, d.Verdict.ToString().ToLowerInvariant(), rule + (program.Problems.Count > 0 ? " [" + string.Join("; ", program.Problems) + "]" : string.Empty)));
         if (d.Verdict != PolicyVerdict.Allow)
@@ -283,6 +281,29 @@ public static class FlowPredictor
 
         lookup = $"no frontend {ConntrackText.HostPort(dst, port)}/{protocol}{(r is not null && r.Flags.HasFlag(RouteFlags.Host) ? " and no NodePort " + port : string.Empty)}";
         return null;
+    }
+
+    private static FlowResult Result(FlowTables t, FlowQuery q, FlowVerdict verdict, string reason, List<FlowStage> stages, IPAddress? backend, int? backendPort, PolicyDecision? policy)
+    {
+        ulong? id = policy?.DecidedBy?.MatchId;
+        return new FlowResult(
+            new FlowPrediction
+            {
+                Node = t.Node,
+                Protocol = q.Protocol,
+                SourceAddressValue = q.Source,
+                SourcePort = q.SourcePort,
+                DestinationAddressValue = q.Destination,
+                DestinationPort = q.DestinationPort,
+                Verdict = verdict,
+                Reason = reason,
+                BackendAddressValue = backend,
+                BackendPort = backendPort,
+                RuleMatchId = id,
+                RuleHitCount = t.Hits(id),
+                Stages = new ValueList<FlowStage>(stages, "; "),
+            },
+            policy);
     }
 
     private static string Tuple(FlowQuery q) => $"{ConntrackText.Protocol(q.Protocol)} {ConntrackText.HostPort(q.Source, q.SourcePort)} -> {ConntrackText.HostPort(q.Destination, q.DestinationPort)}";

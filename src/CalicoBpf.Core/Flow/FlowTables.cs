@@ -64,7 +64,8 @@ public sealed class FlowTables
         return new FlowTables(
             node.Node,
             ConntrackReader.Read(node, new ConntrackQuery(), reporter, cancellationToken),
-            NatMaps.ReadFrontends(node, new NatQuery(), reporter, cancellationToken),
+            // The frontends' own warnings (missing backends) are left out: the prediction names what it meets.
+            NatMaps.ReadFrontends(node, new NatQuery(), null, cancellationToken),
             MapReading.TryFind(node, NatMaps.AffinityV4) is null ? Array.Empty<NatAffinity>() : NatMaps.ReadAffinity(node, false, reporter, cancellationToken),
             RouteMap.Read(node, false, null, reporter, cancellationToken),
             InterfaceStateMap.Read(node, reporter, cancellationToken),

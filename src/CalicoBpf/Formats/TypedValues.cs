@@ -60,4 +60,10 @@ public static class TypedValues
     public static TimeSpan? FelixBpfConfigBpfKubeProxyMinSyncPeriod(PSObject instance) => ((FelixBpfConfig)instance.BaseObject).BpfKubeProxyMinSyncPeriodValue;
 
     public static TimeSpan? FelixBpfConfigBpfIPFragTimeout(PSObject instance) => ((FelixBpfConfig)instance.BaseObject).BpfIPFragTimeoutValue;
+
+    public static IPAddress FlowPredictionSourceAddress(PSObject instance) => ((FlowPrediction)instance.BaseObject).SourceAddressValue;
+
+    public static IPAddress FlowPredictionDestinationAddress(PSObject instance) => ((FlowPrediction)instance.BaseObject).DestinationAddressValue;
+
+    public static IPAddress? FlowPredictionBackendAddress(PSObject instance) => ((FlowPrediction)instance.BaseObject).BackendAddressValue;
 }

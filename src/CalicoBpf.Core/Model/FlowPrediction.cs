@@ -1,0 +1,90 @@
+namespace CalicoBpf;
+
+/// <summary>
+/// What a node's dataplane would do with a flow's first packet, and why (Test-BpfFlow): the
+/// verdict, the reason in one sentence, the backend a service sends it to, and every stage with
+/// its evidence. Predicted from the node's tables: nothing was sent or written.
+/// </summary>
+public sealed class FlowPrediction
+{
+    public string Node { get; init; } = string.Empty;
+    public IpProtocol Protocol { get; init; }
+    public string SourceAddress => SourceAddressValue.ToString();
+    /// <summary>SourceAddress typed; PowerShell shows it as the hidden property SourceAddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress SourceAddressValue { get; init; } = IPAddress.Any;
+    public int SourcePort { get; init; }
+    public string DestinationAddress => DestinationAddressValue.ToString();
+    /// <summary>DestinationAddress typed; PowerShell shows it as the hidden property DestinationAddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress DestinationAddressValue { get; init; } = IPAddress.Any;
+    public int DestinationPort { get; init; }
+    public FlowVerdict Verdict { get; init; }
+
+    /// <summary>Why, in one sentence: the stage that decided, or what is missing to decide.</summary>
+    public string Reason { get; init; } = string.Empty;
+
+    /// <summary>The backend a service sends the flow to (after NAT); null when there is no NAT or the backend is picked at random.</summary>
+    public string? BackendAddress => BackendAddressValue?.ToString();
+    /// <summary>BackendAddress typed; PowerShell shows it as the hidden property BackendAddressValue (CalicoBpf.Types.ps1xml).</summary>
+    internal IPAddress? BackendAddressValue { get; init; }
+    public int? BackendPort { get; init; }
+
+    /// <summary>The counter id of the policy rule that decided (null: none did, or no policy ran).</summary>
+    public ulong? RuleMatchId { get; init; }
+
+    /// <summary>That rule's hit count (cali_rule_ctrs), when it has an id.</summary>
+    public ulong? RuleHitCount { get; init; }
+
+    public ValueList<FlowStage> Stages { get; init; } = ValueList<FlowStage>.Empty;
+
+    public string Source => ConntrackText.HostPort(SourceAddressValue, SourcePort);
+    public string Destination => ConntrackText.HostPort(DestinationAddressValue, DestinationPort);
+    public string? Backend => BackendAddressValue is null ? null : ConntrackText.HostPort(BackendAddressValue, BackendPort ?? 0);
+
+    /// <summary>
+    /// The default view: one summary line (verdict, flow, backend, node), the reason, then each stage
+    /// as a trace (stage, where when it changes, decision; the evidence below), every line at most
+    /// <paramref name="width"/> characters, broken at spaces.
+    /// </summary>
+    public string Trace(int width)
+    {
+        width = Math.Max(width, 40);
+        var sb = new StringBuilder();
+        sb.Append(ConsoleText.WordWrap($"{Verdict,-7} {ConntrackText.Protocol(Protocol)} {Source} -> {Destination}{(Backend is null ? string.Empty : " -> " + Backend)}  ({Node})", width)).Append('\n');
+        Indented(sb, Reason, 8, width);
+        string where = string.Empty;
+        foreach (FlowStage s in Stages)
+        {
+            string head = s.Where != where ? $"{s.Stage,-9} {s.Where}: {s.Decision}" : $"{s.Stage,-9} {s.Decision}";
+            where = s.Where;
+            Indented(sb, head, 2, width, hanging: 12);
+            Indented(sb, s.Evidence, 12, width);
+        }
+
+        return sb.ToString().TrimEnd('\n');
+    }
+
+    private static void Indented(StringBuilder sb, string text, int indent, int width, int? hanging = null)
+    {
+        string[] lines = ConsoleText.WordWrap(text, width - (hanging ?? indent)).Split('\n');
+        if (hanging is not null && lines.Length > 1)
+        {
+            // The first line starts at the indent; the rest hang under the decision.
+            string first = ConsoleText.WordWrap(text, width - indent).Split('\n')[0];
+            sb.Append(' ', indent).Append(first).Append('\n');
+            string rest = text[Math.Min(first.Length, text.Length)..].TrimStart();
+            foreach (string l in ConsoleText.WordWrap(rest, width - hanging.Value).Split('\n').Where(l => l.Length > 0))
+            {
+                sb.Append(' ', hanging.Value).Append(l).Append('\n');
+            }
+
+            return;
+        }
+
+        foreach (string l in lines)
+        {
+            sb.Append(' ', hanging is not null ? indent : indent).Append(l).Append('\n');
+        }
+    }
+
+    public override string ToString() => $"{Verdict} {ConntrackText.Protocol(Protocol)} {Source} -> {Destination}{(Backend is null ? string.Empty : " -> " + Backend)}: {Reason}";
+}

@@ -1,0 +1,162 @@
+# Test-BpfFlow on the demo node's dataplane (demo/demo-node.yaml seeded into real maps here), and on the
+# same dataplane as node-a of a test cluster: verdicts, the rule that decided, the stages, errors, nothing
+# written, and the views.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+}
+
+BeforeAll {
+    Import-ModuleUnderTest -Simulation
+    $script:demoNode = Get-Content -Raw (Join-Path $PSScriptRoot '../../demo/demo-node.yaml')
+    $fs = $null
+    if (Test-KernelAvailable) {
+        $fs = New-TestBpfFs
+        $script:policyDir = Join-Path $TestDrive 'policy'
+        $links = [System.Collections.Generic.Dictionary[string, int]]::new()
+        $links['eth0'] = 3; $links['cali7f3a1b2c9d0'] = 5; $links['vxlan.calico'] = 7
+        $sim = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($fs.PinPath)
+        try { [CalicoBpf.Simulation.NodeScenario]::Parse($demoNode).Seed($sim, $links, $policyDir) } finally { $sim.Dispose() }
+        $env:NODENAME = 'demo-node-1'
+        $PSDefaultParameterValues['*-Bpf*:PinPath'] = $fs.PinPath
+        $PSDefaultParameterValues['Test-BpfFlow:PolicyDebugPath'] = $policyDir
+    }
+}
+
+AfterAll {
+    $PSDefaultParameterValues.Remove('*-Bpf*:PinPath')
+    $PSDefaultParameterValues.Remove('Test-BpfFlow:PolicyDebugPath')
+    Remove-Item Env:NODENAME -ErrorAction SilentlyContinue
+    Remove-TestBpfFs $fs
+}
+
+Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
+    It 'names the rule that denies a flow, with its match id and hit count' {
+        $p = Test-BpfFlow 10.65.0.8 10.65.2.17:23
+        $p | Should -BeOfType ([CalicoBpf.FlowPrediction])
+        $p.Verdict | Should -Be 'Deny'
+        $p.RuleMatchId | Should -Be 4242003
+        $p.RuleHitCount | Should -Be 7
+        $p.Reason | Should -Match 'default/knp\.default\.deny-legacy'
+        @($p.Stages.Stage) | Should -Be @('interface', 'conntrack', 'NAT', 'route', 'route', 'policy')
+        ($p.Stages | Where-Object Stage -eq 'route')[1].Decision | Should -Match 'another node, next hop 172\.18\.0\.12, tunnelled'
+        $p.Node | Should -Be 'demo-node-1'
+    }
+
+    It 'allows what a rule allows, and says so for every backend of a service' {
+        $p = Test-BpfFlow 10.65.0.8 10.96.31.7:80
+        $p.Verdict | Should -Be 'Allow'
+        $p.Reason | Should -Match '^every backend of 10\.96\.31\.7:80'
+        ($p.Stages | Where-Object Stage -eq 'NAT').Decision | Should -Be 'DNAT to one of 2'
+        # Backend 10.65.0.8 is the client itself (its ingress rule decides), 10.65.3.4 is remote (the egress rule): no one rule.
+        $p.RuleMatchId | Should -BeNullOrEmpty
+        (Test-BpfFlow 10.65.0.8 10.65.3.4:8080).RuleMatchId | Should -Be 4242001
+    }
+
+    It 'denies at the end of the tier what no rule allows, and a blackhole route' {
+        $udp = Test-BpfFlow 10.65.0.8 10.96.0.10:53 -Protocol UDP
+        $udp.Verdict | Should -Be 'Deny'
+        ($udp.Stages | Where-Object Stage -eq 'policy').Evidence | Should -Match 'end of tier default'
+        $hole = Test-BpfFlow 10.65.0.8 10.65.0.70 -Port 80
+        $hole.Verdict | Should -Be 'Deny'
+        $hole.Reason | Should -Match 'blackhole route \(10\.65\.0\.64/26'
+    }
+
+    It 'is Unknown, and says why, for a missing backend, a source that is no local workload, and without policy debug files' {
+        $missing = Test-BpfFlow 10.65.0.8 10.96.90.3:9090
+        $missing.Verdict | Should -Be 'Unknown'
+        $missing.Reason | Should -Match 'missing backend: ICMP port unreachable'
+        (Test-BpfFlow 10.65.1.20 10.65.0.8:8080).Reason | Should -Match '10\.65\.1\.20 is not a workload on demo-node-1'
+        $empty = Join-Path $TestDrive 'no-policy'
+        $null = New-Item -ItemType Directory $empty -Force
+        $blind = Test-BpfFlow 10.65.0.8 10.65.2.17:23 -PolicyDebugPath $empty
+        $blind.Verdict | Should -Be 'Unknown'
+        $blind.Reason | Should -Match 'bpfPolicyDebugEnabled is true \(Set-FelixBpfConfig -BpfPolicyDebugEnabled \$true\)'
+    }
+
+    It 'explains piped conntrack entries as new connections on the node they came from' {
+        $entries = @(Get-BpfConntrack -Type NatForward | Select-Object -First 5)
+        $p = @($entries | Test-BpfFlow)
+        $p.Count | Should -Be $entries.Count
+        for ($i = 0; $i -lt $p.Count; $i++) {
+            $p[$i].Source | Should -Be $entries[$i].Source
+            $p[$i].Destination | Should -Be $entries[$i].ServiceEndpoint
+        }
+    }
+
+    It 'writes nothing: every pinned map is byte for byte the same' {
+        $before = Get-PinHash $fs.PinPath
+        $null = Test-BpfFlow 10.65.0.8 10.65.2.17:23
+        $null = Get-BpfConntrack | Select-Object -First 20 | Test-BpfFlow
+        Get-PinHash $fs.PinPath | Should -Be $before
+    }
+
+    It 'refuses what is not a flow, with the forms it takes' {
+        { Test-BpfFlow 10.65.0.8 nope:80 -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidEndpoint,CalicoBpf.Commands.TestBpfFlowCommand'
+        { Test-BpfFlow 10.65.0.8 10.65.2.17 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*Which port does 10.65.2.17 take*'
+        { Test-BpfFlow 10.65.0.8 10.65.2.17:23 -Port 80 -ErrorAction Stop } | Should -Throw -ErrorId 'PortTwice,CalicoBpf.Commands.TestBpfFlowCommand'
+        { Test-BpfFlow fd00::1 '[fd00::2]:80' -ErrorAction Stop } | Should -Throw -ErrorId 'IPv6NotPredicted,CalicoBpf.Commands.TestBpfFlowCommand'
+        (Test-BpfFlow 10.65.0.8 10.65.2.17 -Protocol ICMP).Protocol | Should -Be 'Icmp'
+    }
+
+    It 'reads like a trace in 80 columns, and -View Summary is one line a flow with every column' {
+        $text = Test-BpfFlow 10.65.0.8 10.65.2.17:23 | Out-String -Width 80
+        foreach ($line in $text -split "`r?`n") { $line.TrimEnd().Length | Should -BeLessOrEqual 80 -Because "'$line'" }
+        $text | Should -Match '(?m)^Deny\s+TCP 10\.65\.0\.8:49152 -> 10\.65\.2\.17:23'
+        $text | Should -Match '(?m)^  policy\s+deny'
+        $summary = '10.65.2.17:23', '10.96.31.7:80' | ForEach-Object { Test-BpfFlow 10.65.0.8 $_ } | Format-Table -View Summary | Out-String -Width 80
+        $summary | Should -Match 'Verdict\s+Protocol\s+Source\s+Destination\s+Backend'
+        @($summary -split "`r?`n" | Where-Object { $_ -match '^(Allow|Deny|Unknown) ' }).Count | Should -Be 2
+    }
+}
+
+Describe 'Test-BpfFlow on a node of a cluster' -Skip:(-not $kernel) {
+    BeforeAll {
+        # node-a holds the demo node's dataplane, so a remote prediction must equal the local one (v3.32.1: a
+        # release with the Maglev map the demo node has).
+        $dataplane = ($demoNode -split "`n" | ForEach-Object { '      ' + $_ }) -join "`n"
+        $scenario = Join-Path $TestDrive 'flow-cluster.yaml'
+        @"
+install: operator
+calicoVersion: v3.32.1
+felixConfigurations:
+  default: { bpfEnabled: true }
+nodes:
+  - name: node-a
+    address: 172.18.0.10
+    interfaces: [eth0, cali7f3a1b2c9d0, vxlan.calico]
+    dataplane:
+$dataplane
+"@ | Set-Content $scenario
+        $script:cluster = Start-TestCluster -Scenario $scenario -Directory (Join-Path $TestDrive 'cluster')
+        $script:kc = @{ Kubeconfig = $cluster.Kubeconfig }
+        # The local node's pin and policy paths are this file's defaults; remotely the node's own apply.
+        $script:here = @{ PinPath = $fs.PinPath; PolicyDebugPath = $policyDir }
+        $PSDefaultParameterValues.Remove('*-Bpf*:PinPath')
+        $PSDefaultParameterValues.Remove('Test-BpfFlow:PolicyDebugPath')
+    }
+    AfterAll {
+        Stop-TestCluster $cluster
+        $PSDefaultParameterValues['*-Bpf*:PinPath'] = $fs.PinPath
+        $PSDefaultParameterValues['Test-BpfFlow:PolicyDebugPath'] = $policyDir
+    }
+
+    It 'predicts each flow as it does on the node itself' {
+        foreach ($to in '10.65.2.17:23', '10.96.31.7:80', '10.96.90.3:9090', '10.65.0.70:80') {
+            $remote = Test-BpfFlow @kc -Node node-a 10.65.0.8 $to
+            $local = Test-BpfFlow @here 10.65.0.8 $to
+            $remote.Node | Should -Be 'node-a'
+            $remote.Verdict | Should -Be $local.Verdict -Because "to $to"
+            $remote.RuleMatchId | Should -Be $local.RuleMatchId -Because "to $to"
+            $remote.RuleHitCount | Should -Be $local.RuleHitCount -Because "to $to"
+            @($remote.Stages | ForEach-Object { "$($_.Stage) $($_.Decision)" }) | Should -Be @($local.Stages | ForEach-Object { "$($_.Stage) $($_.Decision)" }) -Because "to $to"
+        }
+    }
+
+    It 'explains entries read with -Node on that node' {
+        $entries = @(Get-BpfConntrack @kc -Node node-a -Type NatForward | Select-Object -First 3)
+        $p = @($entries | Test-BpfFlow @kc)
+        $p.Count | Should -Be $entries.Count
+        $p.Node | Sort-Object -Unique | Should -Be 'node-a'
+    }
+}
