@@ -1,3 +1,5 @@
+using System.Net;
+using System.Text.Json;
 using CalicoBpf.Flow;
 using CalicoBpf.Maps;
 using CalicoBpf.Tests.Support;
@@ -131,4 +133,79 @@ public class FlowPredictionTests
             node);
         return (RealCalicoRecord.Load(dir), Tables(true), Tables(false));
     }
+}
+
+/// <summary>
+/// Test-BpfFlow against Calico's programs on flows the harness does not send
+/// (tests/fixtures/realcalico-probes, written by tests/tools/capture-realcalico.sh -P: entries added
+/// to the harness's maps as Felix writes them, one UDP datagram each from the workload, what came
+/// back, and Calico's own debug lines for it). Each prediction's deciding stage must be the one
+/// Calico's program logged.
+/// </summary>
+public class FlowProbeTests
+{
+    public static TheoryData<string> Releases() => new(Directory.GetDirectories(ProbeRoot()).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal));
+
+    [Theory]
+    [MemberData(nameof(Releases))]
+    public void Each_probe_is_predicted_as_calicos_program_decided_it(string release)
+    {
+        string dir = Path.Combine(ProbeRoot(), release);
+        var node = new RealCalicoCapturedNode(dir);
+        var fresh = new FlowTables(node.Node, Array.Empty<ConntrackEntry>(), NatMaps.ReadFrontends(node, new NatQuery()), NatMaps.ReadAffinity(node, false),
+            RouteMap.Read(node, false), InterfaceStateMap.Read(node), node);
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "probes.json")));
+        var seen = new List<string>();
+        foreach (JsonElement probe in doc.RootElement.GetProperty("probes").EnumerateArray())
+        {
+            string name = probe.GetProperty("name").GetString()!;
+            string outcome = probe.GetProperty("outcome").GetString()!;
+            string trace = string.Join("\n", probe.GetProperty("trace").EnumerateArray().Select(l => l.GetString()));
+            FlowResult p = FlowPredictor.Predict(fresh, new FlowQuery((IpProtocol)probe.GetProperty("proto").GetInt32(),
+                IPAddress.Parse(probe.GetProperty("src").GetString()!), probe.GetProperty("sport").GetInt32(),
+                IPAddress.Parse(probe.GetProperty("dst").GetString()!), probe.GetProperty("dport").GetInt32()));
+            FlowStage nat = p.Stages.Single(s => s.Stage == "NAT");
+            switch (name)
+            {
+                case "no-backend":
+                    Assert.Contains("NAT: no backend", trace, StringComparison.Ordinal);
+                    Assert.Contains("ICMP type 3 and code 3", trace, StringComparison.Ordinal);
+                    Assert.Equal("no backend", nat.Decision);
+                    Assert.Equal(FlowVerdict.Deny, p.Verdict);
+                    Assert.Contains("ICMP port unreachable", p.Reason, StringComparison.Ordinal);
+                    Assert.Equal("nothing", outcome);
+                    break;
+                case "missing-backend":
+                    Assert.Contains("NAT: backend miss", trace, StringComparison.Ordinal);
+                    Assert.Contains("ICMP type 3 and code 3", trace, StringComparison.Ordinal);
+                    Assert.Equal("missing backend", nat.Decision);
+                    Assert.Equal(FlowVerdict.Deny, p.Verdict);
+                    break;
+                case "nodeport":
+                    string backend = probe.GetProperty("dst").GetString() + ":18091";
+                    Assert.Contains("CT: DNAT to " + backend, trace, StringComparison.Ordinal);
+                    Assert.Equal("reply", outcome);
+                    Assert.Equal("DNAT", nat.Decision);
+                    Assert.Contains("NodePort entry 255.255.255.255:30053", nat.Evidence, StringComparison.Ordinal);
+                    Assert.Equal(backend, $"{p.Backend}:{p.BackendPort}");
+                    break;
+                case "blackhole":
+                    Assert.Contains("NAT: route dest not a host", trace, StringComparison.Ordinal);
+                    Assert.Contains("Packet hit a black hole route: DROP", trace, StringComparison.Ordinal);
+                    Assert.Equal("no service", nat.Decision);
+                    Assert.Equal(FlowVerdict.Deny, p.Verdict);
+                    Assert.Equal("blackhole", p.Stages.Where(s => s.Stage == "route").Last().Decision);
+                    break;
+                default:
+                    Assert.Fail($"{release}: a probe this test does not know: {name}");
+                    break;
+            }
+
+            seen.Add(name);
+        }
+
+        Assert.Equal(new[] { "no-backend", "missing-backend", "nodeport", "blackhole" }, seen);
+    }
+
+    private static string ProbeRoot() => Path.Combine(RealCalicoPaths.RepositoryRoot(), "tests", "fixtures", "realcalico-probes");
 }

@@ -13,10 +13,11 @@ map entries (its own code, independent of CalicoBpf's encoders) and watches.
 Probes (service ids 105-107 and the 10.99.0.0/16 route are not the harness's):
   no-backend       10.0.0.2:53/udp, id 105, count 0          -> the program answers ICMP port unreachable
   missing-backend  10.0.0.3:53/udp, id 106, count 1, no backend entry for ordinal 0
-  nodeport         255.255.255.255:30053/udp, id 107 -> HOST:18081, sent to HOST:30053
+  nodeport         255.255.255.255:30053/udp, id 107 -> HOST:18091, sent to HOST:30053 (an echo server of
+                   this script answers on HOST:18091: the harness's servers stop answering once setup.sh ends)
   blackhole        10.99.0.1:53/udp, route 10.99.0.0/16 BLACKHOLE_DROP (0x100)
 """
-import json, os, socket, struct, subprocess, sys
+import json, os, re, socket, struct, subprocess, sys
 
 out = sys.argv[1]
 setup = json.load(open(os.path.join(out, "setup.json")))
@@ -53,7 +54,7 @@ fe = next(n for n in os.listdir(pin) if n.startswith("cali_v4_nat_fe"))
 update(fe, fe_key("10.0.0.2", 53, 17), fe_value(105, 0, 0))
 update(fe, fe_key("10.0.0.3", 53, 17), fe_value(106, 1, 1))
 update(fe, fe_key("255.255.255.255", 30053, 17), fe_value(107, 1, 1))
-update("cali_v4_nat_be", be_key(107, 0), be_value(host, 18081))
+update("cali_v4_nat_be", be_key(107, 0), be_value(host, 18091))
 update("cali_v4_routes", struct.pack("<I", 16) + socket.inet_aton("10.99.0.0"), struct.pack("<II", 0x100, 0))
 
 PROBES = [("no-backend", "10.0.0.2", 53, 45001), ("missing-backend", "10.0.0.3", 53, 45002),
@@ -71,11 +72,40 @@ except ConnectionRefusedError:
 except socket.timeout:
     print(json.dumps({"outcome": "nothing"}))
 '''
+echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+echo.bind((host, 18091))
+
+
+def serve():
+    while True:
+        d, a = echo.recvfrom(4096)
+        echo.sendto(d, a)
+
+
+import threading
+threading.Thread(target=serve, daemon=True).start()
+
+TRACE = "/sys/kernel/tracing/trace"
+
+
+def trace_lines(since):
+    """Calico's debug lines for rcal-h0 stamped at or after since (trace clock = uptime seconds)."""
+    try:
+        lines = [l.rstrip("\n") for l in open(TRACE, errors="replace") if "rcal-h0" in l]
+    except OSError:
+        return []
+    stamp = lambda l: float(m.group(1)) if (m := re.search(r"\]\s+\S*\s*(\d+\.\d+):", l)) else -1.0
+    return [l for l in lines if stamp(l) >= since]
+
+
 results = []
 for name, dst, dport, sport in PROBES:
+    since = float(open("/proc/uptime").read().split()[0])
     r = subprocess.run(["ip", "netns", "exec", wl["netns"], "python3", "-c", CLIENT, wl["wl_ip"], dst, str(dport), str(sport)],
                        capture_output=True, text=True, check=True)
-    results.append({"name": name, "proto": 17, "src": wl["wl_ip"], "sport": sport, "dst": dst, "dport": dport, **json.loads(r.stdout)})
+    # Calico's debug programs log each packet: the lines this probe added (the buffer is shared and small).
+    lines = trace_lines(since)
+    results.append({"name": name, "proto": 17, "src": wl["wl_ip"], "sport": sport, "dst": dst, "dport": dport, **json.loads(r.stdout), "trace": lines[-60:]})
     print(f"== probe {name}: {results[-1]['outcome']}")
 json.dump({"about": __doc__.strip().splitlines()[0], "probes": results}, open(os.path.join(out, "probes.json"), "w"), indent=1)
 

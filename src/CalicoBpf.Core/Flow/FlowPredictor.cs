@@ -96,7 +96,7 @@ public static class FlowPredictor
                 int count = fe.Flags.HasFlag(NatFrontendFlags.InternalLocal) ? fe.LocalBackendCount : fe.BackendCount;
                 if (count == 0)
                 {
-                    stages.Add(new("NAT", where, "no backend", $"{fe}{(count != fe.BackendCount ? " (internalTrafficPolicy Local: local backends only)" : string.Empty)}"));
+                    stages.Add(new("NAT", where, "no backend", $"{Via(lookup)}{fe}{(count != fe.BackendCount ? " (internalTrafficPolicy Local: local backends only)" : string.Empty)}"));
                     return Done(FlowVerdict.Deny, $"service {fe.Frontend} (id {fe.ServiceId}) has no backend{(count != fe.BackendCount ? " on this node" : string.Empty)}: the program answers ICMP port unreachable");
                 }
 
@@ -106,7 +106,7 @@ public static class FlowPredictor
                     : null;
                 if (aff is not null)
                 {
-                    stages.Add(new("NAT", where, "DNAT by affinity", $"{fe}; affinity {aff.ClientAddress} -> {aff.Backend}, refreshed {aff.LastRefreshed:u}"));
+                    stages.Add(new("NAT", where, "DNAT by affinity", $"{Via(lookup)}{fe}; affinity {aff.ClientAddress} -> {aff.Backend}, refreshed {aff.LastRefreshed:u}"));
                     dst = aff.BackendAddressValue;
                     dport = aff.BackendPort;
                 }
@@ -115,18 +115,18 @@ public static class FlowPredictor
                     NatBackend only = candidates[0];
                     if (only.AddressValue is null)
                     {
-                        stages.Add(new("NAT", where, "missing backend", $"{fe}: ordinal {only.Ordinal} has no cali_v4_nat_be entry"));
+                        stages.Add(new("NAT", where, "missing backend", $"{Via(lookup)}{fe}: ordinal {only.Ordinal} has no cali_v4_nat_be entry"));
                         return Done(FlowVerdict.Deny, $"service {fe.Frontend} counts a backend the backend map does not have (no backend: ICMP port unreachable)");
                     }
 
-                    stages.Add(new("NAT", where, "DNAT", $"{fe} -> {ConntrackText.HostPort(only.AddressValue, only.Port)} (ordinal {only.Ordinal})"));
+                    stages.Add(new("NAT", where, "DNAT", $"{Via(lookup)}{fe} -> {ConntrackText.HostPort(only.AddressValue, only.Port)} (ordinal {only.Ordinal})"));
                     dst = only.AddressValue;
                     dport = only.Port;
                 }
                 else
                 {
                     int missing = candidates.Count(b => b.AddressValue is null);
-                    stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{fe}: {string.Join(", ", candidates.Select(b => b.AddressValue is null ? $"#{b.Ordinal} missing" : ConntrackText.HostPort(b.AddressValue, b.Port)))}" +
+                    stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{Via(lookup)}{fe}: {string.Join(", ", candidates.Select(b => b.AddressValue is null ? $"#{b.Ordinal} missing" : ConntrackText.HostPort(b.AddressValue, b.Port)))}" +
                         (missing > 0 ? $"; {missing} of {count} missing: those packets get ICMP port unreachable" : string.Empty)));
                     return Predictions(t, q, stages, where, iface, ifIndex, srcRoute, fe, candidates);
                 }
@@ -305,6 +305,9 @@ public static class FlowPredictor
             },
             policy);
     }
+
+    /// <summary>How the frontend was found, when that is not the plain exact match: NodePort's wildcard, a source range.</summary>
+    private static string Via(string lookup) => lookup.StartsWith("frontend ", StringComparison.Ordinal) && !lookup.Contains("for sources in", StringComparison.Ordinal) ? string.Empty : lookup + ": ";
 
     private static string Tuple(FlowQuery q) => $"{ConntrackText.Protocol(q.Protocol)} {ConntrackText.HostPort(q.Source, q.SourcePort)} -> {ConntrackText.HostPort(q.Destination, q.DestinationPort)}";
 }
