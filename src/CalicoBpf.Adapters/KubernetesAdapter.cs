@@ -105,7 +105,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
                 pods.Items
                     .Where(p => p.Spec?.HostNetwork != true && p.Status?.Phase is "Running" or "Pending")
                     .Select(p => new WorkloadPod(p.Metadata.NamespaceProperty, p.Metadata.Name,
-                        Addresses((p.Status?.PodIPs?.Select(i => i.Ip) ?? Enumerable.Empty<string>()).Append(p.Status?.PodIP)))),
+                        Addresses((p.Status?.PodIPs?.Select(i => i.Ip) ?? Enumerable.Empty<string>()).Append(p.Status?.PodIP)), p.Spec?.NodeName ?? string.Empty)),
                 services.Items.Select(s => new WorkloadService(s.Metadata.NamespaceProperty, s.Metadata.Name,
                     Addresses((s.Spec?.ClusterIPs ?? Array.Empty<string>()).Append(s.Spec?.ClusterIP)
                         .Concat(s.Spec?.ExternalIPs ?? Array.Empty<string>())

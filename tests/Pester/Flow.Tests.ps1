@@ -121,12 +121,21 @@ install: operator
 calicoVersion: v3.32.1
 felixConfigurations:
   default: { bpfEnabled: true }
+pods:
+  - { name: client-6d8f9, namespace: demo, node: node-a, ip: 10.65.0.8, labels: { app: client } }
+  - { name: web-7c4b2, namespace: demo, node: node-b, ip: 10.65.3.4, labels: { app: web } }
+services:
+  - { name: web, namespace: demo, clusterIp: 10.96.31.7, selector: { app: web }, ports: [ { name: http, port: 80, targetPort: 8080 } ] }
+  - { name: two-ports, namespace: demo, clusterIp: 10.96.44.2, selector: { app: web }, ports: [ { name: a, port: 8443 }, { name: b, port: 9443 } ] }
 nodes:
   - name: node-a
     address: 172.18.0.10
     interfaces: [eth0, cali7f3a1b2c9d0, vxlan.calico]
     dataplane:
 $dataplane
+  - name: node-b
+    address: 172.18.0.13
+    calicoNode: false
 "@ | Set-Content $scenario
         $script:cluster = Start-TestCluster -Scenario $scenario -Directory (Join-Path $TestDrive 'cluster')
         $script:kc = @{ Kubeconfig = $cluster.Kubeconfig }
@@ -151,6 +160,30 @@ $dataplane
             $remote.RuleHitCount | Should -Be $local.RuleHitCount -Because "to $to"
             @($remote.Stages | ForEach-Object { "$($_.Stage) $($_.Decision)" }) | Should -Be @($local.Stages | ForEach-Object { "$($_.Stage) $($_.Decision)" }) -Because "to $to"
         }
+    }
+
+    It 'takes pods and services by name, predicts on the source pod''s node, and names what it meets' {
+        $p = Test-BpfFlow @kc pod/demo/client-6d8f9 svc/demo/web
+        $p.Node | Should -Be 'node-a'
+        $p.Destination | Should -Be '10.96.31.7:80'
+        $p.Verdict | Should -Be 'Allow'
+        $p.SourcePod | Should -Be 'demo/client-6d8f9'
+        $p.DestinationService | Should -Be 'demo/web'
+        $direct = Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.3.4:8080 -Resolve
+        $direct.DestinationPod | Should -Be 'demo/web-7c4b2'
+        ($direct | Out-String -Width 80) | Should -Match 'pod demo/client-6d8f9 -> pod demo/web-7c4b2'
+        { Test-BpfFlow @kc pod/demo/nope svc/demo/web -ErrorAction Stop } | Should -Throw -ErrorId 'PodNotFound,CalicoBpf.Commands.TestBpfFlowCommand'
+        { Test-BpfFlow @kc pod/demo/client-6d8f9 svc/demo/two-ports -ErrorAction Stop } | Should -Throw -ExpectedMessage '*the ports 8443/Tcp, 9443/Tcp: give one with -Port*'
+        (Test-BpfFlow @kc pod/demo/client-6d8f9 svc/demo/two-ports -Port 9443).Destination | Should -Be '10.96.44.2:9443'
+    }
+
+    It 'completes pods for -Source, pods and services for -Destination, and nothing for an address' {
+        function Complete([string] $Line) { @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches.CompletionText) }
+        Complete "Test-BpfFlow -Kubeconfig $($cluster.Kubeconfig) pod/demo/c" | Should -Be @('pod/demo/client-6d8f9')
+        Complete "Test-BpfFlow -Kubeconfig $($cluster.Kubeconfig) -Source pod/demo/client-6d8f9 -Destination svc/demo/w" | Should -Be @('svc/demo/web')
+        Complete "Test-BpfFlow -Kubeconfig $($cluster.Kubeconfig) -Source 10.65" | Should -BeNullOrEmpty
+        $all = @(Complete "Test-BpfFlow -Kubeconfig $($cluster.Kubeconfig) pod/demo/client-6d8f9 ")
+        foreach ($want in 'pod/demo/client-6d8f9', 'pod/demo/web-7c4b2', 'svc/demo/web', 'svc/demo/two-ports') { $all | Should -Contain $want }
     }
 
     It 'explains entries read with -Node on that node' {

@@ -3,8 +3,8 @@ using CalicoBpf.Maps;
 
 namespace CalicoBpf.Cluster;
 
-/// <summary>A pod as -Resolve needs it: "namespace/name" and its IPs (host-network pods are left out: their IP is the node's).</summary>
-public sealed record WorkloadPod(string Namespace, string Name, IReadOnlyList<IPAddress> Addresses)
+/// <summary>A pod as -Resolve needs it: "namespace/name", its IPs (host-network pods are left out: their IP is the node's) and its node.</summary>
+public sealed record WorkloadPod(string Namespace, string Name, IReadOnlyList<IPAddress> Addresses, string Node = "")
 {
     public string FullName => Namespace + "/" + Name;
 }

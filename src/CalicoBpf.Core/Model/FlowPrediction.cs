@@ -36,6 +36,17 @@ public sealed class FlowPrediction
 
     public ValueList<FlowStage> Stages { get; init; } = ValueList<FlowStage>.Empty;
 
+    /// <summary>-Resolve, or a flow given by names: "namespace/name" of the source pod (empty when none has that IP).</summary>
+    public string SourcePod { get; set; } = string.Empty;
+
+    /// <summary>-Resolve, or a flow given by names: "namespace/name" of the service the destination is, or of the pod it is.</summary>
+    public string DestinationService { get; set; } = string.Empty;
+
+    public string DestinationPod { get; set; } = string.Empty;
+
+    /// <summary>-Resolve: the pod of the backend.</summary>
+    public string BackendPod { get; set; } = string.Empty;
+
     public string Source => ConntrackText.HostPort(SourceAddressValue, SourcePort);
     public string Destination => ConntrackText.HostPort(DestinationAddressValue, DestinationPort);
     public string? Backend => BackendAddressValue is null ? null : ConntrackText.HostPort(BackendAddressValue, BackendPort ?? 0);
@@ -50,6 +61,12 @@ public sealed class FlowPrediction
         width = Math.Max(width, 40);
         var sb = new StringBuilder();
         sb.Append(ConsoleText.WordWrap($"{Verdict,-7} {ConntrackText.Protocol(Protocol)} {Source} -> {Destination}{(Backend is null ? string.Empty : " -> " + Backend)}  ({Node})", width)).Append('\n');
+        string to = DestinationService.Length > 0 ? "service " + DestinationService : DestinationPod.Length > 0 ? "pod " + DestinationPod : string.Empty;
+        if (SourcePod.Length > 0 || to.Length > 0)
+        {
+            Indented(sb, $"{(SourcePod.Length > 0 ? "pod " + SourcePod : Source)} -> {(to.Length > 0 ? to : Destination)}{(BackendPod.Length > 0 ? " -> pod " + BackendPod : string.Empty)}", 8, width);
+        }
+
         Indented(sb, Reason, 8, width);
         string where = string.Empty;
         foreach (FlowStage s in Stages)

@@ -267,6 +267,37 @@ public sealed class InterfaceNameCompleter : IArgumentCompleter
     }
 }
 
+/// <summary>
+/// Test-BpfFlow -Source and -Destination: the cluster's pods (pod/NAMESPACE/NAME, with IP and node)
+/// and, for -Destination, its services (svc/NAMESPACE/NAME, with cluster IP and ports). Addresses
+/// typed as they are get nothing.
+/// </summary>
+public sealed class WorkloadEndpointCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        string typed = wordToComplete.Trim('\'', '"');
+        if (typed.Length > 0 && (char.IsAsciiDigit(typed[0]) || typed[0] is '[' or ':'))
+        {
+            return Array.Empty<CompletionResult>();
+        }
+
+        bool services = parameterName.Equals("Destination", StringComparison.OrdinalIgnoreCase);
+        return Completion.Offer(wordToComplete, () =>
+        {
+            (IClusterConnection cluster, string key) = Completion.Cluster(commandName, fakeBoundParameters);
+            return ((services ? "endpoints|" : "pods|") + key, () =>
+            {
+                WorkloadIndex index = cluster.LoadWorkloads(CancellationToken.None);
+                IEnumerable<(string, string)> pods = index.Pods.Select(p => ($"pod/{p.FullName}", $"pod {p.FullName}: {string.Join(", ", p.Addresses)}{(p.Node.Length > 0 ? " on " + p.Node : string.Empty)}"));
+                return services
+                    ? pods.Concat(index.Services.Select(v => ($"svc/{v.FullName}", $"service {v.FullName}: {string.Join(", ", v.Addresses)} ports {string.Join(", ", v.Ports.Select(p => $"{p.Port}/{p.Protocol}"))}")))
+                    : pods;
+            });
+        });
+    }
+}
+
 /// <summary>Get-BpfMap -Name: the Calico maps pinned on the node of the line, in its -PinPath.</summary>
 public sealed class MapNameCompleter : IArgumentCompleter
 {

@@ -1,4 +1,5 @@
 using System.Net;
+using CalicoBpf.Cluster;
 using CalicoBpf.Flow;
 
 namespace CalicoBpf.Commands;
@@ -18,15 +19,18 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
 
     /// <summary>The flows asked, by the node (and pin directory) that answers them.</summary>
     private readonly List<Pending> _queries = new();
+    private WorkloadIndex? _workloads;
 
-    /// <summary>The client: an address, or address:port ([v6]:port). A port here is the client's port (-SourcePort).</summary>
+    /// <summary>The client: an address, address:port ([v6]:port; a port here is the client's port, -SourcePort), or pod/NAMESPACE/NAME (then -Node defaults to the pod's node).</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = FlowSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkloadEndpointCompleter))]
     public string? Source { get; set; }
 
-    /// <summary>Where the client sends to: an address (a pod, a service's cluster IP, a node), or address:port.</summary>
+    /// <summary>Where the client sends to: an address (a pod, a service's cluster IP, a node), address:port, pod/NAMESPACE/NAME or svc/NAMESPACE/NAME (its cluster IP, and its port when it has one).</summary>
     [Parameter(Mandatory = true, Position = 1, ParameterSetName = FlowSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkloadEndpointCompleter))]
     public string? Destination { get; set; }
 
     // Held as a byte: a field of an engine enum would make PowerShell load CalicoBpf.Core while it
@@ -51,6 +55,10 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = EntrySet)]
     public ConntrackEntry[]? InputObject { get; set; }
 
+    /// <summary>Names the pods and services of each prediction (SourcePod, DestinationService, DestinationPod, BackendPod) from one pod list and one service list of the cluster per run.</summary>
+    [Parameter]
+    public SwitchParameter Resolve { get; set; }
+
     /// <summary>Where Felix writes its policy debug files (bpfPolicyDebugEnabled) on the node.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -60,8 +68,15 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     {
         if (ParameterSetName == FlowSet)
         {
-            (IPAddress src, int? sport) = Endpoint(Source!, "Source");
-            (IPAddress dst, int? dport) = Endpoint(Destination!, "Destination");
+            (IPAddress src, int? sport) = Named(Source!, "Source", out WorkloadPod? sourcePod) ?? Endpoint(Source!, "Source");
+            (IPAddress dst, int? dport) = Named(Destination!, "Destination", out _) ?? Endpoint(Destination!, "Destination");
+            if (sourcePod is not null && !MyInvocation.BoundParameters.ContainsKey(nameof(Node)))
+            {
+                // The pod's own node sees its packets first.
+                Node = sourcePod.Node.Length > 0 ? new[] { sourcePod.Node }
+                    : throw new PSArgumentException($"pod/{sourcePod.FullName} has no node yet (it is not scheduled): give -Node.", nameof(Source));
+            }
+
             if (dport is not null && Port is not null && dport != Port)
             {
                 ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Destination {Destination} names port {dport} and -Port says {Port}: give the port once."), "PortTwice", ErrorCategory.InvalidArgument, Port));
@@ -127,11 +142,78 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     private IEnumerable<FlowPrediction> PredictAll(INodeDataplane node, List<FlowQuery> queries, string policyDirectory)
     {
         FlowTables tables = FlowTables.Read(node, policyDirectory, Reporter, CancelToken);
+        WorkloadIndex? names = Resolve ? Workloads() : _workloads;
         foreach (FlowQuery q in queries)
         {
             CancelToken.ThrowIfCancellationRequested();
-            yield return FlowPredictor.Predict(tables, q).Prediction;
+            FlowPrediction p = FlowPredictor.Predict(tables, q).Prediction;
+            if (names is not null)
+            {
+                p.SourcePod = names.PodAt(q.Source);
+                p.DestinationService = names.ServiceAt(q.Destination, q.DestinationPort, q.Protocol);
+                p.DestinationPod = names.PodAt(q.Destination);
+                p.BackendPod = names.PodAt(p.BackendAddressValue);
+            }
+
+            yield return p;
         }
+    }
+
+    /// <summary>The cluster's pods and services, listed once per run.</summary>
+    private WorkloadIndex Workloads()
+    {
+        lock (_queries)
+        {
+            return _workloads ??= Api(() => Cluster.LoadWorkloads(CancelToken));
+        }
+    }
+
+    /// <summary>pod/NS/NAME, svc/NS/NAME (service/NS/NAME): the address (and a service's port) from the cluster; null for an address.</summary>
+    private (IPAddress, int?)? Named(string text, string parameter, out WorkloadPod? pod)
+    {
+        pod = null;
+        string[] parts = text.Trim().Split('/');
+        if (parts.Length != 3 || parts[0].ToLowerInvariant() is not ("pod" or "po" or "svc" or "service"))
+        {
+            return null;
+        }
+
+        WorkloadIndex index = Workloads();
+        if (parts[0].ToLowerInvariant() is "pod" or "po")
+        {
+            pod = index.Pods.FirstOrDefault(p => p.Namespace == parts[1] && p.Name == parts[2]);
+            IPAddress? address = pod?.Addresses.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
+            if (pod is null || address is null)
+            {
+                ThrowTerminatingError(new ErrorRecord(new ItemNotFoundException($"-{parameter} {text}: the cluster has no running pod {parts[1]}/{parts[2]} with an IPv4 address (host-network pods have the node's: give that address)."), "PodNotFound", ErrorCategory.ObjectNotFound, text));
+            }
+
+            return (address!, null);
+        }
+
+        WorkloadService? service = index.Services.FirstOrDefault(s => s.Namespace == parts[1] && s.Name == parts[2]);
+        IPAddress? vip = service?.Addresses.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
+        if (service is null || vip is null)
+        {
+            ThrowTerminatingError(new ErrorRecord(new ItemNotFoundException($"-{parameter} {text}: the cluster has no service {parts[1]}/{parts[2]} with an IPv4 cluster IP."), "ServiceNotFound", ErrorCategory.ObjectNotFound, text));
+        }
+
+        if (Port is null)
+        {
+            if (service!.Ports.Count != 1)
+            {
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Service {service.FullName} has {(service.Ports.Count == 0 ? "no ports" : "the ports " + string.Join(", ", service.Ports.Select(p => $"{p.Port}/{p.Protocol}")))}: give one with -Port."), "ServicePortNeeded", ErrorCategory.InvalidArgument, text));
+            }
+
+            if (!MyInvocation.BoundParameters.ContainsKey(nameof(Protocol)))
+            {
+                Protocol = service.Ports[0].Protocol;
+            }
+
+            return (vip!, service.Ports[0].Port);
+        }
+
+        return (vip!, null);
     }
 
     /// <summary>address or address:port, IPv6 as [address]:port.</summary>
