@@ -121,6 +121,16 @@ foreach (`$i in 1..3) {
     `$sw.Restart(); `$n = (Get-BpfRoute -PinPath '$pins' | Measure-Object).Count; "routes `$n `$(`$sw.Elapsed.TotalMilliseconds)"
     `$sw.Restart(); `$n = (Get-BpfRoute -PinPath '$pins' -Address 10.67.255.255 | Measure-Object).Count; "lookup `$n `$(`$sw.Elapsed.TotalMilliseconds)"
 }
+# Test-BpfFlow: 1,000 flows (conntrack entries piped in) against the full conntrack, NAT and route maps,
+# against reading those three maps once with the cmdlets.
+`$flows = @(Get-BpfConntrack -PinPath '$pins' -Type Normal | Select-Object -First 1000)
+`$null = `$flows[0..9] | Test-BpfFlow -PinPath '$pins' -PolicyDebugPath '$pins'
+foreach (`$i in 1..3) {
+    `$sw = [Diagnostics.Stopwatch]::StartNew()
+    `$null = (Get-BpfConntrack -PinPath '$pins' | Measure-Object).Count; `$null = (Get-BpfNat -PinPath '$pins' | Measure-Object).Count; `$null = (Get-BpfRoute -PinPath '$pins' | Measure-Object).Count
+    "maps 3 `$(`$sw.Elapsed.TotalMilliseconds)"
+    `$sw.Restart(); `$n = (`$flows | Test-BpfFlow -PinPath '$pins' -PolicyDebugPath '$pins' | Measure-Object).Count; "flows `$n `$(`$sw.Elapsed.TotalMilliseconds)"
+}
 "@
     $rows = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $natRoutes | ForEach-Object { $f = $_ -split ' '; [pscustomobject]@{ What = $f[0]; Count = [long]$f[1]; Ms = [double]$f[2] } }
     function Time-Bpftool([string[]] $Maps) {
@@ -138,6 +148,10 @@ foreach (`$i in 1..3) {
     $r.RouteCmdletMs = Median ($rows | Where-Object What -eq 'routes').Ms
     $r.RouteLookupMs = Median ($rows | Where-Object What -eq 'lookup').Ms
     $r.RouteBpftoolMs = Time-Bpftool @('cali_v4_routes')
+    $r.MapsOnceMs = Median ($rows | Where-Object What -eq 'maps').Ms
+    $r.Flows = ($rows | Where-Object What -eq 'flows' | Select-Object -First 1).Count
+    $r.FlowsMs = Median ($rows | Where-Object What -eq 'flows').Ms
+    $r.FlowsVsMaps = [math]::Round($r.FlowsMs / $r.MapsOnceMs, 2)
 
     $r.CoreVsC = [math]::Round($r.CoreRawMs / $r.CLoopMs, 2)
     $r.CmdletVsBpftool = [math]::Round($r.CmdletMedianMs / $r.BpftoolMs, 2)
@@ -171,6 +185,17 @@ NAT and routes at Calico's default sizes, full ($($r.NatFrontends) frontends wit
 | (Get-BpfNat \| Measure-Object).Count, frontends with resolved backends | $([math]::Round($r.NatCmdletMs)) ms | $([math]::Round($r.NatBpftoolMs)) ms (frontend + backend dumps) | $([math]::Round($r.NatCmdletMs / $r.NatBpftoolMs, 2)) |
 | (Get-BpfRoute \| Measure-Object).Count, sorted as calico-bpf sorts | $([math]::Round($r.RouteCmdletMs)) ms | $([math]::Round($r.RouteBpftoolMs)) ms | $([math]::Round($r.RouteCmdletMs / $r.RouteBpftoolMs, 2)) |
 | Get-BpfRoute -Address (longest-prefix match over the whole map) | $([math]::Round($r.RouteLookupMs)) ms | | |
+
+Test-BpfFlow, 1,000 conntrack entries piped in, against the full maps above (one read of each map per node and run):
+
+| measurement | time |
+|---|---|
+| Get-BpfConntrack, Get-BpfNat and Get-BpfRoute, each through Measure-Object (reading the maps once) | $([math]::Round($r.MapsOnceMs)) ms |
+| 1,000 flows through Test-BpfFlow | $([math]::Round($r.FlowsMs)) ms |
+
+| goal | ratio | met |
+|---|---|---|
+| 1,000 flows within 2x reading the maps once | flows / maps = $($r.FlowsVsMaps) | $(if ($r.FlowsVsMaps -le 2) { 'yes' } else { 'NO' }) |
 "@
     Set-Content -Path (Join-Path $work 'results.md') -Value $report
     Write-Host ''

@@ -209,3 +209,24 @@ public class FlowProbeTests
 
     private static string ProbeRoot() => Path.Combine(RealCalicoPaths.RepositoryRoot(), "tests", "fixtures", "realcalico-probes");
 }
+
+/// <summary>FlowTables reads only the conntrack entries of the flows' clients into objects: exactly those, on Calico's bytes.</summary>
+public class FlowTablesTests
+{
+    [Theory]
+    [MemberData(nameof(FlowPredictionTests.Releases), MemberType = typeof(FlowPredictionTests))]
+    public void Only_the_clients_entries_become_objects_and_they_are_all_there(string release)
+    {
+        var node = new RealCalicoCapturedNode(RealCalicoPaths.Fixture(release));
+        var client = IPAddress.Parse("10.78.0.2");
+        List<ConntrackEntry> all = ConntrackReader.Read(node, new ConntrackQuery()).ToList();
+        var want = all.Where(e => e.Key.AddressAValue.Equals(client) || e.Key.AddressBValue.Equals(client)).Select(e => e.Key.ToString()).Order(StringComparer.Ordinal).ToList();
+        List<ConntrackEntry> kept = ConntrackReader.Read(node, new ConntrackQuery { KeyAddressesV4 = new HashSet<uint> { 0x0A4E0002 } }).ToList();
+        Assert.NotEmpty(want);
+        Assert.True(want.Count < all.Count || all.All(e => e.Key.ToString().Contains("10.78.0.2", StringComparison.Ordinal)));
+        Assert.Equal(want, kept.Select(e => e.Key.ToString()).Order(StringComparer.Ordinal).ToList());
+
+        FlowTables t = FlowTables.Read(node, clients: new[] { client });
+        Assert.NotNull(t.Conntrack(IpProtocol.Tcp, client, 41011, IPAddress.Parse("10.0.0.1"), 80));
+    }
+}

@@ -255,8 +255,7 @@ public static class FlowPredictor
     /// <summary>calico_nat_lookup: the exact frontend with the longest source range holding the source; else, for a host destination, NodePort's 255.255.255.255.</summary>
     private static NatFrontend? Frontend(FlowTables t, IpProtocol protocol, IPAddress src, IPAddress dst, int port, out string lookup)
     {
-        NatFrontend? Best(IPAddress address) => t.Frontends
-            .Where(f => f.AddressValue.Equals(address) && f.Port == port && f.Protocol == protocol)
+        NatFrontend? Best(IPAddress address) => t.FrontendsOf(address, port, protocol)
             .Where(f => f.SourceCidr is null || Maps.AddressPrefix.Parse(f.SourceCidr).Matches(src))
             .OrderByDescending(f => f.SourceCidr is null ? 0 : Maps.AddressPrefix.Parse(f.SourceCidr).PrefixLength)
             .FirstOrDefault();

@@ -15,6 +15,9 @@ public sealed class FlowTables
     private readonly string _policyDirectory;
     private readonly Dictionary<(ulong, int, ulong, int, int), ConntrackEntry> _conntrack = new();
     private readonly Dictionary<string, DebugProgram?> _programs = new(StringComparer.Ordinal);
+    private readonly Dictionary<(ulong, int, IpProtocol), List<NatFrontend>> _frontends = new();
+    private readonly Dictionary<int, Dictionary<uint, Route>> _routesV4 = new();
+    private readonly List<int> _prefixLengths = new();
     private IReadOnlyList<IpSetMember>? _ipSets;
     private IReadOnlyDictionary<ulong, ulong>? _hits;
 
@@ -38,8 +41,31 @@ public sealed class FlowTables
         }
 
         Frontends = frontends.ToList();
+        foreach (NatFrontend f in Frontends)
+        {
+            var key = (Pack(f.AddressValue), f.Port, f.Protocol);
+            if (!_frontends.TryGetValue(key, out List<NatFrontend>? list))
+            {
+                _frontends[key] = list = new List<NatFrontend>();
+            }
+
+            list.Add(f);
+        }
+
         Affinity = affinity.ToList();
         Routes = routes.OrderByDescending(r => r.PrefixLength).ToList();
+        foreach (Route r in Routes.Where(r => r.AddressValue.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork))
+        {
+            if (!_routesV4.TryGetValue(r.PrefixLength, out Dictionary<uint, Route>? byNetwork))
+            {
+                _routesV4[r.PrefixLength] = byNetwork = new Dictionary<uint, Route>();
+                _prefixLengths.Add(r.PrefixLength);
+            }
+
+            byNetwork.TryAdd(Mask(BinaryPrimitives.ReadUInt32BigEndian(r.AddressValue.GetAddressBytes()), r.PrefixLength), r);
+        }
+
+        _prefixLengths.Sort((a, b) => b.CompareTo(a));
         Interfaces = interfaces.GroupBy(i => i.IfIndex).ToDictionary(g => g.Key, g => g.First());
         Now = now ?? DateTime.UtcNow;
     }
@@ -58,17 +84,24 @@ public sealed class FlowTables
     /// <summary>The time affinity entries are aged against (the node's clock as the reads saw it).</summary>
     public DateTime Now { get; }
 
-    /// <summary>Reads every table of a node once.</summary>
-    public static FlowTables Read(INodeDataplane node, string policyDirectory = PolicyDebug.DefaultDirectory, IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Reads every table of a node once. With <paramref name="clients"/>, only the conntrack entries
+    /// that hold one of those addresses become objects (a flow's own entries always do: its client is
+    /// one side of the key), so a full table costs one read of its bytes, not an object per entry.
+    /// </summary>
+    public static FlowTables Read(INodeDataplane node, string policyDirectory = PolicyDebug.DefaultDirectory, IEngineReporter? reporter = null,
+        CancellationToken cancellationToken = default, IEnumerable<IPAddress>? clients = null)
     {
+        HashSet<uint>? keyAddresses = clients?.Where(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+            .Select(a => BinaryPrimitives.ReadUInt32BigEndian(a.GetAddressBytes())).ToHashSet();
         return new FlowTables(
             node.Node,
-            ConntrackReader.Read(node, new ConntrackQuery(), reporter, cancellationToken),
+            ConntrackReader.Read(node, new ConntrackQuery { KeyAddressesV4 = keyAddresses }, reporter, cancellationToken),
             // The frontends' own warnings (missing backends) are left out: the prediction names what it meets.
             NatMaps.ReadFrontends(node, new NatQuery(), null, cancellationToken),
             MapReading.TryFind(node, NatMaps.AffinityV4) is null ? Array.Empty<NatAffinity>() : NatMaps.ReadAffinity(node, false, reporter, cancellationToken),
             RouteMap.Read(node, false, null, reporter, cancellationToken),
-            InterfaceStateMap.Read(node, reporter, cancellationToken),
+            MapReading.TryFind(node, InterfaceStateMap.BaseName) is null ? Array.Empty<InterfaceState>() : InterfaceStateMap.Read(node, reporter, cancellationToken),
             node,
             policyDirectory);
     }
@@ -80,9 +113,31 @@ public sealed class FlowTables
         return _conntrack.TryGetValue(first ? KeyOf(protocol, a, portA, b, portB) : KeyOf(protocol, b, portB, a, portA), out ConntrackEntry? e) ? e : null;
     }
 
-    /// <summary>The route of an address: the longest prefix that holds it, or null.</summary>
-    public Route? RouteOf(IPAddress address) =>
-        Routes.FirstOrDefault(r => AddressPrefix.Covers(r.AddressValue.GetAddressBytes(), r.PrefixLength, address.GetAddressBytes()) && r.AddressValue.AddressFamily == address.AddressFamily);
+    /// <summary>The route of an address: the longest prefix that holds it, or null (IPv4: one lookup per prefix length, as an LPM trie answers).</summary>
+    public Route? RouteOf(IPAddress address)
+    {
+        if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+        {
+            uint a = BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
+            foreach (int length in _prefixLengths)
+            {
+                if (_routesV4[length].TryGetValue(Mask(a, length), out Route? r))
+                {
+                    return r;
+                }
+            }
+
+            return null;
+        }
+
+        return Routes.FirstOrDefault(r => r.AddressValue.AddressFamily == address.AddressFamily && AddressPrefix.Covers(r.AddressValue.GetAddressBytes(), r.PrefixLength, address.GetAddressBytes()));
+    }
+
+    /// <summary>The frontends of one (address, port, protocol), each source range its own entry.</summary>
+    public IReadOnlyList<NatFrontend> FrontendsOf(IPAddress address, int port, IpProtocol protocol) =>
+        _frontends.TryGetValue((Pack(address), port, protocol), out List<NatFrontend>? list) ? list : Array.Empty<NatFrontend>();
+
+    private static uint Mask(uint address, int length) => length == 0 ? 0 : address & (uint.MaxValue << (32 - length));
 
     public InterfaceState? InterfaceByName(string name) => Interfaces.Values.FirstOrDefault(i => i.Name == name);
 

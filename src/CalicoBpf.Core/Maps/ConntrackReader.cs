@@ -26,6 +26,13 @@ public sealed record ConntrackQuery
     /// <summary>The addresses of <see cref="Workloads"/>: an entry must touch one of them as well as one of <see cref="Addresses"/>.</summary>
     public IReadOnlyList<AddressPrefix>? WorkloadAddresses { get; init; }
 
+    /// <summary>
+    /// IPv4 only: keep the entries whose key holds one of these addresses on either side (as u32 read
+    /// big-endian from the key's bytes). A set, not prefixes: Test-BpfFlow asks for a thousand flows'
+    /// clients at once, and a set answers each entry in one lookup.
+    /// </summary>
+    public IReadOnlySet<uint>? KeyAddressesV4 { get; init; }
+
     internal bool MatchesRaw(ConntrackLayout l, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ClockSample clock)
     {
         if (Protocols is { Count: > 0 } && !Protocols.Contains((IpProtocol)key[0]))
@@ -40,6 +47,13 @@ public sealed record ConntrackQuery
         }
 
         if (OlderThan is { } older && clock.AgeOf(ConntrackLayout.ReadU64(value, 8)) <= older)
+        {
+            return false;
+        }
+
+        if (KeyAddressesV4 is not null && l.AddressLength == 4
+            && !KeyAddressesV4.Contains(BinaryPrimitives.ReadUInt32BigEndian(key[l.AddressAOffset..]))
+            && !KeyAddressesV4.Contains(BinaryPrimitives.ReadUInt32BigEndian(key[l.AddressBOffset..])))
         {
             return false;
         }

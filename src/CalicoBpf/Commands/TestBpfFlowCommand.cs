@@ -141,7 +141,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
 
     private IEnumerable<FlowPrediction> PredictAll(INodeDataplane node, List<FlowQuery> queries, string policyDirectory)
     {
-        FlowTables tables = FlowTables.Read(node, policyDirectory, Reporter, CancelToken);
+        FlowTables tables = FlowTables.Read(node, policyDirectory, Reporter, CancelToken, queries.Select(q => q.Source));
         WorkloadIndex? names = Resolve ? Workloads() : _workloads;
         foreach (FlowQuery q in queries)
         {
