@@ -74,7 +74,7 @@ public class FlowPredictionTests
             RealCalicoRecord.Workload w = sent.WorkloadOf(f);
             Assert.Equal($"{w.HostInterface} tc ingress (from workload)", p.Stages[0].Where);
             Assert.Equal("new flow", p.Stages.Single(s => s.Stage == "conntrack").Decision);
-            FlowStage nat = p.Stages.Single(s => s.Stage == "NAT");
+            FlowStage nat = p.Stages.SingleOrDefault(s => s.Stage == "NAT") ?? new FlowStage("NAT", "-", "-", "-");
             if (f.Nat)
             {
                 RealCalicoRecord.Service svc = sent.ServiceOf(f);
@@ -111,9 +111,9 @@ public class FlowPredictionTests
         Assert.Equal("no service", other.Stages.Single(s => s.Stage == "NAT").Decision);
         Assert.Contains("no Calico route", other.Stages.Where(s => s.Stage == "route").Last().Decision, StringComparison.Ordinal);
 
-        FlowResult fromHost = FlowPredictor.Predict(live, new FlowQuery(IpProtocol.Tcp, wl.HostAddress, 45000, wl.WorkloadAddress, 80));
-        Assert.Equal(FlowVerdict.Unknown, fromHost.Verdict);
-        Assert.Contains("not a workload", fromHost.Reason, StringComparison.Ordinal);
+        FlowResult fromOther = FlowPredictor.Predict(live, new FlowQuery(IpProtocol.Tcp, IPAddress.Parse("192.0.2.7"), 45000, wl.WorkloadAddress, 80));
+        Assert.Equal(FlowVerdict.Unknown, fromOther.Verdict);
+        Assert.Contains("not a workload", fromOther.Reason, StringComparison.Ordinal);
     }
 
     private static FlowResult Predict(FlowTables t, RealCalicoRecord.Flow f) =>
@@ -164,7 +164,7 @@ public class FlowProbeTests
             FlowResult p = FlowPredictor.Predict(fresh, new FlowQuery((IpProtocol)probe.GetProperty("proto").GetInt32(),
                 IPAddress.Parse(probe.GetProperty("src").GetString()!), probe.GetProperty("sport").GetInt32(),
                 IPAddress.Parse(probe.GetProperty("dst").GetString()!), probe.GetProperty("dport").GetInt32()));
-            FlowStage nat = p.Stages.Single(s => s.Stage == "NAT");
+            FlowStage nat = p.Stages.SingleOrDefault(s => s.Stage == "NAT") ?? new FlowStage("NAT", "-", "-", "-");
             switch (name)
             {
                 case "no-backend":
@@ -196,6 +196,14 @@ public class FlowProbeTests
                     Assert.Equal(FlowVerdict.Deny, p.Verdict);
                     Assert.Equal("blackhole", p.Stages.Where(s => s.Stage == "route").Last().Decision);
                     break;
+                case "host-to-workload":
+                    // The workload's tc egress program: "Packet is from the host: ACCEPT"; the pod's kernel answered.
+                    Assert.Contains("Packet is from the host: ACCEPT", trace, StringComparison.Ordinal);
+                    Assert.Equal("icmp-port-unreachable", outcome);
+                    Assert.Equal(FlowVerdict.Allow, p.Verdict);
+                    Assert.Equal("skipped", p.Stages.Single(s => s.Stage == "policy").Decision);
+                    Assert.EndsWith("tc egress (to workload)", p.Stages[0].Where, StringComparison.Ordinal);
+                    break;
                 default:
                     Assert.Fail($"{release}: a probe this test does not know: {name}");
                     break;
@@ -204,7 +212,7 @@ public class FlowProbeTests
             seen.Add(name);
         }
 
-        Assert.Equal(new[] { "no-backend", "missing-backend", "nodeport", "blackhole" }, seen);
+        Assert.Equal(new[] { "no-backend", "missing-backend", "nodeport", "blackhole", "host-to-workload" }, seen);
     }
 
     private static string ProbeRoot() => Path.Combine(RealCalicoPaths.RepositoryRoot(), "tests", "fixtures", "realcalico-probes");
@@ -228,5 +236,80 @@ public class FlowTablesTests
 
         FlowTables t = FlowTables.Read(node, clients: new[] { client });
         Assert.NotNull(t.Conntrack(IpProtocol.Tcp, client, 41011, IPAddress.Parse("10.0.0.1"), 80));
+    }
+}
+
+/// <summary>
+/// What a conntrack hit means for a from-workload packet, as conntrack.h's calico_ct_lookup decides at
+/// v3.30.7 (lines in each case): the client's side must be approved (TO_HOST programs, :932-944); a
+/// NatForward entry needs its tracking entry (:720-724); a SYN on an entry whose two sides saw FIN or
+/// RST recycles it (:725, :864).
+/// </summary>
+public class FlowConntrackMeaningTests
+{
+    private static readonly IPAddress Pod = IPAddress.Parse("10.65.0.8");
+    private static readonly IPAddress Peer = IPAddress.Parse("10.65.3.4");
+
+    private static FlowTables Tables(params ConntrackEntry[] entries) => new(
+        "n1", entries, Array.Empty<NatFrontend>(), Array.Empty<NatAffinity>(),
+        new[]
+        {
+            new Route { Cidr = "10.65.0.8/32", AddressValue = Pod, PrefixLength = 32, Flags = RouteFlags.Local | RouteFlags.Workload | RouteFlags.InPool, IfIndex = 5, Description = "local workload" },
+            new Route { Cidr = "10.65.3.0/26", AddressValue = IPAddress.Parse("10.65.3.0"), PrefixLength = 26, Flags = RouteFlags.Workload | RouteFlags.InPool, NextHopValue = IPAddress.Parse("172.18.0.13"), Description = "remote workload" },
+        },
+        Array.Empty<InterfaceState>());
+
+    private static ConntrackEntry Entry(IpProtocol p, int port, bool approved, bool finBoth = false) => new()
+    {
+        Protocol = p, Type = ConntrackType.Normal, SourceAddressValue = Pod, SourcePort = 40000, DestinationAddressValue = Peer, DestinationPort = port,
+        Key = ConntrackCodec.SortsFirst(Pod, 40000, Peer, port) ? new ConntrackKey(p, Pod, 40000, Peer, port) : new ConntrackKey(p, Peer, port, Pod, 40000),
+        Forward = new ConntrackLeg { Approved = approved, FinSeen = finBoth },
+        Reverse = new ConntrackLeg { Approved = true, FinSeen = finBoth },
+    };
+
+    private static FlowResult Ask(FlowTables t, IpProtocol p, int port) => FlowPredictor.Predict(t, new FlowQuery(p, Pod, 40000, Peer, port));
+
+    [Fact]
+    public void An_approved_udp_entry_is_established_and_skips_policy_and_routes()
+    {
+        FlowResult r = Ask(Tables(Entry(IpProtocol.Udp, 53, approved: true)), IpProtocol.Udp, 53);
+        Assert.Equal(FlowVerdict.Allow, r.Verdict);
+        Assert.DoesNotContain(r.Stages, s => s.Stage is "route" or "policy");
+    }
+
+    [Fact]
+    public void An_unapproved_client_side_makes_udp_new_again_and_tcp_invalid()
+    {
+        FlowResult udp = Ask(Tables(Entry(IpProtocol.Udp, 53, approved: false)), IpProtocol.Udp, 53);
+        Assert.Equal("new flow", udp.Stages.Single(s => s.Stage == "conntrack").Decision);
+        Assert.Contains(udp.Stages, s => s.Stage == "NAT");
+        FlowResult tcp = Ask(Tables(Entry(IpProtocol.Tcp, 80, approved: false)), IpProtocol.Tcp, 80);
+        Assert.Equal(FlowVerdict.Deny, tcp.Verdict);
+        Assert.Equal("INVALID", tcp.Stages.Single(s => s.Stage == "conntrack").Decision);
+    }
+
+    [Fact]
+    public void A_syn_recycles_an_entry_both_sides_closed_and_a_forward_entry_without_tracking_is_new()
+    {
+        FlowResult syn = Ask(Tables(Entry(IpProtocol.Tcp, 80, approved: true, finBoth: true)), IpProtocol.Tcp, 80);
+        Assert.Contains("recycles", syn.Stages.Single(s => s.Stage == "conntrack").Evidence, StringComparison.Ordinal);
+        var vip = IPAddress.Parse("10.96.0.10");
+        var fwd = new ConntrackEntry
+        {
+            Protocol = IpProtocol.Udp, Type = ConntrackType.NatForward, SourceAddressValue = Pod, SourcePort = 40000, DestinationAddressValue = vip, DestinationPort = 53,
+            Key = ConntrackCodec.SortsFirst(Pod, 40000, vip, 53) ? new ConntrackKey(IpProtocol.Udp, Pod, 40000, vip, 53) : new ConntrackKey(IpProtocol.Udp, vip, 53, Pod, 40000),
+            ReverseKey = new ConntrackKey(IpProtocol.Udp, Pod, 40000, Peer, 53),
+        };
+        FlowResult orphan = FlowPredictor.Predict(Tables(fwd), new FlowQuery(IpProtocol.Udp, Pod, 40000, vip, 53));
+        Assert.Equal("new flow", orphan.Stages.Single(s => s.Stage == "conntrack").Decision);
+        Assert.Contains("no tracking entry", orphan.Stages.Single(s => s.Stage == "conntrack").Evidence, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_piped_entry_is_asked_as_a_new_connection()
+    {
+        FlowResult r = FlowPredictor.Predict(Tables(Entry(IpProtocol.Udp, 53, approved: true)), new FlowQuery(IpProtocol.Udp, Pod, 40000, Peer, 53, AsNew: true));
+        Assert.Equal("new flow", r.Stages.Single(s => s.Stage == "conntrack").Decision);
+        Assert.Contains(r.Stages, s => s.Stage == "policy");
     }
 }

@@ -43,14 +43,19 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         $p.Node | Should -Be 'demo-node-1'
     }
 
-    It 'allows what a rule allows, and says so for every backend of a service' {
-        $p = Test-BpfFlow 10.65.0.8 10.96.31.7:80
-        $p.Verdict | Should -Be 'Allow'
-        $p.Reason | Should -Match '^every backend of 10\.96\.31\.7:80'
-        ($p.Stages | Where-Object Stage -eq 'NAT').Decision | Should -Be 'DNAT to one of 2'
-        # Backend 10.65.0.8 is the client itself (its ingress rule decides), 10.65.3.4 is remote (the egress rule): no one rule.
-        $p.RuleMatchId | Should -BeNullOrEmpty
-        (Test-BpfFlow 10.65.0.8 10.65.3.4:8080).RuleMatchId | Should -Be 4242001
+    It 'allows a local pod what both policies allow; to another node it is Unknown and says where the rest is decided' {
+        $local = Test-BpfFlow 10.65.0.8 10.65.0.5:8080
+        $local.Verdict | Should -Be 'Allow'
+        $local.RuleMatchId | Should -Be 4242010 -Because 'the destination''s ingress rule decides last'
+        $local.Reason | Should -Match 'egress policy of cali7f3a1b2c9d0 and the ingress policy of cali7f3a1b2c9d0 allow it'
+        $remote = Test-BpfFlow 10.65.0.8 10.65.3.4:8080
+        $remote.Verdict | Should -Be 'Unknown'
+        $remote.RuleMatchId | Should -Be 4242001
+        $remote.Reason | Should -Match 'decided on the node at 172\.18\.0\.13'
+        $svc = Test-BpfFlow 10.65.0.8 10.96.31.7:80
+        $svc.Verdict | Should -Be 'Unknown'
+        $svc.Reason | Should -Match 'depends on the backend the program picks at random: 10\.65\.0\.8:8080: Allow .*10\.65\.3\.4:8080: Unknown'
+        ($svc.Stages | Where-Object Stage -eq 'NAT').Decision | Should -Be 'DNAT to one of 2'
     }
 
     It 'denies at the end of the tier what no rule allows, and a blackhole route' {
@@ -96,7 +101,17 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         { Test-BpfFlow 10.65.0.8 10.65.2.17 -ErrorAction Stop } | Should -Throw -ExpectedMessage '*Which port does 10.65.2.17 take*'
         { Test-BpfFlow 10.65.0.8 10.65.2.17:23 -Port 80 -ErrorAction Stop } | Should -Throw -ErrorId 'PortTwice,CalicoBpf.Commands.TestBpfFlowCommand'
         { Test-BpfFlow fd00::1 '[fd00::2]:80' -ErrorAction Stop } | Should -Throw -ErrorId 'IPv6NotPredicted,CalicoBpf.Commands.TestBpfFlowCommand'
-        (Test-BpfFlow 10.65.0.8 10.65.2.17 -Protocol ICMP).Protocol | Should -Be 'Icmp'
+        { Test-BpfFlow 10.65.0.8 10.65 -Port 80 -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidEndpoint,CalicoBpf.Commands.TestBpfFlowCommand'
+        { Test-BpfFlow 10.65.0.8:1000 10.65.2.17:23 -SourcePort 2000 -ErrorAction Stop } | Should -Throw -ErrorId 'PortTwice,CalicoBpf.Commands.TestBpfFlowCommand'
+        { Test-BpfFlow 10.65.0.8 10.65.2.17:7 -Protocol ICMP -ErrorAction Stop } | Should -Throw -ErrorId 'IcmpHasNoPorts,CalicoBpf.Commands.TestBpfFlowCommand'
+    }
+
+    It 'matches ICMP by type and code: the egress policy allows only TCP, so an echo request ends at the end of the tier' {
+        $ping = Test-BpfFlow 10.65.0.8 10.65.2.17 -Protocol ICMP
+        $ping.Verdict | Should -Be 'Deny'
+        $ping.DestinationPort | Should -Be 8 -Because 'type 8 (echo request), code 0'
+        ($ping.Stages | Where-Object Stage -eq 'policy').Evidence | Should -Match 'end of tier default'
+        (Test-BpfFlow 10.65.0.8 10.65.2.17 -Protocol ICMP -IcmpType 3 -IcmpCode 4).DestinationPort | Should -Be (3 + 4 * 256)
     }
 
     It 'reads like a trace in 80 columns, and -View Summary is one line a flow with every column' {
@@ -166,7 +181,7 @@ $dataplane
         $p = Test-BpfFlow @kc pod/demo/client-6d8f9 svc/demo/web
         $p.Node | Should -Be 'node-a'
         $p.Destination | Should -Be '10.96.31.7:80'
-        $p.Verdict | Should -Be 'Allow'
+        $p.Verdict | Should -Be 'Unknown' -Because 'one backend is this node''s pod (allowed), the other on another node'
         $p.SourcePod | Should -Be 'demo/client-6d8f9'
         $p.DestinationService | Should -Be 'demo/web'
         $direct = Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.3.4:8080 -Resolve

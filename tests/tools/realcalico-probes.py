@@ -16,6 +16,8 @@ Probes (service ids 105-107 and the 10.99.0.0/16 route are not the harness's):
   nodeport         255.255.255.255:30053/udp, id 107 -> HOST:18091, sent to HOST:30053 (an echo server of
                    this script answers on HOST:18091: the harness's servers stop answering once setup.sh ends)
   blackhole        10.99.0.1:53/udp, route 10.99.0.0/16 BLACKHOLE_DROP (0x100)
+  host-to-workload HOST:45005 -> WL:45555/udp from the root netns (nothing listens there: the pod's
+                   kernel answers ICMP port unreachable if the packet got through)
 """
 import json, os, re, socket, struct, subprocess, sys
 
@@ -105,8 +107,21 @@ for name, dst, dport, sport in PROBES:
                        capture_output=True, text=True, check=True)
     # Calico's debug programs log each packet: the lines this probe added (the buffer is shared and small).
     lines = trace_lines(since)
-    results.append({"name": name, "proto": 17, "src": wl["wl_ip"], "sport": sport, "dst": dst, "dport": dport, **json.loads(r.stdout), "trace": lines[-60:]})
+    results.append({"name": name, "proto": 17, "src": wl["wl_ip"], "sport": sport, "dst": dst, "dport": dport, **json.loads(r.stdout), "trace": lines[:120]})
     print(f"== probe {name}: {results[-1]['outcome']}")
+# From the host (root netns) to the workload: the workload's tc egress program sees it.
+since = float(open("/proc/uptime").read().split()[0])
+h = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+h.bind((host, 45005)); h.connect((wl["wl_ip"], 45555)); h.settimeout(1.0)
+h.send(b"probe")
+try:
+    h.recv(100); outcome = {"outcome": "reply"}
+except ConnectionRefusedError:
+    outcome = {"outcome": "icmp-port-unreachable"}
+except socket.timeout:
+    outcome = {"outcome": "nothing"}
+results.append({"name": "host-to-workload", "proto": 17, "src": host, "sport": 45005, "dst": wl["wl_ip"], "dport": 45555, **outcome, "trace": trace_lines(since)[:120]})
+print(f"== probe host-to-workload: {outcome['outcome']}")
 json.dump({"about": __doc__.strip().splitlines()[0], "probes": results}, open(os.path.join(out, "probes.json"), "w"), indent=1)
 
 # The maps as the probes left them (counters, conntrack, the entries added above).

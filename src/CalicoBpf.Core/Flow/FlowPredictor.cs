@@ -1,7 +1,7 @@
 namespace CalicoBpf.Flow;
 
-/// <summary>A flow to predict: the first packet of a new connection (a SYN for TCP), from Source to Destination.</summary>
-public sealed record FlowQuery(IpProtocol Protocol, IPAddress Source, int SourcePort, IPAddress Destination, int DestinationPort);
+/// <summary>A flow to predict: the first packet of a new connection (a SYN for TCP), from Source to Destination. For ICMP, DestinationPort is type | code &lt;&lt; 8. AsNew: conntrack is not consulted (a piped entry asked as a new connection).</summary>
+public sealed record FlowQuery(IpProtocol Protocol, IPAddress Source, int SourcePort, IPAddress Destination, int DestinationPort, bool AsNew = false);
 
 /// <summary>The engine's answer: the prediction users see, and the policy decision behind it (null when no policy ran).</summary>
 public sealed record FlowResult(FlowPrediction Prediction, PolicyDecision? Policy)
@@ -31,8 +31,14 @@ public static class FlowPredictor
         var stages = new List<FlowStage>();
         FlowResult Done(FlowVerdict v, string reason) => Result(t, q, v, reason, stages, null, null, null);
 
-        // 1. Which program sees the packet first: the source must be a local workload (its route names its interface).
+        // 1. Which program sees the packet first: the source must be a local workload (its route names its interface),
+        // or this host sending to one of its workloads (the workload's tc egress program).
         Route? srcRoute = t.RouteOf(q.Source);
+        if (srcRoute is not null && srcRoute.Flags.HasFlag(RouteFlags.Local) && srcRoute.Flags.HasFlag(RouteFlags.Host))
+        {
+            return FromHost(t, q, stages, srcRoute);
+        }
+
         if (srcRoute is null || !srcRoute.Flags.HasFlag(RouteFlags.Local) || !srcRoute.Flags.HasFlag(RouteFlags.Workload) || srcRoute.IfIndex is not int ifIndex)
         {
             stages.Add(new("interface", "-", "not a local workload", srcRoute is null ? $"no route holds {q.Source}" : $"route {srcRoute.Cidr}: {srcRoute.Description}"));
@@ -49,32 +55,72 @@ public static class FlowPredictor
             : new("interface", where, srcIf.Flags.HasFlag(InterfaceStateFlags.V4Ready) ? "ready" : "not ready",
                 $"cali_iface[{ifIndex}] {srcIf.Name}: {string.Join(", ", srcIf.FlagNames)}; policy programs ingress {srcIf.IngressPolicyV4?.ToString(CultureInfo.InvariantCulture) ?? "-"}, egress {srcIf.EgressPolicyV4?.ToString(CultureInfo.InvariantCulture) ?? "-"}"));
 
-        // 2. Conntrack.
+        // 2. Conntrack (conntrack.h calico_ct_lookup at v3.30.7): a NatForward entry leads to its tracking
+        // (NatReverse) entry, and without one the flow is new; the from-workload program needs the client's
+        // own leg approved, else UDP and others are new again and TCP is INVALID; a SYN on an entry whose
+        // two legs saw FIN or RST recycles it. Piped entries are asked as new connections.
         IPAddress dst = q.Destination;
         int dport = q.DestinationPort;
         bool established = false;
-        ConntrackEntry? ct = t.Conntrack(q.Protocol, q.Source, q.SourcePort, q.Destination, q.DestinationPort);
+        bool tcp = q.Protocol == IpProtocol.Tcp;
+        int sport = q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort;
+        int ctDport = q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort;
+        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, sport, q.Destination, ctDport);
+        ConntrackEntry? tracking = ct;
+        if (ct is { Type: ConntrackType.NatForward, ReverseKey: { } rk })
+        {
+            tracking = t.Conntrack(rk.Protocol, rk.AddressAValue, rk.PortA, rk.AddressBValue, rk.PortB);
+        }
+
         if (ct is null)
         {
-            stages.Add(new("conntrack", where, "new flow", $"no entry for {Tuple(q)}"));
+            stages.Add(new("conntrack", where, "new flow", q.AsNew ? "asked as a new connection (conntrack is not consulted)" : $"no entry for {Tuple(q)}"));
         }
-        else if (ct.Type == ConntrackType.NatForward && ct.ReverseKey is { } rk)
+        else if (tracking is null)
         {
-            (IPAddress backend, int bport) = rk.Other(q.Source, ct.NatSourcePort ?? q.SourcePort);
-            dst = backend;
-            dport = bport;
-            established = q.Protocol != IpProtocol.Tcp;
-            stages.Add(new("conntrack", where, established ? "established, DNAT" : "existing NAT flow: a SYN still goes through policy, DNAT from conntrack",
-                $"NatForward {ct.Key} -> backend {ConntrackText.HostPort(backend, bport)} (reverse key {rk})"));
+            stages.Add(new("conntrack", where, "new flow", $"NatForward {ct.Key} has no tracking entry {ct.ReverseKey}: the program treats the flow as new"));
+            ct = null;
         }
         else
         {
-            established = q.Protocol != IpProtocol.Tcp;
-            stages.Add(new("conntrack", where, established ? "established: policy is not consulted" : "existing entry: a SYN still goes through policy",
-                $"{ct.Type} {ct.Key}, state {ct.State}, approved forward {ct.Forward.Approved} reverse {ct.Reverse.Approved}"));
+            bool fromOpener = tracking.SourceAddressValue.Equals(q.Source);
+            ConntrackLeg mine = fromOpener ? tracking.Forward : tracking.Reverse;
+            bool recycled = tcp && (tracking.Forward.FinSeen || tracking.Forward.RstSeen) && (tracking.Reverse.FinSeen || tracking.Reverse.RstSeen);
+            string entry = ct.Type == ConntrackType.NatForward ? $"NatForward {ct.Key} with tracking entry {tracking.Key}" : $"{ct.Type} {ct.Key}";
+            if (recycled)
+            {
+                stages.Add(new("conntrack", where, "new flow", $"{entry}: both sides saw FIN or RST, so a SYN recycles the entry"));
+                ct = null;
+            }
+            else if (!mine.Approved)
+            {
+                if (tcp)
+                {
+                    stages.Add(new("conntrack", where, "INVALID", $"{entry}: the client's side is not approved (a TCP packet is INVALID: policy runs for the SYN, then the packet is dropped)"));
+                    return Done(FlowVerdict.Deny, $"conntrack has {entry} with the client's side not approved: the program drops the packet after policy (INVALID, no counter)");
+                }
+
+                stages.Add(new("conntrack", where, "new flow", $"{entry}: the client's side is not approved, so NAT and policy run again"));
+                ct = null;
+            }
+            else
+            {
+                if (ct.Type == ConntrackType.NatForward)
+                {
+                    (IPAddress backend, int bport) = ct.ReverseKey!.Other(q.Source, ct.NatSourcePort ?? sport);
+                    dst = backend;
+                    dport = bport;
+                }
+
+                established = !tcp;
+                string decision = (established ? "established" : "existing entry: a SYN still goes through policy") + (ct.Type == ConntrackType.NatForward ? ", DNAT from conntrack" : string.Empty);
+                stages.Add(new("conntrack", where, decision,
+                    $"{entry}{(ct.Type == ConntrackType.NatForward ? $" -> backend {ConntrackText.HostPort(dst, dport)}" : string.Empty)}, state {tracking.State}, client side approved"));
+            }
         }
 
         // 3. NAT, for a new flow.
+        bool natExcluded = false;
         if (ct is null)
         {
             NatFrontend? fe = Frontend(t, q.Protocol, q.Source, dst, dport, out string lookup);
@@ -90,6 +136,7 @@ public static class FlowPredictor
             else if (fe.Flags.HasFlag(NatFrontendFlags.NatExclude))
             {
                 stages.Add(new("NAT", where, "excluded from NAT", $"{fe} ({lookup})"));
+                natExcluded = true;
             }
             else
             {
@@ -133,7 +180,37 @@ public static class FlowPredictor
             }
         }
 
-        return AfterNat(t, q, stages, where, iface, ifIndex, srcRoute, dst, dport, established);
+        return AfterNat(t, q, stages, where, iface, ifIndex, srcRoute, dst, dport, established, natExcluded);
+    }
+
+    /// <summary>
+    /// This host to one of its workloads: the workload's tc egress program (to-workload) sees the
+    /// packet; conntrack as for any flow; then "Host to workload traffic always allowed" skips policy
+    /// (tc.c, CALI_F_TO_WEP with a local-host source, not seen by another program). Elsewhere from the
+    /// host is not predicted yet.
+    /// </summary>
+    private static FlowResult FromHost(FlowTables t, FlowQuery q, List<FlowStage> stages, Route srcRoute)
+    {
+        FlowResult Done(FlowVerdict v, string reason) => Result(t, q, v, reason, stages, null, null, null);
+        Route? dstRoute = t.RouteOf(q.Destination);
+        if (dstRoute is null || !dstRoute.Flags.HasFlag(RouteFlags.Local) || !dstRoute.Flags.HasFlag(RouteFlags.Workload) || dstRoute.IfIndex is not int dIf)
+        {
+            stages.Add(new("interface", "-", "from this host", $"{srcRoute.Cidr}: {srcRoute.Description}"));
+            return Done(FlowVerdict.Unknown, $"{q.Source} is this host and {q.Destination} is not one of its workloads: flows from the host to elsewhere (its host endpoints' programs) are not predicted yet");
+        }
+
+        t.Interfaces.TryGetValue(dIf, out InterfaceState? dstIf);
+        string where = $"{dstIf?.Name ?? dstRoute.Interface ?? "ifindex " + dIf} tc egress (to workload)";
+        stages.Add(dstIf is null
+            ? new("interface", where, "no interface state", $"cali_iface has no entry for ifindex {dIf} (predicted as if Calico's programs are attached)")
+            : new("interface", where, dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready) ? "ready" : "not ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
+        ConntrackEntry? ct = t.Conntrack(q.Protocol, q.Source, q.SourcePort, q.Destination, q.DestinationPort);
+        stages.Add(ct is null
+            ? new("conntrack", where, "new flow", $"no entry for {Tuple(q)}")
+            : new("conntrack", where, "existing entry", $"{ct.Type} {ct.Key}, state {ct.State}"));
+        stages.Add(new("route", where, "from this host to its workload", $"{srcRoute.Cidr}: {srcRoute.Description}; {dstRoute.Cidr}: {dstRoute.Description}"));
+        stages.Add(new("policy", where, "skipped", "traffic from the host to its own workloads is always allowed (tc.c: \"Packet is from the host: ACCEPT\")"));
+        return Done(FlowVerdict.Allow, $"traffic from this host to its workload on {dstIf?.Name ?? "ifindex " + dIf} is always allowed, without policy");
     }
 
     /// <summary>With several backends the program picks one at random: each is predicted, and the verdict is theirs if they agree.</summary>
@@ -157,14 +234,21 @@ public static class FlowPredictor
             first.Prediction.Stages.ToList(), null, null, null);
     }
 
-    private static FlowResult AfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, IPAddress dst, int dport, bool established)
+    private static FlowResult AfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, IPAddress dst, int dport, bool established, bool natExcluded = false)
     {
         bool nat = !(dst.Equals(q.Destination) && dport == q.DestinationPort);
         FlowResult Done(FlowVerdict v, string reason, PolicyDecision? pol = null) => Result(t, q, v, reason, stages, nat ? dst : null, nat ? dport : null, pol);
 
+        if (established)
+        {
+            // An established flow skips policy and the route checks (tc.c: skip_policy before the route lookup).
+            return Done(FlowVerdict.Allow, "an established flow: conntrack lets it through without policy");
+        }
+
         // 4. Routes: the workload RPF check (strict, against the route map), then the destination's route.
         stages.Add(new("route", where, "source check passed", $"{srcRoute.Cidr}: {srcRoute.Description} (ifindex {ifIndex}, the interface the packet came in on)"));
-        Route? dstRoute = t.RouteOf(dst);
+        // A NAT-excluded destination gets no route lookup: the host stack routes it (tc.c: SKIP_FIB | NAT_EXCLUDE).
+        Route? dstRoute = natExcluded ? null : t.RouteOf(dst);
         bool toHost = dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Local) && dstRoute.Flags.HasFlag(RouteFlags.Host);
         bool toLocalWorkload = dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Local) && dstRoute.Flags.HasFlag(RouteFlags.Workload);
         if (dstRoute is not null && (dstRoute.Flags.HasFlag(RouteFlags.BlackholeDrop) || dstRoute.Flags.HasFlag(RouteFlags.BlackholeReject)))
@@ -173,7 +257,8 @@ public static class FlowPredictor
             return Done(FlowVerdict.Deny, $"{dst} is in a blackhole route ({dstRoute.Cidr}; counter: dropped, black-holed)");
         }
 
-        string path = dstRoute is null ? "no Calico route: the host's routing table takes it (FIB)"
+        string path = natExcluded ? "excluded from NAT: no route lookup, the host stack takes it"
+            : dstRoute is null ? "no Calico route: the host's routing table takes it (FIB)"
             : toHost ? "this host"
             : toLocalWorkload ? $"the local workload on {(dstRoute.IfIndex is int di && t.Interfaces.TryGetValue(di, out InterfaceState? s) ? s.Name : dstRoute.Interface ?? "?")}"
             : dstRoute.Flags.HasFlag(RouteFlags.Workload) ? $"a workload on another node, next hop {dstRoute.NextHop}{(dstRoute.Flags.HasFlag(RouteFlags.Tunneled) ? ", tunnelled" : string.Empty)}"
@@ -182,11 +267,6 @@ public static class FlowPredictor
         bool natOutgoing = srcRoute.Flags.HasFlag(RouteFlags.NatOut) && (dstRoute is null || (!dstRoute.Flags.HasFlag(RouteFlags.InPool) && !toHost));
         stages.Add(new("route", where, path + (natOutgoing ? "; NAT outgoing (iptables masquerades it)" : string.Empty),
             dstRoute is null ? $"no entry of cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}"));
-
-        if (established)
-        {
-            return Done(FlowVerdict.Allow, "an established flow: conntrack lets it through without policy");
-        }
 
         // 5. The source workload's egress policy (the from-workload hook runs the policy of direction egress).
         PolicyDecision? egress = Policy(t, stages, iface, "egress", where, q, dst, dport, toHost, srcIsHost: false, out FlowVerdict? stop, out string? why);
@@ -214,6 +294,19 @@ public static class FlowPredictor
             }
 
             return Done(FlowVerdict.Allow, $"the egress policy of {iface} and the ingress policy of {dstIf.Name} allow it", ingress);
+        }
+
+        if (toHost)
+        {
+            // tc.c calico_tc_skb_new_flow: with DefaultEndpointToHostAction DROP (Felix's default; compiled into the
+            // program, not in any map) workload-to-host traffic is dropped after policy allowed it.
+            return Done(FlowVerdict.Unknown, $"the egress policy of {iface} allows it, and it goes to this host: Felix's DefaultEndpointToHostAction decides (DROP, Felix's default, drops it after policy; ACCEPT or RETURN let it in); it is compiled into the program, not in any map: kubectl get felixconfiguration default -o yaml shows it", egress);
+        }
+
+        if (dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Workload) && !toLocalWorkload)
+        {
+            // The destination's ingress policy runs on its own node (its tc egress program).
+            return Done(FlowVerdict.Unknown, $"the egress policy of {iface} allows it out of {t.Node}; the destination's ingress policy is decided on the node at {dstRoute.NextHop}: ask that node (Test-BpfFlow -Node NAME)", egress);
         }
 
         return Done(FlowVerdict.Allow, $"the egress policy of {iface} allows it; it goes to {path}", egress);

@@ -51,6 +51,15 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     [ValidateRange(0, 65535)]
     public int? SourcePort { get; set; }
 
+    /// <summary>For -Protocol ICMP: the ICMP type (default 8, echo request) and code the policy is matched with.</summary>
+    [Parameter(ParameterSetName = FlowSet)]
+    [ValidateRange(0, 255)]
+    public int IcmpType { get; set; } = 8;
+
+    [Parameter(ParameterSetName = FlowSet)]
+    [ValidateRange(0, 255)]
+    public int IcmpCode { get; set; }
+
     /// <summary>Conntrack entries from Get-BpfConntrack: each is predicted as a new connection from its client to where it went (a service entry to its service), on the node and pin path it was read from.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = EntrySet)]
     public ConntrackEntry[]? InputObject { get; set; }
@@ -87,10 +96,27 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                 ThrowTerminatingError(new ErrorRecord(new NotSupportedException($"Test-BpfFlow predicts IPv4 flows so far: {Source} -> {Destination} is not one. Get-BpfConntrack -IPv6, Get-BpfNat -IPv6 and Get-BpfRoute -IPv6 read the IPv6 tables."), "IPv6NotPredicted", ErrorCategory.NotImplemented, Destination));
             }
 
+            if (sport is not null && SourcePort is not null && sport != SourcePort)
+            {
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Source {Source} names port {sport} and -SourcePort says {SourcePort}: give the port once."), "PortTwice", ErrorCategory.InvalidArgument, SourcePort));
+            }
+
+            if (Protocol == IpProtocol.Icmp)
+            {
+                if (dport is not null || Port is not null || sport is not null || SourcePort is not null)
+                {
+                    ThrowTerminatingError(new ErrorRecord(new ArgumentException("ICMP has no ports: give -IcmpType and -IcmpCode (default 8 and 0, an echo request) instead."), "IcmpHasNoPorts", ErrorCategory.InvalidArgument, Destination));
+                }
+
+                // Calico's state: sport 0, and type | code << 8 where the destination port is.
+                _queries.Add(new Pending(Node, new FlowQuery(Protocol, src, 0, dst, PolicyPacket.IcmpPort(IcmpType, IcmpCode))));
+                return;
+            }
+
             int port = dport ?? Port ?? (Protocol is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp
                 ? throw new PSArgumentException($"Which port does {Destination} take? Give it as {Destination}:PORT or with -Port.", "Port")
                 : 0);
-            _queries.Add(new Pending(null, null, new FlowQuery(Protocol, src, SourcePort ?? sport ?? 49152, dst, port)));
+            _queries.Add(new Pending(Node, new FlowQuery(Protocol, src, SourcePort ?? sport ?? 49152, dst, port)));
             return;
         }
 
@@ -106,7 +132,8 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                 continue;
             }
 
-            _queries.Add(new Pending(e.Node, e.PinPath.Length > 0 ? e.PinPath : null, new FlowQuery(e.Protocol, e.SourceAddressValue, e.SourcePort, dst, dport)));
+            // Asked as a new connection: the entry itself is not consulted.
+            _queries.Add(new Pending(new[] { e.Node }, new FlowQuery(e.Protocol, e.SourceAddressValue, e.SourcePort, dst, dport, AsNew: true), e.PinPath.Length > 0 ? e.PinPath : null));
         }
     }
 
@@ -117,24 +144,14 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             return;
         }
 
-        string policyDirectory = IsLocal && _queries.All(q => q.Node is null) ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
-        if (ParameterSetName == FlowSet)
-        {
-            var asked = _queries.Select(q => q.Query).ToList();
-            ForEachNode(node => PredictAll(node, asked, policyDirectory));
-            return;
-        }
-
-        // Piped entries: each node (and pin directory) they came from, its tables read once.
-        foreach (var group in _queries.GroupBy(q => (q.Node, q.PinPath)))
+        // Each node selection (and pin directory) the flows were asked for, its tables read once: -Node may
+        // come from piped objects (Get-CalicoNode), one per record.
+        string pinPath = PinPath;
+        foreach (var group in _queries.GroupBy(q => (Nodes: q.Nodes is null ? null : string.Join('\n', q.Nodes), q.PinPath)))
         {
             var asked = group.Select(q => q.Query).ToList();
-            Node = new[] { group.Key.Node! };
-            if (group.Key.PinPath is { } pins)
-            {
-                PinPath = pins;
-            }
-
+            Node = group.First().Nodes;
+            PinPath = group.Key.PinPath ?? pinPath;
             ForEachNode(node => PredictAll(node, asked, IsLocal ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath));
         }
     }
@@ -220,6 +237,13 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     private (IPAddress Address, int? Port) Endpoint(string text, string parameter)
     {
         string t = text.Trim();
+        string host = t.Contains(']', StringComparison.Ordinal) || t.Count(c => c == ':') > 1 ? t : t.Split(':')[0];
+        if (!host.Contains(':', StringComparison.Ordinal) && host.Count(c => c == '.') != 3)
+        {
+            // IPAddress.Parse takes inet_aton's short forms (10.65 is 10.0.0.65): nobody means those here.
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-{parameter} '{text}' is not an address or address:port (10.65.0.2, 10.96.0.10:53, [fd00::1]:443, pod/NS/NAME, svc/NS/NAME)."), "InvalidEndpoint", ErrorCategory.InvalidArgument, text));
+        }
+
         if (IPAddress.TryParse(t, out IPAddress? bare) && !(bare.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && t.Contains(':', StringComparison.Ordinal)))
         {
             return (bare, null);
@@ -234,6 +258,6 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
         return default;
     }
 
-    /// <summary>A flow asked, and the node (and pin directory) that answers it: null for -Node, or local.</summary>
-    private sealed record Pending(string? Node, string? PinPath, FlowQuery Query);
+    /// <summary>A flow asked, and the nodes (-Node as it was for this record; null: local) and pin directory (null: -PinPath) that answer it.</summary>
+    private sealed record Pending(string[]? Nodes, FlowQuery Query, string? PinPath = null);
 }
