@@ -222,16 +222,25 @@ public static class FlowPredictor
         bool anyMissing = candidates.Any(b => b.AddressValue is null);
         var verdicts = results.Select(r => r.Result.Verdict).Distinct().ToList();
         FlowResult first = results[0].Result;
+
+        // Every backend's own stages after NAT, each marked with its backend.
+        var all = new List<FlowStage>(stages);
+        foreach ((NatBackend b, FlowResult r) in results)
+        {
+            string mark = $" [backend {ConntrackText.HostPort(b.AddressValue!, b.Port)}]";
+            all.AddRange(r.Prediction.Stages.Skip(stages.Count).Select(x => x with { Where = x.Where + mark }));
+        }
+
         if (verdicts.Count == 1 && !anyMissing)
         {
             // One deciding rule only when every backend's decision came from the same rule.
             bool sameRule = results.Select(r => r.Result.Policy?.DecidedBy?.MatchId).Distinct().Count() == 1;
-            return Result(t, q, first.Verdict, $"every backend of {fe.Frontend}: {first.Reason}", first.Prediction.Stages.ToList(), null, null, sameRule ? first.Policy : null);
+            return Result(t, q, first.Verdict, $"every backend of {fe.Frontend} gets {first.Verdict}: {first.Reason}", all, null, null, sameRule ? first.Policy : null);
         }
 
         string each = string.Join("; ", results.Select(r => $"{ConntrackText.HostPort(r.Backend.AddressValue!, r.Backend.Port)}: {r.Result.Verdict} ({r.Result.Reason})"));
         return Result(t, q, FlowVerdict.Unknown, $"it depends on the backend the program picks at random: {each}{(anyMissing ? "; a missing backend: ICMP port unreachable" : string.Empty)}",
-            first.Prediction.Stages.ToList(), null, null, null);
+            all, null, null, null);
     }
 
     private static FlowResult AfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, IPAddress dst, int dport, bool established, bool natExcluded = false)

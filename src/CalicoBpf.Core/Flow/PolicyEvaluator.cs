@@ -277,7 +277,7 @@ public static class PolicyEvaluator
             catch (UnknownMembership u)
             {
                 // The real program may or may not have matched here: nothing after this rule can be told for sure.
-                var unknown = new PolicyStep(stage, tier, policy, index, rule.MatchId, action, false, $"the members of IP set {u.Set} are not known (a named-port set: the debug file does not give its id)", rule.Match.Text);
+                var unknown = new PolicyStep(stage, tier, policy, index, rule.MatchId, action, false, $"the members of IP set {u.Set} are not known: the debug file gives no id for it (a named-port set), and the IP set map holds none under the id Felix's allocator would give it", rule.Match.Text);
                 _steps.Add(unknown);
                 _unknown ??= unknown;
                 return unknown;

@@ -125,11 +125,15 @@ public sealed class IpSetMembers : IIpSetMembership
 
 /// <summary>
 /// IP set membership from a node's cali_v4_ip_sets / cali_v6_ip_sets entries (Get-BpfIpSet), for the
-/// set names of a debug file's rules mapped to their ids (DebugProgram.IpSetIds). A name with no id
-/// (a named-port set: the debug file does not print their ids) is not known.
+/// set names of a debug file's rules mapped to their ids (DebugProgram.IpSetIds). A name the file
+/// gives no id for (a named-port set) gets the id Felix's allocator gives it when the map holds
+/// members under that id (felix/idalloc/idalloc.go TrialHash: the first 8 bytes, little-endian, of
+/// sha256 of the candidate number n, little-endian, then the name; the first n whose id is not 0 and
+/// not taken); else it is not known.
 /// </summary>
 public sealed class MapIpSetMembership : IIpSetMembership
 {
+    private readonly Dictionary<string, ulong?> _derived = new(StringComparer.Ordinal);
     private readonly IReadOnlyDictionary<string, ulong> _ids;
     private readonly Dictionary<ulong, List<IpSetMember>> _members = new();
 
@@ -149,11 +153,12 @@ public sealed class MapIpSetMembership : IIpSetMembership
 
     public bool? Contains(string setId, IPAddress address, int port, int protocol)
     {
-        if (!_ids.TryGetValue(setId, out ulong id))
+        if (!_ids.TryGetValue(setId, out ulong id) && IdOf(setId) is not ulong derived)
         {
             return null;
         }
 
+        id = _ids.TryGetValue(setId, out ulong given) ? given : IdOf(setId)!.Value;
         if (!_members.TryGetValue(id, out List<IpSetMember>? members))
         {
             return false;
@@ -178,5 +183,37 @@ public sealed class MapIpSetMembership : IIpSetMembership
         }
 
         return false;
+    }
+
+    /// <summary>Felix's allocator's id for a set name, when the map holds members under it (the first candidates only: collisions are rare).</summary>
+    private ulong? IdOf(string name)
+    {
+        lock (_derived)
+        {
+            if (!_derived.TryGetValue(name, out ulong? id))
+            {
+                id = null;
+                for (ulong n = 0; n < 4 && id is null; n++)
+                {
+                    ulong candidate = TrialHash(name, n);
+                    if (candidate != 0 && _members.ContainsKey(candidate))
+                    {
+                        id = candidate;
+                    }
+                }
+
+                _derived[name] = id;
+            }
+
+            return id;
+        }
+    }
+
+    internal static ulong TrialHash(string name, ulong n)
+    {
+        byte[] buffer = new byte[8 + Encoding.UTF8.GetByteCount(name)];
+        BinaryPrimitives.WriteUInt64LittleEndian(buffer, n);
+        Encoding.UTF8.GetBytes(name, buffer.AsSpan(8));
+        return BinaryPrimitives.ReadUInt64LittleEndian(System.Security.Cryptography.SHA256.HashData(buffer));
     }
 }
