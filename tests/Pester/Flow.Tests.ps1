@@ -208,3 +208,24 @@ $dataplane
         $p.Node | Sort-Object -Unique | Should -Be 'node-a'
     }
 }
+
+Describe 'Test-BpfFlow in the troubleshooting guide''s situations' -Skip:(-not $kernel) {
+    BeforeAll {
+        $PSDefaultParameterValues.Remove('*-Bpf*:PinPath')
+        $PSDefaultParameterValues.Remove('Test-BpfFlow:PolicyDebugPath')
+        $script:guide = Start-TestCluster -Scenario (Join-Path $PSScriptRoot 'guide-broken.yaml') -Directory (Join-Path $TestDrive 'guide')
+    }
+    AfterAll {
+        Stop-TestCluster $guide
+        $PSDefaultParameterValues['*-Bpf*:PinPath'] = $fs.PinPath
+        $PSDefaultParameterValues['Test-BpfFlow:PolicyDebugPath'] = $policyDir
+    }
+
+    It 'a node whose kernel is too old: Unknown, because the eBPF dataplane does not run there' {
+        $p = Test-BpfFlow -Kubeconfig $guide.Kubeconfig -Node gb-old 10.66.0.5 10.66.0.9:80
+        $p.Verdict | Should -Be 'Unknown'
+        $p.Node | Should -Be 'gb-old'
+        $p.Reason | Should -Match "Calico's eBPF dataplane does not run on gb-old: .*not running in eBPF mode there"
+        $p.Reason | Should -Match 'Test-CalicoEbpf -Node gb-old'
+    }
+}

@@ -158,7 +158,24 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
 
     private IEnumerable<FlowPrediction> PredictAll(INodeDataplane node, List<FlowQuery> queries, string policyDirectory)
     {
-        FlowTables tables = FlowTables.Read(node, policyDirectory, Reporter, CancelToken, queries.Select(q => q.Source));
+        FlowTables? tables = ReadTables(node, queries, policyDirectory, out string? notRunning);
+        if (tables is null)
+        {
+            // No eBPF dataplane there (Felix fell back to iptables, or eBPF mode is off): the maps cannot tell.
+            foreach (FlowQuery q in queries)
+            {
+                yield return new FlowPrediction
+                {
+                    Node = node.Node, Protocol = q.Protocol, SourceAddressValue = q.Source, SourcePort = q.SourcePort,
+                    DestinationAddressValue = q.Destination, DestinationPort = q.DestinationPort, Verdict = FlowVerdict.Unknown,
+                    Reason = $"Calico's eBPF dataplane does not run on {node.Node}: {notRunning} Test-CalicoEbpf -Node {node.Node} says why (Felix falls back to iptables on a kernel too old).",
+                    Stages = new ValueList<FlowStage>(new[] { new FlowStage("interface", "-", "no eBPF dataplane", notRunning!) }, "; "),
+                };
+            }
+
+            yield break;
+        }
+
         WorkloadIndex? names = Resolve ? Workloads() : _workloads;
         foreach (FlowQuery q in queries)
         {
@@ -173,6 +190,21 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             }
 
             yield return p;
+        }
+    }
+
+    /// <summary>The node's tables; null (with the message) when no Calico maps are pinned there.</summary>
+    private FlowTables? ReadTables(INodeDataplane node, List<FlowQuery> queries, string policyDirectory, out string? notRunning)
+    {
+        notRunning = null;
+        try
+        {
+            return FlowTables.Read(node, policyDirectory, Reporter, CancelToken, queries.Select(q => q.Source));
+        }
+        catch (BpfEnvironmentException ex) when (ex.Problem is BpfEnvironmentProblem.NoCalicoMaps or BpfEnvironmentProblem.NoBpfFs)
+        {
+            notRunning = ex.Message;
+            return null;
         }
     }
 
