@@ -79,6 +79,23 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         $blind.Reason | Should -Match 'bpfPolicyDebugEnabled is true \(Set-FelixBpfConfig -BpfPolicyDebugEnabled \$true\)'
     }
 
+    It 'does not trust a debug file Felix recorded an error in, nor one it was still writing' {
+        $copy = Join-Path $TestDrive 'policy-copy'
+        $null = New-Item -ItemType Directory $copy -Force
+        Copy-Item (Join-Path $policyDir '*') $copy
+        $file = Join-Path $copy 'cali7f3a1b2c9d0_egress_v4.json'
+        $doc = Get-Content -Raw $file | ConvertFrom-Json
+        $doc.error = 'attaching the program failed'
+        $doc | ConvertTo-Json -Depth 10 | Set-Content $file
+        $failed = Test-BpfFlow 10.65.0.8 10.65.2.17:23 -PolicyDebugPath $copy
+        $failed.Verdict | Should -Be 'Unknown'
+        $failed.Reason | Should -Match 'Felix recorded an error building it \(attaching the program failed\)'
+        Set-Content $file (Get-Content -Raw $file).Substring(0, 40)
+        $half = Test-BpfFlow 10.65.0.8 10.65.2.17:23 -PolicyDebugPath $copy
+        $half.Verdict | Should -Be 'Unknown'
+        $half.Reason | Should -Match 'cannot be read'
+    }
+
     It 'explains piped conntrack entries as new connections on the node they came from' {
         $entries = @(Get-BpfConntrack -Type NatForward | Select-Object -First 5)
         $p = @($entries | Test-BpfFlow)

@@ -335,6 +335,15 @@ public static class FlowPredictor
             return null;
         }
 
+        if (program.Error is { Length: > 0 } failed)
+        {
+            // Felix writes the file even when it could not build or attach the program: it is not the one running.
+            stages.Add(new("policy", where, "unknown", $"Felix recorded an error building this program: {failed}"));
+            stop = FlowVerdict.Unknown;
+            why = $"the {direction} policy of {iface} is not the one in its debug file: Felix recorded an error building it ({failed}); calico-node's log says more";
+            return null;
+        }
+
         int proto = (int)q.Protocol;
         bool icmp = q.Protocol == IpProtocol.Icmp;
         var packet = new PolicyPacket(proto, q.Source, q.SourcePort, dst, dport, q.Destination, icmp ? 0 : q.DestinationPort, srcIsHost, toHost, icmp ? dport : q.DestinationPort);

@@ -15,6 +15,7 @@ public sealed class FlowTables
     private readonly string _policyDirectory;
     private readonly Dictionary<(ulong, int, ulong, int, int), ConntrackEntry> _conntrack = new();
     private readonly Dictionary<string, DebugProgram?> _programs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _unreadable = new(StringComparer.Ordinal);
     private readonly Dictionary<(ulong, int, IpProtocol), List<NatFrontend>> _frontends = new();
     private readonly Dictionary<int, Dictionary<uint, Route>> _routesV4 = new();
     private readonly List<int> _prefixLengths = new();
@@ -149,19 +150,35 @@ public sealed class FlowTables
     {
         string file = $"{iface}_{direction}_v4.json";
         why = null;
-        if (!_programs.TryGetValue(file, out DebugProgram? program))
+        string path = _policyDirectory + "/" + file;
+        lock (_programs)
         {
-            string? json = _node?.ReadTextFile(_policyDirectory + "/" + file);
-            program = json is null ? null : PolicyDebugProgram.Read(json, forHostInterface, ipv6: false);
-            _programs[file] = program;
-        }
+            if (!_programs.TryGetValue(file, out DebugProgram? program))
+            {
+                string? json = _node?.ReadTextFile(path);
+                try
+                {
+                    program = json is null ? null : PolicyDebugProgram.Read(json, forHostInterface, ipv6: false);
+                }
+                catch (Exception ex) when (ex is JsonException or FormatException or InvalidOperationException)
+                {
+                    // A file Felix was writing, or one it did not write: that interface's policy cannot be told.
+                    _unreadable[file] = ex.Message;
+                    program = null;
+                }
 
-        if (program is null)
-        {
-            why = $"there is no policy debug file {_policyDirectory}/{file}: Felix writes it when bpfPolicyDebugEnabled is true (Set-FelixBpfConfig -BpfPolicyDebugEnabled $true), or the interface has no Calico policy program";
-        }
+                _programs[file] = program;
+            }
 
-        return program;
+            if (program is null)
+            {
+                why = _unreadable.TryGetValue(file, out string? bad)
+                    ? $"the policy debug file {path} cannot be read ({bad}): Felix rewrites it when the policy changes; read it again"
+                    : $"there is no policy debug file {path}: Felix writes it when bpfPolicyDebugEnabled is true (Set-FelixBpfConfig -BpfPolicyDebugEnabled $true), or the interface has no Calico policy program";
+            }
+
+            return program;
+        }
     }
 
     /// <summary>IP set membership for a program's named sets (the IP set map is read once, on first use).</summary>

@@ -1,7 +1,11 @@
 namespace CalicoBpf.Flow;
 
 /// <summary>A policy program read back from Felix's policy debug file, with the 64-bit ids of the IP sets its rules name.</summary>
-public sealed record DebugProgram(PolicyProgram Program, IReadOnlyDictionary<string, ulong> IpSetIds, IReadOnlyList<string> Problems);
+public sealed record DebugProgram(PolicyProgram Program, IReadOnlyDictionary<string, ulong> IpSetIds, IReadOnlyList<string> Problems)
+{
+    /// <summary>The error Felix recorded in the file (it writes the file even when building or attaching the program failed); empty when none.</summary>
+    public string Error { get; init; } = string.Empty;
+}
 
 /// <summary>
 /// Rebuilds the PolicyProgram Felix compiled from its policy debug file
@@ -36,9 +40,10 @@ public static partial class PolicyDebugProgram
         string hook = root.TryGetProperty("hook", out JsonElement h) && h.ValueKind == JsonValueKind.String ? h.GetString() ?? string.Empty : string.Empty;
         bool xdp = hook.EndsWith("xdp", StringComparison.OrdinalIgnoreCase);
         var problems = new List<string>();
-        if (root.TryGetProperty("error", out JsonElement err) && err.ValueKind == JsonValueKind.String && err.GetString() is { Length: > 0 } e)
+        string error = root.TryGetProperty("error", out JsonElement err) && err.ValueKind == JsonValueKind.String ? err.GetString() ?? string.Empty : string.Empty;
+        if (error.Length > 0)
         {
-            problems.Add($"Felix recorded an error building this program: {e}");
+            problems.Add($"Felix recorded an error building this program: {error}");
         }
 
         var tiers = new Dictionary<Stage, List<PolicyTier>> { [Stage.PreDnat] = new(), [Stage.Forward] = new(), [Stage.Normal] = new(), [Stage.Workload] = new() };
@@ -97,7 +102,7 @@ public static partial class PolicyDebugProgram
         if (!root.TryGetProperty("policyInfo", out JsonElement info) || info.ValueKind != JsonValueKind.Array)
         {
             problems.Add("the file holds no instructions (policyInfo)");
-            return new DebugProgram(new PolicyProgram { IpVersion = ipv6 ? 6 : 4, ForHostInterface = forHostInterface, ForXdp = xdp }, ids, problems);
+            return new DebugProgram(new PolicyProgram { IpVersion = ipv6 ? 6 : 4, ForHostInterface = forHostInterface, ForXdp = xdp }, ids, problems) { Error = error };
         }
 
         foreach (JsonElement insn in info.EnumerateArray())
@@ -224,7 +229,7 @@ public static partial class PolicyDebugProgram
             Tiers = tiers[Stage.Workload],
             Profiles = profiles[Stage.Workload].Count > 0 ? new[] { new PolicyBlock("profiles", profiles[Stage.Workload]) } : Array.Empty<PolicyBlock>(),
         };
-        return new DebugProgram(program, ids, problems);
+        return new DebugProgram(program, ids, problems) { Error = error };
     }
 
     /// <summary>From v3.32 the rule text follows the policy's namespaced name ("Start of rule ns/name action:..."): a leading word with no ':' or '{' is that name.</summary>
