@@ -367,8 +367,10 @@ public static class FlowPredictor
     private static NatFrontend? Frontend(FlowTables t, IpProtocol protocol, IPAddress src, IPAddress dst, int port, out string lookup)
     {
         NatFrontend? Best(IPAddress address) => t.FrontendsOf(address, port, protocol)
-            .Where(f => f.SourceCidr is null || Maps.AddressPrefix.Parse(f.SourceCidr).Matches(src))
-            .OrderByDescending(f => f.SourceCidr is null ? 0 : Maps.AddressPrefix.Parse(f.SourceCidr).PrefixLength)
+            .Select(f => (Frontend: f, Range: f.SourceCidr is null ? null : Maps.AddressPrefix.Parse(f.SourceCidr)))
+            .Where(x => x.Range is null || x.Range.Matches(src))
+            .OrderByDescending(x => x.Range?.PrefixLength ?? 0)
+            .Select(x => x.Frontend)
             .FirstOrDefault();
 
         NatFrontend? exact = Best(dst);

@@ -13,13 +13,14 @@ public sealed class FlowTables
 {
     private readonly INodeDataplane? _node;
     private readonly string _policyDirectory;
-    private readonly Dictionary<(ulong, int, ulong, int, int), ConntrackEntry> _conntrack = new();
+    private readonly Dictionary<ConntrackKey, ConntrackEntry> _conntrack = new();
     private readonly Dictionary<string, DebugProgram?> _programs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _unreadable = new(StringComparer.Ordinal);
-    private readonly Dictionary<(ulong, int, IpProtocol), List<NatFrontend>> _frontends = new();
+    private readonly Dictionary<(IPAddress, int, IpProtocol), List<NatFrontend>> _frontends = new();
     private readonly Dictionary<int, Dictionary<uint, Route>> _routesV4 = new();
     private readonly List<int> _prefixLengths = new();
-    private IReadOnlyList<IpSetMember>? _ipSets;
+    private IReadOnlyDictionary<ulong, List<IpSetMember>>? _ipSets;
+    private readonly Dictionary<DebugProgram, MapIpSetMembership> _membership = new(ReferenceEqualityComparer.Instance);
     private IReadOnlyDictionary<ulong, ulong>? _hits;
 
     public FlowTables(
@@ -38,13 +39,12 @@ public sealed class FlowTables
         _policyDirectory = policyDirectory;
         foreach (ConntrackEntry e in conntrack)
         {
-            _conntrack[KeyOf(e.Protocol, e.Key.AddressAValue, e.Key.PortA, e.Key.AddressBValue, e.Key.PortB)] = e;
+            _conntrack[e.Key] = e;
         }
 
-        Frontends = frontends.ToList();
-        foreach (NatFrontend f in Frontends)
+        foreach (NatFrontend f in frontends)
         {
-            var key = (Pack(f.AddressValue), f.Port, f.Protocol);
+            var key = (f.AddressValue, f.Port, f.Protocol);
             if (!_frontends.TryGetValue(key, out List<NatFrontend>? list))
             {
                 _frontends[key] = list = new List<NatFrontend>();
@@ -73,7 +73,6 @@ public sealed class FlowTables
 
     public string Node { get; }
 
-    public IReadOnlyList<NatFrontend> Frontends { get; }
 
     public IReadOnlyList<NatAffinity> Affinity { get; }
 
@@ -111,7 +110,7 @@ public sealed class FlowTables
     public ConntrackEntry? Conntrack(IpProtocol protocol, IPAddress a, int portA, IPAddress b, int portB)
     {
         bool first = ConntrackCodec.SortsFirst(a, portA, b, portB);
-        return _conntrack.TryGetValue(first ? KeyOf(protocol, a, portA, b, portB) : KeyOf(protocol, b, portB, a, portA), out ConntrackEntry? e) ? e : null;
+        return _conntrack.TryGetValue(first ? new ConntrackKey(protocol, a, portA, b, portB) : new ConntrackKey(protocol, b, portB, a, portA), out ConntrackEntry? e) ? e : null;
     }
 
     /// <summary>The route of an address: the longest prefix that holds it, or null (IPv4: one lookup per prefix length, as an LPM trie answers).</summary>
@@ -136,7 +135,7 @@ public sealed class FlowTables
 
     /// <summary>The frontends of one (address, port, protocol), each source range its own entry.</summary>
     public IReadOnlyList<NatFrontend> FrontendsOf(IPAddress address, int port, IpProtocol protocol) =>
-        _frontends.TryGetValue((Pack(address), port, protocol), out List<NatFrontend>? list) ? list : Array.Empty<NatFrontend>();
+        _frontends.TryGetValue((address, port, protocol), out List<NatFrontend>? list) ? list : Array.Empty<NatFrontend>();
 
     private static uint Mask(uint address, int length) => length == 0 ? 0 : address & (uint.MaxValue << (32 - length));
 
@@ -184,8 +183,16 @@ public sealed class FlowTables
     /// <summary>IP set membership for a program's named sets (the IP set map is read once, on first use).</summary>
     public IIpSetMembership IpSets(DebugProgram program)
     {
-        _ipSets ??= _node is not null && MapReading.TryFind(_node, IpSetMap.V4) is not null ? IpSetMap.Read(_node, false).ToList() : Array.Empty<IpSetMember>();
-        return new MapIpSetMembership(program.IpSetIds, _ipSets);
+        lock (_membership)
+        {
+            _ipSets ??= MapIpSetMembership.Index(_node is not null && MapReading.TryFind(_node, IpSetMap.V4) is not null ? IpSetMap.Read(_node, false) : Array.Empty<IpSetMember>());
+            if (!_membership.TryGetValue(program, out MapIpSetMembership? m))
+            {
+                _membership[program] = m = new MapIpSetMembership(program.IpSetIds, _ipSets);
+            }
+
+            return m;
+        }
     }
 
     /// <summary>Rule counters by match id (read once, on first use).</summary>
@@ -200,13 +207,4 @@ public sealed class FlowTables
         return _hits.TryGetValue(id, out ulong h) ? h : 0;
     }
 
-    private static (ulong, int, ulong, int, int) KeyOf(IpProtocol protocol, IPAddress a, int portA, IPAddress b, int portB) =>
-        (Pack(a), portA, Pack(b), portB, (int)protocol);
-
-    private static ulong Pack(IPAddress address)
-    {
-        Span<byte> b = stackalloc byte[16];
-        address.TryWriteBytes(b, out int n);
-        return n == 4 ? BinaryPrimitives.ReadUInt32BigEndian(b) : (ulong)address.GetHashCode();
-    }
 }

@@ -135,30 +135,44 @@ public sealed class MapIpSetMembership : IIpSetMembership
 {
     private readonly Dictionary<string, ulong?> _derived = new(StringComparer.Ordinal);
     private readonly IReadOnlyDictionary<string, ulong> _ids;
-    private readonly Dictionary<ulong, List<IpSetMember>> _members = new();
+    private readonly IReadOnlyDictionary<ulong, List<IpSetMember>> _members;
 
     public MapIpSetMembership(IReadOnlyDictionary<string, ulong> ids, IEnumerable<IpSetMember> members)
+        : this(ids, Index(members))
+    {
+    }
+
+    /// <summary>With members already indexed by set id (<see cref="Index"/>): one index for every program of a node.</summary>
+    public MapIpSetMembership(IReadOnlyDictionary<string, ulong> ids, IReadOnlyDictionary<ulong, List<IpSetMember>> members)
     {
         _ids = ids;
+        _members = members;
+    }
+
+    /// <summary>Members by set id.</summary>
+    public static IReadOnlyDictionary<ulong, List<IpSetMember>> Index(IEnumerable<IpSetMember> members)
+    {
+        var index = new Dictionary<ulong, List<IpSetMember>>();
         foreach (IpSetMember m in members)
         {
-            if (!_members.TryGetValue(m.SetId, out List<IpSetMember>? list))
+            if (!index.TryGetValue(m.SetId, out List<IpSetMember>? list))
             {
-                _members[m.SetId] = list = new List<IpSetMember>();
+                index[m.SetId] = list = new List<IpSetMember>();
             }
 
             list.Add(m);
         }
+
+        return index;
     }
 
     public bool? Contains(string setId, IPAddress address, int port, int protocol)
     {
-        if (!_ids.TryGetValue(setId, out ulong id) && IdOf(setId) is not ulong derived)
+        if ((_ids.TryGetValue(setId, out ulong given) ? given : IdOf(setId)) is not ulong id)
         {
             return null;
         }
 
-        id = _ids.TryGetValue(setId, out ulong given) ? given : IdOf(setId)!.Value;
         if (!_members.TryGetValue(id, out List<IpSetMember>? members))
         {
             return false;

@@ -80,26 +80,15 @@ public sealed class FlowPrediction
         return sb.ToString().TrimEnd('\n');
     }
 
+    /// <summary>Text broken at spaces: its first line at <paramref name="indent"/>, the rest at <paramref name="hanging"/> (default: the same).</summary>
     private static void Indented(StringBuilder sb, string text, int indent, int width, int? hanging = null)
     {
-        string[] lines = ConsoleText.WordWrap(text, width - (hanging ?? indent)).Split('\n');
-        if (hanging is not null && lines.Length > 1)
+        int rest = hanging ?? indent;
+        string first = ConsoleText.WordWrap(text, width - indent).Split('\n')[0];
+        sb.Append(' ', indent).Append(first).Append('\n');
+        foreach (string l in ConsoleText.WordWrap(text[first.Length..].TrimStart(), width - rest).Split('\n').Where(l => l.Length > 0))
         {
-            // The first line starts at the indent; the rest hang under the decision.
-            string first = ConsoleText.WordWrap(text, width - indent).Split('\n')[0];
-            sb.Append(' ', indent).Append(first).Append('\n');
-            string rest = text[Math.Min(first.Length, text.Length)..].TrimStart();
-            foreach (string l in ConsoleText.WordWrap(rest, width - hanging.Value).Split('\n').Where(l => l.Length > 0))
-            {
-                sb.Append(' ', hanging.Value).Append(l).Append('\n');
-            }
-
-            return;
-        }
-
-        foreach (string l in lines)
-        {
-            sb.Append(' ', hanging is not null ? indent : indent).Append(l).Append('\n');
+            sb.Append(' ', rest).Append(l).Append('\n');
         }
     }
 
