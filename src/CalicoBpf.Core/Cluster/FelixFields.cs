@@ -98,6 +98,8 @@ public static class FelixFields
         new("bpfOverlayHostSourceIP", FelixValueKind.Text, "TunnelAddress", true, "FELIX_BPFOVERLAYHOSTSOURCEIP"),
         new("bpfIPFragTimeout", FelixValueKind.Duration, null, false, "FELIX_BPFIPFRAGTIMEOUT"),
         new("bpfIPFragmentReassemblyEnabled", FelixValueKind.Boolean, "true", false, "FELIX_BPFIPFRAGMENTREASSEMBLYENABLED"),
+        // Compiled into the from-workload program (felix/bpf-gpl/calculate-flags: host_drop objects for DROP).
+        new("defaultEndpointToHostAction", FelixValueKind.Text, "Drop", true, "FELIX_DEFAULTENDPOINTTOHOSTACTION"),
         new("ipipEnabled", FelixValueKind.Boolean, null, true, "FELIX_IPINIPENABLED"),
         new("ipipMTU", FelixValueKind.Integer, "0", true, "FELIX_IPINIPMTU"),
         new("vxlanEnabled", FelixValueKind.Boolean, null, true, "FELIX_VXLANENABLED"),
@@ -164,6 +166,7 @@ public static class FelixFields
         ["bpfAttachType"] = new[] { "TC", "TCX", "Netkit" },
         ["bpfProfiling"] = new[] { "Enabled", "Disabled" },
         ["bpfOverlayHostSourceIP"] = new[] { "TunnelAddress", "HostAddress" },
+        ["defaultEndpointToHostAction"] = new[] { "Drop", "Accept", "Return" },
         ["routeSource"] = new[] { "WorkloadIPs", "CalicoIPAM" },
         ["ipForwarding"] = new[] { "Enabled", "Disabled" },
         ["nftablesMode"] = new[] { "Disabled", "Enabled", "Auto" },

@@ -137,6 +137,8 @@ public sealed class FelixBpfConfig
 
     public string? BpfEnforceRPF => (string?)Value("bpfEnforceRPF");
 
+    public string? DefaultEndpointToHostAction => (string?)Value("defaultEndpointToHostAction");
+
     public bool? BpfPolicyDebugEnabled => (bool?)Value("bpfPolicyDebugEnabled");
 
     public ValueList<string>? BpfForceTrackPacketsFromIfaces => (ValueList<string>?)Value("bpfForceTrackPacketsFromIfaces");

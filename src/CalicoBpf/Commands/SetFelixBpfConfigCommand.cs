@@ -189,6 +189,11 @@ public sealed class SetFelixBpfConfigCommand : CalicoBpfCmdletBase
 
     [Parameter(ParameterSetName = ByName)]
     [Parameter(ParameterSetName = ByNode)]
+    [ArgumentCompleter(typeof(FelixValueCompleter))]
+    public string? DefaultEndpointToHostAction { get; set; }
+
+    [Parameter(ParameterSetName = ByName)]
+    [Parameter(ParameterSetName = ByNode)]
     public bool? BpfPolicyDebugEnabled { get; set; }
 
     [Parameter(ParameterSetName = ByName)]
