@@ -42,6 +42,7 @@ try {
     Show { Get-BpfNat -Node node-a -Address 10.96.0.10 | Select-Object -ExpandProperty Backends }
     Show { Get-BpfConntrack -Node * -Namespace shop | Sort-Object Node, Type, Source, Destination }
     Show { Get-BpfNat -Node node-a -Resolve | Format-Table Frontend, Service, @{ n = 'Backends'; e = { $_.Backends.Pod -join ', ' } } }
+    Show { Test-BpfFlow pod/shop/frontend-7d4b9c-x2k8p svc/shop/cart }
     Show { Get-FelixBpfConfig }
     Show { Get-FelixBpfConfig -Node node-a -Effective -Field bpfEnabled, bpfLogLevel, bpfExternalServiceMode, bpfKubeProxyIptablesCleanupEnabled }
     Show { Set-FelixBpfConfig -Node node-a -Clear bpfLogLevel -WhatIf }

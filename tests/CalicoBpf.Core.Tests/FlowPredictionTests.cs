@@ -313,3 +313,71 @@ public class FlowConntrackMeaningTests
         Assert.Contains(r.Stages, s => s.Stage == "policy");
     }
 }
+
+/// <summary>The Felix settings a prediction reads from Get-FelixBpfConfig -Effective, and the review's policy fixes (end of tier before v3.30, thread-safe rules).</summary>
+public class FlowSettingsTests
+{
+    private static FelixEffectiveValue Value(string field, string value, FelixValueSource source = FelixValueSource.Environment) =>
+        new() { Node = "n1", Field = field, Value = value, Source = source, SourceDetail = source == FelixValueSource.BuiltInDefault ? "Felix's default in v3.30" : "FELIX_X in DaemonSet kube-system/calico-node" };
+
+    [Theory]
+    [InlineData("ACCEPT", "accept")]
+    [InlineData("Drop", "drop")]
+    [InlineData("Return", "return")]
+    [InlineData("sideways", null)]
+    public void DefaultEndpointToHostAction_is_read_in_any_case(string value, string? expected)
+    {
+        FlowSettings s = FlowSettings.From(new[] { Value("defaultEndpointToHostAction", value) });
+        Assert.Equal(expected, s.ToHost);
+        Assert.Contains("DaemonSet", s.EndpointToHostAction!.Source, StringComparison.Ordinal);
+        Assert.Null(FlowSettings.Unknown.ToHost);
+    }
+
+    [Fact]
+    public void The_connect_time_load_balancer_covers_tcp_by_default_and_udp_when_enabled()
+    {
+        FlowSettings tcp = FlowSettings.From(new[] { Value("bpfConnectTimeLoadBalancing", "TCP", FelixValueSource.BuiltInDefault) });
+        Assert.True(tcp.ConnectTimeFor(IpProtocol.Tcp));
+        Assert.False(tcp.ConnectTimeFor(IpProtocol.Udp));
+        Assert.True(FlowSettings.From(new[] { Value("bpfConnectTimeLoadBalancing", "Enabled") }).ConnectTimeFor(IpProtocol.Udp));
+        Assert.False(FlowSettings.From(new[] { Value("bpfConnectTimeLoadBalancing", "Disabled") }).ConnectTimeFor(IpProtocol.Tcp));
+        Assert.Null(FlowSettings.Unknown.ConnectTimeFor(IpProtocol.Tcp));
+    }
+
+    [Fact]
+    public void A_tier_end_a_file_before_v3_30_does_not_write_is_unknown_except_before_dnat()
+    {
+        // v3.29.7 pol_prog_builder.go:506 writes "End of tier NAME" without the action; v3.30.7:507 adds it.
+        PolicyTier old = new("default", PolicyTier.EndNotWritten, Array.Empty<PolicyBlock>());
+        var none = new IpSetMembers(Array.Empty<KeyValuePair<string, IEnumerable<string>>>());
+        PolicyPacket p = new(6, IPAddress.Parse("10.65.0.5"), 4000, IPAddress.Parse("10.65.0.2"), 80, IPAddress.Parse("10.65.0.2"), 80);
+        PolicyDecision workload = PolicyEvaluator.Evaluate(new PolicyProgram { Tiers = new[] { old } }, p, none);
+        Assert.Equal(PolicyVerdict.Unknown, workload.Verdict);
+        Assert.Contains("does not say the tier's end action", workload.Reason, StringComparison.Ordinal);
+        // Felix ends every pre-DNAT tier with pass: the host's normal tiers decide (here a tier that allows).
+        RuleMatch all = RuleMatch.Parse("action:\"allow\"");
+        PolicyDecision host = PolicyEvaluator.Evaluate(new PolicyProgram
+        {
+            ForHostInterface = true,
+            HostPreDnatTiers = new[] { old },
+            HostNormalTiers = new[] { new PolicyTier("default", "deny", new[] { new PolicyBlock("default.allow", new[] { new PolicyProgramRule(all, 1) }) }) },
+        }, p with { DestinationIsHost = true }, none);
+        Assert.Equal(PolicyVerdict.Allow, host.Verdict);
+
+        string v329 = """{"policyInfo":[{"insn":[183,0,0,0,0,0,0,0],"comments":["Start of tier default","End of tier default"]}],"error":""}""";
+        Assert.Equal(PolicyTier.EndNotWritten, PolicyDebugProgram.Read(v329, forHostInterface: false, ipv6: false).Program.Tiers.Single().EndAction);
+        string v330 = """{"policyInfo":[{"insn":[183,0,0,0,0,0,0,0],"comments":["Start of tier default","End of tier default: "]}],"error":""}""";
+        Assert.Equal(string.Empty, PolicyDebugProgram.Read(v330, forHostInterface: false, ipv6: false).Program.Tiers.Single().EndAction);
+    }
+
+    [Fact]
+    public void One_rule_gives_every_thread_the_same_filtered_rule()
+    {
+        RuleMatch r = RuleMatch.Parse("action:\"allow\" src_net:\"10.65.0.0/16\" src_net:\"fd00::/64\"");
+        RuleMatch?[] seen = new RuleMatch?[64];
+        Parallel.For(0, seen.Length, i => seen[i] = r.ForIpVersion(4));
+        Assert.All(seen, s => Assert.Same(seen[0], s));
+        Assert.Equal(new[] { "10.65.0.0/16" }, seen[0]!.SrcNet);
+        Assert.Equal(new[] { "fd00::/64" }, r.ForIpVersion(6)!.SrcNet);
+    }
+}

@@ -93,7 +93,8 @@ public static class PolicySeeding
                     Comment($"End of policy \"{policy.Name}\"");
                 }
 
-                Comment($"End of tier \"{tier.Name}\"");
+                // As Felix writes it from v3.30 (pol_prog_builder.go: "End of tier %s: %s"); the simulated node is a newer release.
+                Comment($"End of tier {tier.Name}: deny");
             }
 
             var doc = new { ifacename = program.Interface, hook = program.Hook, policyInfo = insns, error = string.Empty };

@@ -50,7 +50,7 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $skip += 'Interface'
         (Get-BpfCounter -Node node-a | ForEach-Object { Fields $_ }) | Should -Be (Get-BpfCounter -PinPath $pins | ForEach-Object { Fields $_ })
         (Get-BpfCounter -Node node-a).Interface | Sort-Object -Unique | Should -Be @('eth0', 'vxlan.calico')
-        (Get-BpfNat -Node node-a).Backends.Address | Should -Be @('10.65.0.5', '10.65.2.9')
+        (Get-BpfNat -Node node-a -Address 10.96.0.10).Backends.Address | Should -Be @('10.65.0.5', '10.65.2.9')
     }
 
     It '-Node * reads every node running calico-node in parallel; a broken node is one error and the others complete' {
@@ -115,12 +115,13 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
     }
 
     It 'Get-BpfNat -Resolve names the service of a frontend and the pod of each backend, and filters by them' {
-        $fe = Get-BpfNat -Node node-a -Resolve
+        $fe = Get-BpfNat -Node node-a -Resolve -Address 10.96.0.10
         $fe.Service | Should -Be 'kube-system/kube-dns'
         $fe.Backends.Pod | Should -Be @('kube-system/coredns-5d78c9869d-h2x9w', 'kube-system/coredns-5d78c9869d-q7v2r')
         @(Get-BpfNat -Node node-a -Service kube-system/kube-dns).Count | Should -Be 1
         @(Get-BpfNat -Node node-a -Pod 'coredns-*-q7v2r').Count | Should -Be 1
-        @(Get-BpfNat -Node node-a -Namespace shop -WarningAction SilentlyContinue).Count | Should -Be 0
+        (Get-BpfNat -Node node-a -Namespace shop).Service | Should -Be 'shop/cart'
+        @(Get-BpfNat -Node node-a -Namespace nowhere -WarningAction SilentlyContinue).Count | Should -Be 0
     }
 
     It 'resolves in local mode too, with the same names as remotely' {
@@ -175,7 +176,8 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $rules.Count | Should -Be 3
         ($rules | Where-Object Action -eq 'deny' | Select-Object -First 1).HitCount | Should -Be 7
         $rules[0].Node | Should -Be 'node-a'
-        $null = Get-BpfPolicy -Node node-b -ErrorVariable errs -ErrorAction SilentlyContinue
+        (Get-BpfPolicy -Node node-b)[0].Policy | Should -Be 'shop/knp.default.cart-from-frontend'
+        $null = Get-BpfPolicy -Node node-b -PolicyDebugPath /var/run/calico/bpf/none -ErrorVariable errs -ErrorAction SilentlyContinue
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'NoPolicyDebugInfo,*'
         $errs[0].TargetObject | Should -Be 'node-b'
     }

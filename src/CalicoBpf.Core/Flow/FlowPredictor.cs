@@ -149,7 +149,7 @@ public static class FlowPredictor
 
                 List<NatBackend> candidates = fe.Backends.Where(b => b.Ordinal < count).ToList();
                 NatAffinity? aff = fe.AffinityTimeoutValue > TimeSpan.Zero
-                    ? t.Affinity.FirstOrDefault(a => a.ServiceAddressValue.Equals(dst) && a.ServicePort == dport && a.Protocol == q.Protocol && a.ClientAddressValue.Equals(q.Source) && t.Now - a.LastRefreshed <= fe.AffinityTimeoutValue)
+                    ? t.Affinity.FirstOrDefault(a => a.ServiceAddressValue.Equals(dst) && a.ServicePort == dport && a.Protocol == q.Protocol && a.ClientAddressValue.Equals(q.Source) && a.AgeValue <= fe.AffinityTimeoutValue)
                     : null;
                 if (aff is not null)
                 {
@@ -221,6 +221,8 @@ public static class FlowPredictor
             .ToList();
         bool anyMissing = candidates.Any(b => b.AddressValue is null);
         var verdicts = results.Select(r => r.Result.Verdict).Distinct().ToList();
+        // Every node a backend's flow went through, the source's first.
+        var path = results.SelectMany(r => r.Result.Prediction.Path).Distinct(StringComparer.Ordinal).ToList();
         FlowResult first = results[0].Result;
 
         // Every backend's own stages after NAT, each marked with its backend.
@@ -235,12 +237,14 @@ public static class FlowPredictor
         {
             // One deciding rule only when every backend's decision came from the same rule.
             bool sameRule = results.Select(r => r.Result.Policy?.DecidedBy?.MatchId).Distinct().Count() == 1;
-            return Result(t, q, first.Verdict, $"every backend of {fe.Frontend} gets {first.Verdict}: {first.Reason}", all, null, null, sameRule ? first.Policy : null);
+            // The hit count is that of the node whose rule decided.
+            return Result(t, q, first.Verdict, $"every backend of {fe.Frontend} gets {first.Verdict}: {first.Reason}", all, null, null, sameRule ? first.Policy : null, path: path,
+                hits: sameRule ? first.Prediction.RuleHitCount : null);
         }
 
         string each = string.Join("; ", results.Select(r => $"{ConntrackText.HostPort(r.Backend.AddressValue!, r.Backend.Port)}: {r.Result.Verdict} ({r.Result.Reason})"));
         return Result(t, q, FlowVerdict.Unknown, $"it depends on the backend the program picks at random: {each}{(anyMissing ? "; a missing backend: ICMP port unreachable" : string.Empty)}",
-            all, null, null, null);
+            all, null, null, null, path: path);
     }
 
     private static FlowResult AfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, string iface, int ifIndex, Route srcRoute, IPAddress dst, int dport, bool established, bool natExcluded = false)
@@ -278,7 +282,7 @@ public static class FlowPredictor
             dstRoute is null ? $"no entry of cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}"));
 
         // 5. The source workload's egress policy (the from-workload hook runs the policy of direction egress).
-        PolicyDecision? egress = Policy(t, stages, iface, "egress", where, q, dst, dport, toHost, srcIsHost: false, out FlowVerdict? stop, out string? why);
+        PolicyDecision? egress = Policy(t, stages, iface, "egress", where, q, dst, dport, preNat: true, toHost, srcIsHost: false, out FlowVerdict? stop, out string? why);
         if (stop is FlowVerdict v)
         {
             return Done(v, why!, egress);
@@ -296,7 +300,8 @@ public static class FlowPredictor
             }
 
             stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-            PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, toHost: false, srcIsHost: false, out stop, out why);
+                        // At the destination's program the packet already carries the backend: its pre-DNAT destination is the backend (tc.c).
+            PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out stop, out why);
             if (stop is FlowVerdict v2)
             {
                 return Done(v2, why!, ingress);
@@ -307,21 +312,153 @@ public static class FlowPredictor
 
         if (toHost)
         {
-            // tc.c calico_tc_skb_new_flow: with DefaultEndpointToHostAction DROP (Felix's default; compiled into the
-            // program, not in any map) workload-to-host traffic is dropped after policy allowed it.
-            return Done(FlowVerdict.Unknown, $"the egress policy of {iface} allows it, and it goes to this host: Felix's DefaultEndpointToHostAction decides (DROP, Felix's default, drops it after policy; ACCEPT or RETURN let it in); it is compiled into the program, not in any map: kubectl get felixconfiguration default -o yaml shows it", egress);
+            // tc.c calico_tc_skb_new_flow: "Workload to host traffic blocked by DefaultEndpointToHostAction: DROP",
+            // after policy allowed it. The setting is compiled into the program (a host_drop object), in no map.
+            FlowSetting? setting = t.Settings.EndpointToHostAction;
+            switch (t.Settings.ToHost)
+            {
+                case "drop":
+                    stages.Add(new("host", where, "drop", $"{setting}: the from-workload program drops traffic to this host after policy allowed it (tc.c: \"Workload to host traffic blocked by DefaultEndpointToHostAction: DROP\")"));
+                    return Done(FlowVerdict.Deny, $"the egress policy of {iface} allows it, but it goes to this host and defaultEndpointToHostAction is Drop ({setting!.Source}): Set-FelixBpfConfig -DefaultEndpointToHostAction Accept, or a host endpoint policy, lets it in", egress);
+                case "accept":
+                    stages.Add(new("host", where, "accept", $"{setting}: the host accepts traffic from its workloads that their egress policy allowed"));
+                    return Done(FlowVerdict.Allow, $"the egress policy of {iface} allows it, and defaultEndpointToHostAction Accept ({setting!.Source}) lets it into this host", egress);
+                case "return":
+                    stages.Add(new("host", where, "return to the host's iptables", $"{setting}: the packet goes on to the host's iptables INPUT chain"));
+                    return Done(FlowVerdict.Allow, $"the egress policy of {iface} allows it, and defaultEndpointToHostAction Return ({setting!.Source}) hands it to this host's iptables INPUT chain, which lets it in unless a rule of the host's own drops it", egress);
+                default:
+                    return Done(FlowVerdict.Unknown, $"the egress policy of {iface} allows it, and it goes to this host: Felix's defaultEndpointToHostAction decides (Drop, Felix's default, drops it after policy; Accept or Return let it in). It is compiled into the program, not in any map: Test-BpfFlow -Node NAME reads it from the cluster (Get-FelixBpfConfig -Effective -Node NAME -Field defaultEndpointToHostAction)", egress);
+            }
         }
 
         if (dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Workload) && !toLocalWorkload)
         {
-            // The destination's ingress policy runs on its own node (its tc egress program).
-            return Done(FlowVerdict.Unknown, $"the egress policy of {iface} allows it out of {t.Node}; the destination's ingress policy is decided on the node at {dstRoute.NextHop}: ask that node (Test-BpfFlow -Node NAME)", egress);
+            // The destination's ingress policy runs on its own node (its tc egress program): that node's tables
+            // decide, when this run can read them (remotely: the cluster node with the next hop's address).
+            string? unreachable = null;
+            if (dstRoute.NextHopValue is IPAddress hop && t.Peers?.At(hop, out unreachable) is { } peer)
+            {
+                return Arrive(t, peer, q, stages, iface, dst, dport, dstRoute, nat);
+            }
+
+            return Done(FlowVerdict.Unknown, $"the egress policy of {iface} allows it out of {t.Node}; the destination's ingress policy is decided on the node at {dstRoute.NextHop}: {unreachable ?? "ask that node (Test-BpfFlow -Node NAME), or run with -Node so that the next node's tables are read too"}", egress);
         }
 
         return Done(FlowVerdict.Allow, $"the egress policy of {iface} allows it; it goes to {path}", egress);
     }
 
-    private static PolicyDecision? Policy(FlowTables t, List<FlowStage> stages, string iface, string direction, string where, FlowQuery q, IPAddress dst, int dport, bool toHost, bool srcIsHost,
+    /// <param name="preNat">The program saw the packet before NAT (the client's own program): its pre-DNAT destination is the one asked; else the packet already carries <paramref name="dst"/>.</param>
+    /// <summary>
+    /// The rest of a flow on the destination's node (felix/bpf-gpl at v3.30.7,
+    /// /work/reports/datapath-facts-v3307.md sections 1, 8 and 9): the packet arrives on a host
+    /// interface, or on the tunnel device when the route is tunnelled; that from-host-endpoint
+    /// program runs the host endpoint's ingress policy when one covers the interface (else it allows
+    /// without policy) and creates the conntrack entry with only the client's side approved, so the
+    /// workload's to-workload program still runs its ingress policy for the first packet (a TCP SYN
+    /// always does). The destination must be a workload of that node.
+    /// </summary>
+    private static FlowResult Arrive(FlowTables from, FlowTables t, FlowQuery q, List<FlowStage> stages, string srcIface, IPAddress dst, int dport, Route via, bool nat)
+    {
+        FlowResult Done(FlowVerdict v, string reason, PolicyDecision? pol = null) => Result(t, q, v, reason, stages, nat ? dst : null, nat ? dport : null, pol, from);
+        string On(string where) => $"{t.Node}: {where}";
+
+        bool tunneled = via.Flags.HasFlag(RouteFlags.Tunneled);
+        InterfaceStateFlags tunnels = InterfaceStateFlags.Vxlan | InterfaceStateFlags.Ipip | InterfaceStateFlags.WireGuard;
+        InterfaceState? entry = tunneled
+            ? t.Interfaces.Values.OrderBy(i => i.IfIndex).FirstOrDefault(i => i.Flags.HasFlag(via.Flags.HasFlag(RouteFlags.Vxlan) ? InterfaceStateFlags.Vxlan : InterfaceStateFlags.Ipip))
+              ?? t.Interfaces.Values.OrderBy(i => i.IfIndex).FirstOrDefault(i => (i.Flags & tunnels) != 0)
+            : t.Interfaces.Values.OrderBy(i => i.IfIndex).FirstOrDefault(i => i.Flags.HasFlag(InterfaceStateFlags.Host) && (i.Flags & tunnels) == 0);
+        string entryName = entryIf(entry, tunneled);
+        string where = On($"{entryName} tc ingress (from host endpoint)");
+        stages.Add(new("interface", where, tunneled ? "from the tunnel" : "from the network",
+            $"{from.Node} sends it to {via.NextHop}{(tunneled ? ", tunnelled" : string.Empty)} ({via.Cidr}: {via.Description}); " +
+            (entry is null ? $"{t.Node}'s cali_iface has no {(tunneled ? "tunnel" : "host")} interface" : $"cali_iface[{entry.IfIndex}] {entry.Name}: {string.Join(", ", entry.FlagNames)}")));
+
+        Route? dstRoute = t.RouteOf(dst);
+        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, dst, q.Protocol == IpProtocol.Icmp ? 0 : dport);
+        bool established = ct is not null && q.Protocol != IpProtocol.Tcp && ct.Forward.Approved && ct.Reverse.Approved;
+        stages.Add(new("conntrack", where, established ? "established" : "new flow",
+            ct is null ? $"no entry for {ConntrackText.Protocol(q.Protocol)} {ConntrackText.HostPort(q.Source, q.SourcePort)} -> {ConntrackText.HostPort(dst, dport)}: the first program creates one with the client's side approved"
+            : established ? $"{ct.Type} {ct.Key}, state {ct.State}, both sides approved: later packets bypass policy"
+            : $"{ct.Type} {ct.Key}, state {ct.State}: {(q.Protocol == IpProtocol.Tcp ? "a TCP SYN still goes through policy" : "the workload's side is not approved yet, so its policy runs")}"));
+        if (established)
+        {
+            return Done(FlowVerdict.Allow, $"an established flow on {t.Node}: conntrack lets it through without policy");
+        }
+
+        // The host endpoint's policy: Felix writes a debug file only for an interface a host endpoint covers.
+        if (entry is not null)
+        {
+            DebugProgram? hep = t.Program(entry.Name, "ingress", forHostInterface: true, out _);
+            if (hep is null)
+            {
+                stages.Add(new("policy", where, "no host endpoint policy", $"no policy debug file for {entry.Name}: with no host endpoint the program allows it without policy (Felix writes a file for each interface a host endpoint covers)"));
+            }
+            else
+            {
+                PolicyDecision? hd = HostPolicy(t, stages, entry.Name, where, q, dst, dport, hep, out FlowVerdict? hstop, out string? hwhy);
+                if (hstop is FlowVerdict hv)
+                {
+                    return Done(hv, hwhy!, hd);
+                }
+            }
+        }
+
+        if (dstRoute is null || !dstRoute.Flags.HasFlag(RouteFlags.Local) || !dstRoute.Flags.HasFlag(RouteFlags.Workload) || dstRoute.IfIndex is not int dIf)
+        {
+            stages.Add(new("route", where, "not a workload here", dstRoute is null ? $"no entry of {t.Node}'s cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}"));
+            return Done(FlowVerdict.Unknown, $"{from.Node} routes {dst} to {t.Node} ({via.NextHop}), but {t.Node} has no local workload route for it ({(dstRoute is null ? "no route" : dstRoute.Cidr + ": " + dstRoute.Description)}): the host stack there decides; Get-BpfRoute -Node {t.Node} shows its routes");
+        }
+
+        stages.Add(new("route", where, $"the local workload on {(t.Interfaces.TryGetValue(dIf, out InterfaceState? s) ? s.Name : dstRoute.Interface ?? "?")}", $"{dstRoute.Cidr}: {dstRoute.Description}"));
+        t.Interfaces.TryGetValue(dIf, out InterfaceState? dstIf);
+        string dstWhere = On($"{dstIf?.Name ?? "ifindex " + dIf} tc egress (to workload)");
+        if (dstIf is null || !dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready))
+        {
+            stages.Add(new("interface", dstWhere, "not ready", dstIf is null ? $"cali_iface has no entry for ifindex {dIf}" : $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
+            return Done(FlowVerdict.Deny, $"the destination workload's interface on {t.Node} is not ready in Calico: a new flow to it is dropped (no counter)");
+        }
+
+        stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
+        PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out FlowVerdict? stop, out string? why);
+        if (stop is FlowVerdict v)
+        {
+            return Done(v, $"on {t.Node}, {why}", ingress);
+        }
+
+        return Done(FlowVerdict.Allow, $"the egress policy of {srcIface} on {from.Node} and the ingress policy of {dstIf.Name} on {t.Node} allow it", ingress);
+
+        static string entryIf(InterfaceState? i, bool tunnel) => i?.Name ?? (tunnel ? "the tunnel device" : "the host interface");
+    }
+
+    /// <summary>A host endpoint's ingress program on the destination's node, for a packet forwarded to one of its workloads (pre-DNAT, then apply-on-forward tiers).</summary>
+    private static PolicyDecision? HostPolicy(FlowTables t, List<FlowStage> stages, string iface, string where, FlowQuery q, IPAddress dst, int dport, DebugProgram program,
+        out FlowVerdict? stop, out string? why)
+    {
+        stop = null;
+        why = null;
+        if (program.Error is { Length: > 0 } failed)
+        {
+            stages.Add(new("policy", where, "unknown", $"Felix recorded an error building this program: {failed}"));
+            stop = FlowVerdict.Unknown;
+            why = $"the host endpoint policy of {iface} on {t.Node} is not the one in its debug file: Felix recorded an error building it ({failed})";
+            return null;
+        }
+
+        bool icmp = q.Protocol == IpProtocol.Icmp;
+        var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, dst, dport, dst, icmp ? 0 : dport, SourceIsHost: false, DestinationIsHost: false, icmp ? dport : dport);
+        PolicyDecision d = PolicyEvaluator.Evaluate(program.Program, packet, t.IpSets(program));
+        stages.Add(new("policy", where, "host endpoint: " + d.Verdict.ToString().ToLowerInvariant(), Describe(t, d)));
+        if (d.Verdict != PolicyVerdict.Allow)
+        {
+            stop = d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown;
+            why = $"the host endpoint policy of {iface} on {t.Node}: {d.Reason}";
+        }
+
+        return d;
+    }
+
+    private static PolicyDecision? Policy(FlowTables t, List<FlowStage> stages, string iface, string direction, string where, FlowQuery q, IPAddress dst, int dport, bool preNat, bool toHost, bool srcIsHost,
         out FlowVerdict? stop, out string? why)
     {
         stop = null;
@@ -346,14 +483,9 @@ public static class FlowPredictor
 
         int proto = (int)q.Protocol;
         bool icmp = q.Protocol == IpProtocol.Icmp;
-        var packet = new PolicyPacket(proto, q.Source, q.SourcePort, dst, dport, q.Destination, icmp ? 0 : q.DestinationPort, srcIsHost, toHost, icmp ? dport : q.DestinationPort);
+        var packet = new PolicyPacket(proto, q.Source, q.SourcePort, dst, dport, preNat ? q.Destination : dst, icmp ? 0 : preNat ? q.DestinationPort : dport, srcIsHost, toHost, icmp ? dport : preNat ? q.DestinationPort : dport);
         PolicyDecision d = PolicyEvaluator.Evaluate(program.Program, packet, t.IpSets(program));
-        string rule = d.DecidedBy is { } r
-            ? r.Policy.Length > 0
-                ? $"{(r.Tier.Length > 0 ? "tier " + r.Tier + ", " : string.Empty)}policy {r.Policy}, rule {r.Index}, {r.Action}{(r.MatchId is ulong id ? $", match id {id}, hits {t.Hits(id)}" : string.Empty)}: {r.Rule}"
-                : r.Why
-            : d.Reason;
-        stages.Add(new("policy", where, d.Verdict.ToString().ToLowerInvariant(), rule + (program.Problems.Count > 0 ? " [" + string.Join("; ", program.Problems) + "]" : string.Empty)));
+        stages.Add(new("policy", where, d.Verdict.ToString().ToLowerInvariant(), Describe(t, d) + (program.Problems.Count > 0 ? " [" + string.Join("; ", program.Problems) + "]" : string.Empty)));
         if (d.Verdict != PolicyVerdict.Allow)
         {
             stop = d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown;
@@ -362,6 +494,13 @@ public static class FlowPredictor
 
         return d;
     }
+
+    /// <summary>The rule that decided, with its match id and hit count, or why no rule did.</summary>
+    private static string Describe(FlowTables t, PolicyDecision d) => d.DecidedBy is { } r
+        ? r.Policy.Length > 0
+            ? $"{(r.Tier.Length > 0 ? "tier " + r.Tier + ", policy " + r.Policy : r.Policy[..^1] + " (the debug file merges every profile into one list, unnamed)")}, rule {r.Index}, {r.Action}{(r.MatchId is ulong id ? $", match id {id}, hits {(t.Hits(id) is ulong h ? h.ToString(CultureInfo.InvariantCulture) : "unknown (no rule counter map)")}" : string.Empty)}: {r.Rule}"
+            : r.Why
+        : d.Reason;
 
     /// <summary>calico_nat_lookup: the exact frontend with the longest source range holding the source; else, for a host destination, NodePort's 255.255.255.255.</summary>
     private static NatFrontend? Frontend(FlowTables t, IpProtocol protocol, IPAddress src, IPAddress dst, int port, out string lookup)
@@ -395,13 +534,17 @@ public static class FlowPredictor
         return null;
     }
 
-    private static FlowResult Result(FlowTables t, FlowQuery q, FlowVerdict verdict, string reason, List<FlowStage> stages, IPAddress? backend, int? backendPort, PolicyDecision? policy)
+    /// <param name="t">The node whose policy decided (its rule counters give the hit count).</param>
+    /// <param name="origin">The node the flow started on, when <paramref name="t"/> is the destination's node.</param>
+    private static FlowResult Result(FlowTables t, FlowQuery q, FlowVerdict verdict, string reason, List<FlowStage> stages, IPAddress? backend, int? backendPort, PolicyDecision? policy,
+        FlowTables? origin = null, IEnumerable<string>? path = null, ulong? hits = null)
     {
         ulong? id = policy?.DecidedBy?.MatchId;
         return new FlowResult(
             new FlowPrediction
             {
-                Node = t.Node,
+                Node = (origin ?? t).Node,
+                Path = new ValueList<string>(path ?? (origin is null ? new[] { t.Node } : new[] { origin.Node, t.Node }), " -> "),
                 Protocol = q.Protocol,
                 SourceAddressValue = q.Source,
                 SourcePort = q.SourcePort,
@@ -412,7 +555,7 @@ public static class FlowPredictor
                 BackendAddressValue = backend,
                 BackendPort = backendPort,
                 RuleMatchId = id,
-                RuleHitCount = t.Hits(id),
+                RuleHitCount = hits ?? t.Hits(id),
                 Stages = new ValueList<FlowStage>(stages, "; "),
             },
             policy);

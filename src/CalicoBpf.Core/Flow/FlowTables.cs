@@ -22,6 +22,8 @@ public sealed class FlowTables
     private IReadOnlyDictionary<ulong, List<IpSetMember>>? _ipSets;
     private readonly Dictionary<DebugProgram, MapIpSetMembership> _membership = new(ReferenceEqualityComparer.Instance);
     private IReadOnlyDictionary<ulong, ulong>? _hits;
+    private bool _hitsRead;
+    private CancellationToken _cancellationToken;
 
     public FlowTables(
         string node,
@@ -31,8 +33,7 @@ public sealed class FlowTables
         IEnumerable<Route> routes,
         IEnumerable<InterfaceState> interfaces,
         INodeDataplane? dataplane = null,
-        string policyDirectory = PolicyDebug.DefaultDirectory,
-        DateTime? now = null)
+        string policyDirectory = PolicyDebug.DefaultDirectory)
     {
         Node = node;
         _node = dataplane;
@@ -68,11 +69,15 @@ public sealed class FlowTables
 
         _prefixLengths.Sort((a, b) => b.CompareTo(a));
         Interfaces = interfaces.GroupBy(i => i.IfIndex).ToDictionary(g => g.Key, g => g.First());
-        Now = now ?? DateTime.UtcNow;
     }
 
     public string Node { get; }
 
+    /// <summary>The other nodes of this run, by address: a flow to a workload there continues on its tables (null: this node only).</summary>
+    public IFlowPeers? Peers { get; set; }
+
+    /// <summary>The Felix settings that decide flows but live in no map (Unknown when the node's configuration was not read).</summary>
+    public FlowSettings Settings { get; init; } = FlowSettings.Unknown;
 
     public IReadOnlyList<NatAffinity> Affinity { get; }
 
@@ -81,20 +86,17 @@ public sealed class FlowTables
 
     public IReadOnlyDictionary<int, InterfaceState> Interfaces { get; }
 
-    /// <summary>The time affinity entries are aged against (the node's clock as the reads saw it).</summary>
-    public DateTime Now { get; }
-
     /// <summary>
     /// Reads every table of a node once. With <paramref name="clients"/>, only the conntrack entries
     /// that hold one of those addresses become objects (a flow's own entries always do: its client is
     /// one side of the key), so a full table costs one read of its bytes, not an object per entry.
     /// </summary>
     public static FlowTables Read(INodeDataplane node, string policyDirectory = PolicyDebug.DefaultDirectory, IEngineReporter? reporter = null,
-        CancellationToken cancellationToken = default, IEnumerable<IPAddress>? clients = null)
+        CancellationToken cancellationToken = default, IEnumerable<IPAddress>? clients = null, FlowSettings? settings = null)
     {
         HashSet<uint>? keyAddresses = clients?.Where(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
             .Select(a => BinaryPrimitives.ReadUInt32BigEndian(a.GetAddressBytes())).ToHashSet();
-        return new FlowTables(
+        var tables = new FlowTables(
             node.Node,
             ConntrackReader.Read(node, new ConntrackQuery { KeyAddressesV4 = keyAddresses }, reporter, cancellationToken),
             // The frontends' own warnings (missing backends) are left out: the prediction names what it meets.
@@ -103,7 +105,12 @@ public sealed class FlowTables
             RouteMap.Read(node, false, null, reporter, cancellationToken),
             MapReading.TryFind(node, InterfaceStateMap.BaseName) is null ? Array.Empty<InterfaceState>() : InterfaceStateMap.Read(node, reporter, cancellationToken),
             node,
-            policyDirectory);
+            policyDirectory)
+        {
+            Settings = settings ?? FlowSettings.Unknown,
+        };
+        tables._cancellationToken = cancellationToken;
+        return tables;
     }
 
     /// <summary>The conntrack entry of a 5-tuple, looked up as Calico does: the key holds the lower (address, port) first.</summary>
@@ -185,7 +192,7 @@ public sealed class FlowTables
     {
         lock (_membership)
         {
-            _ipSets ??= MapIpSetMembership.Index(_node is not null && MapReading.TryFind(_node, IpSetMap.V4) is not null ? IpSetMap.Read(_node, false) : Array.Empty<IpSetMember>());
+            _ipSets ??= MapIpSetMembership.Index(_node is not null && MapReading.TryFind(_node, IpSetMap.V4) is not null ? IpSetMap.Read(_node, false, null, null, _cancellationToken) : Array.Empty<IpSetMember>());
             if (!_membership.TryGetValue(program, out MapIpSetMembership? m))
             {
                 _membership[program] = m = new MapIpSetMembership(program.IpSetIds, _ipSets);
@@ -195,7 +202,7 @@ public sealed class FlowTables
         }
     }
 
-    /// <summary>Rule counters by match id (read once, on first use).</summary>
+    /// <summary>A rule's hit counter by match id (the counters are read once, on first use); null when the node has no rule counter map.</summary>
     public ulong? Hits(ulong? matchId)
     {
         if (matchId is not ulong id || _node is null)
@@ -203,8 +210,23 @@ public sealed class FlowTables
             return null;
         }
 
-        _hits ??= PolicyDebug.ReadHitCounts(_node, null, default);
-        return _hits.TryGetValue(id, out ulong h) ? h : 0;
+        lock (_membership)
+        {
+            if (!_hitsRead)
+            {
+                _hits = MapReading.TryFind(_node, PolicyDebug.RuleCounters) is null ? null : PolicyDebug.ReadHitCounts(_node, null, _cancellationToken);
+                _hitsRead = true;
+            }
+        }
+
+        return _hits is null ? null : _hits.TryGetValue(id, out ulong h) ? h : 0;
     }
 
+}
+
+/// <summary>The other nodes a run can read: a flow routed to a node's address continues on that node's tables, each read once per run.</summary>
+public interface IFlowPeers
+{
+    /// <summary>The tables of the node with <paramref name="address"/>; null, with why, when no node of the run has it or it cannot be read.</summary>
+    FlowTables? At(IPAddress address, out string? why);
 }

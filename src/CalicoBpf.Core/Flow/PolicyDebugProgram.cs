@@ -151,7 +151,9 @@ public static partial class PolicyDebugProgram
                 else if ((m = Maps.PolicyDebug.EndTier().Match(text)).Success)
                 {
                     ClosePolicy();
-                    tiers[tierName is null ? stage : tierStage].Add(new PolicyTier(tierName ?? m.Groups["n"].Value, m.Groups["a"].Value, tierPolicies ?? new List<PolicyBlock>()));
+                    // From v3.30 "End of tier NAME: ACTION" (empty: deny); before, no action at all.
+                    string end = m.Groups["a"].Success ? m.Groups["a"].Value : PolicyTier.EndNotWritten;
+                    tiers[tierName is null ? stage : tierStage].Add(new PolicyTier(tierName ?? m.Groups["n"].Value, end, tierPolicies ?? new List<PolicyBlock>()));
                     tierName = null;
                     tierPolicies = null;
                 }

@@ -175,7 +175,7 @@ public static class PolicyEvaluator
             if (_reason.Length == 0 && _decided is { } d)
             {
                 _reason = d.Policy.Length > 0
-                    ? $"{d.Stage}: tier {d.Tier}, policy {d.Policy}, rule {d.Index} ({d.Action})"
+                    ? d.Tier.Length > 0 ? $"{d.Stage}: tier {d.Tier}, policy {d.Policy}, rule {d.Index} ({d.Action})" : $"{d.Stage}: {d.Policy}, rule {d.Index} ({d.Action})"
                     : $"{d.Stage}: {d.Why}";
             }
 
@@ -224,6 +224,22 @@ public static class PolicyEvaluator
                 }
 
                 string end = tier.EndAction is { Length: > 0 } e ? e.ToLowerInvariant() : "deny";
+                if (end == PolicyTier.EndNotWritten)
+                {
+                    // Before v3.30 the file does not say it. Felix ends every pre-DNAT tier with pass; elsewhere it is
+                    // deny unless the tier's default action is Pass or it holds only staged policies.
+                    if (preNat)
+                    {
+                        continue;
+                    }
+
+                    _decided = new PolicyStep(stage, tier.Name, string.Empty, -1, null, "unknown", true,
+                        $"end of tier {tier.Name}: the debug file (Calico before v3.30) does not say what the tier does at its end", string.Empty);
+                    _steps.Add(_decided);
+                    _reason = $"{stage}: no rule of tier {tier.Name} decided, and its debug file (written by Calico before v3.30) does not say the tier's end action: deny, unless the tier's defaultAction is Pass (kubectl get tier {tier.Name} -o yaml)";
+                    return Outcome.Broken;
+                }
+
                 PolicyStep? endStep = Try(stage, tier.Name, string.Empty, -1, new PolicyProgramRule(RuleMatch.Everything, tier.EndRuleId), end, preNat,
                     $"end of tier {tier.Name}: {(end == "pass" ? "pass to the next tier" : "no policy allowed it, deny")}");
                 if (endStep is { Matched: true } && end != "pass")

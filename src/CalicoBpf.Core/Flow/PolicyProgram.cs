@@ -9,7 +9,11 @@ public sealed record PolicyProgramRule(RuleMatch Match, ulong? MatchId = null);
 public sealed record PolicyBlock(string Name, IReadOnlyList<PolicyProgramRule> Rules);
 
 /// <summary>A tier: its policies in order, and what a packet no policy decided gets ("" and "deny": deny; "pass": the next tier).</summary>
-public sealed record PolicyTier(string Name, string EndAction, IReadOnlyList<PolicyBlock> Policies, ulong? EndRuleId = null);
+public sealed record PolicyTier(string Name, string EndAction, IReadOnlyList<PolicyBlock> Policies, ulong? EndRuleId = null)
+{
+    /// <summary>The EndAction of a tier whose debug file does not say it: before v3.30 Felix wrote "End of tier NAME" without the action.</summary>
+    public const string EndNotWritten = "?";
+}
 
 /// <summary>
 /// What Felix compiles into one interface's policy program (polprog.Rules of

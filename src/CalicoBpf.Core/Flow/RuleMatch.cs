@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using CalicoBpf.Maps;
 
 namespace CalicoBpf.Flow;
@@ -18,10 +19,10 @@ public readonly record struct PortRange(int First, int Last)
 /// </summary>
 public sealed class RuleMatch
 {
-    private RuleMatch? _v4;
-    private RuleMatch? _v6;
-    private bool _v4Done;
-    private bool _v6Done;
+    // Each version's rule, computed once and published whole (a holder, so "none" is cached too):
+    // one rule object serves the worker threads of every node (Everything is static).
+    private StrongBox<RuleMatch?>? _v4;
+    private StrongBox<RuleMatch?>? _v6;
     private AddressPrefix[]? _src;
     private AddressPrefix[]? _notSrc;
     private AddressPrefix[]? _dst;
@@ -138,25 +139,17 @@ public sealed class RuleMatch
     /// </summary>
     public RuleMatch? ForIpVersion(int ipVersion)
     {
-        // Kept: a rule is read once and evaluated for many packets.
-        if (ipVersion == 4)
+        // Kept: a rule is read once and evaluated for many packets. Two threads may both compute it; the
+        // first complete holder published wins, and every thread returns that one.
+        ref StrongBox<RuleMatch?>? slot = ref (ipVersion == 4 ? ref _v4 : ref _v6);
+        StrongBox<RuleMatch?>? box = Volatile.Read(ref slot);
+        if (box is null)
         {
-            if (!_v4Done)
-            {
-                _v4 = FilterTo(4);
-                _v4Done = true;
-            }
-
-            return _v4;
+            var mine = new StrongBox<RuleMatch?>(FilterTo(ipVersion == 4 ? 4 : 6));
+            box = Interlocked.CompareExchange(ref slot, mine, null) ?? mine;
         }
 
-        if (!_v6Done)
-        {
-            _v6 = FilterTo(6);
-            _v6Done = true;
-        }
-
-        return _v6;
+        return box.Value;
     }
 
     internal AddressPrefix[] SrcPrefixes => _src ??= SrcNet.Select(AddressPrefix.Parse).ToArray();

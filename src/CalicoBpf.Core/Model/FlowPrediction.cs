@@ -7,7 +7,11 @@ namespace CalicoBpf;
 /// </summary>
 public sealed class FlowPrediction
 {
+    /// <summary>The node the flow starts on (whose tables predict its first stages).</summary>
     public string Node { get; init; } = string.Empty;
+
+    /// <summary>The nodes the prediction went through: the source's, then the destination's when the flow crosses to a node this run could read.</summary>
+    public ValueList<string> Path { get; init; } = ValueList<string>.Empty;
     public IpProtocol Protocol { get; init; }
     public string SourceAddress => SourceAddressValue.ToString();
     /// <summary>SourceAddress typed; PowerShell shows it as the hidden property SourceAddressValue (CalicoBpf.Types.ps1xml).</summary>
@@ -60,7 +64,7 @@ public sealed class FlowPrediction
     {
         width = Math.Max(width, 40);
         var sb = new StringBuilder();
-        sb.Append(ConsoleText.WordWrap($"{Verdict,-7} {ConntrackText.Protocol(Protocol)} {Source} -> {Destination}{(Backend is null ? string.Empty : " -> " + Backend)}  ({Node})", width)).Append('\n');
+        sb.Append(ConsoleText.WordWrap($"{Verdict,-7} {ConntrackText.Protocol(Protocol)} {Source} -> {Destination}{(Backend is null ? string.Empty : " -> " + Backend)}  ({(Path.Count > 1 ? string.Join(" -> ", Path) : Node)})", width)).Append('\n');
         string to = DestinationService.Length > 0 ? "service " + DestinationService : DestinationPod.Length > 0 ? "pod " + DestinationPod : string.Empty;
         if (SourcePod.Length > 0 || to.Length > 0)
         {

@@ -118,6 +118,9 @@ public abstract class NodeCmdletBase : CalicoBpfCmdletBase
         }
     }
 
+    /// <summary>A node of the cluster as a dataplane, opened outside the fan-out (the caller disposes it): for a cmdlet that follows a flow onto another node.</summary>
+    private protected CommandDataplane OpenRemoteNode(CalicoNode node) => RemoteNode(Cluster, node);
+
     /// <summary>A node of the cluster as a dataplane (its tools over pods/exec), stopped by <paramref name="token"/> (default: the cmdlet's).</summary>
     private CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node, CancellationToken? token = null, string? pinDirectory = null) =>
         new CommandDataplane(cluster.ExecRunner(node), pinDirectory ?? PinDirectory, token ?? CancelToken, ReleaseOf(node));

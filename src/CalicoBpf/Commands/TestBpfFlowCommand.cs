@@ -20,6 +20,9 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     /// <summary>The flows asked, by the node (and pin directory) that answers them.</summary>
     private readonly List<Pending> _queries = new();
     private WorkloadIndex? _workloads;
+    private FelixConfigClient? _felix;
+    private Dictionary<string, CalicoNode>? _clusterNodes;
+    private PeerNodes? _peers;
 
     /// <summary>The client: an address, address:port ([v6]:port; a port here is the client's port, -SourcePort), or pod/NAMESPACE/NAME (then -Node defaults to the pod's node).</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = FlowSet)]
@@ -145,14 +148,101 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
         }
 
         // Each node selection (and pin directory) the flows were asked for, its tables read once: -Node may
-        // come from piped objects (Get-CalicoNode), one per record.
+        // come from piped objects (Get-CalicoNode), one per record. Remotely, a flow to a workload on another
+        // node continues on that node's tables, read once per run too.
         string pinPath = PinPath;
-        foreach (var group in _queries.GroupBy(q => (Nodes: q.Nodes is null ? null : string.Join('\n', q.Nodes), q.PinPath)))
+        try
         {
-            var asked = group.Select(q => q.Query).ToList();
-            Node = group.First().Nodes;
-            PinPath = group.Key.PinPath ?? pinPath;
-            ForEachNode(node => PredictAll(node, asked, IsLocal ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath));
+            foreach (var group in _queries.GroupBy(q => (Nodes: q.Nodes is null ? null : string.Join('\n', q.Nodes), q.PinPath)))
+            {
+                var asked = group.Select(q => q.Query).ToList();
+                Node = group.First().Nodes;
+                PinPath = group.Key.PinPath ?? pinPath;
+                _peers ??= IsLocal ? null : new PeerNodes(this, _queries.Select(q => q.Query.Source).Distinct().ToList());
+                ForEachNode(node => PredictAll(node, asked, IsLocal ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath));
+            }
+        }
+        finally
+        {
+            _peers?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The cluster's nodes by address, each read on first use and once per run: where a flow that
+    /// leaves its node continues. A node without the eBPF dataplane, or one that fails, is named in the
+    /// flow's reason.
+    /// </summary>
+    private sealed class PeerNodes : IFlowPeers, IDisposable
+    {
+        private readonly TestBpfFlowCommand _cmdlet;
+        private readonly List<IPAddress> _clients;
+        private readonly Dictionary<string, (FlowTables? Tables, string? Why)> _read = new(StringComparer.Ordinal);
+        private readonly List<IDisposable> _open = new();
+        private Dictionary<IPAddress, CalicoNode>? _byAddress;
+
+        public PeerNodes(TestBpfFlowCommand cmdlet, List<IPAddress> clients)
+        {
+            _cmdlet = cmdlet;
+            _clients = clients;
+        }
+
+        public FlowTables? At(IPAddress address, out string? why)
+        {
+            // One node read at a time: the flows that reach a node wait for its first read, then share it.
+            lock (_read)
+            {
+                _byAddress ??= _cmdlet.ClusterNodes().Values
+                    .Where(n => IPAddress.TryParse(n.InternalIP, out _))
+                    .GroupBy(n => IPAddress.Parse(n.InternalIP)).ToDictionary(g => g.Key, g => g.First());
+                if (!_byAddress.TryGetValue(address, out CalicoNode? node))
+                {
+                    why = $"no node of the cluster has the InternalIP {address} (Get-CalicoNode shows their addresses)";
+                    return null;
+                }
+
+                if (!_read.TryGetValue(node.Node, out var r))
+                {
+                    r = Read(node);
+                    _read[node.Node] = r;
+                }
+
+                why = r.Why;
+                return r.Tables;
+            }
+        }
+
+        private (FlowTables?, string?) Read(CalicoNode node)
+        {
+            if (!node.HasCalicoNode)
+            {
+                return (null, $"{node.Node} runs no calico-node, so its tables cannot be read");
+            }
+
+            try
+            {
+                CommandDataplane dataplane = _cmdlet.OpenRemoteNode(node);
+                _open.Add(dataplane);
+                FlowTables tables = FlowTables.Read(dataplane, _cmdlet.PolicyDebugPath, _cmdlet.Reporter, _cmdlet.CancelToken, _clients, _cmdlet.SettingsOf(node.Node));
+                tables.Peers = this;
+                return (tables, null);
+            }
+            catch (BpfEnvironmentException ex) when (ex.Problem is BpfEnvironmentProblem.NoCalicoMaps or BpfEnvironmentProblem.NoBpfFs)
+            {
+                return (null, $"Calico's eBPF dataplane does not run on {node.Node} ({ex.Message}), so its tables cannot tell: Test-CalicoEbpf -Node {node.Node} says why");
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException and not PipelineStoppedException)
+            {
+                return (null, $"{node.Node}'s tables cannot be read: {ex.Message}");
+            }
+        }
+
+        public void Dispose()
+        {
+            foreach (IDisposable d in _open)
+            {
+                d.Dispose();
+            }
         }
     }
 
@@ -169,6 +259,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                     Node = node.Node, Protocol = q.Protocol, SourceAddressValue = q.Source, SourcePort = q.SourcePort,
                     DestinationAddressValue = q.Destination, DestinationPort = q.DestinationPort, Verdict = FlowVerdict.Unknown,
                     Reason = $"Calico's eBPF dataplane does not run on {node.Node}: {notRunning} Test-CalicoEbpf -Node {node.Node} says why (Felix falls back to iptables on a kernel too old).",
+                    Path = new ValueList<string>(new[] { node.Node }, " -> "),
                     Stages = new ValueList<FlowStage>(new[] { new FlowStage("interface", "-", "no eBPF dataplane", notRunning!) }, "; "),
                 };
             }
@@ -199,12 +290,50 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
         notRunning = null;
         try
         {
-            return FlowTables.Read(node, policyDirectory, Reporter, CancelToken, queries.Select(q => q.Source));
+            FlowTables tables = FlowTables.Read(node, policyDirectory, Reporter, CancelToken, queries.Select(q => q.Source), SettingsOf(node.Node));
+            tables.Peers = _peers;
+            return tables;
         }
         catch (BpfEnvironmentException ex) when (ex.Problem is BpfEnvironmentProblem.NoCalicoMaps or BpfEnvironmentProblem.NoBpfFs)
         {
             notRunning = ex.Message;
             return null;
+        }
+    }
+
+    /// <summary>
+    /// The Felix settings of a node that no map holds (defaultEndpointToHostAction, the connect-time
+    /// load balancer), as Felix there uses them: one FelixConfiguration listing and one DaemonSet read
+    /// per run. Locally, without a cluster, they are unknown and the predictions that need them say so.
+    /// </summary>
+    private FlowSettings SettingsOf(string node)
+    {
+        if (IsLocal)
+        {
+            return FlowSettings.Unknown;
+        }
+
+        try
+        {
+            lock (_queries)
+            {
+                _felix ??= new FelixConfigClient(Cluster, CancelToken);
+                return ClusterNodes().TryGetValue(node, out CalicoNode? n) ? FlowSettings.From(_felix.Effective(n)) : FlowSettings.Unknown;
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not PipelineStoppedException)
+        {
+            Reporter.Warning($"{node}: Felix's configuration cannot be read ({ex.Message}); flows that depend on defaultEndpointToHostAction or the connect-time load balancer are Unknown.");
+            return FlowSettings.Unknown;
+        }
+    }
+
+    /// <summary>The cluster's nodes by name, listed once per run.</summary>
+    private Dictionary<string, CalicoNode> ClusterNodes()
+    {
+        lock (_queries)
+        {
+            return _clusterNodes ??= Cluster.ListNodes(CancelToken).GroupBy(n => n.Node, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         }
     }
 
@@ -240,6 +369,11 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             return (address!, null);
         }
 
+        if (parameter == "Source")
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Source {text}: a service sends nothing itself; give one of its pods (pod/NS/NAME) or an address as the client."), "ServiceAsSource", ErrorCategory.InvalidArgument, text));
+        }
+
         WorkloadService? service = index.Services.FirstOrDefault(s => s.Namespace == parts[1] && s.Name == parts[2]);
         IPAddress? vip = service?.Addresses.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
         if (service is null || vip is null)
@@ -260,6 +394,13 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             }
 
             return (vip!, service.Ports[0].Port);
+        }
+
+        // -Port names one of the service's ports: its protocol, when only one protocol has that port.
+        var protocols = service!.Ports.Where(p => p.Port == Port).Select(p => p.Protocol).Distinct().ToList();
+        if (protocols.Count == 1 && !MyInvocation.BoundParameters.ContainsKey(nameof(Protocol)))
+        {
+            Protocol = protocols[0];
         }
 
         return (vip!, null);
