@@ -64,6 +64,7 @@ Show 'qdisc drops' { Get-BpfQdiscStatistic -Kind clsact }
 Show 'why is this connection refused' { Test-BpfFlow 10.65.0.8 10.65.2.17:23 }
 Show 'can this pod reach these services' { '10.96.31.7:80', '10.96.90.3:9090', '10.65.0.70:80' | ForEach-Object { Test-BpfFlow 10.65.0.8 $_ } | Format-Table -View Summary }
 Show 'the stages of a prediction' { Test-BpfFlow 10.65.0.8 10.96.0.10:53 -Protocol UDP | Select-Object -ExpandProperty Stages }
+Show 'can a client outside the cluster reach a node port' { Test-BpfFlow 192.168.4.20 172.18.0.10:31443 -Interface eth0 }
 Show 'remove what a test left behind' { Get-BpfConntrack -Port 6379 -Type NatReverse | Sort-Object AgeValue | Select-Object -First 3 | Remove-BpfConntrack -WhatIf }
 Show 'and really remove them all' { Get-BpfConntrack -Port 6379 -Type NatReverse | Remove-BpfConntrack -Confirm:$false }
 Show 'reset counters before a reproduction' { Clear-BpfCounter -Interface eth0 -WhatIf }

@@ -69,7 +69,7 @@ public sealed class DataplaneKernelTests
     {
         using var s = new Seeded();
         var all = NatMaps.ReadFrontends(s.Node, new NatQuery()).ToList();
-        Assert.Equal(7, all.Count); // 5 services + 1 NodePort wildcard + 1 drop entry
+        Assert.Equal(8, all.Count); // 5 services + the NodePort on the host's address and its wildcard + 1 drop entry
         NatFrontend dns = all.Single(f => f.Protocol == IpProtocol.Udp);
         Assert.Equal(new[] { "10.65.0.5:53", "10.65.2.9:53" }, dns.Backends.Select(b => b.AddressValue + ":" + b.Port));
         NatFrontend broken = all.Single(f => f.ServiceId == 4);
@@ -78,6 +78,7 @@ public sealed class DataplaneKernelTests
         Assert.Contains(all, f => f.IsDropEntry && f.ServiceId == 3);
         Assert.Contains(all, f => f.SourceCidr == "192.168.0.0/16");
         Assert.Contains(all, f => f.IsNodePortWildcard && f.Port == 30080);
+        Assert.Contains(all, f => f.Frontend == "172.18.0.10:30080");
         Assert.Equal(TimeSpan.FromMinutes(10), all.First(f => f.ServiceId == 2).AffinityTimeoutValue);
 
         var filtered = NatMaps.ReadFrontends(s.Node, new NatQuery { Addresses = new[] { AddressPrefix.Parse("10.96.0.0/24") }, Protocols = new[] { IpProtocol.Tcp } }).ToList();

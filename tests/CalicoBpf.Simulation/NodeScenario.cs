@@ -73,7 +73,7 @@ public sealed class NodeScenario
         public string Address { get; set; } = string.Empty;
         public int Port { get; set; }
         public string Protocol { get; set; } = "TCP";
-        /// <summary>Optional NodePort: adds the wildcard (255.255.255.255) frontend.</summary>
+        /// <summary>Optional NodePort: adds a frontend on the node's address and the wildcard (255.255.255.255) one.</summary>
         public int NodePort { get; set; }
         public List<string> Backends { get; set; } = new();
         public int LocalBackends { get; set; }
@@ -504,6 +504,10 @@ public sealed class NodeScenario
 
             if (svc.NodePort > 0)
             {
+                // As Felix programs a node port (felix/bpf/proxy/syncer.go:650 at v3.30.7): one frontend for each
+                // of this node's addresses, which traffic from outside hits, and the wildcard 255.255.255.255
+                // (kube-proxy.go:129), which a node's own workloads use for the other nodes' addresses.
+                fe.Update(NatMaps.EncodeFrontendKey(IPAddress.Parse(HostAddress), svc.NodePort, proto), value);
                 fe.Update(NatMaps.EncodeFrontendKey(IPAddress.Broadcast, svc.NodePort, proto), value);
             }
 

@@ -51,11 +51,21 @@ public static class PolicySeeding
 
             // A workload's program as Felix builds it without host endpoints: no host stages, so the
             // builder's label allowed_by_host_policy starts the workload tiers (pol_prog_builder.go).
-            string[] labels = { "allowed_by_host_policy" };
+            // A host endpoint's (an interface not named cali*) holds normal host tiers: the to-or-from-host
+            // jump (and r?, FlagSrcIsHost|FlagDestIsHost), the label to_or_from_host before its tiers, and
+            // allowed_by_host_policy after them (pol_prog_builder.go:243-287 at v3.30.7; no pre-DNAT or
+            // apply-on-forward tiers).
+            bool host = !program.Interface.StartsWith("cali", StringComparison.Ordinal);
+            string[] labels = { host ? "to_or_from_host" : "allowed_by_host_policy" };
             void Comment(string text)
             {
                 insns.Add(new { inst = new[] { 0xb7, 1, 0, 0, 0, 0, 0, 0 }, labels, comments = new[] { text }, annotation = string.Empty });
                 labels = Array.Empty<string>();
+            }
+
+            if (host)
+            {
+                insns.Add(new { inst = new[] { 0x57, 2, 0, 0, 0x0c, 0, 0, 0 }, labels = Array.Empty<string>(), comments = Array.Empty<string>(), annotation = string.Empty });
             }
 
             foreach (PolicySpec.TierSpec tier in program.Tiers)
@@ -95,6 +105,12 @@ public static class PolicySeeding
 
                 // As Felix writes it from v3.30 (pol_prog_builder.go: "End of tier %s: %s"); the simulated node is a newer release.
                 Comment($"End of tier {tier.Name}: deny");
+            }
+
+            if (host)
+            {
+                labels = new[] { "allowed_by_host_policy" };
+                Comment("Allowed by host policy");
             }
 
             var doc = new { ifacename = program.Interface, hook = program.Hook, policyInfo = insns, error = string.Empty };

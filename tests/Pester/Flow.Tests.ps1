@@ -106,6 +106,18 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         }
     }
 
+    It 'takes flows piped by property name (a CSV of flows), each with its own protocol, port and node' {
+        $flows = @(
+            [pscustomobject]@{ Source = '10.65.0.8'; Destination = '10.65.2.17:23' }
+            [pscustomobject]@{ Source = '10.65.0.8'; Destination = '10.96.0.10'; Protocol = 'UDP'; Port = 53 }
+            [pscustomobject]@{ Source = '192.168.4.20'; Destination = '172.18.0.10:22'; Interface = 'eth0' }
+            [pscustomobject]@{ Source = '10.65.0.8'; Destination = '10.65.0.5:8080' }
+        )
+        $p = @($flows | Test-BpfFlow)
+        @($p | ForEach-Object { "$($_.Protocol) $($_.Destination) $($_.Verdict)" }) | Should -Be @('Tcp 10.65.2.17:23 Deny', 'Udp 10.96.0.10:53 Deny', 'Tcp 172.18.0.10:22 Allow', 'Tcp 10.65.0.5:8080 Allow')
+        ($p[3].Stages | Select-Object -First 1).Where | Should -Be 'cali7f3a1b2c9d0 tc ingress (from workload)' -Because 'the third record''s -Interface is not the fourth''s'
+    }
+
     It 'writes nothing: every pinned map is byte for byte the same' {
         $before = Get-PinHash $fs.PinPath
         $null = Test-BpfFlow 10.65.0.8 10.65.2.17:23
@@ -129,6 +141,37 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         $ping.DestinationPort | Should -Be 8 -Because 'type 8 (echo request), code 0'
         ($ping.Stages | Where-Object Stage -eq 'policy').Evidence | Should -Match 'end of tier default'
         (Test-BpfFlow 10.65.0.8 10.65.2.17 -Protocol ICMP -IcmpType 3 -IcmpCode 4).DestinationPort | Should -Be (3 + 4 * 256)
+    }
+
+    It 'starts on a host interface with -Interface: the host endpoint''s policy, then this host or the node port''s backends' {
+        $ssh = Test-BpfFlow 192.168.4.20 172.18.0.10:22 -Interface eth0
+        $ssh.Verdict | Should -Be 'Allow' -Because $ssh.Reason
+        $ssh.RuleMatchId | Should -Be 5150001
+        ($ssh.Stages | Where-Object Stage -eq 'policy').Decision | Should -Be 'host endpoint: allow'
+        $other = Test-BpfFlow 10.1.2.3 172.18.0.10:22 -Interface eth0
+        $other.Verdict | Should -Be 'Deny'
+        $other.Reason | Should -Match '^the host endpoint policy of eth0: .*end of tier default'
+        # Node port 30080 on this node's address: its exact frontend (a node port has one on each of the node's
+        # addresses); the local backend's ingress policy takes only the cluster; the other backend is on another node.
+        $np = Test-BpfFlow 192.168.4.20 172.18.0.10:30080 -Interface eth0
+        $np.Verdict | Should -Be 'Unknown'
+        ($np.Stages | Where-Object Stage -eq 'NAT').Decision | Should -Be 'DNAT to one of 2'
+        $np.Reason | Should -Match '10\.65\.0\.8:8080: Deny \(the ingress policy of cali7f3a1b2c9d0'
+        $np.Reason | Should -Match '10\.65\.3\.4:8080: Unknown \(.*decided on the node at 172\.18\.0\.13'
+        @($np.Stages | Where-Object Stage -eq 'return').Count | Should -Be 1
+        (Test-BpfFlow 192.168.4.20 172.18.0.10:30081 -Interface eth0).Stages.Decision | Should -Contain 'no service'
+        (Test-BpfFlow 192.168.4.20 172.18.0.10:22 -Interface nope).Reason | Should -Match 'no state for an interface nope'
+        (Test-BpfFlow 10.65.0.5 10.65.0.8:8080 -Interface cali7f3a1b2c9d0).Verdict | Should -Be 'Allow' -Because 'a workload''s own interface is the usual start'
+        (Test-BpfFlow 10.65.1.20 10.65.0.8:8080 -Interface cali7f3a1b2c9d0).Reason | Should -Match 'not the workload on cali7f3a1b2c9d0: its source check'
+    }
+
+    It 'checks UDP to the VXLAN port as VXLAN first, and from a Calico host takes it as tunnel traffic' {
+        $outside = Test-BpfFlow 192.168.4.20 172.18.0.10:4789 -Interface eth0 -Protocol UDP
+        ($outside.Stages | Where-Object Stage -eq 'tunnel').Decision | Should -Be 'checked as VXLAN first'
+        $outside.Reason | Should -Match 'Felix''s VXLAN port'
+        $peer = Test-BpfFlow 172.18.0.11 172.18.0.10:4789 -Interface eth0 -Protocol UDP
+        $peer.Verdict | Should -Be 'Unknown'
+        $peer.Reason | Should -Match 'from a Calico host the program takes it as VXLAN tunnel traffic'
     }
 
     It 'reads like a trace in 80 columns, and -View Summary is one line a flow with every column' {
@@ -270,6 +313,17 @@ $dataplane
         (Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.2.17:8080).Reason | Should -Match 'node-c runs no calico-node'
     }
 
+    It 'takes a node port from outside through the node-port tunnel to the backend''s node, and says the return path' {
+        $p = Test-BpfFlow @kc -Node node-a 192.168.4.20 172.18.0.10:30080 -Interface eth0
+        # Both backends' ingress policies take only the cluster (node-a's) or one pod (node-b's).
+        $p.Verdict | Should -Be 'Deny' -Because $p.Reason
+        $p.Reason | Should -Match '^every backend of 172\.18\.0\.10:30080 gets Deny'
+        ($p.Stages | Where-Object { $_.Where -like 'node-b:*' -and $_.Stage -eq 'policy' } | Select-Object -Last 1).Decision | Should -Be 'deny'
+        @($p.Path) | Should -Be @('node-a', 'node-b')
+        ($p.Stages | Where-Object Stage -eq 'return').Decision | Should -Be 'Tunnel: replies come back through this node'
+        ($p.Stages | Where-Object { $_.Where -like 'node-b:*' } | Select-Object -First 1).Decision | Should -Be 'from the node-port tunnel'
+    }
+
     It 'reads defaultEndpointToHostAction from what Felix on the node uses: DROP from the DaemonSet denies workload to host' {
         $p = Test-BpfFlow @kc -Node node-a 10.65.0.8 172.18.0.10:8080
         $p.Verdict | Should -Be 'Deny'
@@ -305,6 +359,37 @@ Describe 'Test-BpfFlow in the troubleshooting guide''s situations' -Skip:(-not $
         Stop-TestCluster $guide
         $PSDefaultParameterValues['*-Bpf*:PinPath'] = $fs.PinPath
         $PSDefaultParameterValues['Test-BpfFlow:PolicyDebugPath'] = $policyDir
+    }
+
+    It 'a nearly full conntrack table, an IPIP pool and debug logging: the stages a pod''s flow takes say each' {
+        $p = Test-BpfFlow -Kubeconfig $guide.Kubeconfig -Node gb-a 10.66.0.5 10.66.1.7:8080
+        ($p.Stages | Where-Object Stage -eq 'conntrack')[0].Evidence | Should -Match 'cali_v4_ct3 holds 60 of 64 entries \(94 %\): when it is full the program cannot create this flow''s entry and drops the packet'
+        ($p.Stages | Where-Object Stage -eq 'route')[1].Evidence | Should -Match 'ipipMode Always: the host stack encapsulates it through tunl0'
+        ($p.Stages | Where-Object Stage -eq 'interface')[0].Evidence | Should -Match 'bpfLogLevel Debug \(FelixConfiguration default\): the programs log this flow''s packets'
+        # gb-old, where 10.66.1.7 lives, fell back to iptables: the rest cannot be told, and the reason says why.
+        $p.Verdict | Should -Be 'Unknown'
+        $p.Reason | Should -Match "Calico's eBPF dataplane does not run on gb-old"
+    }
+
+    It 'DSR: a node port from outside whose backend is on another node is answered by that node directly' {
+        $p = Test-BpfFlow -Kubeconfig $guide.Kubeconfig -Node gb-a 203.0.113.9 172.18.6.10:30666 -Interface eth0
+        $return = $p.Stages | Where-Object Stage -eq 'return'
+        $return.Decision | Should -Be 'DSR: the backend''s node answers the client directly'
+        $return.Evidence | Should -Match '^bpfExternalServiceMode DSR \(FelixConfiguration default\): replies leave 172\.18\.6\.11 with this node''s address 172\.18\.6\.10'
+    }
+
+    It 'a UDP node port on the VXLAN port: checked as VXLAN first, and taken as tunnel traffic from a Calico host' {
+        $nokp = Start-TestCluster -Scenario (Join-Path $PSScriptRoot 'guide-nokubeproxy.yaml') -Directory (Join-Path $TestDrive 'guide-nokp')
+        try {
+            $outside = Test-BpfFlow -Kubeconfig $nokp.Kubeconfig -Node gn-a 203.0.113.9 172.18.8.10:30080 -Interface eth0 -Protocol UDP
+            ($outside.Stages | Where-Object Stage -eq 'tunnel').Decision | Should -Be 'checked as VXLAN first'
+            ($outside.Stages | Where-Object Stage -eq 'tunnel').Evidence | Should -Match '^UDP to vxlanPort 30080 \(FelixConfiguration default\)'
+            $outside.Reason | Should -Match 'UDP to 30080, Felix''s VXLAN port'
+            $peer = Test-BpfFlow -Kubeconfig $nokp.Kubeconfig -Node gn-a 172.18.8.11 172.18.8.10:30080 -Interface eth0 -Protocol UDP
+            $peer.Verdict | Should -Be 'Unknown'
+            $peer.Reason | Should -Match 'from a Calico host the program takes it as VXLAN tunnel traffic, so no service on that port is reached'
+        }
+        finally { Stop-TestCluster $nokp }
     }
 
     It 'a node whose kernel is too old: Unknown, because the eBPF dataplane does not run there' {

@@ -1,7 +1,12 @@
 namespace CalicoBpf.Flow;
 
-/// <summary>A flow to predict: the first packet of a new connection (a SYN for TCP), from Source to Destination. For ICMP, DestinationPort is type | code &lt;&lt; 8. AsNew: conntrack is not consulted (a piped entry asked as a new connection).</summary>
-public sealed record FlowQuery(IpProtocol Protocol, IPAddress Source, int SourcePort, IPAddress Destination, int DestinationPort, bool AsNew = false);
+/// <summary>
+/// A flow to predict: the first packet of a new connection (a SYN for TCP), from Source to
+/// Destination. For ICMP, DestinationPort is type | code &lt;&lt; 8. AsNew: conntrack is not consulted
+/// (a piped entry asked as a new connection). Interface: the interface the packet arrives on (null:
+/// the source workload's own); a host or tunnel interface starts at its from-host-endpoint program.
+/// </summary>
+public sealed record FlowQuery(IpProtocol Protocol, IPAddress Source, int SourcePort, IPAddress Destination, int DestinationPort, bool AsNew = false, string? Interface = null);
 
 /// <summary>The engine's answer: the prediction users see, and the policy decision behind it (null when no policy ran).</summary>
 public sealed record FlowResult(FlowPrediction Prediction, PolicyDecision? Policy)
@@ -21,19 +26,43 @@ public sealed record FlowResult(FlowPrediction Prediction, PolicyDecision? Polic
 /// (exact match, longest source range; NodePort's 255.255.255.255 only when the destination is a
 /// host; the drop entry of source ranges; no backend; affinity; else one of the backends); the
 /// workload RPF check and the destination route (blackhole, host, local or remote workload, none);
-/// the workload's egress policy; then, for a local workload destination, its ingress policy.
-/// Nothing is written, no counter moves, no program runs.
+/// the workload's egress policy; then, for a local workload destination, its ingress policy, and
+/// for one on another node the rest on that node's tables when the run can read them (Arrive). With
+/// FlowQuery.Interface a flow starts at a host or tunnel interface instead (FromNetwork: a node port
+/// from outside, the node-port tunnel and the return path). Nothing is written, no counter moves, no
+/// program runs.
 /// </summary>
-public static class FlowPredictor
+public static partial class FlowPredictor
 {
     public static FlowResult Predict(FlowTables t, FlowQuery q)
     {
         var stages = new List<FlowStage>();
         FlowResult Done(FlowVerdict v, string reason) => Result(t, q, v, reason, stages, null, null, null);
 
-        // 1. Which program sees the packet first: the source must be a local workload (its route names its interface),
-        // or this host sending to one of its workloads (the workload's tc egress program).
+        // 1. Which program sees the packet first: the interface asked for; else the source must be a local workload
+        // (its route names its interface), or this host sending to one of its workloads (the workload's tc egress program).
         Route? srcRoute = t.RouteOf(q.Source);
+        if (q.Interface is { } asked)
+        {
+            InterfaceState? at = t.InterfaceByName(asked);
+            if (at is null)
+            {
+                stages.Add(new("interface", asked, "no interface state", $"{t.Node}'s cali_iface has no entry named {asked}"));
+                return Done(FlowVerdict.Unknown, $"Calico has no state for an interface {asked} on {t.Node}: it attaches no programs there (Get-BpfInterface lists the ones it manages)");
+            }
+
+            if (!at.Flags.HasFlag(InterfaceStateFlags.Workload))
+            {
+                return FromNetwork(t, q, stages, at, srcRoute);
+            }
+
+            if (srcRoute?.IfIndex != at.IfIndex)
+            {
+                stages.Add(new("interface", $"{at.Name} tc ingress (from workload)", "not this workload", srcRoute is null ? $"no route holds {q.Source}" : $"route {srcRoute.Cidr}: {srcRoute.Description}"));
+                return Done(FlowVerdict.Deny, $"{q.Source} is not the workload on {at.Name}: its source check (RPF, always strict for workloads) drops a packet from another address (counter: dropped, failed RPF)");
+            }
+        }
+
         if (srcRoute is not null && srcRoute.Flags.HasFlag(RouteFlags.Local) && srcRoute.Flags.HasFlag(RouteFlags.Host))
         {
             return FromHost(t, q, stages, srcRoute);
@@ -53,7 +82,7 @@ public static class FlowPredictor
         stages.Add(srcIf is null
             ? new("interface", where, "no interface state", $"cali_iface has no entry for ifindex {ifIndex} (predicted as if Calico's programs are attached; Get-BpfInterface shows the attachments)")
             : new("interface", where, srcIf.Flags.HasFlag(InterfaceStateFlags.V4Ready) ? "ready" : "not ready",
-                $"cali_iface[{ifIndex}] {srcIf.Name}: {string.Join(", ", srcIf.FlagNames)}; policy programs ingress {srcIf.IngressPolicyV4?.ToString(CultureInfo.InvariantCulture) ?? "-"}, egress {srcIf.EgressPolicyV4?.ToString(CultureInfo.InvariantCulture) ?? "-"}"));
+                $"cali_iface[{ifIndex}] {srcIf.Name}: {string.Join(", ", srcIf.FlagNames)}; policy programs ingress {srcIf.IngressPolicyV4?.ToString(CultureInfo.InvariantCulture) ?? "-"}, egress {srcIf.EgressPolicyV4?.ToString(CultureInfo.InvariantCulture) ?? "-"}" + Logging(t)));
 
         // 2. Conntrack (conntrack.h calico_ct_lookup at v3.30.7): a NatForward entry leads to its tracking
         // (NatReverse) entry, and without one the flow is new; the from-workload program needs the client's
@@ -74,7 +103,12 @@ public static class FlowPredictor
 
         if (ct is null)
         {
-            stages.Add(new("conntrack", where, "new flow", q.AsNew ? "asked as a new connection (conntrack is not consulted)" : $"no entry for {Tuple(q)}"));
+            (string Note, bool Full)? room = ConntrackRoom(t);
+            stages.Add(new("conntrack", where, room is { Full: true } ? "new flow, table full" : "new flow", (q.AsNew ? "asked as a new connection (conntrack is not consulted)" : $"no entry for {Tuple(q)}") + room?.Note));
+            if (room is { Full: true })
+            {
+                return Done(FlowVerdict.Deny, $"conntrack is full on {t.Node} ({t.ConntrackFill!.Map}, {t.ConntrackFill.Entries} of {t.ConntrackFill.MaxEntries} entries): a new flow's entry cannot be created, so the program drops it (counter: failed to create conntrack); raise bpfMapSizeConntrack");
+            }
         }
         else if (tracking is null)
         {
@@ -219,7 +253,12 @@ public static class FlowPredictor
         var results = candidates.Where(b => b.AddressValue is not null)
             .Select(b => (Backend: b, Result: AfterNat(t, q, new List<FlowStage>(stages), where, iface, ifIndex, srcRoute, b.AddressValue!, b.Port, false)))
             .ToList();
-        bool anyMissing = candidates.Any(b => b.AddressValue is null);
+        return Combine(t, q, stages, fe, results, candidates.Any(b => b.AddressValue is null));
+    }
+
+    /// <summary>Each backend's prediction after the common stages: the verdict is theirs if they agree, else Unknown with each.</summary>
+    private static FlowResult Combine(FlowTables t, FlowQuery q, List<FlowStage> stages, NatFrontend fe, List<(NatBackend Backend, FlowResult Result)> results, bool anyMissing)
+    {
         var verdicts = results.Select(r => r.Result.Verdict).Distinct().ToList();
         // Every node a backend's flow went through, the source's first.
         var path = results.SelectMany(r => r.Result.Prediction.Path).Distinct(StringComparer.Ordinal).ToList();
@@ -279,7 +318,7 @@ public static class FlowPredictor
             : dstRoute.Description;
         bool natOutgoing = srcRoute.Flags.HasFlag(RouteFlags.NatOut) && (dstRoute is null || (!dstRoute.Flags.HasFlag(RouteFlags.InPool) && !toHost));
         stages.Add(new("route", where, path + (natOutgoing ? "; NAT outgoing (iptables masquerades it)" : string.Empty),
-            dstRoute is null ? $"no entry of cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}"));
+            (dstRoute is null ? $"no entry of cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}") + Overlay(t, dstRoute, dst)));
 
         // 5. The source workload's egress policy (the from-workload hook runs the policy of direction egress).
         PolicyDecision? egress = Policy(t, stages, iface, "egress", where, q, dst, dport, preNat: true, toHost, srcIsHost: false, out FlowVerdict? stop, out string? why);
@@ -348,116 +387,6 @@ public static class FlowPredictor
     }
 
     /// <param name="preNat">The program saw the packet before NAT (the client's own program): its pre-DNAT destination is the one asked; else the packet already carries <paramref name="dst"/>.</param>
-    /// <summary>
-    /// The rest of a flow on the destination's node (felix/bpf-gpl at v3.30.7,
-    /// /work/reports/datapath-facts-v3307.md sections 1, 8 and 9): the packet arrives on a host
-    /// interface, or on the tunnel device when the route is tunnelled; that from-host-endpoint
-    /// program runs the host endpoint's ingress policy when one covers the interface (else it allows
-    /// without policy) and creates the conntrack entry with only the client's side approved, so the
-    /// workload's to-workload program still runs its ingress policy for the first packet (a TCP SYN
-    /// always does). The destination must be a workload of that node.
-    /// </summary>
-    private static FlowResult Arrive(FlowTables from, FlowTables t, FlowQuery q, List<FlowStage> stages, string srcIface, IPAddress dst, int dport, Route via, bool nat)
-    {
-        FlowResult Done(FlowVerdict v, string reason, PolicyDecision? pol = null) => Result(t, q, v, reason, stages, nat ? dst : null, nat ? dport : null, pol, from);
-        string On(string where) => $"{t.Node}: {where}";
-
-        bool tunneled = via.Flags.HasFlag(RouteFlags.Tunneled);
-        InterfaceStateFlags tunnels = InterfaceStateFlags.Vxlan | InterfaceStateFlags.Ipip | InterfaceStateFlags.WireGuard;
-        InterfaceState? entry = tunneled
-            ? t.Interfaces.Values.OrderBy(i => i.IfIndex).FirstOrDefault(i => i.Flags.HasFlag(via.Flags.HasFlag(RouteFlags.Vxlan) ? InterfaceStateFlags.Vxlan : InterfaceStateFlags.Ipip))
-              ?? t.Interfaces.Values.OrderBy(i => i.IfIndex).FirstOrDefault(i => (i.Flags & tunnels) != 0)
-            : t.Interfaces.Values.OrderBy(i => i.IfIndex).FirstOrDefault(i => i.Flags.HasFlag(InterfaceStateFlags.Host) && (i.Flags & tunnels) == 0);
-        string entryName = entryIf(entry, tunneled);
-        string where = On($"{entryName} tc ingress (from host endpoint)");
-        stages.Add(new("interface", where, tunneled ? "from the tunnel" : "from the network",
-            $"{from.Node} sends it to {via.NextHop}{(tunneled ? ", tunnelled" : string.Empty)} ({via.Cidr}: {via.Description}); " +
-            (entry is null ? $"{t.Node}'s cali_iface has no {(tunneled ? "tunnel" : "host")} interface" : $"cali_iface[{entry.IfIndex}] {entry.Name}: {string.Join(", ", entry.FlagNames)}")));
-
-        Route? dstRoute = t.RouteOf(dst);
-        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, dst, q.Protocol == IpProtocol.Icmp ? 0 : dport);
-        bool established = ct is not null && q.Protocol != IpProtocol.Tcp && ct.Forward.Approved && ct.Reverse.Approved;
-        stages.Add(new("conntrack", where, established ? "established" : "new flow",
-            ct is null ? $"no entry for {ConntrackText.Protocol(q.Protocol)} {ConntrackText.HostPort(q.Source, q.SourcePort)} -> {ConntrackText.HostPort(dst, dport)}: the first program creates one with the client's side approved"
-            : established ? $"{ct.Type} {ct.Key}, state {ct.State}, both sides approved: later packets bypass policy"
-            : $"{ct.Type} {ct.Key}, state {ct.State}: {(q.Protocol == IpProtocol.Tcp ? "a TCP SYN still goes through policy" : "the workload's side is not approved yet, so its policy runs")}"));
-        if (established)
-        {
-            return Done(FlowVerdict.Allow, $"an established flow on {t.Node}: conntrack lets it through without policy");
-        }
-
-        // The host endpoint's policy: Felix writes a debug file only for an interface a host endpoint covers.
-        if (entry is not null)
-        {
-            DebugProgram? hep = t.Program(entry.Name, "ingress", forHostInterface: true, out _);
-            if (hep is null)
-            {
-                stages.Add(new("policy", where, "no host endpoint policy", $"no policy debug file for {entry.Name}: with no host endpoint the program allows it without policy (Felix writes a file for each interface a host endpoint covers)"));
-            }
-            else
-            {
-                PolicyDecision? hd = HostPolicy(t, stages, entry.Name, where, q, dst, dport, hep, out FlowVerdict? hstop, out string? hwhy);
-                if (hstop is FlowVerdict hv)
-                {
-                    return Done(hv, hwhy!, hd);
-                }
-            }
-        }
-
-        if (dstRoute is null || !dstRoute.Flags.HasFlag(RouteFlags.Local) || !dstRoute.Flags.HasFlag(RouteFlags.Workload) || dstRoute.IfIndex is not int dIf)
-        {
-            stages.Add(new("route", where, "not a workload here", dstRoute is null ? $"no entry of {t.Node}'s cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}"));
-            return Done(FlowVerdict.Unknown, $"{from.Node} routes {dst} to {t.Node} ({via.NextHop}), but {t.Node} has no local workload route for it ({(dstRoute is null ? "no route" : dstRoute.Cidr + ": " + dstRoute.Description)}): the host stack there decides; Get-BpfRoute -Node {t.Node} shows its routes");
-        }
-
-        stages.Add(new("route", where, $"the local workload on {(t.Interfaces.TryGetValue(dIf, out InterfaceState? s) ? s.Name : dstRoute.Interface ?? "?")}", $"{dstRoute.Cidr}: {dstRoute.Description}"));
-        t.Interfaces.TryGetValue(dIf, out InterfaceState? dstIf);
-        string dstWhere = On($"{dstIf?.Name ?? "ifindex " + dIf} tc egress (to workload)");
-        if (dstIf is null || !dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready))
-        {
-            stages.Add(new("interface", dstWhere, "not ready", dstIf is null ? $"cali_iface has no entry for ifindex {dIf}" : $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-            return Done(FlowVerdict.Deny, $"the destination workload's interface on {t.Node} is not ready in Calico: a new flow to it is dropped (no counter)");
-        }
-
-        stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-        PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out FlowVerdict? stop, out string? why);
-        if (stop is FlowVerdict v)
-        {
-            return Done(v, $"on {t.Node}, {why}", ingress);
-        }
-
-        return Done(FlowVerdict.Allow, $"the egress policy of {srcIface} on {from.Node} and the ingress policy of {dstIf.Name} on {t.Node} allow it", ingress);
-
-        static string entryIf(InterfaceState? i, bool tunnel) => i?.Name ?? (tunnel ? "the tunnel device" : "the host interface");
-    }
-
-    /// <summary>A host endpoint's ingress program on the destination's node, for a packet forwarded to one of its workloads (pre-DNAT, then apply-on-forward tiers).</summary>
-    private static PolicyDecision? HostPolicy(FlowTables t, List<FlowStage> stages, string iface, string where, FlowQuery q, IPAddress dst, int dport, DebugProgram program,
-        out FlowVerdict? stop, out string? why)
-    {
-        stop = null;
-        why = null;
-        if (program.Error is { Length: > 0 } failed)
-        {
-            stages.Add(new("policy", where, "unknown", $"Felix recorded an error building this program: {failed}"));
-            stop = FlowVerdict.Unknown;
-            why = $"the host endpoint policy of {iface} on {t.Node} is not the one in its debug file: Felix recorded an error building it ({failed})";
-            return null;
-        }
-
-        bool icmp = q.Protocol == IpProtocol.Icmp;
-        var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, dst, dport, dst, icmp ? 0 : dport, SourceIsHost: false, DestinationIsHost: false, icmp ? dport : dport);
-        PolicyDecision d = PolicyEvaluator.Evaluate(program.Program, packet, t.IpSets(program));
-        stages.Add(new("policy", where, "host endpoint: " + d.Verdict.ToString().ToLowerInvariant(), Describe(t, d)));
-        if (d.Verdict != PolicyVerdict.Allow)
-        {
-            stop = d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown;
-            why = $"the host endpoint policy of {iface} on {t.Node}: {d.Reason}";
-        }
-
-        return d;
-    }
-
     private static PolicyDecision? Policy(FlowTables t, List<FlowStage> stages, string iface, string direction, string where, FlowQuery q, IPAddress dst, int dport, bool preNat, bool toHost, bool srcIsHost,
         out FlowVerdict? stop, out string? why)
     {
@@ -493,6 +422,44 @@ public static class FlowPredictor
         }
 
         return d;
+    }
+
+    /// <summary>Which overlay carries a tunnelled route, from the IP pool that holds the address (remote mode reads the pools).</summary>
+    private static string Overlay(FlowTables t, Route? route, IPAddress dst)
+    {
+        if (route is null || !route.Flags.HasFlag(RouteFlags.Tunneled) || t.Settings.PoolOf(dst) is not { } pool)
+        {
+            return string.Empty;
+        }
+
+        if (pool.IpipMode != "Never")
+        {
+            // datapath-facts-v3307.md 8: with IPIP the program leaves it to the host stack, which encapsulates through tunl0.
+            return $"; IP pool {pool.Name} ({pool.Cidr}) has ipipMode {pool.IpipMode}: the host stack encapsulates it through tunl0 (in eBPF mode IPIP skips the program's FIB forwarding and is slower; Calico recommends VXLAN)";
+        }
+
+        return pool.VxlanMode != "Never" ? $"; IP pool {pool.Name} ({pool.Cidr}) has vxlanMode {pool.VxlanMode}: VXLAN through vxlan.calico" : string.Empty;
+    }
+
+    /// <summary>bpfLogLevel Debug, on the stage where a packet enters: the programs log it.</summary>
+    private static string Logging(FlowTables t) => t.Settings.DebugLogging
+        ? $"; {t.Settings.LogLevel}: the programs log this flow's packets to the trace buffer (Get-BpfTraceLog -Node {t.Node} shows them), a cost every packet pays"
+        : string.Empty;
+
+    /// <summary>
+    /// A new flow needs a conntrack entry: in a full table the program cannot create it and drops the
+    /// packet (conntrack.h, CALI_REASON_CT_CREATE_FAILED). Null when the table has room (below 90 %);
+    /// else what to add to the conntrack stage, and whether the table is full.
+    /// </summary>
+    private static (string Note, bool Full)? ConntrackRoom(FlowTables t)
+    {
+        if (t.ConntrackFill is not { MaxEntries: > 0 } f || f.Percent < 90)
+        {
+            return null;
+        }
+
+        bool full = f.Entries >= f.MaxEntries;
+        return ($"; {f.Map} holds {f.Entries} of {f.MaxEntries} entries ({f.Percent:0} %): {(full ? "it is full, so" : "when it is full")} the program cannot create this flow's entry and drops the packet (counter: failed to create conntrack); bpfMapSizeConntrack sets its size, and Felix doubles it when full with bpfMapSizeConntrackScaling DoubleIfFull (the default)", full);
     }
 
     /// <summary>The rule that decided, with its match id and hit count, or why no rule did.</summary>

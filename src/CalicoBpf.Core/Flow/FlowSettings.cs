@@ -13,10 +13,59 @@ public sealed record FlowSetting(string Field, string Value, string Source)
 /// on the node uses (Get-FelixBpfConfig -Effective); each is null when the node's configuration
 /// could not be read (local mode without a cluster), and the prediction then says so.
 /// </summary>
-public sealed record FlowSettings(FlowSetting? EndpointToHostAction, FlowSetting? ConnectTimeLoadBalancing)
+/// <summary>An IP pool as a flow's route needs it: which overlay carries its addresses between nodes.</summary>
+public sealed record FlowPool(string Name, string Cidr, string IpipMode, string VxlanMode)
 {
+    internal Maps.AddressPrefix Prefix { get; } = Maps.AddressPrefix.Parse(Cidr);
+
+    /// <summary>The pools of IPPool objects (spec.cidr, ipipMode, vxlanMode; an unset mode is Never).</summary>
+    public static IReadOnlyList<FlowPool> From(IEnumerable<JsonObject> pools) => pools
+        .Select(p => (Name: p["metadata"]?["name"]?.GetValue<string>() ?? "?", Cidr: p["spec"]?["cidr"]?.GetValue<string>(), Spec: p["spec"]))
+        .Where(p => p.Cidr is not null && Parses(p.Cidr))
+        .Select(p => new FlowPool(p.Name, p.Cidr!, Mode(p.Spec, "ipipMode"), Mode(p.Spec, "vxlanMode")))
+        .ToList();
+
+    private static bool Parses(string cidr)
+    {
+        try
+        {
+            Maps.AddressPrefix.Parse(cidr);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
+    private static string Mode(JsonNode? spec, string field) => spec?[field]?.GetValue<string>() is { Length: > 0 } m ? m : "Never";
+}
+
+public sealed record FlowSettings(FlowSetting? EndpointToHostAction, FlowSetting? ConnectTimeLoadBalancing, FlowSetting? ExternalServiceMode = null, FlowSetting? VxlanPort = null,
+    FlowSetting? LogLevel = null)
+{
+    /// <summary>The cluster's IP pools (empty: not read).</summary>
+    public IReadOnlyList<FlowPool> Pools { get; init; } = Array.Empty<FlowPool>();
+
+    /// <summary>The pool that holds an address, if the pools were read.</summary>
+    public FlowPool? PoolOf(IPAddress address) => Pools.Where(p => p.Prefix.Matches(address)).OrderByDescending(p => p.Prefix.PrefixLength).FirstOrDefault();
+
+    /// <summary>bpfLogLevel Debug: every program logs every packet to the trace buffer.</summary>
+    public bool DebugLogging => LogLevel?.Value.Equals("Debug", StringComparison.OrdinalIgnoreCase) == true;
+
     /// <summary>Nothing known: predictions that need a setting are Unknown and say which.</summary>
     public static FlowSettings Unknown { get; } = new(null, null);
+
+    /// <summary>The UDP port the programs check as VXLAN on a host interface (vxlanPort; Felix's default 4789 when unknown) and whether it was read.</summary>
+    public (int Port, bool Known) Vxlan => VxlanPort is { } v && int.TryParse(v.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int p) ? (p, true) : (4789, false);
+
+    /// <summary>bpfExternalServiceMode: true for DSR, false for Tunnel, null when unknown.</summary>
+    public bool? Dsr => ExternalServiceMode?.Value.ToLowerInvariant() switch
+    {
+        "dsr" => true,
+        "tunnel" => false,
+        _ => null,
+    };
 
     /// <summary>From Felix's effective values on a node (one per field).</summary>
     public static FlowSettings From(IEnumerable<FelixEffectiveValue> values)
@@ -28,7 +77,7 @@ public sealed record FlowSettings(FlowSetting? EndpointToHostAction, FlowSetting
 
         // Felix itself ignores the deprecated bpfConnectTimeLoadBalancingEnabled: Calico's client converts it
         // into bpfConnectTimeLoadBalancing when a FelixConfiguration is written.
-        return new FlowSettings(Get("defaultEndpointToHostAction"), Get("bpfConnectTimeLoadBalancing"));
+        return new FlowSettings(Get("defaultEndpointToHostAction"), Get("bpfConnectTimeLoadBalancing"), Get("bpfExternalServiceMode"), Get("vxlanPort"), Get("bpfLogLevel"));
     }
 
     /// <summary>What the from-workload program does with traffic to this host after policy allowed it: "drop", "accept", "return"; null: unknown.</summary>

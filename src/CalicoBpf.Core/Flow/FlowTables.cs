@@ -76,6 +76,9 @@ public sealed class FlowTables
     /// <summary>The other nodes of this run, by address: a flow to a workload there continues on its tables (null: this node only).</summary>
     public IFlowPeers? Peers { get; set; }
 
+    /// <summary>How full the conntrack table was when it was read (null: not known).</summary>
+    public ConntrackTally? ConntrackFill { get; init; }
+
     /// <summary>The Felix settings that decide flows but live in no map (Unknown when the node's configuration was not read).</summary>
     public FlowSettings Settings { get; init; } = FlowSettings.Unknown;
 
@@ -96,9 +99,10 @@ public sealed class FlowTables
     {
         HashSet<uint>? keyAddresses = clients?.Where(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
             .Select(a => BinaryPrimitives.ReadUInt32BigEndian(a.GetAddressBytes())).ToHashSet();
+        var fill = new ConntrackTally();
         var tables = new FlowTables(
             node.Node,
-            ConntrackReader.Read(node, new ConntrackQuery { KeyAddressesV4 = keyAddresses }, reporter, cancellationToken),
+            ConntrackReader.Read(node, new ConntrackQuery { KeyAddressesV4 = keyAddresses, Tally = fill }, reporter, cancellationToken),
             // The frontends' own warnings (missing backends) are left out: the prediction names what it meets.
             NatMaps.ReadFrontends(node, new NatQuery(), null, cancellationToken),
             MapReading.TryFind(node, NatMaps.AffinityV4) is null ? Array.Empty<NatAffinity>() : NatMaps.ReadAffinity(node, false, reporter, cancellationToken),
@@ -108,6 +112,7 @@ public sealed class FlowTables
             policyDirectory)
         {
             Settings = settings ?? FlowSettings.Unknown,
+            ConntrackFill = fill,
         };
         tables._cancellationToken = cancellationToken;
         return tables;

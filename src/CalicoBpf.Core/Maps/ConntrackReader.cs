@@ -3,6 +3,17 @@ using CalicoBpf.Transport;
 
 namespace CalicoBpf.Maps;
 
+/// <summary>How full a conntrack table was when it was read: its entries and max_entries.</summary>
+public sealed class ConntrackTally
+{
+    public string Map { get; set; } = string.Empty;
+    public long Entries { get; set; }
+    public uint MaxEntries { get; set; }
+
+    /// <summary>Entries as a percentage of max_entries.</summary>
+    public double Percent => MaxEntries == 0 ? 0 : 100.0 * Entries / MaxEntries;
+}
+
 /// <summary>What Get-BpfConntrack asks for. Empty sets mean "any". Checked on raw bytes before decoding where possible.</summary>
 public sealed record ConntrackQuery
 {
@@ -32,6 +43,9 @@ public sealed record ConntrackQuery
     /// clients at once, and a set answers each entry in one lookup.
     /// </summary>
     public IReadOnlySet<uint>? KeyAddressesV4 { get; init; }
+
+    /// <summary>When set, counts every entry read (matched or not) and notes the map's size: how full the table is, at no extra read.</summary>
+    public ConntrackTally? Tally { get; init; }
 
     internal bool MatchesRaw(ConntrackLayout l, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ClockSample clock)
     {
@@ -146,8 +160,19 @@ public static class ConntrackReader
         reporter.Verbose($"Reading {pin.PinName} ({d.Type}, {d.KeySize}/{d.ValueSize} bytes, max {d.MaxEntries}) on {node.Node}, Calico {release}.");
         ClockSample clock = node.SampleClock();
         var codec = new ConntrackCodec(layout, node.Node, pin.PinName, clock, meaning.Release, node.PinDirectory);
+        if (query.Tally is { } tally)
+        {
+            tally.Map = pin.PinName;
+            tally.MaxEntries = (uint)d.MaxEntries;
+        }
+
         foreach (RawEntryBatch batch in reader.ReadEntries(cancellationToken))
         {
+            if (query.Tally is { } t)
+            {
+                t.Entries += batch.Count;
+            }
+
             for (int i = 0; i < batch.Count; i++)
             {
                 ReadOnlySpan<byte> key = batch.Key(i);

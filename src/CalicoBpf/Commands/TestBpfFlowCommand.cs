@@ -23,15 +23,24 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     private FelixConfigClient? _felix;
     private Dictionary<string, CalicoNode>? _clusterNodes;
     private PeerNodes? _peers;
+    // The protocol a service's port gave this record (svc/NS/NAME), held as a byte like _protocol; null: none.
+    private byte? _serviceProtocolByte;
+
+    private IpProtocol? ServiceProtocol
+    {
+        get => _serviceProtocolByte is byte b ? (IpProtocol)b : null;
+        set => _serviceProtocolByte = value is IpProtocol p ? (byte)p : null;
+    }
+    private IReadOnlyList<FlowPool>? _pools;
 
     /// <summary>The client: an address, address:port ([v6]:port; a port here is the client's port, -SourcePort), or pod/NAMESPACE/NAME (then -Node defaults to the pod's node).</summary>
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = FlowSet)]
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(WorkloadEndpointCompleter))]
     public string? Source { get; set; }
 
     /// <summary>Where the client sends to: an address (a pod, a service's cluster IP, a node), address:port, pod/NAMESPACE/NAME or svc/NAMESPACE/NAME (its cluster IP, and its port when it has one).</summary>
-    [Parameter(Mandatory = true, Position = 1, ParameterSetName = FlowSet)]
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(WorkloadEndpointCompleter))]
     public string? Destination { get; set; }
@@ -40,17 +49,17 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     // scans the module's types, before the module's initializer can say where Core is.
     private byte _protocol = 6;
 
-    [Parameter(ParameterSetName = FlowSet)]
+    [Parameter(ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
     [IpProtocolArgument]
     public IpProtocol Protocol { get => (IpProtocol)_protocol; set => _protocol = (byte)value; }
 
     /// <summary>The destination port, when -Destination has none.</summary>
-    [Parameter(ParameterSetName = FlowSet)]
+    [Parameter(ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
     [ValidateRange(0, 65535)]
     public int? Port { get; set; }
 
     /// <summary>The client's port (default 49152, the first ephemeral port): conntrack entries are found by it.</summary>
-    [Parameter(ParameterSetName = FlowSet)]
+    [Parameter(ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
     [ValidateRange(0, 65535)]
     public int? SourcePort { get; set; }
 
@@ -62,6 +71,16 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     [Parameter(ParameterSetName = FlowSet)]
     [ValidateRange(0, 255)]
     public int IcmpCode { get; set; }
+
+    /// <summary>
+    /// The interface the packet arrives on, when it comes from the network: a host interface (eth0) or a
+    /// tunnel device (vxlan.calico), whose from-host-endpoint program sees it first (a node port from
+    /// outside the cluster). A workload's interface is the same as no -Interface (its source must be that workload).
+    /// </summary>
+    [Parameter(ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(InterfaceNameCompleter))]
+    public string? Interface { get; set; }
 
     /// <summary>Conntrack entries from Get-BpfConntrack: each is predicted as a new connection from its client to where it went (a service entry to its service), on the node and pin path it was read from.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = EntrySet)]
@@ -80,12 +99,16 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     {
         if (ParameterSetName == FlowSet)
         {
+            // Each record's own values: flows piped by property name (Import-Csv) must not inherit the last one's.
+            ServiceProtocol = null;
             (IPAddress src, int? sport) = Named(Source!, "Source", out WorkloadPod? sourcePod) ?? Endpoint(Source!, "Source");
             (IPAddress dst, int? dport) = Named(Destination!, "Destination", out _) ?? Endpoint(Destination!, "Destination");
+            IpProtocol protocol = ServiceProtocol ?? Protocol;
+            string[]? nodes = Node;
             if (sourcePod is not null && !MyInvocation.BoundParameters.ContainsKey(nameof(Node)))
             {
                 // The pod's own node sees its packets first.
-                Node = sourcePod.Node.Length > 0 ? new[] { sourcePod.Node }
+                nodes = sourcePod.Node.Length > 0 ? new[] { sourcePod.Node }
                     : throw new PSArgumentException($"pod/{sourcePod.FullName} has no node yet (it is not scheduled): give -Node.", nameof(Source));
             }
 
@@ -104,7 +127,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                 ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Source {Source} names port {sport} and -SourcePort says {SourcePort}: give the port once."), "PortTwice", ErrorCategory.InvalidArgument, SourcePort));
             }
 
-            if (Protocol == IpProtocol.Icmp)
+            if (protocol == IpProtocol.Icmp)
             {
                 if (dport is not null || Port is not null || sport is not null || SourcePort is not null)
                 {
@@ -112,14 +135,14 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                 }
 
                 // Calico's state: sport 0, and type | code << 8 where the destination port is.
-                _queries.Add(new Pending(Node, new FlowQuery(Protocol, src, 0, dst, PolicyPacket.IcmpPort(IcmpType, IcmpCode))));
+                _queries.Add(new Pending(nodes, new FlowQuery(protocol, src, 0, dst, PolicyPacket.IcmpPort(IcmpType, IcmpCode), Interface: Interface)));
                 return;
             }
 
-            int port = dport ?? Port ?? (Protocol is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp
+            int port = dport ?? Port ?? (protocol is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp
                 ? throw new PSArgumentException($"Which port does {Destination} take? Give it as {Destination}:PORT or with -Port.", "Port")
                 : 0);
-            _queries.Add(new Pending(Node, new FlowQuery(Protocol, src, SourcePort ?? sport ?? 49152, dst, port)));
+            _queries.Add(new Pending(nodes, new FlowQuery(protocol, src, SourcePort ?? sport ?? 49152, dst, port, Interface: Interface)));
             return;
         }
 
@@ -318,7 +341,8 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             lock (_queries)
             {
                 _felix ??= new FelixConfigClient(Cluster, CancelToken);
-                return ClusterNodes().TryGetValue(node, out CalicoNode? n) ? FlowSettings.From(_felix.Effective(n)) : FlowSettings.Unknown;
+                _pools ??= FlowPool.From(Cluster.ListResources(_felix.Resource with { Plural = "ippools" }, CancelToken));
+                return ClusterNodes().TryGetValue(node, out CalicoNode? n) ? FlowSettings.From(_felix.Effective(n)) with { Pools = _pools } : FlowSettings.Unknown;
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not PipelineStoppedException)
@@ -390,7 +414,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
 
             if (!MyInvocation.BoundParameters.ContainsKey(nameof(Protocol)))
             {
-                Protocol = service.Ports[0].Protocol;
+                ServiceProtocol = service.Ports[0].Protocol;
             }
 
             return (vip!, service.Ports[0].Port);
@@ -400,7 +424,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
         var protocols = service!.Ports.Where(p => p.Port == Port).Select(p => p.Protocol).Distinct().ToList();
         if (protocols.Count == 1 && !MyInvocation.BoundParameters.ContainsKey(nameof(Protocol)))
         {
-            Protocol = protocols[0];
+            ServiceProtocol = protocols[0];
         }
 
         return (vip!, null);
