@@ -381,3 +381,93 @@ public class FlowSettingsTests
         Assert.Equal(new[] { "fd00::/64" }, r.ForIpVersion(6)!.SrcNet);
     }
 }
+
+/// <summary>
+/// A full conntrack table (tc.c at v3.30.7: the entry is created after policy allowed the flow,
+/// conntrack_create at 1409-1419; plain traffic from a host interface to this host goes on
+/// without one) and failsafe ports (tc.c:601-606), on tables built here with Felix-shaped debug files.
+/// </summary>
+public sealed class FlowFullTableTests : IDisposable
+{
+    private static readonly IPAddress Pod = IPAddress.Parse("10.65.0.8");
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "calicobpf-flowfull-" + Guid.NewGuid().ToString("N"));
+
+    public FlowFullTableTests()
+    {
+        Directory.CreateDirectory(_dir);
+        var allow8080 = new PolicySpec
+        {
+            Interface = "cali1", Hook = "egress",
+            Tiers = { new PolicySpec.TierSpec { Policies = { new PolicySpec.PolicyRulesSpec { Name = "default/web", Rules = { new PolicySpec.RuleSpec { Protocol = "TCP", Ports = { 8080 } } } } } } },
+        };
+        PolicySeeding.Write(new[] { allow8080 }, _dir, null);
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private FlowTables Tables(long entries, params FailsafePort[] failsafes) => new(
+        "n1", Array.Empty<ConntrackEntry>(), Array.Empty<NatFrontend>(), Array.Empty<NatAffinity>(),
+        new[]
+        {
+            new Route { Cidr = "10.65.0.8/32", AddressValue = Pod, PrefixLength = 32, Flags = RouteFlags.Local | RouteFlags.Workload | RouteFlags.InPool, IfIndex = 5, Description = "local workload" },
+            new Route { Cidr = "10.65.3.0/26", AddressValue = IPAddress.Parse("10.65.3.0"), PrefixLength = 26, Flags = RouteFlags.Workload | RouteFlags.InPool, NextHopValue = IPAddress.Parse("172.18.0.13"), Description = "remote workload" },
+            new Route { Cidr = "172.18.0.10/32", AddressValue = IPAddress.Parse("172.18.0.10"), PrefixLength = 32, Flags = RouteFlags.Local | RouteFlags.Host, Description = "local host" },
+        },
+        new[]
+        {
+            new InterfaceState { IfIndex = 5, Name = "cali1", Flags = InterfaceStateFlags.Workload | InterfaceStateFlags.V4Ready },
+            new InterfaceState { IfIndex = 3, Name = "eth0", Flags = InterfaceStateFlags.Host | InterfaceStateFlags.V4Ready },
+        },
+        new LocalDataplane(_dir, "n1"), _dir)
+    {
+        ConntrackFill = new ConntrackTally { Map = "cali_v4_ct4", Entries = entries, MaxEntries = 64 },
+        Failsafes = failsafes,
+    };
+
+    [Fact]
+    public void A_full_table_drops_what_policy_allows_and_leaves_policy_its_own_denies()
+    {
+        FlowResult allowed = FlowPredictor.Predict(Tables(64), new FlowQuery(IpProtocol.Tcp, Pod, 40000, IPAddress.Parse("10.65.3.4"), 8080));
+        Assert.Equal(FlowVerdict.Deny, allowed.Verdict);
+        Assert.StartsWith("conntrack is full on n1 (cali_v4_ct4, 64 of 64 entries)", allowed.Reason, StringComparison.Ordinal);
+        Assert.Equal("cannot create the entry", allowed.Stages.Last().Decision);
+        FlowResult denied = FlowPredictor.Predict(Tables(64), new FlowQuery(IpProtocol.Tcp, Pod, 40000, IPAddress.Parse("10.65.3.4"), 23));
+        Assert.Equal(FlowVerdict.Deny, denied.Verdict);
+        Assert.DoesNotContain("conntrack is full", denied.Reason, StringComparison.Ordinal);
+        Assert.Contains("end of tier", denied.Reason, StringComparison.Ordinal);
+        // Below full the flow goes on (to the other node, Unknown here), and the conntrack stage says how full.
+        FlowResult room = FlowPredictor.Predict(Tables(60), new FlowQuery(IpProtocol.Tcp, Pod, 40000, IPAddress.Parse("10.65.3.4"), 8080));
+        Assert.Equal(FlowVerdict.Unknown, room.Verdict);
+        Assert.Contains("holds 60 of 64 entries (94 %)", room.Stages.First(s => s.Stage == "conntrack").Evidence, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Plain_traffic_from_a_host_interface_to_this_host_needs_no_entry_and_failsafe_ports_skip_policy()
+    {
+        // No debug file for eth0, but Felix writes them here (cali1's): no host endpoint, allowed without policy, and without an entry.
+        FlowResult plain = FlowPredictor.Predict(Tables(64), new FlowQuery(IpProtocol.Tcp, IPAddress.Parse("192.0.2.1"), 40000, IPAddress.Parse("172.18.0.10"), 8022, Interface: "eth0"));
+        Assert.Equal(FlowVerdict.Allow, plain.Verdict);
+        Assert.Contains("1 debug files in", plain.Stages.Single(s => s.Stage == "policy").Evidence, StringComparison.Ordinal);
+        var ssh = new FailsafePort(IpProtocol.Tcp, 22, false, AddressPrefix.Parse("0.0.0.0/0"));
+        FlowResult failsafe = FlowPredictor.Predict(Tables(10, ssh), new FlowQuery(IpProtocol.Tcp, IPAddress.Parse("192.0.2.1"), 40000, IPAddress.Parse("172.18.0.10"), 22, Interface: "eth0"));
+        Assert.Equal("skipped: failsafe port", failsafe.Stages.Single(s => s.Stage == "policy").Decision);
+        Assert.Equal(FlowVerdict.Allow, failsafe.Verdict);
+        // Without any debug file the host endpoint's policy cannot be told.
+        Directory.Delete(_dir, recursive: true);
+        Directory.CreateDirectory(_dir);
+        FlowResult blind = FlowPredictor.Predict(Tables(10), new FlowQuery(IpProtocol.Tcp, IPAddress.Parse("192.0.2.1"), 40000, IPAddress.Parse("172.18.0.10"), 8022, Interface: "eth0"));
+        Assert.Equal(FlowVerdict.Unknown, blind.Verdict);
+        Assert.Contains("bpfPolicyDebugEnabled may be off", blind.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Failsafe_keys_are_calicos_layout()
+    {
+        // failsafe.h at v3.30.7: prefixlen u32 (32 + CIDR bits), port u16 LE, proto u8, flags u8 (1: outbound), address.
+        byte[] key = FailsafeMap.EncodeKey(IpProtocol.Tcp, 22, outbound: false, AddressPrefix.Parse("10.0.0.0/8"));
+        Assert.Equal(new byte[] { 40, 0, 0, 0, 22, 0, 6, 0, 10, 0, 0, 0 }, key);
+        FailsafePort back = FailsafeMap.Decode(key);
+        Assert.Equal((IpProtocol.Tcp, 22, false, 8), (back.Protocol, back.Port, back.Outbound, back.Prefix.PrefixLength));
+        Assert.True(FailsafeMap.Decode(FailsafeMap.EncodeKey(IpProtocol.Udp, 53, outbound: true, AddressPrefix.Parse("0.0.0.0/0"))).Outbound);
+    }
+}

@@ -49,6 +49,19 @@ public sealed class NodeScenario
     public List<RouteSpec> Routes { get; set; } = new();
     public List<IpSetSpec> IpSets { get; set; } = new();
     public List<ArpSpec> Arp { get; set; } = new();
+
+    /// <summary>
+    /// Failsafe ports as Felix writes them (proto:port, inbound; felix/config/config_params.go:413-414
+    /// at v3.30.7: FailsafeInboundHostPorts and FailsafeOutboundHostPorts, each from 0.0.0.0/0);
+    /// default: Felix's defaults. Prefix "out " for outbound.
+    /// </summary>
+    public List<string>? Failsafes { get; set; }
+
+    private static readonly string[] FelixFailsafes =
+    {
+        "tcp:22", "udp:68", "tcp:179", "tcp:2379", "tcp:2380", "tcp:5473", "tcp:6443", "tcp:6666", "tcp:6667",
+        "out udp:53", "out udp:67", "out tcp:179", "out tcp:2379", "out tcp:2380", "out tcp:5473", "out tcp:6443", "out tcp:6666", "out tcp:6667",
+    };
     public List<PolicySpec> Policies { get; set; } = new();
     /// <summary>Connections with known ends (pods and services of the test cluster), after the random mix.</summary>
     public List<ConnectionSpec> Connections { get; set; } = new();
@@ -432,6 +445,7 @@ public sealed class NodeScenario
         SeedIpSets(dataplane);
         SeedArp(dataplane, links);
         SeedInterfaceState(dataplane, links);
+        SeedFailsafes(dataplane);
         if (policyDebugDirectory is not null && Policies.Count > 0)
         {
             PolicySeeding.Write(Policies, policyDebugDirectory, dataplane.Map("cali_rule_ctrs2"));
@@ -453,6 +467,22 @@ public sealed class NodeScenario
                     dataplane.WriteCounters(counters, ifIndex, hook, ToIndexes(values));
                 }
             }
+        }
+    }
+
+    private void SeedFailsafes(SimulatedDataplane dp)
+    {
+        if (!dp.HasMap(FailsafeMap.V4 + "2"))
+        {
+            return;
+        }
+
+        BpfMap map = dp.Map(FailsafeMap.V4 + "2");
+        foreach (string f in Failsafes ?? (IEnumerable<string>)FelixFailsafes)
+        {
+            bool outbound = f.StartsWith("out ", StringComparison.Ordinal);
+            string[] pp = (outbound ? f[4..] : f).Split(':');
+            map.Update(FailsafeMap.EncodeKey(ParseProtocol(pp[0]), int.Parse(pp[1], System.Globalization.CultureInfo.InvariantCulture), outbound, AddressPrefix.Parse("0.0.0.0/0")), new byte[4]);
         }
     }
 

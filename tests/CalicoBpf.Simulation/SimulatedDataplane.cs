@@ -75,6 +75,8 @@ public sealed class SimulatedDataplane : IDisposable
         return map;
     }
 
+    public bool HasMap(string pinName) => _maps.ContainsKey(pinName);
+
     public BpfMap Map(string pinName) => _maps.TryGetValue(pinName, out BpfMap? m)
         ? m
         : throw new KeyNotFoundException($"No simulated map {pinName} was created.");

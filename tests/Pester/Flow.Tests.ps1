@@ -144,11 +144,18 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
     }
 
     It 'starts on a host interface with -Interface: the host endpoint''s policy, then this host or the node port''s backends' {
-        $ssh = Test-BpfFlow 192.168.4.20 172.18.0.10:22 -Interface eth0
+        # SSH is one of Felix's failsafe ports (cali_v4_fsafes): policy is skipped, whoever asks.
+        $ssh = Test-BpfFlow 10.1.2.3 172.18.0.10:22 -Interface eth0
         $ssh.Verdict | Should -Be 'Allow' -Because $ssh.Reason
-        $ssh.RuleMatchId | Should -Be 5150001
-        ($ssh.Stages | Where-Object Stage -eq 'policy').Decision | Should -Be 'host endpoint: allow'
-        $other = Test-BpfFlow 10.1.2.3 172.18.0.10:22 -Interface eth0
+        $ssh.RuleMatchId | Should -BeNullOrEmpty
+        ($ssh.Stages | Where-Object Stage -eq 'policy').Decision | Should -Be 'skipped: failsafe port'
+        ($ssh.Stages | Where-Object Stage -eq 'policy').Evidence | Should -Match 'inbound tcp:22 from 0\.0\.0\.0/0 \(cali_v4_fsafes; counter: accepted by failsafe\)'
+        # Another port to the host: the host endpoint's normal tiers decide.
+        $metrics = Test-BpfFlow 10.65.1.20 172.18.0.10:9100 -Interface eth0
+        $metrics.Verdict | Should -Be 'Allow' -Because $metrics.Reason
+        $metrics.RuleMatchId | Should -Be 5150002
+        ($metrics.Stages | Where-Object Stage -eq 'policy').Decision | Should -Be 'host endpoint: allow'
+        $other = Test-BpfFlow 192.168.4.20 172.18.0.10:9100 -Interface eth0
         $other.Verdict | Should -Be 'Deny'
         $other.Reason | Should -Match '^the host endpoint policy of eth0: .*end of tier default'
         # Node port 30080 on this node's address: its exact frontend (a node port has one on each of the node's
@@ -157,7 +164,7 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         $np.Verdict | Should -Be 'Unknown'
         ($np.Stages | Where-Object Stage -eq 'NAT').Decision | Should -Be 'DNAT to one of 2'
         $np.Reason | Should -Match '10\.65\.0\.8:8080: Deny \(the ingress policy of cali7f3a1b2c9d0'
-        $np.Reason | Should -Match '10\.65\.3\.4:8080: Unknown \(.*decided on the node at 172\.18\.0\.13'
+        $np.Reason | Should -Match '10\.65\.3\.4:8080: Unknown \(.*the backend''s node at 172\.18\.0\.13 NATs it again and decides its ingress policy'
         @($np.Stages | Where-Object Stage -eq 'return').Count | Should -Be 1
         (Test-BpfFlow 192.168.4.20 172.18.0.10:30081 -Interface eth0).Stages.Decision | Should -Contain 'no service'
         (Test-BpfFlow 192.168.4.20 172.18.0.10:22 -Interface nope).Reason | Should -Match 'no state for an interface nope'
@@ -171,7 +178,7 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         $outside.Reason | Should -Match 'Felix''s VXLAN port'
         $peer = Test-BpfFlow 172.18.0.11 172.18.0.10:4789 -Interface eth0 -Protocol UDP
         $peer.Verdict | Should -Be 'Unknown'
-        $peer.Reason | Should -Match 'from a Calico host the program takes it as VXLAN tunnel traffic'
+        $peer.Reason | Should -Match 'from a Calico host the program takes a datagram whose first byte has VXLAN''s I flag as tunnel traffic'
     }
 
     It 'reads like a trace in 80 columns, and -View Summary is one line a flow with every column' {
@@ -218,6 +225,9 @@ $dataplane
       hostAddress: 172.18.0.13
       randomSeed: 13
       conntrack: { tcp: 5 }
+      # The node port Felix programs on every node, with this node's backend first (local).
+      services:
+        - { id: 4, address: 10.96.31.7, port: 80, protocol: TCP, nodePort: 30080, backends: [10.65.3.4:8080, 10.65.0.8:8080], localBackends: 1 }
       routes:
         - { cidr: 10.65.3.4/32, type: local workload in-pool, interface: cali3b4c5d6e7f8 }
         - { cidr: 10.65.0.0/26, type: remote workload in-pool tunneled, nextHop: 172.18.0.10 }
@@ -299,9 +309,11 @@ $dataplane
         $stages = @($denied.Stages | ForEach-Object { "$($_.Stage) $($_.Decision)" })
         $stages | Should -Be @('interface ready', 'conntrack new flow', 'NAT no service', 'route source check passed',
             'route a workload on another node, next hop 172.18.0.13, tunnelled', 'policy allow',
+            'interface into the tunnel', 'policy no host endpoint policy',
             'interface from the tunnel', 'conntrack new flow', 'policy no host endpoint policy', 'route the local workload on cali3b4c5d6e7f8',
             'interface ready', 'policy deny')
-        ($denied.Stages | Where-Object Stage -eq 'interface')[1].Where | Should -Be 'node-b: vxlan.calico tc ingress (from host endpoint)'
+        ($denied.Stages | Where-Object Stage -eq 'interface')[1].Where | Should -Be 'vxlan.calico tc egress (to host endpoint)'
+        ($denied.Stages | Where-Object Stage -eq 'interface')[2].Where | Should -Be 'node-b: vxlan.calico tc ingress (from host endpoint)'
         $allowed = Test-BpfFlow @kc -Node node-a 10.65.0.5 10.65.3.4:8080
         $allowed.Verdict | Should -Be 'Allow'
         $allowed.RuleMatchId | Should -Be 7300001 -Because 'node-b''s ingress rule decides last'
@@ -387,7 +399,7 @@ Describe 'Test-BpfFlow in the troubleshooting guide''s situations' -Skip:(-not $
             $outside.Reason | Should -Match 'UDP to 30080, Felix''s VXLAN port'
             $peer = Test-BpfFlow -Kubeconfig $nokp.Kubeconfig -Node gn-a 172.18.8.11 172.18.8.10:30080 -Interface eth0 -Protocol UDP
             $peer.Verdict | Should -Be 'Unknown'
-            $peer.Reason | Should -Match 'from a Calico host the program takes it as VXLAN tunnel traffic, so no service on that port is reached'
+            $peer.Reason | Should -Match 'from a Calico host the program takes a datagram whose first byte has VXLAN''s I flag as tunnel traffic, so the service on that port gets it only when'
         }
         finally { Stop-TestCluster $nokp }
     }

@@ -3,73 +3,79 @@ namespace CalicoBpf.Flow;
 /// <summary>Flows that start on a host or tunnel interface (FlowQuery.Interface): a node port from outside, the node-port tunnel, the return path.</summary>
 public static partial class FlowPredictor
 {
+    private const InterfaceStateFlags TunnelDevices = InterfaceStateFlags.Vxlan | InterfaceStateFlags.Ipip | InterfaceStateFlags.WireGuard | InterfaceStateFlags.L3;
+
     /// <summary>
-    /// A packet from the network on a host or tunnel interface (the from-host-endpoint program, tc.c
-    /// and nat_lookup.h at v3.30.7; /work/reports/datapath-facts-v3307.md): UDP to the VXLAN port is
-    /// checked as VXLAN first; conntrack; NAT by the exact frontend only (a node port has one on
-    /// each of the node's addresses; the wildcard is for traffic from the node itself), with
-    /// externalTrafficPolicy Local counting local backends for a source that is no Calico host or
-    /// workload; then each backend: the host endpoint's policy, and a local workload's ingress
-    /// policy, or the node-port tunnel to the backend's node with the return path of
-    /// bpfExternalServiceMode.
+    /// A packet from the network on a host or tunnel interface: the from-host-endpoint program (tc.c,
+    /// nat.h and nat_lookup.h at v3.30.7; /work/reports/review-issue16-session2.md checks each step).
+    /// On a host interface, UDP to the VXLAN port for this host is checked as VXLAN first; conntrack;
+    /// NAT by the exact frontend only (a node port has one on each of the node's addresses; the
+    /// wildcard is for traffic from the node itself), counting local backends as the traffic
+    /// policies say (externalTrafficPolicy Local for a client outside the cluster,
+    /// internalTrafficPolicy Local for a Calico host or workload); the route of the destination
+    /// after NAT; a failsafe port to this host skips policy; else the host endpoint's policy; then,
+    /// once allowed, the conntrack entry is created, and a backend elsewhere goes through the
+    /// node-port tunnel (not from a tunnel device) with the return path of bpfExternalServiceMode.
     /// </summary>
     private static FlowResult FromNetwork(FlowTables t, FlowQuery q, List<FlowStage> stages, InterfaceState entry, Route? srcRoute)
     {
         FlowResult Done(FlowVerdict v, string reason) => Result(t, q, v, reason, stages, null, null, null);
         string where = $"{entry.Name} tc ingress (from host endpoint)";
+        if ((entry.Flags & (InterfaceStateFlags.NotManaged | InterfaceStateFlags.BondSlave)) != 0)
+        {
+            stages.Add(new("interface", where, "no Calico programs", $"cali_iface[{entry.IfIndex}] {entry.Name}: {string.Join(", ", entry.FlagNames)}"));
+            return Done(FlowVerdict.Unknown, $"Calico attaches no programs to {entry.Name} ({string.Join(", ", entry.FlagNames)}): the host stack alone handles what arrives there{(entry.Flags.HasFlag(InterfaceStateFlags.BondSlave) ? "; ask for the bond it belongs to" : string.Empty)}");
+        }
+
+        bool tunnelDevice = (entry.Flags & TunnelDevices) != 0;
         bool fromCalicoHost = srcRoute is not null && srcRoute.Flags.HasFlag(RouteFlags.Host) && !srcRoute.Flags.HasFlag(RouteFlags.Local);
-        stages.Add(new("interface", where, entry.Flags.HasFlag(InterfaceStateFlags.V4Ready) ? "from the network" : "not ready",
+        stages.Add(new("interface", where, entry.Flags.HasFlag(InterfaceStateFlags.V4Ready) ? tunnelDevice ? "from the tunnel" : "from the network" : "not ready",
             $"cali_iface[{entry.IfIndex}] {entry.Name}: {string.Join(", ", entry.FlagNames)}; the source {q.Source} is {(srcRoute is null ? "no Calico route (outside the cluster)" : srcRoute.Cidr + ": " + srcRoute.Description)}" + Logging(t)));
 
-        // UDP to the VXLAN port is a decap candidate before anything else (tc.c, vxlan_udp_csum_ok / is_vxlan_tunnel).
+        // nat.h:160-205: on a host interface (not a tunnel device), UDP to the VXLAN port for this host is a decap candidate first.
         string caveat = string.Empty;
         (int vxlanPort, bool portKnown) = t.Settings.Vxlan;
-        if (q.Protocol == IpProtocol.Udp && q.DestinationPort == vxlanPort)
+        Route? asked = t.RouteOf(q.Destination);
+        bool askedIsHost = asked is not null && asked.Flags.HasFlag(RouteFlags.Local) && asked.Flags.HasFlag(RouteFlags.Host);
+        if (!tunnelDevice && askedIsHost && q.Protocol == IpProtocol.Udp && q.DestinationPort == vxlanPort)
         {
             string setting = portKnown ? t.Settings.VxlanPort!.ToString() : "vxlanPort 4789 (Felix's default; the node's setting was not read)";
             if (fromCalicoHost)
             {
-                stages.Add(new("tunnel", where, "taken as VXLAN", $"UDP to {setting} from a Calico host: the program takes it as tunnel traffic (decapsulated, or handed to the host's VXLAN device without NAT or policy)"));
-                return Done(FlowVerdict.Unknown, $"UDP to port {vxlanPort} is Felix's VXLAN port ({setting}): from a Calico host the program takes it as VXLAN tunnel traffic, so no service on that port is reached; give the service another port, or Felix another vxlanPort");
+                stages.Add(new("tunnel", where, "taken as VXLAN unless the payload says otherwise", $"UDP to {setting} from a Calico host: a datagram whose first byte has VXLAN's I flag (0x08) is tunnel traffic (another VNI goes to the host stack without NAT or policy; Calico's VNI 0xca11c0 is decapsulated); shorter than 8 bytes it is dropped"));
+                return Done(FlowVerdict.Unknown, $"UDP to port {vxlanPort} is Felix's VXLAN port ({setting}): from a Calico host the program takes a datagram whose first byte has VXLAN's I flag as tunnel traffic, so the service on that port gets it only when the payload's first byte lacks 0x08; give the service another port, or Felix another vxlanPort");
             }
 
-            stages.Add(new("tunnel", where, "checked as VXLAN first", $"UDP to {setting}: a datagram shorter than 8 bytes, or whose bytes 4-6 read as Calico's VNI 0xca11c0, is dropped; others go on to NAT and policy"));
+            stages.Add(new("tunnel", where, "checked as VXLAN first", $"UDP to {setting}: a datagram shorter than 8 bytes, or one that reads as VXLAN with Calico's VNI 0xca11c0, is dropped (counter: dropped, short packet or unauthorised source); others go on to NAT and policy"));
             caveat = $" (UDP to {vxlanPort}, Felix's VXLAN port: a datagram shorter than 8 bytes, or one that reads as Calico's VXLAN, is dropped first; give the service another port)";
         }
 
-        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.SourcePort, q.Destination, q.DestinationPort);
-        bool established = ct is not null && q.Protocol != IpProtocol.Tcp && ct.Forward.Approved && ct.Reverse.Approved;
-        (string Note, bool Full)? room = ct is null ? ConntrackRoom(t) : null;
-        stages.Add(ct is null
-            ? new("conntrack", where, room is { Full: true } ? "new flow, table full" : "new flow", $"no entry for {Tuple(q)}{room?.Note}")
-            : new("conntrack", where, established ? "established" : "existing entry", $"{ct.Type} {ct.Key}, state {ct.State}"));
-        if (established)
+        // Conntrack, as from a workload: a NatForward entry leads to its tracking entry; the client's side must be approved.
+        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, q.Destination, q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort);
+        ConntrackEntry? tracking = ct is { Type: ConntrackType.NatForward, ReverseKey: { } rk } ? t.Conntrack(rk.Protocol, rk.AddressAValue, rk.PortA, rk.AddressBValue, rk.PortB) : ct;
+        bool approved = tracking is not null && (tracking.SourceAddressValue.Equals(q.Source) ? tracking.Forward : tracking.Reverse).Approved;
+        if (tracking is not null && approved && q.Protocol != IpProtocol.Tcp)
         {
+            stages.Add(new("conntrack", where, "established", $"{(ct!.Type == ConntrackType.NatForward ? $"NatForward {ct.Key} with tracking entry {tracking.Key}" : $"{ct.Type} {ct.Key}")}, state {tracking.State}, client side approved"));
             return Done(FlowVerdict.Allow, "an established flow: conntrack lets it through without policy" + caveat);
         }
 
-        // The one exception (conntrack.h at v3.30.7): traffic from a host interface to this host without NAT goes on without an entry.
-        Route? toRoute = t.RouteOf(q.Destination);
-        bool plainToHost = t.FrontendsOf(q.Destination, q.DestinationPort, q.Protocol).Count == 0
-            && toRoute is not null && toRoute.Flags.HasFlag(RouteFlags.Local) && toRoute.Flags.HasFlag(RouteFlags.Host);
-        if (room is { Full: true } && !plainToHost)
-        {
-            return Done(FlowVerdict.Deny, $"conntrack is full on {t.Node} ({t.ConntrackFill!.Map}, {t.ConntrackFill.Entries} of {t.ConntrackFill.MaxEntries} entries): a new flow's entry cannot be created, so the program drops it (counter: failed to create conntrack); raise bpfMapSizeConntrack");
-        }
+        (string Note, bool Full)? room = ConntrackRoom(t);
+        stages.Add(tracking is null
+            ? new("conntrack", where, room is { Full: true } ? "new flow, table full" : "new flow", $"no entry for {Tuple(q)}{room?.Note}")
+            : new("conntrack", where, "existing entry", $"{ct!.Type} {ct.Key}, state {tracking.State}: {(q.Protocol == IpProtocol.Tcp ? "a TCP SYN still goes through policy" : "the client's side is not approved, so NAT and policy run again")}"));
 
-        // NAT: from a host interface only the exact frontend (nat_lookup.h:60-71: no wildcard unless from the tunnel).
+        // NAT: from a host interface only the exact frontend (nat_lookup.h:60-71: no wildcard unless from the node-port tunnel).
         NatFrontend? fe = t.FrontendsOf(q.Destination, q.DestinationPort, q.Protocol)
             .Select(f => (Frontend: f, Range: f.SourceCidr is null ? null : Maps.AddressPrefix.Parse(f.SourceCidr)))
             .Where(x => x.Range is null || x.Range.Matches(q.Source))
             .OrderByDescending(x => x.Range?.PrefixLength ?? 0)
             .Select(x => x.Frontend)
             .FirstOrDefault();
-        IPAddress dst = q.Destination;
-        int dport = q.DestinationPort;
         if (fe is null)
         {
             stages.Add(new("NAT", where, "no service", $"no frontend {ConntrackText.HostPort(q.Destination, q.DestinationPort)}/{q.Protocol} (from a host interface only exact frontends apply: a node port has one on each of the node's addresses)"));
-            return NetworkAfterNat(t, q, stages, where, entry, srcRoute, dst, dport, false, caveat);
+            return NetworkAfterNat(t, q, stages, where, entry, q.Destination, q.DestinationPort, false, false, caveat);
         }
 
         if (fe.IsDropEntry)
@@ -78,14 +84,22 @@ public static partial class FlowPredictor
             return Done(FlowVerdict.Deny, $"{fe.Frontend} takes only its loadBalancerSourceRanges; {q.Source} is outside them (counter: dropped, unauthorised source)");
         }
 
-        // nat_lookup.h:124-137: externalTrafficPolicy Local counts only local backends for traffic from outside the cluster.
-        bool external = srcRoute is null || (!srcRoute.Flags.HasFlag(RouteFlags.Host) && !srcRoute.Flags.HasFlag(RouteFlags.Workload));
-        bool localOnly = external && fe.Flags.HasFlag(NatFrontendFlags.ExternalLocal);
+        if (fe.Flags.HasFlag(NatFrontendFlags.NatExclude))
+        {
+            // tc.c:434-440: NAT_EXCLUDE and SKIP_FIB: no route lookup, the host stack takes it after policy.
+            stages.Add(new("NAT", where, "excluded from NAT", fe.ToString()));
+            return NetworkAfterNat(t, q, stages, where, entry, q.Destination, q.DestinationPort, false, true, caveat);
+        }
+
+        // nat_lookup.h:124-141: a Calico host or workload is local traffic (internalTrafficPolicy Local), anything else external (externalTrafficPolicy Local).
+        bool localTraffic = srcRoute is not null && (srcRoute.Flags.HasFlag(RouteFlags.Host) || srcRoute.Flags.HasFlag(RouteFlags.Workload));
+        bool localOnly = (localTraffic && fe.Flags.HasFlag(NatFrontendFlags.InternalLocal)) || (!localTraffic && fe.Flags.HasFlag(NatFrontendFlags.ExternalLocal));
+        string policy = localOnly ? localTraffic ? " (internalTrafficPolicy Local: local backends only)" : " (externalTrafficPolicy Local: local backends only for a client outside the cluster)" : string.Empty;
         int count = localOnly ? fe.LocalBackendCount : fe.BackendCount;
         if (count == 0)
         {
-            stages.Add(new("NAT", where, "no backend", $"{fe}{(localOnly ? " (externalTrafficPolicy Local: local backends only, and this node has none)" : string.Empty)}"));
-            return Done(FlowVerdict.Deny, $"service {fe.Frontend} (id {fe.ServiceId}) has no backend{(localOnly ? " on this node for a client outside the cluster (externalTrafficPolicy Local)" : string.Empty)}: the program answers ICMP port unreachable");
+            stages.Add(new("NAT", where, "no backend", $"{fe}{policy}"));
+            return Done(FlowVerdict.Deny, $"service {fe.Frontend} (id {fe.ServiceId}) has no backend{(localOnly ? " on this node" + policy : string.Empty)}: the program answers ICMP port unreachable");
         }
 
         List<NatBackend> candidates = fe.Backends.Where(b => b.Ordinal < count && b.AddressValue is not null).ToList();
@@ -96,26 +110,31 @@ public static partial class FlowPredictor
         }
 
         NatAffinity? aff = fe.AffinityTimeoutValue > TimeSpan.Zero
-            ? t.Affinity.FirstOrDefault(a => a.ServiceAddressValue.Equals(dst) && a.ServicePort == dport && a.Protocol == q.Protocol && a.ClientAddressValue.Equals(q.Source) && a.AgeValue <= fe.AffinityTimeoutValue)
+            ? t.Affinity.FirstOrDefault(a => a.ServiceAddressValue.Equals(q.Destination) && a.ServicePort == q.DestinationPort && a.Protocol == q.Protocol && a.ClientAddressValue.Equals(q.Source) && a.AgeValue <= fe.AffinityTimeoutValue)
             : null;
         if (aff is not null || candidates.Select(b => (b.AddressValue, b.Port)).Distinct().Count() == 1)
         {
             (IPAddress b, int bp) = aff is not null ? (aff.BackendAddressValue, aff.BackendPort) : (candidates[0].AddressValue!, candidates[0].Port);
-            stages.Add(new("NAT", where, aff is not null ? "DNAT by affinity" : "DNAT", $"{fe} -> {ConntrackText.HostPort(b, bp)}{(localOnly ? " (externalTrafficPolicy Local: local backends only)" : string.Empty)}"));
-            return NetworkAfterNat(t, q, stages, where, entry, srcRoute, b, bp, true, caveat);
+            stages.Add(new("NAT", where, aff is not null ? "DNAT by affinity" : "DNAT", $"{fe} -> {ConntrackText.HostPort(b, bp)}{policy}"));
+            return NetworkAfterNat(t, q, stages, where, entry, b, bp, true, false, caveat);
         }
 
-        stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{fe}: {string.Join(", ", candidates.Select(b => ConntrackText.HostPort(b.AddressValue!, b.Port)))}"));
-        var results = candidates.Select(b => (Backend: b, Result: NetworkAfterNat(t, q, new List<FlowStage>(stages), where, entry, srcRoute, b.AddressValue!, b.Port, true, caveat))).ToList();
+        stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{fe}: {string.Join(", ", candidates.Select(b => ConntrackText.HostPort(b.AddressValue!, b.Port)))}{policy}"));
+        var results = candidates.Select(b => (Backend: b, Result: NetworkAfterNat(t, q, new List<FlowStage>(stages), where, entry, b.AddressValue!, b.Port, true, false, caveat))).ToList();
         return Combine(t, q, stages, fe, results, anyMissing: fe.Backends.Count(b => b.Ordinal < count) > candidates.Count);
     }
 
-    /// <summary>After NAT on a host interface: the host endpoint's policy, then where the packet goes.</summary>
-    private static FlowResult NetworkAfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, InterfaceState entry, Route? srcRoute, IPAddress dst, int dport, bool nat, string caveat)
+    /// <summary>
+    /// After NAT on a host interface (tc.c:554-615, then calico_tc_skb_accepted and do_nat): the route
+    /// of the destination; a failsafe port to this host skips policy; the host endpoint's policy; the
+    /// conntrack entry; then this host, a local workload's ingress policy, or the node-port tunnel.
+    /// </summary>
+    private static FlowResult NetworkAfterNat(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, InterfaceState entry, IPAddress dst, int dport, bool nat, bool natExcluded, string caveat)
     {
         FlowResult Done(FlowVerdict v, string reason, PolicyDecision? pol = null) => Result(t, q, v, reason + caveat, stages, nat ? dst : null, nat ? dport : null, pol);
-        Route? dstRoute = t.RouteOf(dst);
-        bool toHost = !nat && dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Local) && dstRoute.Flags.HasFlag(RouteFlags.Host);
+        bool tunnelDevice = (entry.Flags & TunnelDevices) != 0;
+        Route? dstRoute = natExcluded ? null : t.RouteOf(dst);
+        bool toHost = dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Local) && dstRoute.Flags.HasFlag(RouteFlags.Host);
         stages.Add(new("route", where, "source check by the kernel's routing table",
             $"bpfEnforceRPF (Loose by default; Strict: the route back to {q.Source} must be via {entry.Name}) asks the host's FIB, which Test-BpfFlow does not read"));
         if (dstRoute is not null && (dstRoute.Flags.HasFlag(RouteFlags.BlackholeDrop) || dstRoute.Flags.HasFlag(RouteFlags.BlackholeReject)))
@@ -124,29 +143,37 @@ public static partial class FlowPredictor
             return Done(FlowVerdict.Deny, $"{dst} is in a blackhole route ({dstRoute.Cidr}; counter: dropped, black-holed)");
         }
 
-        // The host endpoint's policy: pre-DNAT tiers on the address asked, then normal tiers to this host or
-        // apply-on-forward tiers for what it forwards. No debug file: no host endpoint covers the interface.
-        DebugProgram? hep = t.Program(entry.Name, "ingress", forHostInterface: true, out _);
         PolicyDecision? hostDecision = null;
-        if (hep is null)
+        string hostPolicy;
+        if (toHost && t.FailsafeIn(q.Protocol, dport, q.Source) is { } failsafe)
         {
-            stages.Add(new("policy", where, "no host endpoint policy", $"no policy debug file for {entry.Name}: with no host endpoint the program allows it without policy (Felix writes a file for each interface a host endpoint covers)"));
-        }
-        else if (hep.Error is { Length: > 0 } failed)
-        {
-            stages.Add(new("policy", where, "unknown", $"Felix recorded an error building this program: {failed}"));
-            return Done(FlowVerdict.Unknown, $"the host endpoint policy of {entry.Name} is not the one in its debug file: Felix recorded an error building it ({failed})");
+            // tc.c:601-606: "Inbound failsafe port ... Skip policy."
+            stages.Add(new("policy", where, "skipped: failsafe port", $"{failsafe} (cali_v4_fsafes; counter: accepted by failsafe)"));
+            hostPolicy = $"{ConntrackText.Protocol(q.Protocol).ToLowerInvariant()}:{dport} is a failsafe port, so policy is skipped";
         }
         else
         {
-            bool icmp = q.Protocol == IpProtocol.Icmp;
-            var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, dst, dport, q.Destination, icmp ? 0 : q.DestinationPort, SourceIsHost: false, DestinationIsHost: toHost, icmp ? dport : q.DestinationPort);
-            hostDecision = PolicyEvaluator.Evaluate(hep.Program, packet, t.IpSets(hep));
-            stages.Add(new("policy", where, "host endpoint: " + hostDecision.Verdict.ToString().ToLowerInvariant(), Describe(t, hostDecision)));
-            if (hostDecision.Verdict != PolicyVerdict.Allow)
+            // The host endpoint's policy: pre-DNAT tiers on the address asked, then normal tiers to this host or
+            // apply-on-forward tiers for what it forwards.
+            hostDecision = HostEndpointPolicy(t, stages, entry, where, q, dst, dport, toHost, out FlowVerdict? stop, out string? why, out hostPolicy);
+            if (stop is FlowVerdict v)
             {
-                return Done(hostDecision.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown, $"the host endpoint policy of {entry.Name}: {hostDecision.Reason}", hostDecision);
+                return Done(v, why!, hostDecision);
             }
+        }
+
+        // Accepted: the entry is created now; a full table refuses it, except for traffic to this host without NAT (conntrack.h).
+        if (!(toHost && !nat) && TableFull(t) is { } full)
+        {
+            stages.Add(new("conntrack", where, "cannot create the entry", full));
+            return Done(FlowVerdict.Deny, full, hostDecision);
+        }
+
+        if (nat && dstRoute is null)
+        {
+            // do_nat (tc.c:760-766): a backend with no route.
+            stages.Add(new("route", where, "no route to the backend", $"no entry of cali_v4_routes holds {dst}"));
+            return Done(FlowVerdict.Deny, $"{hostPolicy}, but the backend {ConntrackText.HostPort(dst, dport)} has no route in cali_v4_routes: the program drops it (counter: dropped, packets with unknown route)", hostDecision);
         }
 
         if (dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Local) && dstRoute.Flags.HasFlag(RouteFlags.Workload) && dstRoute.IfIndex is int dIf)
@@ -161,49 +188,116 @@ public static partial class FlowPredictor
             }
 
             stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-            PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out FlowVerdict? stop, out string? why);
-            if (stop is FlowVerdict v)
+            PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out FlowVerdict? stop2, out string? why2);
+            if (stop2 is FlowVerdict v2)
             {
-                return Done(v, why!, ingress);
+                return Done(v2, why2!, ingress);
             }
 
-            return Done(FlowVerdict.Allow, $"{(hep is null ? "no host endpoint policy on " + entry.Name : "the host endpoint policy of " + entry.Name)} and the ingress policy of {dstIf.Name} allow it", ingress);
+            return Done(FlowVerdict.Allow, $"{hostPolicy}, and the ingress policy of {dstIf.Name} allows it", ingress);
         }
 
         if (toHost)
         {
             stages.Add(new("route", where, "this host", $"{dstRoute!.Cidr}: {dstRoute.Description}"));
-            return Done(FlowVerdict.Allow, hep is null ? $"to this host, and no host endpoint covers {entry.Name}: allowed without policy" : $"to this host: the host endpoint policy of {entry.Name} allows it", hostDecision);
+            return Done(FlowVerdict.Allow, $"to this host: {hostPolicy}", hostDecision);
         }
 
-        if (nat && dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Workload))
+        if (nat && !dstRoute!.Flags.HasFlag(RouteFlags.Local) && !tunnelDevice)
         {
-            // A node port to a backend on another node: the node-port tunnel (VXLAN on vxlanPort, VNI 0xca11c0), client source kept.
-            (int vxlanPort, _) = t.Settings.Vxlan;
-            stages.Add(new("route", where, $"a workload on another node: the node-port tunnel to {dstRoute.NextHop}", $"{dstRoute.Cidr}: {dstRoute.Description}; VXLAN to {dstRoute.NextHop}:{vxlanPort} with VNI 0xca11c0, the client's address kept"));
-            stages.Add(new("return", where, t.Settings.Dsr switch
-                {
-                    true => "DSR: the backend's node answers the client directly",
-                    false => "Tunnel: replies come back through this node",
-                    null => "Tunnel or DSR (bpfExternalServiceMode was not read)",
-                },
-                t.Settings.Dsr switch
-                {
-                    true => $"{t.Settings.ExternalServiceMode}: replies leave {dstRoute.NextHop} with this node's address {q.Destination} as their source, so the network between that node and {q.Source} must let them through (cloud networks check sources: Test-CalicoEbpf's DSR check says where)",
-                    false => $"{t.Settings.ExternalServiceMode}: {dstRoute.NextHop} sends the replies back through the tunnel and this node answers {q.Source}",
-                    null => "with Tunnel (Felix's default) replies come back through this node; with DSR the backend's node answers the client directly",
-                }));
-            string? unreachable = null;
-            if (dstRoute.NextHopValue is IPAddress hop && t.Peers?.At(hop, out unreachable) is { } peer)
+            return NodePortTunnel(t, q, stages, where, entry, dst, dport, dstRoute, hostPolicy, hostDecision, caveat);
+        }
+
+        string path = natExcluded ? "excluded from NAT: the host stack takes it" : dstRoute is null ? "no Calico route: the host's routing table takes it" : dstRoute.Description;
+        stages.Add(new("route", where, path, dstRoute is null ? $"no entry of cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}"));
+        return Done(FlowVerdict.Allow, $"{hostPolicy}; it goes to {path}", hostDecision);
+    }
+
+    /// <summary>
+    /// A node port whose backend is on another node (do_nat, tc.c:768-841): the packet is encapsulated
+    /// before DNAT (VXLAN on vxlanPort, VNI 0xca11c0, the client's address kept) to the backend's
+    /// node, which looks the node port up again and takes one of its own backends; the reply comes
+    /// back through this node (Tunnel) or straight from that node (DSR, unless the client's route
+    /// says no-dsr).
+    /// </summary>
+    private static FlowResult NodePortTunnel(FlowTables t, FlowQuery q, List<FlowStage> stages, string where, InterfaceState entry, IPAddress dst, int dport, Route dstRoute,
+        string hostPolicy, PolicyDecision? hostDecision, string caveat)
+    {
+        (int vxlanPort, _) = t.Settings.Vxlan;
+        stages.Add(new("route", where, $"another node: the node-port tunnel to {dstRoute.NextHop}", $"{dstRoute.Cidr}: {dstRoute.Description}; VXLAN to {dstRoute.NextHop}:{vxlanPort} with VNI 0xca11c0, the node port and the client's address kept"));
+        Route? clientRoute = t.RouteOf(q.Source);
+        bool noDsr = clientRoute is not null && clientRoute.Flags.HasFlag(RouteFlags.NoDsr);
+        bool? dsr = noDsr ? false : t.Settings.Dsr;
+        stages.Add(new("return", where, dsr switch
             {
-                return Arrive(t, peer, q, stages, entry.Name, dst, dport, dstRoute, nat, nodePortTunnel: true, caveat);
+                true => "DSR: the backend's node answers the client directly",
+                false => "Tunnel: replies come back through this node",
+                null => "Tunnel or DSR (bpfExternalServiceMode was not read)",
+            },
+            noDsr ? $"{q.Source} is in {clientRoute!.Cidr}, marked no-dsr (bpfDSROptoutCIDRs): replies come back through the tunnel and this node answers {q.Source}"
+            : dsr switch
+            {
+                true => $"{t.Settings.ExternalServiceMode}: replies leave {dstRoute.NextHop} with this node's address {q.Destination} as their source, so the network between that node and {q.Source} must let them through (cloud networks check sources: Test-CalicoEbpf's DSR check says where)",
+                false => $"{t.Settings.ExternalServiceMode}: {dstRoute.NextHop} sends the replies back through the tunnel and this node answers {q.Source}",
+                null => "with Tunnel (Felix's default) replies come back through this node; with DSR the backend's node answers the client directly",
+            }));
+        string? unreachable = null;
+        if (dstRoute.NextHopValue is IPAddress hop && t.Peers?.At(hop, out unreachable) is { } peer)
+        {
+            return NodePortArrive(t, peer, q, stages, entry.Name, dstRoute, caveat);
+        }
+
+        return Result(t, q, FlowVerdict.Unknown, $"{hostPolicy}; the backend's node at {dstRoute.NextHop} NATs it again and decides its ingress policy: {unreachable ?? "ask that node, or run with -Node so that the next node's tables are read too"}" + caveat,
+            stages, dst, dport, hostDecision);
+    }
+
+    /// <summary>
+    /// The host endpoint's ingress program on a host or tunnel interface: its debug file (pre-DNAT on the
+    /// address asked, then normal tiers to this host or apply-on-forward tiers), else no host endpoint
+    /// covers the interface, when Felix is known to write debug files (else Unknown).
+    /// </summary>
+    private static PolicyDecision? HostEndpointPolicy(FlowTables t, List<FlowStage> stages, InterfaceState entry, string where, FlowQuery q, IPAddress dst, int dport, bool toHost,
+        out FlowVerdict? stop, out string? why, out string said)
+    {
+        stop = null;
+        why = null;
+        DebugProgram? hep = t.Program(entry.Name, "ingress", forHostInterface: true, out _);
+        if (hep is null)
+        {
+            if (t.PolicyDebugWritten is { } proof)
+            {
+                stages.Add(new("policy", where, "no host endpoint policy", $"no policy debug file for {entry.Name}, and Felix writes them here ({proof}): no host endpoint covers it, so the program allows it without policy"));
+                said = $"no host endpoint policy on {entry.Name} stops it";
+                return null;
             }
 
-            return Done(FlowVerdict.Unknown, $"{(hep is null ? "no host endpoint policy on " + entry.Name + " stops it" : "the host endpoint policy of " + entry.Name + " allows it")}; the backend's ingress policy is decided on the node at {dstRoute.NextHop}: {unreachable ?? "ask that node, or run with -Node so that the next node's tables are read too"}", hostDecision);
+            stages.Add(new("policy", where, "unknown", $"no policy debug file for {entry.Name}: either no host endpoint covers it (allowed without policy) or Felix writes no debug files (bpfPolicyDebugEnabled false)"));
+            stop = FlowVerdict.Unknown;
+            why = $"the host endpoint policy of {entry.Name} cannot be told: there is no debug file for it, and none for any other interface, so bpfPolicyDebugEnabled may be off (Set-FelixBpfConfig -BpfPolicyDebugEnabled $true)";
+            said = string.Empty;
+            return null;
         }
 
-        string path = dstRoute is null ? "no Calico route: the host's routing table takes it" : dstRoute.Description;
-        stages.Add(new("route", where, path, dstRoute is null ? $"no entry of cali_v4_routes holds {dst}" : $"{dstRoute.Cidr}: {dstRoute.Description}"));
-        return Done(FlowVerdict.Allow, $"{(hep is null ? "no host endpoint policy on " + entry.Name + " stops it" : "the host endpoint policy of " + entry.Name + " allows it")}; it goes to {path}", hostDecision);
+        if (hep.Error is { Length: > 0 } failed)
+        {
+            stages.Add(new("policy", where, "unknown", $"Felix recorded an error building this program: {failed}"));
+            stop = FlowVerdict.Unknown;
+            why = $"the host endpoint policy of {entry.Name} on {t.Node} is not the one in its debug file: Felix recorded an error building it ({failed})";
+            said = string.Empty;
+            return null;
+        }
+
+        bool icmp = q.Protocol == IpProtocol.Icmp;
+        var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, dst, dport, q.Destination, icmp ? 0 : q.DestinationPort, SourceIsHost: false, DestinationIsHost: toHost, icmp ? dport : q.DestinationPort);
+        PolicyDecision d = PolicyEvaluator.Evaluate(hep.Program, packet, t.IpSets(hep));
+        stages.Add(new("policy", where, "host endpoint: " + d.Verdict.ToString().ToLowerInvariant(), Describe(t, d) + (hep.Problems.Count > 0 ? " [" + string.Join("; ", hep.Problems) + "]" : string.Empty)));
+        said = $"the host endpoint policy of {entry.Name} allows it";
+        if (d.Verdict != PolicyVerdict.Allow)
+        {
+            stop = d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown;
+            why = $"the host endpoint policy of {entry.Name}: {d.Reason}";
+        }
+
+        return d;
     }
 }

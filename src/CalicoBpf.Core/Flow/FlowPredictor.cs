@@ -59,7 +59,7 @@ public static partial class FlowPredictor
             if (srcRoute?.IfIndex != at.IfIndex)
             {
                 stages.Add(new("interface", $"{at.Name} tc ingress (from workload)", "not this workload", srcRoute is null ? $"no route holds {q.Source}" : $"route {srcRoute.Cidr}: {srcRoute.Description}"));
-                return Done(FlowVerdict.Deny, $"{q.Source} is not the workload on {at.Name}: its source check (RPF, always strict for workloads) drops a packet from another address (counter: dropped, failed RPF)");
+                return Done(FlowVerdict.Deny, $"{q.Source} is not the workload on {at.Name}: its source check (RPF, always strict for workloads) drops a packet from another address (no counter)");
             }
         }
 
@@ -105,10 +105,6 @@ public static partial class FlowPredictor
         {
             (string Note, bool Full)? room = ConntrackRoom(t);
             stages.Add(new("conntrack", where, room is { Full: true } ? "new flow, table full" : "new flow", (q.AsNew ? "asked as a new connection (conntrack is not consulted)" : $"no entry for {Tuple(q)}") + room?.Note));
-            if (room is { Full: true })
-            {
-                return Done(FlowVerdict.Deny, $"conntrack is full on {t.Node} ({t.ConntrackFill!.Map}, {t.ConntrackFill.Entries} of {t.ConntrackFill.MaxEntries} entries): a new flow's entry cannot be created, so the program drops it (counter: failed to create conntrack); raise bpfMapSizeConntrack");
-            }
         }
         else if (tracking is null)
         {
@@ -327,6 +323,13 @@ public static partial class FlowPredictor
             return Done(v, why!, egress);
         }
 
+        // Allowed: the program creates the flow's conntrack entry now (tc.c calico_tc_skb_new_flow), which a full table refuses.
+        if (TableFull(t) is { } full)
+        {
+            stages.Add(new("conntrack", where, "cannot create the entry", full));
+            return Done(FlowVerdict.Deny, full, egress);
+        }
+
         // 6. A local workload destination: its tc egress program runs its ingress policy.
         if (toLocalWorkload && dstRoute!.IfIndex is int dIf)
         {
@@ -358,7 +361,7 @@ public static partial class FlowPredictor
             {
                 case "drop":
                     stages.Add(new("host", where, "drop", $"{setting}: the from-workload program drops traffic to this host after policy allowed it (tc.c: \"Workload to host traffic blocked by DefaultEndpointToHostAction: DROP\")"));
-                    return Done(FlowVerdict.Deny, $"the egress policy of {iface} allows it, but it goes to this host and defaultEndpointToHostAction is Drop ({setting!.Source}): Set-FelixBpfConfig -DefaultEndpointToHostAction Accept, or a host endpoint policy, lets it in", egress);
+                    return Done(FlowVerdict.Deny, $"the egress policy of {iface} allows it, but it goes to this host and defaultEndpointToHostAction is Drop ({setting!.Source}): Set-FelixBpfConfig -DefaultEndpointToHostAction Accept (or Return) lets it in; in eBPF mode no host endpoint policy can", egress);
                 case "accept":
                     stages.Add(new("host", where, "accept", $"{setting}: the host accepts traffic from its workloads that their egress policy allowed"));
                     return Done(FlowVerdict.Allow, $"the egress policy of {iface} allows it, and defaultEndpointToHostAction Accept ({setting!.Source}) lets it into this host", egress);
@@ -374,6 +377,13 @@ public static partial class FlowPredictor
         {
             // The destination's ingress policy runs on its own node (its tc egress program): that node's tables
             // decide, when this run can read them (remotely: the cluster node with the next hop's address).
+            // It leaves by the node's uplink, whose host endpoint egress policy (apply-on-forward tiers) runs too.
+            (FlowVerdict? left, string? leftWhy, PolicyDecision? leftBy) = LeaveBy(t, stages, q, dst, dport, dstRoute);
+            if (left is FlowVerdict lv)
+            {
+                return Done(lv, leftWhy!, leftBy);
+            }
+
             string? unreachable = null;
             if (dstRoute.NextHopValue is IPAddress hop && t.Peers?.At(hop, out unreachable) is { } peer)
             {
@@ -432,10 +442,15 @@ public static partial class FlowPredictor
             return string.Empty;
         }
 
+        if (route.Flags.HasFlag(RouteFlags.SameSubnet) && (pool.IpipMode == "CrossSubnet" || pool.VxlanMode == "CrossSubnet"))
+        {
+            return $"; IP pool {pool.Name} ({pool.Cidr}) is CrossSubnet and the next hop is in this node's subnet: not encapsulated";
+        }
+
         if (pool.IpipMode != "Never")
         {
             // datapath-facts-v3307.md 8: with IPIP the program leaves it to the host stack, which encapsulates through tunl0.
-            return $"; IP pool {pool.Name} ({pool.Cidr}) has ipipMode {pool.IpipMode}: the host stack encapsulates it through tunl0 (in eBPF mode IPIP skips the program's FIB forwarding and is slower; Calico recommends VXLAN)";
+            return $"; IP pool {pool.Name} ({pool.Cidr}) has ipipMode {pool.IpipMode}: the host stack encapsulates it through tunl0 (with IPIP on, v3.30 programs are built without FIB forwarding; the troubleshooting guide recommends VXLAN in eBPF mode: Test-CalicoEbpf's overlay check)";
         }
 
         return pool.VxlanMode != "Never" ? $"; IP pool {pool.Name} ({pool.Cidr}) has vxlanMode {pool.VxlanMode}: VXLAN through vxlan.calico" : string.Empty;
@@ -462,10 +477,15 @@ public static partial class FlowPredictor
         return ($"; {f.Map} holds {f.Entries} of {f.MaxEntries} entries ({f.Percent:0} %): {(full ? "it is full, so" : "when it is full")} the program cannot create this flow's entry and drops the packet (counter: failed to create conntrack); bpfMapSizeConntrack sets its size, and Felix doubles it when full with bpfMapSizeConntrackScaling DoubleIfFull (the default)", full);
     }
 
+    /// <summary>Why a flow that policy allowed is still dropped: its conntrack entry cannot be created in a full table (null: there is room, or the fill is not known).</summary>
+    private static string? TableFull(FlowTables t) => t.ConntrackFill is { MaxEntries: > 0 } f && f.Entries >= f.MaxEntries
+        ? $"conntrack is full on {t.Node} ({f.Map}, {f.Entries} of {f.MaxEntries} entries): the flow's entry cannot be created, so the program drops it (counter: failed to create conntrack); raise bpfMapSizeConntrack"
+        : null;
+
     /// <summary>The rule that decided, with its match id and hit count, or why no rule did.</summary>
     private static string Describe(FlowTables t, PolicyDecision d) => d.DecidedBy is { } r
         ? r.Policy.Length > 0
-            ? $"{(r.Tier.Length > 0 ? "tier " + r.Tier + ", policy " + r.Policy : r.Policy[..^1] + " (the debug file merges every profile into one list, unnamed)")}, rule {r.Index}, {r.Action}{(r.MatchId is ulong id ? $", match id {id}, hits {(t.Hits(id) is ulong h ? h.ToString(CultureInfo.InvariantCulture) : "unknown (no rule counter map)")}" : string.Empty)}: {r.Rule}"
+            ? $"{(r.Tier.Length > 0 ? "tier " + r.Tier + ", policy " + r.Policy : r.Policy.TrimEnd('s') + " (the debug file merges every profile into one list, unnamed)")}, rule {r.Index}, {r.Action}{(r.MatchId is ulong id ? $", match id {id}, hits {(t.Hits(id) is ulong h ? h.ToString(CultureInfo.InvariantCulture) : "unknown (no rule counter map)")}" : string.Empty)}: {r.Rule}"
             : r.Why
         : d.Reason;
 

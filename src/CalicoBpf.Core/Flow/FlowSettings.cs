@@ -6,13 +6,6 @@ public sealed record FlowSetting(string Field, string Value, string Source)
     public override string ToString() => $"{Field} {Value} ({Source})";
 }
 
-/// <summary>
-/// The Felix settings that decide a flow but live in no map: compiled into the programs Felix
-/// loads (defaultEndpointToHostAction: the from-workload object with "host_drop" in its name) or
-/// applied elsewhere (the connect-time load balancer in the cgroup programs). Read from what Felix
-/// on the node uses (Get-FelixBpfConfig -Effective); each is null when the node's configuration
-/// could not be read (local mode without a cluster), and the prediction then says so.
-/// </summary>
 /// <summary>An IP pool as a flow's route needs it: which overlay carries its addresses between nodes.</summary>
 public sealed record FlowPool(string Name, string Cidr, string IpipMode, string VxlanMode)
 {
@@ -41,8 +34,15 @@ public sealed record FlowPool(string Name, string Cidr, string IpipMode, string 
     private static string Mode(JsonNode? spec, string field) => spec?[field]?.GetValue<string>() is { Length: > 0 } m ? m : "Never";
 }
 
+/// <summary>
+/// The Felix settings that decide a flow but live in no map: compiled into the programs Felix
+/// loads (defaultEndpointToHostAction: the from-workload object with "host_drop" in its name) or
+/// applied elsewhere (the connect-time load balancer in the cgroup programs). Read from what Felix
+/// on the node uses (Get-FelixBpfConfig -Effective); each is null when the node's configuration
+/// could not be read (local mode without a cluster), and the prediction then says so.
+/// </summary>
 public sealed record FlowSettings(FlowSetting? EndpointToHostAction, FlowSetting? ConnectTimeLoadBalancing, FlowSetting? ExternalServiceMode = null, FlowSetting? VxlanPort = null,
-    FlowSetting? LogLevel = null)
+    FlowSetting? LogLevel = null, FlowSetting? PolicyDebugEnabled = null)
 {
     /// <summary>The cluster's IP pools (empty: not read).</summary>
     public IReadOnlyList<FlowPool> Pools { get; init; } = Array.Empty<FlowPool>();
@@ -77,7 +77,7 @@ public sealed record FlowSettings(FlowSetting? EndpointToHostAction, FlowSetting
 
         // Felix itself ignores the deprecated bpfConnectTimeLoadBalancingEnabled: Calico's client converts it
         // into bpfConnectTimeLoadBalancing when a FelixConfiguration is written.
-        return new FlowSettings(Get("defaultEndpointToHostAction"), Get("bpfConnectTimeLoadBalancing"), Get("bpfExternalServiceMode"), Get("vxlanPort"), Get("bpfLogLevel"));
+        return new FlowSettings(Get("defaultEndpointToHostAction"), Get("bpfConnectTimeLoadBalancing"), Get("bpfExternalServiceMode"), Get("vxlanPort"), Get("bpfLogLevel"), Get("bpfPolicyDebugEnabled"));
     }
 
     /// <summary>What the from-workload program does with traffic to this host after policy allowed it: "drop", "accept", "return"; null: unknown.</summary>

@@ -23,6 +23,8 @@ public sealed class FlowTables
     private readonly Dictionary<DebugProgram, MapIpSetMembership> _membership = new(ReferenceEqualityComparer.Instance);
     private IReadOnlyDictionary<ulong, ulong>? _hits;
     private bool _hitsRead;
+    private bool _debugListed;
+    private string? _debugWritten;
     private CancellationToken _cancellationToken;
 
     public FlowTables(
@@ -76,6 +78,43 @@ public sealed class FlowTables
     /// <summary>The other nodes of this run, by address: a flow to a workload there continues on its tables (null: this node only).</summary>
     public IFlowPeers? Peers { get; set; }
 
+    /// <summary>Felix's failsafe ports (cali_v4_fsafes; empty when the node has none).</summary>
+    public IReadOnlyList<FailsafePort> Failsafes { get; init; } = Array.Empty<FailsafePort>();
+
+    /// <summary>The inbound failsafe entry a packet to this host matches (failsafe.h is_failsafe_in: exact protocol and port, the source in its CIDR), or null.</summary>
+    public FailsafePort? FailsafeIn(IpProtocol protocol, int port, IPAddress source) =>
+        Failsafes.Where(f => !f.Outbound && f.Protocol == protocol && f.Port == port && f.Prefix.Matches(source)).OrderByDescending(f => f.Prefix.PrefixLength).FirstOrDefault();
+
+    /// <summary>
+    /// Evidence that Felix writes policy debug files on this node, so that a missing one means the
+    /// interface has no policy program (no host endpoint): bpfPolicyDebugEnabled as Felix uses it, or
+    /// a workload's debug file that exists. Null when neither says so.
+    /// </summary>
+    public string? PolicyDebugWritten
+    {
+        get
+        {
+            if (Settings.PolicyDebugEnabled is { } on)
+            {
+                return on.Value.Equals("true", StringComparison.OrdinalIgnoreCase) ? on.ToString() : null;
+            }
+
+            lock (_programs)
+            {
+                if (!_debugListed)
+                {
+                    // One listing: Felix writes a file for every policy program when bpfPolicyDebugEnabled is true.
+                    IReadOnlyList<string>? files = _node?.ListDirectory(_policyDirectory);
+                    int count = files?.Count(f => f.EndsWith("_v4.json", StringComparison.Ordinal) || f.EndsWith("_v6.json", StringComparison.Ordinal)) ?? 0;
+                    _debugWritten = count > 0 ? $"{count} debug files in {_policyDirectory}" : null;
+                    _debugListed = true;
+                }
+
+                return _debugWritten;
+            }
+        }
+    }
+
     /// <summary>How full the conntrack table was when it was read (null: not known).</summary>
     public ConntrackTally? ConntrackFill { get; init; }
 
@@ -113,6 +152,7 @@ public sealed class FlowTables
         {
             Settings = settings ?? FlowSettings.Unknown,
             ConntrackFill = fill,
+            Failsafes = FailsafeMap.Read(node, reporter, cancellationToken),
         };
         tables._cancellationToken = cancellationToken;
         return tables;
@@ -192,8 +232,10 @@ public sealed class FlowTables
         }
     }
 
-    /// <summary>IP set membership for a program's named sets (the IP set map is read once, on first use).</summary>
-    public IIpSetMembership IpSets(DebugProgram program)
+    /// <summary>IP set membership for a program's named sets (the IP set map is read once, when a rule first asks about a set).</summary>
+    public IIpSetMembership IpSets(DebugProgram program) => new OnFirstUse(() => Membership(program));
+
+    private MapIpSetMembership Membership(DebugProgram program)
     {
         lock (_membership)
         {
@@ -205,6 +247,14 @@ public sealed class FlowTables
 
             return m;
         }
+    }
+
+    /// <summary>Membership built on the first question: a program whose rules name no set reads no IP set map.</summary>
+    private sealed class OnFirstUse(Func<IIpSetMembership> make) : IIpSetMembership
+    {
+        private IIpSetMembership? _made;
+
+        public bool? Contains(string setId, IPAddress address, int port, int protocol) => (_made ??= make()).Contains(setId, address, port, protocol);
     }
 
     /// <summary>A rule's hit counter by match id (the counters are read once, on first use); null when the node has no rule counter map.</summary>
@@ -219,7 +269,16 @@ public sealed class FlowTables
         {
             if (!_hitsRead)
             {
-                _hits = MapReading.TryFind(_node, PolicyDebug.RuleCounters) is null ? null : PolicyDebug.ReadHitCounts(_node, null, _cancellationToken);
+                try
+                {
+                    _hits = MapReading.TryFind(_node, PolicyDebug.RuleCounters) is null ? null : PolicyDebug.ReadHitCounts(_node, null, _cancellationToken);
+                }
+                catch (Interop.BpfEnvironmentException)
+                {
+                    // Hit counts are evidence only: without the node's pins they are unknown, and the prediction stands.
+                    _hits = null;
+                }
+
                 _hitsRead = true;
             }
         }

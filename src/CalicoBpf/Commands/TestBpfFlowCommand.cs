@@ -10,7 +10,7 @@ namespace CalicoBpf.Commands;
 /// predicted from the node's tables (Flow/FlowPredictor). Each node's tables are read once per run,
 /// however many flows are asked.
 /// </summary>
-[Cmdlet(VerbsDiagnostic.Test, "BpfFlow", DefaultParameterSetName = FlowSet, HelpUri = HelpUris.Base + "Test-BpfFlow.md")]
+[Cmdlet(VerbsDiagnostic.Test, "BpfFlow", DefaultParameterSetName = EntrySet, HelpUri = HelpUris.Base + "Test-BpfFlow.md")]
 [OutputType(typeof(FlowPrediction))]
 public sealed class TestBpfFlowCommand : MapCmdletBase
 {
@@ -200,9 +200,12 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     {
         private readonly TestBpfFlowCommand _cmdlet;
         private readonly List<IPAddress> _clients;
-        private readonly Dictionary<string, (FlowTables? Tables, string? Why)> _read = new(StringComparer.Ordinal);
+        // One read per node, started by the first flow that reaches it; flows to other nodes do not wait for it.
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<(FlowTables? Tables, string? Why)>> _read = new(StringComparer.Ordinal);
         private readonly List<IDisposable> _open = new();
         private Dictionary<IPAddress, CalicoNode>? _byAddress;
+        private string? _noNodes;
+        private bool _disposed;
 
         public PeerNodes(TestBpfFlowCommand cmdlet, List<IPAddress> clients)
         {
@@ -212,27 +215,32 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
 
         public FlowTables? At(IPAddress address, out string? why)
         {
-            // One node read at a time: the flows that reach a node wait for its first read, then share it.
-            lock (_read)
+            lock (_open)
             {
-                _byAddress ??= _cmdlet.ClusterNodes().Values
-                    .Where(n => IPAddress.TryParse(n.InternalIP, out _))
-                    .GroupBy(n => IPAddress.Parse(n.InternalIP)).ToDictionary(g => g.Key, g => g.First());
-                if (!_byAddress.TryGetValue(address, out CalicoNode? node))
+                if (_byAddress is null && _noNodes is null)
                 {
-                    why = $"no node of the cluster has the InternalIP {address} (Get-CalicoNode shows their addresses)";
-                    return null;
+                    try
+                    {
+                        _byAddress = _cmdlet.ClusterNodes().Values
+                            .Where(n => IPAddress.TryParse(n.InternalIP, out _))
+                            .GroupBy(n => IPAddress.Parse(n.InternalIP)).ToDictionary(g => g.Key, g => g.First());
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException and not PipelineStoppedException)
+                    {
+                        _noNodes = $"the cluster's nodes cannot be listed ({ex.Message})";
+                    }
                 }
-
-                if (!_read.TryGetValue(node.Node, out var r))
-                {
-                    r = Read(node);
-                    _read[node.Node] = r;
-                }
-
-                why = r.Why;
-                return r.Tables;
             }
+
+            if (_byAddress is null || !_byAddress.TryGetValue(address, out CalicoNode? node))
+            {
+                why = _noNodes ?? $"no node of the cluster has the InternalIP {address} (Get-CalicoNode shows their addresses)";
+                return null;
+            }
+
+            (FlowTables? tables, string? reason) = _read.GetOrAdd(node.Node, _ => new Lazy<(FlowTables?, string?)>(() => Read(node))).Value;
+            why = reason;
+            return tables;
         }
 
         private (FlowTables?, string?) Read(CalicoNode node)
@@ -242,10 +250,20 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                 return (null, $"{node.Node} runs no calico-node, so its tables cannot be read");
             }
 
+            CommandDataplane? dataplane = null;
             try
             {
-                CommandDataplane dataplane = _cmdlet.OpenRemoteNode(node);
-                _open.Add(dataplane);
+                lock (_open)
+                {
+                    if (_disposed)
+                    {
+                        return (null, "the run has ended");
+                    }
+
+                    dataplane = _cmdlet.OpenRemoteNode(node);
+                    _open.Add(dataplane);
+                }
+
                 FlowTables tables = FlowTables.Read(dataplane, _cmdlet.PolicyDebugPath, _cmdlet.Reporter, _cmdlet.CancelToken, _clients, _cmdlet.SettingsOf(node.Node));
                 tables.Peers = this;
                 return (tables, null);
@@ -260,11 +278,18 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             }
         }
 
+        /// <summary>Closes every node opened; a read that starts later finds the run ended.</summary>
         public void Dispose()
         {
-            foreach (IDisposable d in _open)
+            lock (_open)
             {
-                d.Dispose();
+                _disposed = true;
+                foreach (IDisposable d in _open)
+                {
+                    d.Dispose();
+                }
+
+                _open.Clear();
             }
         }
     }
