@@ -113,6 +113,8 @@ function Mem { `$s = Get-Content /proc/self/status; @{ Rss = [long]((`$s -match 
     Write-Host 'NAT and routes at their default sizes: Get-BpfNat / Get-BpfRoute against bpftool'
     $natFill = (& $helper fill-nat $pins 65536) -split ' '
     $routeFill = (& $helper fill-routes $pins 262144) -split ' '
+    $policyDir = Join-Path $work 'policy'
+    $null = & $helper fill-flow $pins $policyDir
     $natRoutes = @"
 Import-Module '$ModulePath'
 `$null = Get-BpfNat -PinPath '$pins' -Port 1; `$null = Get-BpfRoute -PinPath '$pins' -Address 10.64.0.1
@@ -122,14 +124,17 @@ foreach (`$i in 1..3) {
     `$sw.Restart(); `$n = (Get-BpfRoute -PinPath '$pins' -Address 10.67.255.255 | Measure-Object).Count; "lookup `$n `$(`$sw.Elapsed.TotalMilliseconds)"
 }
 # Test-BpfFlow: 1,000 flows (conntrack entries piped in) against the full conntrack, NAT and route maps,
-# against reading those three maps once with the cmdlets.
-`$flows = @(Get-BpfConntrack -PinPath '$pins' -Type Normal | Select-Object -First 1000)
-`$null = `$flows[0..9] | Test-BpfFlow -PinPath '$pins' -PolicyDebugPath '$pins'
+# against reading those three maps once with the cmdlets. Their clients are workloads of a local
+# interface (fill-flow), so every flow takes every stage: conntrack, NAT, routes, the egress policy.
+`$flows = @(Get-BpfConntrack -PinPath '$pins' -Type Normal -Protocol Tcp -Address 10.68.0.0/14 | Select-Object -First 1000)
+`$null = `$flows[0..9] | Test-BpfFlow -PinPath '$pins' -PolicyDebugPath '$policyDir'
 foreach (`$i in 1..3) {
     `$sw = [Diagnostics.Stopwatch]::StartNew()
     `$null = (Get-BpfConntrack -PinPath '$pins' | Measure-Object).Count; `$null = (Get-BpfNat -PinPath '$pins' | Measure-Object).Count; `$null = (Get-BpfRoute -PinPath '$pins' | Measure-Object).Count
     "maps 3 `$(`$sw.Elapsed.TotalMilliseconds)"
-    `$sw.Restart(); `$n = (`$flows | Test-BpfFlow -PinPath '$pins' -PolicyDebugPath '$pins' | Measure-Object).Count; "flows `$n `$(`$sw.Elapsed.TotalMilliseconds)"
+    `$sw.Restart(); `$p = @(`$flows | Test-BpfFlow -PinPath '$pins' -PolicyDebugPath '$policyDir'); `$ms = `$sw.Elapsed.TotalMilliseconds
+    "flows `$(`$p.Count) `$ms"
+    "policied `$(@(`$p | Where-Object { `$_.Stages.Stage -contains 'policy' }).Count) 0"
 }
 "@
     $rows = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $natRoutes | ForEach-Object { $f = $_ -split ' '; [pscustomobject]@{ What = $f[0]; Count = [long]$f[1]; Ms = [double]$f[2] } }
@@ -152,6 +157,8 @@ foreach (`$i in 1..3) {
     $r.Flows = ($rows | Where-Object What -eq 'flows' | Select-Object -First 1).Count
     $r.FlowsMs = Median ($rows | Where-Object What -eq 'flows').Ms
     $r.FlowsVsMaps = [math]::Round($r.FlowsMs / $r.MapsOnceMs, 2)
+    $r.FlowsPolicied = ($rows | Where-Object What -eq 'policied' | Select-Object -First 1).Count
+    if ($r.FlowsPolicied -ne $r.Flows) { throw "Only $($r.FlowsPolicied) of $($r.Flows) flows reached the policy stage: the benchmark's local workloads are not set up." }
 
     $r.CoreVsC = [math]::Round($r.CoreRawMs / $r.CLoopMs, 2)
     $r.CmdletVsBpftool = [math]::Round($r.CmdletMedianMs / $r.BpftoolMs, 2)
@@ -186,7 +193,7 @@ NAT and routes at Calico's default sizes, full ($($r.NatFrontends) frontends wit
 | (Get-BpfRoute \| Measure-Object).Count, sorted as calico-bpf sorts | $([math]::Round($r.RouteCmdletMs)) ms | $([math]::Round($r.RouteBpftoolMs)) ms | $([math]::Round($r.RouteCmdletMs / $r.RouteBpftoolMs, 2)) |
 | Get-BpfRoute -Address (longest-prefix match over the whole map) | $([math]::Round($r.RouteLookupMs)) ms | | |
 
-Test-BpfFlow, 1,000 conntrack entries piped in, against the full maps above (one read of each map per node and run):
+Test-BpfFlow, 1,000 conntrack entries piped in, against the full maps above (one read of each map per node and run); their clients are workloads of a local interface, so each of the $($r.FlowsPolicied) flows takes every stage up to the egress policy of Felix's debug file:
 
 | measurement | time |
 |---|---|

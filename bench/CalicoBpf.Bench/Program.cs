@@ -11,6 +11,7 @@ using CalicoBpf.Transport;
 // bench core <pinDir> <repeats>          times Core: raw batched enumeration, and enumeration + decoding
 // bench fill-nat <pinDir> <frontends>    fills cali_v4_nat_fe3 and cali_v4_nat_be (4 backends a frontend)
 // bench fill-routes <pinDir> <routes>    fills cali_v4_routes
+// bench fill-flow <pinDir> <policyDir>    makes 10.64.0.0/13 a local workload (calibench0) with an egress policy, for Test-BpfFlow
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: CalicoBpf.Bench fill|core <pinDir> <n>");
@@ -18,7 +19,7 @@ if (args.Length < 3)
 }
 
 string pinDir = args[1];
-int n = int.Parse(args[2], CultureInfo.InvariantCulture);
+int n = args[0] == "fill-flow" ? 0 : int.Parse(args[2], CultureInfo.InvariantCulture);
 switch (args[0])
 {
     case "fill":
@@ -29,6 +30,8 @@ switch (args[0])
         return FillNat(pinDir, n);
     case "fill-routes":
         return FillRoutes(pinDir, n);
+    case "fill-flow":
+        return FillFlow(pinDir, args[2]);
     default:
         Console.Error.WriteLine($"unknown command {args[0]}");
         return 2;
@@ -85,6 +88,51 @@ static int FillRoutes(string pinDir, int routes)
     }
 
     Console.WriteLine($"{map.CountEntries()} {sw.Elapsed.TotalMilliseconds:F0}");
+    return 0;
+}
+
+// The clients above 10.68.0.0 (no /32 of fill-routes) become workloads of one local interface, whose egress
+// policy Felix's debug file holds: Test-BpfFlow then takes each of their flows through every stage
+// (interface, conntrack, NAT, routes, policy with an IP set), not only to "not a local workload".
+static int FillFlow(string pinDir, string policyDir)
+{
+    using SimulatedDataplane sim = SimulatedDataplane.Claim(pinDir);
+    using BpfMap routes = BpfMap.OpenPinned(Path.Combine(sim.PinDirectory, "cali_v4_routes"), writable: true);
+    // The map is full (fill-routes): the last /32 makes room for the workloads' route.
+    routes.Delete(RouteMap.EncodeKey(IPAddress.Parse("10.67.255.255"), 32));
+    routes.Update(RouteMap.EncodeKey(IPAddress.Parse("10.64.0.0"), 13), RouteMap.EncodeValue(RouteFlags.Local | RouteFlags.Workload | RouteFlags.InPool, false, null, 1));
+    MapSpec ifSpec = MapSpecs.Current.First(m => m.BaseName == "cali_iface");
+    BpfMap iface = sim.CreateMap(ifSpec, ifSpec.MaxEntries);
+    iface.Update(BitConverter.GetBytes(1u), InterfaceStateMap.EncodeValue(4, InterfaceStateFlags.Workload | InterfaceStateFlags.V4Ready, "calibench0", -1, 0, 1, -1, -1, -1, 2, 3));
+    MapSpec ctrSpec = MapSpecs.Current.First(m => m.BaseName == "cali_rule_ctrs");
+    BpfMap counters = sim.CreateMap(ctrSpec, ctrSpec.MaxEntries);
+    var policy = new PolicySpec
+    {
+        Interface = "calibench0",
+        Hook = "egress",
+        Tiers =
+        {
+            new PolicySpec.TierSpec
+            {
+                Name = "default",
+                Policies =
+                {
+                    new PolicySpec.PolicyRulesSpec
+                    {
+                        Name = "bench/knp.default.web",
+                        Rules =
+                        {
+                            new PolicySpec.RuleSpec { Action = "deny", Protocol = "TCP", Ports = { 23 }, MatchId = 900001, Hits = 1 },
+                            new PolicySpec.RuleSpec { Action = "allow", Protocol = "TCP", Ports = { 443 }, Sources = { "192.168.0.0/16" }, MatchId = 900002, Hits = 2 },
+                            new PolicySpec.RuleSpec { Action = "allow", Protocol = "TCP", Ports = { 8080 }, Sources = { "10.64.0.0/10" }, MatchId = 900003, Hits = 3 },
+                        },
+                    },
+                },
+            },
+        },
+    };
+    PolicySeeding.Write(new[] { policy }, policyDir, counters);
+    Console.WriteLine("1 1");
     return 0;
 }
 
