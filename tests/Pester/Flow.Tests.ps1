@@ -289,6 +289,10 @@ $dataplane
         $p.Verdict | Should -Be 'Unknown' -Because 'one backend is this node''s pod (allowed), the other node-b''s, whose policy denies this client'
         $p.SourcePod | Should -Be 'demo/client-6d8f9'
         $p.DestinationService | Should -Be 'demo/web'
+        # Felix's default bpfConnectTimeLoadBalancing TCP: the pod's connect() picks the backend, not its tc program.
+        $nat = $p.Stages | Where-Object Stage -eq 'NAT'
+        $nat.Where | Should -Be 'connect() (connect-time load balancer)'
+        $nat.Evidence | Should -Match 'bpfConnectTimeLoadBalancing TCP \(Felix''s default in v3\.32\): the socket is connected to the backend'
         $direct = Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.3.4:8080 -Resolve
         $direct.DestinationPod | Should -Be 'demo/web-7c4b2'
         ($direct | Out-String -Width 80) | Should -Match 'pod demo/client-6d8f9 -> pod demo/web-7c4b2'
@@ -344,13 +348,24 @@ $dataplane
         (Test-BpfFlow @here 10.65.0.8 172.18.0.10:8080).Verdict | Should -Be 'Unknown' -Because 'locally no cluster says it'
     }
 
+    It 'takes nodes by name: node/NAME is the node''s InternalIP, and as -Source that node''s host sends it' {
+        $toHost = Test-BpfFlow @kc pod/demo/client-6d8f9 node/node-a -Port 8080
+        $toHost.Destination | Should -Be '172.18.0.10:8080'
+        $toHost.Verdict | Should -Be 'Deny' -Because 'defaultEndpointToHostAction is DROP on this cluster'
+        $fromHost = Test-BpfFlow @kc node/node-a 10.65.0.8:8080
+        $fromHost.Node | Should -Be 'node-a'
+        $fromHost.Verdict | Should -Be 'Allow'
+        $fromHost.Reason | Should -Match 'from this host to its workload'
+        { Test-BpfFlow @kc node/nope 10.65.0.8:80 -ErrorAction Stop } | Should -Throw -ErrorId 'NodeNotFound,CalicoBpf.Commands.TestBpfFlowCommand'
+    }
+
     It 'completes pods for -Source, pods and services for -Destination, and nothing for an address' {
         function Complete([string] $Line) { @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches.CompletionText) }
         Complete "Test-BpfFlow -Kubeconfig $($cluster.Kubeconfig) pod/demo/c" | Should -Be @('pod/demo/client-6d8f9')
         Complete "Test-BpfFlow -Kubeconfig $($cluster.Kubeconfig) -Source pod/demo/client-6d8f9 -Destination svc/demo/w" | Should -Be @('svc/demo/web')
         Complete "Test-BpfFlow -Kubeconfig $($cluster.Kubeconfig) -Source 10.65" | Should -BeNullOrEmpty
         $all = @(Complete "Test-BpfFlow -Kubeconfig $($cluster.Kubeconfig) pod/demo/client-6d8f9 ")
-        foreach ($want in 'pod/demo/client-6d8f9', 'pod/demo/web-7c4b2', 'svc/demo/web', 'svc/demo/two-ports') { $all | Should -Contain $want }
+        foreach ($want in 'pod/demo/client-6d8f9', 'pod/demo/web-7c4b2', 'svc/demo/web', 'svc/demo/two-ports', 'node/node-a', 'node/node-b') { $all | Should -Contain $want }
     }
 
     It 'explains entries read with -Node on that node' {

@@ -154,18 +154,31 @@ public static partial class FlowPredictor
         if (ct is null)
         {
             NatFrontend? fe = Frontend(t, q.Protocol, q.Source, dst, dport, out string lookup);
+            // With the connect-time load balancer on for the protocol (bpfConnectTimeLoadBalancing, TCP by default)
+            // the pod's cgroup connect program makes the same lookup when the socket connects, and the tc program
+            // then sees the backend already (connect.h do_nat_common at v3.30.7; its own lookup misses).
+            string natWhere = where;
+            string ctlbNote = string.Empty;
+            if (fe is not null && t.Settings.ConnectTimeFor(q.Protocol) == true)
+            {
+                natWhere = "connect() (connect-time load balancer)";
+                ctlbNote = $"; {t.Settings.ConnectTimeLoadBalancing}: the socket is connected to the backend, so {where} sees the backend, not the service";
+            }
+
+            FlowStage Nat(string decision, string evidence) => new("NAT", natWhere, decision, evidence + ctlbNote);
+
             if (fe is null)
             {
                 stages.Add(new("NAT", where, "no service", lookup));
             }
             else if (fe.IsDropEntry)
             {
-                stages.Add(new("NAT", where, "drop: source outside the service's ranges", $"{fe} ({lookup})"));
+                stages.Add(Nat("drop: source outside the service's ranges", $"{fe} ({lookup})"));
                 return Done(FlowVerdict.Deny, $"{fe.Frontend} takes only its loadBalancerSourceRanges; {q.Source} is outside them (counter: dropped, unauthorised source)");
             }
             else if (fe.Flags.HasFlag(NatFrontendFlags.NatExclude))
             {
-                stages.Add(new("NAT", where, "excluded from NAT", $"{fe} ({lookup})"));
+                stages.Add(Nat("excluded from NAT", $"{fe} ({lookup})"));
                 natExcluded = true;
             }
             else
@@ -173,7 +186,7 @@ public static partial class FlowPredictor
                 int count = fe.Flags.HasFlag(NatFrontendFlags.InternalLocal) ? fe.LocalBackendCount : fe.BackendCount;
                 if (count == 0)
                 {
-                    stages.Add(new("NAT", where, "no backend", $"{Via(lookup)}{fe}{(count != fe.BackendCount ? " (internalTrafficPolicy Local: local backends only)" : string.Empty)}"));
+                    stages.Add(Nat("no backend", $"{Via(lookup)}{fe}{(count != fe.BackendCount ? " (internalTrafficPolicy Local: local backends only)" : string.Empty)}"));
                     return Done(FlowVerdict.Deny, $"service {fe.Frontend} (id {fe.ServiceId}) has no backend{(count != fe.BackendCount ? " on this node" : string.Empty)}: the program answers ICMP port unreachable");
                 }
 
@@ -183,7 +196,7 @@ public static partial class FlowPredictor
                     : null;
                 if (aff is not null)
                 {
-                    stages.Add(new("NAT", where, "DNAT by affinity", $"{Via(lookup)}{fe}; affinity {aff.ClientAddress} -> {aff.Backend}, refreshed {aff.LastRefreshed:u}"));
+                    stages.Add(Nat("DNAT by affinity", $"{Via(lookup)}{fe}; affinity {aff.ClientAddress} -> {aff.Backend}, refreshed {aff.LastRefreshed:u}"));
                     dst = aff.BackendAddressValue;
                     dport = aff.BackendPort;
                 }
@@ -192,18 +205,18 @@ public static partial class FlowPredictor
                     NatBackend only = candidates[0];
                     if (only.AddressValue is null)
                     {
-                        stages.Add(new("NAT", where, "missing backend", $"{Via(lookup)}{fe}: ordinal {only.Ordinal} has no cali_v4_nat_be entry"));
+                        stages.Add(Nat("missing backend", $"{Via(lookup)}{fe}: ordinal {only.Ordinal} has no cali_v4_nat_be entry"));
                         return Done(FlowVerdict.Deny, $"service {fe.Frontend} counts a backend the backend map does not have (no backend: ICMP port unreachable)");
                     }
 
-                    stages.Add(new("NAT", where, "DNAT", $"{Via(lookup)}{fe} -> {ConntrackText.HostPort(only.AddressValue, only.Port)} (ordinal {only.Ordinal})"));
+                    stages.Add(Nat("DNAT", $"{Via(lookup)}{fe} -> {ConntrackText.HostPort(only.AddressValue, only.Port)} (ordinal {only.Ordinal})"));
                     dst = only.AddressValue;
                     dport = only.Port;
                 }
                 else
                 {
                     int missing = candidates.Count(b => b.AddressValue is null);
-                    stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{Via(lookup)}{fe}: {string.Join(", ", candidates.Select(b => b.AddressValue is null ? $"#{b.Ordinal} missing" : ConntrackText.HostPort(b.AddressValue, b.Port)))}" +
+                    stages.Add(Nat($"DNAT to one of {count}", $"{Via(lookup)}{fe}: {string.Join(", ", candidates.Select(b => b.AddressValue is null ? $"#{b.Ordinal} missing" : ConntrackText.HostPort(b.AddressValue, b.Port)))}" +
                         (missing > 0 ? $"; {missing} of {count} missing: those packets get ICMP port unreachable" : string.Empty)));
                     return Predictions(t, q, stages, where, iface, ifIndex, srcRoute, fe, candidates);
                 }

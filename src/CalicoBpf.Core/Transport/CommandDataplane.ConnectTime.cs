@@ -23,10 +23,11 @@ public sealed partial class CommandDataplane
             "set -- $(ls -di \"$cg\"); printf '%s\\n' \"$1\"; " +
             "x=$(bpftool -j cgroup show \"$cg\" 2>/dev/null); printf '%s\\n' \"$x\"; " +
             // bpftool 5.3 (the image's in v3.25 to v3.28.0) has no link object: then the cgroup listing alone.
-            // A listing races with links and programs coming and going (Felix at work), so a failed one is
-            // tried again once; the third try, of a bpftool that has links, tells the error on stderr.
-            "x=$(bpftool -j -f link show 2>/dev/null) || x=$(bpftool -j -f link show 2>/dev/null) || { " + NoLinkObject + " || { bpftool -j -f link show >/dev/null; exit 5; }; x='[]'; }; printf '%s\\n' \"$x\"; " +
-            "x=$(bpftool -j prog show 2>/dev/null) || x=$(bpftool -j prog show) || exit 5; printf '%s\\n' \"$x\"";
+            // A listing races with links and programs coming and going (Felix at work: bpftool fails when one
+            // goes between its id walk and its lookup), so a failed one is tried twice more; the last try, of a
+            // bpftool that has links, tells the error on stderr.
+            "x=$(bpftool -j -f link show 2>/dev/null) || x=$(bpftool -j -f link show 2>/dev/null) || x=$(bpftool -j -f link show 2>/dev/null) || { " + NoLinkObject + " || { bpftool -j -f link show >/dev/null; exit 5; }; x='[]'; }; printf '%s\\n' \"$x\"; " +
+            "x=$(bpftool -j prog show 2>/dev/null) || x=$(bpftool -j prog show 2>/dev/null) || x=$(bpftool -j prog show) || exit 5; printf '%s\\n' \"$x\"";
         string text;
         try
         {

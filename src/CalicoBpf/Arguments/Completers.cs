@@ -290,9 +290,11 @@ public sealed class WorkloadEndpointCompleter : IArgumentCompleter
             {
                 WorkloadIndex index = cluster.LoadWorkloads(CancellationToken.None);
                 IEnumerable<(string, string)> pods = index.Pods.Select(p => ($"pod/{p.FullName}", $"pod {p.FullName}: {string.Join(", ", p.Addresses)}{(p.Node.Length > 0 ? " on " + p.Node : string.Empty)}"));
-                return services
+                IEnumerable<(string, string)> nodes = cluster.ListNodes(CancellationToken.None).Where(n => n.InternalIP.Length > 0)
+                    .Select(n => ($"node/{n.Node}", $"node {n.Node}: {n.InternalIP}"));
+                return (services
                     ? pods.Concat(index.Services.Select(v => ($"svc/{v.FullName}", $"service {v.FullName}: {string.Join(", ", v.Addresses)} ports {string.Join(", ", v.Ports.Select(p => $"{p.Port}/{p.Protocol}"))}")))
-                    : pods;
+                    : pods).Concat(nodes);
             });
         });
     }

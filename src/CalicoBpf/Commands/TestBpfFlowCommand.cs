@@ -26,6 +26,9 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     // The protocol a service's port gave this record (svc/NS/NAME), held as a byte like _protocol; null: none.
     private byte? _serviceProtocolByte;
 
+    /// <summary>This record's -Source node/NAME, whose node then answers (null: none).</summary>
+    private string? SourceNode { get; set; }
+
     private IpProtocol? ServiceProtocol
     {
         get => _serviceProtocolByte is byte b ? (IpProtocol)b : null;
@@ -33,13 +36,13 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     }
     private IReadOnlyList<FlowPool>? _pools;
 
-    /// <summary>The client: an address, address:port ([v6]:port; a port here is the client's port, -SourcePort), or pod/NAMESPACE/NAME (then -Node defaults to the pod's node).</summary>
+    /// <summary>The client: an address, address:port ([v6]:port; a port here is the client's port, -SourcePort), pod/NAMESPACE/NAME or node/NAME (then -Node defaults to the pod's or that node).</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(WorkloadEndpointCompleter))]
     public string? Source { get; set; }
 
-    /// <summary>Where the client sends to: an address (a pod, a service's cluster IP, a node), address:port, pod/NAMESPACE/NAME or svc/NAMESPACE/NAME (its cluster IP, and its port when it has one).</summary>
+    /// <summary>Where the client sends to: an address (a pod, a service's cluster IP, a node), address:port, pod/NAMESPACE/NAME, node/NAME or svc/NAMESPACE/NAME (its cluster IP, and its port when it has one).</summary>
     [Parameter(Mandatory = true, Position = 1, ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(WorkloadEndpointCompleter))]
@@ -101,10 +104,17 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
         {
             // Each record's own values: flows piped by property name (Import-Csv) must not inherit the last one's.
             ServiceProtocol = null;
+            SourceNode = null;
             (IPAddress src, int? sport) = Named(Source!, "Source", out WorkloadPod? sourcePod) ?? Endpoint(Source!, "Source");
             (IPAddress dst, int? dport) = Named(Destination!, "Destination", out _) ?? Endpoint(Destination!, "Destination");
             IpProtocol protocol = ServiceProtocol ?? Protocol;
             string[]? nodes = Node;
+            if (SourceNode is { } sourceNode && !MyInvocation.BoundParameters.ContainsKey(nameof(Node)))
+            {
+                // The node's own host sends it.
+                nodes = new[] { sourceNode };
+            }
+
             if (sourcePod is not null && !MyInvocation.BoundParameters.ContainsKey(nameof(Node)))
             {
                 // The pod's own node sees its packets first.
@@ -366,7 +376,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             lock (_queries)
             {
                 _felix ??= new FelixConfigClient(Cluster, CancelToken);
-                _pools ??= FlowPool.From(Cluster.ListResources(_felix.Resource with { Plural = "ippools" }, CancelToken));
+                _pools ??= Pools(_felix);
                 return ClusterNodes().TryGetValue(node, out CalicoNode? n) ? FlowSettings.From(_felix.Effective(n)) with { Pools = _pools } : FlowSettings.Unknown;
             }
         }
@@ -374,6 +384,20 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
         {
             Reporter.Warning($"{node}: Felix's configuration cannot be read ({ex.Message}); flows that depend on defaultEndpointToHostAction or the connect-time load balancer are Unknown.");
             return FlowSettings.Unknown;
+        }
+    }
+
+    /// <summary>The cluster's IP pools; none (with a warning) when they cannot be listed: the other settings still count.</summary>
+    private IReadOnlyList<FlowPool> Pools(FelixConfigClient felix)
+    {
+        try
+        {
+            return FlowPool.From(Cluster.ListResources(felix.Resource with { Plural = "ippools" }, CancelToken));
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not PipelineStoppedException)
+        {
+            Reporter.Warning($"The cluster's IP pools cannot be listed ({ex.Message}): tunnelled routes are predicted without their pool's overlay.");
+            return Array.Empty<FlowPool>();
         }
     }
 
@@ -400,6 +424,23 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     {
         pod = null;
         string[] parts = text.Trim().Split('/');
+        if (parts.Length == 2 && parts[0].ToLowerInvariant() is "node" or "no")
+        {
+            // A node: its InternalIP (the address Calico's routes name it by). As -Source, that node sees the packet.
+            if (!ClusterNodes().TryGetValue(parts[1], out CalicoNode? n) || !IPAddress.TryParse(n.InternalIP, out IPAddress? ip))
+            {
+                ThrowTerminatingError(new ErrorRecord(new ItemNotFoundException($"-{parameter} {text}: the cluster has no node {parts[1]} with an InternalIP (Get-CalicoNode lists them)."), "NodeNotFound", ErrorCategory.ObjectNotFound, text));
+                return null;
+            }
+
+            if (parameter == "Source")
+            {
+                SourceNode = n.Node;
+            }
+
+            return (ip, null);
+        }
+
         if (parts.Length != 3 || parts[0].ToLowerInvariant() is not ("pod" or "po" or "svc" or "service"))
         {
             return null;
