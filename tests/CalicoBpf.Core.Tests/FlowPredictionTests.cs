@@ -405,7 +405,9 @@ public sealed class FlowFullTableTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private FlowTables Tables(long entries, params FailsafePort[] failsafes) => new(
+    private FlowTables Tables(long entries, params FailsafePort[] failsafes) => Tables(entries, FlowSettings.Unknown, failsafes);
+
+    private FlowTables Tables(long entries, FlowSettings settings, params FailsafePort[] failsafes) => new(
         "n1", Array.Empty<ConntrackEntry>(), Array.Empty<NatFrontend>(), Array.Empty<NatAffinity>(),
         new[]
         {
@@ -422,7 +424,25 @@ public sealed class FlowFullTableTests : IDisposable
     {
         ConntrackFill = new ConntrackTally { Map = "cali_v4_ct4", Entries = entries, MaxEntries = 64 },
         Failsafes = failsafes,
+        Settings = settings,
     };
+
+    [Theory]
+    [InlineData("Drop", FlowVerdict.Deny, "drop")]
+    [InlineData("Accept", FlowVerdict.Allow, "accept")]
+    [InlineData("Return", FlowVerdict.Allow, "return to the host's iptables")]
+    public void Workload_to_host_follows_defaultEndpointToHostAction_after_the_egress_policy(string action, FlowVerdict verdict, string decision)
+    {
+        // tc.c:1315-1321 at v3.30.7: only a host_drop program drops it, and only after policy allowed it.
+        var settings = FlowSettings.From(new[] { new FelixEffectiveValue { Node = "n1", Field = "defaultEndpointToHostAction", Value = action, Source = FelixValueSource.GlobalConfiguration, SourceDetail = "FelixConfiguration default" } });
+        FlowResult r = FlowPredictor.Predict(Tables(10, settings), new FlowQuery(IpProtocol.Tcp, Pod, 40000, IPAddress.Parse("172.18.0.10"), 8080));
+        Assert.Equal(verdict, r.Verdict);
+        Assert.Equal(decision, r.Stages.Single(s => s.Stage == "host").Decision);
+        Assert.Equal(new[] { "interface", "conntrack", "NAT", "route", "route", "policy", "host" }, r.Stages.Select(s => s.Stage));
+        FlowResult denied = FlowPredictor.Predict(Tables(10, settings), new FlowQuery(IpProtocol.Tcp, Pod, 40000, IPAddress.Parse("172.18.0.10"), 23));
+        Assert.Equal(FlowVerdict.Deny, denied.Verdict);
+        Assert.DoesNotContain(denied.Stages, s => s.Stage == "host");
+    }
 
     [Fact]
     public void A_full_table_drops_what_policy_allows_and_leaves_policy_its_own_denies()

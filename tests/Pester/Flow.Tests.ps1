@@ -245,6 +245,15 @@ $dataplane
                 - name: demo/knp.default.web-from-dns
                   rules:
                     - { action: allow, protocol: TCP, ports: [8080], sources: [10.65.0.5/32], matchId: 7300001, hits: 41 }
+        # A host endpoint on eth0 with normal policy only: what it forwards to a workload passes (no apply-on-forward tiers).
+        - interface: eth0
+          hook: ingress
+          tiers:
+            - name: default
+              policies:
+                - name: default.node-b-ssh
+                  rules:
+                    - { action: allow, protocol: TCP, ports: [22], matchId: 7300100, hits: 2 }
   - name: node-c
     address: 172.18.0.12
     calicoNode: false
@@ -338,6 +347,8 @@ $dataplane
         @($p.Path) | Should -Be @('node-a', 'node-b')
         ($p.Stages | Where-Object Stage -eq 'return').Decision | Should -Be 'Tunnel: replies come back through this node'
         ($p.Stages | Where-Object { $_.Where -like 'node-b:*' } | Select-Object -First 1).Decision | Should -Be 'from the node-port tunnel'
+        ($p.Stages | Where-Object { $_.Where -like 'node-b: eth0*' -and $_.Stage -eq 'policy' }).Decision | Should -Contain 'host endpoint: allow' -Because 'node-b''s eth0 host endpoint has no apply-on-forward tier'
+        ($p.Stages | Where-Object { $_.Where -like 'node-b:*' -and $_.Stage -eq 'NAT' }).Decision | Should -Be 'DNAT to the local backend'
     }
 
     It 'reads defaultEndpointToHostAction from what Felix on the node uses: DROP from the DaemonSet denies workload to host' {
