@@ -313,6 +313,15 @@ $dataplane
         { Test-BpfFlow @kc svc/demo/web pod/demo/web-7c4b2 -Port 8080 -ErrorAction Stop } | Should -Throw -ErrorId 'ServiceAsSource,CalicoBpf.Commands.TestBpfFlowCommand'
     }
 
+    It 'names the counter a denied flow moves, with its value' {
+        $p = Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.2.17:23
+        $p.Verdict | Should -Be 'Deny'
+        $p.DropCounter | Should -Be 'cali7f3a1b2c9d0 ingress DroppedByPolicy: 32 so far' -Because 'the demo dataplane counts 32 policy drops on that interface''s ingress'
+        ($p | Out-String -Width 80) | Should -Match 'counter cali7f3a1b2c9d0 ingress DroppedByPolicy: 32 so far'
+        (Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.0.70:80).DropCounter | Should -Be 'cali7f3a1b2c9d0 ingress DroppedBlackholeRoute: 0 so far'
+        (Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.0.5:8080).DropCounter | Should -BeNullOrEmpty -Because 'an allowed flow moves no drop counter'
+    }
+
     It 'follows a flow to a workload on another node onto that node''s tables, and names the rule there' {
         $denied = Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.3.4:8080
         $denied.Verdict | Should -Be 'Deny' -Because $denied.Reason

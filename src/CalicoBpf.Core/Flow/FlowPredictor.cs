@@ -557,8 +557,47 @@ public static partial class FlowPredictor
                 RuleMatchId = id,
                 RuleHitCount = hits ?? t.Hits(id),
                 Stages = new ValueList<FlowStage>(stages, "; "),
+                DropCounter = verdict == FlowVerdict.Deny ? DropCounter(t, stages) : null,
             },
             policy);
+    }
+
+    /// <summary>
+    /// The counter a denied flow moves, from the stage that denied it (reasons.h and the programs'
+    /// deny_reason calls at v3.30.7): a policy deny counts DroppedByPolicy on that program's interface
+    /// and hook, a blackhole DroppedBlackholeRoute, a source outside loadBalancerSourceRanges
+    /// DroppedUnauthSource, a backend without a route DroppedUnknownRoute, a full conntrack table
+    /// ConntrackCreateFailed; with its value now (cali_counters, read once per node on first use).
+    /// Null for drops that count nothing (INVALID, a workload interface not ready, the host_drop
+    /// program's drop) or answer with ICMP (no backend).
+    /// </summary>
+    private static string? DropCounter(FlowTables t, List<FlowStage> stages)
+    {
+        if (stages.Count == 0)
+        {
+            return null;
+        }
+
+        FlowStage last = stages[^1];
+        string? id = (last.Stage, last.Decision) switch
+        {
+            ("policy", "deny" or "host endpoint: deny") => "DroppedByPolicy",
+            ("route", "blackhole") => "DroppedBlackholeRoute",
+            ("route", "no route to the backend") => "DroppedUnknownRoute",
+            ("conntrack", "cannot create the entry") => "ConntrackCreateFailed",
+            ("NAT", var d) when d.StartsWith("drop: ", StringComparison.Ordinal) => "DroppedUnauthSource",
+            _ => null,
+        };
+        Match m = Regex.Match(last.Where, @"^(?:(?<node>[^:]+): )?(?<iface>\S+) tc (?<hook>ingress|egress) ");
+        if (id is null || !m.Success || (m.Groups["node"].Success && m.Groups["node"].Value != t.Node))
+        {
+            return null;
+        }
+
+        string iface = m.Groups["iface"].Value;
+        string hook = m.Groups["hook"].Value;
+        ulong? value = t.Counter(iface, hook == "ingress" ? Maps.CounterLayout.HookIngress : Maps.CounterLayout.HookEgress, id);
+        return $"{iface} {hook} {id}" + (value is ulong v ? $": {v.ToString(CultureInfo.InvariantCulture)} so far" : ": not in cali_counters");
     }
 
     /// <summary>How the frontend was found, when that is not the plain exact match: NodePort's wildcard, a source range.</summary>

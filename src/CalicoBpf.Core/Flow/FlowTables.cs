@@ -24,6 +24,7 @@ public sealed class FlowTables
     private IReadOnlyDictionary<ulong, ulong>? _hits;
     private bool _hitsRead;
     private bool _debugListed;
+    private List<InterfaceCounter>? _counters;
     private string? _debugWritten;
     private CancellationToken _cancellationToken;
 
@@ -255,6 +256,35 @@ public sealed class FlowTables
         private IIpSetMembership? _made;
 
         public bool? Contains(string setId, IPAddress address, int port, int protocol) => (_made ??= make()).Contains(setId, address, port, protocol);
+    }
+
+    /// <summary>A counter of cali_counters by interface name, hook and Calico's id (DroppedByPolicy); null when the interface or counter is not there. Read once, on first use.</summary>
+    public ulong? Counter(string iface, int hook, string id)
+    {
+        if (_node is null)
+        {
+            return null;
+        }
+
+        lock (_membership)
+        {
+            if (_counters is null)
+            {
+                try
+                {
+                    _counters = CounterReader.Read(_node, null, null, _cancellationToken).ToList();
+                }
+                catch (Interop.BpfEnvironmentException)
+                {
+                    _counters = new List<InterfaceCounter>();
+                }
+            }
+        }
+
+        // Counters are keyed by ifindex: Calico's own interface state names it (the host's link names need not agree).
+        int? ifIndex = InterfaceByName(iface)?.IfIndex;
+        InterfaceCounter? c = _counters.FirstOrDefault(x => (ifIndex is int i ? x.IfIndex == i : x.Interface == iface) && x.Id == id);
+        return c is null ? null : hook == CounterLayout.HookIngress ? c.Ingress : c.Egress;
     }
 
     /// <summary>A rule's hit counter by match id (the counters are read once, on first use); null when the node has no rule counter map.</summary>

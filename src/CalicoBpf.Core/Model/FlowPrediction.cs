@@ -40,6 +40,9 @@ public sealed class FlowPrediction
 
     public ValueList<FlowStage> Stages { get; init; } = ValueList<FlowStage>.Empty;
 
+    /// <summary>For a denied flow, the counter its drop moves and its value when the tables were read ("cali7f3a1b2c9d0 ingress DroppedByPolicy: 32 so far"; Get-BpfCounter shows it); null when the drop counts nothing.</summary>
+    public string? DropCounter { get; init; }
+
     /// <summary>-Resolve, or a flow given by names: "namespace/name" of the source pod (empty when none has that IP).</summary>
     public string SourcePod { get; set; } = string.Empty;
 
@@ -72,6 +75,11 @@ public sealed class FlowPrediction
         }
 
         Indented(sb, Reason, 8, width);
+        if (DropCounter is { } counter)
+        {
+            Indented(sb, "counter " + counter, 8, width);
+        }
+
         string where = string.Empty;
         foreach (FlowStage s in Stages)
         {
