@@ -105,9 +105,29 @@ public static partial class PolicyDebugProgram
             return new DebugProgram(new PolicyProgram { IpVersion = ipv6 ? 6 : 4, ForHostInterface = forHostInterface, ForXdp = xdp }, ids, problems) { Error = error };
         }
 
+        // Between "Splitting program after N jumps" and the next "##### Start of program" Felix writes a
+        // landing pad for every jump target still open (pol_prog_builder.go:1142-1175 at v3.30.7): its labels
+        // (to_or_from_host, allowed_by_host_policy among them) only hand over to the next program, and start no stage.
+        bool landingPads = false;
         foreach (JsonElement insn in info.EnumerateArray())
         {
-            if (insn.TryGetProperty("labels", out JsonElement labels) && labels.ValueKind == JsonValueKind.Array)
+            if (insn.TryGetProperty("comments", out JsonElement said) && said.ValueKind == JsonValueKind.Array)
+            {
+                foreach (JsonElement c in said.EnumerateArray())
+                {
+                    string text = c.GetString() ?? string.Empty;
+                    if (text.StartsWith("Splitting program after ", StringComparison.Ordinal))
+                    {
+                        landingPads = true;
+                    }
+                    else if (text.StartsWith("##### Start of program", StringComparison.Ordinal))
+                    {
+                        landingPads = false;
+                    }
+                }
+            }
+
+            if (!landingPads && insn.TryGetProperty("labels", out JsonElement labels) && labels.ValueKind == JsonValueKind.Array)
             {
                 foreach (JsonElement l in labels.EnumerateArray())
                 {
