@@ -196,6 +196,16 @@ public class FlowProbeTests
                     Assert.Equal(FlowVerdict.Deny, p.Verdict);
                     Assert.Equal("blackhole", p.Stages.Where(s => s.Stage == "route").Last().Decision);
                     break;
+                case "no-route":
+                    // No Calico route: the program lets policy decide and hands the packet to the host, whose own
+                    // table (a blackhole the probe added) drops it; the prediction says the host's table takes it.
+                    Assert.Contains("No route for post DNAT dest 198.51.100.7", trace, StringComparison.Ordinal);
+                    Assert.Contains("Allowed by policy: ACCEPT", trace, StringComparison.Ordinal);
+                    Assert.Equal("nothing", outcome);
+                    Assert.Equal("no service", nat.Decision);
+                    Assert.StartsWith("no Calico route: the host's routing table takes it", p.Stages.Where(s => s.Stage == "route").Last().Decision, StringComparison.Ordinal);
+                    Assert.Equal("unknown", p.Stages.Single(s => s.Stage == "policy").Decision);   // the harness writes no policy debug files
+                    break;
                 case "host-to-workload":
                     // The workload's tc egress program: "Packet is from the host: ACCEPT"; the pod's kernel answered.
                     Assert.Contains("Packet is from the host: ACCEPT", trace, StringComparison.Ordinal);
@@ -212,7 +222,7 @@ public class FlowProbeTests
             seen.Add(name);
         }
 
-        Assert.Equal(new[] { "no-backend", "missing-backend", "nodeport", "blackhole", "host-to-workload" }, seen);
+        Assert.Equal(new[] { "no-backend", "missing-backend", "nodeport", "blackhole", "no-route", "host-to-workload" }, seen);
     }
 
     private static string ProbeRoot() => Path.Combine(RealCalicoPaths.RepositoryRoot(), "tests", "fixtures", "realcalico-probes");

@@ -16,6 +16,8 @@ Probes (service ids 105-107 and the 10.99.0.0/16 route are not the harness's):
   nodeport         255.255.255.255:30053/udp, id 107 -> HOST:18091, sent to HOST:30053 (an echo server of
                    this script answers on HOST:18091: the harness's servers stop answering once setup.sh ends)
   blackhole        10.99.0.1:53/udp, route 10.99.0.0/16 BLACKHOLE_DROP (0x100)
+  no-route         198.51.100.7:53/udp: no Calico route; the host's table black-holes 198.51.100.0/24 for the
+                   probe (added here and removed at the end, so nothing leaves the machine)
   host-to-workload HOST:45005 -> WL:45555/udp from the root netns (nothing listens there: the pod's
                    kernel answers ICMP port unreachable if the packet got through)
 """
@@ -60,7 +62,7 @@ update("cali_v4_nat_be", be_key(107, 0), be_value(host, 18091))
 update("cali_v4_routes", struct.pack("<I", 16) + socket.inet_aton("10.99.0.0"), struct.pack("<II", 0x100, 0))
 
 PROBES = [("no-backend", "10.0.0.2", 53, 45001), ("missing-backend", "10.0.0.3", 53, 45002),
-          ("nodeport", host, 30053, 45003), ("blackhole", "10.99.0.1", 53, 45004)]
+          ("nodeport", host, 30053, 45003), ("blackhole", "10.99.0.1", 53, 45004), ("no-route", "198.51.100.7", 53, 45006)]
 CLIENT = r'''
 import errno, json, socket, sys
 src, dst, dport, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -101,14 +103,19 @@ def trace_lines(since):
 
 
 results = []
-for name, dst, dport, sport in PROBES:
-    since = float(open("/proc/uptime").read().split()[0])
-    r = subprocess.run(["ip", "netns", "exec", wl["netns"], "python3", "-c", CLIENT, wl["wl_ip"], dst, str(dport), str(sport)],
-                       capture_output=True, text=True, check=True)
-    # Calico's debug programs log each packet: the lines this probe added (the buffer is shared and small).
-    lines = trace_lines(since)
-    results.append({"name": name, "proto": 17, "src": wl["wl_ip"], "sport": sport, "dst": dst, "dport": dport, **json.loads(r.stdout), "trace": lines[:120]})
-    print(f"== probe {name}: {results[-1]['outcome']}")
+try:
+    # The host's own table drops the no-route probe (TEST-NET-2): the packet must not leave the machine.
+    subprocess.run(["ip", "route", "add", "blackhole", "198.51.100.0/24"], check=True)
+    for name, dst, dport, sport in PROBES:
+        since = float(open("/proc/uptime").read().split()[0])
+        r = subprocess.run(["ip", "netns", "exec", wl["netns"], "python3", "-c", CLIENT, wl["wl_ip"], dst, str(dport), str(sport)],
+                           capture_output=True, text=True, check=True)
+        # Calico's debug programs log each packet: the lines this probe added (the buffer is shared and small).
+        lines = trace_lines(since)
+        results.append({"name": name, "proto": 17, "src": wl["wl_ip"], "sport": sport, "dst": dst, "dport": dport, **json.loads(r.stdout), "trace": lines[:120]})
+        print(f"== probe {name}: {results[-1]['outcome']}")
+finally:
+    subprocess.run(["ip", "route", "del", "blackhole", "198.51.100.0/24"], check=False)
 # From the host (root netns) to the workload: the workload's tc egress program sees it.
 since = float(open("/proc/uptime").read().split()[0])
 h = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
