@@ -172,6 +172,25 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         (Test-BpfFlow 10.65.1.20 10.65.0.8:8080 -Interface cali7f3a1b2c9d0).Reason | Should -Match 'not the workload on cali7f3a1b2c9d0: its source check'
     }
 
+    It 'starts at a tc egress hook with -Hook Egress: into a workload, or out of a host interface' {
+        # Into the pod on cali7f3a1b2c9d0: its ingress policy takes the cluster only.
+        $in = Test-BpfFlow 10.65.1.20 10.65.0.8:8080 -Interface cali7f3a1b2c9d0 -Hook Egress
+        $in.Verdict | Should -Be 'Allow' -Because $in.Reason
+        $in.RuleMatchId | Should -Be 4242010
+        $in.Stages[0].Where | Should -Be 'cali7f3a1b2c9d0 tc egress (to workload)'
+        (Test-BpfFlow 192.168.4.20 10.65.0.8:8080 -Interface cali7f3a1b2c9d0 -Hook Egress).Verdict | Should -Be 'Deny'
+        (Test-BpfFlow 172.18.0.10 10.65.0.8:8080 -Interface cali7f3a1b2c9d0 -Hook Egress).Reason | Should -Match 'from this host to its workload .* always allowed'
+        (Test-BpfFlow 10.65.1.20 10.65.3.4:8080 -Interface cali7f3a1b2c9d0 -Hook Egress).Reason | Should -Match 'is not the workload on cali7f3a1b2c9d0'
+        # Out of eth0: its host endpoint has no egress file, and Felix writes debug files here; an outbound failsafe port from the host.
+        $out = Test-BpfFlow 172.18.0.10 192.0.2.9:443 -Interface eth0 -Hook Egress
+        $out.Verdict | Should -Be 'Allow'
+        ($out.Stages | Where-Object Stage -eq 'policy').Decision | Should -Be 'no host endpoint policy'
+        ($out.Stages | Where-Object Stage -eq 'policy').Evidence | Should -Match 'debug files in'
+        $dns = Test-BpfFlow 172.18.0.10 192.0.2.53:53 -Protocol UDP -Interface eth0 -Hook Egress
+        ($dns.Stages | Where-Object Stage -eq 'policy').Decision | Should -Be 'skipped: failsafe port'
+        { Test-BpfFlow 10.65.0.8 10.65.0.5:8080 -Hook Egress -ErrorAction Stop } | Should -Throw -ErrorId 'HookNeedsInterface,CalicoBpf.Commands.TestBpfFlowCommand'
+    }
+
     It 'checks UDP to the VXLAN port as VXLAN first, and from a Calico host takes it as tunnel traffic' {
         $outside = Test-BpfFlow 192.168.4.20 172.18.0.10:4789 -Interface eth0 -Protocol UDP
         ($outside.Stages | Where-Object Stage -eq 'tunnel').Decision | Should -Be 'checked as VXLAN first'

@@ -5,8 +5,10 @@ namespace CalicoBpf.Flow;
 /// Destination. For ICMP, DestinationPort is type | code &lt;&lt; 8. AsNew: conntrack is not consulted
 /// (a piped entry asked as a new connection). Interface: the interface the packet arrives on (null:
 /// the source workload's own); a host or tunnel interface starts at its from-host-endpoint program.
+/// Egress: start at the interface's tc egress hook instead (into a workload, out of a host interface).
 /// </summary>
-public sealed record FlowQuery(IpProtocol Protocol, IPAddress Source, int SourcePort, IPAddress Destination, int DestinationPort, bool AsNew = false, string? Interface = null);
+public sealed record FlowQuery(IpProtocol Protocol, IPAddress Source, int SourcePort, IPAddress Destination, int DestinationPort, bool AsNew = false, string? Interface = null,
+    bool Egress = false);
 
 /// <summary>The engine's answer: the prediction users see, and the policy decision behind it (null when no policy ran).</summary>
 public sealed record FlowResult(FlowPrediction Prediction, PolicyDecision? Policy)
@@ -49,6 +51,11 @@ public static partial class FlowPredictor
             {
                 stages.Add(new("interface", asked, "no interface state", $"{t.Node}'s cali_iface has no entry named {asked}"));
                 return Done(FlowVerdict.Unknown, $"Calico has no state for an interface {asked} on {t.Node}: it attaches no programs there (Get-BpfInterface lists the ones it manages)");
+            }
+
+            if (q.Egress)
+            {
+                return at.Flags.HasFlag(InterfaceStateFlags.Workload) ? IntoWorkload(t, q, stages, at, srcRoute) : OutOfNode(t, q, stages, at, srcRoute);
             }
 
             if (!at.Flags.HasFlag(InterfaceStateFlags.Workload))

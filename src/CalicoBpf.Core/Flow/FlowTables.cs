@@ -86,6 +86,10 @@ public sealed class FlowTables
     public FailsafePort? FailsafeIn(IpProtocol protocol, int port, IPAddress source) =>
         Failsafes.Where(f => !f.Outbound && f.Protocol == protocol && f.Port == port && f.Prefix.Matches(source)).OrderByDescending(f => f.Prefix.PrefixLength).FirstOrDefault();
 
+    /// <summary>The outbound failsafe entry a packet from this host matches (failsafe.h is_failsafe_out: exact protocol and port, the destination in its CIDR), or null.</summary>
+    public FailsafePort? FailsafeOut(IpProtocol protocol, int port, IPAddress destination) =>
+        Failsafes.Where(f => f.Outbound && f.Protocol == protocol && f.Port == port && f.Prefix.Matches(destination)).OrderByDescending(f => f.Prefix.PrefixLength).FirstOrDefault();
+
     /// <summary>
     /// Evidence that Felix writes policy debug files on this node, so that a missing one means the
     /// interface has no policy program (no host endpoint): bpfPolicyDebugEnabled as Felix uses it, or

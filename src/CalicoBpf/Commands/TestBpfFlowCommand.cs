@@ -85,6 +85,16 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     [ArgumentCompleter(typeof(InterfaceNameCompleter))]
     public string? Interface { get; set; }
 
+    /// <summary>
+    /// With -Interface: the tc hook whose program sees the packet first. Ingress (the default): what the
+    /// interface receives (from a workload, or from the network). Egress: what the node sends out of it:
+    /// into a workload (its to-workload program and ingress policy), or out of a host interface (its host
+    /// endpoint's egress policy).
+    /// </summary>
+    [Parameter(ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
+    [ValidateSet("Ingress", "Egress", IgnoreCase = true)]
+    public string Hook { get; set; } = "Ingress";
+
     /// <summary>Conntrack entries from Get-BpfConntrack: each is predicted as a new connection from its client to where it went (a service entry to its service), on the node and pin path it was read from.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = EntrySet)]
     public ConntrackEntry[]? InputObject { get; set; }
@@ -108,6 +118,12 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             (IPAddress src, int? sport) = Named(Source!, "Source", out WorkloadPod? sourcePod) ?? Endpoint(Source!, "Source");
             (IPAddress dst, int? dport) = Named(Destination!, "Destination", out _) ?? Endpoint(Destination!, "Destination");
             IpProtocol protocol = ServiceProtocol ?? Protocol;
+            bool egress = Hook.Equals("Egress", StringComparison.OrdinalIgnoreCase);
+            if (egress && Interface is null)
+            {
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Hook Egress needs -Interface: the interface whose tc egress program sees the packet first."), "HookNeedsInterface", ErrorCategory.InvalidArgument, Hook));
+            }
+
             string[]? nodes = Node;
             if (SourceNode is { } sourceNode && !MyInvocation.BoundParameters.ContainsKey(nameof(Node)))
             {
@@ -145,14 +161,14 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                 }
 
                 // Calico's state: sport 0, and type | code << 8 where the destination port is.
-                _queries.Add(new Pending(nodes, new FlowQuery(protocol, src, 0, dst, PolicyPacket.IcmpPort(IcmpType, IcmpCode), Interface: Interface)));
+                _queries.Add(new Pending(nodes, new FlowQuery(protocol, src, 0, dst, PolicyPacket.IcmpPort(IcmpType, IcmpCode), Interface: Interface, Egress: egress)));
                 return;
             }
 
             int port = dport ?? Port ?? (protocol is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp
                 ? throw new PSArgumentException($"Which port does {Destination} take? Give it as {Destination}:PORT or with -Port.", "Port")
                 : 0);
-            _queries.Add(new Pending(nodes, new FlowQuery(protocol, src, SourcePort ?? sport ?? 49152, dst, port, Interface: Interface)));
+            _queries.Add(new Pending(nodes, new FlowQuery(protocol, src, SourcePort ?? sport ?? 49152, dst, port, Interface: Interface, Egress: egress)));
             return;
         }
 
