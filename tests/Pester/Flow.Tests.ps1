@@ -191,6 +191,16 @@ Describe 'Test-BpfFlow on this node' -Skip:(-not $kernel) {
         { Test-BpfFlow 10.65.0.8 10.65.0.5:8080 -Hook Egress -ErrorAction Stop } | Should -Throw -ErrorId 'HookNeedsInterface,CalicoBpf.Commands.TestBpfFlowCommand'
     }
 
+    It 'names the Maglev table for a Maglev service reached from a host interface, with each backend''s share' {
+        $p = Test-BpfFlow 192.168.4.20 10.96.12.40:443 -Interface eth0
+        $nat = $p.Stages | Where-Object Stage -eq 'NAT'
+        $nat.Decision | Should -Be 'Maglev: one of 3'
+        $shares = [regex]::Matches($nat.Evidence, '\((\d+) of 31 slots\)') | ForEach-Object { [int]$_.Groups[1].Value }
+        ($shares | Measure-Object -Sum).Sum | Should -Be 31 -Because 'every slot of the seeded table holds one of the backends'
+        # From a workload the tc program does not use Maglev (HAS_MAGLEV is from-host-endpoint only).
+        ((Test-BpfFlow 10.65.0.8 10.96.12.40:443).Stages | Where-Object Stage -eq 'NAT').Decision | Should -Be 'DNAT to one of 3'
+    }
+
     It 'checks UDP to the VXLAN port as VXLAN first, and from a Calico host takes it as tunnel traffic' {
         $outside = Test-BpfFlow 192.168.4.20 172.18.0.10:4789 -Interface eth0 -Protocol UDP
         ($outside.Stages | Where-Object Stage -eq 'tunnel').Decision | Should -Be 'checked as VXLAN first'

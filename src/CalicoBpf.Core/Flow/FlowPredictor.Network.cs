@@ -119,7 +119,19 @@ public static partial class FlowPredictor
             return NetworkAfterNat(t, q, stages, where, entry, b, bp, true, false, caveat);
         }
 
-        stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{fe}: {string.Join(", ", candidates.Select(b => ConntrackText.HostPort(b.AddressValue!, b.Port)))}{policy}"));
+        if (fe.Flags.HasFlag(NatFrontendFlags.Maglev) && !tunnelDevice)
+        {
+            // v3.32 maglev.h: from a host interface the backend is the Maglev table's slot hashword(source, destination,
+            // ports, protocol) mod the table's size; each backend holds a share of the slots (Felix's consistent hash).
+            IReadOnlyList<MaglevEntry> lut = t.Maglev(fe.ServiceId);
+            string shares = lut.Count == 0 ? "the node has no Maglev table for it" : string.Join(", ", lut.GroupBy(e => e.Backend).Select(g => $"{g.Key} ({g.Count()} of {lut.Count} slots)"));
+            stages.Add(new("NAT", where, $"Maglev: one of {count}", $"{fe}: the slot of this flow's hash in the Maglev table picks the backend; {shares} (Get-BpfNatMaglev shows the table){policy}"));
+        }
+        else
+        {
+            stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{fe}: {string.Join(", ", candidates.Select(b => ConntrackText.HostPort(b.AddressValue!, b.Port)))}{policy}"));
+        }
+
         var results = candidates.Select(b => (Backend: b, Result: NetworkAfterNat(t, q, new List<FlowStage>(stages), where, entry, b.AddressValue!, b.Port, true, false, caveat))).ToList();
         return Combine(t, q, stages, fe, results, anyMissing: fe.Backends.Count(b => b.Ordinal < count) > candidates.Count);
     }

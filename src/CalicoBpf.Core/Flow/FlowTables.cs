@@ -25,6 +25,7 @@ public sealed class FlowTables
     private bool _hitsRead;
     private bool _debugListed;
     private List<InterfaceCounter>? _counters;
+    private Dictionary<uint, IReadOnlyList<MaglevEntry>>? _maglev;
     private string? _debugWritten;
     private CancellationToken _cancellationToken;
 
@@ -260,6 +261,22 @@ public sealed class FlowTables
         private IIpSetMembership? _made;
 
         public bool? Contains(string setId, IPAddress address, int port, int protocol) => (_made ??= make()).Contains(setId, address, port, protocol);
+    }
+
+    /// <summary>A Maglev service's lookup table (cali_v4_mglv; empty before v3.32 or when the service has none), read on first use.</summary>
+    public IReadOnlyList<MaglevEntry> Maglev(uint serviceId)
+    {
+        if (_node is null)
+        {
+            return Array.Empty<MaglevEntry>();
+        }
+
+        lock (_membership)
+        {
+            _maglev ??= NatMaps.ReadMaglev(_node, false, null, null, _cancellationToken).GroupBy(e => e.ServiceId).ToDictionary(g => g.Key, g => (IReadOnlyList<MaglevEntry>)g.OrderBy(e => e.Ordinal).ToList());
+        }
+
+        return _maglev.TryGetValue(serviceId, out IReadOnlyList<MaglevEntry>? lut) ? lut : Array.Empty<MaglevEntry>();
     }
 
     /// <summary>A counter of cali_counters by interface name, hook and Calico's id (DroppedByPolicy); null when the interface or counter is not there. Read once, on first use.</summary>
