@@ -468,6 +468,18 @@ Describe 'Test-BpfFlow in the troubleshooting guide''s situations' -Skip:(-not $
         finally { Stop-TestCluster $nokp }
     }
 
+    It 'a healthy cluster: a flow its policies allow is Allow, and no stage raises a guide situation' {
+        $healthy = Start-TestCluster -Scenario (Join-Path $PSScriptRoot 'guide-healthy.yaml') -Directory (Join-Path $TestDrive 'guide-healthy')
+        try {
+            $p = Test-BpfFlow -Kubeconfig $healthy.Kubeconfig -Node gh-a 10.67.0.5 10.67.0.6:8080
+            $p.Verdict | Should -Be 'Allow' -Because $p.Reason
+            $p.RuleMatchId | Should -Be 6710002
+            $text = ($p.Stages | ForEach-Object { "$($_.Decision) $($_.Evidence)" }) -join "`n"
+            $text | Should -Not -Match 'entries \(\d+ %\)|ipipMode|bpfLogLevel Debug|DSR|VXLAN port'
+        }
+        finally { Stop-TestCluster $healthy }
+    }
+
     It 'a node whose kernel is too old: Unknown, because the eBPF dataplane does not run there' {
         $p = Test-BpfFlow -Kubeconfig $guide.Kubeconfig -Node gb-old 10.66.0.5 10.66.0.9:80
         $p.Verdict | Should -Be 'Unknown'
