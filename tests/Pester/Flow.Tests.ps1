@@ -447,6 +447,15 @@ Describe 'Test-BpfFlow in the troubleshooting guide''s situations' -Skip:(-not $
         $p.Reason | Should -Match "Calico's eBPF dataplane does not run on gb-old"
     }
 
+    It 'kube-proxy still running while Felix cleans up its rules: a service flow''s NAT stage says they fight' {
+        $p = Test-BpfFlow -Kubeconfig $guide.Kubeconfig -Node gb-a 10.66.0.5 10.96.6.6:80
+        $nat = $p.Stages | Where-Object Stage -eq 'NAT'
+        $nat.Decision | Should -Be 'DNAT'
+        $nat.Evidence | Should -Match 'kube-proxy runs too \(kube-proxy DaemonSet: \d+ of \d+ pods ready\) while Felix deletes its iptables rules \(bpfKubeProxyIptablesCleanupEnabled true'
+        # A flow that meets no service says nothing of it.
+        (Test-BpfFlow -Kubeconfig $guide.Kubeconfig -Node gb-a 10.66.0.5 10.66.1.7:8080).Stages.Evidence -join ' ' | Should -Not -Match 'kube-proxy runs too'
+    }
+
     It 'DSR: a node port from outside whose backend is on another node is answered by that node directly' {
         $p = Test-BpfFlow -Kubeconfig $guide.Kubeconfig -Node gb-a 203.0.113.9 172.18.6.10:30666 -Interface eth0
         $return = $p.Stages | Where-Object Stage -eq 'return'

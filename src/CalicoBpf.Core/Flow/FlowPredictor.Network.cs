@@ -115,7 +115,7 @@ public static partial class FlowPredictor
         if (aff is not null || candidates.Select(b => (b.AddressValue, b.Port)).Distinct().Count() == 1)
         {
             (IPAddress b, int bp) = aff is not null ? (aff.BackendAddressValue, aff.BackendPort) : (candidates[0].AddressValue!, candidates[0].Port);
-            stages.Add(new("NAT", where, aff is not null ? "DNAT by affinity" : "DNAT", $"{fe} -> {ConntrackText.HostPort(b, bp)}{policy}"));
+            stages.Add(new("NAT", where, aff is not null ? "DNAT by affinity" : "DNAT", $"{fe} -> {ConntrackText.HostPort(b, bp)}{policy}{KubeProxyNote(t)}"));
             return NetworkAfterNat(t, q, stages, where, entry, b, bp, true, false, caveat);
         }
 

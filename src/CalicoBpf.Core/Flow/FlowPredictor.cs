@@ -172,6 +172,7 @@ public static partial class FlowPredictor
                 ctlbNote = $"; {t.Settings.ConnectTimeLoadBalancing}: the socket is connected to the backend, so {where} sees the backend, not the service";
             }
 
+            ctlbNote += KubeProxyNote(t);
             FlowStage Nat(string decision, string evidence) => new("NAT", natWhere, decision, evidence + ctlbNote);
 
             if (fe is null)
@@ -475,6 +476,11 @@ public static partial class FlowPredictor
 
         return pool.VxlanMode != "Never" ? $"; IP pool {pool.Name} ({pool.Cidr}) has vxlanMode {pool.VxlanMode}: VXLAN through vxlan.calico" : string.Empty;
     }
+
+    /// <summary>The guide's kube-proxy conflict, on a service's NAT stage: kube-proxy runs while Felix deletes its rules.</summary>
+    private static string KubeProxyNote(FlowTables t) => t.Settings.KubeProxyFights
+        ? $"; kube-proxy runs too ({t.Settings.KubeProxy!.Source}) while Felix deletes its iptables rules ({t.Settings.KubeProxyCleanup}): they fight over service rules (high CPU, churning rules); the programs' NAT above is what serves the service in eBPF mode (Test-CalicoEbpf -Check kube-proxy-conflict says how to stop it)"
+        : string.Empty;
 
     /// <summary>bpfLogLevel Debug, on the stage where a packet enters: the programs log it.</summary>
     private static string Logging(FlowTables t) => t.Settings.DebugLogging

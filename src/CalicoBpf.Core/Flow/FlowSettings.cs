@@ -42,8 +42,14 @@ public sealed record FlowPool(string Name, string Cidr, string IpipMode, string 
 /// could not be read (local mode without a cluster), and the prediction then says so.
 /// </summary>
 public sealed record FlowSettings(FlowSetting? EndpointToHostAction, FlowSetting? ConnectTimeLoadBalancing, FlowSetting? ExternalServiceMode = null, FlowSetting? VxlanPort = null,
-    FlowSetting? LogLevel = null, FlowSetting? PolicyDebugEnabled = null)
+    FlowSetting? LogLevel = null, FlowSetting? PolicyDebugEnabled = null, FlowSetting? KubeProxyCleanup = null)
 {
+    /// <summary>Whether kube-proxy runs on the cluster's nodes ("running", with the DaemonSet's state as its source); null: not known or not running.</summary>
+    public FlowSetting? KubeProxy { get; init; }
+
+    /// <summary>kube-proxy runs while Felix deletes its iptables rules (the guide's kube-proxy conflict): the two fight over service rules.</summary>
+    public bool KubeProxyFights => KubeProxy is not null && KubeProxyCleanup?.Value.Equals("true", StringComparison.OrdinalIgnoreCase) == true;
+
     /// <summary>The cluster's IP pools (empty: not read).</summary>
     public IReadOnlyList<FlowPool> Pools { get; init; } = Array.Empty<FlowPool>();
 
@@ -77,7 +83,7 @@ public sealed record FlowSettings(FlowSetting? EndpointToHostAction, FlowSetting
 
         // Felix itself ignores the deprecated bpfConnectTimeLoadBalancingEnabled: Calico's client converts it
         // into bpfConnectTimeLoadBalancing when a FelixConfiguration is written.
-        return new FlowSettings(Get("defaultEndpointToHostAction"), Get("bpfConnectTimeLoadBalancing"), Get("bpfExternalServiceMode"), Get("vxlanPort"), Get("bpfLogLevel"), Get("bpfPolicyDebugEnabled"));
+        return new FlowSettings(Get("defaultEndpointToHostAction"), Get("bpfConnectTimeLoadBalancing"), Get("bpfExternalServiceMode"), Get("vxlanPort"), Get("bpfLogLevel"), Get("bpfPolicyDebugEnabled"), Get("bpfKubeProxyIptablesCleanupEnabled"));
     }
 
     /// <summary>What the from-workload program does with traffic to this host after policy allowed it: "drop", "accept", "return"; null: unknown.</summary>

@@ -35,6 +35,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
         set => _serviceProtocolByte = value is IpProtocol p ? (byte)p : null;
     }
     private IReadOnlyList<FlowPool>? _pools;
+    private (bool Running, string Evidence)? _kubeProxy;
 
     /// <summary>The client: an address, address:port ([v6]:port; a port here is the client's port, -SourcePort), pod/NAMESPACE/NAME or node/NAME (then -Node defaults to the pod's or that node).</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = FlowSet, ValueFromPipelineByPropertyName = true)]
@@ -393,13 +394,31 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
             {
                 _felix ??= new FelixConfigClient(Cluster, CancelToken);
                 _pools ??= Pools(_felix);
-                return ClusterNodes().TryGetValue(node, out CalicoNode? n) ? FlowSettings.From(_felix.Effective(n)) with { Pools = _pools } : FlowSettings.Unknown;
+                _kubeProxy ??= KubeProxy();
+                return ClusterNodes().TryGetValue(node, out CalicoNode? n)
+                    ? FlowSettings.From(_felix.Effective(n)) with { Pools = _pools, KubeProxy = _kubeProxy.Value.Running ? new FlowSetting("kube-proxy", "running", _kubeProxy.Value.Evidence) : null }
+                    : FlowSettings.Unknown;
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not PipelineStoppedException)
         {
             Reporter.Warning($"{node}: Felix's configuration cannot be read ({ex.Message}); flows that depend on defaultEndpointToHostAction or the connect-time load balancer are Unknown.");
             return FlowSettings.Unknown;
+        }
+    }
+
+    /// <summary>Whether kube-proxy runs (its DaemonSet in kube-system, as Test-CalicoEbpf's checks read it); not running when it cannot be read.</summary>
+    private (bool Running, string Evidence) KubeProxy()
+    {
+        try
+        {
+            var ds = Cluster.GetResource(new ResourceRef("apps", "v1", "daemonsets", "kube-system"), "kube-proxy", CancelToken);
+            bool disabled = Diagnostics.ServiceImplementationCheck.KubeProxyDisabled(ds, out string evidence);
+            return (!disabled, evidence);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not PipelineStoppedException)
+        {
+            return (false, $"the kube-proxy DaemonSet cannot be read ({ex.Message})");
         }
     }
 
