@@ -274,6 +274,14 @@ $dataplane
                 - name: demo/knp.default.web-from-dns
                   rules:
                     - { action: allow, protocol: TCP, ports: [8080], sources: [10.65.0.5/32], matchId: 7300001, hits: 41 }
+        - interface: cali3b4c5d6e7f8
+          hook: egress
+          tiers:
+            - name: default
+              policies:
+                - name: demo/knp.default.web-egress
+                  rules:
+                    - { action: allow, matchId: 7300200, hits: 5 }
         # A host endpoint on eth0 with normal policy only: what it forwards to a workload passes (no apply-on-forward tiers).
         - interface: eth0
           hook: ingress
@@ -340,6 +348,20 @@ $dataplane
         (Test-BpfFlow @kc pod/demo/client-6d8f9 svc/demo/dns -Port 53).Protocol | Should -Be 'Udp' -Because 'the service''s port 53 is UDP only'
         (Test-BpfFlow @kc pod/demo/client-6d8f9 svc/demo/dns -Port 53 -Protocol TCP).Protocol | Should -Be 'Tcp' -Because '-Protocol given wins'
         { Test-BpfFlow @kc svc/demo/web pod/demo/web-7c4b2 -Port 8080 -ErrorAction Stop } | Should -Throw -ErrorId 'ServiceAsSource,CalicoBpf.Commands.TestBpfFlowCommand'
+    }
+
+    It 'reads each next node once when flows from two nodes cross, and leaves no exec session or thread when stopped early' {
+        $flows = @(
+            [pscustomobject]@{ Node = 'node-a'; Source = '10.65.0.5'; Destination = '10.65.3.4:8080' }
+            [pscustomobject]@{ Node = 'node-b'; Source = '10.65.3.4'; Destination = '10.65.0.8:8080' }
+        )
+        $p = @($flows | Test-BpfFlow @kc)
+        @($p | ForEach-Object { ($_.Path -join '>') + ' ' + $_.Verdict }) | Should -Be @('node-a>node-b Allow', 'node-b>node-a Allow') -Because ($p.Reason -join ' | ')
+        $null = $flows | Test-BpfFlow @kc | Select-Object -First 1
+        $deadline = [DateTime]::UtcNow.AddSeconds(5)
+        while (((Get-ClusterActiveExecs $cluster) -gt 0 -or (Get-CalicoBpfThread)) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+        Get-ClusterActiveExecs $cluster | Should -Be 0
+        Get-CalicoBpfThread | Should -BeNullOrEmpty
     }
 
     It 'names the counter a denied flow moves, with its value' {
