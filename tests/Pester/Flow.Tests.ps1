@@ -254,6 +254,9 @@ $dataplane
       hostAddress: 172.18.0.13
       randomSeed: 13
       conntrack: { tcp: 5 }
+      # A connection the connect-time load balancer made: its entry is to the backend, not to the service.
+      connections:
+        - { protocol: TCP, client: "10.65.3.4:41010", backend: "10.65.0.8:8080" }
       # The node port Felix programs on every node, with this node's backend first (local).
       services:
         - { id: 4, address: 10.96.31.7, port: 80, protocol: TCP, nodePort: 30080, backends: [10.65.3.4:8080, 10.65.0.8:8080], localBackends: 1 }
@@ -362,6 +365,15 @@ $dataplane
         while (((Get-ClusterActiveExecs $cluster) -gt 0 -or (Get-CalicoBpfThread)) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
         Get-ClusterActiveExecs $cluster | Should -Be 0
         Get-CalicoBpfThread | Should -BeNullOrEmpty
+    }
+
+    It 'finds a connect-time load-balanced connection by its backend' {
+        $p = Test-BpfFlow @kc -Node node-b 10.65.3.4:41010 10.96.31.7:80
+        $ct = $p.Stages | Where-Object Stage -eq 'conntrack' | Select-Object -First 1
+        $ct.Decision | Should -Be 'existing entry: a SYN still goes through policy'
+        $ct.Evidence | Should -Match 'the connect-time load balancer connected the socket to 10\.65\.0\.8:8080'
+        @($p.Stages | Where-Object Stage -eq 'NAT').Count | Should -Be 0 -Because 'the connection exists: no NAT lookup'
+        (Test-BpfFlow @kc -Node node-b 10.65.3.4:41011 10.96.31.7:80).Stages[1].Decision | Should -Be 'new flow' -Because 'another client port has no entry'
     }
 
     It 'names the counter a denied flow moves, with its value' {

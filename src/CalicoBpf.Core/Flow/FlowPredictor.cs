@@ -102,6 +102,24 @@ public static partial class FlowPredictor
         int sport = q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort;
         int ctDport = q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort;
         ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, sport, q.Destination, ctDport);
+        string viaConnect = string.Empty;
+        if (ct is null && !q.AsNew && t.Settings.ConnectTimeFor(q.Protocol) == true)
+        {
+            // Under the connect-time load balancer a service connection's entry is a plain one to the backend the socket
+            // was connected to (connect.h at v3.30.7): the tc program never saw the service address.
+            foreach (NatBackend b in t.FrontendsOf(q.Destination, q.DestinationPort, q.Protocol).Where(f => !f.IsDropEntry).SelectMany(f => f.Backends).Where(b => b.AddressValue is not null))
+            {
+                if (t.Conntrack(q.Protocol, q.Source, sport, b.AddressValue!, b.Port) is { } byBackend)
+                {
+                    ct = byBackend;
+                    dst = b.AddressValue!;
+                    dport = b.Port;
+                    viaConnect = $" (the connect-time load balancer connected the socket to {ConntrackText.HostPort(dst, dport)}: {t.Settings.ConnectTimeLoadBalancing})";
+                    break;
+                }
+            }
+        }
+
         ConntrackEntry? tracking = ct;
         if (ct is { Type: ConntrackType.NatForward, ReverseKey: { } rk })
         {
@@ -128,6 +146,7 @@ public static partial class FlowPredictor
             {
                 stages.Add(new("conntrack", where, "new flow", $"{entry}: both sides saw FIN or RST, so a SYN recycles the entry"));
                 ct = null;
+                (dst, dport) = (q.Destination, q.DestinationPort);
             }
             else if (!mine.Approved)
             {
@@ -139,6 +158,7 @@ public static partial class FlowPredictor
 
                 stages.Add(new("conntrack", where, "new flow", $"{entry}: the client's side is not approved, so NAT and policy run again"));
                 ct = null;
+                (dst, dport) = (q.Destination, q.DestinationPort);
             }
             else
             {
@@ -152,7 +172,7 @@ public static partial class FlowPredictor
                 established = !tcp;
                 string decision = (established ? "established" : "existing entry: a SYN still goes through policy") + (ct.Type == ConntrackType.NatForward ? ", DNAT from conntrack" : string.Empty);
                 stages.Add(new("conntrack", where, decision,
-                    $"{entry}{(ct.Type == ConntrackType.NatForward ? $" -> backend {ConntrackText.HostPort(dst, dport)}" : string.Empty)}, state {tracking.State}, client side approved"));
+                    $"{entry}{(ct.Type == ConntrackType.NatForward ? $" -> backend {ConntrackText.HostPort(dst, dport)}" : string.Empty)}, state {tracking.State}, client side approved{viaConnect}"));
             }
         }
 
