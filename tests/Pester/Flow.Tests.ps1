@@ -383,6 +383,11 @@ $dataplane
         ($p | Out-String -Width 80) | Should -Match 'counter cali7f3a1b2c9d0 ingress DroppedByPolicy: 32 so far'
         (Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.0.70:80).DropCounter | Should -Be 'cali7f3a1b2c9d0 ingress DroppedBlackholeRoute: 0 so far'
         (Test-BpfFlow @kc -Node node-a 10.65.0.8 10.65.0.5:8080).DropCounter | Should -BeNullOrEmpty -Because 'an allowed flow moves no drop counter'
+        # A service with loadBalancerSourceRanges: connect() looks it up from 0.0.0.0 and leaves the socket alone, so the
+        # tc program drops it, even under the connect-time load balancer (connect.h:26-29).
+        $ranged = Test-BpfFlow @kc -Node node-a 10.65.0.8 172.18.100.1:443
+        ($ranged.Stages | Where-Object Stage -eq 'NAT').Where | Should -Be 'cali7f3a1b2c9d0 tc ingress (from workload)'
+        $ranged.DropCounter | Should -Match '^cali7f3a1b2c9d0 ingress DroppedUnauthSource: \d+ so far$'
     }
 
     It 'follows a flow to a workload on another node onto that node''s tables, and names the rule there' {

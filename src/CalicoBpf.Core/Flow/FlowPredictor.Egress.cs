@@ -34,10 +34,10 @@ public static partial class FlowPredictor
         }
 
         ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, q.Destination, q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort);
-        bool established = ct is not null && q.Protocol != IpProtocol.Tcp && ct.Forward.Approved && ct.Reverse.Approved;
+        bool established = ct is not null && q.Protocol != IpProtocol.Tcp && DestinationSideApproved(ct, q);
         stages.Add(new("conntrack", where, established ? "established" : ct is null ? "new flow" : "existing entry",
             ct is null ? $"no entry for {Tuple(q)}" + ConntrackRoom(t)?.Note
-            : established ? $"{ct.Type} {ct.Key}, state {ct.State}, both sides approved: policy is skipped"
+            : established ? $"{ct.Type} {ct.Key}, state {ct.State}, the workload's side approved: policy is skipped"
             : $"{ct.Type} {ct.Key}, state {ct.State}: {(q.Protocol == IpProtocol.Tcp ? "a TCP SYN still goes through policy" : "the workload's side is not approved yet, so its policy runs")}"));
         if (established)
         {
@@ -59,6 +59,10 @@ public static partial class FlowPredictor
         return Done(FlowVerdict.Allow, $"the ingress policy of {at.Name} allows it", ingress);
     }
 
+    /// <summary>A to-workload or to-host-endpoint program approves, and checks, the destination's side of the entry (conntrack.h:944-957 at v3.30.7).</summary>
+    private static bool DestinationSideApproved(ConntrackEntry ct, FlowQuery q) =>
+        (ct.SourceAddressValue.Equals(q.Source) ? ct.Reverse : ct.Forward).Approved;
+
     /// <summary>
     /// The to-host-endpoint program of a host or tunnel interface (tc egress; tc.c at v3.30.7): the packet
     /// leaves the node. From this host, an outbound failsafe port skips policy (tc.c:544-549); else the
@@ -74,7 +78,7 @@ public static partial class FlowPredictor
         stages.Add(new("interface", where, "out to the network",
             $"cali_iface[{at.IfIndex}] {at.Name}: {string.Join(", ", at.FlagNames)}; from {(fromHost ? "this host" : q.Source + (srcRoute is null ? " (no Calico route)" : ": " + srcRoute.Description))} to {(dstRoute is null ? q.Destination + " (no Calico route)" : q.Destination + ": " + dstRoute.Description)}" + Logging(t)));
         ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, q.Destination, q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort);
-        bool established = ct is not null && q.Protocol != IpProtocol.Tcp && ct.Forward.Approved && ct.Reverse.Approved;
+        bool established = ct is not null && q.Protocol != IpProtocol.Tcp && DestinationSideApproved(ct, q);
         stages.Add(new("conntrack", where, established ? "established" : ct is null ? "new flow" : "existing entry",
             ct is null ? $"no entry for {Tuple(q)}" : $"{ct.Type} {ct.Key}, state {ct.State}"));
         if (established)

@@ -91,6 +91,26 @@ public static partial class FlowPredictor
             return NetworkAfterNat(t, q, stages, where, entry, q.Destination, q.DestinationPort, false, true, caveat);
         }
 
+        if (fe.Flags.HasFlag(NatFrontendFlags.Maglev))
+        {
+            // v3.32 nat_lookup.h:112-117: from a host endpoint a Maglev frontend goes to the Maglev program before
+            // affinity, local counts and the no-backend check; maglev.h takes the table's slot hashword(source,
+            // destination, ports, protocol) mod its size, and a miss is DroppedMaglevNoBackend.
+            IReadOnlyList<MaglevEntry> lut = t.Maglev(fe.ServiceId);
+            if (lut.Count == 0)
+            {
+                stages.Add(new("NAT", where, "Maglev: no backend", $"{fe}: {t.Node} has no Maglev table entries for service id {fe.ServiceId} (Get-BpfNatMaglev shows the tables)"));
+                return Done(FlowVerdict.Deny, $"service {fe.Frontend} is a Maglev service and its table has no backend here: the program drops it");
+            }
+
+            var shares = lut.GroupBy(e => e.Backend).Select(g => (Entry: g.First(), Slots: g.Count())).ToList();
+            stages.Add(new("NAT", where, shares.Count == 1 ? "Maglev: DNAT" : $"Maglev: one of {shares.Count}",
+                $"{fe}: the slot of this flow's hash in the Maglev table picks the backend; {string.Join(", ", shares.Select(x => $"{x.Entry.Backend} ({x.Slots} of {lut.Count} slots)"))} (Get-BpfNatMaglev shows the table)"));
+            var byTable = shares.Select(x => new NatBackend(fe.ServiceId, x.Entry.Ordinal, x.Entry.BackendAddressValue, x.Entry.BackendPort)).ToList();
+            var maglevResults = byTable.Select(b => (Backend: b, Result: NetworkAfterNat(t, q, new List<FlowStage>(stages), where, entry, b.AddressValue!, b.Port, true, false, caveat))).ToList();
+            return maglevResults.Count == 1 ? maglevResults[0].Result : Combine(t, q, stages, fe, maglevResults, anyMissing: false);
+        }
+
         // nat_lookup.h:124-141: a Calico host or workload is local traffic (internalTrafficPolicy Local), anything else external (externalTrafficPolicy Local).
         bool localTraffic = srcRoute is not null && (srcRoute.Flags.HasFlag(RouteFlags.Host) || srcRoute.Flags.HasFlag(RouteFlags.Workload));
         bool localOnly = (localTraffic && fe.Flags.HasFlag(NatFrontendFlags.InternalLocal)) || (!localTraffic && fe.Flags.HasFlag(NatFrontendFlags.ExternalLocal));
@@ -119,19 +139,7 @@ public static partial class FlowPredictor
             return NetworkAfterNat(t, q, stages, where, entry, b, bp, true, false, caveat);
         }
 
-        if (fe.Flags.HasFlag(NatFrontendFlags.Maglev) && !tunnelDevice)
-        {
-            // v3.32 maglev.h: from a host interface the backend is the Maglev table's slot hashword(source, destination,
-            // ports, protocol) mod the table's size; each backend holds a share of the slots (Felix's consistent hash).
-            IReadOnlyList<MaglevEntry> lut = t.Maglev(fe.ServiceId);
-            string shares = lut.Count == 0 ? "the node has no Maglev table for it" : string.Join(", ", lut.GroupBy(e => e.Backend).Select(g => $"{g.Key} ({g.Count()} of {lut.Count} slots)"));
-            stages.Add(new("NAT", where, $"Maglev: one of {count}", $"{fe}: the slot of this flow's hash in the Maglev table picks the backend; {shares} (Get-BpfNatMaglev shows the table){policy}"));
-        }
-        else
-        {
-            stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{fe}: {string.Join(", ", candidates.Select(b => ConntrackText.HostPort(b.AddressValue!, b.Port)))}{policy}"));
-        }
-
+        stages.Add(new("NAT", where, $"DNAT to one of {count}", $"{fe}: {string.Join(", ", candidates.Select(b => ConntrackText.HostPort(b.AddressValue!, b.Port)))}{policy}"));
         var results = candidates.Select(b => (Backend: b, Result: NetworkAfterNat(t, q, new List<FlowStage>(stages), where, entry, b.AddressValue!, b.Port, true, false, caveat))).ToList();
         return Combine(t, q, stages, fe, results, anyMissing: fe.Backends.Count(b => b.Ordinal < count) > candidates.Count);
     }
@@ -181,7 +189,7 @@ public static partial class FlowPredictor
             return Done(FlowVerdict.Deny, full, hostDecision);
         }
 
-        if (nat && dstRoute is null)
+        if (nat && dstRoute is null && !tunnelDevice)
         {
             // do_nat (tc.c:760-766): a backend with no route.
             stages.Add(new("route", where, "no route to the backend", $"no entry of cali_v4_routes holds {dst}"));

@@ -186,7 +186,11 @@ public static partial class FlowPredictor
             // then sees the backend already (connect.h do_nat_common at v3.30.7; its own lookup misses).
             string natWhere = where;
             string ctlbNote = string.Empty;
-            if (fe is not null && t.Settings.ConnectTimeFor(q.Protocol) == true)
+            // connect() looks the service up with source 0.0.0.0 (connect.h:26-29): a service with source ranges hits its
+            // drop entry there and the socket is left alone, so the tc program does that NAT (or drop) itself.
+            bool atConnect = fe is not null && !fe.IsDropEntry && fe.SourceCidr is null && t.Settings.ConnectTimeFor(q.Protocol) == true
+                && Frontend(t, q.Protocol, IPAddress.Any, dst, dport, out _) is { IsDropEntry: false };
+            if (atConnect)
             {
                 natWhere = "connect() (connect-time load balancer)";
                 ctlbNote = $"; {t.Settings.ConnectTimeLoadBalancing}: the socket is connected to the backend, so {where} sees the backend, not the service";
@@ -215,12 +219,14 @@ public static partial class FlowPredictor
                 if (count == 0)
                 {
                     stages.Add(Nat("no backend", $"{Via(lookup)}{fe}{(count != fe.BackendCount ? " (internalTrafficPolicy Local: local backends only)" : string.Empty)}"));
-                    return Done(FlowVerdict.Deny, $"service {fe.Frontend} (id {fe.ServiceId}) has no backend{(count != fe.BackendCount ? " on this node" : string.Empty)}: the program answers ICMP port unreachable");
+                    return Done(FlowVerdict.Deny, $"service {fe.Frontend} (id {fe.ServiceId}) has no backend{(count != fe.BackendCount ? " on this node" : string.Empty)}: " +
+                        (atConnect ? "connect() fails with EPERM (connect.h:31-35) and no packet is sent" : "the program answers ICMP port unreachable"));
                 }
 
                 List<NatBackend> candidates = fe.Backends.Where(b => b.Ordinal < count).ToList();
                 NatAffinity? aff = fe.AffinityTimeoutValue > TimeSpan.Zero
-                    ? t.Affinity.FirstOrDefault(a => a.ServiceAddressValue.Equals(dst) && a.ServicePort == dport && a.Protocol == q.Protocol && a.ClientAddressValue.Equals(q.Source) && a.AgeValue <= fe.AffinityTimeoutValue)
+                    // At connect() the affinity entry is keyed by client 0.0.0.0 (nat_lookup.h:162 with connect.h's source).
+                    ? t.Affinity.FirstOrDefault(a => a.ServiceAddressValue.Equals(dst) && a.ServicePort == dport && a.Protocol == q.Protocol && a.ClientAddressValue.Equals(atConnect ? IPAddress.Any : q.Source) && a.AgeValue <= fe.AffinityTimeoutValue)
                     : null;
                 if (aff is not null)
                 {
@@ -619,6 +625,7 @@ public static partial class FlowPredictor
             ("route", "no route to the backend") => "DroppedUnknownRoute",
             ("conntrack", "cannot create the entry") => "ConntrackCreateFailed",
             ("NAT", var d) when d.StartsWith("drop: ", StringComparison.Ordinal) => "DroppedUnauthSource",
+            ("NAT", "Maglev: no backend") => "DroppedMaglevNoBackend",
             _ => null,
         };
         Match m = Regex.Match(last.Where, @"^(?:(?<node>[^:]+): )?(?<iface>\S+) tc (?<hook>ingress|egress) ");

@@ -273,7 +273,14 @@ public sealed class FlowTables
 
         lock (_membership)
         {
-            _maglev ??= NatMaps.ReadMaglev(_node, false, null, null, _cancellationToken).GroupBy(e => e.ServiceId).ToDictionary(g => g.Key, g => (IReadOnlyList<MaglevEntry>)g.OrderBy(e => e.Ordinal).ToList());
+            try
+            {
+                _maglev ??= NatMaps.ReadMaglev(_node, false, null, null, _cancellationToken).GroupBy(e => e.ServiceId).ToDictionary(g => g.Key, g => (IReadOnlyList<MaglevEntry>)g.OrderBy(e => e.Ordinal).ToList());
+            }
+            catch (Exception ex) when (ex is Interop.BpfEnvironmentException or Interop.BpfObjectNotFoundException)
+            {
+                _maglev = new Dictionary<uint, IReadOnlyList<MaglevEntry>>();
+            }
         }
 
         return _maglev.TryGetValue(serviceId, out IReadOnlyList<MaglevEntry>? lut) ? lut : Array.Empty<MaglevEntry>();
@@ -295,8 +302,9 @@ public sealed class FlowTables
                 {
                     _counters = CounterReader.Read(_node, null, null, _cancellationToken).ToList();
                 }
-                catch (Interop.BpfEnvironmentException)
+                catch (Exception ex) when (ex is Interop.BpfEnvironmentException or Interop.BpfObjectNotFoundException)
                 {
+                    // The counter is evidence only: a node without the counters map still gets its prediction.
                     _counters = new List<InterfaceCounter>();
                 }
             }
