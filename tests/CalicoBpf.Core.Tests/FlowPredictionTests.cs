@@ -429,6 +429,7 @@ public sealed class FlowFullTableTests : IDisposable
         {
             new InterfaceState { IfIndex = 5, Name = "cali1", Flags = InterfaceStateFlags.Workload | InterfaceStateFlags.V4Ready },
             new InterfaceState { IfIndex = 3, Name = "eth0", Flags = InterfaceStateFlags.Host | InterfaceStateFlags.V4Ready },
+            new InterfaceState { IfIndex = 4, Name = "eth1", Flags = InterfaceStateFlags.Host | InterfaceStateFlags.NotManaged },
         },
         new LocalDataplane(_dir, "n1"), _dir)
     {
@@ -488,6 +489,17 @@ public sealed class FlowFullTableTests : IDisposable
         FlowResult blind = FlowPredictor.Predict(Tables(10), new FlowQuery(IpProtocol.Tcp, IPAddress.Parse("192.0.2.1"), 40000, IPAddress.Parse("172.18.0.10"), 8022, Interface: "eth0"));
         Assert.Equal(FlowVerdict.Unknown, blind.Verdict);
         Assert.Contains("bpfPolicyDebugEnabled may be off", blind.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_interface_calico_does_not_manage_is_unknown_at_either_hook()
+    {
+        foreach (bool egress in new[] { false, true })
+        {
+            FlowResult r = FlowPredictor.Predict(Tables(10), new FlowQuery(IpProtocol.Tcp, IPAddress.Parse("192.0.2.1"), 40000, IPAddress.Parse("172.18.0.10"), 8022, Interface: "eth1", Egress: egress));
+            Assert.Equal(FlowVerdict.Unknown, r.Verdict);
+            Assert.StartsWith("Calico attaches no programs to eth1", r.Reason, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

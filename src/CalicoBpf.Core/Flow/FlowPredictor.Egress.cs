@@ -115,8 +115,18 @@ public static partial class FlowPredictor
         var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, q.Destination, q.DestinationPort, q.Destination, icmp ? 0 : q.DestinationPort, SourceIsHost: fromHost, DestinationIsHost: false, q.DestinationPort);
         PolicyDecision d = PolicyEvaluator.Evaluate(hep.Program, packet, t.IpSets(hep));
         stages.Add(new("policy", where, "host endpoint: " + d.Verdict.ToString().ToLowerInvariant(), Describe(t, d) + (hep.Problems.Count > 0 ? " [" + string.Join("; ", hep.Problems) + "]" : string.Empty)));
-        return d.Verdict == PolicyVerdict.Allow
-            ? Done(FlowVerdict.Allow, $"the host endpoint policy of {at.Name} lets it out", d)
-            : Done(d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown, $"the host endpoint policy of {at.Name}: {d.Reason}", d);
+        if (d.Verdict != PolicyVerdict.Allow)
+        {
+            return Done(d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown, $"the host endpoint policy of {at.Name}: {d.Reason}", d);
+        }
+
+        // Allowed: a new flow's entry is created now, which a full table refuses.
+        if (ct is null && TableFull(t) is { } full)
+        {
+            stages.Add(new("conntrack", where, "cannot create the entry", full));
+            return Done(FlowVerdict.Deny, full, d);
+        }
+
+        return Done(FlowVerdict.Allow, $"the host endpoint policy of {at.Name} lets it out", d);
     }
 }

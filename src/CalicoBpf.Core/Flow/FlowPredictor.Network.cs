@@ -21,12 +21,6 @@ public static partial class FlowPredictor
     {
         FlowResult Done(FlowVerdict v, string reason) => Result(t, q, v, reason, stages, null, null, null);
         string where = $"{entry.Name} tc ingress (from host endpoint)";
-        if ((entry.Flags & (InterfaceStateFlags.NotManaged | InterfaceStateFlags.BondSlave)) != 0)
-        {
-            stages.Add(new("interface", where, "no Calico programs", $"cali_iface[{entry.IfIndex}] {entry.Name}: {string.Join(", ", entry.FlagNames)}"));
-            return Done(FlowVerdict.Unknown, $"Calico attaches no programs to {entry.Name} ({string.Join(", ", entry.FlagNames)}): the host stack alone handles what arrives there{(entry.Flags.HasFlag(InterfaceStateFlags.BondSlave) ? "; ask for the bond it belongs to" : string.Empty)}");
-        }
-
         bool tunnelDevice = (entry.Flags & TunnelDevices) != 0;
         bool fromCalicoHost = srcRoute is not null && srcRoute.Flags.HasFlag(RouteFlags.Host) && !srcRoute.Flags.HasFlag(RouteFlags.Local);
         stages.Add(new("interface", where, entry.Flags.HasFlag(InterfaceStateFlags.V4Ready) ? tunnelDevice ? "from the tunnel" : "from the network" : "not ready",

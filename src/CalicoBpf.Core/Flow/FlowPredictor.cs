@@ -53,6 +53,12 @@ public static partial class FlowPredictor
                 return Done(FlowVerdict.Unknown, $"Calico has no state for an interface {asked} on {t.Node}: it attaches no programs there (Get-BpfInterface lists the ones it manages)");
             }
 
+            if ((at.Flags & (InterfaceStateFlags.NotManaged | InterfaceStateFlags.BondSlave)) != 0)
+            {
+                stages.Add(new("interface", asked, "no Calico programs", $"cali_iface[{at.IfIndex}] {at.Name}: {string.Join(", ", at.FlagNames)}"));
+                return Done(FlowVerdict.Unknown, $"Calico attaches no programs to {at.Name} ({string.Join(", ", at.FlagNames)}): the host stack alone handles its packets{(at.Flags.HasFlag(InterfaceStateFlags.BondSlave) ? "; ask for the bond it belongs to" : string.Empty)}");
+            }
+
             if (q.Egress)
             {
                 return at.Flags.HasFlag(InterfaceStateFlags.Workload) ? IntoWorkload(t, q, stages, at, srcRoute) : OutOfNode(t, q, stages, at, srcRoute);
