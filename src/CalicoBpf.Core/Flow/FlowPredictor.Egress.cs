@@ -33,7 +33,7 @@ public static partial class FlowPredictor
             return Done(FlowVerdict.Allow, $"traffic from this host to its workload on {at.Name} is always allowed, without policy");
         }
 
-        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, q.Destination, q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort);
+        ConntrackEntry? ct = Lookup(t, q, q.Destination, q.DestinationPort);
         bool established = ct is not null && q.Protocol != IpProtocol.Tcp && DestinationSideApproved(ct, q);
         stages.Add(new("conntrack", where, established ? "established" : ct is null ? "new flow" : "existing entry",
             ct is null ? $"no entry for {Tuple(q)}" + ConntrackRoom(t)?.Note
@@ -77,7 +77,7 @@ public static partial class FlowPredictor
         Route? dstRoute = t.RouteOf(q.Destination);
         stages.Add(new("interface", where, "out to the network",
             $"cali_iface[{at.IfIndex}] {at.Name}: {string.Join(", ", at.FlagNames)}; from {(fromHost ? "this host" : q.Source + (srcRoute is null ? " (no Calico route)" : ": " + srcRoute.Description))} to {(dstRoute is null ? q.Destination + " (no Calico route)" : q.Destination + ": " + dstRoute.Description)}" + Logging(t)));
-        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, q.Destination, q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort);
+        ConntrackEntry? ct = Lookup(t, q, q.Destination, q.DestinationPort);
         bool established = ct is not null && q.Protocol != IpProtocol.Tcp && DestinationSideApproved(ct, q);
         stages.Add(new("conntrack", where, established ? "established" : ct is null ? "new flow" : "existing entry",
             ct is null ? $"no entry for {Tuple(q)}" : $"{ct.Type} {ct.Key}, state {ct.State}"));
@@ -92,32 +92,11 @@ public static partial class FlowPredictor
             return Done(FlowVerdict.Allow, $"{ConntrackText.Protocol(q.Protocol).ToLowerInvariant()}:{q.DestinationPort} from this host is an outbound failsafe port, so policy is skipped");
         }
 
-        DebugProgram? hep = t.Program(at.Name, "egress", forHostInterface: true, out _);
-        if (hep is null)
+        PolicyDecision? d = HostEndpointPolicy(t, stages, at, where, q, q.Destination, q.DestinationPort, toHost: false, out FlowVerdict? stop, out string? why, out string said,
+            direction: "egress", srcIsHost: fromHost, preNatAsked: false);
+        if (stop is FlowVerdict v)
         {
-            if (t.PolicyDebugWritten is { } proof)
-            {
-                stages.Add(new("policy", where, "no host endpoint policy", $"no policy debug file for {at.Name}, and Felix writes them here ({proof}): no host endpoint covers it, so the program allows it without policy"));
-                return Done(FlowVerdict.Allow, $"no host endpoint covers {at.Name}: the packet leaves without policy");
-            }
-
-            stages.Add(new("policy", where, "unknown", $"no policy debug file for {at.Name}, and none for any other interface: bpfPolicyDebugEnabled may be off"));
-            return Done(FlowVerdict.Unknown, $"the host endpoint policy of {at.Name} cannot be told: no debug files are written here (Set-FelixBpfConfig -BpfPolicyDebugEnabled $true)");
-        }
-
-        if (hep.Error is { Length: > 0 } failed)
-        {
-            stages.Add(new("policy", where, "unknown", $"Felix recorded an error building this program: {failed}"));
-            return Done(FlowVerdict.Unknown, $"the host endpoint policy of {at.Name} is not the one in its debug file: Felix recorded an error building it ({failed})");
-        }
-
-        bool icmp = q.Protocol == IpProtocol.Icmp;
-        var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, q.Destination, q.DestinationPort, q.Destination, icmp ? 0 : q.DestinationPort, SourceIsHost: fromHost, DestinationIsHost: false, q.DestinationPort);
-        PolicyDecision d = PolicyEvaluator.Evaluate(hep.Program, packet, t.IpSets(hep));
-        stages.Add(new("policy", where, "host endpoint: " + d.Verdict.ToString().ToLowerInvariant(), Describe(t, d) + (hep.Problems.Count > 0 ? " [" + string.Join("; ", hep.Problems) + "]" : string.Empty)));
-        if (d.Verdict != PolicyVerdict.Allow)
-        {
-            return Done(d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown, $"the host endpoint policy of {at.Name}: {d.Reason}", d);
+            return Done(v, why!, d);
         }
 
         // Allowed: a new flow's entry is created now, which a full table refuses.
@@ -127,6 +106,6 @@ public static partial class FlowPredictor
             return Done(FlowVerdict.Deny, full, d);
         }
 
-        return Done(FlowVerdict.Allow, $"the host endpoint policy of {at.Name} lets it out", d);
+        return Done(FlowVerdict.Allow, $"{said}: it leaves the node", d);
     }
 }

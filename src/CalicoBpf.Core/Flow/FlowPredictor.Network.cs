@@ -45,7 +45,7 @@ public static partial class FlowPredictor
         }
 
         // Conntrack, as from a workload: a NatForward entry leads to its tracking entry; the client's side must be approved.
-        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, q.Destination, q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort);
+        ConntrackEntry? ct = Lookup(t, q, q.Destination, q.DestinationPort);
         ConntrackEntry? tracking = ct is { Type: ConntrackType.NatForward, ReverseKey: { } rk } ? t.Conntrack(rk.Protocol, rk.AddressAValue, rk.PortA, rk.AddressBValue, rk.PortB) : ct;
         bool approved = tracking is not null && (tracking.SourceAddressValue.Equals(q.Source) ? tracking.Forward : tracking.Reverse).Approved;
         if (tracking is not null && approved && q.Protocol != IpProtocol.Tcp)
@@ -192,23 +192,11 @@ public static partial class FlowPredictor
 
         if (dstRoute is not null && dstRoute.Flags.HasFlag(RouteFlags.Local) && dstRoute.Flags.HasFlag(RouteFlags.Workload) && dstRoute.IfIndex is int dIf)
         {
-            t.Interfaces.TryGetValue(dIf, out InterfaceState? dstIf);
-            stages.Add(new("route", where, $"the local workload on {dstIf?.Name ?? dstRoute.Interface ?? "?"}", $"{dstRoute.Cidr}: {dstRoute.Description}"));
-            string dstWhere = $"{dstIf?.Name ?? "ifindex " + dIf} tc egress (to workload)";
-            if (dstIf is null || !dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready))
-            {
-                stages.Add(new("interface", dstWhere, "not ready", dstIf is null ? $"cali_iface has no entry for ifindex {dIf}" : $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-                return Done(FlowVerdict.Deny, "the destination workload's interface is not ready in Calico: a new flow to it is dropped (no counter)");
-            }
-
-            stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-            PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out FlowVerdict? stop2, out string? why2);
-            if (stop2 is FlowVerdict v2)
-            {
-                return Done(v2, why2!, ingress);
-            }
-
-            return Done(FlowVerdict.Allow, $"{hostPolicy}, and the ingress policy of {dstIf.Name} allows it", ingress);
+            stages.Add(new("route", where, $"the local workload on {(t.Interfaces.TryGetValue(dIf, out InterfaceState? s) ? s.Name : dstRoute.Interface ?? "?")}", $"{dstRoute.Cidr}: {dstRoute.Description}"));
+            (FlowVerdict? stopped, string? reason, PolicyDecision? ingress, string dstName) = IntoLocalWorkload(t, stages, dIf, null, q, dst, dport);
+            return stopped is FlowVerdict v2
+                ? Done(v2, reason!, ingress)
+                : Done(FlowVerdict.Allow, $"{hostPolicy}, and the ingress policy of {dstName} allows it", ingress);
         }
 
         if (toHost)
@@ -266,16 +254,19 @@ public static partial class FlowPredictor
     }
 
     /// <summary>
-    /// The host endpoint's ingress program on a host or tunnel interface: its debug file (pre-DNAT on the
-    /// address asked, then normal tiers to this host or apply-on-forward tiers), else no host endpoint
-    /// covers the interface, when Felix is known to write debug files (else Unknown).
+    /// A host endpoint's policy program on a host or tunnel interface, for one direction ("ingress": from
+    /// the network; "egress": out of the node): its debug file (pre-DNAT tiers on the address asked when
+    /// <paramref name="preNatAsked"/>, then normal tiers for the host's own traffic or apply-on-forward
+    /// tiers for what the node forwards); else no host endpoint covers the interface, when Felix is
+    /// known to write debug files (else Unknown). Said: how the reason words it when it lets the flow on.
     /// </summary>
     private static PolicyDecision? HostEndpointPolicy(FlowTables t, List<FlowStage> stages, InterfaceState entry, string where, FlowQuery q, IPAddress dst, int dport, bool toHost,
-        out FlowVerdict? stop, out string? why, out string said)
+        out FlowVerdict? stop, out string? why, out string said, string direction = "ingress", bool srcIsHost = false, bool preNatAsked = true)
     {
         stop = null;
         why = null;
-        DebugProgram? hep = t.Program(entry.Name, "ingress", forHostInterface: true, out _);
+        said = string.Empty;
+        DebugProgram? hep = t.Program(entry.Name, direction, forHostInterface: true, out _);
         if (hep is null)
         {
             if (t.PolicyDebugWritten is { } proof)
@@ -288,7 +279,6 @@ public static partial class FlowPredictor
             stages.Add(new("policy", where, "unknown", $"no policy debug file for {entry.Name}: either no host endpoint covers it (allowed without policy) or Felix writes no debug files (bpfPolicyDebugEnabled false)"));
             stop = FlowVerdict.Unknown;
             why = $"the host endpoint policy of {entry.Name} cannot be told: there is no debug file for it, and none for any other interface, so bpfPolicyDebugEnabled may be off (Set-FelixBpfConfig -BpfPolicyDebugEnabled $true)";
-            said = string.Empty;
             return null;
         }
 
@@ -297,12 +287,12 @@ public static partial class FlowPredictor
             stages.Add(new("policy", where, "unknown", $"Felix recorded an error building this program: {failed}"));
             stop = FlowVerdict.Unknown;
             why = $"the host endpoint policy of {entry.Name} on {t.Node} is not the one in its debug file: Felix recorded an error building it ({failed})";
-            said = string.Empty;
             return null;
         }
 
         bool icmp = q.Protocol == IpProtocol.Icmp;
-        var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, dst, dport, q.Destination, icmp ? 0 : q.DestinationPort, SourceIsHost: false, DestinationIsHost: toHost, icmp ? dport : q.DestinationPort);
+        (IPAddress preNat, int preNatPort) = preNatAsked ? (q.Destination, q.DestinationPort) : (dst, dport);
+        var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, dst, dport, preNat, icmp ? 0 : preNatPort, srcIsHost, toHost, icmp ? dport : preNatPort);
         PolicyDecision d = PolicyEvaluator.Evaluate(hep.Program, packet, t.IpSets(hep));
         stages.Add(new("policy", where, "host endpoint: " + d.Verdict.ToString().ToLowerInvariant(), Describe(t, d) + (hep.Problems.Count > 0 ? " [" + string.Join("; ", hep.Problems) + "]" : string.Empty)));
         said = $"the host endpoint policy of {entry.Name} allows it";

@@ -65,28 +65,8 @@ public static partial class FlowPredictor
 
         string where = $"{device.Name} tc egress (to host endpoint)";
         stages.Add(new("interface", where, tunneled ? "into the tunnel" : "out to the network", $"cali_iface[{device.IfIndex}] {device.Name}: {string.Join(", ", device.FlagNames)}; {how}"));
-        DebugProgram? hep = t.Program(device.Name, "egress", forHostInterface: true, out _);
-        if (hep is null)
-        {
-            stages.Add(new("policy", where, t.PolicyDebugWritten is null ? "unknown" : "no host endpoint policy",
-                t.PolicyDebugWritten is { } proof ? $"no policy debug file for {device.Name}, and Felix writes them here ({proof}): no host endpoint covers it" : $"no policy debug file for {device.Name}, and none for any other interface: bpfPolicyDebugEnabled may be off"));
-            return t.PolicyDebugWritten is null
-                ? (FlowVerdict.Unknown, $"the host endpoint policy of {device.Name} on {t.Node} cannot be told: no debug files are written there (Set-FelixBpfConfig -BpfPolicyDebugEnabled $true)", null)
-                : (null, null, null);
-        }
-
-        if (hep.Error is { Length: > 0 } failed)
-        {
-            stages.Add(new("policy", where, "unknown", $"Felix recorded an error building this program: {failed}"));
-            return (FlowVerdict.Unknown, $"the host endpoint policy of {device.Name} on {t.Node} is not the one in its debug file: Felix recorded an error building it ({failed})", null);
-        }
-
-        bool icmp = q.Protocol == IpProtocol.Icmp;
-        var packet = new PolicyPacket((int)q.Protocol, q.Source, q.SourcePort, dst, dport, dst, icmp ? 0 : dport, SourceIsHost: false, DestinationIsHost: false, icmp ? dport : dport);
-        PolicyDecision d = PolicyEvaluator.Evaluate(hep.Program, packet, t.IpSets(hep));
-        stages.Add(new("policy", where, "host endpoint: " + d.Verdict.ToString().ToLowerInvariant(), Describe(t, d)));
-        return d.Verdict == PolicyVerdict.Allow ? (null, null, d)
-            : (d.Verdict == PolicyVerdict.Deny ? FlowVerdict.Deny : FlowVerdict.Unknown, $"the host endpoint policy of {device.Name} on {t.Node}: {d.Reason}", d);
+        PolicyDecision? d = HostEndpointPolicy(t, stages, device, where, q, dst, dport, toHost: false, out FlowVerdict? stop, out string? why, out _, direction: "egress", preNatAsked: false);
+        return (stop, stop is null ? null : $"{why} (on {t.Node})", d);
     }
 
     /// <summary>
@@ -106,7 +86,7 @@ public static partial class FlowPredictor
             $"{from.Node} sends it to {via.NextHop} ({via.Cidr}: {via.Description}; {how}); " +
             (entry is null ? $"{t.Node}'s cali_iface has no {(tunneled ? "tunnel device" : "host interface")}" : $"cali_iface[{entry.IfIndex}] {entry.Name}: {string.Join(", ", entry.FlagNames)}")));
 
-        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, dst, q.Protocol == IpProtocol.Icmp ? 0 : dport);
+        ConntrackEntry? ct = Lookup(t, q, dst, dport);
         bool established = ct is not null && q.Protocol != IpProtocol.Tcp && ct.Forward.Approved && ct.Reverse.Approved;
         stages.Add(new("conntrack", where, established ? "established" : ct is null ? "new flow" : "existing entry",
             ct is null ? $"no entry for {ConntrackText.Protocol(q.Protocol)} {ConntrackText.HostPort(q.Source, q.SourcePort)} -> {ConntrackText.HostPort(dst, dport)}: the first program creates one with the client's side approved"
@@ -194,22 +174,10 @@ public static partial class FlowPredictor
             return Done(FlowVerdict.Unknown, $"{from.Node} sends {dst} to {t.Node} ({via.NextHop}), but {t.Node} has no local workload route for it ({(dstRoute is null ? "no route" : dstRoute.Cidr + ": " + dstRoute.Description)}): the host stack there decides; Get-BpfRoute -Node {t.Node} shows its routes");
         }
 
-        t.Interfaces.TryGetValue(dIf, out InterfaceState? dstIf);
-        stages.Add(new("route", where, $"the local workload on {dstIf?.Name ?? dstRoute.Interface ?? "?"}", $"{dstRoute.Cidr}: {dstRoute.Description}"));
-        string dstWhere = $"{t.Node}: {dstIf?.Name ?? "ifindex " + dIf} tc egress (to workload)";
-        if (dstIf is null || !dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready))
-        {
-            stages.Add(new("interface", dstWhere, "not ready", dstIf is null ? $"cali_iface has no entry for ifindex {dIf}" : $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-            return Done(FlowVerdict.Deny, $"the destination workload's interface on {t.Node} is not ready in Calico: a new flow to it is dropped (no counter)");
-        }
-
-        stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-        PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out FlowVerdict? stop, out string? why);
-        if (stop is FlowVerdict v)
-        {
-            return Done(v, $"on {t.Node}, {why}", ingress);
-        }
-
-        return Done(FlowVerdict.Allow, $"{before} and the ingress policy of {dstIf.Name} on {t.Node} allow it", ingress);
+        stages.Add(new("route", where, $"the local workload on {(t.Interfaces.TryGetValue(dIf, out InterfaceState? s) ? s.Name : dstRoute.Interface ?? "?")}", $"{dstRoute.Cidr}: {dstRoute.Description}"));
+        (FlowVerdict? stopped, string? reason, PolicyDecision? ingress, string dstName) = IntoLocalWorkload(t, stages, dIf, t.Node, q, dst, dport);
+        return stopped is FlowVerdict v
+            ? Done(v, reason!, ingress)
+            : Done(FlowVerdict.Allow, $"{before} and the ingress policy of {dstName} on {t.Node} allow it", ingress);
     }
 }

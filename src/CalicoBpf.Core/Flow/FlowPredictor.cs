@@ -106,8 +106,7 @@ public static partial class FlowPredictor
         bool established = false;
         bool tcp = q.Protocol == IpProtocol.Tcp;
         int sport = q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort;
-        int ctDport = q.Protocol == IpProtocol.Icmp ? 0 : q.DestinationPort;
-        ConntrackEntry? ct = q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, sport, q.Destination, ctDport);
+        ConntrackEntry? ct = Lookup(t, q, q.Destination, q.DestinationPort);
         string viaConnect = string.Empty;
         if (ct is null && !q.AsNew && t.Settings.ConnectTimeFor(q.Protocol) == true)
         {
@@ -115,7 +114,7 @@ public static partial class FlowPredictor
             // was connected to (connect.h at v3.30.7): the tc program never saw the service address.
             foreach (NatBackend b in t.FrontendsOf(q.Destination, q.DestinationPort, q.Protocol).Where(f => !f.IsDropEntry).SelectMany(f => f.Backends).Where(b => b.AddressValue is not null))
             {
-                if (t.Conntrack(q.Protocol, q.Source, sport, b.AddressValue!, b.Port) is { } byBackend)
+                if (Lookup(t, q, b.AddressValue!, b.Port) is { } byBackend)
                 {
                     ct = byBackend;
                     dst = b.AddressValue!;
@@ -287,7 +286,7 @@ public static partial class FlowPredictor
         stages.Add(dstIf is null
             ? new("interface", where, "no interface state", $"cali_iface has no entry for ifindex {dIf} (predicted as if Calico's programs are attached)")
             : new("interface", where, dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready) ? "ready" : "not ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-        ConntrackEntry? ct = t.Conntrack(q.Protocol, q.Source, q.SourcePort, q.Destination, q.DestinationPort);
+        ConntrackEntry? ct = Lookup(t, q, q.Destination, q.DestinationPort);
         stages.Add(ct is null
             ? new("conntrack", where, "new flow", $"no entry for {Tuple(q)}")
             : new("conntrack", where, "existing entry", $"{ct.Type} {ct.Key}, state {ct.State}"));
@@ -386,23 +385,10 @@ public static partial class FlowPredictor
         // 6. A local workload destination: its tc egress program runs its ingress policy.
         if (toLocalWorkload && dstRoute!.IfIndex is int dIf)
         {
-            t.Interfaces.TryGetValue(dIf, out InterfaceState? dstIf);
-            string dstWhere = $"{dstIf?.Name ?? "ifindex " + dIf} tc egress (to workload)";
-            if (dstIf is null || !dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready))
-            {
-                stages.Add(new("interface", dstWhere, "not ready", dstIf is null ? $"cali_iface has no entry for ifindex {dIf}" : $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-                return Done(FlowVerdict.Deny, $"the destination workload's interface is not ready in Calico: a new flow to it is dropped (no counter)");
-            }
-
-            stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{dIf}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
-                        // At the destination's program the packet already carries the backend: its pre-DNAT destination is the backend (tc.c).
-            PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out stop, out why);
-            if (stop is FlowVerdict v2)
-            {
-                return Done(v2, why!, ingress);
-            }
-
-            return Done(FlowVerdict.Allow, $"the egress policy of {iface} and the ingress policy of {dstIf.Name} allow it", ingress);
+            (FlowVerdict? stopped, string? reason, PolicyDecision? ingress, string dstName) = IntoLocalWorkload(t, stages, dIf, null, q, dst, dport);
+            return stopped is FlowVerdict v2
+                ? Done(v2, reason!, ingress)
+                : Done(FlowVerdict.Allow, $"the egress policy of {iface} and the ingress policy of {dstName} allow it", ingress);
         }
 
         if (toHost)
@@ -539,6 +525,32 @@ public static partial class FlowPredictor
     private static string? TableFull(FlowTables t) => t.ConntrackFill is { MaxEntries: > 0 } f && f.Entries >= f.MaxEntries
         ? $"conntrack is full on {t.Node} ({f.Map}, {f.Entries} of {f.MaxEntries} entries): the flow's entry cannot be created, so the program drops it (counter: failed to create conntrack); raise bpfMapSizeConntrack"
         : null;
+
+    /// <summary>A flow's conntrack entry with Calico's key for it (ICMP has ports 0 and 0); none for a flow asked as new.</summary>
+    private static ConntrackEntry? Lookup(FlowTables t, FlowQuery q, IPAddress dst, int dport) =>
+        q.AsNew ? null : t.Conntrack(q.Protocol, q.Source, q.Protocol == IpProtocol.Icmp ? 0 : q.SourcePort, dst, q.Protocol == IpProtocol.Icmp ? 0 : dport);
+
+    /// <summary>
+    /// A local workload's to-workload program (tc egress of its interface): the interface must be ready
+    /// in Calico, then the workload's ingress policy runs on the packet as it arrives (already carrying
+    /// the backend, its pre-DNAT destination). <paramref name="node"/> names the node when it is not the
+    /// flow's first. Stop is the verdict when the flow ends here; Name is the interface's.
+    /// </summary>
+    private static (FlowVerdict? Stop, string? Why, PolicyDecision? Ingress, string Name) IntoLocalWorkload(FlowTables t, List<FlowStage> stages, int ifIndex, string? node,
+        FlowQuery q, IPAddress dst, int dport)
+    {
+        t.Interfaces.TryGetValue(ifIndex, out InterfaceState? dstIf);
+        string dstWhere = $"{(node is null ? string.Empty : node + ": ")}{dstIf?.Name ?? "ifindex " + ifIndex} tc egress (to workload)";
+        if (dstIf is null || !dstIf.Flags.HasFlag(InterfaceStateFlags.V4Ready))
+        {
+            stages.Add(new("interface", dstWhere, "not ready", dstIf is null ? $"cali_iface has no entry for ifindex {ifIndex}" : $"cali_iface[{ifIndex}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
+            return (FlowVerdict.Deny, $"the destination workload's interface{(node is null ? string.Empty : " on " + node)} is not ready in Calico: a new flow to it is dropped (no counter)", null, dstIf?.Name ?? string.Empty);
+        }
+
+        stages.Add(new("interface", dstWhere, "ready", $"cali_iface[{ifIndex}] {dstIf.Name}: {string.Join(", ", dstIf.FlagNames)}"));
+        PolicyDecision? ingress = Policy(t, stages, dstIf.Name, "ingress", dstWhere, q, dst, dport, preNat: false, toHost: false, srcIsHost: false, out FlowVerdict? stop, out string? why);
+        return stop is FlowVerdict v ? (v, node is null ? why : $"on {node}, {why}", ingress, dstIf.Name) : (null, null, ingress, dstIf.Name);
+    }
 
     /// <summary>The rule that decided, with its match id and hit count, or why no rule did.</summary>
     private static string Describe(FlowTables t, PolicyDecision d) => d.DecidedBy is { } r

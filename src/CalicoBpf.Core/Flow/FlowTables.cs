@@ -26,6 +26,7 @@ public sealed class FlowTables
     private bool _debugListed;
     private List<InterfaceCounter>? _counters;
     private Dictionary<uint, IReadOnlyList<MaglevEntry>>? _maglev;
+    private IReadOnlyList<FailsafePort>? _failsafes;
     private string? _debugWritten;
     private CancellationToken _cancellationToken;
 
@@ -80,8 +81,19 @@ public sealed class FlowTables
     /// <summary>The other nodes of this run, by address: a flow to a workload there continues on its tables (null: this node only).</summary>
     public IFlowPeers? Peers { get; set; }
 
-    /// <summary>Felix's failsafe ports (cali_v4_fsafes; empty when the node has none).</summary>
-    public IReadOnlyList<FailsafePort> Failsafes { get; init; } = Array.Empty<FailsafePort>();
+    /// <summary>Felix's failsafe ports (cali_v4_fsafes; empty when the node has none), read on first use: only flows to or from a host interface need them.</summary>
+    public IReadOnlyList<FailsafePort> Failsafes
+    {
+        get
+        {
+            lock (_membership)
+            {
+                return _failsafes ??= _node is null ? Array.Empty<FailsafePort>() : FailsafeMap.Read(_node, null, _cancellationToken);
+            }
+        }
+
+        init => _failsafes = value;
+    }
 
     /// <summary>The inbound failsafe entry a packet to this host matches (failsafe.h is_failsafe_in: exact protocol and port, the source in its CIDR), or null.</summary>
     public FailsafePort? FailsafeIn(IpProtocol protocol, int port, IPAddress source) =>
@@ -158,7 +170,6 @@ public sealed class FlowTables
         {
             Settings = settings ?? FlowSettings.Unknown,
             ConntrackFill = fill,
-            Failsafes = FailsafeMap.Read(node, reporter, cancellationToken),
         };
         tables._cancellationToken = cancellationToken;
         return tables;
