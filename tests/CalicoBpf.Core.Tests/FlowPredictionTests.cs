@@ -511,5 +511,12 @@ public sealed class FlowFullTableTests : IDisposable
         FailsafePort back = FailsafeMap.Decode(key);
         Assert.Equal((IpProtocol.Tcp, 22, false, 8), (back.Protocol, back.Port, back.Outbound, back.Prefix.PrefixLength));
         Assert.True(FailsafeMap.Decode(FailsafeMap.EncodeKey(IpProtocol.Udp, 53, outbound: true, AddressPrefix.Parse("0.0.0.0/0"))).Outbound);
+
+        // Calico's own case, felix/bpf/failsafes/failsafe_test.go "ShouldFillEmptyMap" at v3.30.7 (in tcp:22, out udp:53,
+        // from 0.0.0.0/0), as its Key.ToSlice writes them (failsafes_map.go:96-106, ZeroCIDRPrefixLen 32): decoded here.
+        FailsafePort inbound = FailsafeMap.Decode(new byte[] { 32, 0, 0, 0, 22, 0, 6, 0, 0, 0, 0, 0 });
+        FailsafePort outbound = FailsafeMap.Decode(new byte[] { 32, 0, 0, 0, 53, 0, 17, 1, 0, 0, 0, 0 });
+        Assert.Equal("inbound tcp:22 from 0.0.0.0/0", inbound.ToString());
+        Assert.Equal("outbound udp:53 from 0.0.0.0/0", outbound.ToString());
     }
 }
