@@ -5,3 +5,4 @@ global using CalicoBpf.Cluster;
 global using CalicoBpf.Transport;
 global using CalicoBpf.Interop;
 global using CalicoBpf.Arguments;
+global using CalicoBpf.Sampling;

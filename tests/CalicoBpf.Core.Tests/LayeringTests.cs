@@ -21,9 +21,10 @@ public sealed class LayeringTests
         ["Cluster"] = new[] { "Interop", "Transport", "Maps", "Isolation" },
         ["Diagnostics"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Isolation" },
         ["Flow"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Isolation" },
+        ["Sampling"] = Array.Empty<string>(),
     };
 
-    private static readonly Regex Reference = new(@"\bCalicoBpf\.(Interop|Isolation|Transport|Maps|Trace|Cluster|Diagnostics|Flow)\b|(?<![\w.])(Interop|Transport|Maps|Trace|Cluster|Diagnostics|Flow)\.[A-Z]\w*", RegexOptions.CultureInvariant);
+    private static readonly Regex Reference = new(@"\bCalicoBpf\.(Interop|Isolation|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling)\b|(?<![\w.])(Interop|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling)\.[A-Z]\w*", RegexOptions.CultureInvariant);
 
     [Fact]
     public void Every_folder_of_core_uses_only_the_layers_below_it()

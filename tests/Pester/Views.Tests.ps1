@@ -113,6 +113,8 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
             InterfaceCounter    = { Get-BpfCounter @kc -Node node-a }
             InterfaceState      = { Get-BpfInterface @kc -Node node-a }
             PolicyRule          = { Get-BpfPolicy @kc -Node node-a }
+            CounterSample       = { Get-BpfCounter @kc -Node node-a -SampleInterval 1 -IncludeUnchanged }
+            PolicyRuleSample    = { Get-BpfPolicy @kc -Node node-a -SampleInterval 1 -IncludeUnchanged }
             FelixBpfConfig      = { Get-FelixBpfConfig @kc }
             FelixEffectiveValue = { Get-FelixBpfConfig @kc -Node node-a -Effective }
             CheckResult         = { Test-CalicoEbpf @kc -Node node-a -WarningAction SilentlyContinue }
@@ -126,7 +128,7 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
     }
     AfterAll { Stop-TestCluster $cluster }
 
-    It '<_> exports to CSV with every cell a value, never a .NET type name, and reads back' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
+    It '<_> exports to CSV with every cell a value, never a .NET type name, and reads back' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
         $items = $objects[$_]
         $csv = @($items | ConvertTo-Csv)
         $back = @($csv | ConvertFrom-Csv)
@@ -140,7 +142,7 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
         if ($items[0].PSObject.Properties['Node']) { $back[0].Node | Should -Be "$($items[0].Node)" }
     }
 
-    It '<_> as JSON: addresses and durations as text, enums by name, the same after Select-Object, and back by ConvertFrom-Json' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
+    It '<_> as JSON: addresses and durations as text, enums by name, the same after Select-Object, and back by ConvertFrom-Json' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
         $items = $objects[$_]
         $set = $_
         foreach ($json in @(($items | ConvertTo-Json -Depth 8), ($items | Select-Object * | ConvertTo-Json -Depth 8))) {
@@ -177,7 +179,7 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
         ($config | ConvertTo-Json -Depth 6 | ConvertFrom-Json).Resource.metadata.name | Should -Be 'default'
     }
 
-    It '<_> at <Width> columns: no line wider, every column there' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'ConntrackResolved', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
+    It '<_> at <Width> columns: no line wider, every column there' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'ConntrackResolved', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
         $set = $_
         $items = $objects[$set]
         $items | Should -Not -BeNullOrEmpty -Because "the demo cluster has $set objects"

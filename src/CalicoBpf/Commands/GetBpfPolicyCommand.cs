@@ -1,9 +1,13 @@
 namespace CalicoBpf.Commands;
 
-/// <summary>The policy rules attached to interfaces, with per-rule hit counts (calico-bpf policy dump).</summary>
-[Cmdlet(VerbsCommon.Get, "BpfPolicy", HelpUri = HelpUris.Base + "Get-BpfPolicy.md")]
-[OutputType(typeof(PolicyRule))]
-public sealed class GetBpfPolicyCommand : MapCmdletBase
+/// <summary>
+/// The policy rules attached to interfaces, with per-rule hit counts (calico-bpf policy dump); with
+/// -SampleInterval, -MaxSamples or -Continuous, how the hit counts move, as Get-Counter samples.
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "BpfPolicy", DefaultParameterSetName = SnapshotSet, HelpUri = HelpUris.Base + "Get-BpfPolicy.md")]
+[OutputType(typeof(PolicyRule), ParameterSetName = new[] { SnapshotSet })]
+[OutputType(typeof(PolicyRuleSample), ParameterSetName = new[] { SampleSet, ContinuousSet })]
+public sealed class GetBpfPolicyCommand : SampledMapCmdletBase
 {
     /// <summary>Interface names, wildcards allowed; without it, every interface Felix wrote policy debug info for.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
@@ -31,13 +35,23 @@ public sealed class GetBpfPolicyCommand : MapCmdletBase
         PolicyHook[] hooks = Direction ?? new[] { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp };
         Func<string, bool>? filter = WildcardFilter(Interface);
         bool literal = Interface is { Length: > 0 } && !Interface.Any(WildcardPattern.ContainsWildcardCharacters);
-        ForEachNode(node =>
+        bool ipv6 = IPv6;
+        IEnumerable<PolicyRule> Rules(INodeDataplane node)
         {
             // Literal names are read (and reported) as given; otherwise the interfaces Felix wrote files for.
             IEnumerable<string> interfaces = literal ? Interface!
                 : node.ListDirectory(dir) is null ? new[] { "*" }
                 : PolicyDebug.ListInterfaces(node, dir).Where(n => filter is null || filter(n));
-            return interfaces.SelectMany(iface => PolicyDebug.Read(node, dir, iface, hooks, IPv6, Reporter, CancelToken));
-        });
+            return interfaces.SelectMany(iface => PolicyDebug.Read(node, dir, iface, hooks, ipv6, Reporter, CancelToken));
+        }
+
+        if (!Sampling)
+        {
+            ForEachNode(Rules);
+            return;
+        }
+
+        bool unchanged = IncludeUnchanged;
+        Sample(() => new PolicyRuleSampler(), (node, sampler, tick) => sampler.Sample(Rules(node), tick, unchanged));
     }
 }

@@ -6,7 +6,7 @@ namespace CalicoBpf.Commands;
 /// written on the pipeline thread as they arrive, each carrying its Node; a node that fails is one
 /// non-terminating error naming the node, and the others complete.
 /// </summary>
-public abstract class NodeCmdletBase : CalicoBpfCmdletBase
+public abstract partial class NodeCmdletBase : CalicoBpfCmdletBase
 {
     /// <summary>
     /// Where the maps are pinned on a node (local or remote): the -PinPath of a cmdlet that reads or

@@ -66,4 +66,8 @@ public static class TypedValues
     public static IPAddress FlowPredictionDestinationAddress(PSObject instance) => ((FlowPrediction)instance.BaseObject).DestinationAddressValue;
 
     public static IPAddress? FlowPredictionBackendAddress(PSObject instance) => ((FlowPrediction)instance.BaseObject).BackendAddressValue;
+
+    public static TimeSpan CounterSampleInterval(PSObject instance) => ((CounterSample)instance.BaseObject).IntervalValue;
+
+    public static TimeSpan PolicyRuleSampleInterval(PSObject instance) => ((PolicyRuleSample)instance.BaseObject).IntervalValue;
 }

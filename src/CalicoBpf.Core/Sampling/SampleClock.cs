@@ -1,0 +1,68 @@
+namespace CalicoBpf.Sampling;
+
+/// <summary>One sample of a run: its number (1 for the first after the baseline) and the time all nodes share for it.</summary>
+/// <param name="Number">0 for the baseline reading, then 1, 2, ...</param>
+/// <param name="Timestamp">When the sample was due (UTC), the same for every node of the sample.</param>
+public readonly record struct SampleTick(int Number, DateTime Timestamp);
+
+/// <summary>
+/// The one clock of a sampling run (Get-Counter -SampleInterval): sample k is due at start + k x interval,
+/// so waits do not add up to drift. A sample that is due while the one before is still being read is
+/// skipped, not queued, and <see cref="Skipped"/> says how many were.
+/// </summary>
+public sealed class SampleClock
+{
+    private readonly TimeProvider _time;
+    private readonly long _start;
+    private long _due;
+
+    public SampleClock(TimeSpan interval, TimeProvider? time = null)
+    {
+        if (interval <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(interval), interval, "The sample interval must be positive.");
+        }
+
+        Interval = interval;
+        _time = time ?? TimeProvider.System;
+        _start = _time.GetTimestamp();
+    }
+
+    public TimeSpan Interval { get; }
+
+    /// <summary>Samples that were due while the one before was still being read (the client did not keep up).</summary>
+    public int Skipped { get; private set; }
+
+    /// <summary>The baseline reading, due now.</summary>
+    public SampleTick Baseline => new(0, _time.GetUtcNow().UtcDateTime);
+
+    /// <summary>
+    /// Waits until the next sample is due and returns it; null when <paramref name="cancellationToken"/>
+    /// stops the wait (Ctrl+C), at once.
+    /// </summary>
+    public SampleTick? WaitForNext(int number, CancellationToken cancellationToken)
+    {
+        TimeSpan elapsed = _time.GetElapsedTime(_start);
+        long due = Math.Max(_due + 1, (long)Math.Ceiling(elapsed / Interval));
+        if (due > _due + 1)
+        {
+            Skipped += (int)(due - _due - 1);
+        }
+
+        _due = due;
+        TimeSpan wait = due * Interval - elapsed;
+        if (wait > TimeSpan.Zero)
+        {
+            try
+            {
+                Task.Delay(wait, _time, cancellationToken).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+        }
+
+        return cancellationToken.IsCancellationRequested ? null : new SampleTick(number, _time.GetUtcNow().UtcDateTime);
+    }
+}

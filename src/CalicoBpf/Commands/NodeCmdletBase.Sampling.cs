@@ -1,0 +1,122 @@
+using System.Collections.Concurrent;
+
+namespace CalicoBpf.Commands;
+
+/// <summary>
+/// Sampling (-SampleInterval, -MaxSamples, -Continuous, as Get-Counter has them): the node, or every
+/// node -Node selects (chosen once), is read for a baseline and then once per sample on one clock
+/// (<see cref="SampleClock"/>), every node in parallel through the fan-out. Each node keeps its own
+/// sampler state between samples. A sample is written once every node has answered, node by node in
+/// name order, so the output of a run reads as one table per node and sample. A node that fails is
+/// one error until it answers again; a sample the nodes were too slow for is skipped with a warning.
+/// Ctrl+C ends the wait at once.
+/// </summary>
+public abstract partial class NodeCmdletBase
+{
+    /// <summary>Runs a sampling loop: <paramref name="sample"/> reads one node at one tick with that node's state (made by <paramref name="newState"/>).</summary>
+    /// <param name="maxSamples">How many samples after the baseline; null: until Ctrl+C (-Continuous).</param>
+    private protected void SampleEachNode<TState, T>(Func<TState> newState, Func<INodeDataplane, TState, SampleTick, IEnumerable<T>> sample,
+        TimeSpan interval, int? maxSamples)
+        where TState : class
+    {
+        var clock = new SampleClock(interval);
+        if (IsLocal)
+        {
+            Run(() =>
+            {
+                INodeDataplane node = OpenLocalNode();
+                TState state = newState();
+                Consume(sample(node, state, clock.Baseline));
+                for (int n = 1; maxSamples is null || n <= maxSamples; n++)
+                {
+                    if (NextTick(clock, n) is not { } tick)
+                    {
+                        return;
+                    }
+
+                    foreach (T item in sample(node, state, tick))
+                    {
+                        WriteObject(item);
+                    }
+                }
+            }, PinDirectory);
+            return;
+        }
+
+        IClusterConnection cluster = Cluster;
+        List<CalicoNode> targets = SelectNodes(Node!, needsCalicoNode: true);
+        var states = new ConcurrentDictionary<string, TState>(StringComparer.Ordinal);
+        var failing = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+        var fanOut = new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => RemoteNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode);
+        SampleTick baseline = clock.Baseline;
+        var answers = new ConcurrentDictionary<string, List<T>>(StringComparer.Ordinal);
+        fanOut.Read(targets, node => Guarded(node, baseline));
+        for (int n = 1; maxSamples is null || n <= maxSamples; n++)
+        {
+            if (NextTick(clock, n) is not { } tick)
+            {
+                return;
+            }
+
+            answers.Clear();
+            fanOut.Read(targets, node => Guarded(node, tick));
+            foreach (KeyValuePair<string, List<T>> answer in answers.OrderBy(a => a.Key, StringComparer.Ordinal))
+            {
+                foreach (T item in answer.Value)
+                {
+                    WriteObject(item);
+                }
+            }
+        }
+
+        // A node's failure is one error; while it goes on failing, each sample says so in verbose only.
+        // Each node's answer is kept for the sample's write; the fan-out only carries its messages and errors.
+        IEnumerable<T> Guarded(INodeDataplane node, SampleTick tick)
+        {
+            List<T> items;
+            try
+            {
+                items = sample(node, states.GetOrAdd(node.Node, _ => newState()), tick).ToList();
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && failing.ContainsKey(node.Node))
+            {
+                Reporter.Verbose($"Sample {tick.Number}: still failing: {ex.Message}");
+                return Array.Empty<T>();
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                failing[node.Node] = true;
+                throw;
+            }
+
+            if (failing.TryRemove(node.Node, out _))
+            {
+                Reporter.Warning($"answers again from sample {tick.Number} on; the sample after its failure spans the time it was not read.");
+            }
+
+            answers[node.Node] = items;
+            return Array.Empty<T>();
+        }
+
+        static void Consume(IEnumerable<T> items)
+        {
+            foreach (T _ in items)
+            {
+            }
+        }
+    }
+
+    /// <summary>Waits for sample <paramref name="n"/>; null on Ctrl+C. Warns when samples had to be skipped.</summary>
+    private SampleTick? NextTick(SampleClock clock, int n)
+    {
+        int skipped = clock.Skipped;
+        SampleTick? tick = clock.WaitForNext(n, CancelToken);
+        if (tick is not null && clock.Skipped > skipped)
+        {
+            WriteWarning($"Sample {n} is late: reading took longer than -SampleInterval {ConntrackText.ShortDuration(clock.Interval)}, so {clock.Skipped - skipped} sample time(s) were skipped. "
+                + "Give a longer -SampleInterval, fewer nodes, or a higher -ThrottleLimit.");
+        }
+
+        return tick;
+    }
+}

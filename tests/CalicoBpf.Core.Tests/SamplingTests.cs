@@ -1,0 +1,193 @@
+using CalicoBpf.Sampling;
+using CsCheck;
+using Microsoft.Extensions.Time.Testing;
+
+namespace CalicoBpf.Tests;
+
+/// <summary>
+/// Counters over time (Get-BpfCounter -SampleInterval): the rise of each counter between readings, a
+/// reset where it went down or its interface was recreated (never a negative rise), rates over the time
+/// between the two readings, and the one clock of a run. The kernel-side proofs (real packets through a
+/// tc program, remote nodes) are tests/Pester/Sampling.Tests.ps1.
+/// </summary>
+public sealed class SamplingTests
+{
+    [Fact]
+    public void The_first_reading_is_a_baseline_and_the_next_give_the_rise()
+    {
+        var series = new CounterSeries<string>();
+        Assert.True(series.Observe("a", 10).Baseline);
+        series.EndReading();
+        Assert.Equal(new CounterChange(5, false, false), series.Observe("a", 15));
+        series.EndReading();
+        Assert.Equal(new CounterChange(0, false, false), series.Observe("a", 15));
+    }
+
+    [Fact]
+    public void A_counter_that_went_down_is_a_reset_with_the_value_it_has_now()
+    {
+        var series = new CounterSeries<string>();
+        series.Observe("a", 1_000);
+        series.EndReading();
+        Assert.Equal(new CounterChange(7, true, false), series.Observe("a", 7));
+        series.EndReading();
+        Assert.Equal(new CounterChange(3, false, false), series.Observe("a", 10));
+    }
+
+    [Fact]
+    public void A_new_generation_or_a_new_key_is_a_reset()
+    {
+        var series = new CounterSeries<string>();
+        series.Observe("eth0", 500, generation: 2);
+        series.EndReading();
+        // The interface was recreated with a new ifindex, and counted 600 since: more than before, still a reset.
+        Assert.Equal(new CounterChange(600, true, false), series.Observe("eth0", 600, generation: 9));
+        Assert.Equal(new CounterChange(4, true, false), series.Observe("cali1", 4));
+    }
+
+    [Fact]
+    public void Keys_gone_from_a_reading_are_forgotten_and_a_failed_reading_changes_nothing()
+    {
+        var series = new CounterSeries<int>();
+        for (int k = 0; k < 100; k++)
+        {
+            series.Observe(k, 1);
+        }
+
+        series.EndReading();
+        series.Observe(1, 2);
+        series.EndReading();
+        Assert.Equal(1, series.Count);
+        series.Observe(1, 99);
+        series.AbandonReading();
+        Assert.Equal(new CounterChange(1, false, false), series.Observe(1, 3));
+    }
+
+    [Fact]
+    public void Deltas_add_up_to_the_rise_and_are_never_negative()
+    {
+        // Any run of readings, with resets: the deltas between resets add up to the rise, and a reset's delta is its value.
+        Gen.ULong[0, 1UL << 62].Array[2, 30].Sample(values =>
+        {
+            var series = new CounterSeries<string>();
+            series.Observe("c", values[0]);
+            series.EndReading();
+            for (int i = 1; i < values.Length; i++)
+            {
+                CounterChange change = series.Observe("c", values[i]);
+                series.EndReading();
+                Assert.Equal(values[i] < values[i - 1], change.Reset);
+                Assert.Equal(change.Reset ? values[i] : values[i] - values[i - 1], change.Delta);
+            }
+        });
+    }
+
+    [Fact]
+    public async Task Samples_are_due_on_one_grid_and_a_late_one_skips_what_it_missed()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 2, 1, 0, 0, TimeSpan.Zero));
+        var clock = new SampleClock(TimeSpan.FromSeconds(1), time);
+        Assert.Equal(0, clock.Baseline.Number);
+
+        // Reading the baseline took 2.5 s: samples 1 and 2 were due during it, so the next is at 3 s.
+        time.Advance(TimeSpan.FromMilliseconds(2500));
+        Task<SampleTick?> next = Task.Run(() => clock.WaitForNext(1, CancellationToken.None));
+        SampleTick? tick = await Advance(time, next, TimeSpan.FromMilliseconds(500));
+        Assert.Equal(1, tick!.Value.Number);
+        Assert.Equal(new DateTime(2026, 12, 2, 1, 0, 3, DateTimeKind.Utc), tick.Value.Timestamp);
+        Assert.Equal(2, clock.Skipped);
+
+        // On time from there: due at 4 s, waits the rest of the interval and no more.
+        time.Advance(TimeSpan.FromMilliseconds(200));
+        next = Task.Run(() => clock.WaitForNext(2, CancellationToken.None));
+        Assert.Equal(new DateTime(2026, 12, 2, 1, 0, 4, DateTimeKind.Utc), (await Advance(time, next, TimeSpan.FromMilliseconds(800)))!.Value.Timestamp);
+        Assert.Equal(2, clock.Skipped);
+    }
+
+    [Fact]
+    public async Task Ctrl_C_ends_the_wait_at_once()
+    {
+        var clock = new SampleClock(TimeSpan.FromHours(1));
+        using var stop = new CancellationTokenSource();
+        Task<SampleTick?> next = Task.Run(() => clock.WaitForNext(1, stop.Token));
+        stop.CancelAfter(50);
+        Assert.Null(await next.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public void A_counter_sample_divides_its_rise_by_the_time_between_the_middles_of_the_reads()
+    {
+        var time = new FakeTimeProvider();
+        var sampler = new CounterSampler(time);
+        var tick = new SampleTick(1, new DateTime(2026, 12, 2, 1, 0, 1, DateTimeKind.Utc));
+        Assert.Empty(sampler.Sample(Reading(time, TimeSpan.FromMilliseconds(100), Counter("eth0", 2, "DroppedByPolicy", 10, egress: 5)), tick with { Number = 0 }));
+        time.Advance(TimeSpan.FromMilliseconds(900));
+
+        // The reads took 100 ms and 300 ms: their middles are 0.05 s and 1.15 s, so 1.1 s apart.
+        IReadOnlyList<CounterSample> samples = sampler.Sample(Reading(time, TimeSpan.FromMilliseconds(300),
+            Counter("eth0", 2, "DroppedByPolicy", 21, egress: 5), Counter("eth0", 2, "TotalPackets", 1)), tick);
+        CounterSample moved = Assert.Single(samples, s => !s.Reset);
+        Assert.Equal((PolicyHook.Ingress, 11UL, 21UL, 1), (moved.Hook, moved.Delta, moved.Value, moved.Sample));
+        Assert.Equal(TimeSpan.FromMilliseconds(1100), moved.IntervalValue);
+        Assert.Equal(10.0, moved.Rate, 9);
+        Assert.Equal(tick.Timestamp, moved.Timestamp);
+        // The egress counter did not move (left out), TotalPackets is new since the baseline (a reset).
+        CounterSample fresh = Assert.Single(samples, s => s.Reset);
+        Assert.Equal(("TotalPackets", 1UL), (fresh.Id, fresh.Delta));
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        IReadOnlyList<CounterSample> all = sampler.Sample(Reading(time, TimeSpan.Zero,
+            Counter("eth0", 2, "DroppedByPolicy", 21, egress: 5), Counter("eth0", 2, "TotalPackets", 1)), tick with { Number = 2 }, includeUnchanged: true);
+        Assert.Equal(3, all.Count);
+        Assert.All(all, s => Assert.Equal(0UL, s.Delta));
+    }
+
+    [Fact]
+    public void A_rule_sample_follows_the_rule_by_its_match_id_and_skips_rules_without_a_counter()
+    {
+        var time = new FakeTimeProvider();
+        var sampler = new PolicyRuleSampler(time);
+        PolicyRule Rule(ulong? id, ulong? hits) => new() { Node = "n", Interface = "cali1", Hook = PolicyHook.Ingress, Tier = "default", Policy = "p", Action = "deny", MatchId = id, HitCount = hits };
+        Assert.Empty(sampler.Sample(new[] { Rule(7, 100), Rule(null, null) }, new SampleTick(0, DateTime.UnixEpoch)));
+        time.Advance(TimeSpan.FromSeconds(2));
+        PolicyRuleSample s = Assert.Single(sampler.Sample(new[] { Rule(7, 104), Rule(null, null) }, new SampleTick(1, DateTime.UnixEpoch)));
+        Assert.Equal((7UL, 4UL, 2.0, false), (s.MatchId, s.Delta, s.Rate, s.Reset));
+    }
+
+    [Fact]
+    public void A_reading_that_fails_leaves_the_series_as_it_was()
+    {
+        var sampler = new CounterSampler(new FakeTimeProvider());
+        sampler.Sample(new[] { Counter("eth0", 2, "DroppedByPolicy", 10) }, new SampleTick(0, DateTime.UnixEpoch));
+        Assert.Throws<InvalidOperationException>(() => sampler.Sample(Failing(), new SampleTick(1, DateTime.UnixEpoch)));
+        CounterSample s = Assert.Single(sampler.Sample(new[] { Counter("eth0", 2, "DroppedByPolicy", 12) }, new SampleTick(2, DateTime.UnixEpoch)));
+        Assert.Equal((2UL, false), (s.Delta, s.Reset));
+
+        static IEnumerable<InterfaceCounter> Failing()
+        {
+            yield return Counter("eth0", 2, "DroppedByPolicy", 0);
+            throw new InvalidOperationException("exec failed");
+        }
+    }
+
+    private static InterfaceCounter Counter(string iface, int ifIndex, string id, ulong ingress, ulong? egress = null) =>
+        new() { Node = "n", Interface = iface, IfIndex = ifIndex, Id = id, Name = id, Category = CounterCategory.Dropped, Ingress = ingress, Egress = egress };
+
+    /// <summary>A reading that takes <paramref name="duration"/> on the fake clock.</summary>
+    private static IEnumerable<InterfaceCounter> Reading(FakeTimeProvider time, TimeSpan duration, params InterfaceCounter[] counters)
+    {
+        time.Advance(duration);
+        foreach (InterfaceCounter c in counters)
+        {
+            yield return c;
+        }
+    }
+
+    /// <summary>Moves the fake clock on once the waiter is waiting, then lets it run.</summary>
+    private static async Task<SampleTick?> Advance(FakeTimeProvider time, Task<SampleTick?> waiter, TimeSpan by)
+    {
+        await Task.Delay(200);
+        time.Advance(by);
+        return await waiter.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+}

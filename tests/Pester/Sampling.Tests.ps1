@@ -1,0 +1,279 @@
+# Counters over time on the real kernel. tests/bpf/count_like_calico.c, attached with tc to a real
+# interface and given that node's own pinned cali_counters and cali_rule_ctrs, counts each real packet
+# as Calico counts a policy drop; Get-BpfCounter and Get-BpfPolicy -SampleInterval must see exactly the
+# packets sent, here (a veth of this namespace) and on a test cluster node (-Node, through its
+# calico-node container), with resets after Clear-BpfCounter, one clock across nodes, and Ctrl+C.
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
+    $script:kernel = Test-KernelAvailable
+    $script:clang = [bool](Get-Command clang -ErrorAction SilentlyContinue)
+    if ($kernel -and -not $clang -and $env:CI -eq 'true') { throw 'clang is needed to build the test tc program (.ci/run installs it).' }
+}
+
+BeforeAll {
+    $manifest = Import-ModuleUnderTest -Simulation -PassThru
+    $ruleId = 24122
+    $obj = Join-Path $TestDrive 'count_like_calico.o'
+    if ($clang) {
+        & clang -O2 -g -target bpf "-DRULE_ID=${ruleId}ULL" -c (Join-Path $PSScriptRoot '../bpf/count_like_calico.c') -o $obj
+        if ($LASTEXITCODE) { throw 'clang could not build tests/bpf/count_like_calico.c' }
+    }
+
+    function Add-CountingProgram([string] $Netns, [string] $Interface, [string] $PinPath, [string] $ProgramPin) {
+        # The program, loaded with the node's own maps, on the interface's tc ingress.
+        $counters = (Get-ChildItem $PinPath -Filter 'cali_counters*' | Select-Object -First 1).FullName
+        $rules = (Get-ChildItem $PinPath -Filter 'cali_rule_ctrs*' | Select-Object -First 1).FullName
+        & bpftool prog load $obj $ProgramPin type classifier map name counters pinned $counters map name rule_ctrs pinned $rules
+        if ($LASTEXITCODE) { throw "bpftool could not load $obj with $counters and $rules" }
+        if ($Netns) { & ip netns exec $Netns tc filter add dev $Interface ingress bpf da object-pinned $ProgramPin }
+        else { & tc filter add dev $Interface ingress bpf da object-pinned $ProgramPin }
+        if ($LASTEXITCODE) { throw "tc could not attach the counting program to $Interface" }
+    }
+
+    function Send-Datagram([string] $Netns, [string] $Address, [int] $Count) {
+        # Each datagram leaves the peer at once (a static neighbour) and reaches the counted interface's ingress.
+        & ip netns exec $Netns bash -c "for i in `$(seq 1 $Count); do echo x > /dev/udp/$Address/9; done"
+    }
+
+    function Start-Sampling([string] $Command) {
+        # The command in a runspace of its own that already has the module, started, its output collected as it comes.
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$manifest'").Invoke()
+        $ps.Commands.Clear()
+        $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
+        $null = $ps.AddScript($Command)
+        $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
+        [pscustomobject]@{ PS = $ps; Out = $out; Async = $async }
+    }
+
+    function Wait-Sample($Run, [int] $Number, [int] $Seconds = 30) {
+        # By index: enumerating a PSDataCollection that is still open waits for it to complete.
+        $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
+        while ([DateTime]::UtcNow -lt $deadline -and -not $Run.Async.IsCompleted) {
+            $n = $Run.Out.Count
+            if ($n -gt 0 -and $Run.Out[$n - 1].Sample -ge $Number) { return }
+            Start-Sleep -Milliseconds 20
+        }
+        throw "No sample $Number came within $Seconds s: $($Run.PS.Streams.Error | Out-String)"
+    }
+
+    function Complete-Sampling($Run) {
+        try { $null = $Run.PS.EndInvoke($Run.Async) } finally { $errors = @($Run.PS.Streams.Error); $warnings = @($Run.PS.Streams.Warning); $Run.PS.Dispose() }
+        [pscustomobject]@{ Samples = @($Run.Out); Errors = $errors; Warnings = $warnings }
+    }
+
+    function Test-Rates($Samples) {
+        foreach ($s in $Samples) {
+            $s.IntervalValue.TotalSeconds | Should -BeGreaterThan 0.5 -Because 'samples are one second apart'
+            $s.IntervalValue.TotalSeconds | Should -BeLessThan 2.5 -Because 'samples are one second apart'
+            $s.Rate | Should -BeGreaterOrEqual 0
+            [math]::Abs($s.Rate - $s.Delta / $s.IntervalValue.TotalSeconds) | Should -BeLessThan 1e-6 -Because 'Rate is Delta per second of Interval'
+        }
+    }
+
+    function Test-Counted($Samples, [int] $Packets, [string] $Node, [string] $Interface, [int] $From = 2) {
+        # Every packet sent after sample 1 was counted once on ingress as TotalPackets and DroppedByPolicy, and nothing else moved there.
+        $mine = @($Samples | Where-Object { $_.Node -eq $Node -and $_.Interface -eq $Interface -and $_.Sample -ge $From })
+        foreach ($id in 'TotalPackets', 'DroppedByPolicy') {
+            $sum = ($mine | Where-Object { $_.Id -eq $id -and $_.Hook -eq 'Ingress' } | Measure-Object Delta -Sum).Sum
+            $sum | Should -Be $Packets -Because "the $Packets datagrams sent each moved $id once"
+        }
+        @($mine | Where-Object { $_.Delta -gt 0 -and ($_.Hook -ne 'Ingress' -or $_.Id -notin 'TotalPackets', 'DroppedByPolicy') }) | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Sampled counters on this node' -Skip:(-not ($kernel -and $clang)) {
+    BeforeAll {
+        $fs = New-TestBpfFs
+        $ns = "cbt-smp-$PID"
+        $host_ = "cbs$PID"
+        $peer = "cbsp$PID"
+        & ip netns add $ns
+        & ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        & ip link add $host_ type veth peer name $peer
+        & sysctl -qw "net.ipv6.conf.$host_.disable_ipv6=1"
+        & ip link set $peer netns $ns
+        & ip link set $host_ up
+        & ip netns exec $ns sysctl -qw "net.ipv6.conf.$peer.disable_ipv6=1"
+        & ip -n $ns addr add 10.198.7.2/24 dev $peer
+        & ip -n $ns link set $peer up
+        $mac = (& ip -j link show $host_ | ConvertFrom-Json).address
+        & ip -n $ns neigh add 10.198.7.1 lladdr $mac dev $peer
+        & tc qdisc add dev $host_ clsact
+
+        $scenario = [CalicoBpf.Simulation.NodeScenario]::Parse(@"
+node: pester-sampling
+calicoVersion: v3.32.1
+randomSeed: 6
+interfaces:
+  - name: $host_
+    ingress: { TotalPackets: 10, DroppedByPolicy: 1 }
+    egress: { TotalPackets: 10 }
+policies:
+  - interface: $host_
+    hook: ingress
+    tiers:
+      - name: default
+        policies:
+          - name: shop/knp.default.deny-all
+            rules:
+              - { action: deny, matchId: $ruleId, hits: 1 }
+"@)
+        $links = [System.Collections.Generic.Dictionary[string, int]]::new()
+        $links[$host_] = (& ip -j link show $host_ | ConvertFrom-Json).ifindex
+        $policyDir = Join-Path $TestDrive 'policy'
+        $sim = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($fs.PinPath)
+        try { $scenario.Seed($sim, $links, $policyDir) } finally { $sim.Dispose() }
+        Add-CountingProgram -Interface $host_ -PinPath $fs.PinPath -ProgramPin (Join-Path $fs.Root 'count')
+        $local = "-PinPath '$($fs.PinPath)' -Interface $host_"
+    }
+    AfterAll {
+        & ip link del $host_ 2>$null
+        & ip netns del $ns 2>$null
+        Remove-TestBpfFs $fs
+    }
+
+    It 'each sample gives the rise of every counter that moved, by real packets, and its rate' {
+        $run = Start-Sampling "Get-BpfCounter $local -SampleInterval 1 -MaxSamples 3 -IncludeUnchanged"
+        Wait-Sample $run 1
+        Send-Datagram $ns 10.198.7.1 7
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $r.Samples | Should -Not -BeNullOrEmpty
+        $r.Samples[0] | Should -BeOfType ([CalicoBpf.CounterSample])
+        @($r.Samples.Sample | Sort-Object -Unique) | Should -Be @(1, 2, 3)
+        Test-Counted $r.Samples 7 $r.Samples[0].Node $host_
+        Test-Rates $r.Samples
+        @($r.Samples | Where-Object Reset) | Should -BeNullOrEmpty
+        # The values are the counters' full 64-bit sums: the seeded 10 plus every packet.
+        ($r.Samples | Where-Object { $_.Sample -eq 3 -and $_.Id -eq 'TotalPackets' -and $_.Hook -eq 'Ingress' }).Value | Should -Be (10 + 7)
+        # One clock: all rows of a sample carry its time, one interval after the one before.
+        foreach ($n in 1..3) { @($r.Samples | Where-Object Sample -eq $n | Select-Object -ExpandProperty Timestamp -Unique).Count | Should -Be 1 }
+        $t = @(1..3 | ForEach-Object { ($r.Samples | Where-Object Sample -eq $_ | Select-Object -First 1).Timestamp })
+        ($t[2] - $t[1]).TotalSeconds | Should -BeGreaterThan 0.8
+        ($t[2] - $t[1]).TotalSeconds | Should -BeLessThan 1.5
+    }
+
+    It 'by default a sample holds only what moved' {
+        $run = Start-Sampling "Get-BpfCounter $local -SampleInterval 1 -MaxSamples 3"
+        Start-Sleep -Milliseconds 1500
+        Send-Datagram $ns 10.198.7.1 3
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        @($r.Samples | Where-Object { $_.Delta -eq 0 -and -not $_.Reset }) | Should -BeNullOrEmpty
+        @($r.Samples.Id | Sort-Object -Unique) | Should -Be @('DroppedByPolicy', 'TotalPackets')
+        ($r.Samples | Where-Object Id -eq 'TotalPackets' | Measure-Object Delta -Sum).Sum | Should -Be 3
+    }
+
+    It 'a counter cleared between samples is a reset, with what it counted since, never a negative rate' {
+        $run = Start-Sampling "Get-BpfCounter $local -SampleInterval 1 -MaxSamples 3 -IncludeUnchanged"
+        Wait-Sample $run 1
+        Clear-BpfCounter -PinPath $fs.PinPath -Interface $host_ -Confirm:$false
+        Send-Datagram $ns 10.198.7.1 4
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $resets = @($r.Samples | Where-Object { $_.Reset -and $_.Id -eq 'TotalPackets' -and $_.Hook -eq 'Ingress' })
+        $resets.Count | Should -Be 1
+        $resets[0].Delta | Should -Be $resets[0].Value -Because 'after a reset, Delta is what the counter holds since'
+        # Egress was cleared too and stays at 0: a reset to zero, then no movement.
+        @($r.Samples | Where-Object { $_.Reset -and $_.Hook -eq 'Egress' -and $_.Id -eq 'TotalPackets' }).Count | Should -Be 1
+        ($r.Samples | Where-Object { $_.Sample -eq 3 -and $_.Id -eq 'TotalPackets' -and $_.Hook -eq 'Ingress' }).Value | Should -Be 4
+        Test-Rates $r.Samples
+    }
+
+    It 'Get-BpfPolicy -SampleInterval gives the deny rule''s hits per sample' {
+        $run = Start-Sampling "Get-BpfPolicy $local -PolicyDebugPath '$policyDir' -SampleInterval 1 -MaxSamples 3 -IncludeUnchanged"
+        Wait-Sample $run 1
+        Send-Datagram $ns 10.198.7.1 5
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $r.Samples[0] | Should -BeOfType ([CalicoBpf.PolicyRuleSample])
+        $rule = @($r.Samples | Where-Object MatchId -eq $ruleId)
+        $rule.Count | Should -Be 3
+        ($rule | Where-Object Sample -ge 2 | Measure-Object Delta -Sum).Sum | Should -Be 5
+        $rule[0].Policy | Should -Be 'shop/knp.default.deny-all'
+        $rule[0].Action | Should -Be 'deny'
+        Test-Rates $r.Samples
+    }
+
+    It 'Ctrl+C on -Continuous stops within a second, between samples or in one' {
+        $run = Start-Sampling "Get-BpfCounter $local -Continuous -SampleInterval 30"
+        Start-Sleep -Milliseconds 500
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $run.PS.Stop()
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
+        $run.PS.InvocationStateInfo.State | Should -Be 'Stopped'
+        $run.PS.Dispose()
+    }
+
+    It 'refuses -Continuous with -MaxSamples, and a zero interval' {
+        { Get-BpfCounter -PinPath $fs.PinPath -Continuous -MaxSamples 2 -ErrorAction Stop } | Should -Throw -ErrorId 'AmbiguousParameterSet,CalicoBpf.Commands.GetBpfCounterCommand'
+        { Get-BpfCounter -PinPath $fs.PinPath -SampleInterval 0 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,CalicoBpf.Commands.GetBpfCounterCommand'
+    }
+}
+
+Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) {
+    BeforeAll {
+        $cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot 'sampling.yaml') -Directory $TestDrive
+        $kc = $cluster.Kubeconfig
+        $fs = New-TestBpfFs
+        # smp-a's node: its network namespace and bpffs as the test cluster made them.
+        $netns = "cbk-$($cluster.RunId)-smp-a"
+        $pins = "/tmp/cbk-$($cluster.RunId)-smp-a/bpffs/tc/globals"
+        $iface = 'cali5a3e1d0c0f1'
+        $peer = (& ip -n $netns -j link show $iface | ConvertFrom-Json).link
+        & ip netns exec $netns sysctl -qw "net.ipv6.conf.$iface.disable_ipv6=1" "net.ipv6.conf.$peer.disable_ipv6=1"
+        & ip -n $netns link set $peer up
+        & ip -n $netns route add 10.198.8.2/32 dev $peer
+        $mac = (& ip -n $netns -j link show $iface | ConvertFrom-Json).address
+        & ip -n $netns neigh add 10.198.8.2 lladdr $mac dev $peer
+        Add-CountingProgram -Netns $netns -Interface $iface -PinPath $pins -ProgramPin (Join-Path $fs.Root 'count')
+    }
+    AfterAll {
+        Stop-TestCluster $cluster
+        Remove-TestBpfFs $fs
+    }
+
+    It 'samples every node on one clock; the packets show on the node they reached, through its calico-node container' {
+        $run = Start-Sampling "Get-BpfCounter -Kubeconfig '$kc' -Node * -SampleInterval 1 -MaxSamples 3 -IncludeUnchanged"
+        Wait-Sample $run 1
+        Send-Datagram $netns 10.198.8.2 6
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        @($r.Samples.Node | Sort-Object -Unique) | Should -Be @('smp-a', 'smp-b')
+        Test-Counted $r.Samples 6 smp-a $iface
+        @($r.Samples | Where-Object { $_.Node -eq 'smp-b' -and $_.Delta -gt 0 }) | Should -BeNullOrEmpty
+        # One clock: both nodes' rows of a sample share its time; the nodes come in name order.
+        foreach ($n in 1..3) {
+            $rows = @($r.Samples | Where-Object Sample -eq $n)
+            @($rows.Timestamp | Sort-Object -Unique).Count | Should -Be 1
+            $order = @($rows.Node | Get-Unique)
+            $order | Should -Be @('smp-a', 'smp-b')
+        }
+        Test-Rates $r.Samples
+        # The remote objects are the local ones: the same rise as a local read of smp-a's pins would give.
+        ($r.Samples | Where-Object { $_.Node -eq 'smp-a' -and $_.Sample -eq 3 -and $_.Id -eq 'TotalPackets' -and $_.Hook -eq 'Ingress' }).Value | Should -Be (100 + 6)
+    }
+
+    It 'Get-BpfPolicy -Node samples the rule hits of the node that denied' {
+        $run = Start-Sampling "Get-BpfPolicy -Kubeconfig '$kc' -Node smp-a, smp-b -SampleInterval 1 -MaxSamples 2"
+        Start-Sleep -Milliseconds 1300
+        Send-Datagram $netns 10.198.8.2 4
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        ($r.Samples | Where-Object { $_.Node -eq 'smp-a' -and $_.MatchId -eq $ruleId } | Measure-Object Delta -Sum).Sum | Should -Be 4
+        @($r.Samples | Where-Object Node -eq 'smp-b') | Should -BeNullOrEmpty -Because 'nothing hit smp-b''s rule'
+    }
+
+    It 'Ctrl+C during -Continuous -Node * stops within a second and leaves nothing running on the nodes' {
+        $run = Start-Sampling "Get-BpfCounter -Kubeconfig '$kc' -Node * -Continuous -IncludeUnchanged"
+        Wait-Sample $run 1
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $run.PS.Stop()
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
+        $run.PS.Dispose()
+        Wait-NodeIdle $cluster smp-a | Should -BeNullOrEmpty
+        Wait-NodeIdle $cluster smp-b | Should -BeNullOrEmpty
+        Get-CalicoBpfThread | Should -BeNullOrEmpty
+    }
+}
