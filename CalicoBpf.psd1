@@ -18,6 +18,7 @@
         'Get-BpfConnectTimeProgram'
         'Get-BpfConntrack'
         'Get-BpfCounter'
+        'Get-BpfDrop'
         'Get-BpfInterface'
         'Get-BpfIpSet'
         'Get-BpfMap'

@@ -21,7 +21,7 @@ public sealed class LayeringTests
         ["Cluster"] = new[] { "Interop", "Transport", "Maps", "Isolation" },
         ["Diagnostics"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Isolation" },
         ["Flow"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Isolation" },
-        ["Sampling"] = Array.Empty<string>(),
+        ["Sampling"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster" },
     };
 
     private static readonly Regex Reference = new(@"\bCalicoBpf\.(Interop|Isolation|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling)\b|(?<![\w.])(Interop|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling)\.[A-Z]\w*", RegexOptions.CultureInvariant);

@@ -191,3 +191,55 @@ public sealed class SamplingTests
         return await waiter.WaitAsync(TimeSpan.FromSeconds(5));
     }
 }
+
+/// <summary>
+/// Get-BpfDrop's reading of Calico's own trace lines (tests/fixtures/realcalico, both releases): a policy
+/// drop is the packet's lines from "New packet" to "DENY due to policy" (the drop program prints no final
+/// result), and the hook it happened on is the one whose counter Calico's programs moved.
+/// </summary>
+public sealed class DropTraceTests
+{
+    public static TheoryData<string> Releases()
+    {
+        var data = new TheoryData<string>();
+        foreach (string r in RealCalicoPaths.CapturedReleases())
+        {
+            data.Add(r);
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Releases))]
+    public void Calicos_policy_drops_are_one_packet_each_on_the_hook_that_counted_them(string release)
+    {
+        var node = new RealCalicoCapturedNode(RealCalicoPaths.Fixture(release));
+        CalicoRelease decodedAs = ReleaseInference.Of(node).Release;
+        List<string> lines = node.ReadTraceLines(false, null, default).ToList();
+        List<TraceLogEntry> entries = lines.Select(l => TraceLogParser.Parse(l, node.Node, null, decodedAs)).ToList();
+
+        List<List<TraceLogEntry>> drops = Sampling.DropSampler.DroppedPackets(entries);
+        List<List<TraceLogEntry>> denied = drops.Where(p => p[0].Interface == "rcal-h1").ToList();
+        Assert.NotEmpty(denied);
+        Assert.Equal(lines.Count(l => l.Contains("rcal-h1-", StringComparison.Ordinal) && l.EndsWith(": DENY due to policy", StringComparison.Ordinal)), denied.Count);
+        Assert.All(denied, p =>
+        {
+            Assert.StartsWith("New packet at ifindex=", p[0].Message, StringComparison.Ordinal);
+            Assert.Equal("DENY due to policy", p[^1].Message);
+            Assert.Contains(p, e => e.Message == "IP s=10.78.1.2 d=10.78.1.1");
+            Assert.All(p, e => Assert.Equal(p[0].Cpu, e.Cpu));
+        });
+
+        // rcal-h0 allows everything: none of its packets is a drop. rcal-h2's default deny prints a final DENY.
+        Assert.DoesNotContain(drops, p => p[0].Interface == "rcal-h0");
+        Assert.All(drops.Where(p => p[0].Interface == "rcal-h2"), p => Assert.Equal("DENY", p[^1].Result));
+
+        // The tag is E (from the pod); Calico counted the drops at the veth's TC ingress hook.
+        TraceDirection tagged = Assert.Single(denied.Select(p => p[0].Direction).Distinct());
+        Assert.Equal(TraceDirection.Egress, tagged);
+        InterfaceCounter byPolicy = CounterReader.Read(node).Single(c => c.Interface == "rcal-h1" && c.Id == "DroppedByPolicy");
+        Assert.True(byPolicy.Ingress > 0, "Calico counted the policy drops of rcal-h1 at TC ingress");
+        Assert.Equal(PolicyHook.Ingress, Sampling.DropSampler.HookOf(tagged, workload: true));
+    }
+}

@@ -1,8 +1,9 @@
-# Counters over time on the real kernel. tests/bpf/count_like_calico.c, attached with tc to a real
-# interface and given that node's own pinned cali_counters and cali_rule_ctrs, counts each real packet
-# as Calico counts a policy drop; Get-BpfCounter and Get-BpfPolicy -SampleInterval must see exactly the
-# packets sent, here (a veth of this namespace) and on a test cluster node (-Node, through its
-# calico-node container), with resets after Clear-BpfCounter, one clock across nodes, and Ctrl+C.
+# Counters over time and drops on the real kernel. tests/bpf/count_like_calico.c, attached with tc to a
+# real interface and given that node's own pinned cali_counters and cali_rule_ctrs, counts each real
+# packet as Calico counts a policy drop (and prints Calico's debug lines for it); Get-BpfCounter and
+# Get-BpfPolicy -SampleInterval and Get-BpfDrop must see exactly the packets sent, here (a veth of this
+# namespace) and on a test cluster node (-Node, through its calico-node container), with resets after
+# Clear-BpfCounter, one clock across nodes, and Ctrl+C.
 BeforeDiscovery {
     Import-Module (Join-Path $PSScriptRoot 'TestSupport.psm1') -Force
     $script:kernel = Test-KernelAvailable
@@ -13,14 +14,15 @@ BeforeDiscovery {
 BeforeAll {
     $manifest = Import-ModuleUnderTest -Simulation -PassThru
     $ruleId = 24122
-    $obj = Join-Path $TestDrive 'count_like_calico.o'
-    if ($clang) {
-        & clang -O2 -g -target bpf "-DRULE_ID=${ruleId}ULL" -c (Join-Path $PSScriptRoot '../bpf/count_like_calico.c') -o $obj
-        if ($LASTEXITCODE) { throw 'clang could not build tests/bpf/count_like_calico.c' }
-    }
+    $cluster = $null
+    if ($kernel -and $clang) { $cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot 'sampling.yaml') -Directory $TestDrive }
 
-    function Add-CountingProgram([string] $Netns, [string] $Interface, [string] $PinPath, [string] $ProgramPin) {
-        # The program, loaded with the node's own maps, on the interface's tc ingress.
+    function Add-CountingProgram([string] $Netns, [string] $Interface, [string] $PinPath, [string] $ProgramPin, [string] $Tag) {
+        # The program, loaded with the node's own maps, on the interface's tc ingress; its trace lines carry
+        # Calico's tag for the interface: the name padded with - to 15, then -I or -E.
+        $obj = Join-Path $TestDrive "count-$Interface.o"
+        & clang -O2 -g -target bpf "-DRULE_ID=${ruleId}ULL" "-DTAG_TEXT=$($Interface.PadRight(15, '-'))-$Tag" -c (Join-Path $PSScriptRoot '../bpf/count_like_calico.c') -o $obj
+        if ($LASTEXITCODE) { throw 'clang could not build tests/bpf/count_like_calico.c' }
         $counters = (Get-ChildItem $PinPath -Filter 'cali_counters*' | Select-Object -First 1).FullName
         $rules = (Get-ChildItem $PinPath -Filter 'cali_rule_ctrs*' | Select-Object -First 1).FullName
         & bpftool prog load $obj $ProgramPin type classifier map name counters pinned $counters map name rule_ctrs pinned $rules
@@ -58,8 +60,8 @@ BeforeAll {
     }
 
     function Complete-Sampling($Run) {
-        try { $null = $Run.PS.EndInvoke($Run.Async) } finally { $errors = @($Run.PS.Streams.Error); $warnings = @($Run.PS.Streams.Warning); $Run.PS.Dispose() }
-        [pscustomobject]@{ Samples = @($Run.Out); Errors = $errors; Warnings = $warnings }
+        try { $null = $Run.PS.EndInvoke($Run.Async) } finally { $errors = @($Run.PS.Streams.Error); $warnings = @($Run.PS.Streams.Warning); $verbose = @($Run.PS.Streams.Verbose); $Run.PS.Dispose() }
+        [pscustomobject]@{ Samples = @($Run.Out); Errors = $errors; Warnings = $warnings; Verbose = $verbose }
     }
 
     function Test-Rates($Samples) {
@@ -82,9 +84,19 @@ BeforeAll {
     }
 }
 
+AfterAll {
+    Stop-TestCluster $cluster
+}
+
 Describe 'Sampled counters on this node' -Skip:(-not ($kernel -and $clang)) {
     BeforeAll {
         $fs = New-TestBpfFs
+        $mountedTracefs = $false
+        if (-not (Get-Content /proc/self/mounts | Where-Object { ($_ -split ' ')[2] -eq 'tracefs' })) {
+            & mount -t tracefs nodev /sys/kernel/tracing
+            if ($LASTEXITCODE) { throw 'mount -t tracefs failed' }
+            $mountedTracefs = $true
+        }
         $ns = "cbt-smp-$PID"
         $host_ = "cbs$PID"
         $peer = "cbsp$PID"
@@ -109,6 +121,8 @@ interfaces:
   - name: $host_
     ingress: { TotalPackets: 10, DroppedByPolicy: 1 }
     egress: { TotalPackets: 10 }
+routes:
+  - { cidr: 10.198.7.2/32, type: local workload in-pool, interface: $host_ }
 policies:
   - interface: $host_
     hook: ingress
@@ -124,13 +138,15 @@ policies:
         $policyDir = Join-Path $TestDrive 'policy'
         $sim = [CalicoBpf.Simulation.SimulatedDataplane]::Claim($fs.PinPath)
         try { $scenario.Seed($sim, $links, $policyDir) } finally { $sim.Dispose() }
-        Add-CountingProgram -Interface $host_ -PinPath $fs.PinPath -ProgramPin (Join-Path $fs.Root 'count')
+        # A host interface to Felix (cali_iface says so): its TC ingress program tags its lines -I.
+        Add-CountingProgram -Interface $host_ -PinPath $fs.PinPath -ProgramPin (Join-Path $fs.Root 'count') -Tag I
         $local = "-PinPath '$($fs.PinPath)' -Interface $host_"
     }
     AfterAll {
         & ip link del $host_ 2>$null
         & ip netns del $ns 2>$null
         Remove-TestBpfFs $fs
+        if ($mountedTracefs) { & umount /sys/kernel/tracing }
     }
 
     It 'each sample gives the rise of every counter that moved, by real packets, and its rate' {
@@ -206,15 +222,67 @@ policies:
         $run.PS.Dispose()
     }
 
+    It 'Get-BpfDrop explains a window''s drops: reason, count, the deny rule, the dropped packets'' trace lines, and with -Resolve the pods' {
+        $run = Start-Sampling "Get-BpfDrop $local -PolicyDebugPath '$policyDir' -Window 3 -Resolve -Kubeconfig '$($cluster.Kubeconfig)'"
+        Start-Sleep -Milliseconds 1300
+        Send-Datagram $ns 10.198.7.1 5
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $d = @($r.Samples)
+        $d.Count | Should -Be 1 -Because 'one interface hook dropped for one reason'
+        $d[0] | Should -BeOfType ([CalicoBpf.PacketDrop])
+        $d[0].Interface | Should -Be $host_
+        $d[0].Hook | Should -Be 'Ingress'
+        $d[0].Id | Should -Be 'DroppedByPolicy'
+        $d[0].Reason | Should -Be 'dropped by policy' -Because 'the reason is reasons.h''s, as calico-bpf prints it'
+        $d[0].Count | Should -Be 5
+        ($d[0].End - $d[0].Start).TotalSeconds | Should -BeGreaterThan 2.5
+        # Which rule: the deny rule whose hit counter rose by the same packets in the same window.
+        $d[0].Tier | Should -Be 'default'
+        $d[0].Policy | Should -Be 'shop/knp.default.deny-all'
+        $d[0].RuleIndex | Should -Be 0
+        $d[0].RuleHits | Should -Be 5
+        @($d[0].Rules) | Should -Be @('default/shop/knp.default.deny-all[0] +5')
+        # The program's own lines for the newest three dropped packets, each from New packet to its DENY.
+        @($d[0].TraceLines | Where-Object { $_ -like '*: New packet at ifindex=*' }).Count | Should -Be 3
+        @($d[0].TraceLines | Where-Object { $_ -like '*: DENY due to policy' }).Count | Should -Be 3
+        @($d[0].TraceLines | Where-Object { $_ -like '*: IP s=10.198.7.2 d=10.198.7.1' }).Count | Should -Be 3
+        $d[0].Workload | Should -Be 'shop/client-0' -Because 'the workload route of 10.198.7.2 goes to the interface'
+        @($d[0].Peers) | Should -Be @('shop/client-0', '10.198.7.1')
+        ($d[0] | Out-String -Width 120) | Should -Match 'default/shop/knp\.default\.deny-all\[0\]'
+        foreach ($width in 80, 120) {
+            $text = $d[0] | Out-String -Width $width
+            foreach ($line in $text -split "`r?`n") { $line.TrimEnd().Length | Should -BeLessOrEqual $width }
+            $text | Should -Match '(?m)^Interface\s+Hook\s+Reason\s+Count\s+Rate\s+Policy\s*$'
+        }
+    }
+
+    It 'Get-BpfDrop writes nothing for a window without drops; -Follow streams windows and stops on Ctrl+C' {
+        $r = Complete-Sampling (Start-Sampling "Get-BpfDrop $local -PolicyDebugPath '$policyDir' -Window 1")
+        $r.Errors | Should -BeNullOrEmpty
+        $r.Samples | Should -BeNullOrEmpty
+        $run = Start-Sampling "Get-BpfDrop $local -PolicyDebugPath '$policyDir' -Window 1 -Follow"
+        Start-Sleep -Milliseconds 1300
+        Send-Datagram $ns 10.198.7.1 2
+        $deadline = [DateTime]::UtcNow.AddSeconds(10)
+        while ($run.Out.Count -eq 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $run.PS.Stop()
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
+        $out = @($run.Out)
+        $run.PS.Dispose()
+        ($out | Measure-Object Count -Sum).Sum | Should -Be 2
+    }
+
     It 'refuses -Continuous with -MaxSamples, and a zero interval' {
         { Get-BpfCounter -PinPath $fs.PinPath -Continuous -MaxSamples 2 -ErrorAction Stop } | Should -Throw -ErrorId 'AmbiguousParameterSet,CalicoBpf.Commands.GetBpfCounterCommand'
         { Get-BpfCounter -PinPath $fs.PinPath -SampleInterval 0 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,CalicoBpf.Commands.GetBpfCounterCommand'
+        { Get-BpfDrop -PinPath $fs.PinPath -Window 0.5 -ErrorAction Stop } | Should -Throw -ErrorId 'WindowOutOfRange,CalicoBpf.Commands.GetBpfDropCommand'
     }
 }
 
 Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) {
     BeforeAll {
-        $cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot 'sampling.yaml') -Directory $TestDrive
         $kc = $cluster.Kubeconfig
         $fs = New-TestBpfFs
         # smp-a's node: its network namespace and bpffs as the test cluster made them.
@@ -227,10 +295,10 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         & ip -n $netns route add 10.198.8.2/32 dev $peer
         $mac = (& ip -n $netns -j link show $iface | ConvertFrom-Json).address
         & ip -n $netns neigh add 10.198.8.2 lladdr $mac dev $peer
-        Add-CountingProgram -Netns $netns -Interface $iface -PinPath $pins -ProgramPin (Join-Path $fs.Root 'count')
+        # A workload interface: its TC ingress program (from the pod) tags its lines -E.
+        Add-CountingProgram -Netns $netns -Interface $iface -PinPath $pins -ProgramPin (Join-Path $fs.Root 'count') -Tag E
     }
     AfterAll {
-        Stop-TestCluster $cluster
         Remove-TestBpfFs $fs
     }
 
@@ -263,6 +331,24 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         $r.Errors | Should -BeNullOrEmpty
         ($r.Samples | Where-Object { $_.Node -eq 'smp-a' -and $_.MatchId -eq $ruleId } | Measure-Object Delta -Sum).Sum | Should -Be 4
         @($r.Samples | Where-Object Node -eq 'smp-b') | Should -BeNullOrEmpty -Because 'nothing hit smp-b''s rule'
+    }
+
+    It 'Get-BpfDrop -Node * names the node, the rule and the pod; where calico-node has no tracefs it says so and goes on' {
+        $run = Start-Sampling "Get-BpfDrop -Kubeconfig '$kc' -Node * -Window 3 -Resolve -Verbose"
+        Start-Sleep -Milliseconds 1500
+        Send-Datagram $netns 10.198.8.2 4
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $d = @($r.Samples)
+        $d.Count | Should -Be 1 -Because 'only smp-a dropped'
+        $d[0].Node | Should -Be 'smp-a'
+        $d[0].Interface | Should -Be $iface
+        $d[0].Count | Should -Be 4
+        $d[0].Policy | Should -Be 'shop/knp.default.deny-all'
+        $d[0].RuleHits | Should -Be 4
+        $d[0].Workload | Should -Be 'shop/web-0'
+        $d[0].TraceLines | Should -BeNullOrEmpty
+        @($r.Verbose | Where-Object { "$_" -like 'smp-a: No trace lines for the drops: *no tracefs*' }).Count | Should -Be 1
     }
 
     It 'Ctrl+C during -Continuous -Node * stops within a second and leaves nothing running on the nodes' {
