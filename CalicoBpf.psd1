@@ -37,6 +37,7 @@
         'Test-BpfFlow'
         'Test-CalicoEbpf'
         'Use-FelixBpfDebugLog'
+        'Watch-BpfConntrack'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

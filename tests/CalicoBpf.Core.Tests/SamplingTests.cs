@@ -243,3 +243,93 @@ public sealed class DropTraceTests
         Assert.Equal(PolicyHook.Ingress, Sampling.DropSampler.HookOf(tagged, workload: true));
     }
 }
+
+/// <summary>
+/// Watch-BpfConntrack's churn on a real conntrack map: what is new, what closed and what is gone between
+/// two readings, each once; only what the filter lets through is kept.
+/// </summary>
+public sealed class ConntrackWatcherTests
+{
+    private static ConntrackEntry Tcp(int port, bool closed = false, ulong bytes = 10) => new()
+    {
+        Protocol = IpProtocol.Tcp,
+        SourceAddressValue = IPAddress.Parse("10.65.0.8"),
+        SourcePort = port,
+        DestinationAddressValue = IPAddress.Parse("10.65.2.17"),
+        DestinationPort = 80,
+        LastSeenNanoseconds = KernelInfo.MonotonicNanoseconds() - 1_000_000_000,
+        Forward = new ConntrackLeg { SynSeen = true, AckSeen = true, FinSeen = closed, Opener = true, Bytes = bytes },
+        Reverse = new ConntrackLeg { SynSeen = true, AckSeen = true, FinSeen = closed, Bytes = bytes },
+    };
+
+    private static ConntrackEntry Udp(int port) => new()
+    {
+        Protocol = IpProtocol.Udp,
+        SourceAddressValue = IPAddress.Parse("10.65.0.8"),
+        SourcePort = port,
+        DestinationAddressValue = IPAddress.Parse("10.96.0.10"),
+        DestinationPort = 53,
+        LastSeenNanoseconds = KernelInfo.MonotonicNanoseconds() - 1_000_000_000,
+    };
+
+    [SkippableFact]
+    public void Each_new_closed_and_gone_flow_is_one_change_and_nothing_else_is()
+    {
+        using var fs = new BpfFsScope();
+        using SimulatedDataplane sim = SimulatedDataplane.Claim(fs.PinDirectory);
+        MapSpec spec = MapSpecs.Conntrack(4, false);
+        BpfMap map = sim.CreateMap(spec, maxEntries: 1000);
+        ConntrackLayout layout = ConntrackLayout.For(spec.PinName, 4, spec.KeySize, spec.ValueSize);
+        sim.WriteConntrack(map, layout, new[] { Tcp(40000), Tcp(40001), Udp(50000) });
+        var node = new LocalDataplane(fs.PinDirectory, "node-w");
+        var watcher = new Sampling.ConntrackWatcher();
+        var query = new ConntrackQuery();
+
+        Assert.Empty(watcher.Sample(node, query, new Sampling.SampleTick(0, DateTime.UtcNow), null, default));
+        Assert.Equal(3, watcher.Count);
+
+        // A new flow, one that closed (FIN both ways), one that only moved more bytes, one removed.
+        sim.WriteConntrack(map, layout, new[] { Tcp(40002), Tcp(40000, closed: true), Tcp(40001, bytes: 500) });
+        byte[] key = new byte[layout.KeySize], value = new byte[layout.ValueSize];
+        ConntrackCodec.Encode(layout, Udp(50000), key, value);
+        Assert.True(map.Delete(key));
+
+        var changes = watcher.Sample(node, query, new Sampling.SampleTick(1, DateTime.UtcNow), null, default)
+            .Select(c => $"{c.Change} {c.Protocol} {c.Source}").OrderBy(s => s, StringComparer.Ordinal).ToList();
+        Assert.Equal(new[] { "Closed Tcp 10.65.0.8:40000", "Expired Udp 10.65.0.8:50000", "New Tcp 10.65.0.8:40002" }, changes);
+        Assert.Equal(3, watcher.Count);
+
+        // Nothing changed since: nothing; a closed flow that moves again is not closed twice.
+        Assert.Empty(watcher.Sample(node, query, new Sampling.SampleTick(2, DateTime.UtcNow), null, default));
+        sim.WriteConntrack(map, layout, new[] { Tcp(40000, closed: true, bytes: 900) });
+        Assert.Empty(watcher.Sample(node, query, new Sampling.SampleTick(3, DateTime.UtcNow), null, default));
+    }
+
+    [SkippableFact]
+    public void Only_what_the_filter_lets_through_is_kept_and_a_gone_entry_is_shown_as_last_seen()
+    {
+        using var fs = new BpfFsScope();
+        using SimulatedDataplane sim = SimulatedDataplane.Claim(fs.PinDirectory);
+        MapSpec spec = MapSpecs.Conntrack(4, false);
+        BpfMap map = sim.CreateMap(spec, maxEntries: 1000);
+        ConntrackLayout layout = ConntrackLayout.For(spec.PinName, 4, spec.KeySize, spec.ValueSize);
+        sim.WriteConntrack(map, layout, Enumerable.Range(0, 200).Select(i => Udp(50000 + i)).Append(Tcp(40000, bytes: 1234)));
+        var node = new LocalDataplane(fs.PinDirectory, "node-w");
+        var watcher = new Sampling.ConntrackWatcher();
+        var query = new ConntrackQuery { Ports = new[] { 40000 } };
+
+        Assert.Empty(watcher.Sample(node, query, new Sampling.SampleTick(0, DateTime.UtcNow), null, default));
+        Assert.Equal(1, watcher.Count);
+        byte[] key = new byte[layout.KeySize], value = new byte[layout.ValueSize];
+        ConntrackCodec.Encode(layout, Tcp(40000), key, value);
+        Assert.True(map.Delete(key));
+        ConntrackCodec.Encode(layout, Udp(50007), key, value);
+        Assert.True(map.Delete(key));
+
+        ConntrackChange gone = Assert.Single(watcher.Sample(node, query, new Sampling.SampleTick(1, DateTime.UtcNow), null, default));
+        Assert.Equal(ConntrackChangeKind.Expired, gone.Change);
+        Assert.Equal(1234UL, gone.Entry.Forward.Bytes);
+        Assert.Equal(TcpState.Established, gone.State);
+        Assert.Equal(0, watcher.Count);
+    }
+}

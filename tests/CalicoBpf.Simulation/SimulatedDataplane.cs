@@ -99,6 +99,35 @@ public sealed class SimulatedDataplane : IDisposable
         return n;
     }
 
+    /// <summary>
+    /// Test support: writes (or with <paramref name="remove"/> deletes) conntrack entries in a conntrack map
+    /// pinned at <paramref name="pinPath"/> that another simulator owns (a test cluster node's), through the
+    /// encoder, as the newest release that wrote its version. Returns how many were written or deleted.
+    /// </summary>
+    public static int WriteConntrackPinned(string pinPath, IEnumerable<ConntrackEntry> entries, bool remove = false)
+    {
+        CalicoMapName name = MapCatalog.Parse(Path.GetFileName(pinPath)) ?? throw new ArgumentException($"{pinPath} is not a Calico map pin.", nameof(pinPath));
+        using BpfMap map = BpfMap.OpenPinned(pinPath, writable: true);
+        var layout = ConntrackLayout.For(name.PinName, name.Version, map.Descriptor.KeySize, map.Descriptor.ValueSize);
+        byte[] key = new byte[layout.KeySize];
+        byte[] value = new byte[layout.ValueSize];
+        int n = 0;
+        foreach (ConntrackEntry e in entries)
+        {
+            ConntrackCodec.Encode(layout, e, key, value, ConntrackMeaning.For(layout.Version, e.Release));
+            if (remove)
+            {
+                n += map.Delete(key) ? 1 : 0;
+                continue;
+            }
+
+            map.Update(key, value);
+            n++;
+        }
+
+        return n;
+    }
+
     /// <summary>Writes one counters entry: per-counter totals spread over the possible CPUs.</summary>
     public void WriteCounters(BpfMap map, int ifIndex, int hook, IReadOnlyDictionary<int, ulong> totals)
     {

@@ -64,6 +64,16 @@ BeforeAll {
         [pscustomobject]@{ Samples = @($Run.Out); Errors = $errors; Warnings = $warnings; Verbose = $verbose }
     }
 
+    function New-Flow([string] $Client, [string] $Backend, [string] $Protocol = 'TCP', [string] $Service = '') {
+        # One connection's conntrack entries (a NAT pair through a service), as the simulator writes Calico's.
+        $yaml = "node: flows`nrandomSeed: 1`nconnections:`n  - { protocol: $Protocol, client: `"$Client`", backend: `"$Backend`", service: `"$Service`" }"
+        , [CalicoBpf.ConntrackEntry[]] @([CalicoBpf.Simulation.NodeScenario]::Parse($yaml).GenerateConntrack([CalicoBpf.Interop.KernelInfo]::MonotonicNanoseconds()))
+    }
+
+    function Get-ConntrackPin([string] $PinPath) {
+        (Get-ChildItem $PinPath -Filter 'cali_v4_ct*' | Where-Object Name -match '^cali_v4_ct\d+$' | Sort-Object { [int]($_.Name -replace '^cali_v4_ct', '') } | Select-Object -Last 1).FullName
+    }
+
     function Test-Rates($Samples) {
         foreach ($s in $Samples) {
             $s.IntervalValue.TotalSeconds | Should -BeGreaterThan 0.5 -Because 'samples are one second apart'
@@ -117,6 +127,7 @@ Describe 'Sampled counters on this node' -Skip:(-not ($kernel -and $clang)) {
 node: pester-sampling
 calicoVersion: v3.32.1
 randomSeed: 6
+conntrack: { tcp: 20, udp: 5 }
 interfaces:
   - name: $host_
     ingress: { TotalPackets: 10, DroppedByPolicy: 1 }
@@ -274,6 +285,39 @@ policies:
         ($out | Measure-Object Count -Sum).Sum | Should -Be 2
     }
 
+    It 'Watch-BpfConntrack streams the flows that are new and gone, with Get-BpfConntrack''s filters' {
+        $ct = Get-ConntrackPin $fs.PinPath
+        $old = New-Flow 10.198.9.1:40000 10.198.9.2:80
+        $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, $old, $false)
+        $run = Start-Sampling "Watch-BpfConntrack -PinPath '$($fs.PinPath)' -Address 10.198.9.0/24 -MaxSamples 3"
+        Start-Sleep -Milliseconds 1300
+        $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, (New-Flow 10.198.9.1:40001 10.198.9.2:443 -Service 10.96.0.44:443), $false)
+        $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, (New-Flow 10.199.9.1:40002 10.199.9.2:80), $false)
+        $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, $old, $true)
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $r.Samples[0] | Should -BeOfType ([CalicoBpf.ConntrackChange])
+        $seen = @($r.Samples | ForEach-Object { "$($_.Change) $($_.Type) $($_.Source)" } | Sort-Object)
+        # The NAT'd flow is its two entries; the flow outside -Address is not watched; the removed one is gone.
+        $seen | Should -Be @('Expired Normal 10.198.9.1:40000', 'New NatForward 10.198.9.1:40001', 'New NatReverse 10.198.9.1:40001')
+        ($r.Samples | Where-Object Change -eq Expired).Entry | Should -BeOfType ([CalicoBpf.ConntrackEntry])
+        @($r.Samples.Sample | Sort-Object -Unique).Count | Should -Be 1 -Because 'all three changes happened between two samples'
+        foreach ($width in 80, 120) {
+            $text = $r.Samples | Out-String -Width $width
+            foreach ($line in $text -split "`r?`n") { $line.TrimEnd().Length | Should -BeLessOrEqual $width }
+            $text | Should -Match '(?m)^Change\s+Protocol\s+Source\s+Destination\s+Type\s+State\s*$'
+        }
+    }
+
+    It 'Watch-BpfConntrack stops on Ctrl+C within a second' {
+        $run = Start-Sampling "Watch-BpfConntrack -PinPath '$($fs.PinPath)' -SampleInterval 30"
+        Start-Sleep -Milliseconds 500
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $run.PS.Stop()
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
+        $run.PS.Dispose()
+    }
+
     It 'refuses -Continuous with -MaxSamples, and a zero interval' {
         { Get-BpfCounter -PinPath $fs.PinPath -Continuous -MaxSamples 2 -ErrorAction Stop } | Should -Throw -ErrorId 'AmbiguousParameterSet,CalicoBpf.Commands.GetBpfCounterCommand'
         { Get-BpfCounter -PinPath $fs.PinPath -SampleInterval 0 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,CalicoBpf.Commands.GetBpfCounterCommand'
@@ -349,6 +393,23 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         $d[0].Workload | Should -Be 'shop/web-0'
         $d[0].TraceLines | Should -BeNullOrEmpty
         @($r.Verbose | Where-Object { "$_" -like 'smp-a: No trace lines for the drops: *no tracefs*' }).Count | Should -Be 1
+    }
+
+    It 'Watch-BpfConntrack -Node follows each node''s table; -Resolve names the pods' {
+        $ct = Get-ConntrackPin $pins
+        $run = Start-Sampling "Watch-BpfConntrack -Kubeconfig '$kc' -Node * -Address 10.65.5.7 -MaxSamples 2 -Resolve"
+        Start-Sleep -Milliseconds 1500
+        $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, (New-Flow 10.198.7.2:41000 10.65.5.7:8080), $false)
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $c = @($r.Samples)
+        $c.Count | Should -Be 1
+        $c[0].Node | Should -Be 'smp-a'
+        $c[0].Change | Should -Be 'New'
+        $c[0].SourcePod | Should -Be 'shop/client-0'
+        $c[0].DestinationPod | Should -Be 'shop/web-0'
+        $c[0].PSObject.TypeNames[0] | Should -Be 'CalicoBpf.ConntrackChange#Resolved'
+        ($c[0] | Out-String -Width 120) | Should -Match 'New\s+shop/client-0'
     }
 
     It 'Ctrl+C during -Continuous -Node * stops within a second and leaves nothing running on the nodes' {

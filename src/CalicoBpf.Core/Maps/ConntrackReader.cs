@@ -135,54 +135,19 @@ public static class ConntrackReader
     public static IEnumerable<ConntrackEntry> Read(INodeDataplane node, ConntrackQuery query, IEngineReporter? reporter = null,
         CancellationToken cancellationToken = default)
     {
-        reporter ??= NullReporter.Instance;
-        node.ExpectDump(query.IPv6 ? MapCatalog.ConntrackV6 : MapCatalog.ConntrackV4);
-        CalicoMapName pin = FindMap(node, query.IPv6);
-        using IMapReader reader = node.OpenMapToDump(pin.PinName);
-        BpfMapDescriptor d = reader.Descriptor;
-        ConntrackLayout layout = ConntrackLayout.For(pin.PinName, pin.Version, d.KeySize, d.ValueSize);
-        NodeRelease release = ReleaseInference.Of(node, reporter);
-        ConntrackMeaning meaning = ConntrackMeaning.For(layout.Version, release.Release, out bool adjusted);
-        if (release.Earliest is { } earliest && ConntrackMeaning.For(layout.Version, earliest) is var oldest
-            && oldest.OffsetZeroIsCreated != meaning.OffsetZeroIsCreated)
+        using ConntrackScan scan = Open(node, query, reporter);
+        foreach (RawEntryBatch batch in scan.Batches(cancellationToken))
         {
-            // ct3 alone fits v3.24 to v3.30, and offset 0 changed meaning at v3.30 inside that range.
-            reporter.Warning($"{node.Node}: the pinned maps fit Calico {oldest.Release.Line} to {meaning.Release.Line}, and {pin.PinName}'s first field is the creation time " +
-                $"up to v3.29 but the time a reset was seen from v3.30; it is read as in {meaning.Release.Line}. Give -CalicoVersion to be exact.");
-        }
-
-        if (adjusted && release.Exact)
-        {
-            reporter.Warning($"{node.Node} runs Calico {release.Release} ({release.Detail}), but {pin.PinName} is conntrack version {pin.Version}, " +
-                $"which Calico {ConntrackMeaning.ReleasesOf(pin.Version)} writes; it is decoded with the rules of {meaning.Release.Line}.");
-        }
-
-        reporter.Verbose($"Reading {pin.PinName} ({d.Type}, {d.KeySize}/{d.ValueSize} bytes, max {d.MaxEntries}) on {node.Node}, Calico {release}.");
-        ClockSample clock = node.SampleClock();
-        var codec = new ConntrackCodec(layout, node.Node, pin.PinName, clock, meaning.Release, node.PinDirectory);
-        if (query.Tally is { } tally)
-        {
-            tally.Map = pin.PinName;
-            tally.MaxEntries = (uint)d.MaxEntries;
-        }
-
-        foreach (RawEntryBatch batch in reader.ReadEntries(cancellationToken))
-        {
-            if (query.Tally is { } t)
-            {
-                t.Entries += batch.Count;
-            }
-
             for (int i = 0; i < batch.Count; i++)
             {
                 ReadOnlySpan<byte> key = batch.Key(i);
                 ReadOnlySpan<byte> value = batch.Value(i);
-                if (!query.MatchesRaw(layout, key, value, clock))
+                if (!query.MatchesRaw(scan.Layout, key, value, scan.Clock))
                 {
                     continue;
                 }
 
-                ConntrackEntry entry = codec.Decode(key, value);
+                ConntrackEntry entry = scan.Codec.Decode(key, value);
                 if (query.MatchesDecoded(entry))
                 {
                     yield return entry;
@@ -190,4 +155,91 @@ public static class ConntrackReader
             }
         }
     }
+
+    /// <summary>
+    /// Opens the live conntrack map of the query's family for one read: its layout, the decoder of the
+    /// node's release (warning where the pins leave the release open) and the node's clock.
+    /// </summary>
+    public static ConntrackScan Open(INodeDataplane node, ConntrackQuery query, IEngineReporter? reporter = null)
+    {
+        reporter ??= NullReporter.Instance;
+        node.ExpectDump(query.IPv6 ? MapCatalog.ConntrackV6 : MapCatalog.ConntrackV4);
+        CalicoMapName pin = FindMap(node, query.IPv6);
+        IMapReader reader = node.OpenMapToDump(pin.PinName);
+        try
+        {
+            BpfMapDescriptor d = reader.Descriptor;
+            ConntrackLayout layout = ConntrackLayout.For(pin.PinName, pin.Version, d.KeySize, d.ValueSize);
+            NodeRelease release = ReleaseInference.Of(node, reporter);
+            ConntrackMeaning meaning = ConntrackMeaning.For(layout.Version, release.Release, out bool adjusted);
+            if (release.Earliest is { } earliest && ConntrackMeaning.For(layout.Version, earliest) is var oldest
+                && oldest.OffsetZeroIsCreated != meaning.OffsetZeroIsCreated)
+            {
+                // ct3 alone fits v3.24 to v3.30, and offset 0 changed meaning at v3.30 inside that range.
+                reporter.Warning($"{node.Node}: the pinned maps fit Calico {oldest.Release.Line} to {meaning.Release.Line}, and {pin.PinName}'s first field is the creation time " +
+                    $"up to v3.29 but the time a reset was seen from v3.30; it is read as in {meaning.Release.Line}. Give -CalicoVersion to be exact.");
+            }
+
+            if (adjusted && release.Exact)
+            {
+                reporter.Warning($"{node.Node} runs Calico {release.Release} ({release.Detail}), but {pin.PinName} is conntrack version {pin.Version}, " +
+                    $"which Calico {ConntrackMeaning.ReleasesOf(pin.Version)} writes; it is decoded with the rules of {meaning.Release.Line}.");
+            }
+
+            reporter.Verbose($"Reading {pin.PinName} ({d.Type}, {d.KeySize}/{d.ValueSize} bytes, max {d.MaxEntries}) on {node.Node}, Calico {release}.");
+            ClockSample clock = node.SampleClock();
+            var codec = new ConntrackCodec(layout, node.Node, pin.PinName, clock, meaning.Release, node.PinDirectory);
+            if (query.Tally is { } tally)
+            {
+                tally.Map = pin.PinName;
+                tally.MaxEntries = (uint)d.MaxEntries;
+            }
+
+            return new ConntrackScan(reader, layout, codec, clock, query.Tally);
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>One read of a node's conntrack map (<see cref="ConntrackReader.Open"/>): its raw batches, and what decodes them.</summary>
+public sealed class ConntrackScan : IDisposable
+{
+    private readonly IMapReader _reader;
+    private readonly ConntrackTally? _tally;
+
+    internal ConntrackScan(IMapReader reader, ConntrackLayout layout, ConntrackCodec codec, ClockSample clock, ConntrackTally? tally)
+    {
+        _reader = reader;
+        Layout = layout;
+        Codec = codec;
+        Clock = clock;
+        _tally = tally;
+    }
+
+    public ConntrackLayout Layout { get; }
+
+    public ConntrackCodec Codec { get; }
+
+    /// <summary>The node's clocks when the read began (ages and timestamps are taken against it).</summary>
+    public ClockSample Clock { get; }
+
+    /// <summary>The map's entries, batch by batch (counted into the query's tally).</summary>
+    public IEnumerable<RawEntryBatch> Batches(CancellationToken cancellationToken)
+    {
+        foreach (RawEntryBatch batch in _reader.ReadEntries(cancellationToken))
+        {
+            if (_tally is { } t)
+            {
+                t.Entries += batch.Count;
+            }
+
+            yield return batch;
+        }
+    }
+
+    public void Dispose() => _reader.Dispose();
 }
