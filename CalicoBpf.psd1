@@ -26,6 +26,7 @@
         'Get-BpfNatAffinity'
         'Get-BpfNatMaglev'
         'Get-BpfPolicy'
+        'Get-BpfProgramStatistic'
         'Get-BpfQdiscStatistic'
         'Get-BpfRoute'
         'Get-BpfTraceLog'

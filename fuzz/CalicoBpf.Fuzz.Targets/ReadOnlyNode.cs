@@ -48,6 +48,9 @@ public abstract class ReadOnlyNode : INodeDataplane
 
     public virtual AttachmentListing ListAttachments() => new(Array.Empty<ProgramAttachment>());
 
+    public virtual ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken) =>
+        new(new Dictionary<uint, ProgramRun>(), new Dictionary<uint, ProgramRun>(), window, false);
+
     public IReadOnlyList<string>? ListDirectory(string path) => null;
 
     public string? ReadTextFile(string path) => null;

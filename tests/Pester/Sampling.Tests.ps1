@@ -318,6 +318,34 @@ policies:
         $run.PS.Dispose()
     }
 
+    It 'Get-BpfProgramStatistic counts each packet as one run of the hook''s program, and leaves the kernel''s statistics as they were' {
+        $before = (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim()
+        $run = Start-Sampling "Get-BpfProgramStatistic -Interface $host_ -Window 2 -All"
+        Start-Sleep -Milliseconds 700
+        Send-Datagram $ns 10.198.7.1 4
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $s = @($r.Samples)
+        $s.Count | Should -Be 1
+        $s[0] | Should -BeOfType ([CalicoBpf.ProgramStatistic])
+        ($s[0].Interface, $s[0].Hook, $s[0].Kind, $s[0].Runs) | Should -Be @($host_, 'Ingress', 'TC', 4)
+        $s[0].ProgramName | Should -Be 'count_like_cali'
+        $s[0].AverageNanoseconds | Should -BeGreaterThan 0
+        $s[0].WindowValue.TotalSeconds | Should -BeGreaterThan 1.9
+        (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be $before
+        # Calico's programs only by default: the tests' program is not one.
+        @(Get-BpfProgramStatistic -Interface $host_ -Window 1) | Should -BeNullOrEmpty
+        # -WhatIf turns nothing on and measures nothing.
+        @(Get-BpfProgramStatistic -Interface $host_ -All -WhatIf) | Should -BeNullOrEmpty
+        # Felix's profiling map is not there (bpfProfiling off): nothing, no error.
+        @(Get-BpfProgramStatistic -PinPath $fs.PinPath -FelixProfiling -ErrorAction Stop) | Should -BeNullOrEmpty
+        foreach ($width in 80, 120) {
+            $text = $s | Out-String -Width $width
+            foreach ($line in $text -split "`r?`n") { $line.TrimEnd().Length | Should -BeLessOrEqual $width }
+            $text | Should -Match '(?m)^Interface\s+Hook\s+ProgramName\s+Runs\s+RunsPerSecond\s+AverageNanoseconds\s*$'
+        }
+    }
+
     It 'refuses -Continuous with -MaxSamples, and a zero interval' {
         { Get-BpfCounter -PinPath $fs.PinPath -Continuous -MaxSamples 2 -ErrorAction Stop } | Should -Throw -ErrorId 'AmbiguousParameterSet,CalicoBpf.Commands.GetBpfCounterCommand'
         { Get-BpfCounter -PinPath $fs.PinPath -SampleInterval 0 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,CalicoBpf.Commands.GetBpfCounterCommand'
@@ -410,6 +438,32 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         $c[0].DestinationPod | Should -Be 'shop/web-0'
         $c[0].PSObject.TypeNames[0] | Should -Be 'CalicoBpf.ConntrackChange#Resolved'
         ($c[0] | Out-String -Width 120) | Should -Match 'New\s+shop/client-0'
+    }
+
+    It 'Get-BpfProgramStatistic -Node measures through calico-node''s bpftool, and Ctrl+C puts the kernel''s statistics back' {
+        $before = (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim()
+        $run = Start-Sampling "Get-BpfProgramStatistic -Kubeconfig '$kc' -Node smp-a -Window 3 -All"
+        Start-Sleep -Milliseconds 1500
+        Send-Datagram $netns 10.198.8.2 6
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $s = @($r.Samples | Where-Object Interface -eq $iface)
+        $s.Count | Should -Be 1
+        ($s[0].Node, $s[0].Hook, $s[0].Runs) | Should -Be @('smp-a', 'Ingress', 6)
+        (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be $before
+
+        $run = Start-Sampling "Get-BpfProgramStatistic -Kubeconfig '$kc' -Node smp-a -Window 60 -All"
+        $deadline = [DateTime]::UtcNow.AddSeconds(15)
+        while ((Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne '1' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+        (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be '1' -Because 'the statistics are on during the window'
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $run.PS.Stop()
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
+        $run.PS.Dispose()
+        $deadline = [DateTime]::UtcNow.AddSeconds(5)
+        while ((Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne $before -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+        (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be $before -Because 'the node puts the setting back when the exec ends'
+        Wait-NodeIdle $cluster smp-a | Should -BeNullOrEmpty
     }
 
     It 'Ctrl+C during -Continuous -Node * stops within a second and leaves nothing running on the nodes' {

@@ -76,11 +76,21 @@ public static unsafe class BpfPrograms
 
     public static BpfProgramDescriptor Describe(uint programId)
     {
+        BpfSyscall.ProgInfo info = Info(programId) ?? throw BpfException.FromErrno(2, "bpf(BPF_PROG_GET_FD_BY_ID)", "program " + programId);
+        var name = new ReadOnlySpan<byte>(info.Name, 16);
+        int nul = name.IndexOf((byte)0);
+        return new BpfProgramDescriptor(info.Id, info.Type, Encoding.ASCII.GetString(nul < 0 ? name : name[..nul]),
+            Convert.ToHexString(new ReadOnlySpan<byte>(info.Tag, 8)).ToLowerInvariant(), info.LoadTime);
+    }
+
+    /// <summary>A program's bpf_prog_info by id; null when no program has that id (any more).</summary>
+    private static BpfSyscall.ProgInfo? Info(uint programId)
+    {
         var attr = new BpfSyscall.GetByIdAttr { Id = programId };
         long fd = BpfSyscall.Call(BpfCommand.ProgGetFdById, ref attr);
         if (fd < 0)
         {
-            throw BpfException.FromErrno((int)-fd, "bpf(BPF_PROG_GET_FD_BY_ID)", "program " + programId);
+            return (int)-fd == 2 ? null : throw BpfException.FromErrno((int)-fd, "bpf(BPF_PROG_GET_FD_BY_ID)", "program " + programId);
         }
 
         using var handle = new SafeFd((int)fd);
@@ -92,10 +102,31 @@ public static unsafe class BpfPrograms
             throw BpfException.FromErrno((int)-rc, "bpf(BPF_OBJ_GET_INFO_BY_FD)", "program " + programId);
         }
 
-        var name = new ReadOnlySpan<byte>(info.Name, 16);
-        int nul = name.IndexOf((byte)0);
-        return new BpfProgramDescriptor(info.Id, info.Type, Encoding.ASCII.GetString(nul < 0 ? name : name[..nul]),
-            Convert.ToHexString(new ReadOnlySpan<byte>(info.Tag, 8)).ToLowerInvariant(), info.LoadTime);
+        return info;
+    }
+
+    /// <summary>
+    /// How often a program ran and for how long in all (bpf_prog_info run_cnt and run_time_ns), counted
+    /// only while the kernel's run-time statistics are on; null when the program is gone.
+    /// </summary>
+    public static (ulong RunTimeNanoseconds, ulong RunCount)? RunStatistics(uint programId) =>
+        Info(programId) is { } info ? (info.RunTimeNs, info.RunCnt) : null;
+
+    /// <summary>
+    /// Turns the kernel's run-time statistics on (BPF_ENABLE_STATS, BPF_STATS_RUN_TIME) for as long as
+    /// the handle is open: closing it, or the process ending however it ends, turns them back to what they
+    /// were (the kernel counts the holders; kernel.bpf_stats_enabled reads 1 meanwhile).
+    /// </summary>
+    public static IDisposable EnableRunTimeStatistics()
+    {
+        var attr = new BpfSyscall.EnableStatsAttr { Type = 0 };
+        long fd = BpfSyscall.Call(BpfCommand.EnableStats, ref attr);
+        if (fd < 0)
+        {
+            throw BpfException.FromErrno((int)-fd, "bpf(BPF_ENABLE_STATS)", "run-time statistics");
+        }
+
+        return new SafeFd((int)fd);
     }
 
     /// <summary>The program a pinned link runs. Throws when the pin is not a link.</summary>

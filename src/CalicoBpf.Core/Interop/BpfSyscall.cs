@@ -17,6 +17,7 @@ internal enum BpfCommand
     ProgQuery = 16,
     MapLookupBatch = 24,
     LinkCreate = 28,
+    EnableStats = 32,
     LinkDetach = 34,
 }
 
@@ -140,6 +141,15 @@ internal static unsafe class BpfSyscall
         [FieldOffset(40)] public ulong LoadTime;
         [FieldOffset(48)] public uint CreatedByUid;
         [FieldOffset(64)] public fixed byte Name[16];
+        [FieldOffset(192)] public ulong RunTimeNs;
+        [FieldOffset(200)] public ulong RunCnt;
+    }
+
+    /// <summary>BPF_ENABLE_STATS: which statistics (BPF_STATS_RUN_TIME = 0).</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 4)]
+    internal struct EnableStatsAttr
+    {
+        [FieldOffset(0)] public uint Type;
     }
 
     /// <summary>struct bpf_link_info: type, id, prog_id.</summary>

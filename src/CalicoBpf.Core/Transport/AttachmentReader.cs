@@ -167,4 +167,28 @@ public static class AttachmentReader
         list.OrderBy(a => a.IfIndex).ThenBy(a => Array.FindIndex(Points, p => p.Point == a.AttachPoint)).ToList();
 
     private static string Str(JsonElement e, string name) => e.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.String ? v.GetString() ?? string.Empty : string.Empty;
+
+    /// <summary>
+    /// The run statistics of the programs <paramref name="wanted"/> in bpftool -j prog show (run_time_ns and
+    /// run_cnt, which bpftool leaves out while they are 0).
+    /// </summary>
+    public static Dictionary<uint, ProgramRun> ParseRunStatistics(string programs, IReadOnlySet<uint> wanted)
+    {
+        var runs = new Dictionary<uint, ProgramRun>();
+        using JsonDocument doc = JsonDocument.Parse(programs);
+        foreach (JsonElement p in doc.RootElement.EnumerateArray())
+        {
+            uint id = p.GetProperty("id").GetUInt32();
+            if (!wanted.Contains(id))
+            {
+                continue;
+            }
+
+            ulong time = p.TryGetProperty("run_time_ns", out JsonElement t) ? t.GetUInt64() : 0;
+            ulong count = p.TryGetProperty("run_cnt", out JsonElement c) ? c.GetUInt64() : 0;
+            runs[id] = new ProgramRun(time, count);
+        }
+
+        return runs;
+    }
 }

@@ -54,4 +54,50 @@ public sealed partial class CommandDataplane
 
         return AttachmentReader.ParseBpftool(Node, parts[0], parts[1], parts[2], parts[3].Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
+
+    /// <summary>
+    /// One exec for the whole window: kernel.bpf_stats_enabled read and set to 1, bpftool -j prog show
+    /// and the node's clock, a sleep, both again, and the setting put back; a trap puts it back when the
+    /// exec ends early (the lifeline's TERM on Ctrl+C, a hang-up).
+    /// </summary>
+    public ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken)
+    {
+        const string script = NeedBpftool +
+            "f=/proc/sys/kernel/bpf_stats_enabled; p=$(cat \"$f\") || exit 6; r() { [ \"$p\" = 0 ] && echo 0 > \"$f\"; }; " +
+            "trap 'r; exit 143' TERM INT HUP; echo 1 > \"$f\" 2>/dev/null || exit 6; printf '%s\\n@@\\n' \"$p\"; " +
+            "bpftool -j prog show || { r; exit 5; }; printf '\\n@@\\n'; date +%s%N; printf '@@\\n'; " +
+            "sleep \"$1\" & wait $!; " +
+            "bpftool -j prog show || { r; exit 5; }; printf '\\n@@\\n'; date +%s%N; r; exit 0";
+        string seconds = window.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+        string text;
+        try
+        {
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cancellationToken);
+            using ICommandRun run = _runner.Start(new[] { "sh", "-c", script, "programs", seconds }, stop.Token);
+            using var reader = new StreamReader(run.StandardOutput, Encoding.UTF8);
+            text = reader.ReadToEnd();
+            cancellationToken.ThrowIfCancellationRequested();
+            run.Complete();
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode == 6)
+        {
+            throw new BpfEnvironmentException($"calico-node on {Node} cannot turn the kernel's BPF statistics on: /proc/sys/kernel/bpf_stats_enabled is not writable there ({ex.StandardError.Trim()}).",
+                BpfEnvironmentProblem.NotRoot, "/proc/sys/kernel/bpf_stats_enabled");
+        }
+        catch (NodeCommandException ex) when (ex.ExitCode == 5)
+        {
+            throw new BpfException($"bpftool could not list the programs of {Node}: {ex.StandardError.Trim()}", 0, "bpftool prog show", ex);
+        }
+
+        string[] parts = text.Split("@@\n");
+        if (parts.Length < 5 || !long.TryParse(parts[2].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long t0)
+            || !long.TryParse(parts[4].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long t1))
+        {
+            throw new InvalidDataException($"Node {Node} answered the program statistics with {parts.Length} parts where 5 were expected.");
+        }
+
+        var wanted = programIds.ToHashSet();
+        return new ProgramRunWindow(AttachmentReader.ParseRunStatistics(parts[1], wanted), AttachmentReader.ParseRunStatistics(parts[3], wanted),
+            TimeSpan.FromTicks((t1 - t0) / 100), parts[0].Trim() == "1");
+    }
 }

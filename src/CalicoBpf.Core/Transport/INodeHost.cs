@@ -20,6 +20,14 @@ public interface INodeHost : INodeSource
     /// </summary>
     AttachmentListing ListAttachments();
 
+    /// <summary>
+    /// The run statistics of the node's programs <paramref name="programIds"/> over a window: the kernel's
+    /// run-time statistics turned on (kernel.bpf_stats_enabled), the programs read, <paramref name="window"/>
+    /// waited, read again, and the statistics set back as they were, also when the wait is cancelled
+    /// (locally a BPF_ENABLE_STATS handle, which the kernel drops with the process however it ends).
+    /// </summary>
+    ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken);
+
     /// <summary>The names in a directory of the node, or null when it does not exist.</summary>
     IReadOnlyList<string>? ListDirectory(string path);
 

@@ -109,6 +109,27 @@ public sealed class LocalDataplane : INodeDataplane
 
     public string? ReadEnvironment(string name) => Environment.GetEnvironmentVariable(name);
 
+    public ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken)
+    {
+        const string sysctl = "/proc/sys/kernel/bpf_stats_enabled";
+        bool were = File.Exists(sysctl) && File.ReadAllText(sysctl).Trim() == "1";
+        using IDisposable statistics = BpfPrograms.EnableRunTimeStatistics();
+        Dictionary<uint, ProgramRun> Read() => programIds
+            .Select(id => (Id: id, Run: BpfPrograms.RunStatistics(id)))
+            .Where(p => p.Run is not null)
+            .ToDictionary(p => p.Id, p => new ProgramRun(p.Run!.Value.RunTimeNanoseconds, p.Run.Value.RunCount));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Dictionary<uint, ProgramRun> before = Read();
+        TimeSpan start = clock.Elapsed;
+        if (cancellationToken.WaitHandle.WaitOne(window))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        Dictionary<uint, ProgramRun> after = Read();
+        return new ProgramRunWindow(before, after, clock.Elapsed - start, were);
+    }
+
     public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory)
     {
         if (!Directory.Exists(cgroupPath))

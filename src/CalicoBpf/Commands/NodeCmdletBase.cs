@@ -138,10 +138,16 @@ public abstract partial class NodeCmdletBase : CalicoBpfCmdletBase
         CalicoVersion is { } given ? NodeRelease.Given(given) : node.CalicoRelease;
 
     /// <summary>Runs <paramref name="read"/> on the local node, or on each selected node of the cluster, in parallel (<see cref="NodeFanOut"/>).</summary>
-    protected void ForEachNode<T>(Func<INodeDataplane, IEnumerable<T>> read)
+    /// <param name="approve">For a change: asked on the pipeline thread for each node (by name) before any is read (ShouldProcess); a node it refuses is not read.</param>
+    protected void ForEachNode<T>(Func<INodeDataplane, IEnumerable<T>> read, Func<string, bool>? approve = null)
     {
         if (IsLocal)
         {
+            if (approve is not null && !approve(LocalDataplane.LocalNodeName()))
+            {
+                return;
+            }
+
             Run(() =>
             {
                 foreach (T item in read(OpenLocalNode()))
@@ -153,7 +159,13 @@ public abstract partial class NodeCmdletBase : CalicoBpfCmdletBase
         }
 
         IClusterConnection cluster = Cluster;
+        List<CalicoNode> targets = SelectNodes(Node!, needsCalicoNode: true);
+        if (approve is not null)
+        {
+            targets = targets.Where(n => approve(n.Node)).ToList();
+        }
+
         new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => RemoteNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode)
-            .Read(SelectNodes(Node!, needsCalicoNode: true), read);
+            .Read(targets, read);
     }
 }

@@ -70,4 +70,8 @@ public static class TypedValues
     public static TimeSpan CounterSampleInterval(PSObject instance) => ((CounterSample)instance.BaseObject).IntervalValue;
 
     public static TimeSpan PolicyRuleSampleInterval(PSObject instance) => ((PolicyRuleSample)instance.BaseObject).IntervalValue;
+
+    public static TimeSpan ProgramStatisticRunTime(PSObject instance) => ((ProgramStatistic)instance.BaseObject).RunTimeValue;
+
+    public static TimeSpan ProgramStatisticWindow(PSObject instance) => ((ProgramStatistic)instance.BaseObject).WindowValue;
 }
