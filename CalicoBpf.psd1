@@ -14,6 +14,7 @@
     CmdletsToExport      = @(
         'Clear-BpfArp'
         'Clear-BpfCounter'
+        'Export-BpfMetric'
         'Get-BpfArp'
         'Get-BpfConnectTimeProgram'
         'Get-BpfConntrack'

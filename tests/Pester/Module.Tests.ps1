@@ -66,8 +66,9 @@ Describe '<Name>' -ForEach $cmdlets {
     It 'declares its output type and has a default view for it' {
         $command.OutputType.Type | Should -Not -BeNullOrEmpty
         # [object]: a cmdlet that writes what its script block writes (Use-FelixBpfDebugLog), and those
-        # types bring their views; a primitive (Test-CalicoEbpf -Quiet's [bool]) needs none.
-        foreach ($t in $command.OutputType.Type | Where-Object { $_ -ne [void] -and $_ -ne [object] -and -not $_.IsPrimitive }) {
+        # types bring their views; a primitive (Test-CalicoEbpf -Quiet's [bool]) or text (Export-BpfMetric's
+        # exposition) needs none.
+        foreach ($t in $command.OutputType.Type | Where-Object { $_ -ne [void] -and $_ -ne [object] -and $_ -ne [string] -and -not $_.IsPrimitive }) {
             Get-FormatData -TypeName $t.FullName | Should -Not -BeNullOrEmpty -Because "$($t.FullName) needs a default view"
         }
     }

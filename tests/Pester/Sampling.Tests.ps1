@@ -346,6 +346,30 @@ policies:
         }
     }
 
+    It 'Export-BpfMetric writes the counters, drops, rule hits and map fill as Prometheus text, to a file whole, and -WhatIf writes nothing' {
+        Send-Datagram $ns 10.198.7.1 2
+        $counters = @(Get-BpfCounter -PinPath $fs.PinPath -Interface $host_)
+        $text = Export-BpfMetric -PinPath $fs.PinPath -PolicyDebugPath $policyDir
+        $text | Should -BeOfType [string]
+        $node = $counters[0].Node
+        $total = ($counters | Where-Object Id -eq TotalPackets).Ingress
+        $text | Should -Match ([regex]::Escape("calicobpf_interface_packets_total{node=`"$node`",interface=`"$host_`",hook=`"ingress`",category=`"total`",counter=`"TotalPackets`"} $total") + '\n')
+        $dropped = ($counters | Where-Object Id -eq DroppedByPolicy).Ingress
+        $text | Should -Match ([regex]::Escape("calicobpf_dropped_packets_total{node=`"$node`",interface=`"$host_`",hook=`"ingress`",reason=`"dropped by policy`"} $dropped") + '\n')
+        $hits = (Get-BpfPolicy -PinPath $fs.PinPath -PolicyDebugPath $policyDir | Where-Object MatchId -eq $ruleId).HitCount
+        $text | Should -Match ([regex]::Escape("action=`"deny`",match_id=`"$ruleId`"} $hits") + '\n')
+        $ct = Get-BpfMap -PinPath $fs.PinPath cali_v4_ct4
+        $ratio = [double]([regex]::Match($text, 'calicobpf_map_fill_ratio\{node="[^"]+",map="cali_v4_ct4"\} (\S+)\n').Groups[1].Value)
+        $ratio | Should -Be ($ct.Entries / $ct.MaxEntries)
+        $file = Join-Path $TestDrive 'calicobpf.prom'
+        Export-BpfMetric -PinPath $fs.PinPath -PolicyDebugPath $policyDir -Path $file
+        (Get-Content -Raw $file) | Should -Match '^# HELP calicobpf_interface_packets_total '
+        @(Get-ChildItem -Force $TestDrive -Filter '.calicobpf.prom.*') | Should -BeNullOrEmpty -Because 'the file is written next to it, then renamed'
+        $other = Join-Path $TestDrive 'whatif.prom'
+        Export-BpfMetric -PinPath $fs.PinPath -Path $other -WhatIf
+        $other | Should -Not -Exist
+    }
+
     It 'refuses -Continuous with -MaxSamples, and a zero interval' {
         { Get-BpfCounter -PinPath $fs.PinPath -Continuous -MaxSamples 2 -ErrorAction Stop } | Should -Throw -ErrorId 'AmbiguousParameterSet,CalicoBpf.Commands.GetBpfCounterCommand'
         { Get-BpfCounter -PinPath $fs.PinPath -SampleInterval 0 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,CalicoBpf.Commands.GetBpfCounterCommand'
@@ -464,6 +488,14 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         while ((Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne $before -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
         (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be $before -Because 'the node puts the setting back when the exec ends'
         Wait-NodeIdle $cluster smp-a | Should -BeNullOrEmpty
+    }
+
+    It 'Export-BpfMetric -Node * holds every node''s families once, nodes in name order' {
+        $text = Export-BpfMetric -Kubeconfig $kc -Node *
+        @([regex]::Matches($text, '(?m)^# TYPE calicobpf_interface_packets_total counter$')).Count | Should -Be 1
+        $text | Should -Match 'calicobpf_interface_packets_total\{node="smp-a",interface="cali5a3e1d0c0f1",hook="ingress",category="total",counter="TotalPackets"\} \d+'
+        $text | Should -Match 'calicobpf_policy_rule_hits_total\{node="smp-b",tier="default",policy="shop/knp.default.allow-web",rule="0",action="allow",match_id="24123"\} 40'
+        $text.IndexOf('node="smp-a"') | Should -BeLessThan $text.IndexOf('node="smp-b"')
     }
 
     It 'Ctrl+C during -Continuous -Node * stops within a second and leaves nothing running on the nodes' {
