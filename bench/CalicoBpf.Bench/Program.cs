@@ -12,6 +12,8 @@ using CalicoBpf.Transport;
 // bench fill-nat <pinDir> <frontends>    fills cali_v4_nat_fe3 and cali_v4_nat_be (4 backends a frontend)
 // bench fill-routes <pinDir> <routes>    fills cali_v4_routes
 // bench fill-flow <pinDir> <policyDir>    makes 10.64.0.0/13 a local workload (calibench0) with an egress policy, for Test-BpfFlow
+// bench fill-counters <pinDir> <n>       creates cali_counters6 with n interfaces (ifindex 1000 on), every hook, every counter
+// bench watch <pinDir> <repeats>         times Watch-BpfConntrack's sampler on cali_v4_ct4 against one full decoded read, with its memory
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: CalicoBpf.Bench fill|core <pinDir> <n>");
@@ -32,6 +34,10 @@ switch (args[0])
         return FillRoutes(pinDir, n);
     case "fill-flow":
         return FillFlow(pinDir, args[2]);
+    case "fill-counters":
+        return FillCounters(pinDir, n);
+    case "watch":
+        return Watch(pinDir, n);
     default:
         Console.Error.WriteLine($"unknown command {args[0]}");
         return 2;
@@ -163,6 +169,52 @@ static IEnumerable<ConntrackEntry> Generate(int entries, ulong now)
             Reverse = kind == 7 ? ConntrackLeg.Empty : back,
         };
     }
+}
+
+static int FillCounters(string pinDir, int interfaces)
+{
+    using SimulatedDataplane sim = SimulatedDataplane.Claim(pinDir);
+    BpfMap map = sim.CreateMap(MapSpecs.Counters(6, 27));
+    var totals = Enumerable.Range(0, 27).ToDictionary(i => i, i => (ulong)(1000 + i));
+    for (int i = 0; i < interfaces; i++)
+    {
+        for (int hook = 0; hook < 3; hook++)
+        {
+            sim.WriteCounters(map, 1000 + i, hook, totals);
+        }
+    }
+
+    Console.WriteLine(map.CountEntries());
+    return 0;
+}
+
+/// <summary>
+/// One full decoded read (ConntrackReader.Read) against ConntrackWatcher samples of the same table (a
+/// baseline, then samples with nothing changed), each timed, with the managed heap the watcher keeps.
+/// Prints "read MS", "baseline MS HEAPMB", then "sample MS HEAPMB" per repeat.
+/// </summary>
+static int Watch(string pinDir, int repeats)
+{
+    var node = new LocalDataplane(pinDir, "bench");
+    var query = new ConntrackQuery();
+    long HeapMb() => GC.GetTotalMemory(forceFullCollection: true) / (1024 * 1024);
+    var sw = Stopwatch.StartNew();
+    long read = ConntrackReader.Read(node, query).LongCount();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"read {sw.Elapsed.TotalMilliseconds:F0} {read}"));
+    long before = HeapMb();
+    var watcher = new CalicoBpf.Sampling.ConntrackWatcher();
+    sw.Restart();
+    int changes = watcher.Sample(node, query, new CalicoBpf.Sampling.SampleTick(0, DateTime.UtcNow), null, CancellationToken.None).Count();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"baseline {sw.Elapsed.TotalMilliseconds:F0} {HeapMb() - before} {watcher.Count}"));
+    for (int r = 1; r <= repeats; r++)
+    {
+        sw.Restart();
+        changes = watcher.Sample(node, query, new CalicoBpf.Sampling.SampleTick(r, DateTime.UtcNow), null, CancellationToken.None).Count();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sample {sw.Elapsed.TotalMilliseconds:F0} {HeapMb() - before} {changes}"));
+    }
+
+    GC.KeepAlive(watcher);
+    return 0;
 }
 
 static int Core(string pinDir, int repeats)

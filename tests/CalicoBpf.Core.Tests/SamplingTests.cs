@@ -89,18 +89,22 @@ public sealed class SamplingTests
         var clock = new SampleClock(TimeSpan.FromSeconds(1), time);
         Assert.Equal(0, clock.Baseline.Number);
 
-        // Reading the baseline took 2.5 s: samples 1 and 2 were due during it, so the next is at 3 s.
+        // The grid starts once the baseline is read (however long that took); then sample 1 took 2.5 s
+        // to be asked for: samples 1 and 2 were due during it, so the next is at 3 s.
+        time.Advance(TimeSpan.FromSeconds(7));
+        clock.Start();
+        var start = time.GetUtcNow();
         time.Advance(TimeSpan.FromMilliseconds(2500));
         Task<SampleTick?> next = Task.Run(() => clock.WaitForNext(1, CancellationToken.None));
         SampleTick? tick = await Advance(time, next, TimeSpan.FromMilliseconds(500));
         Assert.Equal(1, tick!.Value.Number);
-        Assert.Equal(new DateTime(2026, 12, 2, 1, 0, 3, DateTimeKind.Utc), tick.Value.Timestamp);
+        Assert.Equal(start.UtcDateTime.AddSeconds(3), tick.Value.Timestamp);
         Assert.Equal(2, clock.Skipped);
 
         // On time from there: due at 4 s, waits the rest of the interval and no more.
         time.Advance(TimeSpan.FromMilliseconds(200));
         next = Task.Run(() => clock.WaitForNext(2, CancellationToken.None));
-        Assert.Equal(new DateTime(2026, 12, 2, 1, 0, 4, DateTimeKind.Utc), (await Advance(time, next, TimeSpan.FromMilliseconds(800)))!.Value.Timestamp);
+        Assert.Equal(start.UtcDateTime.AddSeconds(4), (await Advance(time, next, TimeSpan.FromMilliseconds(800)))!.Value.Timestamp);
         Assert.Equal(2, clock.Skipped);
     }
 

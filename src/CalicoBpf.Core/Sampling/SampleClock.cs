@@ -6,14 +6,15 @@ namespace CalicoBpf.Sampling;
 public readonly record struct SampleTick(int Number, DateTime Timestamp);
 
 /// <summary>
-/// The one clock of a sampling run (Get-Counter -SampleInterval): sample k is due at start + k x interval,
+/// The one clock of a sampling run (Get-Counter -SampleInterval): sample k is due at start + k x interval
+/// (start: when the baseline was read, <see cref="Start"/>),
 /// so waits do not add up to drift. A sample that is due while the one before is still being read is
 /// skipped, not queued, and <see cref="Skipped"/> says how many were.
 /// </summary>
 public sealed class SampleClock
 {
     private readonly TimeProvider _time;
-    private readonly long _start;
+    private long _start;
     private long _due;
 
     public SampleClock(TimeSpan interval, TimeProvider? time = null)
@@ -35,6 +36,16 @@ public sealed class SampleClock
 
     /// <summary>The baseline reading, due now.</summary>
     public SampleTick Baseline => new(0, _time.GetUtcNow().UtcDateTime);
+
+    /// <summary>
+    /// Starts the grid now: called once the baseline is read, so that the first sample is one interval
+    /// after it (a first read of many nodes opens their exec sessions and may take longer than the interval).
+    /// </summary>
+    public void Start()
+    {
+        _start = _time.GetTimestamp();
+        _due = 0;
+    }
 
     /// <summary>
     /// Waits until the next sample is due and returns it; null when <paramref name="cancellationToken"/>

@@ -27,6 +27,7 @@ public abstract partial class NodeCmdletBase
                 INodeDataplane node = OpenLocalNode();
                 TState state = newState();
                 Consume(sample(node, state, clock.Baseline));
+                clock.Start();
                 for (int n = 1; maxSamples is null || n <= maxSamples; n++)
                 {
                     if (NextTick(clock, n) is not { } tick)
@@ -51,6 +52,7 @@ public abstract partial class NodeCmdletBase
         SampleTick baseline = clock.Baseline;
         var answers = new ConcurrentDictionary<string, List<T>>(StringComparer.Ordinal);
         fanOut.Read(targets, node => Guarded(node, baseline));
+        clock.Start();
         for (int n = 1; maxSamples is null || n <= maxSamples; n++)
         {
             if (NextTick(clock, n) is not { } tick)
