@@ -19,6 +19,19 @@ public sealed class ProgramStatisticTests
     {
         public Wire()
         {
+            try
+            {
+                Build();
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+
+        private void Build()
+        {
             Ns.Exec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
             Ns.Ip("link", "add", "cbt0", "type", "veth", "peer", "name", "cbt1");
             Ns.Exec("sysctl", "-qw", "net.ipv6.conf.cbt0.disable_ipv6=1", "net.ipv6.conf.cbt1.disable_ipv6=1");

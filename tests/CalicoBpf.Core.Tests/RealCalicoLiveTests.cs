@@ -65,6 +65,16 @@ public sealed class RealCalicoLiveTests
                 }
             }
 
+            try
+            {
+                DropsOfTheDeniedWorkload(node, source.TraceLines is not null);
+                _output.WriteLine("drops-live: holds");
+            }
+            catch (XunitException ex)
+            {
+                failures.Add($"[drops-live] {ex.Message}");
+            }
+
             if (failures.Count > 0)
             {
                 throw new XunitException($"{failures.Count} check(s) fail on the live maps of {release}:\n" + string.Join("\n", failures));
@@ -73,6 +83,32 @@ public sealed class RealCalicoLiveTests
         finally
         {
             TearDown(harness, outdir);
+        }
+    }
+
+    /// <summary>
+    /// Get-BpfDrop on Calico's own programs: three more datagrams from the denied workload (netns rcal-ws2,
+    /// Felix's deny-all on rcal-h1) in one window are three drops by policy at rcal-h1's TC ingress, where
+    /// Calico counts them, and, with the trace buffer there, the lines of the newest dropped packets (up to
+    /// three), each ending in the drop program's "DENY due to policy" (the harness writes no cali_iface entry, so
+    /// the packets' -E tag is matched to the one hook that dropped).
+    /// </summary>
+    private static void DropsOfTheDeniedWorkload(LocalDataplane node, bool traced)
+    {
+        var sampler = new Sampling.DropSampler();
+        var query = new Sampling.DropQuery(n => n.StartsWith("rcal-h", StringComparison.Ordinal), null, null, null);
+        Assert.Empty(sampler.Sample(node, new Sampling.SampleTick(0, DateTime.UtcNow), query, NullReporter.Instance, default));
+        Shell.Run("ip", "netns", "exec", "rcal-ws2", "bash", "-c", "for i in 1 2 3; do echo x > /dev/udp/10.78.1.1/18081; done");
+        PacketDrop drop = Assert.Single(sampler.Sample(node, new Sampling.SampleTick(1, DateTime.UtcNow), query, NullReporter.Instance, default));
+        Assert.Equal(("rcal-h1", PolicyHook.Ingress, "DroppedByPolicy", "dropped by policy", 3UL), (drop.Interface, drop.Hook, drop.Id, drop.Reason, drop.Count));
+        if (traced)
+        {
+            // The harness keeps the trace buffer small: the newest of the three packets are there whole,
+            // each from its first line (with its IP header line) to its DENY.
+            int denies = drop.TraceLines.Count(l => l.EndsWith(": DENY due to policy", StringComparison.Ordinal));
+            Assert.InRange(denies, 1, 3);
+            Assert.Equal(denies, drop.TraceLines.Count(l => l.EndsWith(": IP s=10.78.1.2 d=10.78.1.1", StringComparison.Ordinal)));
+            Assert.Equal(denies, drop.TraceLines.Count(l => l.Contains(": New packet at ifindex=", StringComparison.Ordinal)));
         }
     }
 

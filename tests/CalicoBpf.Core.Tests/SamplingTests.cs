@@ -307,6 +307,26 @@ public sealed class ConntrackWatcherTests
         Assert.Empty(watcher.Sample(node, query, new Sampling.SampleTick(2, DateTime.UtcNow), null, default));
         sim.WriteConntrack(map, layout, new[] { Tcp(40000, closed: true, bytes: 900) });
         Assert.Empty(watcher.Sample(node, query, new Sampling.SampleTick(3, DateTime.UtcNow), null, default));
+
+        // Calico reuses the closed entry for a new connection of the same ports: New again, and it can close again.
+        sim.WriteConntrack(map, layout, new[] { Tcp(40000, bytes: 5) });
+        ConntrackChange again = Assert.Single(watcher.Sample(node, query, new Sampling.SampleTick(4, DateTime.UtcNow), null, default));
+        Assert.Equal((ConntrackChangeKind.New, TcpState.Established), (again.Change, again.State));
+        sim.WriteConntrack(map, layout, new[] { Tcp(40000, closed: true, bytes: 50) });
+        Assert.Equal(ConntrackChangeKind.Closed, Assert.Single(watcher.Sample(node, query, new Sampling.SampleTick(5, DateTime.UtcNow), null, default)).Change);
+    }
+
+    [Fact]
+    public void Rule_counters_are_one_per_match_id_so_a_rule_new_on_an_interface_is_no_reset()
+    {
+        var time = new FakeTimeProvider();
+        var sampler = new Sampling.PolicyRuleSampler(time);
+        PolicyRule On(string iface, ulong hits) => new() { Node = "n", Interface = iface, Hook = PolicyHook.Ingress, Tier = "default", Policy = "p", Action = "deny", MatchId = 9, HitCount = hits };
+        sampler.Sample(new[] { On("cali1", 1_000_000) }, new Sampling.SampleTick(0, DateTime.UnixEpoch));
+        time.Advance(TimeSpan.FromSeconds(1));
+        // A new pod's interface gets the same policy: Calico's counter of match id 9 rose by 3 in all.
+        var samples = sampler.Sample(new[] { On("cali1", 1_000_003), On("cali2", 1_000_003) }, new Sampling.SampleTick(1, DateTime.UnixEpoch));
+        Assert.Equal(new[] { ("cali1", 3UL, false), ("cali2", 3UL, false) }, samples.Select(s => (s.Interface, s.Delta, s.Reset)));
     }
 
     [SkippableFact]

@@ -15,6 +15,8 @@ BeforeAll {
     $manifest = Import-ModuleUnderTest -Simulation -PassThru
     $ruleId = 24122
     $cluster = $null
+    # Whatever a failed test leaves, kernel.bpf_stats_enabled goes back to this in AfterAll.
+    $statsBefore = if (Test-Path /proc/sys/kernel/bpf_stats_enabled) { (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() }
     if ($kernel -and $clang) { $cluster = Start-TestCluster -Scenario (Join-Path $PSScriptRoot 'sampling.yaml') -Directory $TestDrive }
 
     function Add-CountingProgram([string] $Netns, [string] $Interface, [string] $PinPath, [string] $ProgramPin, [string] $Tag) {
@@ -40,12 +42,23 @@ BeforeAll {
     function Start-Sampling([string] $Command) {
         # The command in a runspace of its own that already has the module, started, its output collected as it comes.
         $ps = [powershell]::Create()
-        $null = $ps.AddScript("Import-Module '$manifest'").Invoke()
+        $null = $ps.AddScript("Import-Module '$manifest'; `$VerbosePreference = 'Continue'").Invoke()
         $ps.Commands.Clear()
         $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
         $null = $ps.AddScript($Command)
         $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
         [pscustomobject]@{ PS = $ps; Out = $out; Async = $async }
+    }
+
+    function Wait-Baseline($Run, [int] $Seconds = 30) {
+        # The loop says when its baseline is read (a verbose record): what is sent after it is in the samples.
+        $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
+        while ([DateTime]::UtcNow -lt $deadline -and -not $Run.Async.IsCompleted) {
+            $v = $Run.PS.Streams.Verbose
+            for ($i = 0; $i -lt $v.Count; $i++) { if ("$($v[$i])" -like 'Baseline read*') { return } }
+            Start-Sleep -Milliseconds 20
+        }
+        throw "The baseline was not read within $Seconds s: $($Run.PS.Streams.Error | Out-String)"
     }
 
     function Wait-Sample($Run, [int] $Number, [int] $Seconds = 30) {
@@ -96,6 +109,7 @@ BeforeAll {
 
 AfterAll {
     Stop-TestCluster $cluster
+    if ($statsBefore -and (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne $statsBefore) { Set-Content /proc/sys/kernel/bpf_stats_enabled $statsBefore }
 }
 
 Describe 'Sampled counters on this node' -Skip:(-not ($kernel -and $clang)) {
@@ -183,7 +197,7 @@ policies:
 
     It 'by default a sample holds only what moved' {
         $run = Start-Sampling "Get-BpfCounter $local -SampleInterval 1 -MaxSamples 3"
-        Start-Sleep -Milliseconds 1500
+        Wait-Baseline $run
         Send-Datagram $ns 10.198.7.1 3
         $r = Complete-Sampling $run
         $r.Errors | Should -BeNullOrEmpty
@@ -235,7 +249,7 @@ policies:
 
     It 'Get-BpfDrop explains a window''s drops: reason, count, the deny rule, the dropped packets'' trace lines, and with -Resolve the pods' {
         $run = Start-Sampling "Get-BpfDrop $local -PolicyDebugPath '$policyDir' -Window 3 -Resolve -Kubeconfig '$($cluster.Kubeconfig)'"
-        Start-Sleep -Milliseconds 1300
+        Wait-Baseline $run
         Send-Datagram $ns 10.198.7.1 5
         $r = Complete-Sampling $run
         $r.Errors | Should -BeNullOrEmpty
@@ -273,7 +287,7 @@ policies:
         $r.Errors | Should -BeNullOrEmpty
         $r.Samples | Should -BeNullOrEmpty
         $run = Start-Sampling "Get-BpfDrop $local -PolicyDebugPath '$policyDir' -Window 1 -Follow"
-        Start-Sleep -Milliseconds 1300
+        Wait-Baseline $run
         Send-Datagram $ns 10.198.7.1 2
         $deadline = [DateTime]::UtcNow.AddSeconds(10)
         while ($run.Out.Count -eq 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
@@ -290,7 +304,7 @@ policies:
         $old = New-Flow 10.198.9.1:40000 10.198.9.2:80
         $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, $old, $false)
         $run = Start-Sampling "Watch-BpfConntrack -PinPath '$($fs.PinPath)' -Address 10.198.9.0/24 -MaxSamples 3"
-        Start-Sleep -Milliseconds 1300
+        Wait-Baseline $run
         $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, (New-Flow 10.198.9.1:40001 10.198.9.2:443 -Service 10.96.0.44:443), $false)
         $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, (New-Flow 10.199.9.1:40002 10.199.9.2:80), $false)
         $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, $old, $true)
@@ -320,8 +334,10 @@ policies:
 
     It 'Get-BpfProgramStatistic counts each packet as one run of the hook''s program, and leaves the kernel''s statistics as they were' {
         $before = (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim()
-        $run = Start-Sampling "Get-BpfProgramStatistic -Interface $host_ -Window 2 -All"
-        Start-Sleep -Milliseconds 700
+        $run = Start-Sampling "Get-BpfProgramStatistic -Interface $host_ -Window 3 -All"
+        $deadline = [DateTime]::UtcNow.AddSeconds(15)
+        while (-not @($run.PS.Streams.Verbose | Where-Object { "$_" -like 'Turning the kernel*' }) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        Start-Sleep -Milliseconds 300
         Send-Datagram $ns 10.198.7.1 4
         $r = Complete-Sampling $run
         $r.Errors | Should -BeNullOrEmpty
@@ -421,7 +437,7 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
 
     It 'Get-BpfPolicy -Node samples the rule hits of the node that denied' {
         $run = Start-Sampling "Get-BpfPolicy -Kubeconfig '$kc' -Node smp-a, smp-b -SampleInterval 1 -MaxSamples 2"
-        Start-Sleep -Milliseconds 1300
+        Wait-Baseline $run
         Send-Datagram $netns 10.198.8.2 4
         $r = Complete-Sampling $run
         $r.Errors | Should -BeNullOrEmpty
@@ -431,7 +447,7 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
 
     It 'Get-BpfDrop -Node * names the node, the rule and the pod; where calico-node has no tracefs it says so and goes on' {
         $run = Start-Sampling "Get-BpfDrop -Kubeconfig '$kc' -Node * -Window 3 -Resolve -Verbose"
-        Start-Sleep -Milliseconds 1500
+        Wait-Baseline $run
         Send-Datagram $netns 10.198.8.2 4
         $r = Complete-Sampling $run
         $r.Errors | Should -BeNullOrEmpty
@@ -450,7 +466,7 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
     It 'Watch-BpfConntrack -Node follows each node''s table; -Resolve names the pods' {
         $ct = Get-ConntrackPin $pins
         $run = Start-Sampling "Watch-BpfConntrack -Kubeconfig '$kc' -Node * -Address 10.65.5.7 -MaxSamples 2 -Resolve"
-        Start-Sleep -Milliseconds 1500
+        Wait-Baseline $run
         $null = [CalicoBpf.Simulation.SimulatedDataplane]::WriteConntrackPinned($ct, (New-Flow 10.198.7.2:41000 10.65.5.7:8080), $false)
         $r = Complete-Sampling $run
         $r.Errors | Should -BeNullOrEmpty
@@ -467,7 +483,10 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
     It 'Get-BpfProgramStatistic -Node measures through calico-node''s bpftool, and Ctrl+C puts the kernel''s statistics back' {
         $before = (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim()
         $run = Start-Sampling "Get-BpfProgramStatistic -Kubeconfig '$kc' -Node smp-a -Window 3 -All"
-        Start-Sleep -Milliseconds 1500
+        # The node's script sets the setting just before its first reading.
+        $deadline = [DateTime]::UtcNow.AddSeconds(15)
+        while ((Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne '1' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        Start-Sleep -Milliseconds 300
         Send-Datagram $netns 10.198.8.2 6
         $r = Complete-Sampling $run
         $r.Errors | Should -BeNullOrEmpty
@@ -477,13 +496,18 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be $before
 
         $run = Start-Sampling "Get-BpfProgramStatistic -Kubeconfig '$kc' -Node smp-a -Window 60 -All"
-        $deadline = [DateTime]::UtcNow.AddSeconds(15)
-        while ((Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne '1' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
-        (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be '1' -Because 'the statistics are on during the window'
-        $sw = [Diagnostics.Stopwatch]::StartNew()
-        $run.PS.Stop()
-        $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
-        $run.PS.Dispose()
+        try {
+            $deadline = [DateTime]::UtcNow.AddSeconds(15)
+            while ((Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne '1' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+            (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be '1' -Because 'the statistics are on during the window'
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            $run.PS.Stop()
+            $sw.Elapsed.TotalSeconds | Should -BeLessThan 1
+        }
+        finally {
+            $run.PS.Stop()
+            $run.PS.Dispose()
+        }
         $deadline = [DateTime]::UtcNow.AddSeconds(5)
         while ((Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne $before -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
         (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be $before -Because 'the node puts the setting back when the exec ends'

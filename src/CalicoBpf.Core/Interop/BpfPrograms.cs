@@ -115,7 +115,7 @@ public static unsafe class BpfPrograms
     /// <summary>
     /// Turns the kernel's run-time statistics on (BPF_ENABLE_STATS, BPF_STATS_RUN_TIME) for as long as
     /// the handle is open: closing it, or the process ending however it ends, turns them back to what they
-    /// were (the kernel counts the holders; kernel.bpf_stats_enabled reads 1 meanwhile).
+    /// were (the kernel counts the holders; kernel.bpf_stats_enabled, a setting of its own, is not changed).
     /// </summary>
     public static IDisposable EnableRunTimeStatistics()
     {

@@ -7,10 +7,13 @@ namespace CalicoBpf.Sampling;
 /// <summary>
 /// One node's conntrack table read sample after sample (Watch-BpfConntrack): the flows that are new since
 /// the sample before, the TCP flows that closed (their state became Closed or Reset), and the entries that
-/// are gone (expired: Felix's cleaner or its timeouts removed them). Only entries that pass the query's
+/// are gone (expired: Felix's cleaner or its timeouts removed them, the LRU table evicted them when full,
+/// or someone removed them). A closed entry that Calico reuses for a new connection of the same ports is
+/// New again. A reading that fails part way makes the next one a baseline, so nothing is reported twice
+/// or from half a table. Only entries that pass the query's
 /// raw filter are kept, and each is kept as its raw key and value bytes in flat arrays (about 60 bytes of
-/// index and the entry's own size, 104 bytes for IPv4), so a full 512,000-entry table costs tens of MB,
-/// the same from sample to sample; an entry is decoded only to be written, or, for TCP, when its bytes
+/// index and the entry's own size, 104 bytes for IPv4), so a full 512,000-entry table costs about 93 MB
+/// of managed heap (docs/performance.md), the same from sample to sample; an entry is decoded only to be written, or, for TCP, when its bytes
 /// changed. A gone entry is written as it was last seen.
 /// </summary>
 public sealed class ConntrackWatcher
@@ -25,6 +28,7 @@ public sealed class ConntrackWatcher
     private int _keySize;
     private int _valueSize;
     private int _generation;
+    private bool _complete = true;
 
     /// <summary>How many entries the watcher holds (those the filter let through at the last sample).</summary>
     public int Count => _index.Count;
@@ -38,14 +42,16 @@ public sealed class ConntrackWatcher
     {
         using ConntrackScan scan = ConntrackReader.Open(node, query, reporter);
         ConntrackLayout layout = scan.Layout;
-        if (_keySize != layout.KeySize || _valueSize != layout.ValueSize)
+        if (_keySize != layout.KeySize || _valueSize != layout.ValueSize || !_complete)
         {
-            // A new map version (Felix upgraded): what was kept cannot be compared, so this reading is a baseline.
+            // A new map version (Felix upgraded), or the reading before failed part way: what was kept
+            // cannot be compared, so this reading is a baseline.
             Reset(layout.KeySize, layout.ValueSize);
         }
 
         bool baseline = _generation == 0;
         int generation = ++_generation;
+        _complete = false;
         var changes = new List<ConntrackChange>();
         foreach (RawEntryBatch batch in scan.Batches(cancellationToken))
         {
@@ -67,12 +73,19 @@ public sealed class ConntrackWatcher
             }
         }
 
+        var expired = new List<ConntrackChange>();
         foreach (int slot in gone)
         {
             if (Forget(slot, scan.Codec) is { } last && !baseline && query.MatchesDecoded(last))
             {
-                yield return Change(ConntrackChangeKind.Expired, last, tick);
+                expired.Add(Change(ConntrackChangeKind.Expired, last, tick));
             }
+        }
+
+        _complete = true;
+        foreach (ConntrackChange c in expired)
+        {
+            yield return c;
         }
     }
 
@@ -117,19 +130,23 @@ public sealed class ConntrackWatcher
             }
 
             value.CopyTo(kept);
-            if (!IsTcp(key) || _closed[slot])
+            if (!IsTcp(key))
             {
                 continue;
             }
 
             ConntrackEntry now = scan.Codec.Decode(key, value);
-            if (IsClosed(now))
+            bool closed = IsClosed(now);
+            if (closed == _closed[slot])
             {
-                _closed[slot] = true;
-                if (query.MatchesDecoded(now))
-                {
-                    changes.Add(Change(ConntrackChangeKind.Closed, now, tick));
-                }
+                continue;
+            }
+
+            // Closed now; or a closed entry that Calico reused for a new connection of the same ports (its legs start again): New.
+            _closed[slot] = closed;
+            if (query.MatchesDecoded(now))
+            {
+                changes.Add(Change(closed ? ConntrackChangeKind.Closed : ConntrackChangeKind.New, now, tick));
             }
         }
     }

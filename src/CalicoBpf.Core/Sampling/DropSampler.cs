@@ -49,7 +49,7 @@ public sealed class DropSampler
 
         CalicoRelease release = ReleaseInference.Of(node, reporter).Release;
         Dictionary<(string, PolicyHook), List<List<TraceLogEntry>>> traced =
-            ReadTrace(node, query, clock, release, from.Value, dropped.Select(d => d.Interface).ToHashSet(StringComparer.Ordinal), reporter, cancellationToken);
+            ReadTrace(node, query, clock, release, from.Value, dropped.Select(d => (d.Interface, d.Hook)).ToHashSet(), reporter, cancellationToken);
         Dictionary<int, string> workloads = query.Workloads is { } index ? WorkloadsByIfIndex(node, index, reporter, cancellationToken) : new();
 
         var drops = new List<PacketDrop>();
@@ -106,9 +106,20 @@ public sealed class DropSampler
         }
 
         PolicyHook[] hooks = { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp };
-        IEnumerable<PolicyRule> rules = PolicyDebug.ListInterfaces(node, dir)
-            .Where(i => query.InterfaceFilter is null || query.InterfaceFilter(i))
-            .SelectMany(i => PolicyDebug.Read(node, dir, i, hooks, false, reporter, cancellationToken));
+        var rules = new List<PolicyRule>();
+        foreach (string iface in PolicyDebug.ListInterfaces(node, dir).Where(i => query.InterfaceFilter is null || query.InterfaceFilter(i)))
+        {
+            try
+            {
+                rules.AddRange(PolicyDebug.Read(node, dir, iface, hooks, false, reporter, cancellationToken));
+            }
+            catch (BpfException ex)
+            {
+                // A pod that went away between the listing and the read: its rules are not matched this window; the drops still are.
+                reporter.Verbose($"No rules of {iface} this window: {ex.Message}");
+            }
+        }
+
         return _rules.Sample(rules, tick);
     }
 
@@ -116,10 +127,16 @@ public sealed class DropSampler
     /// Dropped packets in the trace buffer, by interface and hook: each packet's lines from "New packet"
     /// to a final DENY on one CPU, stamped after <paramref name="from"/> by the node's clock. Empty when
     /// the buffer cannot be read without consuming it (a calico-node with no tracefs), said once.
+    /// A line's I/E tag is the policy direction, not the hook: the interface's kind in cali_iface decides
+    /// (<see cref="HookOf"/>); for an interface the map does not hold, the one TC hook that dropped in the
+    /// window, or else a cali* name is a workload. Lines are chosen by their trace timestamp between the
+    /// window's two reads of the node's monotonic clock (the trace buffer's default clock, "local", runs
+    /// with it on one machine; a small skew moves a line at the edge to the next window).
     /// </summary>
     private Dictionary<(string, PolicyHook), List<List<TraceLogEntry>>> ReadTrace(INodeDataplane node, DropQuery query, ClockSample clock, CalicoRelease release,
-        ulong from, HashSet<string> interfaces, IEngineReporter reporter, CancellationToken cancellationToken)
+        ulong from, HashSet<(string Interface, PolicyHook Hook)> dropped, IEngineReporter reporter, CancellationToken cancellationToken)
     {
+        var interfaces = dropped.Select(d => d.Interface).ToHashSet(StringComparer.Ordinal);
         var found = new Dictionary<(string, PolicyHook), List<List<TraceLogEntry>>>();
         if (_noTrace)
         {
@@ -131,7 +148,8 @@ public sealed class DropSampler
         {
             entries = node.ReadTraceLines(false, query.TracingDirectory, cancellationToken)
                 .Select(line => TraceLogParser.Parse(line, node.Node, clock, release))
-                .Where(e => e.Interface is { } i && interfaces.Contains(i) && e.TimestampValue is { } ts && (ulong)(ts.Ticks * 100) > from)
+                .Where(e => e.Interface is { } i && interfaces.Contains(i) && e.TimestampValue is { } ts && (ulong)(ts.Ticks * 100) > from
+                    && (ulong)(ts.Ticks * 100) <= clock.MonotonicNanoseconds)
                 .ToList();
         }
         catch (Exception ex) when (ex is BpfException or NodeCommandException or IOException or UnauthorizedAccessException)
@@ -147,19 +165,27 @@ public sealed class DropSampler
             return found;
         }
 
-        Dictionary<string, bool> workload = WorkloadInterfaces(node, reporter, cancellationToken);
+        Dictionary<string, bool>? workload = null;
         foreach (List<TraceLogEntry> lines in packets)
         {
             string iface = lines[0].Interface!;
-            bool isWorkload = workload.TryGetValue(iface, out bool w) ? w : iface.StartsWith("cali", StringComparison.Ordinal);
-            if (HookOf(lines[0].Direction, isWorkload) is not { } hook)
+            workload ??= WorkloadInterfaces(node, reporter, cancellationToken);
+            bool ingressDropped = dropped.Contains((iface, PolicyHook.Ingress)), egressDropped = dropped.Contains((iface, PolicyHook.Egress));
+            PolicyHook? hook = workload.TryGetValue(iface, out bool w) ? HookOf(lines[0].Direction, w)
+                // Not in cali_iface: when only one TC hook dropped, its packets are that hook's; else a cali* name is a workload.
+                : lines[0].Direction is TraceDirection.Ingress or TraceDirection.Egress && ingressDropped != egressDropped ? (ingressDropped ? PolicyHook.Ingress : PolicyHook.Egress)
+                : HookOf(lines[0].Direction, iface.StartsWith("cali", StringComparison.Ordinal));
+
+            if (hook is not { } h)
             {
                 continue;
             }
 
-            if (!found.TryGetValue((iface, hook), out List<List<TraceLogEntry>>? list))
+            PolicyHook key = h;
+
+            if (!found.TryGetValue((iface, key), out List<List<TraceLogEntry>>? list))
             {
-                found[(iface, hook)] = list = new List<List<TraceLogEntry>>();
+                found[(iface, key)] = list = new List<List<TraceLogEntry>>();
             }
 
             list.Add(lines);

@@ -118,12 +118,14 @@ public sealed class CounterSampler
 
 /// <summary>
 /// One node's rule hit counters (cali_rule_ctrs, through Felix's policy debug files) read sample after
-/// sample (Get-BpfPolicy -SampleInterval). A rule is keyed by interface, hook, family and match id;
-/// rules without a counter have nothing to sample.
+/// sample (Get-BpfPolicy -SampleInterval). Calico keeps one counter per rule match id for the whole node
+/// (felix/bpf: the id does not include the interface), so a counter is keyed by family and match id: a
+/// rule that appears on a new interface (a new pod under an existing policy) is not a reset, and every
+/// interface that has the rule shows the counter's one rise. Rules without a counter have nothing to sample.
 /// </summary>
 public sealed class PolicyRuleSampler
 {
-    private readonly SeriesReading<(string Interface, PolicyHook Hook, bool IPv6, ulong MatchId)> _series;
+    private readonly SeriesReading<(bool IPv6, ulong MatchId)> _series;
 
     public PolicyRuleSampler(TimeProvider? time = null) => _series = new(time);
 
@@ -134,7 +136,7 @@ public sealed class PolicyRuleSampler
         foreach (PolicyRule r in _series.Read(reading))
         {
             if (r.MatchId is not { } id || r.HitCount is not { } hits
-                || _series.Observe((r.Interface, r.Hook, r.IPv6, id), hits, 0, includeUnchanged) is not (CounterChange change, TimeSpan span, double rate))
+                || _series.Observe((r.IPv6, id), hits, 0, includeUnchanged) is not (CounterChange change, TimeSpan span, double rate))
             {
                 continue;
             }

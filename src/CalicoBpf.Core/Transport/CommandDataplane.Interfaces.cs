@@ -57,8 +57,10 @@ public sealed partial class CommandDataplane
 
     /// <summary>
     /// One exec for the whole window: kernel.bpf_stats_enabled read and set to 1, bpftool -j prog show
-    /// and the node's clock, a sleep, both again, and the setting put back; a trap puts it back when the
-    /// exec ends early (the lifeline's TERM on Ctrl+C, a hang-up).
+    /// and the node's clock, a wait of whole seconds (a dot each), both again, and the setting put back; a
+    /// trap puts it back when the exec ends early (the lifeline's TERM on Ctrl+C, a hang-up). What it cannot
+    /// cover: a SIGKILL of the container leaves the setting on, and a second run on the node that overlaps
+    /// puts it back when the first ends.
     /// </summary>
     public ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken)
     {
@@ -66,9 +68,10 @@ public sealed partial class CommandDataplane
             "f=/proc/sys/kernel/bpf_stats_enabled; p=$(cat \"$f\") || exit 6; r() { [ \"$p\" = 0 ] && echo 0 > \"$f\"; }; " +
             "trap 'r; exit 143' TERM INT HUP; echo 1 > \"$f\" 2>/dev/null || exit 6; printf '%s\\n@@\\n' \"$p\"; " +
             "bpftool -j prog show || { r; exit 5; }; printf '\\n@@\\n'; date +%s%N; printf '@@\\n'; " +
-            "sleep \"$1\" & wait $!; " +
+            // A dot a second while it waits: the session's silence watch (-TimeoutSec) sees it alive.
+            "i=0; while [ $i -lt \"$1\" ]; do sleep 1 & wait $!; printf .; i=$((i+1)); done; printf '\\n'; " +
             "bpftool -j prog show || { r; exit 5; }; printf '\\n@@\\n'; date +%s%N; r; exit 0";
-        string seconds = window.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+        string seconds = Math.Max(1, (int)Math.Round(window.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
         string text;
         try
         {
@@ -97,7 +100,7 @@ public sealed partial class CommandDataplane
         }
 
         var wanted = programIds.ToHashSet();
-        return new ProgramRunWindow(AttachmentReader.ParseRunStatistics(parts[1], wanted), AttachmentReader.ParseRunStatistics(parts[3], wanted),
+        return new ProgramRunWindow(AttachmentReader.ParseRunStatistics(parts[1], wanted), AttachmentReader.ParseRunStatistics(parts[3].TrimStart('.', '\n'), wanted),
             TimeSpan.FromTicks((t1 - t0) / 100), parts[0].Trim() == "1");
     }
 }

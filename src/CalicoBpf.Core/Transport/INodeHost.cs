@@ -24,7 +24,8 @@ public interface INodeHost : INodeSource
     /// The run statistics of the node's programs <paramref name="programIds"/> over a window: the kernel's
     /// run-time statistics turned on (kernel.bpf_stats_enabled), the programs read, <paramref name="window"/>
     /// waited, read again, and the statistics set back as they were, also when the wait is cancelled
-    /// (locally a BPF_ENABLE_STATS handle, which the kernel drops with the process however it ends).
+    /// (locally a BPF_ENABLE_STATS handle, which the kernel drops with the process however it ends; it
+    /// turns the statistics on without changing what kernel.bpf_stats_enabled reads).
     /// </summary>
     ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken);
 

@@ -25,8 +25,12 @@ public sealed class ExportBpfMetricCommand : MapCmdletBase
     [ValidateNotNullOrEmpty]
     public string PolicyDebugPath { get; set; } = PolicyDebug.DefaultDirectory;
 
+    protected override void ProcessRecord() => Gather(null);
+
+    /// <summary>Every node (also those piped in) goes into one exposition.</summary>
     protected override void EndProcessing()
     {
+        UseGathered();
         string policy = Node is null ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
         var nodes = new ConcurrentBag<Metrics.NodeMetrics>();
         ForEachNode(node =>

@@ -27,6 +27,17 @@ public sealed class GetBpfCounterCommand : SampledMapCmdletBase
             return;
         }
 
+        Gather(Interface);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (!Sampling)
+        {
+            return;
+        }
+
+        Func<string, bool>? filter = WildcardFilter(UseGathered());
         bool unchanged = IncludeUnchanged;
         Sample(() => new CounterSampler(), (node, sampler, tick) => sampler.Sample(CounterReader.Read(node, filter, Reporter, CancelToken), tick, unchanged));
     }

@@ -49,13 +49,17 @@ public sealed class GetBpfDropCommand : MapCmdletBase
         }
     }
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecord() => Gather(Interface);
+
+    /// <summary>Every node (also those piped in) is watched at once, on one clock.</summary>
+    protected override void EndProcessing()
     {
+        string[]? interfaces = UseGathered();
         bool local = Node is null;
         string policy = local ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
         string? tracing = TracingPath is null ? null : local ? GetUnresolvedProviderPathFromPSPath(TracingPath) : TracingPath;
         WorkloadIndex? workloads = Resolve ? Api(() => Cluster.LoadWorkloads(CancelToken)) : null;
-        var query = new DropQuery(WildcardFilter(Interface), policy, tracing, workloads);
+        var query = new DropQuery(WildcardFilter(interfaces), policy, tracing, workloads);
         SampleEachNode(() => new DropSampler(), (node, sampler, tick) => sampler.Sample(node, tick, query, Reporter, CancelToken),
             Window, Follow ? null : 1);
     }

@@ -31,27 +31,38 @@ public sealed class GetBpfPolicyCommand : SampledMapCmdletBase
 
     protected override void ProcessRecord()
     {
-        string dir = Node is null ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
-        PolicyHook[] hooks = Direction ?? new[] { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp };
-        Func<string, bool>? filter = WildcardFilter(Interface);
-        bool literal = Interface is { Length: > 0 } && !Interface.Any(WildcardPattern.ContainsWildcardCharacters);
-        bool ipv6 = IPv6;
-        IEnumerable<PolicyRule> Rules(INodeDataplane node)
-        {
-            // Literal names are read (and reported) as given; otherwise the interfaces Felix wrote files for.
-            IEnumerable<string> interfaces = literal ? Interface!
-                : node.ListDirectory(dir) is null ? new[] { "*" }
-                : PolicyDebug.ListInterfaces(node, dir).Where(n => filter is null || filter(n));
-            return interfaces.SelectMany(iface => PolicyDebug.Read(node, dir, iface, hooks, ipv6, Reporter, CancelToken));
-        }
-
         if (!Sampling)
         {
-            ForEachNode(Rules);
+            ForEachNode(node => Rules(node, Interface));
             return;
         }
 
+        Gather(Interface);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (!Sampling)
+        {
+            return;
+        }
+
+        string[]? interfaces = UseGathered();
         bool unchanged = IncludeUnchanged;
-        Sample(() => new PolicyRuleSampler(), (node, sampler, tick) => sampler.Sample(Rules(node), tick, unchanged));
+        Sample(() => new PolicyRuleSampler(), (node, sampler, tick) => sampler.Sample(Rules(node, interfaces), tick, unchanged));
+    }
+
+    /// <summary>The rules of the interfaces named (literal names read and reported as given; otherwise the interfaces Felix wrote files for).</summary>
+    private IEnumerable<PolicyRule> Rules(INodeDataplane node, string[]? names)
+    {
+        string dir = Node is null ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
+        PolicyHook[] hooks = Direction ?? new[] { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp };
+        Func<string, bool>? filter = WildcardFilter(names);
+        bool literal = names is { Length: > 0 } && !names.Any(WildcardPattern.ContainsWildcardCharacters);
+        IEnumerable<string> interfaces = literal ? names!
+            : node.ListDirectory(dir) is null ? new[] { "*" }
+            : PolicyDebug.ListInterfaces(node, dir).Where(n => filter is null || filter(n));
+        bool ipv6 = IPv6;
+        return interfaces.SelectMany(iface => PolicyDebug.Read(node, dir, iface, hooks, ipv6, Reporter, CancelToken));
     }
 }

@@ -13,6 +13,31 @@ namespace CalicoBpf.Commands;
 /// </summary>
 public abstract partial class NodeCmdletBase
 {
+    private readonly List<string> _gatheredNodes = new();
+    private readonly List<string> _gatheredInterfaces = new();
+
+    /// <summary>
+    /// For a cmdlet that reads every node on one clock (sampling, a window, one exposition): what the
+    /// pipeline binds record by record (Get-CalicoNode | ...) is gathered in ProcessRecord and read once,
+    /// all together, in EndProcessing (<see cref="UseGathered"/>).
+    /// </summary>
+    private protected void Gather(string[]? interfaces)
+    {
+        _gatheredNodes.AddRange(Node ?? Array.Empty<string>());
+        _gatheredInterfaces.AddRange(interfaces ?? Array.Empty<string>());
+    }
+
+    /// <summary>Sets -Node to every node gathered (none: this machine), and returns every interface gathered (none: null).</summary>
+    private protected string[]? UseGathered()
+    {
+        if (_gatheredNodes.Count > 0)
+        {
+            Node = _gatheredNodes.Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
+        }
+
+        return _gatheredInterfaces.Count > 0 ? _gatheredInterfaces.Distinct(StringComparer.Ordinal).ToArray() : null;
+    }
+
     /// <summary>Runs a sampling loop: <paramref name="sample"/> reads one node at one tick with that node's state (made by <paramref name="newState"/>).</summary>
     /// <param name="maxSamples">How many samples after the baseline; null: until Ctrl+C (-Continuous).</param>
     private protected void SampleEachNode<TState, T>(Func<TState> newState, Func<INodeDataplane, TState, SampleTick, IEnumerable<T>> sample,
@@ -28,6 +53,7 @@ public abstract partial class NodeCmdletBase
                 TState state = newState();
                 Consume(sample(node, state, clock.Baseline));
                 clock.Start();
+                WriteVerbose($"Baseline read; sample 1 is due in {ConntrackText.ShortDuration(interval)}.");
                 for (int n = 1; maxSamples is null || n <= maxSamples; n++)
                 {
                     if (NextTick(clock, n) is not { } tick)
@@ -53,6 +79,7 @@ public abstract partial class NodeCmdletBase
         var answers = new ConcurrentDictionary<string, List<T>>(StringComparer.Ordinal);
         fanOut.Read(targets, node => Guarded(node, baseline));
         clock.Start();
+        WriteVerbose($"Baseline read on {targets.Count} node(s); sample 1 is due in {ConntrackText.ShortDuration(interval)}.");
         for (int n = 1; maxSamples is null || n <= maxSamples; n++)
         {
             if (NextTick(clock, n) is not { } tick)

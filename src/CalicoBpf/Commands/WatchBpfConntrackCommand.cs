@@ -18,8 +18,12 @@ public sealed class WatchBpfConntrackCommand : ConntrackCmdletBase
     [ValidateRange(1, int.MaxValue)]
     public int MaxSamples { get; set; }
 
-    protected override void ProcessRecord()
+    protected override void ProcessRecord() => Gather(null);
+
+    /// <summary>Every node (also those piped in) is watched at once, on one clock.</summary>
+    protected override void EndProcessing()
     {
+        UseGathered();
         if (!TryBuildQuery(TimeSpan.Zero, out ConntrackQuery query, out bool resolved))
         {
             return;
