@@ -15,6 +15,7 @@ public sealed class SampleClock
 {
     private readonly TimeProvider _time;
     private long _start;
+    private DateTime _startUtc;
     private long _due;
 
     public SampleClock(TimeSpan interval, TimeProvider? time = null)
@@ -27,6 +28,7 @@ public sealed class SampleClock
         Interval = interval;
         _time = time ?? TimeProvider.System;
         _start = _time.GetTimestamp();
+        _startUtc = _time.GetUtcNow().UtcDateTime;
     }
 
     public TimeSpan Interval { get; }
@@ -44,6 +46,7 @@ public sealed class SampleClock
     public void Start()
     {
         _start = _time.GetTimestamp();
+        _startUtc = _time.GetUtcNow().UtcDateTime;
         _due = 0;
     }
 
@@ -74,6 +77,7 @@ public sealed class SampleClock
             }
         }
 
-        return cancellationToken.IsCancellationRequested ? null : new SampleTick(number, _time.GetUtcNow().UtcDateTime);
+        // The time it was due, not when the wait woke: every node and every run of the grid agrees on it.
+        return cancellationToken.IsCancellationRequested ? null : new SampleTick(number, _startUtc + due * Interval);
     }
 }

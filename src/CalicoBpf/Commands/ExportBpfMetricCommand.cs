@@ -31,7 +31,7 @@ public sealed class ExportBpfMetricCommand : MapCmdletBase
     protected override void EndProcessing()
     {
         UseGathered();
-        string policy = Node is null ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
+        string policy = IsLocal ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
         var nodes = new ConcurrentBag<Metrics.NodeMetrics>();
         ForEachNode(node =>
         {

@@ -55,7 +55,7 @@ public sealed class GetBpfDropCommand : MapCmdletBase
     protected override void EndProcessing()
     {
         string[]? interfaces = UseGathered();
-        bool local = Node is null;
+        bool local = IsLocal;
         string policy = local ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
         string? tracing = TracingPath is null ? null : local ? GetUnresolvedProviderPathFromPSPath(TracingPath) : TracingPath;
         WorkloadIndex? workloads = Resolve ? Api(() => Cluster.LoadWorkloads(CancelToken)) : null;

@@ -55,7 +55,7 @@ public sealed class GetBpfPolicyCommand : SampledMapCmdletBase
     /// <summary>The rules of the interfaces named (literal names read and reported as given; otherwise the interfaces Felix wrote files for).</summary>
     private IEnumerable<PolicyRule> Rules(INodeDataplane node, string[]? names)
     {
-        string dir = Node is null ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
+        string dir = IsLocal ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
         PolicyHook[] hooks = Direction ?? new[] { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp };
         Func<string, bool>? filter = WildcardFilter(names);
         bool literal = names is { Length: > 0 } && !names.Any(WildcardPattern.ContainsWildcardCharacters);

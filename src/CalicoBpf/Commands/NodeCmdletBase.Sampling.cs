@@ -120,7 +120,7 @@ public abstract partial class NodeCmdletBase
 
             if (failing.TryRemove(node.Node, out _))
             {
-                Reporter.Warning($"answers again from sample {tick.Number} on; the sample after its failure spans the time it was not read.");
+                Reporter.Warning($"answers again from sample {tick.Number} on: that sample counts from its last good reading (or, if it never had one, is its baseline and writes nothing).");
             }
 
             answers[node.Node] = items;
