@@ -115,8 +115,55 @@ public static partial class PolicyDebug
     }
 
     /// <summary>The interfaces Felix wrote policy debug files for (the iface of iface_hook_vN.json), sorted.</summary>
-    public static IReadOnlyList<string> ListInterfaces(INodeDataplane node, string directory) =>
-        (node.ListDirectory(directory) ?? Array.Empty<string>())
+    public static IReadOnlyList<string> ListInterfaces(INodeDataplane node, string directory) => Interfaces(node.ListDirectory(directory) ?? Array.Empty<string>());
+
+    /// <summary>
+    /// The rules of every interface Felix wrote files for (that <paramref name="interfaceFilter"/> takes), of
+    /// one family, with one listing, one read of the rule counters and at most one of the IP sets for all of
+    /// them: what a sampler or an export reads each time (<see cref="Read"/> reads them per interface).
+    /// A file that went away since the listing (a pod deleted) gives no rules. Nothing when the directory
+    /// does not exist.
+    /// </summary>
+    public static List<PolicyRule> ReadAll(INodeDataplane node, string directory, Func<string, bool>? interfaceFilter, bool ipv6,
+        IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
+    {
+        var rules = new List<PolicyRule>();
+        if (node.ListDirectory(directory) is not { } names)
+        {
+            return rules;
+        }
+
+        Dictionary<ulong, ulong>? hits = null;
+        IReadOnlyDictionary<ulong, string[]>? sets = null;
+        foreach (string iface in Interfaces(names).Where(i => interfaceFilter is null || interfaceFilter(i)))
+        {
+            foreach (PolicyHook hook in new[] { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp })
+            {
+                string name = FileName(iface, hook, ipv6);
+                if (!names.Contains(name) || node.ReadTextFile(directory + "/" + name) is not { } json)
+                {
+                    continue;
+                }
+
+                hits ??= ReadHitCounts(node, reporter, cancellationToken);
+                foreach (PolicyRule rule in Parse(json, node.Node, iface, hook, ipv6, hits, reporter))
+                {
+                    if (rule.Matches.Any(m => IpSetId().IsMatch(m)))
+                    {
+                        sets ??= ReadIpSetMembers(node, ipv6, reporter, cancellationToken);
+                        rule.ResolvedMatches = new ValueList<string>(rule.Matches.Select(m => ResolveIpSets(m, sets)), "; ");
+                    }
+
+                    rules.Add(rule);
+                }
+            }
+        }
+
+        return rules;
+    }
+
+    private static IReadOnlyList<string> Interfaces(IEnumerable<string> names) =>
+        names
             .Select(n => DebugFileName().Match(n))
             .Where(m => m.Success)
             .Select(m => m.Groups["i"].Value)

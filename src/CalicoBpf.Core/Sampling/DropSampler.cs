@@ -105,21 +105,8 @@ public sealed class DropSampler
             return Array.Empty<PolicyRuleSample>();
         }
 
-        PolicyHook[] hooks = { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp };
-        var rules = new List<PolicyRule>();
-        foreach (string iface in PolicyDebug.ListInterfaces(node, dir).Where(i => query.InterfaceFilter is null || query.InterfaceFilter(i)))
-        {
-            try
-            {
-                rules.AddRange(PolicyDebug.Read(node, dir, iface, hooks, false, reporter, cancellationToken));
-            }
-            catch (BpfException ex)
-            {
-                // A pod that went away between the listing and the read: its rules are not matched this window; the drops still are.
-                reporter.Verbose($"No rules of {iface} this window: {ex.Message}");
-            }
-        }
-
+        // One listing and one read of the rule counters for every interface (a file gone since the listing gives no rules).
+        List<PolicyRule> rules = PolicyDebug.ReadAll(node, dir, query.InterfaceFilter, false, reporter, cancellationToken);
         return _rules.Sample(rules, tick);
     }
 

@@ -60,15 +60,11 @@ public sealed class ExportBpfMetricCommand : MapCmdletBase
     {
         List<InterfaceCounter> counters = CounterReader.Read(node, null, Reporter, CancelToken).ToList();
         List<MapInfo> maps = MapInventory.List(node, null, true, Reporter, CancelToken).ToList();
-        var rules = new List<PolicyRule>();
-        if (node.ListDirectory(policy) is not null)
+        List<PolicyRule> rules = PolicyDebug.ReadAll(node, policy, null, false, Reporter, CancelToken);
+        rules.AddRange(PolicyDebug.ReadAll(node, policy, null, true, Reporter, CancelToken));
+        if (rules.Count == 0)
         {
-            PolicyHook[] hooks = { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp };
-            rules.AddRange(PolicyDebug.ListInterfaces(node, policy).SelectMany(i => PolicyDebug.Read(node, policy, i, hooks, false, Reporter, CancelToken)));
-        }
-        else
-        {
-            Reporter.Verbose($"No policy debug files in {policy} on {node.Node}: no rule metrics.");
+            Reporter.Verbose($"No rules in the policy debug files of {policy} on {node.Node}: no rule metrics.");
         }
 
         CalicoRelease release = ReleaseInference.Of(node, Reporter).Release;
