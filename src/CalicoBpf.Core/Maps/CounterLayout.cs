@@ -60,6 +60,14 @@ public static class CounterLayout
         (new CalicoRelease(3, 32, 1), 6, 27),
     };
 
+    /// <summary>
+    /// Why a counter counts, in Calico's words for <paramref name="release"/>: a counter's index is its
+    /// reason code (counters.h counts by calico_reason), so the reasons.h text ("dropped by policy"); null
+    /// for an id this list does not know or a code the release does not have.
+    /// </summary>
+    public static string? Reason(string id, CalicoRelease release) =>
+        Definitions.FirstOrDefault(d => d.Id == id) is { } d ? CalicoReasons.Name(d.Index, release) : null;
+
     /// <summary>The counters map (version, counters per value) a release pins; null for releases before counters existed.</summary>
     public static (int Version, int Counters)? ForRelease(CalicoRelease release)
     {

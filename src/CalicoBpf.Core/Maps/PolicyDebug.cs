@@ -68,22 +68,26 @@ public static partial class PolicyDebug
         }
 
         Dictionary<ulong, ulong> hits = ReadHitCounts(node, reporter, cancellationToken);
-        IReadOnlyDictionary<ulong, string[]>? sets = null;
+        var sets = new Lazy<IReadOnlyDictionary<ulong, string[]>>(() => ReadIpSetMembers(node, ipv6, reporter, cancellationToken));
         foreach ((PolicyHook hook, string name) in files)
         {
             string json = node.ReadTextFile(directory + "/" + name) ?? "{}";
             foreach (PolicyRule rule in Parse(json, node.Node, iface, hook, ipv6, hits, reporter))
             {
-                if (rule.Matches.Any(m => IpSetId().IsMatch(m)))
-                {
-                    // One read of the IP sets per call, and only when a rule names one.
-                    sets ??= ReadIpSetMembers(node, ipv6, reporter, cancellationToken);
-                    rule.ResolvedMatches = new ValueList<string>(rule.Matches.Select(m => ResolveIpSets(m, sets)), "; ");
-                }
-
-                yield return rule;
+                yield return WithSetMembers(rule, sets);
             }
         }
+    }
+
+    /// <summary>The rule with its IP set ids resolved (ResolvedMatches); the sets are read on first need, once per read.</summary>
+    private static PolicyRule WithSetMembers(PolicyRule rule, Lazy<IReadOnlyDictionary<ulong, string[]>> sets)
+    {
+        if (rule.Matches.Any(m => IpSetId().IsMatch(m)))
+        {
+            rule.ResolvedMatches = new ValueList<string>(rule.Matches.Select(m => ResolveIpSets(m, sets.Value)), "; ");
+        }
+
+        return rule;
     }
 
     [GeneratedRegex("0x[0-9a-fA-F]+")]
@@ -118,43 +122,35 @@ public static partial class PolicyDebug
     public static IReadOnlyList<string> ListInterfaces(INodeDataplane node, string directory) => Interfaces(node.ListDirectory(directory) ?? Array.Empty<string>());
 
     /// <summary>
-    /// The rules of every interface Felix wrote files for (that <paramref name="interfaceFilter"/> takes), of
-    /// one family, with one listing, one read of the rule counters and at most one of the IP sets for all of
-    /// them: what a sampler or an export reads each time (<see cref="Read"/> reads them per interface).
-    /// A file that went away since the listing (a pod deleted) gives no rules. Nothing when the directory
-    /// does not exist.
+    /// The rules of every interface Felix wrote files for (that <paramref name="interfaceFilter"/> takes), IPv4
+    /// and with <paramref name="includeIPv6"/> IPv6 too, with one listing, one read of the rule counters and at
+    /// most one of each family's IP sets for all of them: what a sampler or an export reads each time
+    /// (<see cref="Read"/> reads them per interface). A file that went away since the listing (a pod deleted)
+    /// gives no rules. Null when the directory does not exist.
     /// </summary>
-    public static List<PolicyRule> ReadAll(INodeDataplane node, string directory, Func<string, bool>? interfaceFilter, bool ipv6,
+    public static List<PolicyRule>? ReadAll(INodeDataplane node, string directory, Func<string, bool>? interfaceFilter, bool includeIPv6 = false,
         IEngineReporter? reporter = null, CancellationToken cancellationToken = default)
     {
-        var rules = new List<PolicyRule>();
         if (node.ListDirectory(directory) is not { } names)
         {
-            return rules;
+            return null;
         }
 
+        var rules = new List<PolicyRule>();
         Dictionary<ulong, ulong>? hits = null;
-        IReadOnlyDictionary<ulong, string[]>? sets = null;
-        foreach (string iface in Interfaces(names).Where(i => interfaceFilter is null || interfaceFilter(i)))
+        foreach (bool ipv6 in includeIPv6 ? new[] { false, true } : new[] { false })
         {
-            foreach (PolicyHook hook in new[] { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp })
+            var sets = new Lazy<IReadOnlyDictionary<ulong, string[]>>(() => ReadIpSetMembers(node, ipv6, reporter, cancellationToken));
+            foreach (string iface in Interfaces(names).Where(i => interfaceFilter is null || interfaceFilter(i)))
             {
-                string name = FileName(iface, hook, ipv6);
-                if (!names.Contains(name) || node.ReadTextFile(directory + "/" + name) is not { } json)
+                foreach (PolicyHook hook in new[] { PolicyHook.Ingress, PolicyHook.Egress, PolicyHook.Xdp })
                 {
-                    continue;
-                }
-
-                hits ??= ReadHitCounts(node, reporter, cancellationToken);
-                foreach (PolicyRule rule in Parse(json, node.Node, iface, hook, ipv6, hits, reporter))
-                {
-                    if (rule.Matches.Any(m => IpSetId().IsMatch(m)))
+                    string name = FileName(iface, hook, ipv6);
+                    if (names.Contains(name) && node.ReadTextFile(directory + "/" + name) is { } json)
                     {
-                        sets ??= ReadIpSetMembers(node, ipv6, reporter, cancellationToken);
-                        rule.ResolvedMatches = new ValueList<string>(rule.Matches.Select(m => ResolveIpSets(m, sets)), "; ");
+                        hits ??= ReadHitCounts(node, reporter, cancellationToken);
+                        rules.AddRange(Parse(json, node.Node, iface, hook, ipv6, hits, reporter).Select(r => WithSetMembers(r, sets)));
                     }
-
-                    rules.Add(rule);
                 }
             }
         }

@@ -69,7 +69,7 @@ public sealed class DropSampler
                 Interface = c.Interface,
                 IfIndex = c.IfIndex,
                 Hook = c.Hook,
-                Reason = CounterLayout.Definitions.FirstOrDefault(d => d.Id == c.Id) is { } def && CalicoReasons.Name(def.Index, release) is { } words ? words : c.Name,
+                Reason = CounterLayout.Reason(c.Id, release) ?? c.Name,
                 Id = c.Id,
                 Count = c.Delta,
                 Rate = c.Rate,
@@ -98,15 +98,13 @@ public sealed class DropSampler
             return Array.Empty<PolicyRuleSample>();
         }
 
-        if (node.ListDirectory(dir) is null)
+        // One listing and one read of the rule counters for every interface (a file gone since the listing gives no rules).
+        if (PolicyDebug.ReadAll(node, dir, query.InterfaceFilter, false, reporter, cancellationToken) is not { } rules)
         {
             _noRules = true;
             reporter.Verbose($"No policy debug files in {dir} (BPFPolicyDebugEnabled is off?): drops by policy are not matched to rules.");
             return Array.Empty<PolicyRuleSample>();
         }
-
-        // One listing and one read of the rule counters for every interface (a file gone since the listing gives no rules).
-        List<PolicyRule> rules = PolicyDebug.ReadAll(node, dir, query.InterfaceFilter, false, reporter, cancellationToken);
         return _rules.Sample(rules, tick);
     }
 

@@ -60,8 +60,7 @@ public sealed class ExportBpfMetricCommand : MapCmdletBase
     {
         List<InterfaceCounter> counters = CounterReader.Read(node, null, Reporter, CancelToken).ToList();
         List<MapInfo> maps = MapInventory.List(node, null, true, Reporter, CancelToken).ToList();
-        List<PolicyRule> rules = PolicyDebug.ReadAll(node, policy, null, false, Reporter, CancelToken);
-        rules.AddRange(PolicyDebug.ReadAll(node, policy, null, true, Reporter, CancelToken));
+        List<PolicyRule> rules = PolicyDebug.ReadAll(node, policy, null, includeIPv6: true, Reporter, CancelToken) ?? new List<PolicyRule>();
         if (rules.Count == 0)
         {
             Reporter.Verbose($"No rules in the policy debug files of {policy} on {node.Node}: no rule metrics.");
@@ -69,7 +68,7 @@ public sealed class ExportBpfMetricCommand : MapCmdletBase
 
         CalicoRelease release = ReleaseInference.Of(node, Reporter).Release;
         var reasons = CounterLayout.Definitions
-            .Select(d => (d.Id, Words: CalicoReasons.Name(d.Index, release)))
+            .Select(d => (d.Id, Words: CounterLayout.Reason(d.Id, release)))
             .Where(r => r.Words is not null)
             .ToDictionary(r => r.Id, r => r.Words!, StringComparer.Ordinal);
         return new Metrics.NodeMetrics(node.Node, counters, maps, rules, reasons);
