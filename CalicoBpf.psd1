@@ -15,6 +15,7 @@
         'Clear-BpfArp'
         'Clear-BpfCounter'
         'Export-BpfMetric'
+        'Export-CalicoBpfDiagnostic'
         'Get-BpfArp'
         'Get-BpfConnectTimeProgram'
         'Get-BpfConntrack'

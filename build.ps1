@@ -11,7 +11,7 @@
         test     xunit (Core.Tests, TestCluster.Tests) and Pester; the last line is "N passed, N failed, N skipped"
         demo     seeds a simulated node's dataplane into real maps and runs the main job against it
         readme   runs the demo and writes its output into README.md's two transcripts and the help examples that run its commands (tests/Pester/Readme.Tests.ps1 checks them)
-        bench    the benchmarks of docs/performance.md (conntrack, NAT, routes, cluster, fleets, deletes, import, Tab completion, sampling)
+        bench    the benchmarks of docs/performance.md (conntrack, NAT, routes, cluster, fleets, deletes, import, Tab completion, sampling, bundles)
         fuzz     SharpFuzz + AFL++ on every decoder and parser target, -FuzzSeconds each (fuzz/Invoke-Fuzz.ps1, docs/reliability.md)
         package  out/CalicoBpf.<version>.nupkg, installable with Install-PSResource
         clean    removes out/ and the build folders
@@ -226,6 +226,8 @@ function Invoke-Bench {
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Measure-Completion.ps1'),
         '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-TestCluster', (Get-TestClusterPath))
     Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Measure-Sampling.ps1'),
+        '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-TestClusterPath', (Get-TestClusterPath), '-Entries', $BenchEntries)
+    Invoke-Native $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'bench/Measure-Bundle.ps1'),
         '-ModulePath', (Join-Path $moduleOut 'CalicoBpf.psd1'), '-TestClusterPath', (Get-TestClusterPath), '-Entries', $BenchEntries)
 }
 

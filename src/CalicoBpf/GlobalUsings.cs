@@ -6,3 +6,4 @@ global using CalicoBpf.Transport;
 global using CalicoBpf.Interop;
 global using CalicoBpf.Arguments;
 global using CalicoBpf.Sampling;
+global using CalicoBpf.Bundles;

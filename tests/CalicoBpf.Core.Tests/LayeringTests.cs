@@ -23,9 +23,10 @@ public sealed class LayeringTests
         ["Flow"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Isolation" },
         ["Sampling"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster" },
         ["Metrics"] = Array.Empty<string>(),
+        ["Bundles"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Diagnostics" },
     };
 
-    private static readonly Regex Reference = new(@"\bCalicoBpf\.(Interop|Isolation|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling|Metrics)\b|(?<![\w.])(Interop|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling|Metrics)\.[A-Z]\w*", RegexOptions.CultureInvariant);
+    private static readonly Regex Reference = new(@"\bCalicoBpf\.(Interop|Isolation|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling|Metrics|Bundles)\b|(?<![\w.])(Interop|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling|Metrics|Bundles)\.[A-Z]\w*", RegexOptions.CultureInvariant);
 
     [Fact]
     public void Every_folder_of_core_uses_only_the_layers_below_it()

@@ -12,6 +12,15 @@ public sealed class NodeCommandException : Exception
         StandardError = standardError;
     }
 
+    /// <summary>The same failure again, from its message (a diagnostics bundle replays what a node answered).</summary>
+    internal NodeCommandException(string node, string message, int exitCode, string standardError)
+        : base(message)
+    {
+        Node = node;
+        ExitCode = exitCode;
+        StandardError = standardError;
+    }
+
     public string Node { get; }
     public int ExitCode { get; }
     public string StandardError { get; }

@@ -7,12 +7,13 @@ namespace CalicoBpf.Commands;
 /// verbose messages, engine failures as error records (<see cref="ErrorRecords"/>), and the parsing of
 /// arguments that several cmdlets share.
 /// </summary>
-public abstract class CalicoBpfCmdletBase : PSCmdlet
+public abstract class CalicoBpfCmdletBase : PSCmdlet, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private Reporter? _reporter;
     private readonly AsyncLocal<IEngineReporter?> _workerReporter = new();
     private IClusterConnection? _cluster;
+    private BundleCluster? _bundle;
 
     protected CancellationToken CancelToken => _stop.Token;
 
@@ -177,7 +178,43 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
     public int TimeoutSec { get; set; } = (int)ClusterTarget.DefaultRequestTimeout.TotalSeconds;
 
     /// <summary>The cluster of -Kubeconfig and -Context; one that cannot be used stops the cmdlet.</summary>
-    private protected IClusterConnection Cluster => _cluster ??= Api(() => ConnectCluster(Kubeconfig, Context, TimeSpan.FromSeconds(TimeoutSec)), Kubeconfig);
+    private protected IClusterConnection Cluster => BundlePath is not null
+        ? OpenedBundle
+        : _cluster ??= Api(() => ConnectCluster(Kubeconfig, Context, TimeSpan.FromSeconds(TimeoutSec)), Kubeconfig);
+
+    /// <summary>The -Bundle of a cmdlet that reads offline (Export-CalicoBpfDiagnostic's zip); null: the live cluster or node.</summary>
+    private protected virtual string? BundlePath => null;
+
+    /// <summary>The bundle of -Bundle, opened once per run; one that cannot be read stops the cmdlet (BundleUnreadable).</summary>
+    private protected BundleCluster OpenedBundle
+    {
+        get
+        {
+            if (_bundle is null)
+            {
+                string path = GetUnresolvedProviderPathFromPSPath(BundlePath!);
+                try
+                {
+                    _bundle = BundleCluster.Open(path);
+                }
+                catch (Exception ex) when (ex is BundleException or IOException or UnauthorizedAccessException)
+                {
+                    ThrowTerminatingError(new ErrorRecord(ex, "BundleUnreadable",
+                        ex is FileNotFoundException ? ErrorCategory.ObjectNotFound : ErrorCategory.InvalidData, path));
+                }
+            }
+
+            return _bundle!;
+        }
+    }
+
+    /// <summary>Closes the bundle of -Bundle.</summary>
+    public void Dispose()
+    {
+        _bundle?.Dispose();
+        _bundle = null;
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>Runs a step against the cluster; an unreachable or refusing cluster stops the cmdlet with its status.</summary>
     private protected T Api<T>(Func<T> step, object? target = null)
@@ -191,12 +228,19 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet
             ThrowTerminatingError(ErrorRecords.FromCluster(ex, "ClusterUnavailable", target));
             throw; // not reached
         }
+        catch (BundleException ex)
+        {
+            ThrowTerminatingError(ErrorRecords.FromEngine(ex, target ?? BundlePath)!);
+            throw; // not reached
+        }
     }
 
     /// <summary>
     /// The cluster's nodes that <paramref name="patterns"/> name, by the one rule of <see cref="NodeSelection"/>;
     /// <paramref name="needsCalicoNode"/> for cmdlets that work on a node's Calico dataplane.
+    /// In a bundle, the nodes of a dataplane read are those it captured.
     /// </summary>
-    private protected List<CalicoNode> SelectNodes(string[] patterns, bool needsCalicoNode) =>
-        NodeSelection.Select(Api(() => Cluster.ListNodes(CancelToken)), patterns, needsCalicoNode, WriteError, WriteWarning);
+    private protected List<CalicoNode> SelectNodes(string[] patterns, bool needsCalicoNode) => BundlePath is not null && needsCalicoNode
+        ? NodeSelection.Select(OpenedBundle.BundledNodes, patterns, needsCalicoNode: false, WriteError, WriteWarning)
+        : NodeSelection.Select(Api(() => Cluster.ListNodes(CancelToken)), patterns, needsCalicoNode, WriteError, WriteWarning);
 }

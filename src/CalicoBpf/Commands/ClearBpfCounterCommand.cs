@@ -5,6 +5,9 @@ namespace CalicoBpf.Commands;
 [OutputType(typeof(void))]
 public sealed class ClearBpfCounterCommand : MapCmdletBase
 {
+    /// <summary>Changes are made on live nodes: no -Bundle (a bundle is read-only).</summary>
+    public override string? Bundle { get => null; set => throw new NotSupportedException(); }
+
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]

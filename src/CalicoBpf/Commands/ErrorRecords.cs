@@ -28,6 +28,7 @@ internal static class ErrorRecords
             BpfEnvironmentProblem.NotADirectory or BpfEnvironmentProblem.NotTracingDirectory => ErrorCategory.InvalidArgument,
             _ => ErrorCategory.NotImplemented,
         }, e.Target ?? target),
+        BundleException e => new ErrorRecord(e, "NotInBundle", ErrorCategory.ObjectNotFound, target),
         CalicoMapLayoutException e => new ErrorRecord(e, "UnknownMapLayout", ErrorCategory.InvalidData, e.MapName),
         BpfObjectNotFoundException e => new ErrorRecord(e, "MapNotFound", ErrorCategory.ObjectNotFound, e.Target ?? target),
         BpfPermissionDeniedException e => new ErrorRecord(e, "PermissionDenied", ErrorCategory.PermissionDenied, e.Target ?? target),

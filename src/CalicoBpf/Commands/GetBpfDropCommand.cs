@@ -9,6 +9,9 @@ namespace CalicoBpf.Commands;
 [OutputType(typeof(PacketDrop))]
 public sealed class GetBpfDropCommand : MapCmdletBase
 {
+    /// <summary>Measuring takes a window of live time: no -Bundle (a bundle holds one moment).</summary>
+    public override string? Bundle { get => null; set => throw new NotSupportedException(); }
+
     /// <summary>Interface names, wildcards allowed; without it, every interface Calico counts.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]

@@ -11,6 +11,9 @@ namespace CalicoBpf.Commands;
 [OutputType(typeof(FelixProgramProfile), ParameterSetName = new[] { FelixSet })]
 public sealed class GetBpfProgramStatisticCommand : MapCmdletBase
 {
+    /// <summary>Measuring takes a window of live time: no -Bundle (a bundle holds one moment).</summary>
+    public override string? Bundle { get => null; set => throw new NotSupportedException(); }
+
     private const string KernelSet = "Kernel";
     private const string FelixSet = "Felix";
 

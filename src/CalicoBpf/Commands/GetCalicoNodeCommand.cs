@@ -11,6 +11,13 @@ public sealed class GetCalicoNodeCommand : CalicoBpfCmdletBase
     [ArgumentCompleter(typeof(NodeNameCompleter))]
     public string[]? Name { get; set; }
 
+    /// <summary>A diagnostics bundle (Export-CalicoBpfDiagnostic's zip) to read instead of the live cluster.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Bundle { get; set; }
+
+    private protected override string? BundlePath => Bundle;
+
     protected override void ProcessRecord()
     {
         IReadOnlyList<CalicoNode> nodes = Api(() => Cluster.ListNodes(CancelToken), Kubeconfig);

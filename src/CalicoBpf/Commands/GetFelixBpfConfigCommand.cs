@@ -35,6 +35,13 @@ public sealed class GetFelixBpfConfigCommand : CalicoBpfCmdletBase
     [ArgumentCompleter(typeof(FelixFieldCompleter))]
     public string[]? Field { get; set; }
 
+    /// <summary>A diagnostics bundle (Export-CalicoBpfDiagnostic's zip) to read instead of the live cluster.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Bundle { get; set; }
+
+    private protected override string? BundlePath => Bundle;
+
     protected override void ProcessRecord()
     {
         var felix = new FelixConfigClient(Cluster, CancelToken);

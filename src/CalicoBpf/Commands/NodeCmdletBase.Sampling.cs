@@ -44,6 +44,13 @@ public abstract partial class NodeCmdletBase
         TimeSpan interval, int? maxSamples)
         where TState : class
     {
+        if (BundlePath is not null)
+        {
+            ThrowTerminatingError(new ErrorRecord(new PSInvalidOperationException(
+                "-SampleInterval and -Continuous read the nodes again and again; a bundle holds one moment of them. Drop -Bundle to sample the live cluster."),
+                "BundleIsOneMoment", ErrorCategory.InvalidOperation, BundlePath));
+        }
+
         var clock = new SampleClock(interval);
         if (IsLocal)
         {
@@ -74,7 +81,7 @@ public abstract partial class NodeCmdletBase
         List<CalicoNode> targets = SelectNodes(Node!, needsCalicoNode: true);
         var states = new ConcurrentDictionary<string, TState>(StringComparer.Ordinal);
         var failing = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
-        var fanOut = new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => RemoteNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode);
+        var fanOut = new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => OpenNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode);
         SampleTick baseline = clock.Baseline;
         var answers = new ConcurrentDictionary<string, List<T>>(StringComparer.Ordinal);
         fanOut.Read(targets, node => Guarded(node, baseline));

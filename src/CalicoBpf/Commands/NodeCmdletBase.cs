@@ -28,6 +28,17 @@ public abstract partial class NodeCmdletBase : CalicoBpfCmdletBase
     public string[]? Node { get; set; }
 
     /// <summary>
+    /// A diagnostics bundle (Export-CalicoBpfDiagnostic's zip) to read instead of the live cluster: the
+    /// same objects, filters and views, as the nodes were when it was made. -Node picks among its nodes
+    /// (default: all of them).
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public virtual string? Bundle { get; set; }
+
+    private protected override string? BundlePath => Bundle;
+
+    /// <summary>
     /// How many nodes are read at once. Each node's read is mostly waiting for exec round trips, so a
     /// fleet read lasts about nodes / ThrottleLimit round trips: 32 (Invoke-Command's default) reads 500
     /// nodes in 16 of them, where 8 took 63 (docs/performance.md, replayed fleets).
@@ -40,8 +51,11 @@ public abstract partial class NodeCmdletBase : CalicoBpfCmdletBase
     /// Local mode: no -Node, or -Node naming only this machine (objects read here carry its name, so
     /// piping them into another cmdlet stays local) with no -Kubeconfig or -Context.
     /// </summary>
-    private protected bool IsLocal => Node is null
-        || (Kubeconfig is null && Context is null && Node.All(n => string.Equals(n, LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase)));
+    private protected bool IsLocal => BundlePath is null && (Node is null
+        || (Kubeconfig is null && Context is null && Node.All(n => string.Equals(n, LocalDataplane.LocalNodeName(), StringComparison.OrdinalIgnoreCase))));
+
+    /// <summary>The -Node patterns of a read: as given, or in a bundle every node it holds.</summary>
+    private protected string[] NodePatterns => Node ?? new[] { "*" };
 
     /// <summary>
     /// As <see cref="ForEachNode{T}"/>; names given without wildcards that match nothing are reported,
@@ -118,8 +132,12 @@ public abstract partial class NodeCmdletBase : CalicoBpfCmdletBase
         }
     }
 
-    /// <summary>A node of the cluster as a dataplane, opened outside the fan-out (the caller disposes it): for a cmdlet that follows a flow onto another node.</summary>
-    private protected CommandDataplane OpenRemoteNode(CalicoNode node) => RemoteNode(Cluster, node);
+    /// <summary>A node of the cluster (or of -Bundle) as a dataplane, opened outside the fan-out (the caller disposes it): for a cmdlet that follows a flow onto another node.</summary>
+    private protected INodeDataplane OpenRemoteNode(CalicoNode node) => OpenNode(Cluster, node, CancelToken);
+
+    /// <summary>A node to read: of -Bundle as it was captured, else of the cluster through its tools (disposable both).</summary>
+    private protected INodeDataplane OpenNode(IClusterConnection cluster, CalicoNode node, CancellationToken token) =>
+        BundlePath is not null ? OpenedBundle.OpenNode(node.Node, CalicoVersion is { } given ? NodeRelease.Given(given) : null) : RemoteNode(cluster, node, token);
 
     /// <summary>A node of the cluster as a dataplane (its tools over pods/exec), stopped by <paramref name="token"/> (default: the cmdlet's).</summary>
     private CommandDataplane RemoteNode(IClusterConnection cluster, CalicoNode node, CancellationToken? token = null, string? pinDirectory = null) =>
@@ -159,13 +177,13 @@ public abstract partial class NodeCmdletBase : CalicoBpfCmdletBase
         }
 
         IClusterConnection cluster = Cluster;
-        List<CalicoNode> targets = SelectNodes(Node!, needsCalicoNode: true);
+        List<CalicoNode> targets = SelectNodes(NodePatterns, needsCalicoNode: true);
         if (approve is not null)
         {
             targets = targets.Where(n => approve(n.Node)).ToList();
         }
 
-        new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => RemoteNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode)
+        new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => OpenNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode)
             .Read(targets, read);
     }
 }

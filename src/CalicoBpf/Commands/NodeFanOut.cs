@@ -16,7 +16,7 @@ internal sealed class NodeFanOut
     private readonly Cmdlet _cmdlet;
     private readonly int _throttleLimit;
     private readonly CancellationToken _cancel;
-    private readonly Func<CalicoNode, CancellationToken, CommandDataplane> _open;
+    private readonly Func<CalicoNode, CancellationToken, INodeDataplane> _open;
     private readonly Action<IEngineReporter> _useReporter;
     private readonly Func<CalicoNode, Exception, ErrorRecord> _nodeError;
 
@@ -26,7 +26,7 @@ internal sealed class NodeFanOut
     /// <param name="open">A node as a dataplane, its work stopped by the token.</param>
     /// <param name="useReporter">Routes the engine's messages of the calling worker through the reporter given.</param>
     /// <param name="nodeError">The error record of a node that failed.</param>
-    public NodeFanOut(Cmdlet cmdlet, int throttleLimit, CancellationToken cancel, Func<CalicoNode, CancellationToken, CommandDataplane> open,
+    public NodeFanOut(Cmdlet cmdlet, int throttleLimit, CancellationToken cancel, Func<CalicoNode, CancellationToken, INodeDataplane> open,
         Action<IEngineReporter> useReporter, Func<CalicoNode, Exception, ErrorRecord> nodeError)
     {
         _cmdlet = cmdlet;
@@ -38,7 +38,14 @@ internal sealed class NodeFanOut
     }
 
     /// <summary>Runs <paramref name="read"/> on each target node and writes its objects as they come.</summary>
-    public void Read<T>(IReadOnlyList<CalicoNode> targets, Func<INodeDataplane, IEnumerable<T>> read)
+    public void Read<T>(IReadOnlyList<CalicoNode> targets, Func<INodeDataplane, IEnumerable<T>> read) =>
+        ReadNodes(targets, (node, token) => OpenAndRead(node, token, read), null);
+
+    /// <summary>
+    /// Runs <paramref name="read"/> for each target node (it opens what it reads itself); what it yields goes to
+    /// <paramref name="take"/> on the pipeline thread (null: written as output).
+    /// </summary>
+    public void ReadNodes<T>(IReadOnlyList<CalicoNode> targets, Func<CalicoNode, CancellationToken, IEnumerable<T>> read, Action<T>? take)
     {
         if (targets.Count == 0)
         {
@@ -68,8 +75,7 @@ internal sealed class NodeFanOut
                             // Named (cbpf-node ..., as /proc/PID/task/*/comm shows it), so a test can see none is left.
                             Thread.CurrentThread.Name = WorkerThreadPrefix + node.Node;
                             _useReporter(new QueueReporter(results, node.Node, work.Token));
-                            using CommandDataplane dataplane = _open(node, work.Token);
-                            foreach (T item in read(dataplane))
+                            foreach (T item in read(node, work.Token))
                             {
                                 results.Add(item, work.Token);
                             }
@@ -120,6 +126,9 @@ internal sealed class NodeFanOut
                     case EngineMessage m:
                         _cmdlet.WriteVerbose(m.Text);
                         break;
+                    case T item when take is not null:
+                        take(item);
+                        break;
                     default:
                         _cmdlet.WriteObject(o);
                         break;
@@ -143,6 +152,22 @@ internal sealed class NodeFanOut
         catch (AggregateException)
         {
             // Cancelled workers: their nodes' exec sessions were closed with them.
+        }
+    }
+
+    private IEnumerable<T> OpenAndRead<T>(CalicoNode node, CancellationToken token, Func<INodeDataplane, IEnumerable<T>> read)
+    {
+        INodeDataplane dataplane = _open(node, token);
+        try
+        {
+            foreach (T item in read(dataplane))
+            {
+                yield return item;
+            }
+        }
+        finally
+        {
+            (dataplane as IDisposable)?.Dispose();
         }
     }
 

@@ -8,6 +8,9 @@ namespace CalicoBpf.Commands;
 [OutputType(typeof(void))]
 public sealed class RemoveBpfConnectTimeProgramCommand : MapCmdletBase
 {
+    /// <summary>Changes are made on live nodes: no -Bundle (a bundle is read-only).</summary>
+    public override string? Bundle { get => null; set => throw new NotSupportedException(); }
+
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string LinkPath { get; set; } = ConnectTime.DefaultLinkDirectory;

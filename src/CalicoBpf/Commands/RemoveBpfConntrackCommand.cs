@@ -9,6 +9,9 @@ namespace CalicoBpf.Commands;
 [OutputType(typeof(ConntrackRemoval))]
 public sealed class RemoveBpfConntrackCommand : MapCmdletBase
 {
+    /// <summary>Changes are made on live nodes: no -Bundle (a bundle is read-only).</summary>
+    public override string? Bundle { get => null; set => throw new NotSupportedException(); }
+
     private const string FilterSet = "Filter";
     private const string InputSet = "InputObject";
     private const string AllSet = "All";

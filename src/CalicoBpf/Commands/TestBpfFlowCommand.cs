@@ -277,7 +277,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                 return (null, $"{node.Node} runs no calico-node, so its tables cannot be read");
             }
 
-            CommandDataplane? dataplane = null;
+            INodeDataplane? dataplane = null;
             try
             {
                 lock (_open)
@@ -288,7 +288,10 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
                     }
 
                     dataplane = _cmdlet.OpenRemoteNode(node);
-                    _open.Add(dataplane);
+                    if (dataplane is IDisposable d)
+                    {
+                        _open.Add(d);
+                    }
                 }
 
                 FlowTables tables = FlowTables.Read(dataplane, _cmdlet.PolicyDebugPath, _cmdlet.Reporter, _cmdlet.CancelToken, _clients, _cmdlet.SettingsOf(node.Node));

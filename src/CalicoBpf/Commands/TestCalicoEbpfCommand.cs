@@ -45,14 +45,23 @@ public sealed class TestCalicoEbpfCommand : CalicoBpfCmdletBase
     [ValidateNotNullOrEmpty]
     public string? JUnitPath { get; set; }
 
+    /// <summary>A diagnostics bundle (Export-CalicoBpfDiagnostic's zip) to read instead of the live cluster.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Bundle { get; set; }
+
+    private protected override string? BundlePath => Bundle;
+
     protected override void EndProcessing()
     {
         var nodeFilter = WildcardFilter(Node);
-        CheckContext context = Local
-            ? new CheckContext(null, null, OpenLocal(), CancelToken)
-            : new CheckContext(Cluster, OpenNode, null, CancelToken) { NodeFilter = n => nodeFilter is null || nodeFilter(n.Node) };
+        // A bundle made on one machine holds that machine only: its checks are -Local's.
+        bool local = Local || (Bundle is not null && !OpenedBundle.HasCluster);
+        CheckContext context = local
+            ? new CheckContext(null, null, Bundle is null ? OpenLocal() : OpenBundledLocal(), CancelToken)
+            : new CheckContext(Cluster, OpenNode, null, CancelToken) { NodeFilter = n => (nodeFilter is null || nodeFilter(n.Node)) && (Bundle is null || OpenedBundle.BundledNodes.Any(b => b.Node == n.Node)) };
         Func<string, bool>? selected = WildcardFilter(Check);
-        List<Diagnostics.Check> checks = Checks.All.Where(c => (!Local || c.Local) && (selected is null || selected(c.Id))).ToList();
+        List<Diagnostics.Check> checks = Checks.All.Where(c => (!local || c.Local) && (selected is null || selected(c.Id))).ToList();
         if (checks.Count == 0)
         {
             WriteError(new ErrorRecord(new ArgumentException($"No check matches -Check {string.Join(", ", Check ?? Array.Empty<string>())}. The checks: {string.Join(", ", Checks.All.Select(c => c.Id))}."),
@@ -116,9 +125,18 @@ public sealed class TestCalicoEbpfCommand : CalicoBpfCmdletBase
 
     private INodeDataplane OpenNode(CalicoNode node)
     {
-        var dataplane = new CommandDataplane(Cluster.ExecRunner(node), MapCatalog.DefaultPinDirectory, CancelToken, node.CalicoRelease);
-        _opened.Add(dataplane);
+        INodeDataplane dataplane = Bundle is not null
+            ? OpenedBundle.OpenNode(node.Node, null)
+            : new CommandDataplane(Cluster.ExecRunner(node), MapCatalog.DefaultPinDirectory, CancelToken, node.CalicoRelease);
+        _opened.Add((IDisposable)dataplane);
         return dataplane;
+    }
+
+    private INodeDataplane OpenBundledLocal()
+    {
+        BundleNode node = OpenedBundle.OpenNode(OpenedBundle.BundledNodes.Single().Node, null);
+        _opened.Add(node);
+        return node;
     }
 
     /// <summary>JUnit XML: a test suite of one test case per result; Fail is a failure, Error an error, Skipped skipped, Warning passes with its message.</summary>

@@ -8,6 +8,9 @@ namespace CalicoBpf.Commands;
 [OutputType(typeof(ConntrackChange))]
 public sealed class WatchBpfConntrackCommand : ConntrackCmdletBase
 {
+    /// <summary>Watching takes the live nodes: no -Bundle (a bundle holds one moment).</summary>
+    public override string? Bundle { get => null; set => throw new NotSupportedException(); }
+
     /// <summary>Seconds between samples; the first comes one interval after the baseline reading.</summary>
     [Parameter]
     [ValidateRange(1, 86400)]

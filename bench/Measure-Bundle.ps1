@@ -1,0 +1,130 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Issue 18's benchmark: Export-CalicoBpfDiagnostic of a fleet whose every node has a full conntrack table.
+.DESCRIPTION
+    One simulated node's cali_v4_ct4 is filled with -Entries entries and exported once while the test
+    cluster records its execs; then -FleetSize replayed nodes answer the same commands from that
+    recording, every exec -ExecLatencyMilliseconds late. In a fresh pwsh, in one run:
+      - Export-CalicoBpfDiagnostic -Node * of the fleet: time, the zip's size (and per node), the pwsh
+        client's memory growth (VmHWM against VmRSS before) and the managed heap after;
+      - the reference: (Get-BpfConntrack -Node * | Measure-Object).Count on the same fleet, one full
+        read of every node's table, the cheapest thing that reads what the bundle holds;
+      - reading the bundle back: (Get-BpfConntrack -Bundle | Measure-Object).Count against the same
+        read live.
+    Writes out/bench/bundle.md; copy it into docs/performance.md. Needs root.
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [string] $TestClusterPath,
+    [int] $Entries = 512000,
+    [int] $FleetSize = 50,
+    [int] $ExecLatencyMilliseconds = 20,
+    [long] $MaxSize = 8GB
+)
+
+$ErrorActionPreference = 'Stop'
+if (-not $IsLinux -or (id -u) -ne '0') { throw 'The benchmark creates real BPF maps: run it as root on Linux.' }
+$ModulePath = (Resolve-Path -LiteralPath $ModulePath).Path
+$root = Split-Path $PSScriptRoot
+. (Join-Path $root 'build/Common.ps1')
+Import-Module (Join-Path $root 'tests/Pester/TestSupport.psm1') -Force
+if ($TestClusterPath) { $env:CALICOBPF_TESTCLUSTER = $TestClusterPath }
+$work = Join-Path $root 'out/bench/bundle'
+if (Test-Path $work) { Remove-Item -Recurse -Force $work }
+$null = New-Item -ItemType Directory -Force $work
+$pwsh = Join-Path $PSHOME 'pwsh'
+& dotnet build (Join-Path $PSScriptRoot 'CalicoBpf.Bench/CalicoBpf.Bench.csproj') -c Release --nologo -v q -clp:ErrorsOnly
+if ($LASTEXITCODE) { throw 'Building bench/CalicoBpf.Bench failed.' }
+$helper = Join-Path (Get-BuildOutput (Join-Path $PSScriptRoot 'CalicoBpf.Bench')) 'CalicoBpf.Bench'
+$measure = @'
+function Mem { $s = Get-Content /proc/self/status; @{ Rss = [long](($s -match '^VmRSS')[0] -replace '\D',''); Hwm = [long](($s -match '^VmHWM')[0] -replace '\D','') } }
+'@
+
+# ---- one node with a full table, exported once while its execs are recorded ----
+$recording = Join-Path $work 'fleet.jsonl'
+@"
+install: operator
+nodes:
+  - name: recorded
+    address: 172.18.3.1
+    interfaces: [eth0, cali5a3e1d0c0f1]
+    record: $recording
+    log: |
+      2026-11-26 05:00:00.000 [INFO][1] felix/int_dataplane.go 1200: BPF enabled, starting BPF endpoint manager and map manager.
+    dataplane:
+      conntrack: { tcp: 1 }
+      interfaces:
+        - name: eth0
+          ingress: { TotalPackets: 1000, DroppedByPolicy: 1 }
+        - name: cali5a3e1d0c0f1
+"@ | Set-Content (Join-Path $work 'record.yaml')
+$cluster = Start-TestCluster -Scenario (Join-Path $work 'record.yaml') -Directory (Join-Path $work 'record')
+try {
+    $pins = "/tmp/cbk-$($cluster.RunId)-recorded/bpffs/tc/globals"
+    $count = [long]((& $helper fill $pins $Entries) -split ' ')[0]
+    & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; `$null = Export-CalicoBpfDiagnostic -Node recorded -Path '$work/recorded.zip' -MaxSize $MaxSize -Kubeconfig '$($cluster.Kubeconfig)'"
+    if ($LASTEXITCODE) { throw 'The recorded export failed (above).' }
+} finally { Stop-TestCluster $cluster }
+
+# ---- the fleet ----
+$dir = Join-Path $work "fleet-$FleetSize"
+$null = New-Item -ItemType Directory -Force $dir
+"install: operator`nreplayedNodes: { count: $FleetSize, namePrefix: r, recording: $recording, execDelayMilliseconds: $ExecLatencyMilliseconds }" | Set-Content (Join-Path $dir 'fleet.yaml')
+$cluster = Start-TestCluster -Scenario (Join-Path $dir 'fleet.yaml') -Directory $dir
+try {
+    $zip = Join-Path $work 'fleet.zip'
+    $script = $measure + @"
+Import-Module '$ModulePath'
+`$k = '$($cluster.Kubeconfig)'
+`$null = Get-BpfMap -Node r001 -NoCount -Kubeconfig `$k
+[GC]::Collect(); `$before = Mem; `$heap = [GC]::GetTotalMemory(`$true)
+`$sw = [Diagnostics.Stopwatch]::StartNew()
+`$n = (Get-BpfConntrack -Node * -Kubeconfig `$k | Measure-Object).Count
+`$read = `$sw.Elapsed.TotalMilliseconds
+if (`$n -ne $count * $FleetSize) { throw "read `$n entries" }
+`$sw.Restart()
+`$b = Export-CalicoBpfDiagnostic -Node * -Path '$zip' -MaxSize $MaxSize -Kubeconfig `$k
+`$export = `$sw.Elapsed.TotalMilliseconds
+`$after = Mem
+[GC]::Collect(); `$kept = [GC]::GetTotalMemory(`$true) - `$heap
+if (`$b.Complete -ne $FleetSize) { throw "`$(`$b.Complete) of $FleetSize nodes complete: `$(`$b.Problems -join '; ')" }
+`$sw.Restart()
+`$m = (Get-BpfConntrack -Bundle '$zip' | Measure-Object).Count
+`$offline = `$sw.Elapsed.TotalMilliseconds
+if (`$m -ne `$n) { throw "read `$m entries offline" }
+"`$read `$export `$offline `$(`$before.Rss) `$(`$after.Hwm) `$kept `$(`$b.Size) `$(@(`$b.Problems).Count)"
+"@
+    $parts = (& $pwsh -NoProfile -NonInteractive -Command $script | Select-Object -Last 1) -split ' '
+    if ($LASTEXITCODE) { throw 'The fleet export failed (above).' }
+} finally { Stop-TestCluster $cluster }
+
+$r = [pscustomobject]@{
+    Read = [double]$parts[0]; Export = [double]$parts[1]; Offline = [double]$parts[2]
+    Growth = ([long]$parts[4] - [long]$parts[3]) / 1024; Kept = [long]$parts[5] / 1MB; Size = [long]$parts[6]; Problems = [int]$parts[7]
+}
+$manifest = [System.IO.Compression.ZipFile]::OpenRead($zip)
+try {
+    $reader = [IO.StreamReader]::new($manifest.GetEntry('manifest.json').Open())
+    $m = $reader.ReadToEnd() | ConvertFrom-Json
+    $reader.Dispose()
+    $json = @($manifest.Entries | Where-Object FullName -Like '*/objects/*' | Measure-Object -Property Length -Sum).Sum
+    $raw = @($manifest.Entries | Where-Object FullName -Like '*/maps/*' | Measure-Object -Property Length -Sum).Sum
+} finally { $manifest.Dispose() }
+$jsonLeftOut = @($m.Nodes.Families | Where-Object { $_.JsonOmitted }).Count
+$cpu = ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^.*:\s*', '')
+function Ratio([double] $a, [double] $b) { [math]::Round($a / $b, 2) }
+$report = @"
+Diagnostics bundles (issue 18), $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $cpu, $([Environment]::ProcessorCount) cores, kernel $((uname -r)): $FleetSize replayed nodes (every exec answered from a recording of one real node with $count conntrack entries, $ExecLatencyMilliseconds ms late), -MaxSize $([math]::Round($MaxSize / 1GB, 1)) GB.
+
+| measurement | value | reference | ratio |
+|---|---|---|---|
+| Export-CalicoBpfDiagnostic -Node *, $FleetSize nodes x $count entries | $([math]::Round($r.Export / 1000, 1)) s | (Get-BpfConntrack -Node * \| Measure-Object).Count: $([math]::Round($r.Read / 1000, 1)) s | $(Ratio $r.Export $r.Read) |
+| the zip | $([math]::Round($r.Size / 1MB)) MB ($([math]::Round($r.Size / $FleetSize / 1MB, 1)) MB a node): map entries $([math]::Round($raw / 1MB)) MB, typed JSON $([math]::Round($json / 1MB)) MB ($jsonLeftOut typed JSON files left out by -MaxSize) | raw conntrack: $([math]::Round($count * $FleetSize * 88 / 1MB)) MB (88 bytes an entry) | $(Ratio $r.Size ($count * $FleetSize * 88)) |
+| pwsh memory growth during the export (VmHWM - VmRSS before) | $([math]::Round($r.Growth)) MB | | |
+| managed heap kept after it (after a full GC) | $([math]::Round($r.Kept, 1)) MB | | |
+| (Get-BpfConntrack -Bundle \| Measure-Object).Count, the same $($count * $FleetSize) entries offline | $([math]::Round($r.Offline / 1000, 1)) s | the same read live: $([math]::Round($r.Read / 1000, 1)) s | $(Ratio $r.Offline $r.Read) |
+"@
+$report | Set-Content (Join-Path (Split-Path $work) 'bundle.md')
+$report
