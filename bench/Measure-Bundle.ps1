@@ -46,6 +46,7 @@ function Mem { $s = Get-Content /proc/self/status; @{ Rss = [long](($s -match '^
 $recording = Join-Path $work 'fleet.jsonl'
 @"
 install: operator
+calicoVersion: v3.32.1
 nodes:
   - name: recorded
     address: 172.18.3.1
@@ -64,7 +65,8 @@ $cluster = Start-TestCluster -Scenario (Join-Path $work 'record.yaml') -Director
 try {
     $pins = "/tmp/cbk-$($cluster.RunId)-recorded/bpffs/tc/globals"
     $count = [long]((& $helper fill $pins $Entries) -split ' ')[0]
-    & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; `$null = Export-CalicoBpfDiagnostic -Node recorded -Path '$work/recorded.zip' -MaxSize $MaxSize -Kubeconfig '$($cluster.Kubeconfig)'"
+    # Every command the fleet run sends, recorded once: the warm-up, the reference read and the export.
+    & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; `$k = '$($cluster.Kubeconfig)'; `$null = Get-BpfMap -Node recorded -NoCount -Kubeconfig `$k; `$null = (Get-BpfConntrack -Node recorded -Kubeconfig `$k | Measure-Object).Count; `$null = Export-CalicoBpfDiagnostic -Node recorded -Path '$work/recorded.zip' -MaxSize $MaxSize -Kubeconfig `$k"
     if ($LASTEXITCODE) { throw 'The recorded export failed (above).' }
 } finally { Stop-TestCluster $cluster }
 
@@ -75,34 +77,47 @@ $null = New-Item -ItemType Directory -Force $dir
 $cluster = Start-TestCluster -Scenario (Join-Path $dir 'fleet.yaml') -Directory $dir
 try {
     $zip = Join-Path $work 'fleet.zip'
-    $script = $measure + @"
+    # Each in a fresh pwsh, so that each one's memory growth is its own.
+    $readScript = $measure + @"
+Import-Module '$ModulePath'
+`$k = '$($cluster.Kubeconfig)'
+`$null = Get-BpfMap -Node r001 -NoCount -Kubeconfig `$k
+[GC]::Collect(); `$before = Mem
+`$sw = [Diagnostics.Stopwatch]::StartNew()
+`$n = (Get-BpfConntrack -Node * -Kubeconfig `$k | Measure-Object).Count
+`$read = `$sw.Elapsed.TotalMilliseconds
+if (`$n -ne $count * $FleetSize) { throw "read `$n entries" }
+"`$read `$(`$before.Rss) `$((Mem).Hwm)"
+"@
+    $exportScript = $measure + @"
 Import-Module '$ModulePath'
 `$k = '$($cluster.Kubeconfig)'
 `$null = Get-BpfMap -Node r001 -NoCount -Kubeconfig `$k
 [GC]::Collect(); `$before = Mem; `$heap = [GC]::GetTotalMemory(`$true)
 `$sw = [Diagnostics.Stopwatch]::StartNew()
-`$n = (Get-BpfConntrack -Node * -Kubeconfig `$k | Measure-Object).Count
-`$read = `$sw.Elapsed.TotalMilliseconds
-if (`$n -ne $count * $FleetSize) { throw "read `$n entries" }
-`$sw.Restart()
 `$b = Export-CalicoBpfDiagnostic -Node * -Path '$zip' -MaxSize $MaxSize -Kubeconfig `$k
 `$export = `$sw.Elapsed.TotalMilliseconds
 `$after = Mem
 [GC]::Collect(); `$kept = [GC]::GetTotalMemory(`$true) - `$heap
 if (`$b.Complete -ne $FleetSize) { throw "`$(`$b.Complete) of $FleetSize nodes complete: `$(`$b.Problems -join '; ')" }
+[IO.File]::WriteAllText('/proc/self/clear_refs', '5'); [GC]::Collect(); `$rest = Mem
 `$sw.Restart()
 `$m = (Get-BpfConntrack -Bundle '$zip' | Measure-Object).Count
 `$offline = `$sw.Elapsed.TotalMilliseconds
-if (`$m -ne `$n) { throw "read `$m entries offline" }
-"`$read `$export `$offline `$(`$before.Rss) `$(`$after.Hwm) `$kept `$(`$b.Size) `$(@(`$b.Problems).Count)"
+if (`$m -ne $count * $FleetSize) { throw "read `$m entries offline" }
+"`$export `$offline `$(`$before.Rss) `$(`$after.Hwm) `$kept `$(`$b.Size) `$(@(`$b.Problems).Count) `$(`$rest.Rss) `$((Mem).Hwm)"
 "@
-    $parts = (& $pwsh -NoProfile -NonInteractive -Command $script | Select-Object -Last 1) -split ' '
+    $read = (& $pwsh -NoProfile -NonInteractive -Command $readScript | Select-Object -Last 1) -split ' '
+    if ($LASTEXITCODE) { throw 'The fleet read failed (above).' }
+    $parts = (& $pwsh -NoProfile -NonInteractive -Command $exportScript | Select-Object -Last 1) -split ' '
     if ($LASTEXITCODE) { throw 'The fleet export failed (above).' }
 } finally { Stop-TestCluster $cluster }
 
 $r = [pscustomobject]@{
-    Read = [double]$parts[0]; Export = [double]$parts[1]; Offline = [double]$parts[2]
-    Growth = ([long]$parts[4] - [long]$parts[3]) / 1024; Kept = [long]$parts[5] / 1MB; Size = [long]$parts[6]; Problems = [int]$parts[7]
+    Read = [double]$read[0]; ReadGrowth = ([long]$read[2] - [long]$read[1]) / 1024
+    Export = [double]$parts[0]; Offline = [double]$parts[1]
+    Growth = ([long]$parts[3] - [long]$parts[2]) / 1024; Kept = [long]$parts[4] / 1MB; Size = [long]$parts[5]; Problems = [int]$parts[6]
+    OfflineGrowth = ([long]$parts[8] - [long]$parts[7]) / 1024
 }
 $manifest = [System.IO.Compression.ZipFile]::OpenRead($zip)
 try {
@@ -122,9 +137,10 @@ Diagnostics bundles (issue 18), $(Get-Date -Format 'yyyy-MM-dd HH:mm'), $cpu, $(
 |---|---|---|---|
 | Export-CalicoBpfDiagnostic -Node *, $FleetSize nodes x $count entries | $([math]::Round($r.Export / 1000, 1)) s | (Get-BpfConntrack -Node * \| Measure-Object).Count: $([math]::Round($r.Read / 1000, 1)) s | $(Ratio $r.Export $r.Read) |
 | the zip | $([math]::Round($r.Size / 1MB)) MB ($([math]::Round($r.Size / $FleetSize / 1MB, 1)) MB a node): map entries $([math]::Round($raw / 1MB)) MB, typed JSON $([math]::Round($json / 1MB)) MB ($jsonLeftOut typed JSON files left out by -MaxSize) | raw conntrack: $([math]::Round($count * $FleetSize * 88 / 1MB)) MB (88 bytes an entry) | $(Ratio $r.Size ($count * $FleetSize * 88)) |
-| pwsh memory growth during the export (VmHWM - VmRSS before) | $([math]::Round($r.Growth)) MB | | |
+| pwsh memory growth during the export, in a pwsh of its own (VmHWM - VmRSS before) | $([math]::Round($r.Growth)) MB | the read, in a pwsh of its own: $([math]::Round($r.ReadGrowth)) MB | $(Ratio $r.Growth $r.ReadGrowth) |
 | managed heap kept after it (after a full GC) | $([math]::Round($r.Kept, 1)) MB | | |
 | (Get-BpfConntrack -Bundle \| Measure-Object).Count, the same $($count * $FleetSize) entries offline | $([math]::Round($r.Offline / 1000, 1)) s | the same read live: $([math]::Round($r.Read / 1000, 1)) s | $(Ratio $r.Offline $r.Read) |
+| pwsh memory growth during that offline read (VmHWM reset before) | $([math]::Round($r.OfflineGrowth)) MB | | |
 "@
 $report | Set-Content (Join-Path (Split-Path $work) 'bundle.md')
 $report
