@@ -14,6 +14,7 @@
     CmdletsToExport      = @(
         'Clear-BpfArp'
         'Clear-BpfCounter'
+        'Compare-BpfState'
         'Export-BpfMetric'
         'Export-CalicoBpfDiagnostic'
         'Get-BpfArp'

@@ -259,3 +259,69 @@ routes:
         { Get-CalicoNode -Bundle $local -ErrorAction Stop } | Should -Throw '*made on one machine*without a cluster*-Node*'
     }
 }
+
+Describe 'Compare-BpfState: what changed between two states' -Skip:(-not $kernel) {
+    BeforeAll {
+        $before = Join-Path $TestDrive 'before.zip'
+        $null = Export-CalicoBpfDiagnostic -Node bn-a, bn-b -Path $before -NoCheck
+        # Planted: a route added and one changed on bn-a (through bpftool on bn-a's own pins), bn-b's UDP flows
+        # removed, bn-a's counters cleared (noise: not a difference unless -IncludeVolatile).
+        $pins = "/tmp/cbk-$($cluster.RunId)-bn-a/bpffs/tc/globals"
+        $routes = (Get-ChildItem $pins -Filter 'cali_v4_routes*' | Select-Object -First 1).FullName
+        $tunnel = Get-BpfRoute -Node bn-a | Where-Object Cidr -EQ '10.66.2.0/26'
+        function Hex([byte[]] $b) { $b | ForEach-Object { '{0:x2}' -f $_ } }
+        function Set-Route([string] $Address, [int] $Length, [string] $NextHop) {
+            $key = [CalicoBpf.Maps.RouteMap]::EncodeKey([ipaddress]$Address, $Length)
+            $value = [CalicoBpf.Maps.RouteMap]::EncodeValue($tunnel.Flags, $false, [ipaddress]$NextHop, 0)
+            & bpftool map update pinned $routes key hex @(Hex $key) value hex @(Hex $value)
+            if ($LASTEXITCODE) { throw "bpftool could not update $routes" }
+        }
+        Set-Route 10.66.9.0 26 172.18.9.11
+        Set-Route 10.66.2.0 26 172.18.9.99
+        $udp = @(Get-BpfConntrack -Node bn-b -Protocol UDP)
+        $null = Remove-BpfConntrack -Node bn-b -Protocol UDP -Confirm:$false
+        Clear-BpfCounter -Node bn-a -Confirm:$false
+        $after = Join-Path $TestDrive 'after.zip'
+        $null = Export-CalicoBpfDiagnostic -Node bn-a, bn-b -Path $after -NoCheck
+        $expected = @(
+            'bn-a routes Added 10.66.9.0/26'
+            'bn-a routes Changed 10.66.2.0/26'
+            $udp | ForEach-Object { "bn-b conntrack Removed $($_.Protocol) $($_.Source) -> $($_.Destination) $($_.Type)" }
+        ) | Sort-Object
+        function Describe-Differences($d) { @($d | ForEach-Object { "$($_.Node) $($_.Family) $($_.Change) $($_.Key)" } | Sort-Object) }
+    }
+
+    It 'between two bundles finds exactly the planted differences' {
+        $udp.Count | Should -BeGreaterThan 0
+        $d = @(Compare-BpfState $before $after)
+        Describe-Differences $d | Should -Be $expected
+        $changed = $d | Where-Object Change -EQ Changed
+        $changed.Properties | Should -Contain 'NextHop: 172.18.9.11 -> 172.18.9.99'
+        $changed.Reference.NextHop | Should -Be '172.18.9.11'
+        $changed.Difference.NextHop | Should -Be '172.18.9.99'
+        ($d | Where-Object Change -EQ Removed | Select-Object -First 1).Reference | Should -BeOfType ([CalicoBpf.ConntrackEntry])
+    }
+
+    It 'between a bundle and the live cluster finds the same' {
+        Describe-Differences (Compare-BpfState $before) | Should -Be $expected
+        @(Compare-BpfState $after -Node bn-a, bn-b).Count | Should -Be 0
+    }
+
+    It 'leaves out noise unless asked: cleared counters are changes only with -IncludeVolatile' {
+        @(Compare-BpfState $before $after -Family counters).Count | Should -Be 0
+        $noisy = @(Compare-BpfState $before $after -Family counters -IncludeVolatile)
+        $noisy.Count | Should -BeGreaterThan 0
+        $noisy.Node | Sort-Object -Unique | Should -Be 'bn-a'
+        $noisy.Change | Sort-Object -Unique | Should -Be 'Changed'
+        ($noisy | Where-Object Key -EQ 'eth0 TotalPackets').Properties | Should -Be @('Ingress: 182201 -> 0', 'Egress: 175011 -> 0')
+    }
+
+    It 'compares two nodes, and shows the differences by node' {
+        $d = @(Compare-BpfState -ReferenceNode bn-a -DifferenceNode bn-b -Family routes)
+        $d | Where-Object { $_.Key -eq '10.66.2.14/32' -and $_.Change -eq 'Added' } | Should -Not -BeNullOrEmpty
+        $d | Where-Object { $_.Key -eq '10.66.0.23/32' -and $_.Change -eq 'Removed' } | Should -Not -BeNullOrEmpty
+        ($d | Out-String) | Should -Match 'Node: bn-a against bn-b'
+        { Compare-BpfState $before $after -Family bogus -ErrorAction Stop } | Should -Throw -ErrorId 'FamilyNotFound,CalicoBpf.Commands.CompareBpfStateCommand'
+    }
+}
+
