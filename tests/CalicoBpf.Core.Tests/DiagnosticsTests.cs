@@ -87,3 +87,72 @@ public class DebugLoggingTraceBufferTests
         Assert.Equal((CheckStatus.Skipped, "Not checked: reading this machine's BPF maps needs root (see access)."), (r.Status, r.Message));
     }
 }
+
+/// <summary>The capacity check on real maps: every map Felix fills, what stops when it is full, and what grows it.</summary>
+public sealed class CapacityCheckTests
+{
+    private static CheckResult Run(Action<SimulatedDataplane> seed)
+    {
+        using var fs = new BpfFsScope();
+        using (SimulatedDataplane sim = SimulatedDataplane.Claim(fs.PinDirectory))
+        {
+            seed(sim);
+        }
+
+        var node = new LocalDataplane(fs.PinDirectory, "cap1");
+        return Assert.Single(new CapacityCheck().Run(new CheckContext(null, null, node, CancellationToken.None)));
+    }
+
+    private static MapSpec Spec(string baseName) => MapSpecs.Current.Single(s => s.BaseName == baseName);
+
+    [SkippableFact]
+    public void A_full_map_felix_cannot_add_to_fails_and_names_its_field()
+    {
+        CheckResult r = Run(sim =>
+        {
+            BpfMap iface = sim.CreateMap(Spec("cali_iface"), maxEntries: 4);
+            for (int i = 1; i <= 4; i++)
+            {
+                iface.Update(BitConverter.GetBytes(i), InterfaceStateMap.EncodeValue(4, InterfaceStateFlags.Workload | InterfaceStateFlags.V4Ready, "cali" + i, -1));
+            }
+
+            BpfMap routes = sim.CreateMap(Spec("cali_v4_routes"), maxEntries: 100);
+            routes.Update(RouteMap.EncodeKey(IPAddress.Parse("10.65.0.0"), 26), RouteMap.EncodeValue(RouteFlags.Workload, false, IPAddress.Parse("172.18.0.11")));
+        });
+        Assert.Equal(CheckStatus.Fail, r.Status);
+        Assert.StartsWith("Above 90 % full: cali_iface4 100% (when full Felix cannot add new interfaces (new pods get no programs;", r.Message);
+        Assert.Contains("Calico issue #6935", r.Message);
+        Assert.Equal("Set-FelixBpfConfig -BpfMapSizeIfState 8  (Felix restarts to resize)", r.Remediation);
+        Assert.Equal("cali_iface4 4/4 (100%); cali_v4_routes 1/100 (1%)", r.Evidence);
+    }
+
+    [SkippableFact]
+    public void A_nearly_full_lru_map_warns_that_entries_are_evicted_and_a_fixed_one_says_it_is_fixed()
+    {
+        CheckResult r = Run(sim =>
+        {
+            BpfMap arp = sim.CreateMap(Spec("cali_v4_arp"), maxEntries: 10);
+            for (int i = 1; i <= 10; i++)
+            {
+                arp.Update(ArpMap.EncodeKey(IPAddress.Parse("172.18.0." + i), 2), ArpMap.EncodeValue("66:e2:1f:00:0a:01", "66:e2:1f:00:0b:02"));
+            }
+        });
+        Assert.Equal(CheckStatus.Warning, r.Status);
+        Assert.Contains("cali_v4_arp2 100% (LRU: when full the kernel evicts the least recently used entries", r.Message);
+        Assert.Equal("cali_v4_arp2 has a size fixed in Calico's code: find what fills it (Get-BpfMap cali_v4_arp2, and the objects of its family)", r.Remediation);
+    }
+
+    [SkippableFact]
+    public void Conntrack_grows_itself_from_v3_30_and_the_check_says_so()
+    {
+        CheckResult r = Run(sim => NodeScenario.Parse("""
+            node: cap1
+            conntrackMaxEntries: 20
+            conntrack: { tcp: 19 }
+            """).Seed(sim, new Dictionary<string, int>()));
+        Assert.Equal(CheckStatus.Warning, r.Status);
+        Assert.Contains("cali_v4_ct4 95%", r.Message);
+        Assert.StartsWith("Felix doubles cali_v4_ct4 itself when it is nearly full (bpfMapSizeConntrackScaling DoubleIfFull, /var/lib/calico/bpf_ct_map_size)", r.Remediation);
+        Assert.EndsWith("Set-FelixBpfConfig -BpfMapSizeConntrack 40  (Felix restarts to resize)", r.Remediation);
+    }
+}
