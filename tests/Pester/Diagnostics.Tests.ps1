@@ -104,6 +104,36 @@ Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
     }
 }
 
+Describe 'Entries of pods that are gone: conntrack (Calico #13570) and NAT backends (#8650)' -Skip:(-not $kernel) {
+    BeforeAll {
+        $cluster = Start-Scenario stale-endpoints
+        $results = @(Test-CalicoEbpf -Check stale-endpoints)
+    }
+    AfterAll { Stop-Scenario $cluster }
+
+    It 'a connection kept to a deleted pod warns, naming the address and the command that removes it' {
+        $r = Find $results stale-endpoints se-a
+        $r.Status | Should -Be 'Warning'
+        $r.Message | Should -Be '1 conntrack entries are of 1 pod address(es) no pod has: 10.68.2.77 (1) (Calico issue #13570).'
+        $r.Remediation | Should -Be 'Get-BpfConntrack -Node se-a -Address 10.68.2.77 | Remove-BpfConntrack'
+        # The tunnel address 10.68.0.1 is in the pool, but the host route says it is no pod's: not named.
+        $r.Message | Should -Not -Match '10\.68\.0\.1\b'
+    }
+
+    It 'a NAT backend at an address no pod has fails, with the restart that rewrites NAT' {
+        $r = Find $results stale-endpoints se-b
+        $r.Status | Should -Be 'Fail'
+        $r.Message | Should -Match '^1 NAT backend\(s\) send to pod addresses no pod has: 10\.96\.0\.50:80 -> 10\.68\.3\.3:8080 \(Calico issue #8650'
+        $r.Remediation | Should -Match '^Felix writes NAT from the EndpointSlices when it starts: restart calico-node on se-b \(kubectl delete pod -n calico-system calico-node-'
+    }
+
+    It 'passes where every pool address is a pod''s, and after the fix' {
+        (Find $results stale-endpoints se-c).Status | Should -Be 'Pass'
+        Get-BpfConntrack -Node se-a -Address 10.68.2.77 | Remove-BpfConntrack -Confirm:$false | Out-Null
+        (Find @(Test-CalicoEbpf -Check stale-endpoints -Node se-a) stale-endpoints se-a).Status | Should -Be 'Pass'
+    }
+}
+
 Describe 'A healthy cluster, and a read-only identity' -Skip:(-not $kernel) {
     BeforeAll { $cluster = Start-Scenario guide-healthy }
     AfterAll { Stop-Scenario $cluster }

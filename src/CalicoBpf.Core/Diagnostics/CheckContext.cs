@@ -107,6 +107,9 @@ public sealed class CheckContext
     public JsonObject? ServicesEndpointConfigMap => Fact("the kubernetes-services-endpoint ConfigMap", () =>
         Api.GetResource(new ResourceRef(string.Empty, "v1", "configmaps", Installation is null ? "kube-system" : "tigera-operator"), "kubernetes-services-endpoint", CancellationToken));
 
+    /// <summary>The cluster's pods and services, as -Resolve names addresses by (running and pending pods, not host-network ones).</summary>
+    public WorkloadIndex Workloads => Fact("the pods and services", () => Api.LoadWorkloads(CancellationToken));
+
     public IReadOnlyList<JsonObject> Services => Fact("the services", () => Api.ListResources(new ResourceRef(string.Empty, "v1", "services"), CancellationToken));
 
     public int ServiceCount => Services.Count;

@@ -17,6 +17,7 @@ public static class Checks
         new OverlayCheck(),
         new DropsCheck(),
         new CapacityCheck(),
+        new StaleEndpointsCheck(),
     };
 
     /// <summary>Runs the checks; an exception in one becomes its Error (or Skipped) result and the rest go on.</summary>
