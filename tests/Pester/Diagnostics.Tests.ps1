@@ -134,6 +134,30 @@ Describe 'Entries of pods that are gone: conntrack (Calico #13570) and NAT backe
     }
 }
 
+Describe 'Routes: every pod routed to its node, none to a node that is gone' -Skip:(-not $kernel) {
+    BeforeAll {
+        $cluster = Start-Scenario routes
+        $results = @(Test-CalicoEbpf -Check routes)
+    }
+    AfterAll { Stop-Scenario $cluster }
+
+    It 'a node without a route to another node''s pods, and with routes to a node that is gone, fails with both' {
+        $r = Find $results routes ra-a
+        $r.Status | Should -Be 'Fail'
+        $r.Message | Should -Be '1 pod(s) not routed to their node: shop/db-1 10.69.3.4 on ra-c: no route; 2 route(s) to nodes that are gone (no node has the address): 10.69.9.0/26 via 172.18.11.99, 172.18.11.99/32 (remote host).'
+        $r.Remediation | Should -Match '^Felix writes the routes from the cluster''s nodes and IPAM blocks: restart calico-node on ra-a \(kubectl delete pod -n calico-system calico-node-'
+    }
+
+    It 'a pod sent to the wrong node fails, naming where it goes' {
+        (Find $results routes ra-c).Message | Should -Be '1 pod(s) not routed to their node: shop/cart-1 10.69.2.9 on ra-b: routed via 172.18.11.10 (ra-a, 10.69.2.0/26).'
+    }
+
+    It 'passes where every pod is routed to its node' {
+        $ok = Find $results routes ra-b
+        ($ok.Status, $ok.Evidence) | Should -Be @('Pass', '4 routes; 3 pods on 3 nodes')
+    }
+}
+
 Describe 'A healthy cluster, and a read-only identity' -Skip:(-not $kernel) {
     BeforeAll { $cluster = Start-Scenario guide-healthy }
     AfterAll { Stop-Scenario $cluster }

@@ -18,6 +18,7 @@ public static class Checks
         new DropsCheck(),
         new CapacityCheck(),
         new StaleEndpointsCheck(),
+        new RoutesCheck(),
     };
 
     /// <summary>Runs the checks; an exception in one becomes its Error (or Skipped) result and the rest go on.</summary>

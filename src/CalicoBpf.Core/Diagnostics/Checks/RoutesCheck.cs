@@ -1,0 +1,97 @@
+using CalicoBpf.Cluster;
+using CalicoBpf.Maps;
+
+namespace CalicoBpf.Diagnostics;
+
+/// <summary>
+/// 14. Intent: each node routes every pod of the cluster where it is (the node's own pods to a local
+/// workload route, another node's pods through a workload route whose next hop is that node), and no
+/// route leads to a node that is gone (a remote route whose next hop, or a remote host route whose
+/// address, no node of the cluster has). The route a pod takes is the longest prefix of the node's
+/// routes map that holds its address, as the dataplane looks it up. IPv4; pods on nodes without
+/// calico-node are not Calico's to route.
+/// </summary>
+public sealed class RoutesCheck : Check
+{
+    private const int Shown = 5;
+
+    public override string Id => "routes";
+
+    public override string Title => "Every pod is routed to its node; no route leads to a node that is gone";
+
+    public override IEnumerable<CheckResult> Run(CheckContext context)
+    {
+        IReadOnlyList<CalicoNode> all = context.AllNodes;
+        var byAddress = all.Where(n => IPAddress.TryParse(n.InternalIP, out _)).GroupBy(n => IPAddress.Parse(n.InternalIP)).ToDictionary(g => g.Key, g => g.First().Node);
+        var calico = new HashSet<string>(all.Where(n => n.HasCalicoNode).Select(n => n.Node), StringComparer.Ordinal);
+        var pods = context.Workloads.Pods
+            .Where(p => calico.Contains(p.Node))
+            .SelectMany(p => p.Addresses.Where(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork).Select(a => (Pod: p, Address: a)))
+            .ToList();
+        return PerNode(context, node =>
+        {
+            context.Require("exec into calico-node");
+            return For(context.Dataplane(node), node, pods, byAddress);
+        });
+    }
+
+    private CheckResult For(Transport.INodeDataplane dataplane, CalicoNode node, List<(WorkloadPod Pod, IPAddress Address)> pods, Dictionary<IPAddress, string> nodes)
+    {
+        List<(Route Route, AddressPrefix Prefix)> routes = RouteMap.Read(dataplane, false).Select(r => (r, AddressPrefix.Parse(r.Cidr))).ToList();
+        var unrouted = new List<string>();
+        foreach ((WorkloadPod pod, IPAddress address) in pods)
+        {
+            Route? best = routes.Where(r => r.Prefix.Matches(address)).OrderByDescending(r => r.Prefix.PrefixLength).Select(r => r.Route).FirstOrDefault();
+            string where = $"{pod.FullName} {address} on {pod.Node}";
+            bool local = pod.Node == node.Node;
+            string? wrong = best is null ? "no route"
+                : !best.Flags.HasFlag(RouteFlags.Workload) ? $"routed as {best.Description} ({best.Cidr})"
+                : local && !best.Flags.HasFlag(RouteFlags.Local) ? $"routed away ({best.Cidr} {best.Description})"
+                : !local && best.Flags.HasFlag(RouteFlags.Local) ? $"routed here ({best.Cidr} {best.Description})"
+                : !local && (best.NextHopValue is not { } hop || !nodes.TryGetValue(hop, out string? to) || to != pod.Node)
+                    ? $"routed via {best.NextHop ?? "no next hop"} ({(best.NextHopValue is { } h && nodes.TryGetValue(h, out string? other) ? other : "no node")}, {best.Cidr})"
+                : null;
+            if (wrong is not null)
+            {
+                unrouted.Add($"{where}: {wrong}");
+            }
+        }
+
+        var gone = new List<string>();
+        foreach ((Route r, _) in routes.Where(x => !x.Route.Flags.HasFlag(RouteFlags.Local)))
+        {
+            if (r.Flags.HasFlag(RouteFlags.Workload) && r.NextHopValue is { } hop && !nodes.ContainsKey(hop))
+            {
+                gone.Add($"{r.Cidr} via {hop}");
+            }
+            else if (r.Flags.HasFlag(RouteFlags.Host) && r.PrefixLength == 32 && !nodes.ContainsKey(r.AddressValue))
+            {
+                gone.Add($"{r.Cidr} (remote host)");
+            }
+        }
+
+        string evidence = $"{routes.Count} routes; {pods.Count} pods on {pods.Select(p => p.Pod.Node).Distinct().Count()} nodes";
+        if (unrouted.Count == 0 && gone.Count == 0)
+        {
+            return Result(CheckStatus.Pass, "Every pod is routed to its node, and every route to another node leads to a node of the cluster.", node.Node, evidence);
+        }
+
+        var parts = new List<string>();
+        if (unrouted.Count > 0)
+        {
+            parts.Add($"{unrouted.Count} pod(s) not routed to their node: {List(unrouted)}");
+        }
+
+        if (gone.Count > 0)
+        {
+            parts.Add($"{gone.Count} route(s) to nodes that are gone (no node has the address): {List(gone)}");
+        }
+
+        return Result(CheckStatus.Fail, string.Join("; ", parts) + ".", node.Node, evidence,
+            $"Felix writes the routes from the cluster's nodes and IPAM blocks: restart calico-node on {node.Node} (kubectl delete pod -n {node.Namespace} {node.Pod}); " +
+            "routes that stay to a node that is gone follow IPAM blocks still affine to it (calicoctl ipam check)");
+    }
+
+    private static string List(IReadOnlyList<string> items) =>
+        string.Join(", ", items.Take(Shown)) + (items.Count > Shown ? $" and {items.Count - Shown} more" : string.Empty);
+}
