@@ -152,6 +152,22 @@ Describe 'Routes: every pod routed to its node, none to a node that is gone' -Sk
         (Find $results routes ra-c).Message | Should -Be '1 pod(s) not routed to their node: shop/cart-1 10.69.2.9 on ra-b: routed via 172.18.11.10 (ra-a, 10.69.2.0/26).'
     }
 
+    It 'interface-state: an entry of an interface that is gone fails (Calico #6935), the others pass' {
+        (Find @(Test-CalicoEbpf -Check interface-state) interface-state ra-a).Status | Should -Be 'Pass'
+        # Planted with bpftool on ra-a's own pins: state for ifindex 77, which ra-a does not have.
+        $pins = "/tmp/cbk-$($cluster.RunId)-ra-a/bpffs/tc/globals"
+        $iface = (Get-ChildItem $pins -Filter 'cali_iface*' | Select-Object -First 1).FullName
+        $value = [CalicoBpf.Maps.InterfaceStateMap]::EncodeValue(4, [CalicoBpf.InterfaceStateFlags]'Workload, V4Ready', 'caliGone0000001', [int[]]@(-1))
+        & bpftool map update pinned $iface key hex 4d 00 00 00 value hex @($value | ForEach-Object { '{0:x2}' -f $_ })
+        $LASTEXITCODE | Should -Be 0
+        $r = @(Test-CalicoEbpf -Check interface-state)
+        $a = Find $r interface-state ra-a
+        $a.Status | Should -Be 'Fail'
+        $a.Message | Should -Be '1 interface-state entry is of interfaces the node does not have: caliGone0000001 (ifindex 77: no such interface) (state Felix did not remove; a leak like Calico issue #6935 fills the map until new pods get no programs).'
+        $a.Remediation | Should -Match '^Felix writes the interface state again when it starts: restart calico-node on ra-a'
+        (Find $r interface-state ra-b).Status | Should -Be 'Pass'
+    }
+
     It 'passes where every pod is routed to its node' {
         $ok = Find $results routes ra-b
         ($ok.Status, $ok.Evidence) | Should -Be @('Pass', '4 routes; 3 pods on 3 nodes')

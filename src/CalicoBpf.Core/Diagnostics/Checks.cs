@@ -19,6 +19,7 @@ public static class Checks
         new CapacityCheck(),
         new StaleEndpointsCheck(),
         new RoutesCheck(),
+        new InterfaceStateCheck(),
     };
 
     /// <summary>Runs the checks; an exception in one becomes its Error (or Skipped) result and the rest go on.</summary>
