@@ -44,7 +44,7 @@ public class DiagnosticsTests
     {
         Assert.Equal(15, Checks.All.Count);
         Assert.Equal(Checks.All.Count, Checks.All.Select(c => c.Id).Distinct().Count());
-        Assert.Equal(new[] { "access", "bpf-running", "debug-logging", "drops", "capacity" }, Checks.All.Where(c => c.Local).Select(c => c.Id));
+        Assert.Equal(new[] { "access", "bpf-running", "debug-logging", "drops", "capacity", "interface-state" }, Checks.All.Where(c => c.Local).Select(c => c.Id));
     }
 }
 

@@ -257,7 +257,8 @@ interfaces:
 
     It 'runs the node-local checks on this machine, without a cluster' {
         $results = @(Test-CalicoEbpf -Local -PinPath $fs.PinPath)
-        $results.Check | Sort-Object | Should -Be @('access', 'bpf-running', 'capacity', 'debug-logging', 'drops')
+        $results.Check | Sort-Object | Should -Be @('access', 'bpf-running', 'capacity', 'debug-logging', 'drops', 'interface-state')
+        (Find $results interface-state ([Environment]::MachineName)).Status | Should -Be 'Pass'
         (Find $results access ([Environment]::MachineName)).Status | Should -Be 'Pass'
         (Find $results drops ([Environment]::MachineName)).Evidence | Should -Be 'lo by policy 7'
         (Find $results capacity ([Environment]::MachineName)).Message | Should -Match 'cali_v4_ct4 95%'

@@ -17,7 +17,7 @@ public sealed class InterfaceStateCheck : Check
 
     public override string Title => "The interface-state map holds only interfaces the node has";
 
-    public override bool Local => false;
+    public override bool Local => true;
 
     public override IEnumerable<CheckResult> Run(CheckContext context) => OnEachDataplane(context, For);
 
