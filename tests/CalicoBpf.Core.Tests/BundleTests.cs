@@ -230,6 +230,46 @@ public sealed class BundleTests : IDisposable
         Assert.Null(Redaction.EnvironmentValue("ANY_PASSWORD", null));
         Assert.Equal("GET /api Authorization: " + Redaction.Redacted, Redaction.Line("GET /api Authorization: Bearer-abc"));
         Assert.Equal("login with password=" + Redaction.Redacted + " done", Redaction.Line("login with password=hunter2 done"));
+        Assert.Equal("Authorization: Bearer " + Redaction.Redacted, Redaction.Line("Authorization: Bearer eyJhbGciOi.abc"));
+        Assert.Equal("{\"password\":\"" + Redaction.Redacted + "\",\"user\":\"u\"}", Redaction.Line("{\"password\":\"s3\",\"user\":\"u\"}"));
+        Assert.Equal("api_key=" + Redaction.Redacted, Redaction.Line("api_key=abcdef"));
         Assert.True(Redaction.IsSecretResource(new Cluster.ResourceRef(string.Empty, "v1", "secrets", "x")));
+    }
+
+    /// <summary>A node with no maps and a trace buffer of lines.</summary>
+    private sealed class TracingNode : ReadOnlyNode
+    {
+        public override string Node => "trace1";
+
+        public override IReadOnlyList<CalicoMapName> ListMaps() => Array.Empty<CalicoMapName>();
+
+        public override IMapReader OpenMap(string pinName) => throw NotPinned(pinName);
+
+        public override IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken) =>
+            new[] { "  <idle>-0  [000] d.s.. 100.000001: bpf_trace_printk: eth0-----------I: New packet at ifindex=2; mark=0", "a token=t0k3n here" };
+    }
+
+    [Fact]
+    public void Trace_lines_are_kept_as_asked_none_included_and_redacted()
+    {
+        foreach (int keep in new[] { 0, 1, 10 })
+        {
+            string path = Path.Combine(_dir, $"trace{keep}.zip");
+            using (var export = new DiagnosticExport(path, null, new ExportOptions { TraceLines = keep }, "0.0-test"))
+            {
+                export.CaptureNode("trace1", null, () => new TracingNode(), NullReporter.Instance, CancellationToken.None);
+                export.WriteFacts();
+                export.Complete(CancellationToken.None);
+            }
+
+            using BundleCluster bundle = BundleCluster.Open(path);
+            using BundleNode offline = bundle.OpenNode("trace1", null);
+            List<string> lines = offline.ReadTraceLines(false, null, CancellationToken.None).ToList();
+            Assert.Equal(Math.Min(keep, 2), lines.Count);
+            if (keep > 1)
+            {
+                Assert.Equal("a token=" + Redaction.Redacted + " here", lines[1]);
+            }
+        }
     }
 }

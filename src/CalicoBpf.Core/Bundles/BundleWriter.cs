@@ -44,11 +44,17 @@ public sealed class BundleWriter : IDisposable
     /// A new gzip entry. Writing past the size bound throws <see cref="BundleFullException"/>; the
     /// caller then <see cref="Discard"/>s the entry, and its bytes count no more.
     /// </summary>
-    public Stream CreateGzip(string entry)
+    /// <param name="entry">The entry's name in the zip.</param>
+    /// <param name="facts">A facts file (what -Bundle needs to read a node at all): it may use the share of the
+    /// bound kept for facts (<see cref="FactsReserve"/>), which map entries, logs and typed JSON may not.</param>
+    public Stream CreateGzip(string entry, bool facts = false)
     {
-        var file = new CountingStream(new FileStream(PathOf(entry), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16), this, entry);
+        var file = new CountingStream(new FileStream(PathOf(entry), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16), this, entry, facts ? _maxSize : _maxSize - FactsReserve);
         return new GZipStream(file, CompressionLevel.Fastest);
     }
+
+    /// <summary>The share of the bound only facts files may use: a quarter of it, at most 256 MB.</summary>
+    public long FactsReserve => Math.Min(_maxSize / 4, 256L << 20);
 
     /// <summary>Reads back a gzip entry written before (complete), while the bundle is still being made.</summary>
     public Stream OpenGzip(string entry) =>
@@ -57,7 +63,7 @@ public sealed class BundleWriter : IDisposable
     /// <summary>Writes one small JSON entry (gzip) within the bound.</summary>
     public void WriteJson<T>(string entry, T value)
     {
-        using Stream s = CreateGzip(entry);
+        using Stream s = CreateGzip(entry, facts: true);
         JsonSerializer.Serialize(s, value, BundleFormat.Json);
     }
 
@@ -70,6 +76,15 @@ public sealed class BundleWriter : IDisposable
         }
 
         File.Delete(PathOf(entry));
+    }
+
+    /// <summary>Removes every entry under a prefix (a node whose facts did not fit: its entries cannot be read without them).</summary>
+    public void DiscardUnder(string prefix)
+    {
+        foreach (string entry in _entries.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList())
+        {
+            Discard(entry);
+        }
     }
 
     /// <summary>Bytes stored under a prefix (a node's directory).</summary>
@@ -129,9 +144,9 @@ public sealed class BundleWriter : IDisposable
         return path;
     }
 
-    private void Count(string entry, int bytes)
+    private void Count(string entry, int bytes, long limit)
     {
-        if (Interlocked.Add(ref _used, bytes) > _maxSize)
+        if (Interlocked.Add(ref _used, bytes) > limit)
         {
             Interlocked.Add(ref _used, -bytes);
             throw new BundleFullException(_maxSize);
@@ -146,12 +161,14 @@ public sealed class BundleWriter : IDisposable
         private readonly Stream _inner;
         private readonly BundleWriter _writer;
         private readonly string _entry;
+        private readonly long _limit;
 
-        public CountingStream(Stream inner, BundleWriter writer, string entry)
+        public CountingStream(Stream inner, BundleWriter writer, string entry, long limit)
         {
             _inner = inner;
             _writer = writer;
             _entry = entry;
+            _limit = limit;
             _writer._entries.TryAdd(entry, 0);
         }
 
@@ -169,7 +186,7 @@ public sealed class BundleWriter : IDisposable
 
         public override void Write(ReadOnlySpan<byte> buffer)
         {
-            _writer.Count(_entry, buffer.Length);
+            _writer.Count(_entry, buffer.Length, _limit);
             _inner.Write(buffer);
         }
 

@@ -176,6 +176,14 @@ public sealed class DiagnosticExport : IDisposable
     /// <summary>A node whose capture could not start (its exec refused, the node gone): in the manifest, with why.</summary>
     public BundleNodeEntry NodeFailed(string name, CalicoNode? identity, Exception error)
     {
+        if (_nodes.TryGetValue(name, out var captured))
+        {
+            // Its capture began and then failed in a way the node did not answer with: the facts it has are kept, and the manifest says it failed.
+            captured.Entry.Status = "Failed";
+            captured.Entry.Error = error.Message;
+            return captured.Entry;
+        }
+
         var entry = new BundleNodeEntry { Node = name, Identity = identity, Status = "Failed", Error = error.Message, Started = DateTime.UtcNow, Finished = DateTime.UtcNow };
         _nodes.TryAdd(name, (new RecordingNode(name, () => throw error, _writer, 0), entry));
         return entry;
@@ -228,8 +236,8 @@ public sealed class DiagnosticExport : IDisposable
             }
             catch (BundleFullException ex)
             {
-                // The facts are what make a node readable offline: without them it is a failed node.
-                _writer.Discard(BundleFormat.NodeFacts(node.Node));
+                // The facts are what make a node readable offline: without them it is a failed node, and its other entries go too.
+                _writer.DiscardUnder(BundleFormat.NodeDirectory(node.Node));
                 entry.Status = "Failed";
                 entry.Error = ex.Message;
             }
@@ -254,6 +262,13 @@ public sealed class DiagnosticExport : IDisposable
     {
         foreach ((RecordingNode node, BundleNodeEntry entry) in _nodes.Values.OrderBy(n => n.Node.Node, StringComparer.Ordinal))
         {
+            // Maps the checks read after the capture may have been left out too.
+            entry.Omitted = node.Facts.Maps.Where(m => m.Value.Omitted is not null).Select(m => $"{m.Key}: {m.Value.Omitted}").OrderBy(s => s, StringComparer.Ordinal).ToList();
+            if (entry.Status == "Complete" && entry.Omitted.Count > 0)
+            {
+                entry.Status = "Partial";
+            }
+
             entry.Bytes = _writer.BytesUnder(BundleFormat.NodeDirectory(node.Node));
             _manifest.Nodes.Add(entry);
         }

@@ -215,15 +215,17 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
         foreach (string line in Live.ReadTraceLines(follow: false, tracingDirectory, cancellationToken))
         {
             lines++;
+            if (_traceLines == 0)
+            {
+                continue;
+            }
+
             if (ring.Count == _traceLines)
             {
                 ring.Dequeue();
             }
 
-            if (_traceLines > 0)
-            {
-                ring.Enqueue(Redaction.Line(line));
-            }
+            ring.Enqueue(Redaction.Line(line));
         }
 
         string entry = BundleFormat.Trace(Node);

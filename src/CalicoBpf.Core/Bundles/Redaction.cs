@@ -14,7 +14,7 @@ public static class Redaction
 
     private static readonly Regex SecretName = new(@"PASSW(OR)?D|SECRET|TOKEN|CREDENTIAL|PRIVATE|(^|_)(API_?)?KEY($|_)|AUTH", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
 
-    private static readonly Regex SecretInText = new(@"(?i)(bearer\s+|authorization[:=]\s*|password[:=]\s*|token[:=]\s*)\S+", RegexOptions.CultureInvariant);
+    private static readonly Regex SecretInText = new(@"(?i)((?:authorization|password|passwd|token|secret|api[_-]?key)""?\s*[:=]\s*""?(?:bearer\s+|basic\s+)?|bearer\s+)[^\s"",}]+", RegexOptions.CultureInvariant);
 
     /// <summary>Whether a variable or field of this name holds a secret.</summary>
     public static bool IsSecretName(string name) => SecretName.IsMatch(name);
@@ -27,8 +27,9 @@ public static class Redaction
 
     /// <summary>A log or trace line as kept.</summary>
     public static string Line(string line) => line.Contains("bearer", StringComparison.OrdinalIgnoreCase)
-        || line.Contains("password", StringComparison.OrdinalIgnoreCase) || line.Contains("token", StringComparison.OrdinalIgnoreCase)
-        || line.Contains("authorization", StringComparison.OrdinalIgnoreCase)
+        || line.Contains("passw", StringComparison.OrdinalIgnoreCase) || line.Contains("token", StringComparison.OrdinalIgnoreCase)
+        || line.Contains("authorization", StringComparison.OrdinalIgnoreCase) || line.Contains("secret", StringComparison.OrdinalIgnoreCase)
+        || line.Contains("key", StringComparison.OrdinalIgnoreCase)
         ? SecretInText.Replace(line, m => m.Groups[1].Value + Redacted)
         : line;
 

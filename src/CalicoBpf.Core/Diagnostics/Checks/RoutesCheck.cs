@@ -7,7 +7,8 @@ namespace CalicoBpf.Diagnostics;
 /// 14. Intent: each node routes every pod of the cluster where it is (the node's own pods to a local
 /// workload route, another node's pods through a workload route whose next hop is that node), and no
 /// route leads to a node that is gone (a remote route whose next hop, or a remote host route whose
-/// address, no node of the cluster has). The route a pod takes is the longest prefix of the node's
+/// address, no node of the cluster has; a remote tunneled host route is another node's VXLAN, IPIP or
+/// WireGuard address, not an InternalIP, and is not judged). The route a pod takes is the longest prefix of the node's
 /// routes map that holds its address, as the dataplane looks it up. IPv4; pods on nodes without
 /// calico-node are not Calico's to route.
 /// </summary>
@@ -64,7 +65,7 @@ public sealed class RoutesCheck : Check
             {
                 gone.Add($"{r.Cidr} via {hop}");
             }
-            else if (r.Flags.HasFlag(RouteFlags.Host) && r.PrefixLength == 32 && !nodes.ContainsKey(r.AddressValue))
+            else if (r.Flags.HasFlag(RouteFlags.Host) && !r.Flags.HasFlag(RouteFlags.Tunneled) && r.PrefixLength == 32 && !nodes.ContainsKey(r.AddressValue))
             {
                 gone.Add($"{r.Cidr} (remote host)");
             }
