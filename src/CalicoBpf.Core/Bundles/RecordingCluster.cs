@@ -129,6 +129,7 @@ public sealed class RecordingCluster : IClusterConnection
 
         if (a is null)
         {
+            // Asked outside the lock (an API call); two threads asking at once keep the second answer, the same question's.
             a = Answer<T>.Of(ask);
             lock (_gate)
             {
@@ -140,26 +141,7 @@ public sealed class RecordingCluster : IClusterConnection
     }
 
     private T? Keyed<T>(Dictionary<string, Answer<T>> store, string key, Func<T?> ask)
-        where T : class
-    {
-        Answer<T>? a;
-        lock (_gate)
-        {
-            store.TryGetValue(key, out a);
-        }
-
-        if (a is null)
-        {
-            a = Answer<T>.Of(ask);
-            lock (_gate)
-            {
-                store[key] = a;
-            }
-        }
-
-        return a.Replay();
-    }
-
+        where T : class => Once(() => store.GetValueOrDefault(key), a => store[key] = a, ask);
     private static void RefuseSecrets(ResourceRef resource)
     {
         if (Redaction.IsSecretResource(resource))

@@ -34,6 +34,10 @@ public abstract class Check
         HelpUri = HelpUri,
     };
 
+    /// <summary>The first <paramref name="shown"/> items, joined, and how many more there are ("a, b and 3 more").</summary>
+    protected static string FirstFew(IReadOnlyList<string> items, int shown = 5) =>
+        string.Join(", ", items.Take(shown)) + (items.Count > shown ? $" and {items.Count - shown} more" : string.Empty);
+
     /// <summary>Runs per node, each node on its own: a node whose facts cannot be had is one Error (or Skipped), not the end of the check.</summary>
     protected IEnumerable<CheckResult> PerNode(CheckContext context, Func<CalicoNode, CheckResult> check)
     {

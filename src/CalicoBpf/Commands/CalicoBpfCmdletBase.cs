@@ -190,21 +190,23 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet, IDisposable
     {
         get
         {
-            if (_bundle is null)
-            {
-                string path = GetUnresolvedProviderPathFromPSPath(BundlePath!);
-                try
-                {
-                    _bundle = BundleCluster.Open(path);
-                }
-                catch (Exception ex) when (ex is BundleException or IOException or UnauthorizedAccessException)
-                {
-                    ThrowTerminatingError(new ErrorRecord(ex, "BundleUnreadable",
-                        ex is FileNotFoundException ? ErrorCategory.ObjectNotFound : ErrorCategory.InvalidData, path));
-                }
-            }
+            return _bundle ??= OpenBundle(BundlePath!);
+        }
+    }
 
-            return _bundle!;
+    /// <summary>Opens a bundle given as a PowerShell path (the caller disposes it); one that cannot be read stops the cmdlet (BundleUnreadable).</summary>
+    private protected BundleCluster OpenBundle(string bundlePath)
+    {
+        string path = GetUnresolvedProviderPathFromPSPath(bundlePath);
+        try
+        {
+            return BundleCluster.Open(path);
+        }
+        catch (Exception ex) when (ex is BundleException or IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(new ErrorRecord(ex, "BundleUnreadable",
+                ex is FileNotFoundException ? ErrorCategory.ObjectNotFound : ErrorCategory.InvalidData, path));
+            throw; // not reached
         }
     }
 

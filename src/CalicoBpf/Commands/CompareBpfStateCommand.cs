@@ -92,7 +92,10 @@ public sealed class CompareBpfStateCommand : MapCmdletBase
                     return;
                 }
 
-                compare = (node, token) => Pair(node, reference, difference is null ? LiveNode(node.Node) : node, difference, families, token);
+                Dictionary<string, CalicoNode>? live = difference is null
+                    ? Api(() => Cluster.ListNodes(CancelToken)).Where(n => n.HasCalicoNode).ToDictionary(n => n.Node, StringComparer.Ordinal)
+                    : null;
+                compare = (node, token) => Pair(node, reference, live is null ? node : live.GetValueOrDefault(node.Node), difference, families, token);
             }
 
             new NodeFanOut(this, ThrottleLimit, CancelToken, (_, _) => throw new InvalidOperationException("not used"), UseWorkerReporter, ErrorRecords.FromNode)
@@ -184,23 +187,11 @@ public sealed class CompareBpfStateCommand : MapCmdletBase
         return hits.FirstOrDefault();
     }
 
-    /// <summary>The live node of this name, or null when the cluster has none now.</summary>
-    private CalicoNode? LiveNode(string name) => Api(() => Cluster.ListNodes(CancelToken)).FirstOrDefault(n => n.Node == name && n.HasCalicoNode);
-
     private BundleCluster Open(string path)
     {
-        string full = GetUnresolvedProviderPathFromPSPath(path);
-        try
-        {
-            BundleCluster b = BundleCluster.Open(full);
-            _opened.Add(b);
-            return b;
-        }
-        catch (Exception ex) when (ex is BundleException or IOException or UnauthorizedAccessException)
-        {
-            ThrowTerminatingError(new ErrorRecord(ex, "BundleUnreadable", ex is FileNotFoundException ? ErrorCategory.ObjectNotFound : ErrorCategory.InvalidData, full));
-            throw; // not reached
-        }
+        BundleCluster b = OpenBundle(path);
+        _opened.Add(b);
+        return b;
     }
 
     /// <summary>Tab completion of -Family.</summary>

@@ -11,8 +11,6 @@ namespace CalicoBpf.Diagnostics;
 /// </summary>
 public sealed class InterfaceStateCheck : Check
 {
-    private const int Shown = 5;
-
     public override string Id => "interface-state";
 
     public override string Title => "The interface-state map holds only interfaces the node has";
@@ -46,7 +44,7 @@ public sealed class InterfaceStateCheck : Check
 
         return Result(CheckStatus.Fail,
             $"{stale.Count} interface-state entr{(stale.Count == 1 ? "y is" : "ies are")} of interfaces the node does not have: " +
-            string.Join(", ", stale.Take(Shown)) + (stale.Count > Shown ? $" and {stale.Count - Shown} more" : string.Empty) +
+            FirstFew(stale) +
             " (state Felix did not remove; a leak like Calico issue #6935 fills the map until new pods get no programs).",
             name, evidence,
             $"Felix writes the interface state again when it starts: restart calico-node on {name}; entries that come back are a leak (Calico issue #6935): Get-BpfInterface -Node {name} shows them, and the capacity check how full cali_iface is");

@@ -14,8 +14,6 @@ namespace CalicoBpf.Diagnostics;
 /// </summary>
 public sealed class RoutesCheck : Check
 {
-    private const int Shown = 5;
-
     public override string Id => "routes";
 
     public override string Title => "Every pod is routed to its node; no route leads to a node that is gone";
@@ -80,19 +78,16 @@ public sealed class RoutesCheck : Check
         var parts = new List<string>();
         if (unrouted.Count > 0)
         {
-            parts.Add($"{unrouted.Count} pod(s) not routed to their node: {List(unrouted)}");
+            parts.Add($"{unrouted.Count} pod(s) not routed to their node: {FirstFew(unrouted)}");
         }
 
         if (gone.Count > 0)
         {
-            parts.Add($"{gone.Count} route(s) to nodes that are gone (no node has the address): {List(gone)}");
+            parts.Add($"{gone.Count} route(s) to nodes that are gone (no node has the address): {FirstFew(gone)}");
         }
 
         return Result(CheckStatus.Fail, string.Join("; ", parts) + ".", node.Node, evidence,
             $"Felix writes the routes from the cluster's nodes and IPAM blocks: restart calico-node on {node.Node} (kubectl delete pod -n {node.Namespace} {node.Pod}); " +
             "routes that stay to a node that is gone follow IPAM blocks still affine to it (calicoctl ipam check)");
     }
-
-    private static string List(IReadOnlyList<string> items) =>
-        string.Join(", ", items.Take(Shown)) + (items.Count > Shown ? $" and {items.Count - Shown} more" : string.Empty);
 }

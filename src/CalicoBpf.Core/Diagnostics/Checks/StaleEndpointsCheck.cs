@@ -73,7 +73,7 @@ public sealed class StaleEndpointsCheck : Check
         if (backends.Count > 0)
         {
             return Result(CheckStatus.Fail,
-                $"{backends.Count} NAT backend(s) send to pod addresses no pod has: {List(backends)} (Calico issue #8650: NAT entries left after a node shutdown).",
+                $"{backends.Count} NAT backend(s) send to pod addresses no pod has: {FirstFew(backends)} (Calico issue #8650: NAT entries left after a node shutdown).",
                 node.Node, evidence,
                 $"Felix writes NAT from the EndpointSlices when it starts: restart calico-node on {node.Node} (kubectl delete pod -n {node.Namespace} {node.Pod}), then Test-CalicoEbpf -Check {Id} -Node {node.Node}");
         }
@@ -82,14 +82,11 @@ public sealed class StaleEndpointsCheck : Check
         {
             var worst = flows.OrderByDescending(f => f.Value).ThenBy(f => f.Key.ToString(), StringComparer.Ordinal).ToList();
             return Result(CheckStatus.Warning,
-                $"{flows.Values.Sum()} conntrack entries are of {flows.Count} pod address(es) no pod has: {List(worst.Select(w => $"{w.Key} ({w.Value})").ToList())} (Calico issue #13570).",
+                $"{flows.Values.Sum()} conntrack entries are of {flows.Count} pod address(es) no pod has: {FirstFew(worst.Select(w => $"{w.Key} ({w.Value})").ToList())} (Calico issue #13570).",
                 node.Node, evidence,
                 $"Get-BpfConntrack -Node {node.Node} -Address {string.Join(", ", worst.Take(Shown).Select(w => w.Key))} | Remove-BpfConntrack");
         }
 
         return Result(CheckStatus.Pass, "Every conntrack entry and NAT backend of a pool address belongs to a pod that exists.", node.Node, evidence);
     }
-
-    private static string List(IReadOnlyList<string> items) =>
-        string.Join(", ", items.Take(Shown)) + (items.Count > Shown ? $" and {items.Count - Shown} more" : string.Empty);
 }
