@@ -42,7 +42,7 @@ public class DiagnosticsTests
     [Fact]
     public void Checks_have_distinct_ids_in_the_guides_order()
     {
-        Assert.Equal(15, Checks.All.Count);
+        Assert.Equal(16, Checks.All.Count);
         Assert.Equal(Checks.All.Count, Checks.All.Select(c => c.Id).Distinct().Count());
         Assert.Equal(new[] { "access", "bpf-running", "debug-logging", "drops", "capacity", "interface-state" }, Checks.All.Where(c => c.Local).Select(c => c.Id));
     }

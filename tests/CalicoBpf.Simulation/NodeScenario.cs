@@ -414,7 +414,8 @@ public sealed class NodeScenario
     /// <summary>Creates the scenario's maps in a claimed pin directory and fills them.</summary>
     /// <param name="links">The node's interfaces by name (their ifindex keys the counters).</param>
     /// <param name="policyDebugDirectory">Where to write the policy debug files (Felix: /var/run/calico/bpf/policy); none when null.</param>
-    public void Seed(SimulatedDataplane dataplane, IReadOnlyDictionary<string, int> links, string? policyDebugDirectory = null)
+    /// <param name="programServices">Writes NAT as Felix would from the cluster's services (the test cluster's FelixProxy), before this scenario's own services.</param>
+    public void Seed(SimulatedDataplane dataplane, IReadOnlyDictionary<string, int> links, string? policyDebugDirectory = null, Action<SimulatedDataplane>? programServices = null)
     {
         foreach (MapSpec spec in MapSpecs.Current)
         {
@@ -440,6 +441,7 @@ public sealed class NodeScenario
             dataplane.WriteConntrack(ct6, layout6, GenerateConntrack6(KernelInfo.MonotonicNanoseconds()), Release);
         }
 
+        programServices?.Invoke(dataplane);
         SeedServices(dataplane);
         SeedRoutes(dataplane, links);
         SeedIpSets(dataplane);

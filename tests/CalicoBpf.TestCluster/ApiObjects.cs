@@ -323,17 +323,21 @@ public static class ApiObjects
         }),
     };
 
-    public static JsonObject KubernetesService() => Service(new ClusterScenario.ServiceSpec
+    /// <summary>default/kubernetes, as every cluster has it: 10.96.0.1:443 to the API server on the first node's address, port 6443.</summary>
+    public static ClusterScenario.ServiceSpec KubernetesServiceSpec { get; } = new()
     {
         Name = "kubernetes",
         Namespace = "default",
         ClusterIp = "10.96.0.1",
         Ports = { new ClusterScenario.PortSpec { Name = "https", Port = 443, TargetPort = 6443 } },
-    });
+    };
 
-    public static JsonObject KubernetesEndpointSlice(string address) => EndpointSlice(
-        new ClusterScenario.ServiceSpec { Name = "kubernetes", Namespace = "default", Ports = { new ClusterScenario.PortSpec { Name = "https", Port = 443, TargetPort = 6443 } } },
-        new List<ClusterScenario.PodSpec> { new() { Name = string.Empty, Ip = address } });
+    /// <summary>The API server as the kubernetes service's endpoint: an address, no pod, no node.</summary>
+    public static ClusterScenario.PodSpec KubernetesEndpoint(string address) => new() { Name = string.Empty, Ip = address };
+
+    public static JsonObject KubernetesService() => Service(KubernetesServiceSpec);
+
+    public static JsonObject KubernetesEndpointSlice(string address) => EndpointSlice(KubernetesServiceSpec, new List<ClusterScenario.PodSpec> { KubernetesEndpoint(address) });
 
     public static JsonObject Service(ClusterScenario.ServiceSpec s)
     {
@@ -349,7 +353,7 @@ public static class ApiObjects
             ["clusterIP"] = s.ClusterIp,
             ["clusterIPs"] = new JsonArray(s.ClusterIp),
             ["ipFamilies"] = new JsonArray("IPv4"),
-            ["sessionAffinity"] = "None",
+            ["sessionAffinity"] = s.SessionAffinity.Length > 0 ? s.SessionAffinity : "None",
             ["ports"] = new JsonArray(s.Ports.Select(p =>
             {
                 var port = new JsonObject { ["protocol"] = p.Protocol, ["port"] = p.Port, ["targetPort"] = p.TargetPort == 0 ? p.Port : p.TargetPort };
@@ -369,6 +373,26 @@ public static class ApiObjects
         if (selector.Count > 0)
         {
             spec["selector"] = selector;
+        }
+
+        if (s.InternalTrafficPolicy.Length > 0 || s.ClusterIp.Length > 0)
+        {
+            spec["internalTrafficPolicy"] = s.InternalTrafficPolicy.Length > 0 ? s.InternalTrafficPolicy : "Cluster";
+        }
+
+        if (s.Type is "NodePort" or "LoadBalancer" || s.ExternalIps.Count > 0)
+        {
+            spec["externalTrafficPolicy"] = s.ExternalTrafficPolicy.Length > 0 ? s.ExternalTrafficPolicy : "Cluster";
+        }
+
+        if (s.SessionAffinity == "ClientIP")
+        {
+            spec["sessionAffinityConfig"] = new JsonObject { ["clientIP"] = new JsonObject { ["timeoutSeconds"] = s.AffinityTimeoutSeconds > 0 ? s.AffinityTimeoutSeconds : 10800 } };
+        }
+
+        if (s.LoadBalancerSourceRanges.Count > 0)
+        {
+            spec["loadBalancerSourceRanges"] = new JsonArray(s.LoadBalancerSourceRanges.Select(r => (JsonNode)r).ToArray());
         }
 
         if (s.ExternalIps.Count > 0)
@@ -392,7 +416,7 @@ public static class ApiObjects
         };
     }
 
-    /// <summary>The EndpointSlice the endpointslice controller would write for a service and its ready pods.</summary>
+    /// <summary>The EndpointSlice the endpointslice controller would write for a service and the pods its selector matches.</summary>
     public static JsonObject EndpointSlice(ClusterScenario.ServiceSpec s, List<ClusterScenario.PodSpec> backends) => new()
     {
         ["kind"] = "EndpointSlice",
@@ -408,7 +432,8 @@ public static class ApiObjects
             var e = new JsonObject
             {
                 ["addresses"] = new JsonArray(p.Ip),
-                ["conditions"] = new JsonObject { ["ready"] = true, ["serving"] = true, ["terminating"] = false },
+                // As the endpointslice controller writes them: a terminating pod is not ready; serving is its readiness.
+                ["conditions"] = new JsonObject { ["ready"] = p.Ready && !p.Terminating, ["serving"] = p.Ready, ["terminating"] = p.Terminating },
             };
             if (p.Name.Length > 0)
             {

@@ -59,6 +59,13 @@ public sealed class ClusterScenario
     /// <summary>Services; their EndpointSlices are made from the pods their selector matches.</summary>
     public List<ServiceSpec> Services { get; set; } = new();
 
+    /// <summary>
+    /// Each eBPF node's NAT maps are written from the Services and EndpointSlices as Felix's
+    /// kube-proxy replacement writes them (<see cref="FelixProxy"/>), before the node's own
+    /// dataplane.services, which are written over them (a scenario's faults).
+    /// </summary>
+    public bool ProgramServices { get; set; }
+
     /// <summary>FelixConfiguration specs by object name (read as JSON: see <see cref="Resources"/>).</summary>
     public object? FelixConfigurations { get; set; }
 
@@ -81,6 +88,10 @@ public sealed class ClusterScenario
         public string Node { get; set; } = string.Empty;
         public string Ip { get; set; } = string.Empty;
         public Dictionary<string, string> Labels { get; set; } = new();
+        /// <summary>False: the pod is not ready (its EndpointSlice endpoint says ready: false).</summary>
+        public bool Ready { get; set; } = true;
+        /// <summary>The pod is being deleted (its endpoint says terminating: true, ready: false).</summary>
+        public bool Terminating { get; set; }
     }
 
     public sealed class ServiceSpec
@@ -94,6 +105,15 @@ public sealed class ClusterScenario
         public string LoadBalancerIp { get; set; } = string.Empty;
         public Dictionary<string, string> Selector { get; set; } = new();
         public List<PortSpec> Ports { get; set; } = new();
+        /// <summary>Cluster (empty) or Local.</summary>
+        public string InternalTrafficPolicy { get; set; } = string.Empty;
+        /// <summary>Cluster (empty) or Local.</summary>
+        public string ExternalTrafficPolicy { get; set; } = string.Empty;
+        /// <summary>None (empty) or ClientIP.</summary>
+        public string SessionAffinity { get; set; } = string.Empty;
+        /// <summary>sessionAffinityConfig.clientIP.timeoutSeconds; 0: the API's default, 10800.</summary>
+        public int AffinityTimeoutSeconds { get; set; }
+        public List<string> LoadBalancerSourceRanges { get; set; } = new();
     }
 
     public sealed class PortSpec
@@ -123,6 +143,9 @@ public sealed class ClusterScenario
         public NodeScenario Dataplane { get; set; } = new();
         /// <summary>Felix fell back to iptables: calico-node runs, but no Calico map is pinned.</summary>
         public bool BrokenBpf { get; set; }
+
+        /// <summary>Fault knob (programServices): frontends ("address:port/TCP") this node's Felix did not write.</summary>
+        public List<string> NatLost { get; set; } = new();
 
         /// <summary>The calico-node log (pods/log).</summary>
         public string Log { get; set; } = string.Empty;
@@ -178,6 +201,21 @@ public sealed class ClusterScenario
 
         /// <summary>Whether this request is one the fault fails (counts it).</summary>
         public bool TakeOne() => Times is not int n || Interlocked.Increment(ref _served) <= n;
+    }
+
+    /// <summary>
+    /// The cluster's Services, default/kubernetes first, each with the endpoints of its EndpointSlice:
+    /// the pods its selector matches in its namespace, as the endpointslice controller lists them.
+    /// </summary>
+    public IEnumerable<(ServiceSpec Service, List<PodSpec> Endpoints)> ServicesWithEndpoints()
+    {
+        yield return (ApiObjects.KubernetesServiceSpec, new List<PodSpec> { ApiObjects.KubernetesEndpoint(Nodes.FirstOrDefault()?.Address ?? "127.0.0.1") });
+        foreach (ServiceSpec s in Services)
+        {
+            yield return (s, Pods
+                .Where(p => p.Namespace == s.Namespace && s.Selector.Count > 0 && s.Selector.All(kv => p.Labels.TryGetValue(kv.Key, out string? v) && v == kv.Value))
+                .ToList());
+        }
     }
 
     public static ClusterScenario Load(string path)

@@ -154,14 +154,9 @@ public static class ScenarioObjects
             store.Seed(Pods, ApiObjects.WorkloadPod(p, scenario.Nodes.FirstOrDefault(n => n.Name == p.Node)?.Address ?? string.Empty));
         }
 
-        store.Seed(Services, ApiObjects.KubernetesService());
-        store.Seed(EndpointSlices, ApiObjects.KubernetesEndpointSlice(scenario.Nodes.FirstOrDefault()?.Address ?? "127.0.0.1"));
-        foreach (ClusterScenario.ServiceSpec s in scenario.Services)
+        foreach ((ClusterScenario.ServiceSpec s, List<ClusterScenario.PodSpec> backends) in scenario.ServicesWithEndpoints())
         {
             store.Seed(Services, ApiObjects.Service(s));
-            List<ClusterScenario.PodSpec> backends = scenario.Pods
-                .Where(p => p.Namespace == s.Namespace && s.Selector.Count > 0 && s.Selector.All(kv => p.Labels.TryGetValue(kv.Key, out string? v) && v == kv.Value))
-                .ToList();
             store.Seed(EndpointSlices, ApiObjects.EndpointSlice(s, backends));
         }
 

@@ -30,7 +30,8 @@ public sealed class SimulatedNode : IDisposable
     public string BpfFs => Path.Combine(Root, "bpffs");
     public string PolicyDebug => Path.Combine(Root, "policy");
 
-    public static SimulatedNode Create(ClusterScenario.NodeSpec spec, string runId)
+    /// <param name="programServices">Writes the node's NAT as Felix would (scenario programServices), before its own dataplane.services.</param>
+    public static SimulatedNode Create(ClusterScenario.NodeSpec spec, string runId, Action<SimulatedDataplane>? programServices = null)
     {
         string netns = $"cbk-{runId}-{spec.Name}";
         if (netns.Length > 60)
@@ -57,7 +58,7 @@ public sealed class SimulatedNode : IDisposable
             {
                 var links = NetworkNamespace_Links(netns);
                 using SimulatedDataplane dp = SimulatedDataplane.Claim(Path.Combine(node.BpfFs, "tc", "globals"));
-                spec.Dataplane.Seed(dp, links, node.PolicyDebug);
+                spec.Dataplane.Seed(dp, links, node.PolicyDebug, programServices);
             }
 
             node.StartHolder();

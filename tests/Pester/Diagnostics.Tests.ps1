@@ -104,6 +104,56 @@ Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
     }
 }
 
+Describe 'Services against NAT: frontends, ready backends, traffic policies, one id per service (Calico #13279)' -Skip:(-not $kernel) {
+    BeforeAll {
+        $cluster = Start-Scenario services
+        $results = @(Test-CalicoEbpf -Check services)
+    }
+    AfterAll { Stop-Scenario $cluster }
+
+    It 'passes where NAT is what Felix writes from the Services and EndpointSlices' {
+        $r = Find $results services sv-a
+        ($r.Status, $r.Evidence) | Should -Be @('Pass', '5 service ports, 11 NAT frontends')
+        # What it passed on: every kind of frontend, the terminating and the unready pods left out.
+        $nat = @(Get-BpfNat -Node sv-a)
+        @($nat | Where-Object Frontend -eq '172.18.11.10:30443').ServiceId | Should -Be 3
+        @($nat | Where-Object { $_.Frontend -eq '203.0.113.10:443' -and $_.IsDropEntry }).Count | Should -Be 1
+        @($nat | Where-Object Frontend -eq '255.255.255.255:30443').Count | Should -Be 0 -Because 'internalTrafficPolicy Local has no wildcard node port'
+        (@($nat | Where-Object Frontend -eq '10.96.1.20:80').Backends | ForEach-Object { "$($_.AddressValue):$($_.Port)" }) | Should -Be '10.69.0.6:8080'
+    }
+
+    It 'two services on one NAT id fail as Calico issue #13279, with the fix and what removing the maps costs' {
+        $r = Find $results services sv-b
+        $r.Status | Should -Be 'Fail'
+        $r.Message | Should -BeLike '1 NAT id(s) shared by two services, whose backends each overwrites on every sync: id 1 by shop/cart:http/TCP and shop/web:http/TCP (Calico issue #13279); also *'
+        $r.Message | Should -Match 'shop/web:http/TCP ClusterIP 10\.96\.1\.10:80: sends to 10\.69\.0\.6:8080, not a ready endpoint'
+        $r.Remediation | Should -Match '^Fixed by Calico PR #13388 .* are removed, and sv-b''s service connections break until Felix writes them anew: remove them, then restart calico-node on sv-b \(kubectl delete pod -n calico-system calico-node-\w+\), then Test-CalicoEbpf -Check services -Node sv-b$'
+    }
+
+    It 'a backend that is not ready, a lost node port and a wrong traffic-policy flag fail, each named' {
+        $r = Find $results services sv-c
+        $r.Status | Should -Be 'Fail'
+        $r.Message | Should -Be ('4 difference(s) between the Services and EndpointSlices and NAT: ' +
+            'shop/web:http/TCP ClusterIP 10.96.1.10:80: 3 backends (0 local) where the node has 2 ready endpoints (0 local), ' +
+            'shop/web:http/TCP ClusterIP 10.96.1.10:80: sends to 10.69.2.5:8080, not a ready endpoint, ' +
+            'shop/cart:http/TCP ClusterIP 10.96.1.20:80: flags ExternalLocal where its traffic policies give none, ' +
+            'shop/lb:https/TCP NodePort 172.18.11.12:30443: no frontend.')
+        $r.Remediation | Should -Match 'beyond bpfKubeProxyMinSyncPeriod is state it lost: restart calico-node on sv-c'
+    }
+
+    It 'a frontend of no Service warns' {
+        $r = Find $results services sv-d
+        ($r.Status, $r.Message) | Should -Be @('Warning', '1 NAT frontend(s) of no Service: 10.96.1.99:80/TCP (id 9) (left after their Service was deleted; they still answer).')
+    }
+
+    It 'reads the same offline from a bundle' {
+        $zip = Join-Path $TestDrive 'services.zip'
+        Export-CalicoBpfDiagnostic -Node * -Path $zip | Out-Null
+        $offline = @(Test-CalicoEbpf -Bundle $zip -Check services)
+        ($offline | ForEach-Object { "$($_.Node) $($_.Status) $($_.Message)" } | Sort-Object) | Should -Be ($results | ForEach-Object { "$($_.Node) $($_.Status) $($_.Message)" } | Sort-Object)
+    }
+}
+
 Describe 'Entries of pods that are gone: conntrack (Calico #13570) and NAT backends (#8650)' -Skip:(-not $kernel) {
     BeforeAll {
         $cluster = Start-Scenario stale-endpoints

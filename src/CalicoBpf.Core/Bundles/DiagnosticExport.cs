@@ -160,6 +160,8 @@ public sealed class DiagnosticExport : IDisposable
 
         Ask("the nodes", () => Cluster.ListNodes(cancellationToken));
         Ask("the pods and services", () => Cluster.LoadWorkloads(cancellationToken));
+        Ask("the Services", () => Cluster.ListResources(new ResourceRef(string.Empty, "v1", "services"), cancellationToken));
+        Ask("the EndpointSlices", () => Cluster.ListResources(new ResourceRef("discovery.k8s.io", "v1", "endpointslices"), cancellationToken));
         Ask("the API groups", () => Cluster.ServedGroupVersions(cancellationToken));
         var felix = new FelixConfigClient(Cluster, cancellationToken);
         Ask("the FelixConfigurations", () => felix.List());

@@ -114,7 +114,9 @@ public sealed class CheckContext
 
     public int ServiceCount => Services.Count;
 
-    public int EndpointSliceCount => Fact("the EndpointSlices", () => Api.ListResources(new ResourceRef("discovery.k8s.io", "v1", "endpointslices"), CancellationToken).Count);
+    public IReadOnlyList<JsonObject> EndpointSlices => Fact("the EndpointSlices", () => Api.ListResources(new ResourceRef("discovery.k8s.io", "v1", "endpointslices"), CancellationToken));
+
+    public int EndpointSliceCount => EndpointSlices.Count;
 
     /// <summary>The parsed calico-node log of a node (its last 5000 lines).</summary>
     public IReadOnlyList<FelixLogLine> Log(CalicoNode node) =>

@@ -17,6 +17,7 @@ public static class Checks
         new OverlayCheck(),
         new DropsCheck(),
         new CapacityCheck(),
+        new ServicesCheck(),
         new StaleEndpointsCheck(),
         new RoutesCheck(),
         new InterfaceStateCheck(),

@@ -4,7 +4,7 @@ using CalicoBpf.Maps;
 namespace CalicoBpf.Diagnostics;
 
 /// <summary>
-/// 15. Intent: every entry of the interface-state map (cali_iface) is of an interface the node has,
+/// 16. Intent: every entry of the interface-state map (cali_iface) is of an interface the node has,
 /// under the same name. An entry of an interface that is gone, or whose ifindex another interface now
 /// has, is state Felix did not remove: a leak like Calico issue #6935 fills the map (1000 entries by
 /// default) until new pods get no programs.

@@ -4,7 +4,7 @@ using CalicoBpf.Maps;
 namespace CalicoBpf.Diagnostics;
 
 /// <summary>
-/// 14. Intent: each node routes every pod of the cluster where it is (the node's own pods to a local
+/// 15. Intent: each node routes every pod of the cluster where it is (the node's own pods to a local
 /// workload route, another node's pods through a workload route whose next hop is that node), and no
 /// route leads to a node that is gone (a remote route whose next hop, or a remote host route whose
 /// address, no node of the cluster has; a remote tunneled host route is another node's VXLAN, IPIP or

@@ -4,7 +4,7 @@ using CalicoBpf.Maps;
 namespace CalicoBpf.Diagnostics;
 
 /// <summary>
-/// 13. Intent: no conntrack entry of a pod address that no pod has any more (Calico issue #13570:
+/// 14. Intent: no conntrack entry of a pod address that no pod has any more (Calico issue #13570:
 /// connections to deleted pods kept), and no NAT backend at such an address (#8650: NAT entries left
 /// wrong after a node shutdown). An address counts as a pod's when it is in an IP pool; the node's
 /// host and tunnel addresses (the routes Calico marks Host) and the nodes' InternalIPs are not pods.
