@@ -23,7 +23,7 @@ public sealed class LayeringTests
         ["Flow"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Isolation" },
         ["Sampling"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster" },
         ["Metrics"] = Array.Empty<string>(),
-        ["Bundles"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Diagnostics" },
+        ["Bundles"] = new[] { "Interop", "Transport", "Maps", "Trace", "Cluster", "Diagnostics", "Sampling" },
     };
 
     private static readonly Regex Reference = new(@"\bCalicoBpf\.(Interop|Isolation|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling|Metrics|Bundles)\b|(?<![\w.])(Interop|Transport|Maps|Trace|Cluster|Diagnostics|Flow|Sampling|Metrics|Bundles)\.[A-Z]\w*", RegexOptions.CultureInvariant);

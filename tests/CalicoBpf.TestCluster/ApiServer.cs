@@ -87,7 +87,7 @@ public sealed partial class ApiServer : IAsyncDisposable
         {
             foreach (ClusterScenario.NodeSpec n in scenario.Nodes.Where(n => !replayed.ContainsKey(n.Name)))
             {
-                nodes[n.Name] = SimulatedNode.Create(n, runId, scenario.ProgramServices ? dp => FelixProxy.Program(dp, scenario, n) : null);
+                nodes[n.Name] = SimulatedNode.Create(n, runId, scenario.ProgramServices ? dp => FelixProxy.Program(dp, scenario, n) : null, scenario.AttachPrograms);
             }
 
             // HTTPS with a certificate of its own, as a real API server: clients only send tokens over TLS.

@@ -66,6 +66,12 @@ public sealed class ClusterScenario
     /// </summary>
     public bool ProgramServices { get; set; }
 
+    /// <summary>
+    /// Each eBPF node's workload interfaces (cali*) carry Calico's program at ingress and egress, as
+    /// Felix attaches it with bpfAttachType TC, except a node's <see cref="NodeSpec.Unattached"/> ones.
+    /// </summary>
+    public bool AttachPrograms { get; set; }
+
     /// <summary>FelixConfiguration specs by object name (read as JSON: see <see cref="Resources"/>).</summary>
     public object? FelixConfigurations { get; set; }
 
@@ -139,6 +145,8 @@ public sealed class ClusterScenario
         public bool CalicoNode { get; set; } = true;
         /// <summary>Interfaces created in the node's network namespace (each with a clsact qdisc).</summary>
         public List<string> Interfaces { get; set; } = new() { "eth0" };
+        /// <summary>With attachPrograms: workload interfaces (cali*) Felix did not attach its programs to (every other one has cali_tc_preamble at ingress and egress).</summary>
+        public List<string> Unattached { get; set; } = new();
         /// <summary>The node's dataplane, seeded into real maps.</summary>
         public NodeScenario Dataplane { get; set; } = new();
         /// <summary>Felix fell back to iptables: calico-node runs, but no Calico map is pinned.</summary>

@@ -31,7 +31,8 @@ public sealed class SimulatedNode : IDisposable
     public string PolicyDebug => Path.Combine(Root, "policy");
 
     /// <param name="programServices">Writes the node's NAT as Felix would (scenario programServices), before its own dataplane.services.</param>
-    public static SimulatedNode Create(ClusterScenario.NodeSpec spec, string runId, Action<SimulatedDataplane>? programServices = null)
+    /// <param name="attachPrograms">Attaches Calico's program to the node's workload interfaces (scenario attachPrograms).</param>
+    public static SimulatedNode Create(ClusterScenario.NodeSpec spec, string runId, Action<SimulatedDataplane>? programServices = null, bool attachPrograms = false)
     {
         string netns = $"cbk-{runId}-{spec.Name}";
         if (netns.Length > 60)
@@ -59,6 +60,10 @@ public sealed class SimulatedNode : IDisposable
                 var links = NetworkNamespace_Links(netns);
                 using SimulatedDataplane dp = SimulatedDataplane.Claim(Path.Combine(node.BpfFs, "tc", "globals"));
                 spec.Dataplane.Seed(dp, links, node.PolicyDebug, programServices);
+                if (attachPrograms)
+                {
+                    AttachWorkloadPrograms(node, spec);
+                }
             }
 
             node.StartHolder();
@@ -217,6 +222,33 @@ public sealed class SimulatedNode : IDisposable
         ["SVDIR"] = "/etc/service/enabled",
         ["NODENAME"] = Spec.Name,
     };
+
+    /// <summary>
+    /// Felix's programs on the node's workload interfaces (names that start with cali, Felix's
+    /// default interfacePrefix), attached as bpfAttachType TC does (felix/bpf/tc/attach.go
+    /// AttachProgram: cali_tc_preamble as a clsact filter at ingress and egress), except where the
+    /// scenario says Felix did not attach (unattached). The program only passes packets; each pin is
+    /// removed once its filter holds the program.
+    /// </summary>
+    private static void AttachWorkloadPrograms(SimulatedNode node, ClusterScenario.NodeSpec spec)
+    {
+        foreach (string iface in spec.Interfaces.Where(i => i.StartsWith("cali", StringComparison.Ordinal) && !spec.Unattached.Contains(i)))
+        {
+            foreach (string hook in new[] { "ingress", "egress" })
+            {
+                string pin = Path.Combine(node.BpfFs, $"calicobpf-test-{iface}-{hook}");
+                BpfPrograms.PinTcProgram("cali_tc_preamble", pin);
+                try
+                {
+                    Run("ip", "netns", "exec", node.NetworkNamespace, "tc", "filter", "add", "dev", iface, hook, "bpf", "da", "object-pinned", pin);
+                }
+                finally
+                {
+                    File.Delete(pin);
+                }
+            }
+        }
+    }
 
     private static void Run(params string[] argv)
     {

@@ -156,6 +156,34 @@ Describe 'A bundle of the test cluster' -Skip:(-not $kernel) {
         $traceOff[0].Exception.Message | Should -Be $traceLive[0].Exception.Message
     }
 
+    It 'keeps a window of each node''s counters: sampled offline at its two times, as Get-BpfDrop and -SampleInterval read it' {
+        $m = (Read-BundleEntry $zip 'manifest.json') | ConvertFrom-Json
+        $a = $m.nodes | Where-Object node -eq bn-a
+        ([datetime]$a.window.end - [datetime]$a.window.start).TotalSeconds | Should -BeGreaterOrEqual 5 -Because 'the default -Window is 5s'
+        $archive = [System.IO.Compression.ZipFile]::OpenRead($zip)
+        try { $started = @($archive.Entries.FullName | Where-Object { $_ -like 'nodes/bn-a/window-start/maps/*' }) } finally { $archive.Dispose() }
+        @($started | Where-Object { $_ -like '*/cali_counters*.bin.gz' }).Count | Should -Be 1 -Because 'the counters read at the window''s start are kept'
+        # Nothing dropped on the test cluster's nodes in the window (tests/Pester/Sampling.Tests.ps1 drops packets in one).
+        $drops = @(Get-BpfDrop -Bundle $zip -ErrorVariable dropErrors -ErrorAction SilentlyContinue)
+        $null = Get-BpfDrop -Node bn-c -Window 1 -ErrorVariable liveErrors -ErrorAction SilentlyContinue
+        $drops.Count | Should -Be 0
+        # bn-c runs no eBPF: its window fails offline as it fails live.
+        @($dropErrors | ForEach-Object { "$($_.FullyQualifiedErrorId) $($_.Exception.Message)" }) | Should -Be @($liveErrors | ForEach-Object { "$($_.FullyQualifiedErrorId) $($_.Exception.Message)" })
+        $liveErrors.Count | Should -Be 1
+        $samples = @(Get-BpfCounter -Bundle $zip -Node bn-a -SampleInterval 1 -IncludeUnchanged)
+        $live = @(Get-BpfCounter -Node bn-a -SampleInterval 1 -IncludeUnchanged)
+        (ConvertTo-Comparable $samples 'Timestamp', 'Rate', 'Sample', 'Interval') | Should -Be (ConvertTo-Comparable $live 'Timestamp', 'Rate', 'Sample', 'Interval') -Because 'the counters did not move: offline rows are the live rows'
+        @($samples.IntervalValue | Sort-Object -Unique) | Should -Be @([datetime]$a.window.end - [datetime]$a.window.start) -Because 'a rate offline divides by the window'
+        $samples.Count | Should -BeGreaterThan 0
+        @($samples.Timestamp | Sort-Object -Unique) | Should -Be @([datetime]$a.window.end)
+        @($samples | Where-Object Delta -ne 0) | Should -BeNullOrEmpty
+        # A bundle made without a window says so per node.
+        $none = Join-Path $TestDrive 'no-window.zip'
+        $null = Export-CalicoBpfDiagnostic -Node bn-a -Path $none -NoCheck -Window 0
+        $null = Get-BpfDrop -Bundle $none -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].Exception.Message | Should -Be "$none holds no window of bn-a's counters: the bundle was made with -Window 0."
+    }
+
     It 'never holds a secret: tokens of the kubeconfig, secret environment values, last-applied copies' {
         $archive = [System.IO.Compression.ZipFile]::OpenRead($zip)
         try { $names = @($archive.Entries.FullName) } finally { $archive.Dispose() }
@@ -178,10 +206,11 @@ Describe 'A bundle of the test cluster' -Skip:(-not $kernel) {
     }
 
     It 'refuses what a bundle cannot answer, with what to do' {
-        foreach ($changer in 'Remove-BpfConntrack', 'Clear-BpfCounter', 'Clear-BpfArp', 'Remove-BpfConnectTimeProgram', 'Watch-BpfConntrack', 'Get-BpfDrop', 'Get-BpfProgramStatistic', 'Export-CalicoBpfDiagnostic') {
+        foreach ($changer in 'Remove-BpfConntrack', 'Clear-BpfCounter', 'Clear-BpfArp', 'Remove-BpfConnectTimeProgram', 'Watch-BpfConntrack', 'Get-BpfProgramStatistic', 'Export-CalicoBpfDiagnostic') {
             (Get-Command $changer).Parameters.ContainsKey('Bundle') | Should -BeFalse -Because "$changer works on live nodes only"
         }
-        { Get-BpfCounter -Bundle $zip -SampleInterval 1 -MaxSamples 1 -ErrorAction Stop } | Should -Throw -ErrorId 'BundleIsOneMoment,CalicoBpf.Commands.GetBpfCounterCommand'
+        { Get-BpfCounter -Bundle $zip -SampleInterval 1 -MaxSamples 2 -ErrorAction Stop } | Should -Throw -ErrorId 'BundleIsOneMoment,CalicoBpf.Commands.GetBpfCounterCommand'
+        { Get-BpfDrop -Bundle $zip -Follow -ErrorAction Stop } | Should -Throw -ErrorId 'BundleIsOneMoment,CalicoBpf.Commands.GetBpfDropCommand'
         $notZip = Join-Path $TestDrive 'not-a-bundle.zip'
         Set-Content $notZip 'hello'
         { Get-BpfRoute -Bundle $notZip -ErrorAction Stop } | Should -Throw -ErrorId 'BundleUnreadable,CalicoBpf.Commands.GetBpfRouteCommand'
@@ -231,7 +260,7 @@ routes:
     It 'keeps to -MaxSize: the typed JSON goes first, and the bundle says so' {
         # The raw conntrack table takes some 150 KB here, its typed JSON several times that.
         $small = Join-Path $TestDrive 'small.zip'
-        $b = Export-CalicoBpfDiagnostic -Path $small -PinPath $fs.PinPath -MaxSize 400KB -NoCheck
+        $b = Export-CalicoBpfDiagnostic -Path $small -PinPath $fs.PinPath -MaxSize 400KB -NoCheck -Window 0
         $b.Complete | Should -Be 1
         $b.Size | Should -BeLessOrEqual (400KB + 32KB) -Because 'the bound is on the entries; the zip adds its directory and the manifest'
         $manifest = Read-BundleEntry $small 'manifest.json' | ConvertFrom-Json
@@ -245,7 +274,7 @@ routes:
 
     It 'keeps to -MaxSize: then the largest maps, an error offline that says so' {
         $tiny = Join-Path $TestDrive 'tiny.zip'
-        $b = Export-CalicoBpfDiagnostic -Path $tiny -PinPath $fs.PinPath -MaxSize 64KB -NoCheck -WarningVariable w -WarningAction SilentlyContinue
+        $b = Export-CalicoBpfDiagnostic -Path $tiny -PinPath $fs.PinPath -MaxSize 64KB -NoCheck -Window 0 -WarningVariable w -WarningAction SilentlyContinue
         $b.Partial | Should -Be 1
         $w | Should -Match 'cali_v4_ct\d'
         $null = Get-BpfConntrack -Bundle $tiny -ErrorVariable e -ErrorAction SilentlyContinue
@@ -263,7 +292,7 @@ routes:
 Describe 'Compare-BpfState: what changed between two states' -Skip:(-not $kernel) {
     BeforeAll {
         $before = Join-Path $TestDrive 'before.zip'
-        $null = Export-CalicoBpfDiagnostic -Node bn-a, bn-b -Path $before -NoCheck
+        $null = Export-CalicoBpfDiagnostic -Node bn-a, bn-b -Path $before -NoCheck -Window 0
         # Planted: a route added and one changed on bn-a (through bpftool on bn-a's own pins), bn-b's UDP flows
         # removed, bn-a's counters cleared (noise: not a difference unless -IncludeVolatile).
         $pins = "/tmp/cbk-$($cluster.RunId)-bn-a/bpffs/tc/globals"
@@ -282,7 +311,7 @@ Describe 'Compare-BpfState: what changed between two states' -Skip:(-not $kernel
         $null = Remove-BpfConntrack -Node bn-b -Protocol UDP -Confirm:$false
         Clear-BpfCounter -Node bn-a -Confirm:$false
         $after = Join-Path $TestDrive 'after.zip'
-        $null = Export-CalicoBpfDiagnostic -Node bn-a, bn-b -Path $after -NoCheck
+        $null = Export-CalicoBpfDiagnostic -Node bn-a, bn-b -Path $after -NoCheck -Window 0
         $expected = @(
             'bn-a routes Added 10.66.9.0/26'
             'bn-a routes Changed 10.66.2.0/26'

@@ -148,7 +148,7 @@ Describe 'Services against NAT: frontends, ready backends, traffic policies, one
 
     It 'reads the same offline from a bundle' {
         $zip = Join-Path $TestDrive 'services.zip'
-        Export-CalicoBpfDiagnostic -Node * -Path $zip | Out-Null
+        Export-CalicoBpfDiagnostic -Node * -Path $zip -Window 1 | Out-Null
         $offline = @(Test-CalicoEbpf -Bundle $zip -Check services)
         ($offline | ForEach-Object { "$($_.Node) $($_.Status) $($_.Message)" } | Sort-Object) | Should -Be ($results | ForEach-Object { "$($_.Node) $($_.Status) $($_.Message)" } | Sort-Object)
     }
@@ -216,6 +216,19 @@ Describe 'Routes: every pod routed to its node, none to a node that is gone' -Sk
         $a.Message | Should -Be '1 interface-state entry is of interfaces the node does not have: caliGone0000001 (ifindex 77: no such interface) (state Felix did not remove; a leak like Calico issue #6935 fills the map until new pods get no programs).'
         $a.Remediation | Should -Match '^Felix writes the interface state again when it starts: restart calico-node on ra-a'
         (Find $r interface-state ra-b).Status | Should -Be 'Pass'
+    }
+
+    It 'interface-state: a workload interface without Calico''s programs fails, naming the hooks' {
+        $r = Find @(Test-CalicoEbpf -Check interface-state -Node ra-c) interface-state ra-c
+        $r.Status | Should -Be 'Fail'
+        $r.Message | Should -Be '1 workload interface(s) without Calico''s program at a hook: cali3c4d5e6f7a8 (ingress, egress) (their pods'' traffic passes with no policy, NAT or conntrack).'
+        $r.Evidence | Should -Be '0 interface-state entries, 5 interfaces, 1 workload interfaces'
+        $r.Remediation | Should -Match 'restart calico-node on ra-c, then Get-BpfInterface -Node ra-c -Interface cali3c4d5e6f7a8$'
+        # The healthy nodes' workload interfaces carry cali_tc_preamble at both hooks, as Felix attaches it.
+        foreach ($hook in 'ingress', 'egress') {
+            (& ip netns exec "cbk-$($cluster.RunId)-ra-b" tc filter show dev cali2b3c4d5e6f7 $hook) -join ' ' | Should -Match 'direct-action .*name cali_tc_preambl'
+        }
+        (Find @(Test-CalicoEbpf -Check interface-state -Node ra-b) interface-state ra-b).Evidence | Should -Be '0 interface-state entries, 5 interfaces, 1 workload interfaces'
     }
 
     It 'passes where every pod is routed to its node' {

@@ -473,6 +473,22 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         @($r.Verbose | Where-Object { "$_" -like 'smp-a: No trace lines for the drops: *no tracefs*' }).Count | Should -Be 1
     }
 
+    It 'a bundle keeps a window: Get-BpfDrop -Bundle gives offline the drops of the export''s window, as live' {
+        $zip = Join-Path $TestDrive 'window.zip'
+        $run = Start-Sampling "Export-CalicoBpfDiagnostic -Kubeconfig '$kc' -Node * -Path '$zip' -Window 3 -NoCheck -Verbose"
+        $deadline = [DateTime]::UtcNow.AddSeconds(30)
+        while (@($run.PS.Streams.Verbose | Where-Object { "$_" -like '*smp-a*window begins*' }).Count -eq 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        Send-Datagram $netns 10.198.8.2 4
+        $r = Complete-Sampling $run
+        $r.Errors | Should -BeNullOrEmpty
+        $d = @(Get-BpfDrop -Bundle $zip -Resolve)
+        $d.Count | Should -Be 1 -Because 'only smp-a dropped'
+        ($d[0].Node, $d[0].Interface, $d[0].Count, $d[0].Policy, $d[0].RuleHits, $d[0].Workload) | Should -Be @('smp-a', $iface, 4, 'shop/knp.default.deny-all', 4, 'shop/web-0')
+        ($d[0].End - $d[0].Start).TotalSeconds | Should -BeGreaterOrEqual 3 -Because 'the window lasts -Window at least'
+        # The same window read twice gives the same objects: it is the bundle's, not the clock's.
+        (@(Get-BpfDrop -Bundle $zip -Resolve) | ConvertTo-Json -Depth 4) | Should -Be ($d | ConvertTo-Json -Depth 4)
+    }
+
     It 'Watch-BpfConntrack -Node follows each node''s table; -Resolve names the pods' {
         $ct = Get-ConntrackPin $pins
         $run = Start-Sampling "Watch-BpfConntrack -Kubeconfig '$kc' -Node * -Address 10.65.5.7 -MaxSamples 2 -Resolve"

@@ -25,13 +25,26 @@ public static class BundleFormat
 
     public static string NodeFacts(string node) => NodeDirectory(node) + "facts.json.gz";
 
-    public static string MapEntries(string node, string pin) => NodeDirectory(node) + "maps/" + SafeName(pin) + ".bin.gz";
+    public static string MapEntries(string node, string pin) => MapEntriesIn(NodeDirectory(node), pin);
+
+    /// <summary>Where the entries of a map read into <paramref name="facts"/> are (its <see cref="NodeFacts.Directory"/>).</summary>
+    public static string MapEntries(NodeFacts facts, string pin) => MapEntriesIn(FilesOf(facts), pin);
+
+    private static string MapEntriesIn(string directory, string pin) => directory + "maps/" + SafeName(pin) + ".bin.gz";
+
+    /// <summary>Where the files of a node's facts are: nodes/NODE/, or the directory of the window's start (<see cref="WindowStartDirectory"/>).</summary>
+    public static string FilesOf(NodeFacts facts) => facts.Directory ?? NodeDirectory(facts.Node);
+
+    /// <summary>The files of a node's reads at the start of the bundle's window.</summary>
+    public static string WindowStartDirectory(string node) => NodeDirectory(node) + "window-start/";
 
     public static string Objects(string node, string family) => NodeDirectory(node) + "objects/" + family + ".json.gz";
 
     public static string Log(string node) => NodeDirectory(node) + "calico-node.log.gz";
 
     public static string Trace(string node) => NodeDirectory(node) + "trace.txt.gz";
+
+    public static string Trace(NodeFacts facts) => FilesOf(facts) + "trace.txt.gz";
 
     /// <summary>A node or pin name as one path segment of the zip (names are DNS labels and pin names; anything else becomes _).</summary>
     public static string SafeName(string name)
@@ -134,6 +147,19 @@ public sealed class BundleNodeEntry
 
     /// <summary>The node as the cluster listed it (local bundles: this machine as far as it knows itself).</summary>
     public CalicoNode? Identity { get; set; }
+
+    /// <summary>The window the node's counters were watched over (Get-BpfDrop -Bundle reads its drops); null: none was recorded, and why in <see cref="WindowProblem"/>.</summary>
+    public BundleWindowEntry? Window { get; set; }
+
+    public string WindowProblem { get; set; } = string.Empty;
+}
+
+/// <summary>When a node's window began and ended (UTC): its first reads, and the capture's.</summary>
+public sealed class BundleWindowEntry
+{
+    public DateTime Start { get; set; }
+
+    public DateTime End { get; set; }
 }
 
 /// <summary>One family of objects a node's export read.</summary>

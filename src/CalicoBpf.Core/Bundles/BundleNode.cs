@@ -19,11 +19,25 @@ public sealed class BundleNode : INodeDataplane, IDisposable
     /// <param name="facts">The node's facts.</param>
     /// <param name="release">-CalicoVersion, which decodes as that release would; null: as the node's was.</param>
     public BundleNode(BundleArchive archive, NodeFacts facts, NodeRelease? release)
+        : this(archive, facts, release, ownsArchive: true)
+    {
+    }
+
+    private BundleNode(BundleArchive archive, NodeFacts facts, NodeRelease? release, bool ownsArchive)
     {
         _archive = archive;
         _facts = facts;
         _release = release;
+        _ownsArchive = ownsArchive;
     }
+
+    private readonly bool _ownsArchive;
+
+    /// <summary>
+    /// The node as it answered at the start of the bundle's window (its counters, rule counters and
+    /// clock then), on this node's handle of the bundle; null where no window was recorded.
+    /// </summary>
+    public BundleNode? WindowStart() => _facts.WindowStart is { } start ? new BundleNode(_archive, start, _release, ownsArchive: false) : null;
 
     public string Node => _facts.Node;
 
@@ -91,7 +105,7 @@ public sealed class BundleNode : INodeDataplane, IDisposable
     {
         Answer<TraceFact> answer = Lookup0(_facts.Trace, tracingDirectory ?? string.Empty, "the trace buffer" + (tracingDirectory is null ? string.Empty : " of " + tracingDirectory));
         TraceFact fact = answer.Replay()!;
-        return StoredTrace(() => _archive.OpenGzip(BundleFormat.Trace(Node)), fact, cancellationToken);
+        return StoredTrace(() => _archive.OpenGzip(BundleFormat.Trace(_facts)), fact, cancellationToken);
     }
 
     public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory) =>
@@ -101,7 +115,13 @@ public sealed class BundleNode : INodeDataplane, IDisposable
 
     public void RemoveConnectTimeLink(string path) => throw ReadOnly();
 
-    public void Dispose() => _archive.Dispose();
+    public void Dispose()
+    {
+        if (_ownsArchive)
+        {
+            _archive.Dispose();
+        }
+    }
 
     /// <summary>The trace lines a bundle kept, in order (none when it kept none).</summary>
     internal static IEnumerable<string> StoredTrace(Func<Stream> open, TraceFact fact, CancellationToken cancellationToken)
@@ -194,7 +214,7 @@ public sealed class BundleNode : INodeDataplane, IDisposable
                 throw _node.Missing("the entries of " + _pin);
             }
 
-            return new StoredMapReader(_fact, () => _node._archive.OpenGzip(BundleFormat.MapEntries(_node.Node, _pin)));
+            return new StoredMapReader(_fact, () => _node._archive.OpenGzip(BundleFormat.MapEntries(_node._facts, _pin)));
         }
     }
 }

@@ -2,6 +2,7 @@ using CalicoBpf.Cluster;
 using CalicoBpf.Diagnostics;
 using CalicoBpf.Interop;
 using CalicoBpf.Maps;
+using CalicoBpf.Sampling;
 using CalicoBpf.Trace;
 using CalicoBpf.Transport;
 
@@ -19,6 +20,12 @@ public sealed record ExportOptions
 
     /// <summary>Run Test-CalicoEbpf's checks and keep their answers and results.</summary>
     public bool Checks { get; init; } = true;
+
+    /// <summary>
+    /// How long each node's counters are watched before its capture (<see cref="DiagnosticExport.StartWindow"/>):
+    /// Get-BpfDrop -Bundle gives the drops of that window. Zero: no window.
+    /// </summary>
+    public TimeSpan Window { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>
@@ -34,6 +41,10 @@ public sealed class DiagnosticExport : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (RecordingNode Node, BundleNodeEntry Entry)> _nodes = new(StringComparer.Ordinal);
     private readonly BundleManifest _manifest;
     private List<CheckResult>? _checks;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (RecordingNode Node, DropSampler Sampler, DateTime At, System.Diagnostics.Stopwatch Since)> _windows = new(StringComparer.Ordinal);
+
+    /// <summary>What the window reads on a node: Get-BpfDrop's defaults (every interface, Felix's policy debug files, the default tracefs).</summary>
+    private static readonly DropQuery WindowQuery = new(null, PolicyDebug.DefaultDirectory, null, null);
 
     /// <param name="path">The zip to write.</param>
     /// <param name="cluster">The cluster the nodes are read through; null: one machine (a local bundle).</param>
@@ -64,6 +75,7 @@ public sealed class DiagnosticExport : IDisposable
         _nodes[name] = (node, entry);
         try
         {
+            EndWindow(name, node, entry, reporter, cancellationToken);
             node.SampleClock();
             try
             {
@@ -112,6 +124,72 @@ public sealed class DiagnosticExport : IDisposable
         }
 
         return entry;
+    }
+
+    /// <summary>
+    /// Begins a node's window (<see cref="ExportOptions.Window"/>): its counters, rule counters and clock
+    /// are read now, as Get-BpfDrop reads them at a window's start, into facts of their own
+    /// (<see cref="NodeFacts.WindowStart"/>); its capture ends the window. Called for every node before
+    /// the captures, so the nodes' windows run at once. A node that answers with a failure (no maps
+    /// pinned, ...) keeps it as its answer, so that offline its window fails as it did live.
+    /// </summary>
+    public void StartWindow(string name, Func<INodeDataplane> openLive, IEngineReporter reporter, CancellationToken cancellationToken)
+    {
+        if (_options.Window <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        var start = new RecordingNode(name, openLive, _writer, 0, BundleFormat.WindowStartDirectory(name));
+        var sampler = new DropSampler();
+        DateTime at = DateTime.UtcNow;
+        try
+        {
+            _ = sampler.Sample(start, new SampleTick(0, at), WindowQuery, reporter, cancellationToken);
+            reporter.Verbose($"the window begins: the counters are read again when the capture starts, {ConntrackText.ShortDuration(_options.Window)} from now or later");
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && Answer<string>.Recordable(ex))
+        {
+            // The node's answer (no maps: Felix fell back, ...) is in the facts: offline the window fails as live did.
+            reporter.Verbose($"the window begins with a failure, kept as the node's answer: {ex.Message}");
+        }
+        finally
+        {
+            start.ReleaseLive();
+        }
+
+        _windows[name] = (start, sampler, at, System.Diagnostics.Stopwatch.StartNew());
+    }
+
+    /// <summary>Ends a node's window once it has lasted <see cref="ExportOptions.Window"/>: the capture's first reads are its end.</summary>
+    private void EndWindow(string name, RecordingNode node, BundleNodeEntry entry, IEngineReporter reporter, CancellationToken cancellationToken)
+    {
+        if (!_windows.TryRemove(name, out var window))
+        {
+            entry.WindowProblem = _options.Window <= TimeSpan.Zero ? "the bundle was made with -Window 0" : "no window was begun";
+            return;
+        }
+
+        TimeSpan left = _options.Window - window.Since.Elapsed;
+        if (left > TimeSpan.Zero)
+        {
+            reporter.Verbose($"waiting {ConntrackText.ShortDuration(left)} for the end of the window");
+            cancellationToken.WaitHandle.WaitOne(left);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        DateTime end = DateTime.UtcNow;
+        node.Facts.WindowStart = window.Node.Facts;
+        entry.Window = new BundleWindowEntry { Start = window.At, End = end };
+        try
+        {
+            _ = window.Sampler.Sample(node, new SampleTick(1, end), WindowQuery, reporter, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && Answer<string>.Recordable(ex))
+        {
+            // Kept as the node's answer, as at the start: offline the window ends with the same failure.
+            reporter.Verbose($"the window ends with a failure, kept as the node's answer: {ex.Message}");
+        }
     }
 
     /// <summary>

@@ -13,6 +13,12 @@ public sealed class NodeFacts
 {
     public string Node { get; set; } = string.Empty;
 
+    /// <summary>Where its files are in the bundle; null: nodes/NODE/ (<see cref="BundleFormat.FilesOf"/>).</summary>
+    public string? Directory { get; set; }
+
+    /// <summary>The node's answers at the start of the bundle's window (its counters, rule counters, clock), which the capture's own answers end.</summary>
+    public NodeFacts? WindowStart { get; set; }
+
     public string PinDirectory { get; set; } = string.Empty;
 
     public NodeRelease? GivenRelease { get; set; }

@@ -22,12 +22,13 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
     /// <param name="openLive">Opens the node's live dataplane, when a question is first asked that was not answered before.</param>
     /// <param name="writer">Where map entries and trace lines go.</param>
     /// <param name="traceLines">Lines of the trace buffer kept (the last ones).</param>
-    public RecordingNode(string node, Func<INodeDataplane> openLive, BundleWriter writer, int traceLines)
+    /// <param name="directory">Where its files go in the bundle; null: nodes/NODE/.</param>
+    public RecordingNode(string node, Func<INodeDataplane> openLive, BundleWriter writer, int traceLines, string? directory = null)
     {
         _openLive = openLive;
         _writer = writer;
         _traceLines = traceLines;
-        Facts = new NodeFacts { Node = node };
+        Facts = new NodeFacts { Node = node, Directory = directory };
     }
 
     /// <summary>What the node answered so far.</summary>
@@ -152,7 +153,7 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
         }
 
         answer.Replay();
-        return BundleNode.StoredTrace(() => _writer.OpenGzip(BundleFormat.Trace(Node)), answer.Value!, cancellationToken);
+        return BundleNode.StoredTrace(() => _writer.OpenGzip(BundleFormat.Trace(Facts)), answer.Value!, cancellationToken);
     }
 
     public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory) =>
@@ -184,7 +185,7 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
 
             if (fact.Entries is not null)
             {
-                return new StoredMapReader(fact, () => _writer.OpenGzip(BundleFormat.MapEntries(Node, pinName)));
+                return new StoredMapReader(fact, () => _writer.OpenGzip(BundleFormat.MapEntries(Facts, pinName)));
             }
         }
 
@@ -228,7 +229,7 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
             ring.Enqueue(Redaction.Line(line));
         }
 
-        string entry = BundleFormat.Trace(Node);
+        string entry = BundleFormat.Trace(Facts);
         try
         {
             using (var w = new StreamWriter(_writer.CreateGzip(entry), new UTF8Encoding(false)))
@@ -272,7 +273,7 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
         {
             if (_fact.Entries is not null)
             {
-                return new StoredMapReader(_fact, () => _node._writer.OpenGzip(BundleFormat.MapEntries(_node.Node, _pin))).ReadEntries(cancellationToken);
+                return new StoredMapReader(_fact, () => _node._writer.OpenGzip(BundleFormat.MapEntries(_node.Facts, _pin))).ReadEntries(cancellationToken);
             }
 
             return _fact.Omitted is not null ? _live.ReadEntries(cancellationToken) : Capturing(cancellationToken);
@@ -299,7 +300,7 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
 
         private IEnumerable<RawEntryBatch> Capturing(CancellationToken cancellationToken)
         {
-            string entry = BundleFormat.MapEntries(_node.Node, _pin);
+            string entry = BundleFormat.MapEntries(_node.Facts, _pin);
             Stream? file = _node._writer.CreateGzip(entry);
             long count = 0;
             bool complete = false;

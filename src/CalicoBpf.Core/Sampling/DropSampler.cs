@@ -26,12 +26,19 @@ public sealed class DropSampler
     /// <summary>How many dropped packets' trace lines one drop keeps (the newest).</summary>
     public const int MaxTracedPackets = 3;
 
-    private readonly CounterSampler _counters = new();
-    private readonly PolicyRuleSampler _rules = new();
+    private readonly CounterSampler _counters;
+    private readonly PolicyRuleSampler _rules;
     private ulong? _lastMonotonic;
     private DateTime _lastTime;
     private bool _noRules;
     private bool _noTrace;
+
+    /// <param name="time">The clock the counters' readings are timed by (a bundle's window offline); null: the system's.</param>
+    public DropSampler(TimeProvider? time = null)
+    {
+        _counters = new CounterSampler(time);
+        _rules = new PolicyRuleSampler(time);
+    }
 
     public IReadOnlyList<PacketDrop> Sample(INodeDataplane node, SampleTick tick, DropQuery query, IEngineReporter reporter, CancellationToken cancellationToken)
     {

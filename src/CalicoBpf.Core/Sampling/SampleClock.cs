@@ -81,3 +81,21 @@ public sealed class SampleClock
         return cancellationToken.IsCancellationRequested ? null : new SampleTick(number, _startUtc + due * Interval);
     }
 }
+
+/// <summary>
+/// The clock of a window replayed from a bundle: it reads the time it is set to (the window's start,
+/// then its end), so the samplers' intervals and rates are the window's.
+/// </summary>
+public sealed class WindowTime : TimeProvider
+{
+    public WindowTime(DateTime now) => Now = now;
+
+    /// <summary>The time every reading is taken at now (UTC).</summary>
+    public DateTime Now { get; set; }
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+    public override long GetTimestamp() => Now.Ticks;
+
+    public override DateTimeOffset GetUtcNow() => new(DateTime.SpecifyKind(Now, DateTimeKind.Utc));
+}

@@ -33,6 +33,11 @@ public sealed class ExportCalicoBpfDiagnosticCommand : MapCmdletBase
     [ValidateRange(0, 1_000_000)]
     public int TraceLines { get; set; } = 10_000;
 
+    /// <summary>How long each node's counters are watched before it is captured, so that Get-BpfDrop -Bundle says what dropped then (5s, 1m; a number is seconds; 0: no window).</summary>
+    [Parameter]
+    [DurationArgument]
+    public TimeSpan Window { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Leaves out Test-CalicoEbpf's checks (they ask the cluster and the nodes some more).</summary>
     [Parameter]
     public SwitchParameter NoCheck { get; set; }
@@ -66,7 +71,13 @@ public sealed class ExportCalicoBpfDiagnosticCommand : MapCmdletBase
             return;
         }
 
-        var options = new ExportOptions { MaxSize = MaxSize, LogLines = LogLines, TraceLines = TraceLines, Checks = !NoCheck };
+        if (Window < TimeSpan.Zero || Window > TimeSpan.FromHours(1))
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException(nameof(Window), Window,
+                $"-Window {ConntrackText.ShortDuration(Window)} is out of range: give 0 (no window) to 1h."), "WindowOutOfRange", ErrorCategory.InvalidArgument, Window));
+        }
+
+        var options = new ExportOptions { MaxSize = MaxSize, LogLines = LogLines, TraceLines = TraceLines, Checks = !NoCheck, Window = Window };
         string version = MyInvocation.MyCommand.Module?.Version?.ToString() ?? typeof(ExportCalicoBpfDiagnosticCommand).Assembly.GetName().Version?.ToString() ?? "0.0";
         DiagnosticExport? export = null;
         Run(() =>
@@ -109,6 +120,7 @@ public sealed class ExportCalicoBpfDiagnosticCommand : MapCmdletBase
     {
         string name = LocalDataplane.LocalNodeName();
         var identity = new CalicoNode { Node = name, KernelVersion = KernelInfo.Release };
+        export.StartWindow(name, () => OpenLocalNode(), Reporter, CancelToken);
         BundleNodeEntry entry = export.CaptureNode(name, identity, () => OpenLocalNode(), Reporter, CancelToken);
         Report(entry);
     }
@@ -124,6 +136,12 @@ public sealed class ExportCalicoBpfDiagnosticCommand : MapCmdletBase
                 return ErrorRecords.FromNode(node, ex);
             });
         export.CaptureCluster(Api(() => cluster.ListNodes(CancelToken)), CancelToken);
+        // Every node's window begins first, so that the windows run at once and the captures end them.
+        fanOut.ReadNodes(targets, (node, token) =>
+        {
+            export.StartWindow(node.Node, () => OpenNode(cluster, node, CancelToken), Reporter, token);
+            return Array.Empty<BundleNodeEntry>();
+        }, Report);
         fanOut.ReadNodes(targets, (node, token) => new[]
         {
             export.CaptureNode(node.Node, node, () => OpenNode(cluster, node, CancelToken), Reporter, token),

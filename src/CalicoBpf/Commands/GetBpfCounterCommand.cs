@@ -39,6 +39,6 @@ public sealed class GetBpfCounterCommand : SampledMapCmdletBase
 
         Func<string, bool>? filter = WildcardFilter(UseGathered());
         bool unchanged = IncludeUnchanged;
-        Sample(() => new CounterSampler(), (node, sampler, tick) => sampler.Sample(CounterReader.Read(node, filter, Reporter, CancelToken), tick, unchanged));
+        Sample(time => new CounterSampler(time), (node, sampler, tick) => sampler.Sample(CounterReader.Read(node, filter, Reporter, CancelToken), tick, unchanged));
     }
 }

@@ -9,9 +9,6 @@ namespace CalicoBpf.Commands;
 [OutputType(typeof(PacketDrop))]
 public sealed class GetBpfDropCommand : MapCmdletBase
 {
-    /// <summary>Measuring takes a window of live time: no -Bundle (a bundle holds one moment).</summary>
-    public override string? Bundle { get => null; set => throw new NotSupportedException(); }
-
     /// <summary>Interface names, wildcards allowed; without it, every interface Calico counts.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
@@ -61,9 +58,14 @@ public sealed class GetBpfDropCommand : MapCmdletBase
         bool local = IsLocal;
         string policy = local ? GetUnresolvedProviderPathFromPSPath(PolicyDebugPath) : PolicyDebugPath;
         string? tracing = TracingPath is null ? null : local ? GetUnresolvedProviderPathFromPSPath(TracingPath) : TracingPath;
+        if (Bundle is not null && MyInvocation.BoundParameters.ContainsKey(nameof(Window)))
+        {
+            WriteWarning("-Window is not used with -Bundle: the drops are those of the window the bundle recorded (Export-CalicoBpfDiagnostic -Window).");
+        }
+
         WorkloadIndex? workloads = Resolve ? Api(() => Cluster.LoadWorkloads(CancelToken)) : null;
         var query = new DropQuery(WildcardFilter(interfaces), policy, tracing, workloads);
-        SampleEachNode(() => new DropSampler(), (node, sampler, tick) => sampler.Sample(node, tick, query, Reporter, CancelToken),
+        SampleEachNode(time => new DropSampler(time), (node, sampler, tick) => sampler.Sample(node, tick, query, Reporter, CancelToken),
             Window, Follow ? null : 1);
     }
 }

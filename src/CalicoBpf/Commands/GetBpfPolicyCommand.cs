@@ -49,7 +49,7 @@ public sealed class GetBpfPolicyCommand : SampledMapCmdletBase
 
         string[]? interfaces = UseGathered();
         bool unchanged = IncludeUnchanged;
-        Sample(() => new PolicyRuleSampler(), (node, sampler, tick) => sampler.Sample(Rules(node, interfaces), tick, unchanged));
+        Sample(time => new PolicyRuleSampler(time), (node, sampler, tick) => sampler.Sample(Rules(node, interfaces), tick, unchanged));
     }
 
     /// <summary>The rules of the interfaces named (literal names read and reported as given; otherwise the interfaces Felix wrote files for).</summary>

@@ -38,17 +38,51 @@ public abstract partial class NodeCmdletBase
         return _gatheredInterfaces.Count > 0 ? _gatheredInterfaces.Distinct(StringComparer.Ordinal).ToArray() : null;
     }
 
+    /// <summary>
+    /// -Bundle: the one window the bundle recorded per node (Export-CalicoBpfDiagnostic -Window): the
+    /// node's answers at the window's start, then the capture's, sampled as live at the window's two
+    /// times. A node of the bundle without a window is one error saying why.
+    /// </summary>
+    private void ReplayWindow<TState, T>(Func<TimeProvider, TState> newState, Func<INodeDataplane, TState, SampleTick, IEnumerable<T>> sample)
+        where TState : class
+    {
+        IClusterConnection cluster = Cluster;
+        List<CalicoNode> targets = SelectNodes(NodePatterns, needsCalicoNode: true);
+        var fanOut = new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => OpenNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode);
+        fanOut.Read(targets, end =>
+        {
+            BundleNodeEntry entry = OpenedBundle.Manifest.Nodes.First(n => n.Node == end.Node);
+            using BundleNode start = (end as BundleNode)?.WindowStart() is { } s && entry.Window is not null ? s
+                : throw new BundleException($"{BundlePath} holds no window of {end.Node}'s counters: {(entry.WindowProblem.Length > 0 ? entry.WindowProblem : "it was made before bundles recorded one")}.");
+            // The samplers' clock is the window's: its start, then its end (the rates divide by the window).
+            var time = new WindowTime(entry.Window!.Start);
+            TState state = newState(time);
+            foreach (T _ in sample(start, state, new SampleTick(0, entry.Window.Start)))
+            {
+            }
+
+            time.Now = entry.Window.End;
+            return sample(end, state, new SampleTick(1, entry.Window.End)).ToList();
+        });
+    }
+
     /// <summary>Runs a sampling loop: <paramref name="sample"/> reads one node at one tick with that node's state (made by <paramref name="newState"/>).</summary>
     /// <param name="maxSamples">How many samples after the baseline; null: until Ctrl+C (-Continuous).</param>
-    private protected void SampleEachNode<TState, T>(Func<TState> newState, Func<INodeDataplane, TState, SampleTick, IEnumerable<T>> sample,
+    private protected void SampleEachNode<TState, T>(Func<TimeProvider, TState> newState, Func<INodeDataplane, TState, SampleTick, IEnumerable<T>> sample,
         TimeSpan interval, int? maxSamples)
         where TState : class
     {
         if (BundlePath is not null)
         {
-            ThrowTerminatingError(new ErrorRecord(new PSInvalidOperationException(
-                "-SampleInterval and -Continuous read the nodes again and again; a bundle holds one moment of them. Drop -Bundle to sample the live cluster."),
-                "BundleIsOneMoment", ErrorCategory.InvalidOperation, BundlePath));
+            if (maxSamples != 1)
+            {
+                ThrowTerminatingError(new ErrorRecord(new PSInvalidOperationException(
+                    "-Continuous, -Follow and -MaxSamples above 1 read the nodes again and again; a bundle holds one window of them. Drop -Bundle to sample the live cluster."),
+                    "BundleIsOneMoment", ErrorCategory.InvalidOperation, BundlePath));
+            }
+
+            ReplayWindow(newState, sample);
+            return;
         }
 
         var clock = new SampleClock(interval);
@@ -57,7 +91,7 @@ public abstract partial class NodeCmdletBase
             Run(() =>
             {
                 INodeDataplane node = OpenLocalNode();
-                TState state = newState();
+                TState state = newState(TimeProvider.System);
                 Consume(sample(node, state, clock.Baseline));
                 clock.Start();
                 WriteVerbose($"Baseline read; sample 1 is due in {ConntrackText.ShortDuration(interval)}.");
@@ -112,7 +146,7 @@ public abstract partial class NodeCmdletBase
             List<T> items;
             try
             {
-                items = sample(node, states.GetOrAdd(node.Node, _ => newState()), tick).ToList();
+                items = sample(node, states.GetOrAdd(node.Node, _ => newState(TimeProvider.System)), tick).ToList();
             }
             catch (Exception ex) when (ex is not OperationCanceledException && failing.ContainsKey(node.Node))
             {

@@ -35,7 +35,7 @@ public abstract class SampledMapCmdletBase : MapCmdletBase
     private protected bool Sampling => ParameterSetName != SnapshotSet;
 
     /// <summary>Samples every node as the parameters say: <paramref name="sample"/> reads one node at one tick with its own sampler.</summary>
-    private protected void Sample<TSampler, T>(Func<TSampler> newSampler, Func<INodeDataplane, TSampler, SampleTick, IEnumerable<T>> sample)
+    private protected void Sample<TSampler, T>(Func<TimeProvider, TSampler> newSampler, Func<INodeDataplane, TSampler, SampleTick, IEnumerable<T>> sample)
         where TSampler : class =>
         SampleEachNode(newSampler, sample, TimeSpan.FromSeconds(SampleInterval), Continuous ? null : MaxSamples);
 }

@@ -32,7 +32,7 @@ public sealed class WatchBpfConntrackCommand : ConntrackCmdletBase
             return;
         }
 
-        SampleEachNode(() => new ConntrackWatcher(),
+        SampleEachNode(_ => new ConntrackWatcher(),
             (node, watcher, tick) => watcher.Sample(node, query, tick, Reporter, CancelToken).Select(c => resolved ? (object)Resolved(c) : c),
             TimeSpan.FromSeconds(SampleInterval), MaxSamples > 0 ? MaxSamples : null);
     }
