@@ -65,6 +65,12 @@ public static class ScenarioObjects
             }
         }
 
+        if (v1)
+        {
+            // IPAM's block affinities, as the release's manifest defines them (its kdd-crds).
+            kinds.Add(CustomKind(ManifestCrd(scenario, "blockaffinities.crd.projectcalico.org"), "blockaffinities"));
+        }
+
         if (scenario.Install == "operator")
         {
             kinds.Add(CustomKind(Crd(scenario, "operator.tigera.io_installations.yaml"), "installations"));
@@ -84,6 +90,27 @@ public static class ScenarioObjects
 
         return (JsonObject)JsonNode.Parse(DependencyLoadContext.Yaml.ToJsonDocuments(File.ReadAllText(path))[0])!;
     }
+
+    /// <summary>A CRD of the release's manifest install (calico-bpf.yaml of the scenario's CRD folder).</summary>
+    private static JsonObject ManifestCrd(ClusterScenario scenario, string name)
+    {
+        string path = Path.Combine(FixturesDirectory, scenario.CalicoCrds, "calico-bpf.yaml");
+        lock (ManifestCrds)
+        {
+            if (!ManifestCrds.TryGetValue((path, name), out JsonObject? crd))
+            {
+                crd = DependencyLoadContext.Yaml.ToJsonDocuments(File.ReadAllText(path))
+                    .Where(d => d.Contains(name, StringComparison.Ordinal))
+                    .Select(d => JsonNode.Parse(d)).OfType<JsonObject>()
+                    .First(d => d["kind"]?.GetValue<string>() == "CustomResourceDefinition" && d["metadata"]?["name"]?.GetValue<string>() == name);
+                ManifestCrds[(path, name)] = crd;
+            }
+
+            return (JsonObject)crd.DeepClone();
+        }
+    }
+
+    private static readonly Dictionary<(string, string), JsonObject> ManifestCrds = new();
 
     /// <summary>A kind from a CRD: names, scope, and the served version's schema. Both Calico groups share storage.</summary>
     private static ResourceKind CustomKind(JsonObject crd, string storage)

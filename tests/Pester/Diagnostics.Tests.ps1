@@ -191,15 +191,18 @@ Describe 'Routes: every pod routed to its node, none to a node that is gone' -Sk
     }
     AfterAll { Stop-Scenario $cluster }
 
-    It 'a node without a route to another node''s pods, and with routes to a node that is gone, fails with both' {
+    It 'a node without a route to another node''s pods and blocks, and with routes to a node that is gone, fails with all' {
         $r = Find $results routes ra-a
         $r.Status | Should -Be 'Fail'
-        $r.Message | Should -Be '1 pod(s) not routed to their node: shop/db-1 10.69.3.4 on ra-c: no route; 2 route(s) to nodes that are gone (no node has the address): 10.69.9.0/26 via 172.18.11.99, 172.18.11.99/32 (remote host).'
+        $r.Message | Should -Be ('1 pod(s) not routed to their node: shop/db-1 10.69.3.4 on ra-c: no route; ' +
+            '2 IPAM block(s) of other nodes not routed to them: 10.69.2.64/26 of ra-b: no route, 10.69.3.0/26 of ra-c: no route; ' +
+            '2 route(s) to nodes that are gone (no node has the address): 10.69.9.0/26 via 172.18.11.99, 172.18.11.99/32 (remote host).')
         $r.Remediation | Should -Match '^Felix writes the routes from the cluster''s nodes and IPAM blocks: restart calico-node on ra-a \(kubectl delete pod -n calico-system calico-node-'
     }
 
     It 'a pod sent to the wrong node fails, naming where it goes' {
-        (Find $results routes ra-c).Message | Should -Be '1 pod(s) not routed to their node: shop/cart-1 10.69.2.9 on ra-b: routed via 172.18.11.10 (ra-a, 10.69.2.0/26).'
+        (Find $results routes ra-c).Message | Should -Be ('1 pod(s) not routed to their node: shop/cart-1 10.69.2.9 on ra-b: routed via 172.18.11.10 (ra-a, 10.69.2.0/26); ' +
+            '1 IPAM block(s) of other nodes not routed to them: 10.69.2.0/26 of ra-b: routed via 172.18.11.10 (ra-a).')
     }
 
     It 'interface-state: an entry of an interface that is gone fails (Calico #6935), the others pass' {
@@ -231,9 +234,9 @@ Describe 'Routes: every pod routed to its node, none to a node that is gone' -Sk
         (Find @(Test-CalicoEbpf -Check interface-state -Node ra-b) interface-state ra-b).Evidence | Should -Be '0 interface-state entries, 5 interfaces, 1 workload interfaces'
     }
 
-    It 'passes where every pod is routed to its node' {
+    It 'passes where every pod and IPAM block is routed to its node' {
         $ok = Find $results routes ra-b
-        ($ok.Status, $ok.Evidence) | Should -Be @('Pass', '4 routes; 3 pods on 3 nodes')
+        ($ok.Status, $ok.Evidence) | Should -Be @('Pass', '4 routes; 3 pods on 3 nodes; 4 IPAM blocks') -Because 'a pending affinity and a virtual block are not judged'
     }
 }
 

@@ -104,6 +104,19 @@ public sealed class CheckContext
     public IReadOnlyList<JsonObject> IpPools => Fact("the IP pools", () =>
         Api.ListResources(Felix.Resource with { Plural = "ippools" }, CancellationToken));
 
+    /// <summary>The IPAM blocks affine to nodes (BlockAffinity, in the group Felix's resources are served in); none where the cluster serves no such kind.</summary>
+    public IReadOnlyList<JsonObject> BlockAffinities => Fact("the IPAM block affinities", () =>
+    {
+        try
+        {
+            return Api.ListResources(Felix.Resource with { Plural = "blockaffinities" }, CancellationToken);
+        }
+        catch (ClusterException ex) when (ex.StatusCode == 404)
+        {
+            return Array.Empty<JsonObject>();
+        }
+    });
+
     public JsonObject? ServicesEndpointConfigMap => Fact("the kubernetes-services-endpoint ConfigMap", () =>
         Api.GetResource(new ResourceRef(string.Empty, "v1", "configmaps", Installation is null ? "kube-system" : "tigera-operator"), "kubernetes-services-endpoint", CancellationToken));
 

@@ -5,7 +5,9 @@ namespace CalicoBpf.Diagnostics;
 
 /// <summary>
 /// 15. Intent: each node routes every pod of the cluster where it is (the node's own pods to a local
-/// workload route, another node's pods through a workload route whose next hop is that node), and no
+/// workload route, another node's pods through a workload route whose next hop is that node), every
+/// other node's IPAM block (a confirmed host BlockAffinity) by a workload route of exactly that CIDR to
+/// that node (Felix's route of a remote block, felix/calc/l3_route_resolver.go), pods or not, and no
 /// route leads to a node that is gone (a remote route whose next hop, or a remote host route whose
 /// address, no node of the cluster has; a remote tunneled host route is another node's VXLAN, IPIP or
 /// WireGuard address, not an InternalIP, and is not judged). The route a pod takes is the longest prefix of the node's
@@ -27,14 +29,22 @@ public sealed class RoutesCheck : Check
             .Where(p => calico.Contains(p.Node))
             .SelectMany(p => p.Addresses.Where(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork).Select(a => (Pod: p, Address: a)))
             .ToList();
+        var blocks = context.BlockAffinities
+            .Select(b => b["spec"])
+            .Where(s => s?["state"]?.GetValue<string>() == "confirmed" && s["deleted"]?.GetValue<string>() != "true"
+                && (s["type"]?.GetValue<string>() ?? "host") is "host" or "" && calico.Contains(s["node"]?.GetValue<string>() ?? string.Empty))
+            .Select(s => (Prefix: AddressPrefix.Parse(s!["cidr"]!.GetValue<string>()), Node: s["node"]!.GetValue<string>()))
+            .Where(b => !b.Prefix.IsIPv6)
+            .ToList();
         return PerNode(context, node =>
         {
             context.Require("exec into calico-node");
-            return For(context.Dataplane(node), node, pods, byAddress);
+            return For(context.Dataplane(node), node, pods, blocks, byAddress);
         });
     }
 
-    private CheckResult For(Transport.INodeDataplane dataplane, CalicoNode node, List<(WorkloadPod Pod, IPAddress Address)> pods, Dictionary<IPAddress, string> nodes)
+    private CheckResult For(Transport.INodeDataplane dataplane, CalicoNode node, List<(WorkloadPod Pod, IPAddress Address)> pods,
+        List<(AddressPrefix Prefix, string Node)> blocks, Dictionary<IPAddress, string> nodes)
     {
         List<(Route Route, AddressPrefix Prefix)> routes = RouteMap.Read(dataplane, false).Select(r => (r, AddressPrefix.Parse(r.Cidr))).ToList();
         var unrouted = new List<string>();
@@ -56,6 +66,21 @@ public sealed class RoutesCheck : Check
             }
         }
 
+        var unroutedBlocks = new List<string>();
+        foreach ((AddressPrefix block, string owner) in blocks.Where(b => b.Node != node.Node))
+        {
+            Route? r = routes.Where(x => x.Prefix.PrefixLength == block.PrefixLength && x.Prefix.Matches(block.Address)).Select(x => x.Route).FirstOrDefault();
+            string? wrong = r is null ? "no route"
+                : !r.Flags.HasFlag(RouteFlags.Workload) || r.Flags.HasFlag(RouteFlags.Local) ? $"routed as {r.Description}"
+                : r.NextHopValue is not { } hop || !nodes.TryGetValue(hop, out string? to) || to != owner
+                    ? $"routed via {r.NextHop ?? "no next hop"} ({(r.NextHopValue is { } h && nodes.TryGetValue(h, out string? other) ? other : "no node")})"
+                : null;
+            if (wrong is not null)
+            {
+                unroutedBlocks.Add($"{block} of {owner}: {wrong}");
+            }
+        }
+
         var gone = new List<string>();
         foreach ((Route r, _) in routes.Where(x => !x.Route.Flags.HasFlag(RouteFlags.Local)))
         {
@@ -69,16 +94,21 @@ public sealed class RoutesCheck : Check
             }
         }
 
-        string evidence = $"{routes.Count} routes; {pods.Count} pods on {pods.Select(p => p.Pod.Node).Distinct().Count()} nodes";
-        if (unrouted.Count == 0 && gone.Count == 0)
+        string evidence = $"{routes.Count} routes; {pods.Count} pods on {pods.Select(p => p.Pod.Node).Distinct().Count()} nodes; {blocks.Count} IPAM blocks";
+        if (unrouted.Count == 0 && unroutedBlocks.Count == 0 && gone.Count == 0)
         {
-            return Result(CheckStatus.Pass, "Every pod is routed to its node, and every route to another node leads to a node of the cluster.", node.Node, evidence);
+            return Result(CheckStatus.Pass, "Every pod and IPAM block is routed to its node, and every route to another node leads to a node of the cluster.", node.Node, evidence);
         }
 
         var parts = new List<string>();
         if (unrouted.Count > 0)
         {
             parts.Add($"{unrouted.Count} pod(s) not routed to their node: {FirstFew(unrouted)}");
+        }
+
+        if (unroutedBlocks.Count > 0)
+        {
+            parts.Add($"{unroutedBlocks.Count} IPAM block(s) of other nodes not routed to them: {FirstFew(unroutedBlocks)}");
         }
 
         if (gone.Count > 0)

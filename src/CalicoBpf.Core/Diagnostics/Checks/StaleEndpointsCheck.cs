@@ -6,8 +6,9 @@ namespace CalicoBpf.Diagnostics;
 /// <summary>
 /// 14. Intent: no conntrack entry of a pod address that no pod has any more (Calico issue #13570:
 /// connections to deleted pods kept), and no NAT backend at such an address (#8650: NAT entries left
-/// wrong after a node shutdown). An address counts as a pod's when it is in an IP pool; the node's
-/// host and tunnel addresses (the routes Calico marks Host) and the nodes' InternalIPs are not pods.
+/// wrong after a node shutdown). An address counts as a pod's when it is in an IP pool pods use
+/// (allowedUses Workload, the default); the node's host and tunnel addresses (the routes Calico marks
+/// Host), the nodes' InternalIPs and the services' addresses are not pods.
 /// </summary>
 public sealed class StaleEndpointsCheck : Check
 {
@@ -19,7 +20,10 @@ public sealed class StaleEndpointsCheck : Check
 
     public override IEnumerable<CheckResult> Run(CheckContext context)
     {
+        // Pools pods take addresses from: allowedUses unset (Workload and Tunnel) or naming Workload; a
+        // LoadBalancer pool's addresses are services', a Tunnel-only pool's the nodes' tunnels.
         List<AddressPrefix> pools = context.IpPools
+            .Where(p => p["spec"]?["allowedUses"] is not JsonArray uses || uses.Any(u => u?.GetValue<string>() == "Workload"))
             .Select(p => p["spec"]?["cidr"]?.GetValue<string>())
             .Where(c => c is not null)
             .Select(c => AddressPrefix.Parse(c!))
@@ -29,7 +33,8 @@ public sealed class StaleEndpointsCheck : Check
             return new[] { Result(CheckStatus.Skipped, "The cluster has no IP pools: which addresses are pods' cannot be told.") };
         }
 
-        var pods = new HashSet<IPAddress>(context.Workloads.Pods.SelectMany(p => p.Addresses));
+        // Service addresses (cluster, external and load-balancer IPs) in a pool are no pod's either.
+        var pods = new HashSet<IPAddress>(context.Workloads.Pods.SelectMany(p => p.Addresses).Concat(context.Workloads.Services.SelectMany(s => s.Addresses)));
         var nodes = new HashSet<IPAddress>(context.AllNodes.Select(n => IPAddress.TryParse(n.InternalIP, out IPAddress? a) ? a : null).OfType<IPAddress>());
         return PerNode(context, node =>
         {
