@@ -177,6 +177,10 @@ Describe 'A bundle of the test cluster' -Skip:(-not $kernel) {
         $samples.Count | Should -BeGreaterThan 0
         @($samples.Timestamp | Sort-Object -Unique) | Should -Be @([datetime]$a.window.end)
         @($samples | Where-Object Delta -ne 0) | Should -BeNullOrEmpty
+        # -LogLines bounds the checks' reads of the log too (they read 5000 lines live).
+        $short = Join-Path $TestDrive 'short-log.zip'
+        $null = Export-CalicoBpfDiagnostic -Node bn-a -Path $short -LogLines 1 -Window 0
+        @((Read-BundleEntry $short 'nodes/bn-a/calico-node.log.gz') -split "`n" | Where-Object { $_ }).Count | Should -Be 1
         # A bundle made without a window says so per node.
         $none = Join-Path $TestDrive 'no-window.zip'
         $null = Export-CalicoBpfDiagnostic -Node bn-a -Path $none -NoCheck -Window 0
@@ -280,8 +284,12 @@ routes:
         $null = Get-BpfConntrack -Bundle $tiny -ErrorVariable e -ErrorAction SilentlyContinue
         $e[0].FullyQualifiedErrorId | Should -Be 'NotInBundle,CalicoBpf.Commands.GetBpfConntrackCommand'
         $e[0].Exception.Message | Should -Match 'left out of the bundle.*-MaxSize'
-        # What fit is read as live.
+        # What fit is read as live; a map left out still has the count it had (Get-BpfMap, the capacity check).
         ConvertTo-Comparable (Get-BpfRoute -Bundle $tiny) | Should -Be (ConvertTo-Comparable (Get-BpfRoute -PinPath $fs.PinPath))
+        $ct = @(Get-BpfMap -Bundle $tiny -ErrorVariable mapErrors -ErrorAction SilentlyContinue | Where-Object Name -match '^cali_v4_ct\d')
+        $mapErrors.Count | Should -Be 0
+        $ct[0].Entries | Should -Be (@(Get-BpfMap -PinPath $fs.PinPath | Where-Object Name -eq $ct[0].Name)[0].Entries)
+        (Test-CalicoEbpf -Bundle $tiny -Check capacity).Status | Should -Not -Be 'Error'
     }
 
     It 'has no cluster: the cluster''s readers say so' {

@@ -191,7 +191,9 @@ public sealed class BundleNode : INodeDataplane, IDisposable
 
         public IEnumerable<RawEntryBatch> ReadEntries(CancellationToken cancellationToken) => Stored().ReadEntries(cancellationToken);
 
-        public long? CountEntries(CancellationToken cancellationToken) => !_fact.Countable ? null : Stored().CountEntries(cancellationToken);
+        /// <summary>The count as the node gave it: from the entries kept, or, for a map left out by the size bound, the count kept when it was asked.</summary>
+        public long? CountEntries(CancellationToken cancellationToken) =>
+            !_fact.Countable ? null : _fact.Omitted is not null && _fact.Counted is { } counted ? counted : Stored().CountEntries(cancellationToken);
 
         public void Dispose()
         {

@@ -52,7 +52,7 @@ public sealed class DiagnosticExport : IDisposable
     {
         _options = options;
         _writer = new BundleWriter(path, options.MaxSize);
-        Cluster = cluster is null ? null : new RecordingCluster(cluster, _writer);
+        Cluster = cluster is null ? null : new RecordingCluster(cluster, _writer, options.LogLines);
         _manifest = new BundleManifest
         {
             ModuleVersion = moduleVersion, Kind = cluster is null ? "Local" : "Cluster", Context = cluster?.Context ?? string.Empty,
@@ -243,6 +243,7 @@ public sealed class DiagnosticExport : IDisposable
         Ask("the API groups", () => Cluster.ServedGroupVersions(cancellationToken));
         var felix = new FelixConfigClient(Cluster, cancellationToken);
         Ask("the FelixConfigurations", () => felix.List());
+        Ask("the IPAM block affinities", () => Cluster.ListResources(felix.Resource with { Plural = "blockaffinities" }, cancellationToken));
         foreach (CalicoNode node in nodes)
         {
             Ask("the Felix configuration of " + node.Node, () =>

@@ -103,6 +103,9 @@ public sealed class MapFact
 
     /// <summary>Why the entries are not in the bundle although they were readable (the size bound).</summary>
     public string? Omitted { get; set; }
+
+    /// <summary>The count of entries the node gave when it was asked (Get-BpfMap, capacity): kept for a map whose entries were left out.</summary>
+    public long? Counted { get; set; }
 }
 
 /// <summary>The trace lines kept of a node's buffer.</summary>

@@ -14,14 +14,18 @@ public sealed class RecordingCluster : IClusterConnection
     private readonly BundleWriter _writer;
     private readonly object _gate = new();
 
-    public RecordingCluster(IClusterConnection live, BundleWriter writer)
+    /// <param name="maxLogLines">The most lines of a calico-node log any reader gets (-LogLines): a check that asks more gets these, offline too.</param>
+    public RecordingCluster(IClusterConnection live, BundleWriter writer, int maxLogLines = int.MaxValue)
     {
         _live = live;
         _writer = writer;
+        _maxLogLines = maxLogLines;
         Facts = new ClusterFacts { Context = live.Context };
     }
 
     public ClusterFacts Facts { get; }
+
+    private readonly int _maxLogLines;
 
     public string Context => _live.Context;
 
@@ -76,20 +80,21 @@ public sealed class RecordingCluster : IClusterConnection
             Facts.Logs.TryGetValue(node.Node, out known);
         }
 
-        if (known is null || known.Value is { } k && k.Kept >= k.Asked && k.Asked < tailLines)
+        int asked = Math.Min(tailLines, _maxLogLines);
+        if (known is null || known.Value is { } k && k.Kept >= k.Asked && k.Asked < asked)
         {
             string entry = BundleFormat.Log(node.Node);
             known = Answer<LogFact>.Of(() =>
             {
-                string log = _live.ReadLog(node, tailLines, cancellationToken);
+                string log = _live.ReadLog(node, asked, cancellationToken);
                 try
                 {
-                    return new LogFact { Asked = tailLines, Kept = WriteLines(entry, log) };
+                    return new LogFact { Asked = asked, Kept = WriteLines(entry, log) };
                 }
                 catch (BundleFullException)
                 {
                     _writer.Discard(entry);
-                    return new LogFact { Asked = tailLines, Kept = 0 };
+                    return new LogFact { Asked = asked, Kept = 0 };
                 }
             });
             lock (_gate)

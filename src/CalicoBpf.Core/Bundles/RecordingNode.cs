@@ -293,7 +293,9 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
                 }
             }
 
-            return _fact.Entries is { } n ? (Descriptor.Type.IsArray() ? Descriptor.MaxEntries : n) : _live.CountEntries(cancellationToken);
+            long? counted = _fact.Entries is { } n ? (Descriptor.Type.IsArray() ? Descriptor.MaxEntries : n) : _live.CountEntries(cancellationToken);
+            _fact.Counted ??= counted;
+            return counted;
         }
 
         public void Dispose() => _live.Dispose();
