@@ -272,4 +272,30 @@ public sealed class BundleTests : IDisposable
             }
         }
     }
+
+    [Fact]
+    public void A_trace_left_out_for_size_is_read_live_during_the_export_and_is_an_error_offline()
+    {
+        // Review M4: a trace buffer (or log) dropped for -MaxSize replayed as empty, so checks passed offline.
+        string tracing = Path.Combine(_dir, "tracing");
+        Directory.CreateDirectory(tracing);
+        var random = new Random(7);
+        File.WriteAllLines(Path.Combine(tracing, "trace"), Enumerable.Range(0, 20_000).Select(i =>
+        {
+            byte[] noise = new byte[24];
+            random.NextBytes(noise);
+            return $"  x-{i} [000] .... {i}.000: bpf_trace_printk: {Convert.ToHexString(noise)}";
+        }));
+        string zip = Path.Combine(_dir, "trace.zip");
+        using var writer = new BundleWriter(zip, 256 * 1024);
+        var live = new LocalDataplane(null, "t1");
+        var node = new RecordingNode("t1", () => live, writer, 100_000);
+
+        Assert.Equal(20_000, node.ReadTraceLines(false, tracing, CancellationToken.None).Count());
+        TraceFact fact = node.Facts.Trace[tracing].Value!;
+        Assert.NotNull(fact.Omitted);
+        BundleException e = Assert.Throws<BundleException>(() => BundleNode.StoredTrace(() => Stream.Null, fact, CancellationToken.None).ToList());
+        Assert.Contains("left out of the bundle", e.Message);
+        Assert.Contains("-MaxSize", e.Message);
+    }
 }

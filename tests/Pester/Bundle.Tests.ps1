@@ -210,7 +210,7 @@ Describe 'A bundle of the test cluster' -Skip:(-not $kernel) {
     }
 
     It 'refuses what a bundle cannot answer, with what to do' {
-        foreach ($changer in 'Remove-BpfConntrack', 'Clear-BpfCounter', 'Clear-BpfArp', 'Remove-BpfConnectTimeProgram', 'Watch-BpfConntrack', 'Get-BpfProgramStatistic', 'Export-CalicoBpfDiagnostic') {
+        foreach ($changer in 'Remove-BpfConntrack', 'Clear-BpfCounter', 'Clear-BpfArp', 'Remove-BpfConnectTimeProgram', 'Watch-BpfConntrack', 'Export-CalicoBpfDiagnostic') {
             (Get-Command $changer).Parameters.ContainsKey('Bundle') | Should -BeFalse -Because "$changer works on live nodes only"
         }
         { Get-BpfCounter -Bundle $zip -SampleInterval 1 -MaxSamples 2 -ErrorAction Stop } | Should -Throw -ErrorId 'BundleIsOneMoment,CalicoBpf.Commands.GetBpfCounterCommand'

@@ -473,11 +473,15 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         @($r.Verbose | Where-Object { "$_" -like 'smp-a: No trace lines for the drops: *no tracefs*' }).Count | Should -Be 1
     }
 
-    It 'a bundle keeps a window: Get-BpfDrop -Bundle gives offline the drops of the export''s window, as live' {
+    It 'a bundle keeps a window: Get-BpfDrop and Get-BpfProgramStatistic -Bundle give offline what the export''s window saw, as live' {
         $zip = Join-Path $TestDrive 'window.zip'
-        $run = Start-Sampling "Export-CalicoBpfDiagnostic -Kubeconfig '$kc' -Node * -Path '$zip' -Window 3 -NoCheck -Verbose"
+        $before = (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim()
+        $run = Start-Sampling "Export-CalicoBpfDiagnostic -Kubeconfig '$kc' -Node * -Path '$zip' -Window 3 -MeasurePrograms -NoCheck -Verbose"
         $deadline = [DateTime]::UtcNow.AddSeconds(30)
         while (@($run.PS.Streams.Verbose | Where-Object { "$_" -like '*smp-a*window begins*' }).Count -eq 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        # The programs are measured inside the window: from when the node turns the statistics on.
+        while ((Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() -ne '1' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        Start-Sleep -Milliseconds 300
         Send-Datagram $netns 10.198.8.2 4
         $r = Complete-Sampling $run
         $r.Errors | Should -BeNullOrEmpty
@@ -487,6 +491,15 @@ Describe 'Sampled counters on cluster nodes' -Skip:(-not ($kernel -and $clang)) 
         ($d[0].End - $d[0].Start).TotalSeconds | Should -BeGreaterOrEqual 3 -Because 'the window lasts -Window at least'
         # The same window read twice gives the same objects: it is the bundle's, not the clock's.
         (@(Get-BpfDrop -Bundle $zip -Resolve) | ConvertTo-Json -Depth 4) | Should -Be ($d | ConvertTo-Json -Depth 4)
+        # -MeasurePrograms: the interface's program ran once per datagram in the window; the kernel's setting is back.
+        $p = @(Get-BpfProgramStatistic -Bundle $zip -Node smp-a -All | Where-Object Interface -eq $iface)
+        ($p.Count, $p[0].Hook, $p[0].Runs) | Should -Be @(1, 'Ingress', 4)
+        (Get-Content /proc/sys/kernel/bpf_stats_enabled).Trim() | Should -Be $before
+        # A bundle made without it says so.
+        $plain = Join-Path $TestDrive 'plain.zip'
+        $null = Export-CalicoBpfDiagnostic -Kubeconfig $kc -Node smp-a -Path $plain -Window 1 -NoCheck
+        $null = Get-BpfProgramStatistic -Bundle $plain -Node smp-a -All -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].Exception.Message | Should -BeLike '*made without -MeasurePrograms*'
     }
 
     It 'Watch-BpfConntrack -Node follows each node''s table; -Resolve names the pods' {

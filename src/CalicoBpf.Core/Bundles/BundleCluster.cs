@@ -98,6 +98,11 @@ public sealed class BundleCluster : IClusterConnection, IDisposable
     public string ReadLog(CalicoNode node, int tailLines, CancellationToken cancellationToken)
     {
         LogFact fact = Lookup(Facts.Logs, node.Node, "the calico-node log of " + node.Node)!;
+        if (fact.Omitted is { } why)
+        {
+            throw new BundleException($"The calico-node log of {node.Node} was left out of the bundle: {why} Make the bundle again with a larger -MaxSize.");
+        }
+
         lock (_gate)
         {
             return Tail(() => _archive.OpenGzip(BundleFormat.Log(node.Node)), fact, tailLines);

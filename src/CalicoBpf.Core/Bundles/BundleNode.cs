@@ -90,8 +90,33 @@ public sealed class BundleNode : INodeDataplane, IDisposable
 
     public AttachmentListing ListAttachments() => Need(_facts.Attachments, "the TC attachments").Replay()!;
 
-    public ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken) =>
-        throw new BundleException($"Measuring {Node}'s programs takes a window of live time; a bundle holds one moment. Run Get-BpfProgramStatistic on the live cluster.");
+    /// <summary>The programs' runs over the bundle's window, as measured when it was made (the window asked for is the bundle's).</summary>
+    public ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken)
+    {
+        ProgramRunWindow runs = (_facts.ProgramRuns ?? throw NotMeasured()).Replay()!;
+        var wanted = programIds.ToHashSet();
+        return runs with
+        {
+            Before = runs.Before.Where(r => wanted.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value),
+            After = runs.After.Where(r => wanted.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value),
+        };
+    }
+
+    /// <summary>
+    /// Fails unless the programs were measured here (a window's start of a bundle made with
+    /// -MeasurePrograms, whose attachments were then listed), so that a bundle made without says so
+    /// rather than that its attachments were not asked.
+    /// </summary>
+    public void RequireProgramMeasurement()
+    {
+        if (_facts.ProgramRuns is null && _facts.Attachments is null)
+        {
+            throw NotMeasured();
+        }
+    }
+
+    private BundleException NotMeasured() => new(
+        $"The bundle holds no measurement of {Node}'s programs: it was made without -MeasurePrograms (Export-CalicoBpfDiagnostic -MeasurePrograms measures them over its window). Run Get-BpfProgramStatistic on the live cluster.");
 
     public IReadOnlyList<string>? ListDirectory(string path) =>
         NotInListedDirectory(path) ? null : Lookup(_facts.Directories, path, "the directory " + path);
@@ -126,6 +151,11 @@ public sealed class BundleNode : INodeDataplane, IDisposable
     /// <summary>The trace lines a bundle kept, in order (none when it kept none).</summary>
     internal static IEnumerable<string> StoredTrace(Func<Stream> open, TraceFact fact, CancellationToken cancellationToken)
     {
+        if (fact.Omitted is { } why)
+        {
+            throw new BundleException($"The trace buffer's lines were left out of the bundle: {why} Make the bundle again with a larger -MaxSize.");
+        }
+
         if (fact.Kept == 0)
         {
             yield break;

@@ -47,4 +47,7 @@ public sealed class LogFact
 
     /// <summary>Lines asked for; fewer kept means the log was all there was.</summary>
     public int Asked { get; set; }
+
+    /// <summary>Why the log is not in the bundle although it was read (the size bound); offline reading it is an error saying so.</summary>
+    public string? Omitted { get; set; }
 }

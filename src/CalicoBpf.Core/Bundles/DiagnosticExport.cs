@@ -26,6 +26,9 @@ public sealed record ExportOptions
     /// Get-BpfDrop -Bundle gives the drops of that window. Zero: no window.
     /// </summary>
     public TimeSpan Window { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Also measure the attached programs over the window (kernel.bpf_stats_enabled on for it, then back): Get-BpfProgramStatistic -Bundle.</summary>
+    public bool MeasurePrograms { get; init; }
 }
 
 /// <summary>
@@ -140,13 +143,18 @@ public sealed class DiagnosticExport : IDisposable
             return;
         }
 
-        var start = new RecordingNode(name, openLive, _writer, 0, BundleFormat.WindowStartDirectory(name));
+        var start = new RecordingNode(name, openLive, _writer, 0, BundleFormat.WindowStartDirectory(name)) { MayMeasurePrograms = _options.MeasurePrograms };
         var sampler = new DropSampler();
         DateTime at = DateTime.UtcNow;
         try
         {
             _ = sampler.Sample(start, new SampleTick(0, at), WindowQuery, reporter, cancellationToken);
             reporter.Verbose($"the window begins: the counters are read again when the capture starts, {ConntrackText.ShortDuration(_options.Window)} from now or later");
+            if (_options.MeasurePrograms)
+            {
+                // The window itself: every attached program, Calico's or not, as Get-BpfProgramStatistic -All measures them.
+                _ = ProgramStatistics.Measure(start, null, calicoOnly: false, _options.Window, reporter, cancellationToken).ToList();
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException && Answer<string>.Recordable(ex))
         {

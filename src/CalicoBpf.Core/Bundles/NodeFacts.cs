@@ -36,6 +36,9 @@ public sealed class NodeFacts
 
     public Answer<AttachmentListing>? Attachments { get; set; }
 
+    /// <summary>The attached programs' run statistics over the window (Export-CalicoBpfDiagnostic -MeasurePrograms); null: not measured.</summary>
+    public Answer<ProgramRunWindow>? ProgramRuns { get; set; }
+
     public Dictionary<string, Answer<List<string>>> Directories { get; set; } = new(StringComparer.Ordinal);
 
     public Dictionary<string, Answer<string>> Files { get; set; } = new(StringComparer.Ordinal);
@@ -115,4 +118,7 @@ public sealed class TraceFact
     public long Lines { get; set; }
 
     public long Kept { get; set; }
+
+    /// <summary>Why the lines are not in the bundle although they were read (the size bound); offline reading them is an error saying so.</summary>
+    public string? Omitted { get; set; }
 }

@@ -91,10 +91,10 @@ public sealed class RecordingCluster : IClusterConnection
                 {
                     return new LogFact { Asked = asked, Kept = WriteLines(entry, log) };
                 }
-                catch (BundleFullException)
+                catch (BundleFullException ex)
                 {
                     _writer.Discard(entry);
-                    return new LogFact { Asked = asked, Kept = 0 };
+                    return new LogFact { Asked = asked, Kept = 0, Omitted = ex.Message };
                 }
             });
             lock (_gate)
@@ -104,6 +104,12 @@ public sealed class RecordingCluster : IClusterConnection
         }
 
         LogFact fact = known.Replay()!;
+        if (fact.Omitted is not null)
+        {
+            // Not kept, but the readers of the export (the checks) still read the log itself.
+            return _live.ReadLog(node, asked, cancellationToken);
+        }
+
         return BundleCluster.Tail(() => _writer.OpenGzip(BundleFormat.Log(node.Node)), fact, tailLines);
     }
 

@@ -135,8 +135,13 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
 
     public AttachmentListing ListAttachments() => (Facts.Attachments ??= Answer<AttachmentListing>.Of(() => Live.ListAttachments())).Replay()!;
 
+    /// <summary>Whether the export may measure the node's programs (-MeasurePrograms): that turns the kernel's statistics on for the window.</summary>
+    public bool MayMeasurePrograms { get; init; }
+
     public ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken) =>
-        throw new NotSupportedException("A bundle is made without measuring programs: that turns the kernel's statistics on.");
+        MayMeasurePrograms
+            ? (Facts.ProgramRuns ??= Answer<ProgramRunWindow>.Of(() => Live.MeasurePrograms(programIds, window, cancellationToken))).Replay()!
+            : throw new NotSupportedException("A bundle is made without measuring programs unless -MeasurePrograms is given: that turns the kernel's statistics on.");
 
     public IReadOnlyList<string>? ListDirectory(string path) => Remember(Facts.Directories, path, () => Live.ListDirectory(path)?.ToList());
 
@@ -153,7 +158,10 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
         }
 
         answer.Replay();
-        return BundleNode.StoredTrace(() => _writer.OpenGzip(BundleFormat.Trace(Facts)), answer.Value!, cancellationToken);
+        // Not kept (the size bound): the export's readers still read the buffer itself.
+        return answer.Value!.Omitted is not null
+            ? Live.ReadTraceLines(false, tracingDirectory, cancellationToken)
+            : BundleNode.StoredTrace(() => _writer.OpenGzip(BundleFormat.Trace(Facts)), answer.Value!, cancellationToken);
     }
 
     public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory) =>
@@ -242,10 +250,10 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
 
             return new TraceFact { Lines = lines, Kept = ring.Count };
         }
-        catch (BundleFullException)
+        catch (BundleFullException ex)
         {
             _writer.Discard(entry);
-            return new TraceFact { Lines = lines, Kept = 0 };
+            return new TraceFact { Lines = lines, Kept = 0, Omitted = ex.Message };
         }
     }
 

@@ -39,6 +39,10 @@ public sealed class ExportCalicoBpfDiagnosticCommand : MapCmdletBase
     public TimeSpan Window { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Leaves out Test-CalicoEbpf's checks (they ask the cluster and the nodes some more).</summary>
+    /// <summary>Also measure the nodes' attached programs over the window (Get-BpfProgramStatistic -Bundle): turns the kernel's BPF run-time statistics on for it, then back as they were.</summary>
+    [Parameter]
+    public SwitchParameter MeasurePrograms { get; set; }
+
     [Parameter]
     public SwitchParameter NoCheck { get; set; }
 
@@ -65,7 +69,14 @@ public sealed class ExportCalicoBpfDiagnosticCommand : MapCmdletBase
             ThrowTerminatingError(new ErrorRecord(new IOException($"{path} is a directory: give -Path the name of the zip to write."), "BundlePathIsDirectory", ErrorCategory.InvalidArgument, path));
         }
 
-        string what = IsLocal ? "this machine's dataplane" : $"the dataplanes of node(s) {string.Join(", ", NodePatterns)}";
+        if (MeasurePrograms && Window <= TimeSpan.Zero)
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-MeasurePrograms measures the programs over the window: give a -Window above 0."),
+                "MeasureWithoutWindow", ErrorCategory.InvalidArgument, Window));
+        }
+
+        string what = (IsLocal ? "this machine's dataplane" : $"the dataplanes of node(s) {string.Join(", ", NodePatterns)}")
+            + (MeasurePrograms ? $", turning the kernel's BPF run-time statistics on for {ConntrackText.ShortDuration(Window)} on each (then back as they were)" : string.Empty);
         if (!ShouldProcess(path, $"Write a diagnostics bundle of {what}"))
         {
             return;
@@ -77,7 +88,7 @@ public sealed class ExportCalicoBpfDiagnosticCommand : MapCmdletBase
                 $"-Window {ConntrackText.ShortDuration(Window)} is out of range: give 0 (no window) to 1h."), "WindowOutOfRange", ErrorCategory.InvalidArgument, Window));
         }
 
-        var options = new ExportOptions { MaxSize = MaxSize, LogLines = LogLines, TraceLines = TraceLines, Checks = !NoCheck, Window = Window };
+        var options = new ExportOptions { MaxSize = MaxSize, LogLines = LogLines, TraceLines = TraceLines, Checks = !NoCheck, Window = Window, MeasurePrograms = MeasurePrograms };
         string version = MyInvocation.MyCommand.Module?.Version?.ToString() ?? typeof(ExportCalicoBpfDiagnosticCommand).Assembly.GetName().Version?.ToString() ?? "0.0";
         DiagnosticExport? export = null;
         Run(() =>

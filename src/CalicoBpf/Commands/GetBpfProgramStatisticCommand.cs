@@ -12,8 +12,6 @@ namespace CalicoBpf.Commands;
 public sealed class GetBpfProgramStatisticCommand : MapCmdletBase
 {
     /// <summary>Measuring takes a window of live time: no -Bundle (a bundle holds one moment).</summary>
-    public override string? Bundle { get => null; set => throw new NotSupportedException(); }
-
     private const string KernelSet = "Kernel";
     private const string FelixSet = "Felix";
 
@@ -59,6 +57,18 @@ public sealed class GetBpfProgramStatisticCommand : MapCmdletBase
 
         TimeSpan window = Window;
         bool calicoOnly = !All;
+        if (Bundle is not null)
+        {
+            // The bundle's window (Export-CalicoBpfDiagnostic -MeasurePrograms), measured on the node as it was at its start; nothing is turned on.
+            ForEachNode(node =>
+            {
+                BundleNode start = WindowStartOf(node);
+                start.RequireProgramMeasurement();
+                return ProgramStatistics.Measure(start, filter, calicoOnly, window, Reporter, CancelToken);
+            });
+            return;
+        }
+
         string action = $"Turn the kernel's BPF run-time statistics on for {ConntrackText.ShortDuration(window)} (kernel.bpf_stats_enabled), then back as they were";
         ForEachNode(node => ProgramStatistics.Measure(node, filter, calicoOnly, window, Reporter, CancelToken), node => ShouldProcess(node, action));
     }

@@ -52,8 +52,7 @@ public abstract partial class NodeCmdletBase
         fanOut.Read(targets, end =>
         {
             BundleNodeEntry entry = OpenedBundle.Manifest.Nodes.First(n => n.Node == end.Node);
-            using BundleNode start = (end as BundleNode)?.WindowStart() is { } s && entry.Window is not null ? s
-                : throw new BundleException($"{BundlePath} holds no window of {end.Node}'s counters: {(entry.WindowProblem.Length > 0 ? entry.WindowProblem : "it was made before bundles recorded one")}.");
+            using BundleNode start = WindowStartOf(end);
             // The samplers' clock is the window's: its start, then its end (the rates divide by the window).
             var time = new WindowTime(entry.Window!.Start);
             TState state = newState(time);
@@ -64,6 +63,14 @@ public abstract partial class NodeCmdletBase
             time.Now = entry.Window.End;
             return sample(end, state, new SampleTick(1, entry.Window.End)).ToList();
         });
+    }
+
+    /// <summary>A node of -Bundle as it answered at the start of its window (its dispose is the node's); a node without one is an error saying why.</summary>
+    private protected BundleNode WindowStartOf(INodeDataplane node)
+    {
+        BundleNodeEntry entry = OpenedBundle.Manifest.Nodes.First(n => n.Node == node.Node);
+        return (node as BundleNode)?.WindowStart() is { } start && entry.Window is not null ? start
+            : throw new BundleException($"{BundlePath} holds no window of {node.Node}'s counters: {(entry.WindowProblem.Length > 0 ? entry.WindowProblem : "it was made before bundles recorded one")}.");
     }
 
     /// <summary>Runs a sampling loop: <paramref name="sample"/> reads one node at one tick with that node's state (made by <paramref name="newState"/>).</summary>
