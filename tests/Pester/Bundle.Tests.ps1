@@ -181,6 +181,8 @@ Describe 'A bundle of the test cluster' -Skip:(-not $kernel) {
         $short = Join-Path $TestDrive 'short-log.zip'
         $null = Export-CalicoBpfDiagnostic -Node bn-a -Path $short -LogLines 1 -Window 0
         @((Read-BundleEntry $short 'nodes/bn-a/calico-node.log.gz') -split "`n" | Where-Object { $_ }).Count | Should -Be 1
+        # -Local with a cluster's bundle of several nodes says what to do (it was an InvalidOperationException).
+        { Test-CalicoEbpf -Bundle $zip -Local -ErrorAction Stop } | Should -Throw -ErrorId 'BundleNodeAmbiguous,CalicoBpf.Commands.TestCalicoEbpfCommand'
         # A bundle made without a window says so per node.
         $none = Join-Path $TestDrive 'no-window.zip'
         $null = Export-CalicoBpfDiagnostic -Node bn-a -Path $none -NoCheck -Window 0
@@ -215,6 +217,7 @@ Describe 'A bundle of the test cluster' -Skip:(-not $kernel) {
         }
         { Get-BpfCounter -Bundle $zip -SampleInterval 1 -MaxSamples 2 -ErrorAction Stop } | Should -Throw -ErrorId 'BundleIsOneMoment,CalicoBpf.Commands.GetBpfCounterCommand'
         { Get-BpfDrop -Bundle $zip -Follow -ErrorAction Stop } | Should -Throw -ErrorId 'BundleIsOneMoment,CalicoBpf.Commands.GetBpfDropCommand'
+        { Get-BpfTraceLog -Bundle $zip -Follow -ErrorAction Stop } | Should -Throw -ErrorId 'BundleIsOneMoment,CalicoBpf.Commands.GetBpfTraceLogCommand'
         $notZip = Join-Path $TestDrive 'not-a-bundle.zip'
         Set-Content $notZip 'hello'
         { Get-BpfRoute -Bundle $notZip -ErrorAction Stop } | Should -Throw -ErrorId 'BundleUnreadable,CalicoBpf.Commands.GetBpfRouteCommand'

@@ -37,6 +37,16 @@ public sealed class GetBpfTraceLogCommand : NodeCmdletBase
     [ValidateNotNullOrEmpty]
     public string? TracingPath { get; set; }
 
+    protected override void BeginProcessing()
+    {
+        if (Follow && Bundle is not null)
+        {
+            ThrowTerminatingError(new ErrorRecord(new PSInvalidOperationException(
+                "-Follow streams the live trace pipe; a bundle holds the buffer as it was. Drop -Follow to read the bundle's lines, or -Bundle to follow the live node."),
+                "BundleIsOneMoment", ErrorCategory.InvalidOperation, Bundle));
+        }
+    }
+
     protected override void ProcessRecord()
     {
         string? dir = TracingPath is null ? null : Node is null ? GetUnresolvedProviderPathFromPSPath(TracingPath) : TracingPath;

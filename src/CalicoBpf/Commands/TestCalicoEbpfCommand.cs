@@ -134,7 +134,16 @@ public sealed class TestCalicoEbpfCommand : CalicoBpfCmdletBase
 
     private INodeDataplane OpenBundledLocal()
     {
-        BundleNode node = OpenedBundle.OpenNode(OpenedBundle.BundledNodes.Single().Node, null);
+        // A local bundle holds one machine; -Local with a cluster's bundle works only where it holds one node.
+        IReadOnlyList<CalicoNode> nodes = OpenedBundle.BundledNodes;
+        if (nodes.Count != 1)
+        {
+            ThrowTerminatingError(new ErrorRecord(new PSArgumentException(
+                $"-Local checks one machine, and {Bundle} holds {nodes.Count} nodes ({string.Join(", ", nodes.Take(5).Select(n => n.Node))}{(nodes.Count > 5 ? ", ..." : string.Empty)}). Drop -Local: every check runs on the bundle's nodes, and -Node picks some."),
+                "BundleNodeAmbiguous", ErrorCategory.InvalidArgument, Bundle));
+        }
+
+        BundleNode node = OpenedBundle.OpenNode(nodes[0].Node, null);
         _opened.Add(node);
         return node;
     }
