@@ -129,7 +129,7 @@ public class ServiceIntentTests
             Json("""{"metadata":{"namespace":"shop","name":"web-c","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv6","ports":[{"name":"http","protocol":"TCP","port":8080}],"endpoints":[{"addresses":["fd00::5"],"nodeName":"n1"}]}"""),
         };
 
-        var ports = ServiceIntent.FromKubernetes(services, slices, "n1", AddressFamily.InterNetwork);
+        var ports = ServiceIntent.OnNode(ServiceIntent.FromKubernetes(services, slices, AddressFamily.InterNetwork), "n1", null);
 
         Assert.Equal(new[] { "shop/web:http/TCP", "shop/web:dns/UDP" }, ports.Select(p => p.Display));
         ServicePortState http = ports[0];

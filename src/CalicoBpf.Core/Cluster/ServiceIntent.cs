@@ -4,7 +4,9 @@ using System.Net.Sockets;
 namespace CalicoBpf.Cluster;
 
 /// <summary>One endpoint of a service port, as kube-proxy's EndpointSlice cache hands it to Felix.</summary>
-public sealed record IntentEndpoint(IPAddress Address, int Port, bool Ready, bool Terminating, bool Local)
+/// <param name="Local">On the node the port is seen from (<see cref="ServiceIntent.OnNode"/>).</param>
+/// <param name="NodeName">The endpoint's nodeName ("" when it has none).</param>
+public sealed record IntentEndpoint(IPAddress Address, int Port, bool Ready, bool Terminating, bool Local, string NodeName = "")
 {
     public override string ToString() => ConntrackText.HostPort(Address, Port);
 }
@@ -14,7 +16,7 @@ public sealed record IntentEndpoint(IPAddress Address, int Port, bool Ready, boo
 /// and Endpoints of k8s.io/kubernetes/pkg/proxy): what <see cref="ServiceIntent.Frontends"/> turns
 /// into the NAT entries Felix writes.
 /// </summary>
-public sealed class ServicePortState
+public sealed record ServicePortState
 {
     /// <summary>"namespace/name".</summary>
     public string Service { get; init; } = string.Empty;
@@ -151,14 +153,31 @@ public static class ServiceIntent
     private static readonly CalicoRelease ApiServerFallback = CalicoRelease.Parse("v3.31.0");
 
     /// <summary>
-    /// The service ports of the cluster as the proxy gives them to Felix on one node (k8s.io/kubernetes
-    /// pkg/proxy servicechangetracker and endpointslicecache): services the proxy skips are left out
-    /// (ExternalName, headless, no cluster IP of the family, the service-proxy-name label), endpoints
-    /// are matched to a port by its name and protocol, an endpoint is ready unless its ready condition
-    /// is false, terminating when that condition is true, and local when its nodeName is the node.
+    /// The cluster's service ports (<see cref="FromKubernetes"/>, read once) as one node's proxy has
+    /// them: the endpoints whose nodeName is the node are local.
     /// </summary>
-    public static IReadOnlyList<ServicePortState> FromKubernetes(IEnumerable<JsonObject> services, IEnumerable<JsonObject> endpointSlices,
-        string node, AddressFamily family, CalicoRelease? release = null)
+    /// <param name="node">Where the ports are seen from (<see cref="OnNode"/>): endpoints on it are local.</param>
+    /// <param name="release">The node's Calico release: from v3.31 the API server's service keeps its
+    /// last-known-good backends while it has no ready endpoint, so its backends are not judged then.</param>
+    public static IReadOnlyList<ServicePortState> OnNode(IReadOnlyList<ServicePortState> cluster, string node, CalicoRelease? release) =>
+        cluster.Select(s =>
+        {
+            ServicePortState local = s.Endpoints.Any(e => e.NodeName == node)
+                ? s with { Endpoints = s.Endpoints.Select(e => e with { Local = e.NodeName == node }).ToList() }
+                : s;
+            return s.Service == "default/kubernetes" && s.Filtered is null && !s.Endpoints.Any(e => e.Ready) && release is not null && release.AtLeast(ApiServerFallback)
+                ? local with { Filtered = "the API server's last-known-good backends, kept while it has no ready endpoint (v3.31 and later)" }
+                : local;
+        }).ToList();
+
+    /// <summary>
+    /// The service ports of the cluster as the proxy gives them to Felix (k8s.io/kubernetes pkg/proxy
+    /// servicechangetracker and endpointslicecache), local to no node yet (<see cref="OnNode"/>):
+    /// services the proxy skips are left out (ExternalName, headless, no cluster IP of the family, the
+    /// service-proxy-name label), endpoints are matched to a port by its name and protocol, an endpoint
+    /// is ready unless its ready condition is false, terminating when that condition is true.
+    /// </summary>
+    public static IReadOnlyList<ServicePortState> FromKubernetes(IEnumerable<JsonObject> services, IEnumerable<JsonObject> endpointSlices, AddressFamily family)
     {
         var slices = endpointSlices
             .Where(e => Text(e["addressType"]) == (family == AddressFamily.InterNetworkV6 ? "IPv6" : "IPv4"))
@@ -229,18 +248,13 @@ public static class ServiceIntent
                         var endpoint = new IntentEndpoint(address, (int)number,
                             Ready: conditions?["ready"]?.GetValue<bool>() != false,
                             Terminating: conditions?["terminating"]?.GetValue<bool>() == true,
-                            Local: Text(e?["nodeName"]) == node);
+                            Local: false,
+                            NodeName: Text(e?["nodeName"]));
                         if (!endpoints.TryGetValue((address, endpoint.Port), out IntentEndpoint? seen) || (!seen.Ready && endpoint.Ready))
                         {
                             endpoints[(address, endpoint.Port)] = endpoint;
                         }
                     }
-                }
-
-                string? filtered = topology;
-                if (ns == "default" && name == "kubernetes" && !endpoints.Values.Any(e => e.Ready) && release is not null && release.AtLeast(ApiServerFallback))
-                {
-                    filtered = "the API server's last-known-good backends, kept while it has no ready endpoint (v3.31 and later)";
                 }
 
                 result.Add(new ServicePortState
@@ -258,7 +272,7 @@ public static class ServiceIntent
                     ExternalLocal = externalLocal,
                     AffinitySeconds = affinity,
                     Endpoints = endpoints.Values.ToList(),
-                    Filtered = filtered,
+                    Filtered = topology,
                 });
             }
         }

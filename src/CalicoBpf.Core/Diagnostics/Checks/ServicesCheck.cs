@@ -20,28 +20,30 @@ public sealed class ServicesCheck : Check
 
     public override IEnumerable<CheckResult> Run(CheckContext context)
     {
-        IReadOnlyList<JsonObject> services = context.Services;
-        IReadOnlyList<JsonObject> slices = context.EndpointSlices;
+        // The Services and EndpointSlices are read into service ports once; each node only says which endpoints are its own.
+        var cluster = Families.ToDictionary(f => f, f => ServiceIntent.FromKubernetes(context.Services, context.EndpointSlices, f));
         return PerNode(context, node =>
         {
             context.Require("exec into calico-node");
-            return For(context.Dataplane(node), node, services, slices);
+            return For(context.Dataplane(node), node, cluster);
         });
     }
 
     private const NatFrontendFlags Policy = NatFrontendFlags.ExternalLocal | NatFrontendFlags.InternalLocal;
 
-    private CheckResult For(Transport.INodeDataplane dataplane, CalicoNode node, IReadOnlyList<JsonObject> services, IReadOnlyList<JsonObject> slices)
+    private static readonly AddressFamily[] Families = { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 };
+
+    private CheckResult For(Transport.INodeDataplane dataplane, CalicoNode node, Dictionary<AddressFamily, IReadOnlyList<ServicePortState>> cluster)
     {
         var wrong = new List<string>();
         var shared = new List<string>();
         var stale = new List<string>();
         int ports = 0, frontends = 0;
         var hosts = IPAddress.TryParse(node.InternalIP, out IPAddress? host) ? new[] { host } : Array.Empty<IPAddress>();
-        foreach (AddressFamily family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+        foreach (AddressFamily family in Families)
         {
             bool v6 = family == AddressFamily.InterNetworkV6;
-            IReadOnlyList<ServicePortState> intents = ServiceIntent.FromKubernetes(services, slices, node.Node, family, node.CalicoRelease?.Release);
+            IReadOnlyList<ServicePortState> intents = ServiceIntent.OnNode(cluster[family], node.Node, node.CalicoRelease?.Release);
             if (v6 && (intents.Count == 0 || MapReading.TryFind(dataplane, NatMaps.FrontendV6) is null))
             {
                 if (intents.Count > 0)
