@@ -25,12 +25,8 @@ public static class BundleFormat
 
     public static string NodeFacts(string node) => NodeDirectory(node) + "facts.json.gz";
 
-    public static string MapEntries(string node, string pin) => MapEntriesIn(NodeDirectory(node), pin);
-
     /// <summary>Where the entries of a map read into <paramref name="facts"/> are (its <see cref="NodeFacts.Directory"/>).</summary>
-    public static string MapEntries(NodeFacts facts, string pin) => MapEntriesIn(FilesOf(facts), pin);
-
-    private static string MapEntriesIn(string directory, string pin) => directory + "maps/" + SafeName(pin) + ".bin.gz";
+    public static string MapEntries(NodeFacts facts, string pin) => FilesOf(facts) + "maps/" + SafeName(pin) + ".bin.gz";
 
     /// <summary>Where the files of a node's facts are: nodes/NODE/, or the directory of the window's start (<see cref="WindowStartDirectory"/>).</summary>
     public static string FilesOf(NodeFacts facts) => facts.Directory ?? NodeDirectory(facts.Node);
@@ -41,8 +37,6 @@ public static class BundleFormat
     public static string Objects(string node, string family) => NodeDirectory(node) + "objects/" + family + ".json.gz";
 
     public static string Log(string node) => NodeDirectory(node) + "calico-node.log.gz";
-
-    public static string Trace(string node) => NodeDirectory(node) + "trace.txt.gz";
 
     public static string Trace(NodeFacts facts) => FilesOf(facts) + "trace.txt.gz";
 

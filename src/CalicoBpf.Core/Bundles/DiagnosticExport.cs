@@ -246,12 +246,12 @@ public sealed class DiagnosticExport : IDisposable
 
         Ask("the nodes", () => Cluster.ListNodes(cancellationToken));
         Ask("the pods and services", () => Cluster.LoadWorkloads(cancellationToken));
-        Ask("the Services", () => Cluster.ListResources(new ResourceRef(string.Empty, "v1", "services"), cancellationToken));
-        Ask("the EndpointSlices", () => Cluster.ListResources(new ResourceRef("discovery.k8s.io", "v1", "endpointslices"), cancellationToken));
+        Ask("the Services", () => Cluster.ListResources(ResourceRef.Services, cancellationToken));
+        Ask("the EndpointSlices", () => Cluster.ListResources(ResourceRef.EndpointSlices, cancellationToken));
         Ask("the API groups", () => Cluster.ServedGroupVersions(cancellationToken));
         var felix = new FelixConfigClient(Cluster, cancellationToken);
         Ask("the FelixConfigurations", () => felix.List());
-        Ask("the IPAM block affinities", () => Cluster.ListResources(felix.Resource with { Plural = "blockaffinities" }, cancellationToken));
+        Ask("the IPAM block affinities", () => Cluster.ListResources(felix.Calico("blockaffinities"), cancellationToken));
         foreach (CalicoNode node in nodes)
         {
             Ask("the Felix configuration of " + node.Node, () =>

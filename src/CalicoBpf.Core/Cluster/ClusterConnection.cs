@@ -76,6 +76,12 @@ public interface IClusterConnection
 /// <summary>A kind of object the API serves: group (empty for core), version, plural, and a namespace for namespaced kinds.</summary>
 public sealed record ResourceRef(string Group, string Version, string Plural, string? Namespace = null)
 {
+    /// <summary>Services of every namespace.</summary>
+    public static ResourceRef Services { get; } = new(string.Empty, "v1", "services");
+
+    /// <summary>EndpointSlices of every namespace.</summary>
+    public static ResourceRef EndpointSlices { get; } = new("discovery.k8s.io", "v1", "endpointslices");
+
     public string GroupVersion => Group.Length == 0 ? Version : Group + "/" + Version;
 
     public override string ToString() => Group.Length == 0 ? Plural : Plural + "." + Group;

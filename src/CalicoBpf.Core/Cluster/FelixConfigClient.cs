@@ -57,6 +57,9 @@ public sealed class FelixConfigClient
         _cancellationToken = cancellationToken;
     }
 
+    /// <summary>Another Calico kind (ippools, blockaffinities) in the group FelixConfiguration is served in.</summary>
+    public ResourceRef Calico(string plural) => Resource with { Plural = plural };
+
     /// <summary>FelixConfiguration in the group this cluster serves.</summary>
     public ResourceRef Resource
     {

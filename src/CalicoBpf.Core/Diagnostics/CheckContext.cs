@@ -102,14 +102,14 @@ public sealed class CheckContext
     public JsonObject? KubeProxy => Fact("the kube-proxy DaemonSet", () => Api.GetResource(new ResourceRef("apps", "v1", "daemonsets", "kube-system"), "kube-proxy", CancellationToken));
 
     public IReadOnlyList<JsonObject> IpPools => Fact("the IP pools", () =>
-        Api.ListResources(Felix.Resource with { Plural = "ippools" }, CancellationToken));
+        Api.ListResources(Felix.Calico("ippools"), CancellationToken));
 
     /// <summary>The IPAM blocks affine to nodes (BlockAffinity, in the group Felix's resources are served in); none where the cluster serves no such kind.</summary>
     public IReadOnlyList<JsonObject> BlockAffinities => Fact("the IPAM block affinities", () =>
     {
         try
         {
-            return Api.ListResources(Felix.Resource with { Plural = "blockaffinities" }, CancellationToken);
+            return Api.ListResources(Felix.Calico("blockaffinities"), CancellationToken);
         }
         catch (ClusterException ex) when (ex.StatusCode == 404)
         {
@@ -123,11 +123,11 @@ public sealed class CheckContext
     /// <summary>The cluster's pods and services, as -Resolve names addresses by (running and pending pods, not host-network ones).</summary>
     public WorkloadIndex Workloads => Fact("the pods and services", () => Api.LoadWorkloads(CancellationToken));
 
-    public IReadOnlyList<JsonObject> Services => Fact("the services", () => Api.ListResources(new ResourceRef(string.Empty, "v1", "services"), CancellationToken));
+    public IReadOnlyList<JsonObject> Services => Fact("the services", () => Api.ListResources(ResourceRef.Services, CancellationToken));
 
     public int ServiceCount => Services.Count;
 
-    public IReadOnlyList<JsonObject> EndpointSlices => Fact("the EndpointSlices", () => Api.ListResources(new ResourceRef("discovery.k8s.io", "v1", "endpointslices"), CancellationToken));
+    public IReadOnlyList<JsonObject> EndpointSlices => Fact("the EndpointSlices", () => Api.ListResources(ResourceRef.EndpointSlices, CancellationToken));
 
     public int EndpointSliceCount => EndpointSlices.Count;
 

@@ -430,7 +430,7 @@ public sealed class TestBpfFlowCommand : MapCmdletBase
     {
         try
         {
-            return FlowPool.From(Cluster.ListResources(felix.Resource with { Plural = "ippools" }, CancelToken));
+            return FlowPool.From(Cluster.ListResources(felix.Calico("ippools"), CancelToken));
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not PipelineStoppedException)
         {
