@@ -61,8 +61,9 @@ internal static class FelixProxy
 
                 // updateService: ready endpoints only ("only write Ready pods to backend"), the node's own first.
                 var ready = pods.Where(p => p.Ready && !p.Terminating && IPAddress.TryParse(p.Ip, out _)).ToList();
-                var ordered = ready.Where(p => p.Name.Length > 0 && p.Node == node.Name).Concat(ready.Where(p => !(p.Name.Length > 0 && p.Node == node.Name))).ToList();
-                uint local = (uint)ready.Count(p => p.Name.Length > 0 && p.Node == node.Name);
+                bool Local(ClusterScenario.PodSpec p) => p.Name.Length > 0 && p.Node == node.Name;
+                var ordered = ready.Where(Local).Concat(ready.Where(p => !Local(p))).ToList();
+                uint local = (uint)ready.Count(Local);
                 for (int i = 0; i < ordered.Count; i++)
                 {
                     backends.Update(NatMaps.EncodeIdOrdinal(id, i), NatMaps.EncodeDestination(IPAddress.Parse(ordered[i].Ip), target));

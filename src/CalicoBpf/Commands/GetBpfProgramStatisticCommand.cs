@@ -62,7 +62,7 @@ public sealed class GetBpfProgramStatisticCommand : MapCmdletBase
             // The bundle's window (Export-CalicoBpfDiagnostic -MeasurePrograms), measured on the node as it was at its start; nothing is turned on.
             ForEachNode(node =>
             {
-                BundleNode start = WindowStartOf(node);
+                BundleNode start = WindowStartOf(node).Start;
                 start.RequireProgramMeasurement();
                 return ProgramStatistics.Measure(start, filter, calicoOnly, window, Reporter, CancelToken);
             });

@@ -51,25 +51,27 @@ public abstract partial class NodeCmdletBase
         var fanOut = new NodeFanOut(this, ThrottleLimit, CancelToken, (node, token) => OpenNode(cluster, node, token), UseWorkerReporter, ErrorRecords.FromNode);
         fanOut.Read(targets, end =>
         {
-            BundleNodeEntry entry = OpenedBundle.Manifest.Nodes.First(n => n.Node == end.Node);
-            using BundleNode start = WindowStartOf(end);
-            // The samplers' clock is the window's: its start, then its end (the rates divide by the window).
-            var time = new WindowTime(entry.Window!.Start);
-            TState state = newState(time);
-            foreach (T _ in sample(start, state, new SampleTick(0, entry.Window.Start)))
+            (BundleNode start, BundleWindowEntry window) = WindowStartOf(end);
+            using (start)
             {
-            }
+                // The samplers' clock is the window's: its start, then its end (the rates divide by the window).
+                var time = new WindowTime(window.Start);
+                TState state = newState(time);
+                foreach (T _ in sample(start, state, new SampleTick(0, window.Start)))
+                {
+                }
 
-            time.Now = entry.Window.End;
-            return sample(end, state, new SampleTick(1, entry.Window.End)).ToList();
+                time.Now = window.End;
+                return sample(end, state, new SampleTick(1, window.End)).ToList();
+            }
         });
     }
 
-    /// <summary>A node of -Bundle as it answered at the start of its window (its dispose is the node's); a node without one is an error saying why.</summary>
-    private protected BundleNode WindowStartOf(INodeDataplane node)
+    /// <summary>A node of -Bundle as it answered at the start of its window (its dispose is the node's), with the window's times; a node without one is an error saying why.</summary>
+    private protected (BundleNode Start, BundleWindowEntry Window) WindowStartOf(INodeDataplane node)
     {
         BundleNodeEntry entry = OpenedBundle.Manifest.Nodes.First(n => n.Node == node.Node);
-        return (node as BundleNode)?.WindowStart() is { } start && entry.Window is not null ? start
+        return (node as BundleNode)?.WindowStart() is { } start && entry.Window is { } window ? (start, window)
             : throw new BundleException($"{BundlePath} holds no window of {node.Node}'s counters: {(entry.WindowProblem.Length > 0 ? entry.WindowProblem : "it was made before bundles recorded one")}.");
     }
 

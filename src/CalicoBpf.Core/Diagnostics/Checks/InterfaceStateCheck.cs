@@ -43,16 +43,21 @@ public sealed class InterfaceStateCheck : Check
 
         var workloads = links.Values.Where(l => l.Name.StartsWith(WorkloadPrefix, StringComparison.Ordinal)).OrderBy(l => l.Name, StringComparer.Ordinal).ToList();
         AttachmentListing listing = node.ListAttachments();
-        var unattached = new List<string>();
+        var unattached = new List<(string Name, string[] Hooks)>();
         foreach (NetworkLink w in workloads)
         {
             var hooks = listing.Attachments.Where(a => a.IfIndex == w.IfIndex && a.IsCalico).Select(a => a.Hook).ToHashSet();
             string[] missing = new[] { PolicyHook.Ingress, PolicyHook.Egress }.Where(h => !hooks.Contains(h)).Select(h => h.ToString().ToLowerInvariant()).ToArray();
             if (missing.Length > 0)
             {
-                unattached.Add($"{w.Name} ({string.Join(", ", missing)})");
+                unattached.Add((w.Name, missing));
             }
         }
+
+        string unattachedText = FirstFew(unattached.Select(u => $"{u.Name} ({string.Join(", ", u.Hooks)})").ToList());
+        // Where the node's bpftool cannot list TCX and netkit and Felix pinned such links, a bare interface may be attached that way.
+        bool unsure = unattached.Count > 0 && listing.Unseen != AttachKind.None && listing.UnseenLinkPins > 0;
+        bool bare = unattached.Count > 0 && !unsure;
 
         string evidence = $"{states.Count} interface-state entries, {links.Count} interfaces, {workloads.Count} workload interfaces";
         var problems = new List<string>();
@@ -62,10 +67,9 @@ public sealed class InterfaceStateCheck : Check
                 FirstFew(stale) + " (state Felix did not remove; a leak like Calico issue #6935 fills the map until new pods get no programs)");
         }
 
-        bool unsure = unattached.Count > 0 && listing.Unseen != AttachKind.None && listing.UnseenLinkPins > 0;
-        if (unattached.Count > 0 && !unsure)
+        if (bare)
         {
-            problems.Add($"{unattached.Count} workload interface(s) without Calico's program at a hook: {FirstFew(unattached)} (their pods' traffic passes with no policy, NAT or conntrack)");
+            problems.Add($"{unattached.Count} workload interface(s) without Calico's program at a hook: {unattachedText} (their pods' traffic passes with no policy, NAT or conntrack)");
         }
 
         if (problems.Count > 0)
@@ -76,9 +80,9 @@ public sealed class InterfaceStateCheck : Check
                 fixes.Add($"Felix writes the interface state again when it starts: restart calico-node on {name}; entries that come back are a leak (Calico issue #6935): Get-BpfInterface -Node {name} shows them, and the capacity check how full cali_iface is");
             }
 
-            if (unattached.Count > 0 && !unsure)
+            if (bare)
             {
-                fixes.Add($"Felix attaches its programs when a workload interface comes up; its log says why it did not (kubectl logs of calico-node on {name}, lines with \"attach\"), a full cali_iface (capacity check) stops it: restart calico-node on {name}, then Get-BpfInterface -Node {name} -Interface {unattached[0].Split(' ')[0]}");
+                fixes.Add($"Felix attaches its programs when a workload interface comes up; its log says why it did not (kubectl logs of calico-node on {name}, lines with \"attach\"), a full cali_iface (capacity check) stops it: restart calico-node on {name}, then Get-BpfInterface -Node {name} -Interface {unattached[0].Name}");
             }
 
             return Result(CheckStatus.Fail, string.Join("; ", problems) + ".", name, evidence, string.Join("; ", fixes));
@@ -87,7 +91,7 @@ public sealed class InterfaceStateCheck : Check
         if (unsure)
         {
             return Result(CheckStatus.Warning,
-                $"{unattached.Count} workload interface(s) show no Calico TC program ({FirstFew(unattached)}), but this node's programs cannot all be seen: {listing.UnseenReason}",
+                $"{unattached.Count} workload interface(s) show no Calico TC program ({unattachedText}), but this node's programs cannot all be seen: {listing.UnseenReason}",
                 name, evidence, $"Get-BpfInterface on {name} itself, as root, lists TCX and netkit attachments");
         }
 

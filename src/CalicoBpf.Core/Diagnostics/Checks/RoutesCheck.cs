@@ -47,6 +47,9 @@ public sealed class RoutesCheck : Check
         List<(AddressPrefix Prefix, string Node)> blocks, Dictionary<IPAddress, string> nodes)
     {
         List<(Route Route, AddressPrefix Prefix)> routes = RouteMap.Read(dataplane, false).Select(r => (r, AddressPrefix.Parse(r.Cidr))).ToList();
+        // The node a route's next hop is (null: none has it), and how a route to the wrong one reads.
+        string? NextNode(Route r) => r.NextHopValue is { } hop && nodes.TryGetValue(hop, out string? n) ? n : null;
+        string Via(Route r) => $"routed via {r.NextHop ?? "no next hop"} ({NextNode(r) ?? "no node"}";
         var unrouted = new List<string>();
         foreach ((WorkloadPod pod, IPAddress address) in pods)
         {
@@ -57,8 +60,7 @@ public sealed class RoutesCheck : Check
                 : !best.Flags.HasFlag(RouteFlags.Workload) ? $"routed as {best.Description} ({best.Cidr})"
                 : local && !best.Flags.HasFlag(RouteFlags.Local) ? $"routed away ({best.Cidr} {best.Description})"
                 : !local && best.Flags.HasFlag(RouteFlags.Local) ? $"routed here ({best.Cidr} {best.Description})"
-                : !local && (best.NextHopValue is not { } hop || !nodes.TryGetValue(hop, out string? to) || to != pod.Node)
-                    ? $"routed via {best.NextHop ?? "no next hop"} ({(best.NextHopValue is { } h && nodes.TryGetValue(h, out string? other) ? other : "no node")}, {best.Cidr})"
+                : !local && NextNode(best) != pod.Node ? $"{Via(best)}, {best.Cidr})"
                 : null;
             if (wrong is not null)
             {
@@ -72,8 +74,7 @@ public sealed class RoutesCheck : Check
             Route? r = routes.Where(x => x.Prefix.PrefixLength == block.PrefixLength && x.Prefix.Matches(block.Address)).Select(x => x.Route).FirstOrDefault();
             string? wrong = r is null ? "no route"
                 : !r.Flags.HasFlag(RouteFlags.Workload) || r.Flags.HasFlag(RouteFlags.Local) ? $"routed as {r.Description}"
-                : r.NextHopValue is not { } hop || !nodes.TryGetValue(hop, out string? to) || to != owner
-                    ? $"routed via {r.NextHop ?? "no next hop"} ({(r.NextHopValue is { } h && nodes.TryGetValue(h, out string? other) ? other : "no node")})"
+                : NextNode(r) != owner ? Via(r) + ")"
                 : null;
             if (wrong is not null)
             {
