@@ -176,7 +176,7 @@ public sealed class ConntrackCodec
     {
         // Version 2 legs: seqno @0, bits @4, ifindex @8. Later: bytes @0, packets @8, seqno @12, bits @16, ifindex @20.
         int b = _layout.Legacy ? 0 : 12;
-        uint bits = ConntrackLayout.ReadU32(leg, b + 4);
+        uint bits = ConntrackLayout.ReadU32(leg, _layout.LegBitsOffset);
         return new ConntrackLeg
         {
             Bytes = _layout.Legacy ? 0 : ConntrackLayout.ReadU64(leg, 0),

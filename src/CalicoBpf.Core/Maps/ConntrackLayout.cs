@@ -79,6 +79,14 @@ public sealed class ConntrackLayout
         return layout;
     }
 
+    /// <summary>Where a leg's bit word (syn_seen, ack_seen, fin_seen, rst_seen ...) is, from the leg's start.</summary>
+    public int LegBitsOffset => Legacy ? 4 : 16;
+
+    /// <summary>The entry's TCP state from its raw bytes, by the rule the decoded entry's State follows.</summary>
+    internal TcpState StateOf(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => ConntrackText.DeriveState(
+        (IpProtocol)key[0], (ConntrackType)value[16], (ConntrackFlags)(ReadFlags(value) & FlagMask),
+        ReadU32(value, LegAOffset + LegBitsOffset), ReadU32(value, LegBOffset + LegBitsOffset));
+
     internal IPAddress ReadAddress(ReadOnlySpan<byte> data, int offset) => new(data.Slice(offset, AddressLength));
 
     internal static uint ReadFlags(ReadOnlySpan<byte> value) =>

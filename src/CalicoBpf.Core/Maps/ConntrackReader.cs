@@ -19,8 +19,21 @@ public sealed record ConntrackQuery
 {
     public bool IPv6 { get; init; }
     public IReadOnlyCollection<IpProtocol>? Protocols { get; init; }
+    private readonly IReadOnlyList<AddressPrefix>? _addresses;
+    private readonly AddressSet? _addressSet;
+    private readonly IReadOnlyList<AddressPrefix>? _workloadAddresses;
+    private readonly AddressSet? _workloadAddressSet;
+
     /// <summary>Matches the source, destination or service address.</summary>
-    public IReadOnlyList<AddressPrefix>? Addresses { get; init; }
+    public IReadOnlyList<AddressPrefix>? Addresses
+    {
+        get => _addresses;
+        init
+        {
+            _addresses = value;
+            _addressSet = value is { Count: > 0 } ? new AddressSet(value) : null;
+        }
+    }
     /// <summary>Matches the source, destination or service port.</summary>
     public IReadOnlyCollection<int>? Ports { get; init; }
     public IReadOnlyCollection<ConntrackType>? Types { get; init; }
@@ -35,7 +48,15 @@ public sealed record ConntrackQuery
     public IWorkloadMatcher? Workloads { get; init; }
 
     /// <summary>The addresses of <see cref="Workloads"/>: an entry must touch one of them as well as one of <see cref="Addresses"/>.</summary>
-    public IReadOnlyList<AddressPrefix>? WorkloadAddresses { get; init; }
+    public IReadOnlyList<AddressPrefix>? WorkloadAddresses
+    {
+        get => _workloadAddresses;
+        init
+        {
+            _workloadAddresses = value;
+            _workloadAddressSet = value is null ? null : new AddressSet(value);
+        }
+    }
 
     /// <summary>
     /// IPv4 only: keep the entries whose key holds one of these addresses on either side (as u32 read
@@ -72,8 +93,8 @@ public sealed record ConntrackQuery
             return false;
         }
 
-        if ((Addresses is { Count: > 0 } && !Touches(Addresses, l, key, value, type))
-            || (WorkloadAddresses is not null && !Touches(WorkloadAddresses, l, key, value, type)))
+        if ((_addressSet is { } addresses && !Touches(addresses, l, key, value, type))
+            || (_workloadAddressSet is { } workloads && !Touches(workloads, l, key, value, type)))
         {
             return false;
         }
@@ -93,30 +114,20 @@ public sealed record ConntrackQuery
     }
 
     /// <summary>Source, destination, or (in a NAT reverse entry) the service address is inside one of the prefixes.</summary>
-    private static bool Touches(IReadOnlyList<AddressPrefix> prefixes, ConntrackLayout l, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ConntrackType type)
-    {
-        ReadOnlySpan<byte> a = key.Slice(l.AddressAOffset, l.AddressLength);
-        ReadOnlySpan<byte> b = key.Slice(l.AddressBOffset, l.AddressLength);
-        foreach (AddressPrefix p in prefixes)
-        {
-            if (p.Matches(a) || p.Matches(b)
-                || (type == ConntrackType.NatReverse && p.Matches(value.Slice(l.OriginalDestinationOffset, l.AddressLength))))
-            {
-                return true;
-            }
-        }
+    private static bool Touches(AddressSet set, ConntrackLayout l, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ConntrackType type) =>
+        set.Contains(key.Slice(l.AddressAOffset, l.AddressLength)) || set.Contains(key.Slice(l.AddressBOffset, l.AddressLength))
+        || (type == ConntrackType.NatReverse && set.Contains(value.Slice(l.OriginalDestinationOffset, l.AddressLength)));
 
-        return false;
-    }
+    /// <summary>-State on the raw bytes: the legs' bits by calico-bpf's rule (<see cref="ConntrackText.DeriveState(IpProtocol, ConntrackType, ConntrackFlags, uint, uint)"/>).</summary>
+    internal bool MatchesRawState(ConntrackLayout l, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) =>
+        States is not { Count: > 0 } || States.Contains(l.StateOf(key, value));
 
     /// <summary>Checks made on the decoded entry: state, and (after <see cref="Resolver"/> named it) the workload filter.</summary>
-    internal bool MatchesDecoded(ConntrackEntry e)
-    {
-        if (States is { Count: > 0 } && !States.Contains(e.State))
-        {
-            return false;
-        }
+    internal bool MatchesDecoded(ConntrackEntry e) => (States is not { Count: > 0 } || States.Contains(e.State)) && MatchesWorkloads(e);
 
+    /// <summary>Names the entry's ends with <see cref="Resolver"/> and checks the workload filter.</summary>
+    internal bool MatchesWorkloads(ConntrackEntry e)
+    {
         Resolver?.Annotate(e);
         return Workloads is null || Workloads.Matches(e);
     }
@@ -142,13 +153,14 @@ public static class ConntrackReader
             {
                 ReadOnlySpan<byte> key = batch.Key(i);
                 ReadOnlySpan<byte> value = batch.Value(i);
-                if (!query.MatchesRaw(scan.Layout, key, value, scan.Clock))
+                // Every filter but the workloads' names is decided on the raw bytes: only what passes becomes an object.
+                if (!query.MatchesRaw(scan.Layout, key, value, scan.Clock) || !query.MatchesRawState(scan.Layout, key, value))
                 {
                     continue;
                 }
 
                 ConntrackEntry entry = scan.Codec.Decode(key, value);
-                if (query.MatchesDecoded(entry))
+                if (query.MatchesWorkloads(entry))
                 {
                     yield return entry;
                 }
@@ -195,7 +207,7 @@ public static class ConntrackReader
                 tally.MaxEntries = (uint)d.MaxEntries;
             }
 
-            return new ConntrackScan(reader, layout, codec, clock, query.Tally);
+            return new ConntrackScan(reader, layout, codec, clock, meaning.Release, query.Tally);
         }
         catch
         {
@@ -211,12 +223,13 @@ public sealed class ConntrackScan : IDisposable
     private readonly IMapReader _reader;
     private readonly ConntrackTally? _tally;
 
-    internal ConntrackScan(IMapReader reader, ConntrackLayout layout, ConntrackCodec codec, ClockSample clock, ConntrackTally? tally)
+    internal ConntrackScan(IMapReader reader, ConntrackLayout layout, ConntrackCodec codec, ClockSample clock, CalicoRelease release, ConntrackTally? tally)
     {
         _reader = reader;
         Layout = layout;
         Codec = codec;
         Clock = clock;
+        Release = release;
         _tally = tally;
     }
 
@@ -226,6 +239,9 @@ public sealed class ConntrackScan : IDisposable
 
     /// <summary>The node's clocks when the read began (ages and timestamps are taken against it).</summary>
     public ClockSample Clock { get; }
+
+    /// <summary>The release whose rules decode the entries: the node's, moved into the range of the map's version.</summary>
+    public CalicoRelease Release { get; }
 
     /// <summary>The map's entries, batch by batch (counted into the query's tally).</summary>
     public IEnumerable<RawEntryBatch> Batches(CancellationToken cancellationToken)

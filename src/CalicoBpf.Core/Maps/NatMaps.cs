@@ -305,8 +305,21 @@ internal sealed record BackendHit(ulong Key, IPAddress Address, int Port);
 /// <summary>What Get-BpfNat asks for; checked on each frontend's raw key before anything is built.</summary>
 public sealed class NatQuery
 {
+    private readonly IReadOnlyList<AddressPrefix>? _addresses;
+    private readonly AddressSet? _addressSet;
+
     public bool IPv6 { get; init; }
-    public IReadOnlyList<AddressPrefix>? Addresses { get; init; }
+
+    public IReadOnlyList<AddressPrefix>? Addresses
+    {
+        get => _addresses;
+        init
+        {
+            _addresses = value;
+            _addressSet = value is { Count: > 0 } ? new AddressSet(value) : null;
+        }
+    }
+
     public IReadOnlyCollection<int>? Ports { get; init; }
     public IReadOnlyCollection<IpProtocol>? Protocols { get; init; }
     public IReadOnlyCollection<uint>? ServiceIds { get; init; }
@@ -320,19 +333,9 @@ public sealed class NatQuery
     internal bool Matches(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, bool ipv6)
     {
         int l = NatMaps.AddressLength(ipv6);
-        if (Addresses is { Count: > 0 })
+        if (_addressSet is { } addresses && !addresses.Contains(key.Slice(4, l)))
         {
-            ReadOnlySpan<byte> a = key.Slice(4, l);
-            bool any = false;
-            foreach (AddressPrefix p in Addresses)
-            {
-                any |= p.Matches(a);
-            }
-
-            if (!any)
-            {
-                return false;
-            }
+            return false;
         }
 
         if (Ports is { Count: > 0 } && !Ports.Contains(BinaryPrimitives.ReadUInt16LittleEndian(key[(4 + l)..])))

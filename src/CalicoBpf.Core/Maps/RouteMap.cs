@@ -133,10 +133,11 @@ public static class RouteMap
 
     /// <summary>
     /// Every route, sorted as calico-bpf sorts them (address bytes, then prefix length); with
-    /// <paramref name="lookup"/>, only the route the dataplane would use for it (longest prefix match).
+    /// <paramref name="lookup"/>, only the route the dataplane would use for it (longest prefix match);
+    /// with <paramref name="within"/>, only the routes inside that CIDR.
     /// </summary>
     public static IEnumerable<Route> Read(INodeDataplane node, bool ipv6, IPAddress? lookup = null, IEngineReporter? reporter = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, AddressPrefix? within = null)
     {
         CalicoMapName pin = MapReading.FindToDump(node, ipv6 ? V6 : V4, ipv6 ? "IPv6 route" : "IPv4 route",
             ipv6 ? "IPv6 is probably not enabled in Calico on this node; drop -IPv6." : null);
@@ -150,6 +151,12 @@ public static class RouteMap
             {
                 if (targetBytes is not null
                     && (targetBytes.Length != key.Length - 4 || !AddressPrefix.Covers(key[4..], (int)BinaryPrimitives.ReadUInt32LittleEndian(key), targetBytes)))
+                {
+                    return null;
+                }
+
+                // A CIDR keeps the routes inside it (as long or longer), decided on the key before anything is built.
+                if (within is not null && ((int)BinaryPrimitives.ReadUInt32LittleEndian(key) < within.PrefixLength || !within.Matches(key[4..])))
                 {
                     return null;
                 }

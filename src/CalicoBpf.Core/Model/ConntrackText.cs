@@ -124,30 +124,36 @@ public static class ConntrackText
     }
 
     /// <summary>calico-bpf's TCP state rule (reference 2.1.5), evaluated on the entry's own legs.</summary>
-    public static TcpState DeriveState(IpProtocol protocol, ConntrackType type, ConntrackFlags flags, ConntrackLeg a, ConntrackLeg b)
+    public static TcpState DeriveState(IpProtocol protocol, ConntrackType type, ConntrackFlags flags, ConntrackLeg a, ConntrackLeg b) =>
+        DeriveState(protocol, type, flags, LegBits(a), LegBits(b));
+
+    /// <summary>
+    /// The same rule on two legs' bit words as Calico stores them (syn_seen 0x1, ack_seen 0x2,
+    /// fin_seen 0x4, rst_seen 0x8): what the readers decide on raw bytes.
+    /// </summary>
+    public static TcpState DeriveState(IpProtocol protocol, ConntrackType type, ConntrackFlags flags, uint a, uint b)
     {
+        const uint Syn = 0x1, Ack = 0x2, Fin = 0x4, Rst = 0x8;
         if (protocol != IpProtocol.Tcp || type == ConntrackType.NatForward)
         {
             return TcpState.None;
         }
 
-        if (((flags & ConntrackFlags.DsrForward) != 0 && (a.FinSeen || b.FinSeen)) || (a.FinSeen && b.FinSeen))
+        if (((flags & ConntrackFlags.DsrForward) != 0 && ((a | b) & Fin) != 0) || (a & b & Fin) != 0)
         {
             return TcpState.Closed;
         }
 
-        if (a.RstSeen || b.RstSeen)
+        if (((a | b) & Rst) != 0)
         {
             return TcpState.Reset;
         }
 
-        if (a.SynSeen && a.AckSeen && b.SynSeen && b.AckSeen)
-        {
-            return TcpState.Established;
-        }
-
-        return TcpState.SynSent;
+        return (a & b & (Syn | Ack)) == (Syn | Ack) ? TcpState.Established : TcpState.SynSent;
     }
+
+    private static uint LegBits(ConntrackLeg l) =>
+        (l.SynSeen ? 0x1u : 0) | (l.AckSeen ? 0x2u : 0) | (l.FinSeen ? 0x4u : 0) | (l.RstSeen ? 0x8u : 0);
 
     /// <summary>A one-line description in the shape of calico-bpf conntrack dump.</summary>
     public static string Describe(ConntrackEntry e)

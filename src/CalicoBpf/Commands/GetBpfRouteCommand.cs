@@ -36,7 +36,8 @@ public sealed class GetBpfRouteCommand : MapCmdletBase
         bool ipv6 = IPv6 || given?.IsIPv6 == true;
         bool lookup = given is not null && !Address!.Contains('/');
         IPAddress? address = lookup ? given!.Address : null;
-        ReadEach(node => RouteMap.Read(node, ipv6, address, Reporter, CancelToken).Where(r => lookup || given is null || (r.PrefixLength >= given.PrefixLength && given.Matches(r.AddressValue))),
+        AddressPrefix? within = lookup ? null : given;
+        ReadEach(node => RouteMap.Read(node, ipv6, address, Reporter, CancelToken, within),
             Address is null ? null : new[] { Address },
             "NoRoute", a => lookup
                 ? $"No Calico route covers {a}: the dataplane has no route for it (packets to it are dropped as unknown route, or go to the host stack)."
