@@ -58,6 +58,38 @@ public class BpftoolJsonTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(4096)]
+    public void Compact_entries_read_at_fixed_offsets_equal_the_tokenized_reading(int chunk)
+    {
+        // bpftool -j prints entries without spaces (read at fixed offsets); bpftool -p, or any other
+        // spacing, goes through Utf8JsonReader. Both readings of the same entries must be the same bytes.
+        var random = new Random(19);
+        var entries = Enumerable.Range(0, 300).Select(_ => (Key: RandomBytes(random, 2), Value: RandomBytes(random, 3))).ToList();
+        static string Bytes(byte[] b, string separator) => string.Join(separator, b.Select((x, i) => i % 2 == 0 ? $"\"0x{x:x2}\"" : $"\"0x{x:X2}\""));
+        string compact = "[" + string.Join(",", entries.Select(e => $$"""{"key":[{{Bytes(e.Key, ",")}}],"value":[{{Bytes(e.Value, ",")}}]}""")) + "]";
+        string spaced = "[\n" + string.Join(",\n", entries.Select(e => $$"""  { "key": [{{Bytes(e.Key, ", ")}}], "value": [{{Bytes(e.Value, ", ")}}] }""")) + "\n]\n";
+        // Every other entry spaced: the two readings alternate within one stream.
+        string mixed = "[" + string.Join(",", entries.Select((e, i) => i % 2 == 0
+            ? $$"""{"key":[{{Bytes(e.Key, ",")}}],"value":[{{Bytes(e.Value, ",")}}]}"""
+            : $$"""{"key": [{{Bytes(e.Key, ",")}}],"value":[{{Bytes(e.Value, ",")}}]}""")) + "]";
+
+        foreach (string json in new[] { compact, spaced, mixed })
+        {
+            var parsed = Parse(json, Hash, 1, chunk);
+            Assert.Equal(entries.Select(e => Convert.ToHexString(e.Key) + Convert.ToHexString(e.Value)), parsed.Select(e => Convert.ToHexString(e.Key) + Convert.ToHexString(e.Value)));
+        }
+    }
+
+    private static byte[] RandomBytes(Random random, int n)
+    {
+        byte[] b = new byte[n];
+        random.NextBytes(b);
+        return b;
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(5)]
     [InlineData(4096)]
     public void Per_cpu_values_land_in_rounded_slots(int chunk)
@@ -85,6 +117,9 @@ public class BpftoolJsonTests
     [InlineData("""[{"key":["0x01","0x02"]}]""", "has no value")]
     [InlineData("""[{"key":["0x01","0x02"],"value":["0x0a",""", "ended in the middle")]
     [InlineData("""42""", "not a JSON array")]
+    [InlineData("""[{"key":["0x01","0x02"],"value":["0x0a","0x0b","0x0c"]} {"key":["0x01","0x02"],"value":["0x0a","0x0b","0x0c"]}]""", "where a comma")]
+    [InlineData("""[{"key":["0x01","0x02"],"value":["0x0a","0x0b","0x0c"]},]""", "where an entry should be")]
+    [InlineData("""[{"key":["0x01","0x02"],"value":["0x0a","0x0b","0x0c"]}""", "ended in the middle")]
     public void Bad_input_is_a_clear_error(string json, string expected)
     {
         var ex = Assert.ThrowsAny<BpfException>(() => Parse(json, Hash, 1, 4));

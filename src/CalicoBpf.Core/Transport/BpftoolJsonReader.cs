@@ -11,18 +11,27 @@ namespace CalicoBpf.Transport;
 /// A whole-command error ({"error":"..."}) becomes a <see cref="BpfException"/>. Memory stays at
 /// one read buffer plus one batch, whatever the map's size.
 /// </summary>
-public sealed class BpftoolJsonReader
+public sealed partial class BpftoolJsonReader
 {
     private readonly Stream _stream;
     private readonly BpfMapDescriptor _map;
     private readonly int _cpus;
     private readonly string _target;
     private byte[] _buffer = new byte[64 * 1024];
+    private int _start;
     private int _filled;
     private bool _eof;
-    private JsonReaderState _state;
-    private bool _inArray;
+    private Position _at;
     private bool _done;
+
+    /// <summary>Where the parse stands in the top-level array.</summary>
+    private enum Position
+    {
+        BeforeArray,
+        AfterOpen,
+        AfterEntry,
+        AfterComma,
+    }
 
     /// <param name="possibleCpus">The node's possible CPUs (per-CPU entries carry one value each).</param>
     public BpftoolJsonReader(Stream stream, BpfMapDescriptor map, int possibleCpus, string target)
@@ -49,7 +58,7 @@ public sealed class BpftoolJsonReader
                 {
                     if (_eof)
                     {
-                        throw new BpfException($"bpftool's dump of {_target} ended in the middle of its JSON ({_filled} bytes left unparsed).", 0, _target);
+                        throw new BpfException($"bpftool's dump of {_target} ended in the middle of its JSON ({_filled - _start} bytes left unparsed).", 0, _target);
                     }
 
                     Fill();
@@ -65,6 +74,14 @@ public sealed class BpftoolJsonReader
 
     private void Fill()
     {
+        // What was parsed is dropped once per read, not once per entry.
+        if (_start > 0)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _filled - _start);
+            _filled -= _start;
+            _start = 0;
+        }
+
         if (_filled == _buffer.Length)
         {
             Array.Resize(ref _buffer, _buffer.Length * 2);
@@ -97,48 +114,82 @@ public sealed class BpftoolJsonReader
         }
     }
 
-    /// <summary>Parses the next array element into the batch. False when the buffer holds no complete element yet.</summary>
+    /// <summary>
+    /// Parses the next piece of the top-level array (its start, a comma, an entry into the batch, its
+    /// end). False when the buffer holds no complete piece yet. Entries in bpftool's compact form are
+    /// read at fixed offsets (<see cref="TryReadCompact"/>); any other entry through Utf8JsonReader.
+    /// </summary>
     private bool TryParseNext(RawEntryBatch batch)
     {
-        var reader = new Utf8JsonReader(_buffer.AsSpan(0, _filled), _eof, _state);
-        if (!_inArray)
+        ReadOnlySpan<byte> s = _buffer.AsSpan(_start, _filled - _start);
+        int p = 0;
+        while (p < s.Length && s[p] is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t')
         {
-            if (!reader.Read())
-            {
-                return false;
-            }
-
-            if (reader.TokenType == JsonTokenType.StartObject)
-            {
-                ThrowCommandError();
-            }
-
-            if (reader.TokenType != JsonTokenType.StartArray)
-            {
-                throw new BpfException($"bpftool's dump of {_target} is not a JSON array (it starts with {reader.TokenType}).", 0, _target);
-            }
-
-            _inArray = true;
-            Consume(ref reader);
+            p++;
         }
 
-        if (!reader.Read())
+        _start += p;
+        if (p == s.Length)
         {
             return false;
         }
 
-        if (reader.TokenType == JsonTokenType.EndArray)
+        s = s[p..];
+        byte c = s[0];
+        switch (_at)
         {
-            _done = true;
-            Consume(ref reader);
-            return true;
+            case Position.BeforeArray when c == (byte)'{':
+                ThrowCommandError();
+                break;
+            case Position.BeforeArray when c != (byte)'[':
+                throw new BpfException($"bpftool's dump of {_target} is not a JSON array (it starts with '{(char)c}').", 0, _target);
+            case Position.BeforeArray:
+                _at = Position.AfterOpen;
+                _start++;
+                return true;
+            case Position.AfterOpen or Position.AfterEntry when c == (byte)']':
+                _done = true;
+                _start++;
+                return true;
+            case Position.AfterEntry when c == (byte)',':
+                _at = Position.AfterComma;
+                _start++;
+                return true;
+            case Position.AfterEntry:
+                throw new BpfException($"bpftool's dump of {_target} has '{(char)c}' where a comma or the end of the array should be.", 0, _target);
         }
 
-        if (reader.TokenType != JsonTokenType.StartObject)
+        if (c != (byte)'{')
         {
-            throw new BpfException($"bpftool's dump of {_target} has a {reader.TokenType} where an entry should be.", 0, _target);
+            throw new BpfException($"bpftool's dump of {_target} has '{(char)c}' where an entry should be.", 0, _target);
         }
 
+        int used = TryReadCompact(s, batch);
+        if (used == 0 && !_eof)
+        {
+            return false;
+        }
+
+        if (used <= 0)
+        {
+            var reader = new Utf8JsonReader(s, _eof, default);
+            reader.Read();
+            if (!TryParseEntry(ref reader, batch))
+            {
+                return false;
+            }
+
+            used = (int)reader.BytesConsumed;
+        }
+
+        _start += used;
+        _at = Position.AfterEntry;
+        return true;
+    }
+
+    /// <summary>One entry, the reader on its StartObject, into the batch. False when more input is needed.</summary>
+    private bool TryParseEntry(ref Utf8JsonReader reader, RawEntryBatch batch)
+    {
         int index = batch.Count;
         Span<byte> key = batch.Keys.AsSpan(index * _map.KeySize, _map.KeySize);
         Span<byte> value = batch.Values.AsSpan(index * batch.ValueStride, batch.ValueStride);
@@ -205,7 +256,6 @@ public sealed class BpftoolJsonReader
             }
         }
 
-        Consume(ref reader);
         if (vanished)
         {
             Vanished++;
@@ -395,16 +445,6 @@ public sealed class BpftoolJsonReader
         }
 
         return null;
-    }
-
-    /// <summary>Drops what the reader consumed from the buffer and remembers its state.</summary>
-    private void Consume(ref Utf8JsonReader reader)
-    {
-        int used = (int)reader.BytesConsumed;
-        _state = reader.CurrentState;
-        Buffer.BlockCopy(_buffer, used, _buffer, 0, _filled - used);
-        _filled -= used;
-        reader = new Utf8JsonReader(_buffer.AsSpan(0, _filled), _eof, _state);
     }
 
     private void ThrowCommandError()
