@@ -66,6 +66,7 @@ public abstract class CalicoBpfCmdletBase : PSCmdlet, IDisposable
         {
             any = true;
             WriteObject(item);
+            StreamingMemory.Written();
         }
 
         if (!any && names is { Length: > 0 } && !names.Any(WildcardPattern.ContainsWildcardCharacters))

@@ -171,6 +171,7 @@ public abstract partial class NodeCmdletBase : CalicoBpfCmdletBase
                 foreach (T item in read(OpenLocalNode()))
                 {
                     WriteObject(item);
+                    StreamingMemory.Written();
                 }
             }, PinDirectory);
             return;

@@ -131,6 +131,7 @@ internal sealed class NodeFanOut
                         break;
                     default:
                         _cmdlet.WriteObject(o);
+                        StreamingMemory.Written();
                         break;
                 }
             }
