@@ -20,6 +20,7 @@
         'Get-BpfArp'
         'Get-BpfConnectTimeProgram'
         'Get-BpfConntrack'
+        'Get-BpfConntrackStatistic'
         'Get-BpfCounter'
         'Get-BpfDrop'
         'Get-BpfInterface'

@@ -45,6 +45,7 @@ Show 'maps' { Get-BpfMap | Where-Object Entries -gt 0 }
 Show 'how full' { Get-BpfMap cali_v4_ct* | Select-Object Name, Entries, MaxEntries, FillPercent }
 Show 'drops' { Get-BpfCounter | Where-Object { $_.Category -eq 'Dropped' -and ($_.Ingress -gt 0 -or $_.Egress -gt 0) } }
 Show 'drops by interface' { Get-BpfCounter -Interface eth0 | Where-Object Category -in 'Dropped', 'Total' }
+Show 'conntrack at a glance' { Get-BpfConntrackStatistic }
 Show 'conntrack by state' { Get-BpfConntrack -Protocol TCP | Group-Object State -NoElement | Sort-Object Count -Descending }
 Show 'service connections' { Get-BpfConntrack -Type NatReverse | Sort-Object AgeValue | Select-Object -First 6 }
 Show 'as JSON for a ticket' { Get-BpfConntrack -Type NatReverse -Port 8080 | Sort-Object AgeValue | Select-Object -First 2 SourceAddress, SourcePort, DestinationAddress, ServiceAddress, State, Age | ConvertTo-Json }

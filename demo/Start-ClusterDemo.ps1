@@ -39,6 +39,7 @@ try {
     Show { Get-BpfMap -Node * cali_v4_ct? | Sort-Object Node | Select-Object Node, Name, Entries, FillPercent }
     Show { Get-BpfCounter -Node * | Where-Object { $_.Category -eq 'Dropped' -and $_.Ingress -gt 0 } | Sort-Object Node, Interface, Name | Select-Object Node, Interface, Name, Ingress }
     Show { Get-BpfConntrack -Node * -Protocol Tcp | Group-Object Node, State -NoElement | Sort-Object Name }
+    Show { Get-BpfConntrackStatistic -Node * | Sort-Object Node | Format-Table -View TcpState }
     Show { Get-BpfNat -Node node-a -Address 10.96.0.10 | Select-Object -ExpandProperty Backends }
     Show { Get-BpfConntrack -Node * -Namespace shop | Sort-Object Node, Type, Source, Destination }
     Show { Get-BpfNat -Node node-a -Resolve | Format-Table Frontend, Service, @{ n = 'Backends'; e = { $_.Backends.Pod -join ', ' } } }

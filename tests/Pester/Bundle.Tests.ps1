@@ -103,6 +103,17 @@ Describe 'A bundle of the test cluster' -Skip:(-not $kernel) {
         }
     }
 
+    It 'Get-BpfConntrackStatistic counts offline what it counts live, and what the bundle''s conntrack entries give' {
+        $both = Invoke-Both 'Get-BpfConntrackStatistic' @{} @('bn-a', 'bn-b')
+        $both.Live.Count | Should -Be 4 -Because 'IPv4 and IPv6 on bn-a and bn-b'
+        ConvertTo-Comparable $both.Offline | Should -Be (ConvertTo-Comparable $both.Live)
+        $a = $both.Offline | Where-Object { $_.Node -eq 'bn-a' -and $_.MapName -like 'cali_v4_*' }
+        $entries = @(Get-BpfConntrack -Bundle $zip -Node bn-a)
+        $a.Entries | Should -Be $entries.Count
+        $a.NatConnections | Should -Be @($entries | Where-Object Type -eq 'NatForward').Count
+        $a.TcpEstablished | Should -Be @($entries | Where-Object { $_.Type -ne 'NatForward' -and $_.State -eq 'Established' }).Count
+    }
+
     It 'filters offline as live: addresses, protocols, pods by name (-Resolve)' {
         $live = @(Get-BpfConntrack -Node bn-a -Protocol UDP -Address 10.66.0.23 -Resolve)
         $off = @(Get-BpfConntrack -Bundle $zip -Node bn-a -Protocol UDP -Address 10.66.0.23 -Resolve)

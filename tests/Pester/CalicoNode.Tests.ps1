@@ -18,6 +18,7 @@ BeforeDiscovery {
     $script:cmdlets = @(
         @{ Command = 'Get-BpfMap'; Min = 10; Run = { param($n) Get-BpfMap -Node $n } }
         @{ Command = 'Get-BpfConntrack'; Min = 16; Run = { param($n) Get-BpfConntrack -Node $n } }
+        @{ Command = 'Get-BpfConntrackStatistic'; Min = 1; Run = { param($n) Get-BpfConntrackStatistic -Node $n } }
         @{ Command = 'Get-BpfNat'; Min = 1; Run = { param($n) Get-BpfNat -Node $n } }
         @{ Command = 'Get-BpfNatAffinity'; Min = 0; Run = { param($n) Get-BpfNatAffinity -Node $n } }
         @{ Command = 'Get-BpfNatMaglev'; Min = 0; Run = { param($n) Get-BpfNatMaglev -Node $n } }

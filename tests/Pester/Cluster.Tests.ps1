@@ -53,6 +53,32 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         (Get-BpfNat -Node node-a -Address 10.96.0.10).Backends.Address | Should -Be @('10.65.0.5', '10.65.2.9')
     }
 
+    It 'Get-BpfConntrackStatistic counts a remote table as the local read does, and as its entries count; one object per node' {
+        $pins = "/tmp/cbk-$($cluster.RunId)-node-a/bpffs/tc/globals"
+        $skip = 'Node', 'PinPath'
+        function Fields($o) { ($o.PSObject.Properties | Where-Object Name -notin $skip | Sort-Object Name | ForEach-Object { "$($_.Name)=$($_.Value)" }) -join '|' }
+        $remote = @(Get-BpfConntrackStatistic -Node node-a)
+        $remote.Count | Should -Be 1
+        $remote[0] | Should -BeOfType ([CalicoBpf.ConntrackStatistic])
+        ($remote[0].Node, $remote[0].MapName, $remote[0].Entries, $remote[0].Release) | Should -Be @('node-a', 'cali_v4_ct3', 141, 'v3.30.7')
+        $remote[0].PinPath | Should -Be '/sys/fs/bpf/tc/globals'
+        Fields $remote[0] | Should -Be (Fields (Get-BpfConntrackStatistic -PinPath $pins -CalicoVersion v3.30.7))
+        # The counts are calico-bpf's rule over the entries Get-BpfConntrack decodes from the same node.
+        $entries = @(Get-BpfConntrack -Node node-a)
+        $connections = @($entries | Where-Object Type -ne 'NatForward')
+        $tcp = @($connections | Where-Object Protocol -eq 'Tcp')
+        ($remote[0].NatConnections, $remote[0].Connections, $remote[0].Tcp, $remote[0].Udp) |
+            Should -Be @(($entries.Count - $connections.Count), $connections.Count, $tcp.Count, @($connections | Where-Object Protocol -eq 'Udp').Count)
+        ($remote[0].TcpEstablished, $remote[0].TcpClosed, $remote[0].TcpReset, $remote[0].TcpSynSent) |
+            Should -Be @('Established', 'Closed', 'Reset', 'SynSent' | ForEach-Object { $s = $_; @($tcp | Where-Object State -eq $s).Count })
+        # -Node *: one object per node that can be read, node-c's failure one error.
+        $all = @(Get-BpfConntrackStatistic -Node * -ErrorVariable errs -ErrorAction SilentlyContinue | Sort-Object Node)
+        ($all | ForEach-Object { "$($_.Node)=$($_.Entries)" }) -join ' ' | Should -Be 'node-a=141 node-b=30'
+        $errs.Count | Should -Be 1
+        $errs[0].TargetObject | Should -Be 'node-c'
+        Get-CalicoNode | Where-Object Node -eq node-b | Get-BpfConntrackStatistic | ForEach-Object Node | Should -Be 'node-b'
+    }
+
     It '-Node * reads every node running calico-node in parallel; a broken node is one error and the others complete' {
         $objects = @(Get-BpfConntrack -Node * -ThrottleLimit 2 -ErrorVariable errs -ErrorAction SilentlyContinue)
         ($objects | Group-Object Node -NoElement | ForEach-Object { "$($_.Name)=$($_.Count)" }) -join ' ' | Should -Be 'node-a=141 node-b=30'

@@ -77,6 +77,71 @@ Describe 'Get-BpfMap' -Skip:(-not $kernel) {
     }
 }
 
+# Before Get-BpfConntrack's tests: one of them removes the IPv6 table.
+Describe 'Get-BpfConntrackStatistic' -Skip:(-not $kernel) {
+    It 'counts the table as calico-bpf conntrack stats counts the decoded entries' {
+        $s = Get-BpfConntrackStatistic
+        $s | Should -BeOfType ([CalicoBpf.ConntrackStatistic])
+        $all = @(Get-BpfConntrack)
+        $connections = @($all | Where-Object Type -ne 'NatForward')
+        $tcp = @($connections | Where-Object Protocol -eq 'Tcp')
+        $s.Entries | Should -Be $expected
+        $s.Entries | Should -Be $all.Count
+        $s.NatConnections | Should -Be @($all | Where-Object Type -eq 'NatForward').Count
+        $s.Connections | Should -Be $connections.Count
+        $s.Normal | Should -Be @($all | Where-Object Type -eq 'Normal').Count
+        $s.NatReverse | Should -Be @($all | Where-Object Type -eq 'NatReverse').Count
+        $s.Tcp | Should -Be $tcp.Count
+        $s.Udp | Should -Be @($connections | Where-Object Protocol -eq 'Udp').Count
+        $s.Other | Should -Be @($connections | Where-Object Protocol -notin 'Tcp', 'Udp').Count
+        $s.Other | Should -BeGreaterThan 0 -Because 'the scenario has ICMP entries'
+        foreach ($state in 'Established', 'Closed', 'Reset', 'SynSent') {
+            $s."Tcp$state" | Should -Be @($tcp | Where-Object State -eq $state).Count -Because "Tcp$state counts the TCP connections in state $state"
+        }
+        ($s.TcpEstablished + $s.TcpClosed + $s.TcpReset + $s.TcpSynSent) | Should -Be $s.Tcp
+        ($s.MapName, $s.MapVersion, $s.MaxEntries, $s.PinPath) | Should -Be @('cali_v4_ct4', 4, 512000, $fs.PinPath)
+        $s.Fill | Should -Be (100.0 * $expected / 512000)
+        $s.Node | Should -Be $all[0].Node
+        $s.Release | Should -Be $all[0].Release
+    }
+
+    It 'counts the IPv6 table with -IPv6' {
+        $s = Get-BpfConntrackStatistic -IPv6
+        ($s.MapName, $s.Entries, $s.Connections, $s.Fill) | Should -Be @('cali_v6_ct4', 0, 0, 0)
+        $s.MaxEntries | Should -BeGreaterThan 0
+    }
+
+    It 'renders one row per node: the counts in 80 columns, the TCP states in the TcpState view' {
+        $s = Get-BpfConntrackStatistic
+        foreach ($view in @{ Text = $s | Out-String -Width 80; Values = @($s.Entries, ('{0:0.0}' -f $s.Fill), $s.Connections, $s.NatConnections, $s.Tcp, $s.Udp, $s.Other)
+                Header = 'Node\s+Entries\s+Fill\s+Connections\s+NatConnections\s+Tcp\s+Udp\s+Other' },
+            @{ Text = $s | Format-Table -View TcpState | Out-String -Width 80; Values = @($s.Tcp, $s.TcpEstablished, $s.TcpClosed, $s.TcpReset, $s.TcpSynSent)
+                Header = 'Node\s+Tcp\s+TcpEstablished\s+TcpClosed\s+TcpReset\s+TcpSynSent' }) {
+            $lines = @($view.Text -split "`r?`n" | Where-Object { $_.Trim() })
+            $lines | ForEach-Object { $_.TrimEnd().Length | Should -BeLessOrEqual 80 }
+            $lines.Count | Should -Be 3 -Because 'a header, its rule and one row'
+            $lines[0].TrimEnd() | Should -Match "^$($view.Header)$"
+            -split $lines[2] | Select-Object -Skip 1 | Should -Be @($view.Values | ForEach-Object { "$_" })
+        }
+        # At 120 columns, the same: nothing squeezed in beside the counts.
+        function Rows([int] $Width) { @(($s | Out-String -Width $Width) -split "`r?`n" | ForEach-Object TrimEnd | Where-Object { $_ }) }
+        Rows 120 | Should -Be (Rows 80)
+    }
+
+    It 'says when the node has no such table, naming it' {
+        $empty = New-TestBpfFs
+        try {
+            $arp = [CalicoBpf.Interop.BpfMap]::Create('LruHash', 8, 12, 16, 'cali_v4_arp2', 0)
+            try { $arp.Pin((Join-Path $empty.PinPath 'cali_v4_arp2')) } finally { $arp.Dispose() }
+            $err = $null
+            try { Get-BpfConntrackStatistic -PinPath $empty.PinPath -ErrorAction Stop } catch { $err = $_ }
+            $err.FullyQualifiedErrorId | Should -Be 'MapNotFound,CalicoBpf.Commands.GetBpfConntrackStatisticCommand'
+            $err.Exception.Message | Should -Match 'No IPv4 conntrack map \(cali_v4_ct\)'
+        }
+        finally { Remove-TestBpfFs $empty }
+    }
+}
+
 Describe 'Get-BpfConntrack' -Skip:(-not $kernel) {
     BeforeAll { $all = @(Get-BpfConntrack) }
 

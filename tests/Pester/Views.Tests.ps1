@@ -111,6 +111,7 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
             MapInfo             = { Get-BpfMap @kc -Node node-a }
             ConntrackEntry      = { Get-BpfConntrack @kc -Node node-a }
             ConntrackResolved   = { Get-BpfConntrack @kc -Node node-a -Resolve }
+            ConntrackStatistic  = { Get-BpfConntrackStatistic @kc -Node node-a, node-b }
             NatFrontend         = { Get-BpfNat @kc -Node node-a }
             InterfaceCounter    = { Get-BpfCounter @kc -Node node-a }
             InterfaceState      = { Get-BpfInterface @kc -Node node-a }
@@ -130,7 +131,7 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
     }
     AfterAll { Stop-TestCluster $cluster }
 
-    It '<_> exports to CSV with every cell a value, never a .NET type name, and reads back' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
+    It '<_> exports to CSV with every cell a value, never a .NET type name, and reads back' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'ConntrackStatistic', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
         $items = $objects[$_]
         $csv = @($items | ConvertTo-Csv)
         $back = @($csv | ConvertFrom-Csv)
@@ -144,7 +145,7 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
         if ($items[0].PSObject.Properties['Node']) { $back[0].Node | Should -Be "$($items[0].Node)" }
     }
 
-    It '<_> as JSON: addresses and durations as text, enums by name, the same after Select-Object, and back by ConvertFrom-Json' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
+    It '<_> as JSON: addresses and durations as text, enums by name, the same after Select-Object, and back by ConvertFrom-Json' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'ConntrackStatistic', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
         $items = $objects[$_]
         $set = $_
         foreach ($json in @(($items | ConvertTo-Json -Depth 8), ($items | Select-Object * | ConvertTo-Json -Depth 8))) {
@@ -160,6 +161,16 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
                 }
             }
         }
+    }
+
+    It 'the TcpState view of ConntrackStatistic at <_> columns: no line wider, every column there' -ForEach 80, 120 {
+        $width = $_
+        $labels = ($tables | Where-Object { $_.Type -eq 'CalicoBpf.ConntrackStatistic' -and $_.View -eq 'TcpState' }).Labels
+        $labels | Should -Be @('Node', 'Tcp', 'TcpEstablished', 'TcpClosed', 'TcpReset', 'TcpSynSent')
+        $lines = @($objects['ConntrackStatistic'] | Format-Table -View TcpState | Out-String -Width $width) -split "`r?`n" | Where-Object { $_.Trim() }
+        $lines | ForEach-Object { $_.TrimEnd().Length | Should -BeLessOrEqual $width }
+        $lines[0].Trim() -split '\s+' | Should -Be $labels
+        $lines.Count | Should -Be (2 + $objects['ConntrackStatistic'].Count)
     }
 
     It 'a conntrack entry''s typed values: SourceAddressValue is an IPAddress, AgeValue a TimeSpan, both out of JSON and CSV' {
@@ -181,7 +192,7 @@ Describe 'Views of the demo cluster''s objects at 80 and 120 columns' -Skip:(-no
         ($config | ConvertTo-Json -Depth 6 | ConvertFrom-Json).Resource.metadata.name | Should -Be 'default'
     }
 
-    It '<_> at <Width> columns: no line wider, every column there' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'ConntrackResolved', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
+    It '<_> at <Width> columns: no line wider, every column there' -ForEach @('CalicoNode', 'MapInfo', 'ConntrackEntry', 'ConntrackResolved', 'ConntrackStatistic', 'NatFrontend', 'InterfaceCounter', 'InterfaceState', 'PolicyRule', 'CounterSample', 'PolicyRuleSample', 'FelixBpfConfig', 'FelixEffectiveValue', 'CheckResult') {
         $set = $_
         $items = $objects[$set]
         $items | Should -Not -BeNullOrEmpty -Because "the demo cluster has $set objects"
