@@ -23,7 +23,9 @@ param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [int] $Entries = 512000,
     [int] $FleetSize = 50,
-    [int] $ExecLatencyMilliseconds = 200
+    [int] $ExecLatencyMilliseconds = 200,
+    # Only the one-node dump (its table and floors), for working on it.
+    [switch] $OneNodeOnly
 )
 
 $ErrorActionPreference = 'Stop'
@@ -64,11 +66,13 @@ function Mem { `$s = Get-Content /proc/self/status; @{ Rss = [long]((`$s -match 
 `$null = Get-BpfMap -Node big -NoCount -Kubeconfig '$($cluster.Kubeconfig)'
 [GC]::Collect(); `$before = Mem
 `$t = foreach (`$i in 1..3) { `$sw = [Diagnostics.Stopwatch]::StartNew(); `$n = (Get-BpfConntrack -Node big -Kubeconfig '$($cluster.Kubeconfig)' | Measure-Object).Count; if (`$n -ne $count) { throw "counted `$n" }; `$sw.Elapsed.TotalMilliseconds; if (`$i -eq 1) { `$first = Mem } }
-"`$(`$t -join ',') `$(`$before.Rss) `$(`$first.Hwm)"
+`$f = foreach (`$i in 1..3) { `$sw = [Diagnostics.Stopwatch]::StartNew(); `$n = (Get-BpfConntrack -Node big -Address 10.65.1.2 -Kubeconfig '$($cluster.Kubeconfig)' | Measure-Object).Count; if (`$n -ne 1) { throw "filtered `$n" }; `$sw.Elapsed.TotalMilliseconds }
+"`$(`$t -join ',') `$(`$before.Rss) `$(`$first.Hwm) `$(`$f -join ',')"
 "@
     $parts = (& $pwsh -NoProfile -NonInteractive -Command $script | Select-Object -Last 1) -split ' '
     $cmdlet = Median ([double[]]($parts[0] -split ','))
     $growth = ([long]$parts[2] - [long]$parts[1]) / 1024
+    $filtered = Median ([double[]]($parts[3] -split ','))
     $env:KUBECONFIG = $cluster.Kubeconfig
     $pod = (kubectl get pods -A -o json | ConvertFrom-Json).items[0]
     function Measure-Kubectl([string] $Flags) {
@@ -81,6 +85,20 @@ function Mem { `$s = Get-Content /proc/self/status; @{ Rss = [long]((`$s -match 
     }
     $kubectlText = Measure-Kubectl ''
     $kubectlJson = Measure-Kubectl '-j'
+    # The floors: the node's bpftool printing the table as JSON with nothing sent (both sides pay it);
+    # the same gzip'd on the node as the module's exec does; and that gzip'd stream sent to kubectl.
+    function Measure-Node([string] $NodeCommand, [string] $Redirect = '') {
+        Median (1..3 | ForEach-Object {
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            & sh -c "kubectl exec -n $($pod.metadata.namespace) $($pod.metadata.name) -c calico-node -- sh -c '$NodeCommand' $Redirect"
+            if ($LASTEXITCODE) { throw 'kubectl exec failed.' }
+            $sw.Elapsed.TotalMilliseconds
+        })
+    }
+    $dumpCommand = 'bpftool -j map dump pinned /sys/fs/bpf/tc/globals/cali_v4_ct4'
+    $nodeBpftool = Measure-Node "$dumpCommand > /dev/null"
+    $nodeGzip = Measure-Node "$dumpCommand | gzip -1 > /dev/null"
+    $sentGzip = Measure-Node "$dumpCommand | gzip -1" '> /dev/null'
     Remove-Item Env:KUBECONFIG
 } finally { Stop-TestCluster $cluster }
 
@@ -118,6 +136,11 @@ Import-Module '$ModulePath'
         if ($LASTEXITCODE) { throw "Reading the $FleetSize-node fleet failed (above)." }
         [pscustomobject]@{ One = [double]$parts[0]; Fleet = [double]$parts[1] }
     } finally { Stop-TestCluster $cluster }
+}
+
+if ($OneNodeOnly) {
+    Write-Host "one node: cmdlet $([math]::Round($cmdlet)) ms, -Address $([math]::Round($filtered)) ms, kubectl -j $([math]::Round($kubectlJson)) ms, text $([math]::Round($kubectlText)) ms; node bpftool $([math]::Round($nodeBpftool)) ms, with gzip $([math]::Round($nodeGzip)) ms, sent $([math]::Round($sentGzip)) ms; growth $([math]::Round($growth, 1)) MB"
+    return
 }
 
 $raw = Measure-Fleet 0
@@ -194,8 +217,12 @@ Cluster mode (the test cluster on this machine: API server and nodes on loopback
 | measurement | time | reference | ratio | goal |
 |---|---|---|---|---|
 | (Get-BpfConntrack -Node big \| Measure-Object).Count, $count entries | $([math]::Round($cmdlet)) ms | kubectl exec ... bpftool map dump > /dev/null (the issue's command): $([math]::Round($kubectlText)) ms | $(Ratio $cmdlet $kubectlText) | no slower than kubectl's raw transfer |
-| the same | | kubectl exec ... bpftool -j map dump > /dev/null (bpftool's faster JSON form): $([math]::Round($kubectlJson)) ms | $(Ratio $cmdlet $kubectlJson) | |
-| pwsh memory growth during that remote dump | $([math]::Round($growth, 1)) MB | | | bounded |
+| the same | | kubectl exec ... bpftool -j map dump > /dev/null (bpftool's faster JSON form): $([math]::Round($kubectlJson)) ms | $(Ratio $cmdlet $kubectlJson) | faster (issue 19) |
+| (Get-BpfConntrack -Node big -Address 10.65.1.2 \| Measure-Object).Count, 1 entry | $([math]::Round($filtered)) ms | kubectl exec ... bpftool -j map dump > /dev/null: $([math]::Round($kubectlJson)) ms | $(Ratio $filtered $kubectlJson) | faster (issue 19) |
+| the floor: the node's bpftool -j map dump > /dev/null inside calico-node, nothing sent | $([math]::Round($nodeBpftool)) ms | | | |
+| the same gzip'd on the node (bpftool -j ... \| gzip -1 > /dev/null), nothing sent | $([math]::Round($nodeGzip)) ms | | | |
+| that gzip'd stream sent to kubectl > /dev/null (the module's transfer, nothing parsed) | $([math]::Round($sentGzip)) ms | | | |
+| pwsh memory growth during that remote dump | $([math]::Round($growth, 1)) MB | | | under 50 MB (issue 19) |
 | Get-BpfCounter -Node * -ThrottleLimit 16, $FleetSize nodes, no exec latency | $([math]::Round($raw.Fleet)) ms | one node: $([math]::Round($raw.One)) ms | $(Ratio $raw.Fleet $raw.One) | under 4 |
 | the same, every exec $ExecLatencyMilliseconds ms late | $([math]::Round($latent.Fleet)) ms | one node: $([math]::Round($latent.One)) ms | $(Ratio $latent.Fleet $latent.One) | under 4 |
 "@

@@ -14,6 +14,8 @@ using CalicoBpf.Transport;
 // bench fill-flow <pinDir> <policyDir>    makes 10.64.0.0/13 a local workload (calibench0) with an egress policy, for Test-BpfFlow
 // bench fill-counters <pinDir> <n>       creates cali_counters6 with n interfaces (ifindex 1000 on), every hook, every counter
 // bench watch <pinDir> <repeats>         times Watch-BpfConntrack's sampler on cali_v4_ct4 against one full decoded read, with its memory
+// bench parse-dump <dump.json.gz> <repeats> times the client's share of a remote dump of cali_v4_ct4 (bpftool -j, gzip'd as a node sends
+//                                        it): gunzip alone, then gunzip and BpftoolJsonReader's parse into raw batches
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: CalicoBpf.Bench fill|core <pinDir> <n>");
@@ -38,6 +40,8 @@ switch (args[0])
         return FillCounters(pinDir, n);
     case "watch":
         return Watch(pinDir, n);
+    case "parse-dump":
+        return ParseDump(pinDir, n);
     default:
         Console.Error.WriteLine($"unknown command {args[0]}");
         return 2;
@@ -214,6 +218,40 @@ static int Watch(string pinDir, int repeats)
     }
 
     GC.KeepAlive(watcher);
+    return 0;
+}
+
+static int ParseDump(string file, int repeats)
+{
+    var map = new BpfMapDescriptor(0, BpfMapType.LruHash, 16, 88, 512000, 0, "cali_v4_ct4");
+    for (int r = 0; r < repeats; r++)
+    {
+        var sw = Stopwatch.StartNew();
+        byte[] buffer = new byte[64 * 1024];
+        long bytes = 0;
+        using (var gz = new System.IO.Compression.GZipStream(File.OpenRead(file), System.IO.Compression.CompressionMode.Decompress))
+        {
+            int k;
+            while ((k = gz.Read(buffer)) > 0)
+            {
+                bytes += k;
+            }
+        }
+
+        double gunzipMs = sw.Elapsed.TotalMilliseconds;
+        sw.Restart();
+        long entries = 0;
+        using (var gz = new System.IO.Compression.GZipStream(File.OpenRead(file), System.IO.Compression.CompressionMode.Decompress))
+        {
+            foreach (RawEntryBatch b in new BpftoolJsonReader(gz, map, 2, file).ReadBatches(4096, CancellationToken.None))
+            {
+                entries += b.Count;
+            }
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{bytes} {gunzipMs:F0} {entries} {sw.Elapsed.TotalMilliseconds:F0}"));
+    }
+
     return 0;
 }
 
