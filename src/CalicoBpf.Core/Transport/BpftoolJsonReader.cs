@@ -390,13 +390,9 @@ public sealed partial class BpftoolJsonReader
         return (byte)((Hex(text[2], what) << 4) | Hex(text[3], what));
     }
 
-    private int Hex(byte c, string what) => c switch
-    {
-        >= (byte)'0' and <= (byte)'9' => c - '0',
-        >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
-        >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
-        _ => throw new BpfException($"A {what} byte in bpftool's dump of {_target} has the non-hex digit '{(char)c}'.", 0, _target),
-    };
+    private int Hex(byte c, string what) => HexDigit(c) is var d and >= 0
+        ? d
+        : throw new BpfException($"A {what} byte in bpftool's dump of {_target} has the non-hex digit '{(char)c}'.", 0, _target);
 
     private enum PropertyStep
     {
