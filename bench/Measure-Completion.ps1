@@ -14,6 +14,7 @@ param([Parameter(Mandatory)] [string] $ModulePath, [string] $TestCluster, [int] 
 
 $ErrorActionPreference = 'Stop'
 Import-Module (Join-Path $PSScriptRoot '../tests/Pester/TestSupport.psm1') -Force
+Import-Module (Join-Path $PSScriptRoot 'BenchGoals.psm1') -Force
 if ($TestCluster) { $env:CALICOBPF_TESTCLUSTER = $TestCluster }
 $work = Join-Path ([IO.Path]::GetTempPath()) "calicobpf-bench-completion-$PID"
 $null = New-Item -ItemType Directory -Force $work
@@ -55,7 +56,12 @@ finally {
     Remove-Item -Recurse -Force $work -ErrorAction SilentlyContinue
 }
 
-$report = "`nTab completion against the demo cluster (medians of $Runs, one process after a warm-up; a static completion, Set-FelixBpfConfig -BpfLogLevel, took $([math]::Round($static, 2)) ms):`n`n" +
+foreach ($row in $rows) {
+    $f = [math]::Round($row.First / ($row.Read + $static), 2); $c = [math]::Round($row.Cached / $static, 2)
+    $null = New-BenchGoal 'Tab completion (Measure-Completion)' "$($row.Name): the first within 1.5x the read plus a static completion" $f ($f -le 1.5)
+    $null = New-BenchGoal 'Tab completion (Measure-Completion)' "$($row.Name): cached within 2x a static completion" $c ($c -le 2)
+}
+$report = "`nTab completion against the demo cluster, $(Get-BenchMachine) (medians of $Runs, one process after a warm-up; a static completion, Set-FelixBpfConfig -BpfLogLevel, took $([math]::Round($static, 2)) ms):`n`n" +
     "| completion | first (reads) | cached | the cmdlet read | first / (read + static) | cached / static | goals met |`n|---|---|---|---|---|---|---|`n" +
     (($rows | ForEach-Object {
         $f = $_.First / ($_.Read + $static); $c = $_.Cached / $static

@@ -8,6 +8,7 @@
 param([Parameter(Mandatory)] [string] $ModulePath, [int] $Runs = 5)
 
 $ErrorActionPreference = 'Stop'
+Import-Module (Join-Path $PSScriptRoot 'BenchGoals.psm1') -Force
 $pwsh = Join-Path $PSHOME 'pwsh'
 $samples = foreach ($i in 1..$Runs) {
     $line = & $pwsh -NoProfile -NonInteractive -Command "`$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$ModulePath'; `$a = `$sw.Elapsed.TotalMilliseconds; `$sw.Restart(); Import-Module Microsoft.PowerShell.Utility -Force; '{0} {1}' -f `$a, `$sw.Elapsed.TotalMilliseconds"
@@ -15,9 +16,10 @@ $samples = foreach ($i in 1..$Runs) {
 }
 $import = ($samples | ForEach-Object { $_[0] } | Sort-Object)[[int][math]::Floor(($Runs - 1) / 2)]
 $reference = ($samples | ForEach-Object { $_[1] } | Sort-Object)[[int][math]::Floor(($Runs - 1) / 2)]
+$null = New-BenchGoal 'import time (Measure-ImportTime)' 'Import-Module CalicoBpf under 500 ms in a fresh pwsh' "$([math]::Round($import)) ms ($([math]::Round($import / $reference, 1))x re-importing Microsoft.PowerShell.Utility)" ($import -lt 500)
 $report = @"
 
-Import time (median of $Runs fresh pwsh processes):
+Import time, $(Get-BenchMachine) (median of $Runs fresh pwsh processes):
 
 | measurement | time | reference | ratio | goal |
 |---|---|---|---|---|

@@ -9,7 +9,9 @@
     the timed part is `$entries | Remove-BpfConntrack`. -BaselineModulePath is an older build to
     compare with: builds before issue 13 sent the keys in the exec URL (43 KB for 500 IPv4 keys),
     so the cluster serves request lines up to 1 MB when one is given (8 KB otherwise, as a proxy).
-    Needs root. Not part of build.ps1 bench; docs/performance.md has its figures.
+    Goal (this build, each family): the present keys removed at least 10x faster than the same keys
+    again when all are gone (the node's per-key loop), recorded through BenchGoals.psm1.
+    Needs root. Part of build.ps1 bench (one round); docs/performance.md has its figures.
 #>
 [CmdletBinding()]
 param(
@@ -22,6 +24,7 @@ param(
 $ErrorActionPreference = 'Stop'
 $root = Split-Path $PSScriptRoot
 . (Join-Path $root 'build/Common.ps1')
+Import-Module (Join-Path $PSScriptRoot 'BenchGoals.psm1') -Force
 $work = Join-Path $root 'out/bench/remote-delete'
 $null = New-Item -ItemType Directory -Force $work
 & dotnet build (Join-Path $root 'tests/CalicoBpf.TestCluster/CalicoBpf.TestCluster.csproj') -c Release --nologo -v q -clp:ErrorsOnly
@@ -62,12 +65,19 @@ try {
             [pscustomobject]@{ Family = if ($v6) { 'IPv6' } else { 'IPv4' }; Removed = $r.Removed; Seconds = $t.Elapsed.TotalSeconds; Gone = $g.AlreadyGone; GoneSeconds = $t2.Elapsed.TotalSeconds }
         }
     }
-    foreach ($run in $runs) {
+    Write-Host "Remote bulk deletes, $(Get-BenchMachine): $Entries entries a family, $Rounds round(s)"
+    $goals = foreach ($run in $runs) {
         $results = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -OutputFormat Xml -Command $one -args $modules[$run.Module], $run.Node, $kubeconfig
         foreach ($x in $results) {
-            '{0,-8} {1} {2}: {3} removed in {4:n2} s; again, all gone ({5}), in {6:n2} s' -f $run.Module, $run.Node, $x.Family, $x.Removed, $x.Seconds, $x.Gone, $x.GoneSeconds
+            Write-Host ('{0,-8} {1} {2}: {3} removed in {4:n2} s; again, all gone ({5}), in {6:n2} s' -f $run.Module, $run.Node, $x.Family, $x.Removed, $x.Seconds, $x.Gone, $x.GoneSeconds)
+            if ($run.Module -eq 'current') {
+                $ratio = [math]::Round($x.Seconds / $x.GoneSeconds, 3)
+                New-BenchGoal 'remote deletes (Measure-RemoteDelete)' "$($run.Node) $($x.Family): $Entries present keys removed at least 10x faster than the per-key loop (present / all gone)" "$ratio ($([math]::Round($x.Seconds, 2)) s / $([math]::Round($x.GoneSeconds, 2)) s)" ($x.Removed -eq $Entries -and $ratio -le 0.1)
+            }
         }
     }
+    Write-Host ''
+    Write-Host (Format-BenchGoalTable $goals)
 } finally {
     $cluster.StandardInput.Close()
     if (-not $cluster.WaitForExit(60000)) { $cluster.Kill() }

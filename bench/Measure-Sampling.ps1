@@ -33,6 +33,7 @@ $ModulePath = (Resolve-Path -LiteralPath $ModulePath).Path
 $root = Split-Path $PSScriptRoot
 . (Join-Path $root 'build/Common.ps1')
 Import-Module (Join-Path $root 'tests/Pester/TestSupport.psm1') -Force
+Import-Module (Join-Path $PSScriptRoot 'BenchGoals.psm1') -Force
 if ($TestClusterPath) { $env:CALICOBPF_TESTCLUSTER = $TestClusterPath }
 $work = Join-Path $root 'out/bench'
 $null = New-Item -ItemType Directory -Force $work
@@ -164,13 +165,18 @@ Import-Module '$ModulePath'
     $r.FleetGrowthMb = [math]::Round(([long]$s[5] - [long]$s[4]) / 1024, 1)
 } finally { Stop-TestCluster $cluster }
 
-function Met([bool] $ok) { if ($ok) { 'yes' } else { 'NO' } }
-$machine = "$((Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1).Line -replace '.*:\s*', ''), $([Environment]::ProcessorCount) cores, kernel $(uname -r)"
 $sampleVsOnce = [math]::Round($r.SampleMs / $r.OnceMs, 2)
 $watchVsRead = [math]::Round($r.WatchSampleMs / $r.ReadMs, 2)
+$b = 'counters over time (Measure-Sampling)'
+$goals = @(
+    New-BenchGoal $b 'a sample costs no more than 2x one read' $sampleVsOnce ($sampleVsOnce -le 2)
+    New-BenchGoal $b "1 s on $FleetSize nodes: the client keeps up (no sample skipped, each under 1 s)" "$($r.FleetSkipped) skipped, slowest $([math]::Round($r.FleetSampleMaxMs)) ms" ($r.FleetSkipped -eq 0 -and $r.FleetSampleMaxMs -lt 1000)
+    New-BenchGoal $b "memory flat while sampling, under 20 MB (pwsh VmRSS, sample 5 to $Samples on the fleet; 2 to the last locally)" "fleet $($r.FleetGrowthMb) MB, local $($r.LocalGrowthMb) MB" ($r.FleetGrowthMb -lt 20 -and $r.LocalGrowthMb -lt 20)
+    New-BenchGoal $b 'Watch-BpfConntrack: a sample within 2x a full read' $watchVsRead ($watchVsRead -le 2)
+    New-BenchGoal $b 'Watch-BpfConntrack: memory bounded by the table, flat between samples (managed heap kept: after the baseline, after the last sample, within 5 MB; pwsh growth over 3 samples)' "$($r.WatchKeptMb) MB, $($r.WatchKeptLastMb) MB; pwsh $($r.WatchGrowthMb) MB" ([math]::Abs($r.WatchKeptLastMb - $r.WatchKeptMb) -le 5)
+)
 $report = @"
-Date: $((Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm')) UTC
-Machine: $machine
+Counters over time, $(Get-BenchMachine)
 
 | measurement | time | reference | ratio |
 |---|---|---|---|
@@ -179,13 +185,7 @@ Machine: $machine
 | Watch-BpfConntrack's sampler, $Entries entries, nothing changed (median of 3) | $([math]::Round($r.WatchSampleMs)) ms | one full decoded read (ConntrackReader.Read): $([math]::Round($r.ReadMs)) ms | $watchVsRead |
 | its baseline (every entry kept as raw bytes) | $([math]::Round($r.WatchBaselineMs)) ms | | |
 
-| goal | measured | met |
-|---|---|---|
-| a sample costs no more than 2x one read | $sampleVsOnce | $(Met ($sampleVsOnce -le 2)) |
-| 1 s on $FleetSize nodes: the client keeps up (no sample skipped, each under 1 s) | $($r.FleetSkipped) skipped, slowest $([math]::Round($r.FleetSampleMaxMs)) ms | $(Met ($r.FleetSkipped -eq 0 -and $r.FleetSampleMaxMs -lt 1000)) |
-| memory flat while sampling (pwsh VmRSS, sample 5 to $Samples on the fleet; 2 to the last locally) | fleet $($r.FleetGrowthMb) MB, local $($r.LocalGrowthMb) MB | $(Met ($r.FleetGrowthMb -lt 20 -and $r.LocalGrowthMb -lt 20)) |
-| Watch-BpfConntrack: a sample within 2x a full read | $watchVsRead | $(Met ($watchVsRead -le 2)) |
-| Watch-BpfConntrack: memory bounded by the table, flat between samples (managed heap kept: after the baseline, after the last sample; pwsh growth over 3 samples) | $($r.WatchKeptMb) MB, $($r.WatchKeptLastMb) MB; pwsh $($r.WatchGrowthMb) MB | $(Met ([math]::Abs($r.WatchKeptLastMb - $r.WatchKeptMb) -le 5)) |
+$(Format-BenchGoalTable $goals)
 "@
 Set-Content -Path (Join-Path $work 'sampling.md') -Value $report
 Write-Host ''
