@@ -57,6 +57,8 @@ public abstract class ReadOnlyNode : INodeDataplane
 
     public virtual IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken) => Array.Empty<string>();
 
+    public virtual long? TraceClockOffset(string? tracingDirectory, CancellationToken cancellationToken) => null;
+
     public string? ReadEnvironment(string name) => null;
 
     public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory) =>

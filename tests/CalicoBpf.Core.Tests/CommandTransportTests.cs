@@ -129,6 +129,16 @@ public sealed class CommandTransportTests
             var rc = remote.SampleClock();
             Assert.InRange((double)rc.MonotonicNanoseconds - lc.MonotonicNanoseconds, 0, 5e9);
             Assert.InRange((rc.UtcNow - lc.UtcNow).TotalSeconds, -1, 5);
+
+            // So does the trace buffer's clock's lead over it (where this machine has tracefs): the same
+            // "now ts", read in one exec between two readings of /proc/timer_list.
+            if (Interop.TraceFs.FindTracingDirectory() is { } tracing)
+            {
+                long? lo = local.TraceClockOffset(tracing, default), ro = remote.TraceClockOffset(tracing, default);
+                Assert.NotNull(lo);
+                Assert.NotNull(ro);
+                Assert.InRange(ro!.Value - lo!.Value, -50_000_000L, 50_000_000L);
+            }
         }
         finally
         {

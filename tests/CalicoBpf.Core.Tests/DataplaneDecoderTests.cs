@@ -224,6 +224,31 @@ public class DataplaneDecoderTests
     }
 
     [Fact]
+    public void Trace_timestamps_are_exact_on_a_clock_that_counts_from_1970()
+    {
+        // trace_clock tai stamps lines with seconds since 1970: a double would lose their microseconds.
+        TraceLogEntry tai = TraceLogParser.Parse(" a-1 [000] .... 1796300000.123457: bpf_trace_printk: eth0------------I: New packet at ifindex=2; mark=0", "n");
+        Assert.Equal(TimeSpan.FromTicks((1_796_300_000L * TimeSpan.TicksPerSecond) + 1_234_570), tai.TimestampValue);
+        Assert.Equal("eth0", tai.Interface);
+
+        // Beyond 10^10 seconds (no clock's) the line stays raw rather than overflowing a conversion.
+        TraceLogEntry far = TraceLogParser.Parse(" a-1 [000] .... 99999999999.000001: bpf_trace_printk: eth0------------I: x", "n");
+        Assert.Null(far.TimestampValue);
+        Assert.Null(far.Pid);
+    }
+
+    [Theory]
+    [InlineData("entries: 0\noverrun: 0\noldest event ts: 57543.924685\nnow ts: 64248.160932\ndropped events: 0\n", 64_248_160_932_000UL)]
+    [InlineData("entries: 3\nnow ts:  1796300000.000001\n", 1_796_300_000_000_001_000UL)]
+    // A clock that does not count nanoseconds (counter, x86-tsc) prints a bare number: no lead can be told from it.
+    [InlineData("entries: 3\nnow ts: 98765432\n", null)]
+    [InlineData("entries: 0\n", null)]
+    public void The_trace_clock_now_of_a_per_cpu_stats_file(string stats, ulong? nanoseconds)
+    {
+        Assert.Equal(nanoseconds, Interop.TraceFs.NowTimestamp(stats));
+    }
+
+    [Fact]
     public void Policy_debug_comments_become_rules_with_hits()
     {
         string json = """

@@ -176,6 +176,16 @@ policies:
         # A host interface to Felix (cali_iface says so): its TC ingress program tags its lines -I.
         Add-CountingProgram -Interface $host_ -PinPath $fs.PinPath -ProgramPin (Join-Path $fs.Root 'count') -Tag I
         $local = "-PinPath '$($fs.PinPath)' -Interface $host_"
+
+        function Invoke-DropWindow([int] $Packets, [string] $Options = '') {
+            # One 3 s window of Get-BpfDrop with $Packets datagrams dropped in it, after its baseline; no error.
+            $run = Start-Sampling "Get-BpfDrop $local -PolicyDebugPath '$policyDir' -Window 3 $Options"
+            Wait-Baseline $run
+            Send-Datagram $ns 10.198.7.1 $Packets
+            $r = Complete-Sampling $run
+            $r.Errors | Should -BeNullOrEmpty
+            $r
+        }
     }
     AfterAll {
         & ip link del $host_ 2>$null
@@ -258,11 +268,7 @@ policies:
     }
 
     It 'Get-BpfDrop explains a window''s drops: reason, count, the deny rule, the dropped packets'' trace lines, and with -Resolve the pods' {
-        $run = Start-Sampling "Get-BpfDrop $local -PolicyDebugPath '$policyDir' -Window 3 -Resolve -Kubeconfig '$($cluster.Kubeconfig)'"
-        Wait-Baseline $run
-        Send-Datagram $ns 10.198.7.1 5
-        $r = Complete-Sampling $run
-        $r.Errors | Should -BeNullOrEmpty
+        $r = Invoke-DropWindow 5 "-Resolve -Kubeconfig '$($cluster.Kubeconfig)'"
         $d = @($r.Samples)
         $d.Count | Should -Be 1 -Because 'one interface hook dropped for one reason'
         $d[0] | Should -BeOfType ([CalicoBpf.PacketDrop])
@@ -279,7 +285,7 @@ policies:
         $d[0].RuleHits | Should -Be 5
         @($d[0].Rules) | Should -Be @('default/shop/knp.default.deny-all[0] +5')
         # The program's own lines for the newest three dropped packets, each from New packet to its DENY.
-        @($d[0].TraceLines | Where-Object { $_ -like '*: New packet at ifindex=*' }).Count | Should -Be 3
+        @($d[0].TraceLines | Where-Object { $_ -like '*: New packet at ifindex=*' }).Count | Should -Be 3 -Because "the newest three of the five packets are in the window (verbose: $($r.Verbose -join '; '))"
         @($d[0].TraceLines | Where-Object { $_ -like '*: DENY due to policy' }).Count | Should -Be 3
         @($d[0].TraceLines | Where-Object { $_ -like '*: IP s=10.198.7.2 d=10.198.7.1' }).Count | Should -Be 3
         $d[0].Workload | Should -Be 'shop/client-0' -Because 'the workload route of 10.198.7.2 goes to the interface'
@@ -290,6 +296,26 @@ policies:
             foreach ($line in $text -split "`r?`n") { $line.TrimEnd().Length | Should -BeLessOrEqual $width }
             $text | Should -Match '(?m)^Interface\s+Hook\s+Reason\s+Count\s+Rate\s+Policy\s*$'
         }
+    }
+
+    It 'Get-BpfDrop finds the dropped packets'' trace lines when the trace buffer''s clock is not the monotonic one' {
+        # A virtual machine's sched_clock (trace_clock "local") may be seconds from CLOCK_MONOTONIC; "tai" is
+        # decades from it. The window's edges move onto the buffer's clock by its "now ts", or no line is chosen.
+        $clockFile = '/sys/kernel/tracing/trace_clock'
+        $before = [regex]::Match((Get-Content -Raw $clockFile), '\[(\w+)\]').Groups[1].Value
+        try {
+            Set-Content $clockFile tai
+            $offset = [CalicoBpf.Interop.TraceFs]::ClockOffset('/sys/kernel/tracing')
+            $wall = ([DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds() * 1e6) - [CalicoBpf.Interop.KernelInfo]::MonotonicNanoseconds()
+            [math]::Abs($offset - $wall) / 1e9 | Should -BeLessThan 60 -Because 'CLOCK_TAI is the wall clock and a few leap seconds'
+            $r = Invoke-DropWindow 4
+            $d = @($r.Samples)
+            $d.Count | Should -Be 1
+            $d[0].Count | Should -Be 4
+            @($d[0].TraceLines | Where-Object { $_ -like '*: New packet at ifindex=*' }).Count | Should -Be 3 -Because "the newest three of the four packets are in the window (verbose: $($r.Verbose -join '; '))"
+            @($d[0].TraceLines | Where-Object { $_ -like '*: DENY due to policy' }).Count | Should -Be 3
+        }
+        finally { Set-Content $clockFile $before }
     }
 
     It 'Get-BpfDrop writes nothing for a window without drops; -Follow streams windows and stops on Ctrl+C' {

@@ -128,10 +128,14 @@ public sealed class BundleNode : INodeDataplane, IDisposable
 
     public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
     {
-        Answer<TraceFact> answer = Lookup0(_facts.Trace, tracingDirectory ?? string.Empty, "the trace buffer" + (tracingDirectory is null ? string.Empty : " of " + tracingDirectory));
-        TraceFact fact = answer.Replay()!;
+        TraceFact fact = TraceAnswer(tracingDirectory).Replay()!;
         return StoredTrace(() => _archive.OpenGzip(BundleFormat.Trace(_facts)), fact, cancellationToken);
     }
+
+    public long? TraceClockOffset(string? tracingDirectory, CancellationToken cancellationToken) => TraceAnswer(tracingDirectory).Replay()!.ClockOffsetNanoseconds;
+
+    private Answer<TraceFact> TraceAnswer(string? tracingDirectory) =>
+        Lookup0(_facts.Trace, tracingDirectory ?? string.Empty, "the trace buffer" + (tracingDirectory is null ? string.Empty : " of " + tracingDirectory));
 
     public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory) =>
         Lookup(_facts.Cgroups, cgroupPath + "|" + linkDirectory, $"the cgroup programs of {cgroupPath}")!;

@@ -121,4 +121,7 @@ public sealed class TraceFact
 
     /// <summary>Why the lines are not in the bundle although they were read (the size bound); offline reading them is an error saying so.</summary>
     public string? Omitted { get; set; }
+
+    /// <summary>The trace clock's lead over the monotonic clock as the lines were read (<see cref="Transport.INodeTrace.TraceClockOffset"/>); null: not known (a bundle made before it was recorded).</summary>
+    public long? ClockOffsetNanoseconds { get; set; }
 }

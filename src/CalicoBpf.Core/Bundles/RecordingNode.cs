@@ -151,6 +151,20 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
 
     public IEnumerable<string> ReadTraceLines(bool follow, string? tracingDirectory, CancellationToken cancellationToken)
     {
+        Answer<TraceFact> answer = TraceAnswer(tracingDirectory, cancellationToken);
+        // Not kept (the size bound): the export's readers still read the buffer itself.
+        return answer.Value!.Omitted is not null
+            ? Live.ReadTraceLines(false, tracingDirectory, cancellationToken)
+            : BundleNode.StoredTrace(() => _writer.OpenGzip(BundleFormat.Trace(Facts)), answer.Value!, cancellationToken);
+    }
+
+    /// <summary>The lead as it was when the trace was captured (with it, so that offline a window picks the lines live did).</summary>
+    public long? TraceClockOffset(string? tracingDirectory, CancellationToken cancellationToken) =>
+        TraceAnswer(tracingDirectory, cancellationToken).Value!.ClockOffsetNanoseconds;
+
+    /// <summary>The trace buffer as captured (once per tracing directory), its failure thrown again.</summary>
+    private Answer<TraceFact> TraceAnswer(string? tracingDirectory, CancellationToken cancellationToken)
+    {
         string key = tracingDirectory ?? string.Empty;
         if (!Facts.Trace.TryGetValue(key, out Answer<TraceFact>? answer))
         {
@@ -158,10 +172,7 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
         }
 
         answer.Replay();
-        // Not kept (the size bound): the export's readers still read the buffer itself.
-        return answer.Value!.Omitted is not null
-            ? Live.ReadTraceLines(false, tracingDirectory, cancellationToken)
-            : BundleNode.StoredTrace(() => _writer.OpenGzip(BundleFormat.Trace(Facts)), answer.Value!, cancellationToken);
+        return answer;
     }
 
     public CgroupProgramListing ListCgroupPrograms(string cgroupPath, string linkDirectory) =>
@@ -237,6 +248,7 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
             ring.Enqueue(Redaction.Line(line));
         }
 
+        long? offset = Live.TraceClockOffset(tracingDirectory, cancellationToken);
         string entry = BundleFormat.Trace(Facts);
         try
         {
@@ -248,12 +260,12 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
                 }
             }
 
-            return new TraceFact { Lines = lines, Kept = ring.Count };
+            return new TraceFact { Lines = lines, Kept = ring.Count, ClockOffsetNanoseconds = offset };
         }
         catch (BundleFullException ex)
         {
             _writer.Discard(entry);
-            return new TraceFact { Lines = lines, Kept = 0, Omitted = ex.Message };
+            return new TraceFact { Lines = lines, Kept = 0, Omitted = ex.Message, ClockOffsetNanoseconds = offset };
         }
     }
 

@@ -123,6 +123,72 @@ public static unsafe class TraceFs
         $"The kernel trace buffer ({directory}) is readable by root only. Run pwsh as root (sudo pwsh), or use -Node to read a node through Kubernetes.",
         BpfEnvironmentProblem.NotRoot, directory);
 
+    /// <summary>
+    /// How far the trace buffer's clock runs ahead of CLOCK_MONOTONIC, in nanoseconds (negative: behind).
+    /// The buffer stamps its lines with its own clock (trace_clock, "local" by default: sched_clock), which
+    /// on a virtual machine may be seconds from the monotonic clock the node's other readings use. Its
+    /// "now ts" in per_cpu/cpu0/stats is read between two readings of the monotonic clock, the closest of
+    /// three tries. Null when the file is not there or its clock does not count nanoseconds (counter,
+    /// x86-tsc). Reads only.
+    /// </summary>
+    public static long? ClockOffset(string tracingDirectory)
+    {
+        string stats = Path.Combine(tracingDirectory, "per_cpu", "cpu0", "stats");
+        long? best = null;
+        ulong bestSpan = ulong.MaxValue;
+        for (int i = 0; i < 3; i++)
+        {
+            ulong before = KernelInfo.MonotonicNanoseconds();
+            string text;
+            try
+            {
+                text = File.ReadAllText(stats);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+
+            ulong after = KernelInfo.MonotonicNanoseconds();
+            if (NowTimestamp(text) is not { } now)
+            {
+                return null;
+            }
+
+            if (after - before < bestSpan)
+            {
+                bestSpan = after - before;
+                best = (long)now - (long)(before + ((after - before) / 2));
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>
+    /// The trace clock's "now ts: S.UUUUUU" of a per-CPU stats file, in nanoseconds; null when there is none
+    /// or it is a bare count (a clock that is not in nanoseconds prints no fraction).
+    /// </summary>
+    public static ulong? NowTimestamp(string stats)
+    {
+        foreach (string line in stats.Split('\n'))
+        {
+            if (!line.StartsWith("now ts:", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            string[] parts = line["now ts:".Length..].Trim().Split('.');
+            return parts.Length == 2 && parts[1].Length == 6
+                && ulong.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out ulong seconds)
+                && ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out ulong micros)
+                ? (seconds * 1_000_000_000UL) + (micros * 1000UL)
+                : null;
+        }
+
+        return null;
+    }
+
     /// <summary>The lines in the trace buffer now (comment lines skipped); reading consumes nothing.</summary>
     public static IEnumerable<string> ReadSnapshot(string tracingDirectory, CancellationToken cancellationToken = default)
     {

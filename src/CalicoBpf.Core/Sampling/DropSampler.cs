@@ -122,8 +122,9 @@ public sealed class DropSampler
     /// A line's I/E tag is the policy direction, not the hook: the interface's kind in cali_iface decides
     /// (<see cref="HookOf"/>); for an interface the map does not hold, the one TC hook that dropped in the
     /// window, or else a cali* name is a workload. Lines are chosen by their trace timestamp between the
-    /// window's two reads of the node's monotonic clock (the trace buffer's default clock, "local", runs
-    /// with it on one machine; a small skew moves a line at the edge to the next window).
+    /// window's two reads of the node's monotonic clock, moved onto the trace buffer's clock by the lead
+    /// the node reports (<see cref="INodeTrace.TraceClockOffset"/>): its default clock, "local"
+    /// (sched_clock), may be seconds from the monotonic one on a virtual machine.
     /// </summary>
     private Dictionary<(string, PolicyHook), List<List<TraceLogEntry>>> ReadTrace(INodeDataplane node, DropQuery query, ClockSample clock, CalicoRelease release,
         ulong from, HashSet<(string Interface, PolicyHook Hook)> dropped, IEngineReporter reporter, CancellationToken cancellationToken)
@@ -136,13 +137,14 @@ public sealed class DropSampler
         }
 
         List<TraceLogEntry> entries;
+        long offset;
         try
         {
             entries = node.ReadTraceLines(false, query.TracingDirectory, cancellationToken)
                 .Select(line => TraceLogParser.Parse(line, node.Node, clock, release))
-                .Where(e => e.Interface is { } i && interfaces.Contains(i) && e.TimestampValue is { } ts && (ulong)(ts.Ticks * 100) > from
-                    && (ulong)(ts.Ticks * 100) <= clock.MonotonicNanoseconds)
+                .Where(e => e.Interface is { } i && interfaces.Contains(i) && e.TimestampValue is not null)
                 .ToList();
+            offset = node.TraceClockOffset(query.TracingDirectory, cancellationToken) ?? 0;
         }
         catch (Exception ex) when (ex is BpfException or NodeCommandException or IOException or UnauthorizedAccessException)
         {
@@ -150,6 +152,10 @@ public sealed class DropSampler
             reporter.Verbose($"No trace lines for the drops: {ex.Message}");
             return found;
         }
+
+        // The window's edges on the trace buffer's clock.
+        (ulong after, ulong upTo) = (OnTraceClock(from, offset), OnTraceClock(clock.MonotonicNanoseconds, offset));
+        entries = entries.Where(e => (ulong)(e.TimestampValue!.Value.Ticks * 100) is var ns && ns > after && ns <= upTo).ToList();
 
         List<List<TraceLogEntry>> packets = DroppedPackets(entries);
         if (packets.Count == 0)
@@ -189,6 +195,9 @@ public sealed class DropSampler
 
         return found;
     }
+
+    private static ulong OnTraceClock(ulong monotonic, long offset) =>
+        offset >= 0 ? monotonic + (ulong)offset : monotonic - Math.Min(monotonic, (ulong)(-offset));
 
     /// <summary>
     /// The packets a program dropped, from its debug lines: a packet's lines run from "New packet" to the next

@@ -19,8 +19,11 @@ public static partial class TraceLogParser
     [GeneratedRegex(@"Final result=(?<result>ALLOW|DENY) (?:rc (?<rc>-?\d+)|\((?<code>-?(?:0x[0-9a-fA-F]+|[0-9a-fA-F]+))\))\.(?: Program execution time: (?<ns>\d+)ns)?", RegexOptions.CultureInvariant)]
     private static partial Regex FinalResult();
 
-    /// <summary>Seconds since boot a timestamp may have (far beyond any uptime; keeps the conversions in range).</summary>
-    private const double MaxSeconds = 1e9;
+    /// <summary>
+    /// Seconds a timestamp may have: since boot for the default clock, since 1970 for tai, far beyond either;
+    /// their nanoseconds still fit an unsigned 64-bit number.
+    /// </summary>
+    private const long MaxSeconds = 10_000_000_000;
 
     /// <summary>
     /// A return code as the program prints it (decimal or 0x hex, maybe negative; <paramref name="bareHex"/>:
@@ -42,6 +45,26 @@ public static partial class TraceLogParser
     public static string? ReasonName(int code) => CalicoReasons.Name(code, CalicoRelease.Newest);
 
     /// <summary>
+    /// A line's "S.UUUUUU" timestamp, exactly (a double loses the microseconds of a clock counting from
+    /// 1970, as trace_clock tai does); null when it does not fit <see cref="MaxSeconds"/>.
+    /// </summary>
+    private static TimeSpan? Seconds(string text)
+    {
+        int dot = text.IndexOf('.', StringComparison.Ordinal);
+        string whole = dot < 0 ? text : text[..dot], fraction = dot < 0 ? string.Empty : text[(dot + 1)..];
+        if (!long.TryParse(whole, NumberStyles.None, CultureInfo.InvariantCulture, out long seconds) || seconds > MaxSeconds)
+        {
+            return null;
+        }
+
+        // Ticks are 100 ns: the first 7 digits of the fraction.
+        string ticks = fraction.Length > 7 ? fraction[..7] : fraction.PadRight(7, '0');
+        return long.TryParse(ticks, NumberStyles.None, CultureInfo.InvariantCulture, out long t)
+            ? TimeSpan.FromTicks((seconds * TimeSpan.TicksPerSecond) + t)
+            : null;
+    }
+
+    /// <summary>
     /// One line of the trace buffer. <paramref name="release"/> is the node's Calico release: up to
     /// v3.29 DENY codes are hex without 0x, and reason numbers moved between releases (null: the newest).
     /// Interface tags are 15 characters, or 8 in v3.23 and v3.24 (felix/bpf/binary.go PatchLogPrefix
@@ -57,14 +80,13 @@ public static partial class TraceLogParser
         }
 
         // Numbers that do not fit (a corrupted or foreign line) make it a raw line, never an exception.
-        if (!double.TryParse(k.Groups["ts"].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || seconds > MaxSeconds
+        if (Seconds(k.Groups["ts"].Value) is not { } ts
             || !int.TryParse(k.Groups["pid"].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int pid)
             || !int.TryParse(k.Groups["cpu"].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int cpu))
         {
             return new TraceLogEntry { Node = node, Message = line, RawLine = line };
         }
 
-        TimeSpan ts = TimeSpan.FromTicks((long)(seconds * TimeSpan.TicksPerSecond));
         string msg = k.Groups["msg"].Value;
         Match t = CalicoTag().Match(msg);
         string body = t.Success ? t.Groups["body"].Value : msg;
@@ -114,7 +136,7 @@ public static partial class TraceLogParser
             Cpu = cpu,
             Flags = k.Groups["flags"].Success ? k.Groups["flags"].Value : null,
             TimestampValue = ts,
-            Time = clock?.WallTimeOf((ulong)(seconds * 1e9)),
+            Time = clock?.WallTimeOf((ulong)ts.Ticks * 100),
             Tag = tag,
             Interface = iface,
             Direction = direction,

@@ -17,8 +17,7 @@ public sealed partial class CommandDataplane
     {
         // The node's script checks that the file is there as it reads it: the directory is only
         // chosen here, from the mounts, in one exec before the read.
-        string? found = tracingDirectory is null && ReadTextFile("/proc/self/mounts") is { } mounts ? TraceFs.TracingDirectory(mounts, _ => true) : null;
-        string? dir = tracingDirectory ?? found;
+        string? dir = TracingDirectoryOf(tracingDirectory);
         string file = follow ? "trace_pipe" : "trace";
         string script = dir is not null
             ? (tracingDirectory is null ? "[ -f \"$1/" + file + "\" ] || exit 4; " : string.Empty) + "exec cat \"$1/" + file + "\""
@@ -57,4 +56,39 @@ public sealed partial class CommandDataplane
                 BpfEnvironmentProblem.NoTraceFs, "/sys/kernel/tracing", ex);
         }
     }
+
+    /// <summary>
+    /// The trace clock's lead over the monotonic clock (<see cref="INodeTrace.TraceClockOffset"/>), in one
+    /// exec: the buffer's "now ts" between two readings of /proc/timer_list's "now at". Null where
+    /// calico-node has no tracefs (none does until something mounts it) or the clock is not in nanoseconds.
+    /// </summary>
+    public long? TraceClockOffset(string? tracingDirectory, CancellationToken cancellationToken)
+    {
+        if (TracingDirectoryOf(tracingDirectory) is not { } dir)
+        {
+            return null;
+        }
+
+        string text;
+        try
+        {
+            text = RunText("sh", "-c", "grep -m1 'now at' /proc/timer_list; cat \"$1/per_cpu/cpu0/stats\"; grep -m1 'now at' /proc/timer_list", "offset", dir);
+        }
+        catch (NodeCommandException)
+        {
+            return null;
+        }
+
+        ulong[] mono = text.Split('\n')
+            .Where(l => l.StartsWith("now at ", StringComparison.Ordinal))
+            .Select(l => l.Split(' ') is { Length: > 2 } f && ulong.TryParse(f[2], NumberStyles.None, CultureInfo.InvariantCulture, out ulong ns) ? ns : 0UL)
+            .ToArray();
+        return mono.Length == 2 && mono[0] > 0 && mono[1] >= mono[0] && TraceFs.NowTimestamp(text) is { } now
+            ? (long)now - (long)(mono[0] + ((mono[1] - mono[0]) / 2))
+            : null;
+    }
+
+    /// <summary>The tracing directory asked for, or the one calico-node's mounts have (one exec); null when there is none.</summary>
+    private string? TracingDirectoryOf(string? tracingDirectory) =>
+        tracingDirectory ?? (ReadTextFile("/proc/self/mounts") is { } mounts ? TraceFs.TracingDirectory(mounts, _ => true) : null);
 }

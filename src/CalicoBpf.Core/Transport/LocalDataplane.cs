@@ -107,6 +107,9 @@ public sealed class LocalDataplane : INodeDataplane
         return follow ? TraceFs.Follow(dir, cancellationToken) : TraceFs.ReadSnapshot(dir, cancellationToken);
     }
 
+    public long? TraceClockOffset(string? tracingDirectory, CancellationToken cancellationToken) =>
+        TraceFs.ClockOffset(TraceFs.RequireTracingDirectory(tracingDirectory));
+
     public string? ReadEnvironment(string name) => Environment.GetEnvironmentVariable(name);
 
     public ProgramRunWindow MeasurePrograms(IReadOnlyCollection<uint> programIds, TimeSpan window, CancellationToken cancellationToken)
