@@ -156,8 +156,16 @@ function Get-ClusterLongestExecTarget($Cluster) {
 }
 
 function Add-TraceMark([string] $Text) {
-    # A line in the kernel's one trace buffer, written from the host (through a tracefs of its own mount namespace).
-    & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $Text > /sys/kernel/tracing/trace_marker"
+    # A line in the kernel's one trace buffer, written from the host: through its tracefs where one is
+    # mounted (a second tracefs mount on /sys/kernel/tracing fails as busy), else through a tracefs of its
+    # own mount namespace, so that the host's mounts stay as they were.
+    $mounted = Get-Content /proc/self/mounts | ForEach-Object { , ($_ -split ' ') } | Where-Object { $_[2] -eq 'tracefs' } | Select-Object -First 1
+    if ($mounted) {
+        & sh -c "echo $Text > '$($mounted[1] -replace '\\040', ' ')/trace_marker'"
+    }
+    else {
+        & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $Text > /sys/kernel/tracing/trace_marker"
+    }
     if ($LASTEXITCODE) { throw "Writing '$Text' to the trace buffer failed (exit code $LASTEXITCODE)." }
 }
 
