@@ -302,7 +302,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public ICommandRun Start(IReadOnlyList<string> argv, CancellationToken cancellationToken, ReadOnlyMemory<byte> standardInput = default)
         {
-            IStreamDemuxer demux;
+            WebSocket socket;
             // The WebSocket upgrade gets the request timeout; the token is not used once it is open.
             using var connect = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             connect.CancelAfter(_timeout);
@@ -314,10 +314,9 @@ public sealed class KubernetesAdapter : IClusterAdapter
                 // behind a lifeline that ends it when the session (and so its stdin) ends, since a kubelet
                 // does not. (MuxedStreamNamespacedPodExecAsync drops its stdin argument: the socket is opened here.)
                 IReadOnlyList<string> command = standardInput.IsEmpty ? ExecLifeline.Wrap(argv) : argv;
-                WebSocket socket = _client.WebSocketNamespacedPodExecAsync(_node.Pod, _node.Namespace, command.ToArray(), "calico-node",
+                socket = _client.WebSocketNamespacedPodExecAsync(_node.Pod, _node.Namespace, command.ToArray(), "calico-node",
                     stderr: true, stdin: true, stdout: true, tty: false,
                     webSocketSubProtocol: WebSocketProtocol.V4BinaryWebsocketProtocol, cancellationToken: connect.Token).GetAwaiter().GetResult();
-                demux = new StreamDemuxer(socket, StreamType.RemoteCommand, ownsSocket: true);
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
@@ -343,7 +342,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
                 throw new ClusterException(what, code, ex);
             }
 
-            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, demux, _timeout, standardInput, cancellationToken);
+            return new Run(_node.Node, $"{_node.Namespace}/{_node.Pod}", argv, socket, _timeout, standardInput, cancellationToken);
         }
     }
 
@@ -351,9 +350,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
     {
         private readonly string _node;
         private readonly IReadOnlyList<string> _argv;
-        private readonly IStreamDemuxer _demux;
-        private readonly Task<string> _stderr;
-        private readonly Stream _status;
+        private readonly ExecChannels _channels;
         private readonly CancellationTokenRegistration _cancel;
         private readonly string _pod;
         private readonly CancellationToken _ct;
@@ -365,55 +362,40 @@ public sealed class KubernetesAdapter : IClusterAdapter
         /// <summary>The exit code reported when the exec connection ended without a Status.</summary>
         public const int NoExitStatus = -1;
 
-        public Run(string node, string pod, IReadOnlyList<string> argv, IStreamDemuxer demux, TimeSpan timeout, ReadOnlyMemory<byte> standardInput, CancellationToken ct)
+        public Run(string node, string pod, IReadOnlyList<string> argv, WebSocket socket, TimeSpan timeout, ReadOnlyMemory<byte> standardInput, CancellationToken ct)
         {
             _node = node;
             _pod = pod;
             _ct = ct;
             _argv = argv;
-            _demux = demux;
             _timeout = timeout;
-            StandardOutput = new WatchedStream(demux.GetStream(ChannelIndex.StdOut, null), this);
-            Stream stderr = demux.GetStream(ChannelIndex.StdErr, null);
-            _status = new WatchedStream(demux.GetStream(ChannelIndex.Error, null), this);
+            // The session is read on the consumer's thread, from the socket, as stdout is read (ExecChannels):
+            // nothing runs or buffers for it in between, so a slow consumer slows the node, not our memory.
+            _channels = new ExecChannels(socket, waiting => Volatile.Write(ref _waitingSince, waiting ? Environment.TickCount64 : 0));
+            StandardOutput = new WatchedStream(_channels.StandardOutput, this);
             // A node that sends nothing while we wait for it, for longer than the request timeout, is
             // given up: the session is closed (its read ends) and the node's error says so. Time spent
             // by a slow consumer between reads does not count.
             TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 50, 1000));
             _watchdog = new Timer(_ => Watch(), null, period, period);
-            // Reading a demuxed stream blocks its thread until data comes, and the demuxer's receive loop
-            // needs pool threads to bring it: a pool thread per exec blocked on stderr starves the pool
-            // when many nodes are read at once (each stall lasts until the pool adds a thread, about a
-            // second). stderr gets a thread of its own.
-            _stderr = Task.Factory.StartNew(() =>
-                {
-                    Thread.CurrentThread.Name = "cbpf-exec " + node;
-                    return new StreamReader(stderr, Encoding.UTF8).ReadToEnd();
-                },
-                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             // Ctrl+C closes the exec session: the command on the node ends with it.
-            _cancel = ct.Register(() => demux.Dispose());
-            demux.Start();
+            _cancel = ct.Register(() => _channels.Abort());
             if (!standardInput.IsEmpty)
             {
                 // Sent while stdout is read: the command may answer before it has read it all. Nothing waits
                 // for the sending; its failures end in SendInput (the command's output and status tell the story).
-                _ = Task.Run(() => SendInput(demux, standardInput));
+                _ = Task.Run(() => SendInput(_channels, standardInput));
             }
         }
 
         /// <summary>Sends stdin in frames of <see cref="InputFrame"/> bytes.</summary>
         private const int InputFrame = 32 * 1024;
 
-        private static async Task SendInput(IStreamDemuxer demux, ReadOnlyMemory<byte> input)
+        private static async Task SendInput(ExecChannels channels, ReadOnlyMemory<byte> input)
         {
             try
             {
-                for (int i = 0; i < input.Length; i += InputFrame)
-                {
-                    byte[] frame = input.Slice(i, Math.Min(InputFrame, input.Length - i)).ToArray();
-                    await demux.Write(ChannelIndex.StdIn, frame, 0, frame.Length).ConfigureAwait(false);
-                }
+                await channels.SendInput(input, InputFrame, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException or IOException)
             {
@@ -428,7 +410,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
             long since = Volatile.Read(ref _waitingSince);
             if (since != 0 && Environment.TickCount64 - since > (long)_timeout.TotalMilliseconds && Interlocked.Exchange(ref _timedOut, 1) == 0)
             {
-                _demux.Dispose();
+                _channels.Abort();
             }
         }
 
@@ -437,8 +419,9 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
         public void Complete()
         {
-            string status = new StreamReader(_status, Encoding.UTF8).ReadToEnd();
-            string stderr = _stderr.Wait(TimeSpan.FromSeconds(5)) ? _stderr.Result : string.Empty;
+            _channels.ReadToEnd();
+            string status = Encoding.UTF8.GetString(_channels.Status);
+            string stderr = Encoding.UTF8.GetString(_channels.StandardError);
             _ct.ThrowIfCancellationRequested();
             if (Volatile.Read(ref _timedOut) != 0)
             {
@@ -510,7 +493,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
         {
             _watchdog.Dispose();
             _cancel.Dispose();
-            _demux.Dispose();
+            _channels.Dispose();
         }
 
         /// <summary>A stream of the session whose reads the watchdog times: a read that waits too long ends with the timeout error.</summary>
@@ -539,21 +522,7 @@ public sealed class KubernetesAdapter : IClusterAdapter
 
             public override int Read(Span<byte> buffer)
             {
-                Volatile.Write(ref _run._waitingSince, Environment.TickCount64);
-                int n;
-                try
-                {
-                    n = _inner.Read(buffer);
-                }
-                catch (Exception ex) when (Volatile.Read(ref _run._timedOut) != 0 && !_run._ct.IsCancellationRequested)
-                {
-                    throw _run.Silent(ex);
-                }
-                finally
-                {
-                    Volatile.Write(ref _run._waitingSince, 0);
-                }
-
+                int n = _inner.Read(buffer);
                 if (n == 0 && Volatile.Read(ref _run._timedOut) != 0 && !_run._ct.IsCancellationRequested)
                 {
                     throw _run.Silent(null);

@@ -191,6 +191,30 @@ public sealed class KubernetesResourcesTests(ResourcesCluster cluster)
     }
 
     [SkippableFact]
+    public async Task An_execs_output_and_its_status_reach_a_client_that_reads_slowly_whole()
+    {
+        // kubectl stops reading while its stdout pipe is full, so 27 MB wait in the sockets behind it for 8 s:
+        // the rest of the output, the Status and the close frame wait with them (a kubelet's stream has no
+        // deadline of its own), and nothing is lost to a reset when the session ends.
+        string pod = Kubectl.Run("get", "pods", "-n", "calico-system", "-o", "name").Text;
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[]
+        {
+            "-c", "\"$0\" --kubeconfig \"$1\" exec -n calico-system \"$2\" -- sh -c 'yes abcdefghijklmnopqrstuvwxyz | sed 1000000q' | { sleep 8; wc -c; }; echo \"exit ${PIPESTATUS[0]}\"",
+            Kubectl.Program!, Kubectl.Kubeconfig, pod,
+        })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using Process bash = Process.Start(start)!;
+        Task<string> stderr = bash.StandardError.ReadToEndAsync();
+        string[] lines = (await bash.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        await bash.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(new[] { "27000000", "exit 0" }.SequenceEqual(lines), $"got [{string.Join(", ", lines)}], stderr: {await stderr}");
+    }
+
+    [SkippableFact]
     public async Task A_request_line_over_8_KB_is_answered_414_URI_Too_Long_and_one_of_8_KB_is_served()
     {
         Assert.Equal(HttpStatusCode.OK, await Request(8192));

@@ -109,9 +109,11 @@ public sealed partial class ApiServer
     /// </summary>
     private static async Task EndExec(WebSocket ws, string status, CancellationToken cancellationToken)
     {
+        // The close frame waits behind the output like any other: a client that reads slowly gets it
+        // when it has read the rest (a real kubelet's stream has no deadline of its own either); the
+        // request's abort (the client gone, the server stopping) ends the wait.
         await ws.SendAsync(ChannelFrame(3, Encoding.UTF8.GetBytes(status)), WebSocketMessageType.Binary, true, cancellationToken);
-        using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, closing.Token);
+        await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cancellationToken);
     }
 
     /// <summary>The Status of an exec that could not start (InternalError, code 500, no exit code), as the kubelet writes it.</summary>

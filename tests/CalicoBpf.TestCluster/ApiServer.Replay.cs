@@ -43,6 +43,23 @@ public sealed partial class ApiServer
 
             byte[] stdin = StdinAsked(ctx) ? await ReceiveRecordedStdin(ws, protocol, node.Recordings.For(command), ct) : Array.Empty<byte>();
             ExecRecording? answer = node.Answer(command, stdin);
+            // What the client sends from now on (keep-alive frames, its close) is read as a kubelet reads
+            // a session's stdin, all along: left unread, it would make the socket's close a reset, which
+            // throws away what the client had not read yet.
+            Task drained = Task.Run(async () =>
+            {
+                byte[] b = new byte[1024];
+                try
+                {
+                    while (await ReceiveMessage(ws, b, ct) is not null)
+                    {
+                    }
+                }
+                catch (Exception)
+                {
+                    // The client left, or the request was aborted.
+                }
+            });
 
             async Task Send(byte channel, ReadOnlyMemory<byte> data) =>
                 await ws.SendAsync(ChannelFrame(channel, data.Span), WebSocketMessageType.Binary, true, ct);
@@ -65,6 +82,9 @@ public sealed partial class ApiServer
 
                 await EndExec(ws, answer.Status, ct);
             }
+
+            // Until the client has read it all and answered the close (or left).
+            await drained;
         }
         catch (Exception) when (ct.IsCancellationRequested || ws.State != WebSocketState.Open)
         {
