@@ -27,6 +27,7 @@ internal sealed class ExecChannels : IDisposable
 
     private readonly WebSocket _socket;
     private readonly Action<bool> _waiting;
+    private readonly Action _outputEnded;
     private readonly MemoryStream _stderr = new();
     private readonly MemoryStream _status = new();
     private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(ReceiveSize);
@@ -38,10 +39,12 @@ internal sealed class ExecChannels : IDisposable
 
     /// <param name="socket">The exec session's socket; disposed with this.</param>
     /// <param name="waiting">Told true before each receive waits for the node and false after (the watchdog times those waits).</param>
-    public ExecChannels(WebSocket socket, Action<bool> waiting)
+    /// <param name="outputEnded">Called as stdout's read comes to its end; it may throw instead (a session the watchdog closed).</param>
+    public ExecChannels(WebSocket socket, Action<bool> waiting, Action? outputEnded = null)
     {
         _socket = socket;
         _waiting = waiting;
+        _outputEnded = outputEnded ?? (() => { });
     }
 
     /// <summary>The command's stdout, read from the socket as it is read.</summary>
@@ -98,6 +101,7 @@ internal sealed class ExecChannels : IDisposable
         {
             if (!Receive())
             {
+                _outputEnded();
                 return 0;
             }
         }

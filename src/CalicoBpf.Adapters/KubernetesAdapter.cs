@@ -371,8 +371,15 @@ public sealed class KubernetesAdapter : IClusterAdapter
             _timeout = timeout;
             // The session is read on the consumer's thread, from the socket, as stdout is read (ExecChannels):
             // nothing runs or buffers for it in between, so a slow consumer slows the node, not our memory.
-            _channels = new ExecChannels(socket, waiting => Volatile.Write(ref _waitingSince, waiting ? Environment.TickCount64 : 0));
-            StandardOutput = new WatchedStream(_channels.StandardOutput, this);
+            // A read that ends because the watchdog closed the session throws the timeout error.
+            _channels = new ExecChannels(socket, waiting => Volatile.Write(ref _waitingSince, waiting ? Environment.TickCount64 : 0), () =>
+            {
+                if (Volatile.Read(ref _timedOut) != 0 && !_ct.IsCancellationRequested)
+                {
+                    throw Silent(null);
+                }
+            });
+            StandardOutput = _channels.StandardOutput;
             // A node that sends nothing while we wait for it, for longer than the request timeout, is
             // given up: the session is closed (its read ends) and the node's error says so. Time spent
             // by a slow consumer between reads does not count.
@@ -494,62 +501,6 @@ public sealed class KubernetesAdapter : IClusterAdapter
             _watchdog.Dispose();
             _cancel.Dispose();
             _channels.Dispose();
-        }
-
-        /// <summary>A stream of the session whose reads the watchdog times: a read that waits too long ends with the timeout error.</summary>
-        private sealed class WatchedStream : Stream
-        {
-            private readonly Stream _inner;
-            private readonly Run _run;
-
-            public WatchedStream(Stream inner, Run run)
-            {
-                _inner = inner;
-                _run = run;
-            }
-
-            public override bool CanRead => true;
-
-            public override bool CanSeek => false;
-
-            public override bool CanWrite => false;
-
-            public override long Length => throw new NotSupportedException();
-
-            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-            public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-            public override int Read(Span<byte> buffer)
-            {
-                int n = _inner.Read(buffer);
-                if (n == 0 && Volatile.Read(ref _run._timedOut) != 0 && !_run._ct.IsCancellationRequested)
-                {
-                    throw _run.Silent(null);
-                }
-
-                return n;
-            }
-
-            public override void Flush()
-            {
-            }
-
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-            public override void SetLength(long value) => throw new NotSupportedException();
-
-            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-            protected override void Dispose(bool disposing)
-            {
-                if (disposing)
-                {
-                    _inner.Dispose();
-                }
-
-                base.Dispose(disposing);
-            }
         }
     }
 }
