@@ -190,6 +190,160 @@ public sealed class BundleTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir, "*.partial"));
     }
 
+    /// <summary>A stored entries file as the export writes it: each key, then its value, gzip'd.</summary>
+    private static byte[] StoredEntries(int count, int keySize, int stride, int keep = int.MaxValue)
+    {
+        var raw = new MemoryStream();
+        using (var gz = new GZipStream(raw, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            for (int i = 0; i < Math.Min(count, keep); i++)
+            {
+                var key = new byte[keySize];
+                BinaryPrimitives.WriteInt32LittleEndian(key, i);
+                var value = new byte[stride];
+                BinaryPrimitives.WriteInt32BigEndian(value.AsSpan(stride - 4), ~i);
+                value[0] = (byte)i;
+                gz.Write(key);
+                gz.Write(value);
+            }
+        }
+
+        return raw.ToArray();
+    }
+
+    private static Stream Gunzip(byte[] file) => new GZipStream(new MemoryStream(file), CompressionMode.Decompress);
+
+    private static MapFact StoredFact(long entries, int keySize, int stride) => new()
+    {
+        Descriptor = new BpfMapDescriptor(7, BpfMapType.LruHash, keySize, stride, 512000, 0, "cali_v4_ct4"),
+        Cpus = 1,
+        ValueStride = stride,
+        Entries = entries,
+    };
+
+    [Fact]
+    public void A_stored_map_is_read_back_entry_for_entry_across_reads_and_batches()
+    {
+        // 9,001 entries of conntrack's sizes: two 64 KiB reads (630 entries) in each 1,024-entry batch, and a short last batch.
+        const int count = 9001, keySize = 16, stride = 88;
+        byte[] file = StoredEntries(count, keySize, stride);
+        var reader = new StoredMapReader(StoredFact(count, keySize, stride), () => Gunzip(file), "The entries of cali_v4_ct4 on b1");
+        int seen = 0;
+        var sizes = new List<int>();
+        foreach (RawEntryBatch batch in reader.ReadEntries(CancellationToken.None))
+        {
+            sizes.Add(batch.Count);
+            for (int i = 0; i < batch.Count; i++, seen++)
+            {
+                Assert.Equal(seen, BinaryPrimitives.ReadInt32LittleEndian(batch.Key(i)));
+                ReadOnlySpan<byte> v = batch.Value(i);
+                Assert.Equal((byte)seen, v[0]);
+                Assert.Equal(~seen, BinaryPrimitives.ReadInt32BigEndian(v[(stride - 4)..]));
+            }
+        }
+
+        Assert.Equal(count, seen);
+        Assert.Equal(Enumerable.Repeat(1024, 8).Append(809), sizes);
+    }
+
+    [Fact]
+    public void A_stored_map_cut_short_or_damaged_is_an_error_that_names_it()
+    {
+        const int keySize = 16, stride = 88;
+        var fact = StoredFact(5000, keySize, stride);
+        byte[] shortFile = StoredEntries(5000, keySize, stride, keep: 4500);
+        var cut = new StoredMapReader(fact, () => Gunzip(shortFile), "The entries of cali_v4_ct4 on b1 in /tmp/b.zip");
+        var ex = Assert.Throws<BundleException>(() => cut.ReadEntries(CancellationToken.None).Sum(b => b.Count));
+        Assert.Equal("The entries of cali_v4_ct4 on b1 in /tmp/b.zip end before the 5000 entries the bundle recorded: the bundle was cut short or damaged. Make it again with Export-CalicoBpfDiagnostic.", ex.Message);
+
+        byte[] damaged = StoredEntries(5000, keySize, stride);
+        Array.Fill(damaged, (byte)0xA5, 10, damaged.Length - 10);
+        var bad = new StoredMapReader(fact, () => Gunzip(damaged), "The entries of cali_v4_ct4 on b1 in /tmp/b.zip");
+        ex = Assert.Throws<BundleException>(() => bad.ReadEntries(CancellationToken.None).Sum(b => b.Count));
+        Assert.StartsWith("The entries of cali_v4_ct4 on b1 in /tmp/b.zip ", ex.Message);
+        Assert.EndsWith("Make it again with Export-CalicoBpfDiagnostic.", ex.Message);
+    }
+
+    [Fact]
+    public void Every_node_thread_reads_its_own_entries_through_the_one_handle_at_once()
+    {
+        // Eight stored gzip entries (as map entries are kept) and eight deflated JSON entries, read by
+        // sixteen threads at once in reads of odd sizes: each gets its own bytes, none another's.
+        string path = Path.Combine(_dir, "shared.zip");
+        var expected = new Dictionary<string, byte[]>();
+        using (ZipArchive zip = ZipFile.Open(path, ZipArchiveMode.Create))
+        {
+            using (var w = new StreamWriter(zip.CreateEntry(BundleFormat.Manifest).Open()))
+            {
+                w.Write($$"""{"Format":"{{BundleFormat.Format}}","ModuleVersion":"0.0-test","Nodes":[]}""");
+            }
+
+            for (int n = 0; n < 8; n++)
+            {
+                var content = new byte[1_500_000 + n * 7919];
+                new Random(n).NextBytes(content);
+                expected[$"nodes/n{n}/maps/m.bin.gz"] = content;
+                using (var gz = new GZipStream(zip.CreateEntry($"nodes/n{n}/maps/m.bin.gz", CompressionLevel.NoCompression).Open(), CompressionLevel.Fastest))
+                {
+                    gz.Write(content);
+                }
+
+                using var j = new StreamWriter(zip.CreateEntry($"nodes/n{n}/facts.json", CompressionLevel.Optimal).Open());
+                j.Write(JsonSerializer.Serialize(Enumerable.Range(0, 20_000).Select(i => i * (n + 1)).ToArray()));
+            }
+        }
+
+        using BundleArchive archive = BundleArchive.Open(path);
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        void Read(int t)
+        {
+            int n = t % 8;
+            if (t < 8)
+            {
+                using Stream s = archive.OpenGzip($"nodes/n{n}/maps/m.bin.gz");
+                var got = new MemoryStream();
+                var buffer = new byte[8191];
+                var sizes = new Random(t);
+                int r;
+                while ((r = s.Read(buffer, 0, sizes.Next(1, buffer.Length))) > 0)
+                {
+                    got.Write(buffer, 0, r);
+                }
+
+                if (!got.ToArray().AsSpan().SequenceEqual(expected[$"nodes/n{n}/maps/m.bin.gz"]))
+                {
+                    failures.Add($"node {n}'s map entries");
+                }
+            }
+            else
+            {
+                for (int k = 0; k < 5; k++)
+                {
+                    int[] got = archive.ReadJson<int[]>($"nodes/n{n}/facts.json");
+                    if (got.Length != 20_000 || got[19_999] != 19_999 * (n + 1))
+                    {
+                        failures.Add($"node {n}'s facts");
+                    }
+                }
+            }
+        }
+
+        var threads = Enumerable.Range(0, 16).Select(t => new Thread(() =>
+        {
+            try
+            {
+                Read(t);
+            }
+            catch (Exception ex)
+            {
+                failures.Add($"thread {t}: {ex.GetType().Name}: {ex.Message}");
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Empty(failures);
+    }
+
     [Fact]
     public void A_bundle_of_a_later_format_or_no_bundle_at_all_is_refused_by_name()
     {

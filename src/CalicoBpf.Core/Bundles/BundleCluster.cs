@@ -49,7 +49,7 @@ public sealed class BundleCluster : IClusterConnection, IDisposable
     public IReadOnlyList<CalicoNode> BundledNodes =>
         Manifest.Nodes.Where(n => n.Status != "Failed").Select(n => n.Identity ?? new CalicoNode { Node = n.Node }).ToList();
 
-    /// <summary>A node's captured dataplane, on a handle of its own (safe on the node's thread); disposed by the caller.</summary>
+    /// <summary>A node's captured dataplane (safe on the node's thread: the nodes share the bundle's one handle); disposed by the caller.</summary>
     public BundleNode OpenNode(string node, NodeRelease? release)
     {
         BundleNodeEntry entry = Manifest.Nodes.FirstOrDefault(n => n.Node == node)
@@ -59,16 +59,7 @@ public sealed class BundleCluster : IClusterConnection, IDisposable
             throw new BundleException($"{node} could not be captured when the bundle was made: {entry.Error}");
         }
 
-        BundleArchive own = _archive.Reopen();
-        try
-        {
-            return new BundleNode(own, own.ReadGzipJson<NodeFacts>(BundleFormat.NodeFacts(node)), release);
-        }
-        catch
-        {
-            own.Dispose();
-            throw;
-        }
+        return new BundleNode(_archive, _archive.ReadGzipJson<NodeFacts>(BundleFormat.NodeFacts(node)), release);
     }
 
     public IReadOnlyList<CalicoNode> ListNodes(CancellationToken cancellationToken) => Need(Facts.Nodes, "the nodes").Replay()!;

@@ -15,29 +15,21 @@ public sealed class BundleNode : INodeDataplane, IDisposable
     private readonly NodeFacts _facts;
     private readonly NodeRelease? _release;
 
-    /// <param name="archive">A handle of the bundle for this node's thread (disposed with the node).</param>
+    /// <param name="archive">The bundle (its owner, the <see cref="BundleCluster"/>, disposes it; every node's thread reads it).</param>
     /// <param name="facts">The node's facts.</param>
     /// <param name="release">-CalicoVersion, which decodes as that release would; null: as the node's was.</param>
     public BundleNode(BundleArchive archive, NodeFacts facts, NodeRelease? release)
-        : this(archive, facts, release, ownsArchive: true)
-    {
-    }
-
-    private BundleNode(BundleArchive archive, NodeFacts facts, NodeRelease? release, bool ownsArchive)
     {
         _archive = archive;
         _facts = facts;
         _release = release;
-        _ownsArchive = ownsArchive;
     }
-
-    private readonly bool _ownsArchive;
 
     /// <summary>
     /// The node as it answered at the start of the bundle's window (its counters, rule counters and
-    /// clock then), on this node's handle of the bundle; null where no window was recorded.
+    /// clock then); null where no window was recorded.
     /// </summary>
-    public BundleNode? WindowStart() => _facts.WindowStart is { } start ? new BundleNode(_archive, start, _release, ownsArchive: false) : null;
+    public BundleNode? WindowStart() => _facts.WindowStart is { } start ? new BundleNode(_archive, start, _release) : null;
 
     public string Node => _facts.Node;
 
@@ -144,12 +136,9 @@ public sealed class BundleNode : INodeDataplane, IDisposable
 
     public void RemoveConnectTimeLink(string path) => throw ReadOnly();
 
+    /// <summary>Nothing to release: the bundle's handle is its cluster's.</summary>
     public void Dispose()
     {
-        if (_ownsArchive)
-        {
-            _archive.Dispose();
-        }
     }
 
     /// <summary>The trace lines a bundle kept, in order (none when it kept none).</summary>
@@ -250,7 +239,8 @@ public sealed class BundleNode : INodeDataplane, IDisposable
                 throw _node.Missing("the entries of " + _pin);
             }
 
-            return new StoredMapReader(_fact, () => _node._archive.OpenGzip(BundleFormat.MapEntries(_node._facts, _pin)));
+            return new StoredMapReader(_fact, () => _node._archive.OpenGzip(BundleFormat.MapEntries(_node._facts, _pin)),
+                $"The entries of {_pin} on {_node.Node} in {_node._archive.Path}");
         }
     }
 }

@@ -204,7 +204,7 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
 
             if (fact.Entries is not null)
             {
-                return new StoredMapReader(fact, () => _writer.OpenGzip(BundleFormat.MapEntries(Facts, pinName)));
+                return new StoredMapReader(fact, () => _writer.OpenGzip(BundleFormat.MapEntries(Facts, pinName)), $"The captured entries of {pinName} on {Node}");
             }
         }
 
@@ -293,7 +293,8 @@ public sealed class RecordingNode : INodeDataplane, IDisposable
         {
             if (_fact.Entries is not null)
             {
-                return new StoredMapReader(_fact, () => _node._writer.OpenGzip(BundleFormat.MapEntries(_node.Facts, _pin))).ReadEntries(cancellationToken);
+                return new StoredMapReader(_fact, () => _node._writer.OpenGzip(BundleFormat.MapEntries(_node.Facts, _pin)), $"The captured entries of {_pin} on {_node.Node}")
+                    .ReadEntries(cancellationToken);
             }
 
             return _fact.Omitted is not null ? _live.ReadEntries(cancellationToken) : Capturing(cancellationToken);
