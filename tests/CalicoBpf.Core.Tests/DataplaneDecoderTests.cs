@@ -231,6 +231,19 @@ public class DataplaneDecoderTests
         Assert.Equal(TimeSpan.FromTicks((1_796_300_000L * TimeSpan.TicksPerSecond) + 1_234_570), tai.TimestampValue);
         Assert.Equal("eth0", tai.Interface);
 
+        // Time is on the node's monotonic clock, which the buffer's leads by the offset the node reports:
+        // tai leads it by the years since 1970 less the uptime; "local" here by -20 ms.
+        var clock = new ClockSample(100_000_000_000, new DateTime(2026, 12, 3, 12, 0, 0, DateTimeKind.Utc));
+        TraceLogEntry taiTimed = TraceLogParser.Parse(" a-1 [000] .... 1796300000.123457: bpf_trace_printk: eth0------------I: x", "n", clock, null,
+            traceClockOffset: 1_796_300_000_123_457_000L - 90_500_000_000L);
+        Assert.Equal(clock.UtcNow.AddSeconds(-9.5), taiTimed.Time);
+        TraceLogEntry local = TraceLogParser.Parse(" a-1 [000] .... 90.480000: bpf_trace_printk: eth0------------I: x", "n", clock, null, traceClockOffset: -20_000_000);
+        Assert.Equal(clock.UtcNow.AddSeconds(-9.5), local.Time);
+        Assert.Equal(TimeSpan.FromSeconds(90.48), local.TimestampValue);
+        Assert.Equal(90_500_000_000UL, TraceLogParser.FromTraceClock(90_480_000_000, -20_000_000));
+        Assert.Equal(90_480_000_000UL, TraceLogParser.ToTraceClock(90_500_000_000, -20_000_000));
+        Assert.Equal(0UL, TraceLogParser.FromTraceClock(5, 10));
+
         // Beyond 10^10 seconds (no clock's) the line stays raw rather than overflowing a conversion.
         TraceLogEntry far = TraceLogParser.Parse(" a-1 [000] .... 99999999999.000001: bpf_trace_printk: eth0------------I: x", "n");
         Assert.Null(far.TimestampValue);

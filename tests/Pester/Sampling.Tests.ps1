@@ -314,6 +314,15 @@ policies:
             $d[0].Count | Should -Be 4
             @($d[0].TraceLines | Where-Object { $_ -like '*: New packet at ifindex=*' }).Count | Should -Be 3 -Because "the newest three of the four packets are in the window (verbose: $($r.Verbose -join '; '))"
             @($d[0].TraceLines | Where-Object { $_ -like '*: DENY due to policy' }).Count | Should -Be 3
+            # Get-BpfTraceLog's Time is a line's stamp moved onto the monotonic clock: a line written two
+            # seconds before the read is two seconds old (a tai stamp read as monotonic is clamped to now).
+            $mark = "cbpf-tai-$PID"
+            $written = [DateTime]::UtcNow
+            Add-TraceMark $mark
+            Start-Sleep -Seconds 2
+            $line = Get-BpfTraceLog -TracingPath /sys/kernel/tracing 3>$null | Where-Object Message -match $mark | Select-Object -Last 1
+            $line | Should -Not -BeNullOrEmpty
+            ($line.Time - $written).Duration().TotalSeconds | Should -BeLessThan 1
         }
         finally { Set-Content $clockFile $before }
     }

@@ -140,11 +140,12 @@ public sealed class DropSampler
         long offset;
         try
         {
+            offset = node.TraceClockOffset(query.TracingDirectory, cancellationToken) ?? 0;
+            long lead = offset;
             entries = node.ReadTraceLines(false, query.TracingDirectory, cancellationToken)
-                .Select(line => TraceLogParser.Parse(line, node.Node, clock, release))
+                .Select(line => TraceLogParser.Parse(line, node.Node, clock, release, lead))
                 .Where(e => e.Interface is { } i && interfaces.Contains(i) && e.TimestampValue is not null)
                 .ToList();
-            offset = node.TraceClockOffset(query.TracingDirectory, cancellationToken) ?? 0;
         }
         catch (Exception ex) when (ex is BpfException or NodeCommandException or IOException or UnauthorizedAccessException)
         {
@@ -154,7 +155,7 @@ public sealed class DropSampler
         }
 
         // The window's edges on the trace buffer's clock.
-        (ulong after, ulong upTo) = (OnTraceClock(from, offset), OnTraceClock(clock.MonotonicNanoseconds, offset));
+        (ulong after, ulong upTo) = (TraceLogParser.ToTraceClock(from, offset), TraceLogParser.ToTraceClock(clock.MonotonicNanoseconds, offset));
         entries = entries.Where(e => (ulong)(e.TimestampValue!.Value.Ticks * 100) is var ns && ns > after && ns <= upTo).ToList();
 
         List<List<TraceLogEntry>> packets = DroppedPackets(entries);
@@ -195,9 +196,6 @@ public sealed class DropSampler
 
         return found;
     }
-
-    private static ulong OnTraceClock(ulong monotonic, long offset) =>
-        offset >= 0 ? monotonic + (ulong)offset : monotonic - Math.Min(monotonic, (ulong)(-offset));
 
     /// <summary>
     /// The packets a program dropped, from its debug lines: a packet's lines run from "New packet" to the next

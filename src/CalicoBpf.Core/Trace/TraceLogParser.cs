@@ -64,13 +64,21 @@ public static partial class TraceLogParser
             : null;
     }
 
+    /// <summary>A time of the node's monotonic clock on the trace buffer's clock, which leads it by <paramref name="offset"/> ns (<see cref="Transport.INodeTrace.TraceClockOffset"/>).</summary>
+    public static ulong ToTraceClock(ulong monotonic, long offset) =>
+        offset >= 0 ? monotonic + (ulong)offset : monotonic - Math.Min(monotonic, (ulong)(-offset));
+
+    /// <summary>A trace timestamp on the node's monotonic clock (the clock <see cref="ClockSample"/> turns into wall time); 0 at the least.</summary>
+    public static ulong FromTraceClock(ulong traceNanoseconds, long offset) =>
+        offset >= 0 ? traceNanoseconds - Math.Min(traceNanoseconds, (ulong)offset) : traceNanoseconds + (ulong)(-offset);
+
     /// <summary>
     /// One line of the trace buffer. <paramref name="release"/> is the node's Calico release: up to
     /// v3.29 DENY codes are hex without 0x, and reason numbers moved between releases (null: the newest).
     /// Interface tags are 15 characters, or 8 in v3.23 and v3.24 (felix/bpf/binary.go PatchLogPrefix
     /// trims the name to 8 and pads it with '-': "ens192---E"), where a longer name is cut to 8.
     /// </summary>
-    public static TraceLogEntry Parse(string line, string node, ClockSample? clock = null, CalicoRelease? release = null)
+    public static TraceLogEntry Parse(string line, string node, ClockSample? clock = null, CalicoRelease? release = null, long traceClockOffset = 0)
     {
         CalicoRelease r = release ?? CalicoRelease.Newest;
         Match k = KernelLine().Match(line);
@@ -136,7 +144,7 @@ public static partial class TraceLogParser
             Cpu = cpu,
             Flags = k.Groups["flags"].Success ? k.Groups["flags"].Value : null,
             TimestampValue = ts,
-            Time = clock?.WallTimeOf((ulong)ts.Ticks * 100),
+            Time = clock?.WallTimeOf(FromTraceClock((ulong)ts.Ticks * 100, traceClockOffset)),
             Tag = tag,
             Interface = iface,
             Direction = direction,

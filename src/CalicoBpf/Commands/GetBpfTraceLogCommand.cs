@@ -62,8 +62,11 @@ public sealed class GetBpfTraceLogCommand : NodeCmdletBase
     {
         ClockSample clock = node.SampleClock();
         CalicoRelease release = ReleaseInference.Of(node, Reporter).Release;
+        // Time is the line's stamp on the node's monotonic clock (the one its wall clock is read with):
+        // the buffer's own clock may run apart from it, by milliseconds to seconds, or count from 1970 (tai).
+        long offset = node.TraceClockOffset(dir, CancelToken) ?? 0;
         IEnumerable<TraceLogEntry> entries = node.ReadTraceLines(Follow, dir, CancelToken)
-            .Select(line => TraceLogParser.Parse(line, node.Node, clock, release))
+            .Select(line => TraceLogParser.Parse(line, node.Node, clock, release, offset))
             .Where(wanted);
         if (Follow || Last <= 0)
         {
