@@ -11,7 +11,8 @@
       - the reference: (Get-BpfConntrack -Node * | Measure-Object).Count on the same fleet, one full
         read of every node's table, the cheapest thing that reads what the bundle holds;
       - reading the bundle back: (Get-BpfConntrack -Bundle | Measure-Object).Count against the same
-        read live.
+        read live; each is timed twice (the live read before and after the export, the offline read
+        after the export and in a pwsh of its own) and the faster of each compared.
     Writes out/bench/bundle.md; copy it into docs/performance.md. Needs root.
 #>
 [CmdletBinding()]
@@ -108,18 +109,38 @@ if (`$b.Complete -ne $FleetSize) { throw "`$(`$b.Complete) of $FleetSize nodes c
 if (`$m -ne $count * $FleetSize) { throw "read `$m entries offline" }
 "`$export `$offline `$(`$before.Rss) `$(`$after.Hwm) `$kept `$(`$b.Size) `$(@(`$b.Problems).Count) `$(`$rest.Rss) `$((Mem).Hwm)"
 "@
+    # The offline read again in a pwsh of its own, after the export's (both reads vary by a quarter
+    # between runs on a busy machine: each side is timed twice and the faster of each compared).
+    $offlineScript = $measure + @"
+Import-Module '$ModulePath'
+`$null = Get-BpfMap -Bundle '$zip' -Node r001 -NoCount 3>`$null
+[GC]::Collect(); `$before = Mem
+`$sw = [Diagnostics.Stopwatch]::StartNew()
+`$m = (Get-BpfConntrack -Bundle '$zip' 3>`$null | Measure-Object).Count
+`$offline = `$sw.Elapsed.TotalMilliseconds
+if (`$m -ne $count * $FleetSize) { throw "read `$m entries offline" }
+"`$offline `$(`$before.Rss) `$((Mem).Hwm)"
+"@
     $read = (& $pwsh -NoProfile -NonInteractive -Command $readScript | Select-Object -Last 1) -split ' '
     if ($LASTEXITCODE) { throw 'The fleet read failed (above).' }
     $parts = (& $pwsh -NoProfile -NonInteractive -Command $exportScript | Select-Object -Last 1) -split ' '
     if ($LASTEXITCODE) { throw 'The fleet export failed (above).' }
+    $read2 = (& $pwsh -NoProfile -NonInteractive -Command $readScript | Select-Object -Last 1) -split ' '
+    if ($LASTEXITCODE) { throw 'The second fleet read failed (above).' }
+    $offline2 = (& $pwsh -NoProfile -NonInteractive -Command $offlineScript | Select-Object -Last 1) -split ' '
+    if ($LASTEXITCODE) { throw 'The second offline read failed (above).' }
 } finally { Stop-TestCluster $cluster }
 
+$reads = @([double]$read[0], [double]$read2[0])
+$offlines = @([double]$parts[1], [double]$offline2[0])
 $r = [pscustomobject]@{
-    Read = [double]$read[0]; ReadGrowth = ([long]$read[2] - [long]$read[1]) / 1024
-    Export = [double]$parts[0]; Offline = [double]$parts[1]
+    Read = ($reads | Measure-Object -Minimum).Minimum; ReadGrowth = ([long]$read[2] - [long]$read[1]) / 1024
+    Export = [double]$parts[0]; Offline = ($offlines | Measure-Object -Minimum).Minimum
     Growth = ([long]$parts[3] - [long]$parts[2]) / 1024; Kept = [long]$parts[4] / 1MB; Size = [long]$parts[5]; Problems = [int]$parts[6]
     OfflineGrowth = ([long]$parts[8] - [long]$parts[7]) / 1024
+    OfflineGrowthAlone = ([long]$offline2[2] - [long]$offline2[1]) / 1024
 }
+function Seconds([double[]] $ms) { ($ms | ForEach-Object { [math]::Round($_ / 1000, 1) }) -join ' s, ' }
 $manifest = [System.IO.Compression.ZipFile]::OpenRead($zip)
 try {
     $reader = [IO.StreamReader]::new($manifest.GetEntry('manifest.json').Open())
@@ -139,20 +160,20 @@ $goals = @(
     New-BenchGoal $b 'the plain read grows pwsh by less than 5 MB a node read at once (-ThrottleLimit 32: 160 MB)' "$([math]::Round($r.ReadGrowth)) MB, $([math]::Round($r.ReadGrowth / 32, 1)) MB a node" ($r.ReadGrowth -lt 160)
     New-BenchGoal $b 'the export grows pwsh by less than 5 MB a node read at once (160 MB)' "$([math]::Round($r.Growth)) MB, $([math]::Round($r.Growth / 32, 1)) MB a node" ($r.Growth -lt 160)
     New-BenchGoal $b 'nothing of a table stays: managed heap kept after the export under 50 MB' "$([math]::Round($r.Kept, 1)) MB" ($r.Kept -lt 50)
-    New-BenchGoal $b 'the offline read no slower than the same read live (offline / live)' (Ratio $r.Offline $r.Read) ($r.Offline -le $r.Read)
-    New-BenchGoal $b 'the offline read grows pwsh by less than 50 MB' "$([math]::Round($r.OfflineGrowth)) MB" ($r.OfflineGrowth -lt 50)
+    New-BenchGoal $b 'the offline read no slower than the same read live (the faster of two each: offline / live)' (Ratio $r.Offline $r.Read) ($r.Offline -le $r.Read)
+    New-BenchGoal $b 'the offline read grows pwsh by less than 50 MB (after the export; in a pwsh of its own)' "$([math]::Round($r.OfflineGrowth)) MB, $([math]::Round($r.OfflineGrowthAlone)) MB" ([math]::Max($r.OfflineGrowth, $r.OfflineGrowthAlone) -lt 50)
 )
 $report = @"
 Diagnostics bundles (issue 18), $(Get-BenchMachine): $FleetSize replayed nodes (every exec answered from a recording of one real node with $count conntrack entries, $ExecLatencyMilliseconds ms late), -MaxSize $([math]::Round($MaxSize / 1GB, 1)) GB.
 
 | measurement | value | reference | ratio |
 |---|---|---|---|
-| Export-CalicoBpfDiagnostic -Node *, $FleetSize nodes x $count entries | $([math]::Round($r.Export / 1000, 1)) s | (Get-BpfConntrack -Node * \| Measure-Object).Count: $([math]::Round($r.Read / 1000, 1)) s | $(Ratio $r.Export $r.Read) |
+| Export-CalicoBpfDiagnostic -Node *, $FleetSize nodes x $count entries | $([math]::Round($r.Export / 1000, 1)) s | (Get-BpfConntrack -Node * \| Measure-Object).Count, the faster of $(Seconds $reads) s | $(Ratio $r.Export $r.Read) |
 | the zip | $([math]::Round($r.Size / 1MB)) MB ($([math]::Round($r.Size / $FleetSize / 1MB, 1)) MB a node): map entries $([math]::Round($raw / 1MB)) MB, typed JSON $([math]::Round($json / 1MB)) MB ($jsonLeftOut typed JSON files left out by -MaxSize) | raw conntrack: $([math]::Round($count * $FleetSize * 88 / 1MB)) MB (88 bytes an entry) | $(Ratio $r.Size ($count * $FleetSize * 88)) |
 | pwsh memory growth during the export, in a pwsh of its own (VmHWM - VmRSS before) | $([math]::Round($r.Growth)) MB | the read, in a pwsh of its own: $([math]::Round($r.ReadGrowth)) MB | $(Ratio $r.Growth $r.ReadGrowth) |
 | managed heap kept after it (after a full GC) | $([math]::Round($r.Kept, 1)) MB | | |
-| (Get-BpfConntrack -Bundle \| Measure-Object).Count, the same $($count * $FleetSize) entries offline | $([math]::Round($r.Offline / 1000, 1)) s | the same read live: $([math]::Round($r.Read / 1000, 1)) s | $(Ratio $r.Offline $r.Read) |
-| pwsh memory growth during that offline read (VmHWM reset before) | $([math]::Round($r.OfflineGrowth)) MB | | |
+| (Get-BpfConntrack -Bundle \| Measure-Object).Count, the same $($count * $FleetSize) entries offline, after the export and in a pwsh of its own | $(Seconds $offlines) s | the same read live: $([math]::Round($r.Read / 1000, 1)) s | $(Ratio $r.Offline $r.Read) |
+| pwsh memory growth during that offline read: after the export (VmHWM reset before); alone | $([math]::Round($r.OfflineGrowth)) MB; $([math]::Round($r.OfflineGrowthAlone)) MB | | |
 
 $(Format-BenchGoalTable $goals)
 "@
