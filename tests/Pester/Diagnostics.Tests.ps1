@@ -104,6 +104,20 @@ Describe 'The guide''s situations, end to end' -Skip:(-not $kernel) {
     }
 }
 
+Describe 'Conntrack sized per CPU' -Skip:(-not $kernel) {
+    It 'capacity names bpfMapSizePerCpuConntrack, which sizes the map where it is set' {
+        $cluster = Start-Scenario capacity-percpu
+        try {
+            $c = @(Test-CalicoEbpf -Check capacity -Node pc-a)
+            $c.Count | Should -Be 1
+            $c[0].Status | Should -Be 'Warning'
+            $c[0].Remediation | Should -Match 'Felix doubles cali_v4_ct\d itself when it is nearly full'
+            $c[0].Remediation | Should -Match 'to size it now: Set-FelixBpfConfig -BpfMapSizePerCpuConntrack 64  \(Felix restarts to resize\)$'
+        }
+        finally { Stop-Scenario $cluster }
+    }
+}
+
 Describe 'Services against NAT: frontends, ready backends, traffic policies, one id per service (Calico #13279)' -Skip:(-not $kernel) {
     BeforeAll {
         $cluster = Start-Scenario services

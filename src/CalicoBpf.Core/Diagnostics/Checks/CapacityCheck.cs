@@ -9,7 +9,8 @@ namespace CalicoBpf.Diagnostics;
 /// arrays or ring buffers) above 90 % full, each with what happens when it is full and what grows it:
 /// the FelixConfiguration field that sizes it (../shared/reference/calico-bpf-maps.md, 1 and 1.5), or
 /// "fixed" where Calico's code sizes it. A map Felix cannot add to once it is full (not LRU) at 100 %
-/// is a failure. Conntrack from v3.30 grows itself (bpfMapSizeConntrackScaling DoubleIfFull: Felix's
+/// is a failure. Where bpfMapSizePerCpuConntrack is set (v3.30), it sizes conntrack (times the node's
+/// possible CPUs) and is the field to raise. Conntrack from v3.30 grows itself (bpfMapSizeConntrackScaling DoubleIfFull: Felix's
 /// scanner writes the doubled size to /var/lib/calico/bpf_ct_map_size, used when calico-node restarts).
 /// </summary>
 public sealed class CapacityCheck : Check
@@ -52,24 +53,29 @@ public sealed class CapacityCheck : Check
 
     public override IEnumerable<CheckResult> Run(CheckContext context) =>
         context.Local is { } local
-            ? OnLocal(local, l => For(l, l.Node, null))
+            ? OnLocal(local, l => For(l, l.Node, null, null))
             : PerNode(context, node =>
             {
                 context.Require("exec into calico-node");
                 string? scaling = null;
+                long? perCpu = null;
                 try
                 {
-                    scaling = context.Effective(node).TryGetValue("bpfMapSizeConntrackScaling", out FelixEffectiveValue? v) ? v.Value : null;
+                    var effective = context.Effective(node);
+                    scaling = effective.TryGetValue("bpfMapSizeConntrackScaling", out FelixEffectiveValue? v) ? v.Value : null;
+                    perCpu = effective.TryGetValue("bpfMapSizePerCpuConntrack", out FelixEffectiveValue? p)
+                        && long.TryParse(p.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long n) && n > 0 ? n : null;
                 }
                 catch (CheckUnavailableException)
                 {
                     // Without the cluster's configuration, the release's default is what Felix uses.
                 }
 
-                return For(context.Dataplane(node), node.Node, scaling);
+                return For(context.Dataplane(node), node.Node, scaling, perCpu);
             });
 
-    private CheckResult For(Transport.INodeDataplane node, string name, string? scaling)
+    /// <param name="perCpuConntrack">bpfMapSizePerCpuConntrack where it is set (above 0): it sizes conntrack instead of bpfMapSizeConntrack (v3.30).</param>
+    private CheckResult For(Transport.INodeDataplane node, string name, string? scaling, long? perCpuConntrack)
     {
         var maps = MapInventory.List(node, n => !n.EndsWith("_old", StringComparison.Ordinal))
             .Where(m => m.FillPercent is not null && m.Entries is > 0 && !m.Type.IsArray())
@@ -95,9 +101,15 @@ public sealed class CapacityCheck : Check
                 ? $"{m.Name} {m.FillPercent}% (LRU: when full the kernel evicts the least recently used entries, so {entries} lose their state)"
                 : $"{m.Name} {m.FillPercent}% (when full {whenFull})");
             string grow = (m.MaxEntries * 2L).ToString(CultureInfo.InvariantCulture);
-            if (field == "BpfMapSizeConntrack" && selfGrowing)
+            if (field == "BpfMapSizeConntrack" && perCpuConntrack is { } perCpu)
             {
-                fixes.Add(ConntrackGrowth(node, m, grow));
+                // The size is that value times the node's possible CPUs: doubling it doubles the map.
+                (field, grow) = ("BpfMapSizePerCpuConntrack", (perCpu * 2).ToString(CultureInfo.InvariantCulture));
+            }
+
+            if (field is "BpfMapSizeConntrack" or "BpfMapSizePerCpuConntrack" && selfGrowing)
+            {
+                fixes.Add(ConntrackGrowth(node, m, field, grow));
             }
             else if (field is not null)
             {
@@ -114,7 +126,7 @@ public sealed class CapacityCheck : Check
     }
 
     /// <summary>From v3.30 Felix doubles conntrack itself; what it has already decided is in its size file.</summary>
-    private static string ConntrackGrowth(Transport.INodeDataplane node, MapInfo map, string doubled)
+    private static string ConntrackGrowth(Transport.INodeDataplane node, MapInfo map, string field, string doubled)
     {
         string? written = null;
         try
@@ -128,6 +140,6 @@ public sealed class CapacityCheck : Check
 
         return long.TryParse(written, NumberStyles.Integer, CultureInfo.InvariantCulture, out long next) && next > map.MaxEntries
             ? $"Felix has doubled {map.Name} already ({ConntrackSizeFile} holds {next}, bpfMapSizeConntrackScaling DoubleIfFull): restart calico-node on the node to use it"
-            : $"Felix doubles {map.Name} itself when it is nearly full (bpfMapSizeConntrackScaling DoubleIfFull, {ConntrackSizeFile}) and uses the new size when calico-node restarts; to size it now: Set-FelixBpfConfig -BpfMapSizeConntrack {doubled}  (Felix restarts to resize)";
+            : $"Felix doubles {map.Name} itself when it is nearly full (bpfMapSizeConntrackScaling DoubleIfFull, {ConntrackSizeFile}) and uses the new size when calico-node restarts; to size it now: Set-FelixBpfConfig -{field} {doubled}  (Felix restarts to resize)";
     }
 }
