@@ -245,6 +245,40 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         @(Get-BpfTraceLog -Node node-a | Where-Object Message -match $second).Count | Should -Be 1
     }
 
+    It 'a -Follow stream gives every line of a burst to a pipeline slower than the node, then waits for more' {
+        # The pipeline is the slower side here, so the node's lines are handed over in chunks; the last,
+        # partial one must come out when the queue runs empty, not wait for a line that may never come.
+        # 120 short lines: more than the queue holds singly (64), and within a trace buffer not yet
+        # expanded (7 KB a CPU on a machine booted minutes ago), which keeps only its newest lines.
+        $burst = "b$PID"
+        $n = 120
+        Add-TraceMark $burst -Count $n
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$manifestPath'").Invoke()
+        $ps.Commands.Clear()
+        $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
+        $null = $ps.AddScript("Get-BpfTraceLog -Node node-a -Follow -Kubeconfig '$($cluster.Kubeconfig)' | ForEach-Object { Start-Sleep -Milliseconds 5; `$_ } | Where-Object Message -like '$burst-*' | ForEach-Object Message")
+        $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
+        try {
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            while ($out.Count -lt $n -and [DateTime]::UtcNow -lt $deadline -and -not $async.IsCompleted) { Start-Sleep -Milliseconds 50 }
+            # By index: enumerating a PSDataCollection that is still open waits for it to complete.
+            $lines = @(for ($i = 0; $i -lt $out.Count; $i++) { "$($out[$i])" })
+            $errors = @(for ($i = 0; $i -lt $ps.Streams.Error.Count; $i++) { "$($ps.Streams.Error[$i])" })
+            $lines.Count | Should -Be $n -Because "every line arrives while the stream stays open ($($errors -join '; '))"
+            $lines[0] | Should -Be "$burst-1"
+            $lines[-1] | Should -Be "$burst-$n"
+            @($lines | ForEach-Object { [int]($_ -replace '.*-', '') }) | Should -Be (1..$n) -Because 'a node''s lines keep their order'
+            $async.IsCompleted | Should -BeFalse -Because '-Follow goes on after the burst'
+        }
+        finally {
+            $ps.Stop()
+            $ps.Dispose()
+            $left = Wait-NodeIdle $cluster node-a
+        }
+        $left | Should -BeNullOrEmpty
+    }
+
     It 'lists a node''s connect-time programs through bpftool in calico-node, as the local read does' {
         $cgroupRoot = Get-TestCgroupRoot
         if (-not $cgroupRoot) { if ($env:CI -eq 'true') { throw 'no cgroup v2 mount' }; Set-ItResult -Skipped -Because 'no cgroup v2 hierarchy is mounted'; return }

@@ -155,16 +155,18 @@ function Get-ClusterLongestExecTarget($Cluster) {
     (Invoke-RestMethod -SkipCertificateCheck -Uri "$($Cluster.Url)/debug/calicobpf/writes" -Headers @{ Authorization = 'Bearer admin-token' }).longestExecTarget
 }
 
-function Add-TraceMark([string] $Text) {
-    # A line in the kernel's one trace buffer, written from the host: through its tracefs where one is
-    # mounted (a second tracefs mount on /sys/kernel/tracing fails as busy), else through a tracefs of its
-    # own mount namespace, so that the host's mounts stay as they were.
+function Add-TraceMark([string] $Text, [int] $Count = 0) {
+    # A line in the kernel's one trace buffer (with -Count, that many: "$Text-1" to "$Text-$Count", one
+    # write each), written from the host: through its tracefs where one is mounted (a second tracefs
+    # mount on /sys/kernel/tracing fails as busy), else through a tracefs of its own mount namespace, so
+    # that the host's mounts stay as they were.
+    $write = if ($Count -gt 0) { "for i in `$(seq $Count); do echo $Text-`$i; done" } else { "echo $Text" }
     $mounted = Get-Content /proc/self/mounts | ForEach-Object { , ($_ -split ' ') } | Where-Object { $_[2] -eq 'tracefs' } | Select-Object -First 1
     if ($mounted) {
-        & sh -c "echo $Text > '$($mounted[1] -replace '\\040', ' ')/trace_marker'"
+        & sh -c "$write > '$($mounted[1] -replace '\\040', ' ')/trace_marker'"
     }
     else {
-        & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && echo $Text > /sys/kernel/tracing/trace_marker"
+        & unshare --mount --propagation private sh -c "mount -t tracefs nodev /sys/kernel/tracing && { $write; } > /sys/kernel/tracing/trace_marker"
     }
     if ($LASTEXITCODE) { throw "Writing '$Text' to the trace buffer failed (exit code $LASTEXITCODE)." }
 }

@@ -7,6 +7,11 @@ namespace CalicoBpf.Commands;
 /// of its own, while the pipeline thread writes what they yield (objects, the engine's warnings and
 /// verbose messages, one error per failed node, progress) as it arrives. Workers never write to the
 /// pipeline themselves. Stopping the pipeline, or a downstream Select-Object -First, stops them all.
+/// Objects are handed over one at a time while the queue has room; once it is full (the pipeline is
+/// the slower side) a worker gathers them in chunks of <see cref="ChunkSize"/>, so that the pipeline
+/// thread wakes a waiting worker once a chunk, not once an object (at 25 million objects that was a
+/// tenth of a fleet read). A worker's partial chunk is taken by the pipeline thread itself as soon as
+/// the queue runs empty, so a -Follow stream's objects are never held back waiting for more.
 /// </summary>
 internal sealed class NodeFanOut
 {
@@ -19,6 +24,19 @@ internal sealed class NodeFanOut
     private readonly Func<CalicoNode, CancellationToken, INodeDataplane> _open;
     private readonly Action<IEngineReporter> _useReporter;
     private readonly Func<CalicoNode, Exception, ErrorRecord> _nodeError;
+
+    /// <summary>Objects a worker gathers into one hand-over while the queue is full.</summary>
+    internal const int ChunkSize = 32;
+
+    /// <summary>
+    /// Hand-overs the queue holds (an object, a chunk or a message each): with full chunks 2,048
+    /// objects, and the workers' partial chunks under 32 more each; the queue of single objects before
+    /// chunks held 4,096.
+    /// </summary>
+    private const int QueueCapacity = 64;
+
+    /// <summary>How long the pipeline thread waits on an empty queue before it looks at the workers' partial chunks again.</summary>
+    private const int PendingCheckMilliseconds = 100;
 
     /// <param name="cmdlet">Writes the results, on the pipeline thread.</param>
     /// <param name="throttleLimit">How many nodes are read at once.</param>
@@ -55,7 +73,8 @@ internal sealed class NodeFanOut
         // The workers stop when the pipeline stops, and also when a downstream command (Select-Object
         // -First) ends it early: then nothing is left blocked on the queue or running on a node.
         using var work = CancellationTokenSource.CreateLinkedTokenSource(_cancel);
-        var results = new BlockingCollection<object?>(boundedCapacity: 4096);
+        var results = new BlockingCollection<object?>(boundedCapacity: QueueCapacity);
+        var pending = new Handovers(results, work.Token);
         int done = 0;
         using var throttle = new SemaphoreSlim(_throttleLimit);
         Task producer = Task.Run(async () =>
@@ -74,10 +93,22 @@ internal sealed class NodeFanOut
                         {
                             // Named (cbpf-node ..., as /proc/PID/task/*/comm shows it), so a test can see none is left.
                             Thread.CurrentThread.Name = WorkerThreadPrefix + node.Node;
-                            _useReporter(new QueueReporter(results, node.Node, work.Token));
-                            foreach (T item in read(node, work.Token))
+                            Pending mine = pending.Worker();
+                            _useReporter(new QueueReporter(mine, node.Node));
+                            try
                             {
-                                results.Add(item, work.Token);
+                                foreach (T item in read(node, work.Token))
+                                {
+                                    mine.Hand(item);
+                                }
+                            }
+                            finally
+                            {
+                                // What was read before the end (or a failure) goes before the node's error and its end.
+                                if (!work.IsCancellationRequested)
+                                {
+                                    mine.Flush();
+                                }
                             }
                         }, work.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                     }
@@ -108,8 +139,28 @@ internal sealed class NodeFanOut
         var progress = new ProgressRecord(1, $"Reading {targets.Count} node(s)", "Starting");
         try
         {
-            foreach (object? o in results.GetConsumingEnumerable(work.Token))
+            while (true)
             {
+                if (!results.TryTake(out object? o))
+                {
+                    // Nothing queued: the workers' partial chunks, then a short wait (a chunk begun just as
+                    // the queue ran empty is looked at again after it).
+                    if (pending.TakeAll(WriteItem))
+                    {
+                        continue;
+                    }
+
+                    if (!results.TryTake(out o, PendingCheckMilliseconds, work.Token))
+                    {
+                        if (results.IsCompleted)
+                        {
+                            break;
+                        }
+
+                        continue;
+                    }
+                }
+
                 switch (o)
                 {
                     case null:
@@ -126,12 +177,15 @@ internal sealed class NodeFanOut
                     case EngineMessage m:
                         _cmdlet.WriteVerbose(m.Text);
                         break;
-                    case T item when take is not null:
-                        take(item);
+                    case Chunk c:
+                        foreach (object? item in c.Items)
+                        {
+                            WriteItem(item);
+                        }
+
                         break;
                     default:
-                        _cmdlet.WriteObject(o);
-                        StreamingMemory.Written();
+                        WriteItem(o);
                         break;
                 }
             }
@@ -154,6 +208,18 @@ internal sealed class NodeFanOut
         {
             // Cancelled workers: their nodes' exec sessions were closed with them.
         }
+
+        void WriteItem(object? o)
+        {
+            if (o is T item && take is not null)
+            {
+                take(item);
+                return;
+            }
+
+            _cmdlet.WriteObject(o);
+            StreamingMemory.Written();
+        }
     }
 
     private IEnumerable<T> OpenAndRead<T>(CalicoNode node, CancellationToken token, Func<INodeDataplane, IEnumerable<T>> read)
@@ -174,24 +240,156 @@ internal sealed class NodeFanOut
 
     private sealed record NodeFailure(CalicoNode Node, Exception Error);
 
+    /// <summary>Objects of one worker handed over at once.</summary>
+    private sealed record Chunk(List<object?> Items);
+
+    /// <summary>
+    /// One worker's hand-over: an object goes to the queue at once while the queue has room and nothing
+    /// of the worker waits; otherwise it joins the worker's partial chunk, which goes to the queue when
+    /// full (the worker waits for room then, once per chunk) or is taken by the pipeline thread when the
+    /// queue runs empty. A worker's objects stay in the order it read them: a partial chunk exists only
+    /// while nothing of the worker is on its way to the queue.
+    /// </summary>
+    private sealed class Pending
+    {
+        private readonly Handovers _all;
+        private readonly object _gate = new();
+        private List<object?> _items = new(ChunkSize);
+
+        public Pending(Handovers all)
+        {
+            _all = all;
+        }
+
+        public void Hand(object? item)
+        {
+            List<object?>? full = null;
+            lock (_gate)
+            {
+                if (_items.Count == 0 && _all.Queue.TryAdd(item))
+                {
+                    return;
+                }
+
+                _items.Add(item);
+                if (_items.Count >= ChunkSize)
+                {
+                    full = _items;
+                    _items = new List<object?>(ChunkSize);
+                    Interlocked.Add(ref _all.Waiting, 1 - ChunkSize);
+                }
+                else
+                {
+                    Interlocked.Increment(ref _all.Waiting);
+                }
+            }
+
+            if (full is not null)
+            {
+                _all.Queue.Add(new Chunk(full), _all.Token);
+            }
+        }
+
+        /// <summary>Hands over the partial chunk (before a message of the worker, and at its end).</summary>
+        public void Flush()
+        {
+            if (TakeAll() is { } items)
+            {
+                _all.Queue.Add(new Chunk(items), _all.Token);
+            }
+        }
+
+        /// <summary>Sends a message of the worker, after what it read before it.</summary>
+        public void Send(object message)
+        {
+            Flush();
+            _all.Queue.Add(message, _all.Token);
+        }
+
+        /// <summary>The partial chunk, taken away; null when there is none.</summary>
+        public List<object?>? TakeAll()
+        {
+            lock (_gate)
+            {
+                if (_items.Count == 0)
+                {
+                    return null;
+                }
+
+                List<object?> items = _items;
+                _items = new List<object?>(ChunkSize);
+                Interlocked.Add(ref _all.Waiting, -items.Count);
+                return items;
+            }
+        }
+    }
+
+    /// <summary>The queue of one read and its workers' partial chunks, with how many objects those hold.</summary>
+    private sealed class Handovers
+    {
+        private readonly ConcurrentQueue<Pending> _workers = new();
+
+        public Handovers(BlockingCollection<object?> queue, CancellationToken token)
+        {
+            Queue = queue;
+            Token = token;
+        }
+
+        public BlockingCollection<object?> Queue { get; }
+
+        public CancellationToken Token { get; }
+
+        /// <summary>Objects in partial chunks: while it is 0 (the queue has room), looking costs one read.</summary>
+        public int Waiting;
+
+        public Pending Worker()
+        {
+            var p = new Pending(this);
+            _workers.Enqueue(p);
+            return p;
+        }
+
+        /// <summary>Writes, on the pipeline thread, the objects the workers have gathered and not handed over; false when there were none.</summary>
+        public bool TakeAll(Action<object?> write)
+        {
+            if (Volatile.Read(ref Waiting) == 0)
+            {
+                return false;
+            }
+
+            bool any = false;
+            foreach (Pending p in _workers)
+            {
+                if (p.TakeAll() is { } items)
+                {
+                    any = true;
+                    foreach (object? item in items)
+                    {
+                        write(item);
+                    }
+                }
+            }
+
+            return any;
+        }
+    }
+
     private sealed record EngineMessage(bool IsWarning, string Text);
 
     /// <summary>Workers may not write to the pipeline: their messages queue up and are written by the pipeline thread.</summary>
     private sealed class QueueReporter : IEngineReporter
     {
-        private readonly BlockingCollection<object?> _queue;
+        private readonly Pending _worker;
         private readonly string _node;
-        private readonly CancellationToken _cancellationToken;
 
-        public QueueReporter(BlockingCollection<object?> queue, string node, CancellationToken cancellationToken)
+        public QueueReporter(Pending worker, string node)
         {
-            _queue = queue;
+            _worker = worker;
             _node = node;
-            _cancellationToken = cancellationToken;
         }
 
-        public void Warning(string message) => _queue.Add(new EngineMessage(true, $"{_node}: {message}"), _cancellationToken);
+        public void Warning(string message) => _worker.Send(new EngineMessage(true, $"{_node}: {message}"));
 
-        public void Verbose(string message) => _queue.Add(new EngineMessage(false, $"{_node}: {message}"), _cancellationToken);
+        public void Verbose(string message) => _worker.Send(new EngineMessage(false, $"{_node}: {message}"));
     }
 }
