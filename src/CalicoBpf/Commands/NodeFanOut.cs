@@ -9,8 +9,8 @@ namespace CalicoBpf.Commands;
 /// pipeline themselves. Stopping the pipeline, or a downstream Select-Object -First, stops them all.
 /// Objects are handed over one at a time while the queue has room; once it is full (the pipeline is
 /// the slower side) a worker gathers them in chunks of <see cref="ChunkSize"/>, so that the pipeline
-/// thread wakes a waiting worker once a chunk, not once an object (at 25 million objects that was a
-/// tenth of a fleet read). A worker's partial chunk is taken by the pipeline thread itself as soon as
+/// thread wakes a waiting worker once a chunk, not once an object (that was a quarter of a live read
+/// of 50 nodes' full tables, half of the same read from a bundle: docs/performance.md). A worker's partial chunk is taken by the pipeline thread itself as soon as
 /// the queue runs empty, so a -Follow stream's objects are never held back waiting for more.
 /// </summary>
 internal sealed class NodeFanOut
