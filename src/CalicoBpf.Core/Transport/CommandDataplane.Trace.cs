@@ -4,6 +4,9 @@ namespace CalicoBpf.Transport;
 
 public sealed partial class CommandDataplane
 {
+    /// <summary>The tracing directory found in calico-node's mounts (<see cref="TracingDirectoryOf"/>); null: none found yet.</summary>
+    private string? _tracingDirectory;
+
     /// <summary>
     /// The trace buffer (or, following, the pipe) of the node's kernel from inside calico-node, through
     /// a mounted tracefs, found in the container's mounts by the rule local mode uses
@@ -88,7 +91,11 @@ public sealed partial class CommandDataplane
             : null;
     }
 
-    /// <summary>The tracing directory asked for, or the one calico-node's mounts have (one exec); null when there is none.</summary>
+    /// <summary>
+    /// The tracing directory asked for, or the one calico-node's mounts have (one exec, kept for this node's
+    /// later questions: the trace lines and the clock's lead); null when there is none, asked again next
+    /// time, since bpftool prog tracelog mounts one when it runs.
+    /// </summary>
     private string? TracingDirectoryOf(string? tracingDirectory) =>
-        tracingDirectory ?? (ReadTextFile("/proc/self/mounts") is { } mounts ? TraceFs.TracingDirectory(mounts, _ => true) : null);
+        tracingDirectory ?? (_tracingDirectory ??= ReadTextFile("/proc/self/mounts") is { } mounts ? TraceFs.TracingDirectory(mounts, _ => true) : null);
 }
