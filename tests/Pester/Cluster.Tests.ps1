@@ -279,6 +279,36 @@ Describe 'Cluster mode' -Skip:(-not $kernel) {
         $left | Should -BeNullOrEmpty
     }
 
+    It 'a -Follow stream stays open through a quiet trace pipe longer than -TimeoutSec, and gives the next line' {
+        # A quiet pipe is the normal case: the node's side sends a blank line a second, which the session's
+        # silence watch sees and the stream drops; without it the watch closed the session after -TimeoutSec.
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$manifestPath'").Invoke()
+        $ps.Commands.Clear()
+        $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
+        $mark = "quiet$PID-$([guid]::NewGuid().ToString('N').Substring(0, 6))"
+        $null = $ps.AddScript("Get-BpfTraceLog -Node node-a -Follow -TimeoutSec 2 -Kubeconfig '$($cluster.Kubeconfig)' | Where-Object Message -like '$mark*' | ForEach-Object Message")
+        $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
+        try {
+            Start-Sleep -Seconds 6
+            $errors = @(for ($i = 0; $i -lt $ps.Streams.Error.Count; $i++) { "$($ps.Streams.Error[$i])" })
+            $errors | Should -BeNullOrEmpty -Because 'three times -TimeoutSec of a quiet pipe is no fault of the node'
+            $async.IsCompleted | Should -BeFalse
+            Add-TraceMark $mark
+            $deadline = [DateTime]::UtcNow.AddSeconds(20)
+            while ($out.Count -lt 1 -and [DateTime]::UtcNow -lt $deadline -and -not $async.IsCompleted) { Start-Sleep -Milliseconds 50 }
+            $errors = @(for ($i = 0; $i -lt $ps.Streams.Error.Count; $i++) { "$($ps.Streams.Error[$i])" })
+            $out.Count | Should -Be 1 -Because "the line written after the quiet arrives ($($errors -join '; '))"
+            "$($out[0])" | Should -Be $mark
+        }
+        finally {
+            $ps.Stop()
+            $ps.Dispose()
+            $left = Wait-NodeIdle $cluster node-a
+        }
+        $left | Should -BeNullOrEmpty -Because 'the reader and its keep-alive loop end with the stream'
+    }
+
     It 'lists a node''s connect-time programs through bpftool in calico-node, as the local read does' {
         $cgroupRoot = Get-TestCgroupRoot
         if (-not $cgroupRoot) { if ($env:CI -eq 'true') { throw 'no cgroup v2 mount' }; Set-ItResult -Skipped -Because 'no cgroup v2 hierarchy is mounted'; return }

@@ -22,10 +22,10 @@ public sealed partial class CommandDataplane
         // chosen here, from the mounts, in one exec before the read.
         string? dir = TracingDirectoryOf(tracingDirectory);
         string file = follow ? "trace_pipe" : "trace";
-        string script = dir is not null
-            ? (tracingDirectory is null ? "[ -f \"$1/" + file + "\" ] || exit 4; " : string.Empty) + "exec cat \"$1/" + file + "\""
-            : follow ? "command -v bpftool >/dev/null || exit 3; exec bpftool prog tracelog 2>/dev/null"
-            : "exit 4";
+        string check = dir is not null && tracingDirectory is null ? "[ -f \"$1/" + file + "\" ] || exit 4; " : string.Empty;
+        string script = dir is null && !follow ? "exit 4"
+            : !follow ? check + "exec cat \"$1/trace\""
+            : (dir is null ? "command -v bpftool >/dev/null || exit 3; " : check) + KeepAlive(dir is null ? "bpftool prog tracelog 2>/dev/null" : "cat \"$1/trace_pipe\"");
         // Ended by the caller's token (Ctrl+C) and by this dataplane's (a fan-out whose downstream stopped
         // it, Select-Object -First): a follow waits for the next line, which may never come.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cancellationToken);
@@ -59,6 +59,16 @@ public sealed partial class CommandDataplane
                 BpfEnvironmentProblem.NoTraceFs, "/sys/kernel/tracing", ex);
         }
     }
+
+    /// <summary>
+    /// A follow's reader behind a blank line a second: a quiet trace pipe is the normal case, and the
+    /// session's silence watch (-TimeoutSec) must not take it for a node that stopped answering. The blank
+    /// lines cannot split a trace line: a read of trace_pipe gives whole lines and at most a page less a
+    /// byte, so cat's writes, and bpftool's line by line, are each one atomic pipe write (PIPE_BUF 4096).
+    /// The lifeline ends the reader with the shell (one process group).
+    /// </summary>
+    private static string KeepAlive(string reader) =>
+        reader + " & c=$!; while kill -0 $c 2>/dev/null; do sleep 1 & wait $!; printf '\\n'; done; wait $c";
 
     /// <summary>
     /// The trace clock's lead over the monotonic clock (<see cref="INodeTrace.TraceClockOffset"/>), in one
