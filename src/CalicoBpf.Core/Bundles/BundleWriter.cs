@@ -50,7 +50,10 @@ public sealed class BundleWriter : IDisposable
     public Stream CreateGzip(string entry, bool facts = false)
     {
         var file = new CountingStream(new FileStream(PathOf(entry), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16), this, entry, facts ? _maxSize : _maxSize - FactsReserve);
-        return new GZipStream(file, CompressionLevel.Fastest);
+        // Writers give a map's entries a key and a value at a time: gathered here, deflate sees 64 KiB runs
+        // (one call into zlib for a thousand entries, not two for each). Flush still reaches gzip (a sync point):
+        // write lines through a buffer of your own rather than flushing each (DiagnosticExport.WriteFamily).
+        return new BufferedStream(new GZipStream(file, CompressionLevel.Fastest), 1 << 16);
     }
 
     /// <summary>The share of the bound only facts files may use: a quarter of it, at most 256 MB.</summary>
