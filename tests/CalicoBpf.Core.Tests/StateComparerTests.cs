@@ -65,6 +65,23 @@ public sealed class StateComparerTests
     }
 
     [Fact]
+    public void The_ipv4_and_ipv6_maglev_tables_and_policy_programs_are_keyed_apart()
+    {
+        // cali_v4_mglv and cali_v6_mglv number services apart, and an interface's v4 and v6 programs carry
+        // the same rules: one id or rule in both is two objects, and the IPv6 one going is what is removed.
+        static MaglevEntry Slot(string backend) => new() { Node = "n1", ServiceId = 7, Ordinal = 0, BackendAddressValue = IPAddress.Parse(backend), BackendPort = 80 };
+        var before = new object[] { Slot("10.65.0.5"), Slot("fd00:10:65::5") };
+        var after = new object[] { Slot("10.65.0.5") };
+        Assert.Equal(new[] { "Removed IPv6 service 7 slot 0" }, Lines(StateComparer.Compare("maglev", "n1", before, "n1", after, false, CancellationToken.None)));
+
+        static PolicyRule Rule(bool ipv6, string action) => new() { Node = "n1", Interface = "cali1234", Hook = PolicyHook.Ingress, IPv6 = ipv6, Tier = "default", Policy = "allow-dns", Index = 0, Action = action };
+        var rulesBefore = new object[] { Rule(false, "Allow"), Rule(true, "Allow") };
+        var rulesAfter = new object[] { Rule(false, "Allow"), Rule(true, "Deny") };
+        Assert.Equal(new[] { "Changed cali1234 Ingress IPv6 default/allow-dns[0] Action: Allow -> Deny" },
+            Lines(StateComparer.Compare("policy", "n1", rulesBefore, "n1", rulesAfter, false, CancellationToken.None)));
+    }
+
+    [Fact]
     public void Every_family_it_compares_is_a_family_a_bundle_holds()
     {
         Assert.All(StateComparer.Names, n => Assert.Contains(n, DataplaneFamilies.Names));

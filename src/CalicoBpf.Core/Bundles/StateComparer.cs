@@ -1,3 +1,5 @@
+using System.Net.Sockets;
+
 namespace CalicoBpf.Bundles;
 
 /// <summary>
@@ -17,7 +19,8 @@ public static class StateComparer
         ["nat"] = (o => o is NatFrontend f ? $"{f.Frontend} {f.Protocol}" + (f.SourceCidr is { Length: > 0 } cidr ? " from " + cidr : string.Empty) + (f.IsNodePortWildcard ? " (any node address)" : string.Empty) : Other(o),
             Array.Empty<string>()),
         ["nat-affinity"] = (o => o is NatAffinity a ? $"{a.ServiceEndpoint} {a.Protocol} client {a.ClientAddress}" : Other(o), new[] { "Age", "LastRefreshed", "TimestampNanoseconds" }),
-        ["maglev"] = (o => o is MaglevEntry m ? $"service {m.ServiceId} slot {m.Ordinal}" : Other(o), Array.Empty<string>()),
+        // The v4 and v6 Maglev maps number their services apart: the same id and slot in both are two entries.
+        ["maglev"] = (o => o is MaglevEntry m ? $"{Family(m.BackendAddressValue.AddressFamily == AddressFamily.InterNetworkV6)}service {m.ServiceId} slot {m.Ordinal}" : Other(o), Array.Empty<string>()),
         ["routes"] = (o => o is Route r ? r.Cidr : Other(o), Array.Empty<string>()),
         ["ipsets"] = (o => o is IpSetMember m ? $"{m.SetIdText} {m.Member}" : Other(o), Array.Empty<string>()),
         ["arp"] = (o => o is ArpEntry a ? $"{a.Address} on {a.Interface}" : Other(o), Array.Empty<string>()),
@@ -25,7 +28,8 @@ public static class StateComparer
         ["attachments"] = (o => o is ProgramAttachment a ? $"{a.Interface} {a.AttachPoint}" : Other(o), Array.Empty<string>()),
         ["qdiscs"] = (o => o is QdiscStatistic q ? $"{q.Interface} {q.Handle} {q.Kind}" : Other(o), new[] { "Bytes", "Packets", "Drops", "Overlimits", "Requeues", "Backlog", "QueueLength" }),
         ["counters"] = (o => o is InterfaceCounter c ? $"{c.Interface} {c.Id}" : Other(o), new[] { "Ingress", "Egress", "Xdp" }),
-        ["policy"] = (o => o is PolicyRule r ? $"{r.Interface} {r.Hook} {r.Tier}/{r.Policy}[{r.Index}]" : Other(o), new[] { "HitCount" }),
+        // An interface's v4 and v6 programs each carry the same policies: a rule of each is two rules.
+        ["policy"] = (o => o is PolicyRule r ? $"{r.Interface} {r.Hook} {Family(r.IPv6)}{r.Tier}/{r.Policy}[{r.Index}]" : Other(o), new[] { "HitCount" }),
         ["connect-time"] = (o => o is ConnectTimeProgram p ? $"{p.Cgroup} {p.AttachType} {p.Name}" : Other(o), new[] { "Loaded" }),
         ["maps"] = (o => o is MapInfo m ? m.Name : Other(o), new[] { "Entries", "FillPercent" }),
     };
@@ -89,6 +93,9 @@ public static class StateComparer
             yield return new StateDifference { Node = referenceNode, DifferenceNode = differenceNode, Family = family, Key = k, Change = StateChange.Removed, Reference = held[k] };
         }
     }
+
+    /// <summary>"IPv6 " in the key of an IPv6 object of a family whose two maps or programs share ids; IPv4 keys stay as they were.</summary>
+    private static string Family(bool ipv6) => ipv6 ? "IPv6 " : string.Empty;
 
     private static string Other(object o) => o.ToString() ?? o.GetType().Name;
 

@@ -87,7 +87,7 @@ public sealed class CompareBpfStateCommand : MapCmdletBase
                 if (difference is null && !reference.HasCluster)
                 {
                     // A bundle of this machine, against this machine now.
-                    compare = (node, token) => Compared(node.Node, reference.OpenNode(node.Node, Given), node.Node, OpenLocalNode(), families, token);
+                    compare = (node, token) => Compared(node.Node, () => reference.OpenNode(node.Node, Given), node.Node, () => OpenLocalNode(), families, token);
                     RunHere(targets, compare);
                     return;
                 }
@@ -132,17 +132,26 @@ public sealed class CompareBpfStateCommand : MapCmdletBase
             throw new ItemNotFoundException($"The cluster has no node {one.Node} now: the bundle's node is not compared. Get-CalicoNode lists the nodes.");
         }
 
-        return Compared(one.Node, Side(reference, one, token), other.Node, Side(difference, other, token), families, token);
+        return Compared(one.Node, () => Side(reference, one, token), other.Node, () => Side(difference, other, token), families, token);
     }
 
     private INodeDataplane Side(BundleCluster? bundle, CalicoNode node, CancellationToken token) =>
         bundle is not null ? bundle.OpenNode(node.Node, Given) : OpenNode(Cluster, node, token);
 
-    /// <summary>Every family of one pair of sides; a family one side cannot read is a warning, and the rest goes on.</summary>
-    private IEnumerable<StateDifference> Compared(string referenceName, INodeDataplane reference, string differenceName, INodeDataplane difference, string[] families, CancellationToken token)
+    /// <summary>
+    /// Every family of one pair of sides; a family one side cannot read is a warning, and the rest goes on.
+    /// The sides are opened here, on the first read and inside the try, so that what was opened is closed
+    /// whatever happens: the difference side failing to open after the reference side, a failure or an early
+    /// stop mid-way; and nothing is opened for a comparison whose enumeration never starts.
+    /// </summary>
+    private IEnumerable<StateDifference> Compared(string referenceName, Func<INodeDataplane> openReference, string differenceName, Func<INodeDataplane> openDifference, string[] families, CancellationToken token)
     {
+        INodeDataplane? reference = null;
+        INodeDataplane? difference = null;
         try
         {
+            reference = openReference();
+            difference = openDifference();
             foreach (string family in StateComparer.Names.Where(families.Contains))
             {
                 List<object>? before = Materialized(reference, family, "reference", token);
