@@ -1,5 +1,3 @@
-using System.Net.Sockets;
-
 namespace CalicoBpf.Bundles;
 
 /// <summary>
@@ -20,7 +18,7 @@ public static class StateComparer
             Array.Empty<string>()),
         ["nat-affinity"] = (o => o is NatAffinity a ? $"{a.ServiceEndpoint} {a.Protocol} client {a.ClientAddress}" : Other(o), new[] { "Age", "LastRefreshed", "TimestampNanoseconds" }),
         // The v4 and v6 Maglev maps number their services apart: the same id and slot in both are two entries.
-        ["maglev"] = (o => o is MaglevEntry m ? $"{Family(m.BackendAddressValue.AddressFamily == AddressFamily.InterNetworkV6)}service {m.ServiceId} slot {m.Ordinal}" : Other(o), Array.Empty<string>()),
+        ["maglev"] = (o => o is MaglevEntry m ? $"{IpFamilyPrefix(ConntrackText.IsIPv6(m.BackendAddressValue))}service {m.ServiceId} slot {m.Ordinal}" : Other(o), Array.Empty<string>()),
         ["routes"] = (o => o is Route r ? r.Cidr : Other(o), Array.Empty<string>()),
         ["ipsets"] = (o => o is IpSetMember m ? $"{m.SetIdText} {m.Member}" : Other(o), Array.Empty<string>()),
         ["arp"] = (o => o is ArpEntry a ? $"{a.Address} on {a.Interface}" : Other(o), Array.Empty<string>()),
@@ -29,7 +27,7 @@ public static class StateComparer
         ["qdiscs"] = (o => o is QdiscStatistic q ? $"{q.Interface} {q.Handle} {q.Kind}" : Other(o), new[] { "Bytes", "Packets", "Drops", "Overlimits", "Requeues", "Backlog", "QueueLength" }),
         ["counters"] = (o => o is InterfaceCounter c ? $"{c.Interface} {c.Id}" : Other(o), new[] { "Ingress", "Egress", "Xdp" }),
         // An interface's v4 and v6 programs each carry the same policies: a rule of each is two rules.
-        ["policy"] = (o => o is PolicyRule r ? $"{r.Interface} {r.Hook} {Family(r.IPv6)}{r.Tier}/{r.Policy}[{r.Index}]" : Other(o), new[] { "HitCount" }),
+        ["policy"] = (o => o is PolicyRule r ? $"{r.Interface} {r.Hook} {IpFamilyPrefix(r.IPv6)}{r.Tier}/{r.Policy}[{r.Index}]" : Other(o), new[] { "HitCount" }),
         ["connect-time"] = (o => o is ConnectTimeProgram p ? $"{p.Cgroup} {p.AttachType} {p.Name}" : Other(o), new[] { "Loaded" }),
         ["maps"] = (o => o is MapInfo m ? m.Name : Other(o), new[] { "Entries", "FillPercent" }),
     };
@@ -95,7 +93,7 @@ public static class StateComparer
     }
 
     /// <summary>"IPv6 " in the key of an IPv6 object of a family whose two maps or programs share ids; IPv4 keys stay as they were.</summary>
-    private static string Family(bool ipv6) => ipv6 ? "IPv6 " : string.Empty;
+    private static string IpFamilyPrefix(bool ipv6) => ipv6 ? "IPv6 " : string.Empty;
 
     private static string Other(object o) => o.ToString() ?? o.GetType().Name;
 
