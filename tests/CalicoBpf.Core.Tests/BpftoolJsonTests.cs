@@ -157,6 +157,30 @@ public class BpftoolJsonTests
         Assert.Null(lines.ReadLine());
     }
 
+    [Theory]
+    [InlineData(7)]
+    [InlineData(100_000)]
+    public void A_batch_grows_to_its_size_keeping_the_entries_it_holds(int chunk)
+    {
+        // The batch starts small (a counters map's few entries) and grows while entries come: every entry,
+        // in order, and full batches of the size asked for once the dump is long enough.
+        string json = "[" + string.Join(",", Enumerable.Range(0, 9000).Select(i => $$"""{"key":["0x{{i % 256:x2}}","0x{{i / 256:x2}}"],"value":["0x{{i % 251:x2}}","0x02","0x{{i / 251:x2}}"]}""")) + "]";
+        var reader = new BpftoolJsonReader(new Trickle(Encoding.UTF8.GetBytes(json), chunk), Hash, 1, "test");
+        var sizes = new List<int>();
+        int n = 0;
+        foreach (RawEntryBatch b in reader.ReadBatches(4096, CancellationToken.None))
+        {
+            sizes.Add(b.Count);
+            for (int i = 0; i < b.Count; i++, n++)
+            {
+                Assert.Equal(new[] { (byte)(n % 256), (byte)(n / 256) }, b.Key(i).ToArray());
+                Assert.Equal(new[] { (byte)(n % 251), (byte)2, (byte)(n / 251) }, b.Value(i).ToArray());
+            }
+        }
+
+        Assert.Equal(new[] { 4096, 4096, 808 }, sizes);
+    }
+
     [Fact]
     public void A_line_stream_left_unread_is_skipped_when_disposed()
     {

@@ -44,10 +44,21 @@ public sealed class RawEntryBatch
 
     public ReadOnlySpan<byte> Value(int index) => Values.AsSpan(index * ValueStride, ValueStride);
 
+    /// <summary>New, larger buffers; what the batch held is dropped (a kernel batch read asks again).</summary>
     public void Grow(int capacity)
     {
         Capacity = capacity;
         Keys = GC.AllocateUninitializedArray<byte>(capacity * KeySize);
         Values = GC.AllocateUninitializedArray<byte>(capacity * ValueStride);
+    }
+
+    /// <summary>Larger buffers keeping the <see cref="Count"/> entries already in the batch.</summary>
+    public void Enlarge(int capacity)
+    {
+        byte[] keys = Keys;
+        byte[] values = Values;
+        Grow(capacity);
+        keys.AsSpan(0, Count * KeySize).CopyTo(Keys);
+        values.AsSpan(0, Count * ValueStride).CopyTo(Values);
     }
 }

@@ -45,15 +45,31 @@ public sealed partial class BpftoolJsonReader
     /// <summary>Entries skipped because bpftool could not look them up (they vanished meanwhile).</summary>
     public int Vanished { get; private set; }
 
+    /// <summary>Entries the batch has room for before it first grows.</summary>
+    private const int InitialBatch = 64;
+
     public IEnumerable<RawEntryBatch> ReadBatches(int batchSize, CancellationToken cancellationToken)
     {
-        var batch = new RawEntryBatch(_map.KeySize, _map.ValueSize, _map.ValueStride(_cpus), _cpus, _map.Type.IsPerCpu(), batchSize);
+        // The batch starts small and grows (keeping its entries) up to batchSize: most dumps of a sample are
+        // of small maps (counters, a few interfaces), and a full-size batch of per-CPU values is a large-object
+        // allocation (1 MB for 4,096 counter entries on 2 CPUs) that each read would make and drop.
+        var batch = new RawEntryBatch(_map.KeySize, _map.ValueSize, _map.ValueStride(_cpus), _cpus, _map.Type.IsPerCpu(), Math.Min(batchSize, InitialBatch));
         while (!_done)
         {
             cancellationToken.ThrowIfCancellationRequested();
             batch.Count = 0;
-            while (batch.Count < batch.Capacity && !_done)
+            while (!_done)
             {
+                if (batch.Count == batch.Capacity)
+                {
+                    if (batch.Capacity >= batchSize)
+                    {
+                        break;
+                    }
+
+                    batch.Enlarge(Math.Min(batchSize, batch.Capacity * 4));
+                }
+
                 if (!TryParseNextSafely(batch))
                 {
                     if (_eof)

@@ -17,24 +17,28 @@ public sealed class LineSections
     /// <summary>The next non-empty line as text (for headers: keep them short), or null at the end.</summary>
     public string? ReadLine()
     {
+        // Straight from the read buffer: a copy through Stream.CopyTo would rent (and, with many nodes read
+        // at once, allocate) an 80 KB buffer for each header line.
+        using var line = new MemoryStream();
         while (true)
         {
-            using var line = new MemoryStream();
-            using (Stream body = OpenLine())
+            if (!EnsureData())
             {
-                body.CopyTo(line);
+                return line.Length > 0 ? Text(line) : null;
             }
 
-            if (line.Length > 0)
+            int available = _length - _position;
+            int newline = Array.IndexOf(_buffer, (byte)'\n', _position, available);
+            int n = newline < 0 ? available : newline - _position;
+            line.Write(_buffer, _position, n);
+            _position += newline < 0 ? n : n + 1;
+            if (newline >= 0 && line.Length > 0)
             {
-                return System.Text.Encoding.UTF8.GetString(line.GetBuffer(), 0, (int)line.Length);
-            }
-
-            if (_eof && _position == _length)
-            {
-                return null;
+                return Text(line);
             }
         }
+
+        static string Text(MemoryStream line) => System.Text.Encoding.UTF8.GetString(line.GetBuffer(), 0, (int)line.Length);
     }
 
     /// <summary>The next line as a stream that ends before its newline; disposing it skips what was not read.</summary>
@@ -93,11 +97,16 @@ public sealed class LineSections
 
         protected override void Dispose(bool disposing)
         {
-            byte[] skip = new byte[8192];
-            while (Read(skip, 0, skip.Length) > 0)
+            // What was not read is skipped in the owner's buffer, up to and past the newline.
+            while (!_ended && _owner.EnsureData())
             {
+                int available = _owner._length - _owner._position;
+                int newline = Array.IndexOf(_owner._buffer, (byte)'\n', _owner._position, available);
+                _owner._position += newline < 0 ? available : newline - _owner._position + 1;
+                _ended = newline >= 0;
             }
 
+            _ended = true;
             base.Dispose(disposing);
         }
 
