@@ -10,11 +10,11 @@ namespace CalicoBpf.Sampling;
 /// are gone (expired: Felix's cleaner or its timeouts removed them, the LRU table evicted them when full,
 /// or someone removed them). A closed entry that Calico reuses for a new connection of the same ports is
 /// New again. A reading that fails part way makes the next one a baseline, so nothing is reported twice
-/// or from half a table. Only entries that pass the query's
-/// raw filter are kept, and each is kept as its raw key and value bytes in flat arrays (about 60 bytes of
-/// index and the entry's own size, 104 bytes for IPv4), so a full 512,000-entry table costs about 93 MB
-/// of managed heap (docs/performance.md), the same from sample to sample; an entry is decoded only to be written, or, for TCP, when its bytes
-/// changed. A gone entry is written as it was last seen.
+/// or from half a table. Only entries that pass the query's raw filter are kept, and each is kept as its
+/// raw key and value bytes in flat arrays (about 60 bytes of index and the entry's own size, 104 bytes for
+/// IPv4), so a full 512,000-entry table costs about 93 MB of managed heap (docs/performance.md), the same
+/// from sample to sample. An entry is decoded only to be written; its TCP state (closed or not) is read
+/// from its raw legs. A gone entry is written as it was last seen.
 /// </summary>
 public sealed class ConntrackWatcher
 {
@@ -106,14 +106,13 @@ public sealed class ConntrackWatcher
             if (!_index.TryGetValue(k, out int slot))
             {
                 slot = Add(k, key, value, generation);
+                _closed[slot] = IsClosed(layout.StateOf(key, value));
                 if (baseline)
                 {
-                    _closed[slot] = IsTcp(key) && IsClosed(scan.Codec.Decode(key, value));
                     continue;
                 }
 
                 ConntrackEntry opened = scan.Codec.Decode(key, value);
-                _closed[slot] = IsClosed(opened);
                 if (query.MatchesDecoded(opened))
                 {
                     changes.Add(Change(ConntrackChangeKind.New, opened, tick));
@@ -130,13 +129,7 @@ public sealed class ConntrackWatcher
             }
 
             value.CopyTo(kept);
-            if (!IsTcp(key))
-            {
-                continue;
-            }
-
-            ConntrackEntry now = scan.Codec.Decode(key, value);
-            bool closed = IsClosed(now);
+            bool closed = IsClosed(layout.StateOf(key, value));
             if (closed == _closed[slot])
             {
                 continue;
@@ -144,6 +137,7 @@ public sealed class ConntrackWatcher
 
             // Closed now; or a closed entry that Calico reused for a new connection of the same ports (its legs start again): New.
             _closed[slot] = closed;
+            ConntrackEntry now = scan.Codec.Decode(key, value);
             if (query.MatchesDecoded(now))
             {
                 changes.Add(Change(closed ? ConntrackChangeKind.Closed : ConntrackChangeKind.New, now, tick));
@@ -164,10 +158,11 @@ public sealed class ConntrackWatcher
     private static ConntrackChange Change(ConntrackChangeKind kind, ConntrackEntry entry, SampleTick tick) =>
         new() { Node = entry.Node, Sample = tick.Number, Timestamp = tick.Timestamp, Change = kind, Entry = entry };
 
-    /// <summary>calico_ct_key starts with the protocol as a u32.</summary>
-    private static bool IsTcp(ReadOnlySpan<byte> key) => key[0] == (byte)IpProtocol.Tcp;
-
-    private static bool IsClosed(ConntrackEntry e) => e.State is TcpState.Closed or TcpState.Reset;
+    /// <summary>
+    /// A TCP entry whose state is Closed or Reset, decided on its raw bytes (<see cref="ConntrackLayout.StateOf"/>,
+    /// the decoded entry's rule; None for every other protocol): the baseline decodes no entry.
+    /// </summary>
+    private static bool IsClosed(TcpState state) => state is TcpState.Closed or TcpState.Reset;
 
     private int Add(RawKey k, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, int generation)
     {
