@@ -20,25 +20,33 @@ public sealed class LineSections
         // Straight from the read buffer: a copy through Stream.CopyTo would rent (and, with many nodes read
         // at once, allocate) an 80 KB buffer for each header line.
         using var line = new MemoryStream();
-        while (true)
+        while (EnsureData())
         {
-            if (!EnsureData())
-            {
-                return line.Length > 0 ? Text(line) : null;
-            }
-
-            int available = _length - _position;
-            int newline = Array.IndexOf(_buffer, (byte)'\n', _position, available);
-            int n = newline < 0 ? available : newline - _position;
-            line.Write(_buffer, _position, n);
-            _position += newline < 0 ? n : n + 1;
-            if (newline >= 0 && line.Length > 0)
+            bool ended = Take(int.MaxValue, out int start, out int n);
+            line.Write(_buffer, start, n);
+            if (ended && line.Length > 0)
             {
                 return Text(line);
             }
         }
 
+        return line.Length > 0 ? Text(line) : null;
+
         static string Text(MemoryStream line) => System.Text.Encoding.UTF8.GetString(line.GetBuffer(), 0, (int)line.Length);
+    }
+
+    /// <summary>
+    /// Consumes up to <paramref name="max"/> bytes of the current line from the read buffer (which holds
+    /// data), and its newline when reached: the bytes are at <paramref name="start"/>; true when the line ended.
+    /// </summary>
+    private bool Take(int max, out int start, out int n)
+    {
+        int available = Math.Min(max, _length - _position);
+        int newline = Array.IndexOf(_buffer, (byte)'\n', _position, available);
+        start = _position;
+        n = newline < 0 ? available : newline - _position;
+        _position += newline < 0 ? n : n + 1;
+        return newline >= 0;
     }
 
     /// <summary>The next line as a stream that ends before its newline; disposing it skips what was not read.</summary>
@@ -77,21 +85,8 @@ public sealed class LineSections
                 return 0;
             }
 
-            int available = Math.Min(count, _owner._length - _owner._position);
-            int newline = Array.IndexOf(_owner._buffer, (byte)'\n', _owner._position, available);
-            int n = newline < 0 ? available : newline - _owner._position;
-            Array.Copy(_owner._buffer, _owner._position, buffer, offset, n);
-            _owner._position += n;
-            if (newline >= 0)
-            {
-                _owner._position++; // the newline itself
-                _ended = true;
-                if (n == 0)
-                {
-                    return 0;
-                }
-            }
-
+            _ended = _owner.Take(count, out int start, out int n);
+            Array.Copy(_owner._buffer, start, buffer, offset, n);
             return n;
         }
 
@@ -100,10 +95,7 @@ public sealed class LineSections
             // What was not read is skipped in the owner's buffer, up to and past the newline.
             while (!_ended && _owner.EnsureData())
             {
-                int available = _owner._length - _owner._position;
-                int newline = Array.IndexOf(_owner._buffer, (byte)'\n', _owner._position, available);
-                _owner._position += newline < 0 ? available : newline - _owner._position + 1;
-                _ended = newline >= 0;
+                _ended = _owner.Take(int.MaxValue, out _, out _);
             }
 
             _ended = true;
